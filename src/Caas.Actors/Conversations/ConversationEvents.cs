@@ -1,0 +1,45 @@
+using System.Collections.Immutable;
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Conversations;
+
+/// <summary>Every conversation event; versioned manifests live on the serializer's type table.</summary>
+public interface IConversationEvent : IDomainEvent, ICaasMessage;
+
+public sealed record ConversationCreated(EventMeta Meta, string ConversationId, string Type, string? Title,
+    ImmutableArray<InitialMember> Members) : IConversationEvent;
+
+public sealed record ConversationUpdated(EventMeta Meta, string? Title, ImmutableDictionary<string, string>? Metadata)
+    : IConversationEvent;
+
+public sealed record ConversationDeleted(EventMeta Meta) : IConversationEvent;
+
+public sealed record MemberAdded(EventMeta Meta, string UserId, Role Role) : IConversationEvent;
+
+/// <summary><see cref="Reason"/> is <c>left</c>, <c>removed</c> or <c>kicked</c>.</summary>
+public sealed record MemberRemoved(EventMeta Meta, string UserId, string Reason) : IConversationEvent;
+
+public sealed record MemberRoleChanged(EventMeta Meta, string UserId, Role Role) : IConversationEvent;
+
+/// <summary>v2 added <see cref="Enrichment"/>; v1 events read with none.</summary>
+public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, MessageContent Content,
+    MessageEnrichment? Enrichment = null) : IConversationEvent;
+
+public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, MessageContent Content) : IConversationEvent;
+
+public sealed record MessageDeleted(EventMeta Meta, long Seq, string MessageId) : IConversationEvent;
+
+public sealed record ReactionAdded(EventMeta Meta, long Seq, string MessageId, string Reaction) : IConversationEvent;
+
+public sealed record ReactionRemoved(EventMeta Meta, long Seq, string MessageId, string Reaction) : IConversationEvent;
+
+public sealed record UserBanned(EventMeta Meta, string UserId, DateTimeOffset? Until, string? Reason) : IConversationEvent;
+
+public sealed record UserUnbanned(EventMeta Meta, string UserId, string? Reason) : IConversationEvent;
+
+public sealed record UserMuted(EventMeta Meta, string UserId, DateTimeOffset? Until, string? Reason) : IConversationEvent;
+
+public sealed record UserUnmuted(EventMeta Meta, string UserId, string? Reason) : IConversationEvent;
+
+/// <summary>A kick removes the member; with an expiry it also bars rejoining until then.</summary>
+public sealed record UserKicked(EventMeta Meta, string UserId, DateTimeOffset? Until, string? Reason) : IConversationEvent;

@@ -1,0 +1,35 @@
+using System.Collections.Immutable;
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Conversations;
+
+/// <summary>The conversation as a member sees it.</summary>
+public sealed record ConversationView(string ConversationId, string Type, string? Title,
+    ImmutableDictionary<string, string> Metadata, ImmutableArray<Member> Members, DateTimeOffset CreatedAt,
+    string CreatedBy, long LastSeq) : ICaasMessage
+{
+    public static ConversationView Of(ConversationState s) => new(s.ConversationId, s.Type, s.Title, s.Metadata,
+        [.. s.Members.Values.OrderBy(m => m.JoinedAt).ThenBy(m => m.UserId, StringComparer.Ordinal)],
+        s.CreatedAt, s.CreatedBy, s.LastSeq);
+}
+
+/// <summary><see cref="Created"/> is false when a create found the conversation already there (direct pairs).</summary>
+public sealed record ConversationReply(ConversationView View, bool Created) : ICaasMessage;
+
+/// <summary>
+/// The acknowledgement of an accepted message, sent only after its event is in the journal.
+/// <see cref="Repeat"/> marks the answer to a repeated message id; its content is not kept by the entity.
+/// </summary>
+public sealed record MessageAck(string MessageId, string ConversationId, long Seq, string SenderId, MessageContent? Content,
+    DateTimeOffset CreatedAt, bool Repeat) : ICaasMessage;
+
+/// <summary>A message after an edit, delete or reaction.</summary>
+public sealed record MessageChanged(long Seq, string MessageId, string AuthorId, DateTimeOffset CreatedAt, bool Deleted,
+    MessageContent? Content, DateTimeOffset? EditedAt, ImmutableDictionary<string, ImmutableArray<string>> Reactions) : ICaasMessage
+{
+    public static MessageChanged Of(long seq, MessageFacts f, MessageContent? content, DateTimeOffset? editedAt) =>
+        new(seq, f.MessageId, f.AuthorId, f.CreatedAt, f.Deleted, content, editedAt,
+            f.Reactions.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Order(StringComparer.Ordinal).ToImmutableArray()));
+}
+
+public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage;

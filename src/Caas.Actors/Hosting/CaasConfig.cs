@@ -1,0 +1,90 @@
+using Akka.Configuration;
+
+namespace Caas.Actors.Hosting;
+
+/// <summary>Where events and read models live: PostgreSQL (production) or SQLite files (embedded default).</summary>
+public sealed record StorageOptions(bool IsPostgres, string JournalConnectionString, string ReadModelConnectionString)
+{
+    public string ProviderName => IsPostgres ? "PostgreSQL.15" : "SQLite.MS";
+
+    public static StorageOptions Postgres(string connectionString) => new(true, connectionString, connectionString);
+
+    /// <summary>SQLite has one writer, so the journal and the read model get a file each (WAL mode, busy timeout).</summary>
+    public static StorageOptions Sqlite(string dataDir)
+    {
+        Directory.CreateDirectory(dataDir);
+        return new StorageOptions(false, SqliteConnectionString(Path.Combine(dataDir, "journal.db")),
+            SqliteConnectionString(Path.Combine(dataDir, "readmodel.db")));
+    }
+
+    public static string SqliteConnectionString(string file) =>
+        $"Data Source={Path.GetFullPath(file)};Pooling=True;Default Timeout=30";
+}
+
+/// <summary>Loads the HOCON files of <c>hocon/</c> (embedded in this assembly) and composes the node's Akka config.</summary>
+public static class CaasConfig
+{
+    public static readonly string[] Files = ["serialization", "sharding", "persistence", "projections", "pipeline", "cluster"];
+
+    public static string Read(string name)
+    {
+        using var stream = typeof(CaasConfig).Assembly.GetManifestResourceStream($"hocon.{name}.conf")
+                           ?? throw new InvalidOperationException($"hocon/{name}.conf is not embedded.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// Environment variables that override HOCON settings (the files mark each with <c># env: NAME</c>).
+    /// Applied in code because substitutions like <c>${?VAR}</c> are not reliable in Akka.NET's HOCON reader.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> EnvOverrides = new Dictionary<string, string>
+    {
+        ["CAAS_REMOTE_HOSTNAME"] = "akka.remote.dot-netty.tcp.hostname",
+        ["CAAS_REMOTE_PUBLIC_HOSTNAME"] = "akka.remote.dot-netty.tcp.public-hostname",
+        ["CAAS_REMOTE_PORT"] = "akka.remote.dot-netty.tcp.port",
+        ["CAAS_JOURNAL_BATCH_SIZE"] = "akka.persistence.journal.sql.batch-size",
+        ["CAAS_JOURNAL_PARALLELISM"] = "akka.persistence.journal.sql.parallelism",
+        ["CAAS_QUERY_REFRESH"] = "akka.persistence.query.journal.sql.refresh-interval",
+        ["CAAS_SERIALIZE_MESSAGES"] = "akka.actor.serialize-messages",
+        ["CAAS_SNAPSHOT_EVERY"] = "caas.entities.snapshot-every",
+        ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",
+        ["CAAS_MESSAGE_WINDOW"] = "caas.entities.message-window",
+    };
+
+    public static Config FromEnvironment(Func<string, string?>? getEnv = null)
+    {
+        getEnv ??= Environment.GetEnvironmentVariable;
+        var lines = EnvOverrides
+            .Select(kv => (kv.Value, Value: getEnv(kv.Key)))
+            .Where(x => !string.IsNullOrWhiteSpace(x.Value))
+            .Select(x => $"{x.Item1} = {Quote(x.Value!)}");
+        return ConfigurationFactory.ParseString(string.Join("\n", lines));
+    }
+
+    /// <summary>All HOCON files, with the storage's connection strings and the environment's overrides.</summary>
+    public static Config Compose(StorageOptions storage, string? extraHocon = null)
+    {
+        var config = ConfigurationFactory.ParseString(extraHocon ?? string.Empty)
+            .WithFallback(FromEnvironment())
+            .WithFallback(StorageConfig(storage));
+        foreach (var file in Files) config = config.WithFallback(ConfigurationFactory.ParseString(Read(file)));
+        return config.WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    public static Config StorageConfig(StorageOptions storage)
+    {
+        var journal = Quote(storage.JournalConnectionString);
+        var provider = Quote(storage.ProviderName);
+        // SQLite has one writer: parallel journal writers would only wait on each other's locks.
+        var parallelism = storage.IsPostgres ? string.Empty : "akka.persistence.journal.sql.parallelism = 1";
+        return ConfigurationFactory.ParseString($$"""
+            {{parallelism}}
+            akka.persistence.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
+            akka.persistence.snapshot-store.sql { connection-string = {{journal}}, provider-name = {{provider}} }
+            akka.persistence.query.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
+            """);
+    }
+
+    public static string Quote(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}

@@ -1,0 +1,128 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Unicode;
+using Akka.Actor;
+using Akka.Serialization;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Rooms;
+using Caas.Actors.Sessions;
+using Caas.Actors.Tenants;
+
+namespace Caas.Actors.Serialization;
+
+/// <summary>
+/// The one serializer for every CAAS message, event and state: System.Text.Json (snake_case, so events stay
+/// readable in the database for audits) with an explicit, versioned manifest per type. A type that changes shape
+/// gets a new manifest; the old one stays in <see cref="Legacy"/> so every stored version keeps reading.
+/// </summary>
+public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int Id = 4217;
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        // Letters of every script stay as written (the default escapes all non-ASCII), so an auditor reads the text.
+        Encoder = JavaScriptEncoder.Create(UnicodeRanges.All),
+    };
+
+    /// <summary>Current manifests. Events are <c>kind.name.vN</c>; commands and replies need no version history.</summary>
+    public static readonly IReadOnlyDictionary<Type, string> Manifests = new Dictionary<Type, string>
+    {
+        // conversation events
+        [typeof(ConversationCreated)] = "conv.created.v1",
+        [typeof(ConversationUpdated)] = "conv.updated.v1",
+        [typeof(ConversationDeleted)] = "conv.deleted.v1",
+        [typeof(MemberAdded)] = "conv.member-added.v1",
+        [typeof(MemberRemoved)] = "conv.member-removed.v1",
+        [typeof(MemberRoleChanged)] = "conv.member-role-changed.v1",
+        [typeof(MessagePosted)] = "conv.message-posted.v2",
+        [typeof(MessageEdited)] = "conv.message-edited.v1",
+        [typeof(MessageDeleted)] = "conv.message-deleted.v1",
+        [typeof(ReactionAdded)] = "conv.reaction-added.v1",
+        [typeof(ReactionRemoved)] = "conv.reaction-removed.v1",
+        [typeof(UserBanned)] = "conv.user-banned.v1",
+        [typeof(UserUnbanned)] = "conv.user-unbanned.v1",
+        [typeof(UserMuted)] = "conv.user-muted.v1",
+        [typeof(UserUnmuted)] = "conv.user-unmuted.v1",
+        [typeof(UserKicked)] = "conv.user-kicked.v1",
+        [typeof(ConversationState)] = "conv.state.v1",
+        // conversation commands and replies
+        [typeof(CreateConversation)] = "conv.cmd.create",
+        [typeof(UpdateConversation)] = "conv.cmd.update",
+        [typeof(DeleteConversation)] = "conv.cmd.delete",
+        [typeof(AddMember)] = "conv.cmd.add-member",
+        [typeof(RemoveMember)] = "conv.cmd.remove-member",
+        [typeof(ChangeRole)] = "conv.cmd.change-role",
+        [typeof(PostMessage)] = "conv.cmd.post-message",
+        [typeof(EditMessage)] = "conv.cmd.edit-message",
+        [typeof(DeleteMessage)] = "conv.cmd.delete-message",
+        [typeof(AddReaction)] = "conv.cmd.add-reaction",
+        [typeof(RemoveReaction)] = "conv.cmd.remove-reaction",
+        [typeof(Moderate)] = "conv.cmd.moderate",
+        [typeof(GetConversation)] = "conv.qry.get",
+        [typeof(GetReadAccess)] = "conv.qry.read-access",
+        [typeof(ConversationView)] = "conv.rep.view",
+        [typeof(ConversationReply)] = "conv.rep.conversation",
+        [typeof(MessageAck)] = "conv.rep.message-ack",
+        [typeof(MessageChanged)] = "conv.rep.message-changed",
+        [typeof(ReadAccess)] = "conv.rep.read-access",
+        // user sessions
+        [typeof(PresenceChanged)] = "session.presence-changed.v1",
+        [typeof(ReadMarked)] = "session.read-marked.v1",
+        [typeof(ProfileUpdated)] = "session.profile-updated.v1",
+        [typeof(UserSessionState)] = "session.state.v1",
+        [typeof(ConnectionOpened)] = "session.cmd.connection-opened",
+        [typeof(ConnectionClosed)] = "session.cmd.connection-closed",
+        [typeof(GetPresence)] = "session.qry.presence",
+        [typeof(MarkRead)] = "session.cmd.mark-read",
+        [typeof(GetProfile)] = "session.qry.profile",
+        [typeof(UpdateProfile)] = "session.cmd.update-profile",
+        [typeof(AcquireMessageSlot)] = "session.cmd.acquire-slot",
+        [typeof(ReleaseMessageSlot)] = "session.cmd.release-slot",
+        [typeof(PresenceView)] = "session.rep.presence",
+        [typeof(ProfileView)] = "session.rep.profile",
+        [typeof(ReadMarker)] = "session.rep.read-marker",
+        [typeof(MessageSlotGranted)] = "session.rep.slot-granted",
+        // tenants
+        [typeof(TenantSettingsChanged)] = "tenant.settings-changed.v1",
+        [typeof(TenantSettingsState)] = "tenant.settings.v1",
+        [typeof(GetTenantSettings)] = "tenant.qry.settings",
+        [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
+        // live rooms (DistributedPubSub)
+        [typeof(ConversationEventPublished)] = "room.event-published",
+        [typeof(RoomSignal)] = "room.signal",
+        // shared
+        [typeof(Rejection)] = "rejection",
+        [typeof(Done)] = "done",
+        [typeof(StopEntity)] = "stop-entity",
+    };
+
+    /// <summary>Older manifests still read, each with the type that now reads it.</summary>
+    public static readonly IReadOnlyDictionary<string, Type> Legacy = new Dictionary<string, Type>
+    {
+        ["conv.message-posted.v1"] = typeof(MessagePosted), // before enrichment results were stored
+    };
+
+    private static readonly Dictionary<string, Type> TypesByManifest =
+        Manifests.ToDictionary(kv => kv.Value, kv => kv.Key).Concat(Legacy).ToDictionary(kv => kv.Key, kv => kv.Value);
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) =>
+        Manifests.TryGetValue(o.GetType(), out var m)
+            ? m
+            : throw new ArgumentException($"No manifest for {o.GetType().FullName}; add it to CaasSerializer.Manifests.");
+
+    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    public override object FromBinary(byte[] bytes, string manifest) =>
+        TypesByManifest.TryGetValue(manifest, out var type)
+            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.")
+            : throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
+}

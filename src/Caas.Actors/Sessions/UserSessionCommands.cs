@@ -1,0 +1,40 @@
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Sessions;
+
+public interface IUserSessionCommand : IEntityMessage, ICaasMessage
+{
+    string TenantId { get; }
+    string UserId { get; }
+}
+
+public abstract record UserSessionCommand(string TenantId, string UserId) : IUserSessionCommand
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string EntityId => Ids.EntityId(TenantId, UserId);
+}
+
+/// <summary>A live connection (a socket) opened on a node. Connections are memory, not events.</summary>
+public sealed record ConnectionOpened(string TenantId, string UserId, string ConnectionId, string NodeAddress)
+    : UserSessionCommand(TenantId, UserId);
+
+public sealed record ConnectionClosed(string TenantId, string UserId, string ConnectionId) : UserSessionCommand(TenantId, UserId);
+
+public sealed record GetPresence(string TenantId, string UserId) : UserSessionCommand(TenantId, UserId);
+
+public sealed record MarkRead(string TenantId, string UserId, string ConversationId, long Seq) : UserSessionCommand(TenantId, UserId);
+
+public sealed record GetProfile(string TenantId, string UserId) : UserSessionCommand(TenantId, UserId);
+
+/// <summary>Null fields stay as they are.</summary>
+public sealed record UpdateProfile(string TenantId, string UserId, string? DisplayName, string? TimeZone, string? Locale)
+    : UserSessionCommand(TenantId, UserId);
+
+/// <summary>
+/// Asks for one message slot in the user's sliding one-minute window. The window lives in this entity (one
+/// writer per user across the cluster), so the limit holds whichever node the user talks to.
+/// </summary>
+public sealed record AcquireMessageSlot(string TenantId, string UserId, int LimitPerMinute) : UserSessionCommand(TenantId, UserId);
+
+/// <summary>Gives a slot back when the message it was taken for was not accepted (a repeat or a rejection).</summary>
+public sealed record ReleaseMessageSlot(string TenantId, string UserId, long SlotTicks) : UserSessionCommand(TenantId, UserId);

@@ -1,0 +1,66 @@
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Sessions;
+
+/// <summary>Decisions on the persisted part of a session, and the sliding-window rate rule.</summary>
+public static class UserSessionDecider
+{
+    public static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
+
+    public static (IUserSessionEvent? Event, object Reply) Decide(UserSessionState s, IUserSessionCommand command, DateTimeOffset now)
+    {
+        var meta = new EventMeta(command.TenantId, command.UserId, now);
+        switch (command)
+        {
+            case MarkRead m when m.Seq < 0:
+                return (null, Rejection.Invalid("seq", "Must be zero or more."));
+            case MarkRead m:
+                // Read markers only move forward: a late or repeated receipt changes nothing.
+                var current = s.ReadMarkers.GetValueOrDefault(m.ConversationId);
+                return m.Seq <= current
+                    ? (null, new ReadMarker(m.ConversationId, current))
+                    : (new ReadMarked(meta, m.ConversationId, m.Seq), new ReadMarker(m.ConversationId, m.Seq));
+            case UpdateProfile u:
+                if (u.DisplayName is { Length: > 100 }) return (null, Rejection.Invalid("display_name", "At most 100 characters."));
+                // Windows ids are found too (converted), but then mean different things on different nodes' systems.
+                if (u.TimeZone is not null && !(TimeZoneInfo.TryFindSystemTimeZoneById(u.TimeZone, out var zone) && zone.HasIanaId))
+                    return (null, Rejection.Invalid("time_zone", "Not a known IANA time zone."));
+                if (u.Locale is not null && !IsLocale(u.Locale)) return (null, Rejection.Invalid("locale", "Not a valid locale tag."));
+                var next = s.Apply(new ProfileUpdated(meta, u.DisplayName, u.TimeZone, u.Locale));
+                return (new ProfileUpdated(meta, u.DisplayName, u.TimeZone, u.Locale), new ProfileView(u.UserId, next.Profile));
+            case GetProfile g:
+                return (null, new ProfileView(g.UserId, s.Profile));
+            default:
+                return (null, Rejection.Invalid("command", $"Unknown command {command.GetType().Name}."));
+        }
+    }
+
+    /// <summary>
+    /// The sliding-window rule: at most <paramref name="limit"/> slots in any <see cref="RateWindow"/>.
+    /// Returns the wait until the oldest slot leaves the window when full, else null.
+    /// </summary>
+    public static TimeSpan? RetryAfter(IReadOnlyCollection<long> slotTicks, long oldestTicks, int limit, DateTimeOffset now)
+    {
+        if (slotTicks.Count < limit) return null;
+        var wait = new DateTimeOffset(oldestTicks, TimeSpan.Zero) + RateWindow - now;
+        return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+    }
+
+    // ICU accepts almost any name as a culture ("123", "en_us"), so the BCP 47 shape is checked first:
+    // a 2-3 letter language, then subtags of 1-8 letters or digits.
+    private static readonly System.Text.RegularExpressions.Regex LocaleShape =
+        new("^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private static bool IsLocale(string tag)
+    {
+        if (tag.Length is 0 or > 35 || !LocaleShape.IsMatch(tag)) return false;
+        try
+        {
+            return !System.Globalization.CultureInfo.GetCultureInfo(tag, predefinedOnly: false).Equals(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (System.Globalization.CultureNotFoundException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Sessions;
+
+public interface IUserSessionEvent : IDomainEvent, ICaasMessage;
+
+public static class PresenceStatus
+{
+    public const string Online = "online";
+    public const string Away = "away";
+    public const string Offline = "offline";
+}
+
+/// <summary>Persisted presence transitions: <c>online</c> or <c>offline</c>; <c>away</c> is derived from idleness.</summary>
+public sealed record PresenceChanged(EventMeta Meta, string Status) : IUserSessionEvent;
+
+public sealed record ReadMarked(EventMeta Meta, string ConversationId, long Seq) : IUserSessionEvent;
+
+public sealed record ProfileUpdated(EventMeta Meta, string? DisplayName, string? TimeZone, string? Locale) : IUserSessionEvent;

@@ -1,0 +1,41 @@
+using System.Collections.Immutable;
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Sessions;
+
+public sealed record UserProfile(string? DisplayName, string TimeZone, string Locale)
+{
+    public static UserProfile Default { get; } = new(null, "UTC", "en");
+}
+
+/// <summary>The persisted part of a user's session: presence, read markers, profile.</summary>
+public sealed record UserSessionState(string Status, DateTimeOffset? LastSeen, ImmutableDictionary<string, long> ReadMarkers,
+    UserProfile Profile) : ICaasMessage
+{
+    public static UserSessionState Empty { get; } =
+        new(PresenceStatus.Offline, null, ImmutableDictionary<string, long>.Empty, UserProfile.Default);
+
+    /// <summary>The hash of the last event applied: where the entity's next event chains on (HashChain).</summary>
+    public string? LastHash { get; init; }
+
+    public UserSessionState Apply(IUserSessionEvent e) => ApplyEvent(e) with { LastHash = e.Meta.Hash ?? LastHash };
+
+    private UserSessionState ApplyEvent(IUserSessionEvent e) => e switch
+    {
+        PresenceChanged p => this with { Status = p.Status, LastSeen = p.Meta.OccurredAt },
+        ReadMarked r => this with { ReadMarkers = ReadMarkers.SetItem(r.ConversationId, r.Seq) },
+        ProfileUpdated u => this with
+        {
+            Profile = new UserProfile(u.DisplayName ?? Profile.DisplayName, u.TimeZone ?? Profile.TimeZone, u.Locale ?? Profile.Locale),
+        },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown session event."),
+    };
+}
+
+public sealed record PresenceView(string UserId, string Status, DateTimeOffset? LastSeen, int Connections) : ICaasMessage;
+
+public sealed record ProfileView(string UserId, UserProfile Profile) : ICaasMessage;
+
+public sealed record ReadMarker(string ConversationId, long Seq) : ICaasMessage;
+
+public sealed record MessageSlotGranted(long SlotTicks) : ICaasMessage;

@@ -1,0 +1,246 @@
+using System.Text.Json;
+using Caas.Enrichment.Evaluation;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Trainers;
+using Microsoft.ML.Transforms.Text;
+
+namespace Caas.Enrichment.Intent;
+
+/// <summary>The intent a message expresses, with the classifier's confidence; <see cref="IntentModel.OutOfScope"/> when unsure.</summary>
+public sealed record IntentPrediction(string Intent, float Confidence, string TopIntent, IReadOnlyList<IntentScore> Alternatives);
+
+public sealed record IntentScore(string Intent, float Confidence);
+
+/// <summary>
+/// Settings of one training run, stored beside the model so a prediction can be traced to how it was made.
+/// The defaults are the shipped settings, chosen on clinc150-val (see README.md for what else was tried).
+/// </summary>
+public sealed record IntentTrainingOptions
+{
+    public int WordNgrams { get; init; } = 2;
+    public int CharNgrams { get; init; } = 3;
+    public bool CharAllLengths { get; init; }
+    public bool TfIdf { get; init; }
+    /// <summary>Word and character n-grams normalised as separate blocks, so the many character n-grams do not drown the words.</summary>
+    public bool SeparateBlocks { get; init; } = true;
+    /// <summary>Expand contractions and strip common suffixes before featurizing.</summary>
+    public bool Normalise { get; init; } = true;
+    /// <summary>"maxent" (calibrated probabilities) or "hinge" (a multiclass SVM; scores are softmaxed margins).</summary>
+    public string Loss { get; init; } = "maxent";
+    public float L2 { get; init; } = 1e-6f;
+    public int Iterations { get; init; } = 50;
+    /// <summary>Below this top-class probability the answer is out of scope.</summary>
+    public float OutOfScopeThreshold { get; init; } = 0.2f;
+    public int Seed { get; init; } = 1;
+}
+
+/// <summary>Model metadata written as intent.json next to intent.zip.</summary>
+public sealed record IntentModelInfo(string Version, DateTimeOffset TrainedAt, int Examples, int Intents, bool HasOutOfScopeLabel, IntentTrainingOptions Options);
+
+/// <summary>
+/// A linear intent classifier: ML.NET text featurization (word uni/bigrams and character n-grams, L2-normalised)
+/// and a maximum-entropy multiclass trainer. Thread-safe: prediction engines are pooled because ML.NET's are not.
+/// </summary>
+public sealed class IntentModel
+{
+    public const string OutOfScope = "oos";
+    public const string ModelFile = "intent.zip";
+    public const string InfoFile = "intent.json";
+
+    /// <summary>The settings the shipped CLINC150 model is trained with, chosen on clinc150-val.</summary>
+    public static IntentTrainingOptions ShippedOptions { get; } = new();
+
+    /// <summary>
+    /// The shipped settings; a set without out-of-scope examples gets no threshold, since nothing taught the model
+    /// what "none of these" looks like and every answer under a threshold would simply be wrong.
+    /// </summary>
+    public static IntentTrainingOptions OptionsFor(IReadOnlyList<LabelledText> examples) =>
+        examples.Any(e => e.Label == OutOfScope) ? ShippedOptions : ShippedOptions with { OutOfScopeThreshold = 0 };
+
+    private readonly MLContext _ml;
+    private readonly ITransformer _transformer;
+    private readonly string[] _labels;
+    private readonly ObjectPoolOf<PredictionEngine<IntentRow, IntentScores>> _engines;
+
+    public IntentModelInfo Info { get; }
+
+    private IntentModel(MLContext ml, ITransformer transformer, IntentModelInfo info)
+    {
+        _ml = ml;
+        _transformer = transformer;
+        Info = info;
+        _labels = ReadLabels(transformer);
+        _engines = new ObjectPoolOf<PredictionEngine<IntentRow, IntentScores>>(
+            () => _ml.Model.CreatePredictionEngine<IntentRow, IntentScores>(_transformer));
+    }
+
+    public IReadOnlyList<string> Intents => _labels;
+
+    public static IntentModel Train(IReadOnlyList<LabelledText> examples, IntentTrainingOptions? options = null)
+    {
+        options ??= new IntentTrainingOptions();
+        if (examples.Count == 0) throw new ArgumentException("no training examples", nameof(examples));
+        var ml = new MLContext(options.Seed);
+        var data = ml.Data.LoadFromEnumerable(examples.Select(e => new IntentRow { Text = Prepare(e.Text, options), Label = e.Label }));
+        var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+            .Append(Features(ml, options))
+            .AppendCacheCheckpoint(ml)
+            .Append(Trainer(ml, options));
+        var transformer = pipeline.Fit(data);
+        var labels = examples.Select(e => e.Label).Distinct().ToList();
+        var info = new IntentModelInfo(
+            Version: $"clf-{DateTimeOffset.UtcNow:yyyyMMddHHmmss}",
+            TrainedAt: DateTimeOffset.UtcNow,
+            Examples: examples.Count,
+            Intents: labels.Count,
+            HasOutOfScopeLabel: labels.Contains(OutOfScope),
+            Options: options);
+        return new IntentModel(ml, transformer, info);
+    }
+
+    private static IEstimator<ITransformer> Trainer(MLContext ml, IntentTrainingOptions options) => options.Loss switch
+    {
+        "hinge" => ml.MulticlassClassification.Trainers.SdcaNonCalibrated(new SdcaNonCalibratedMulticlassTrainer.Options
+        {
+            Loss = new HingeLoss(),
+            L2Regularization = options.L2,
+            MaximumNumberOfIterations = options.Iterations,
+            NumberOfThreads = 1,
+        }),
+        _ => ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(new SdcaMaximumEntropyMulticlassTrainer.Options
+        {
+            L2Regularization = options.L2,
+            MaximumNumberOfIterations = options.Iterations,
+            NumberOfThreads = 1,
+        }),
+    };
+
+    private static IEstimator<ITransformer> Features(MLContext ml, IntentTrainingOptions options)
+    {
+        if (!options.SeparateBlocks || options.CharNgrams == 0)
+            return ml.Transforms.Text.FeaturizeText("Features", Featurization(options), nameof(IntentRow.Text));
+        var words = Featurization(options);
+        words.CharFeatureExtractor = null;
+        var chars = Featurization(options);
+        chars.WordFeatureExtractor = null;
+        return ml.Transforms.Text.FeaturizeText("WordFeatures", words, nameof(IntentRow.Text))
+            .Append(ml.Transforms.Text.FeaturizeText("CharFeatures", chars, nameof(IntentRow.Text)))
+            .Append(ml.Transforms.Concatenate("Features", "WordFeatures", "CharFeatures"));
+    }
+
+    internal static string Prepare(string? text, IntentTrainingOptions options) =>
+        options.Normalise ? IntentText.Normalise(text ?? "") : text ?? "";
+
+    private static TextFeaturizingEstimator.Options Featurization(IntentTrainingOptions options) => new()
+    {
+        CaseMode = TextNormalizingEstimator.CaseMode.Lower,
+        KeepDiacritics = false,
+        KeepPunctuations = false,
+        KeepNumbers = true,
+        WordFeatureExtractor = new WordBagEstimator.Options { NgramLength = options.WordNgrams, UseAllLengths = true, Weighting = Weighting(options) },
+        CharFeatureExtractor = options.CharNgrams > 0
+            ? new WordBagEstimator.Options { NgramLength = options.CharNgrams, UseAllLengths = options.CharAllLengths, Weighting = Weighting(options) }
+            : null,
+        Norm = TextFeaturizingEstimator.NormFunction.L2,
+    };
+
+    private static NgramExtractingEstimator.WeightingCriteria Weighting(IntentTrainingOptions options) =>
+        options.TfIdf ? NgramExtractingEstimator.WeightingCriteria.TfIdf : NgramExtractingEstimator.WeightingCriteria.Tf;
+
+    public IntentPrediction Predict(string text, int alternatives = 3)
+    {
+        // The intent and conversation-context enrichers both ask about the same message string; answer the second
+        // from the first. Keyed by reference, so entries vanish with the message.
+        if (alternatives == DefaultAlternatives && text is not null && _recent.TryGetValue(text, out var known)) return known;
+        var prediction = Score(text, alternatives);
+        if (alternatives == DefaultAlternatives && text is not null) _recent.AddOrUpdate(text, prediction);
+        return prediction;
+    }
+
+    private const int DefaultAlternatives = 3;
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<string, IntentPrediction> _recent = new();
+
+    private IntentPrediction Score(string? text, int alternatives)
+    {
+        var engine = _engines.Rent();
+        float[] scores;
+        try
+        {
+            scores = engine.Predict(new IntentRow { Text = Prepare(text, Info.Options) }).Score ?? [];
+        }
+        finally
+        {
+            _engines.Return(engine);
+        }
+        return Decide(scores, alternatives);
+    }
+
+    private IntentPrediction Decide(float[] scores, int alternatives)
+    {
+        var best = 0;
+        for (var i = 1; i < scores.Length; i++)
+            if (scores[i] > scores[best]) best = i;
+        var top = _labels.Length == 0 ? OutOfScope : _labels[best];
+        var confidence = scores.Length == 0 ? 0f : scores[best];
+        var intent = confidence < Info.Options.OutOfScopeThreshold ? OutOfScope : top;
+        var ranked = scores
+            .Select((s, i) => new IntentScore(_labels[i], s))
+            .OrderByDescending(s => s.Confidence)
+            .Take(alternatives)
+            .ToList();
+        return new IntentPrediction(intent, confidence, top, ranked);
+    }
+
+    /// <summary>Scores many texts in one pass (evaluation); much faster than one prediction engine call each.</summary>
+    public IReadOnlyList<IntentPrediction> PredictMany(IEnumerable<string> texts)
+    {
+        var data = _ml.Data.LoadFromEnumerable(texts.Select(t => new IntentRow { Text = Prepare(t, Info.Options) }));
+        var scored = _transformer.Transform(data);
+        return _ml.Data.CreateEnumerable<IntentScores>(scored, reuseRowObject: false)
+            .Select(s => Decide(s.Score ?? [], 1))
+            .ToList();
+    }
+
+    public IntentModel WithThreshold(float threshold) =>
+        new(_ml, _transformer, Info with { Options = Info.Options with { OutOfScopeThreshold = threshold } });
+
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var schema = _ml.Data.LoadFromEnumerable(Array.Empty<IntentRow>()).Schema;
+        _ml.Model.Save(_transformer, schema, Path.Combine(directory, ModelFile));
+        File.WriteAllText(Path.Combine(directory, InfoFile), JsonSerializer.Serialize(Info, EnrichmentJson.Options));
+    }
+
+    public static bool Exists(string directory) =>
+        File.Exists(Path.Combine(directory, ModelFile)) && File.Exists(Path.Combine(directory, InfoFile));
+
+    public static IntentModel Load(string directory)
+    {
+        var ml = new MLContext(1);
+        var transformer = ml.Model.Load(Path.Combine(directory, ModelFile), out _);
+        var info = JsonSerializer.Deserialize<IntentModelInfo>(File.ReadAllText(Path.Combine(directory, InfoFile)), EnrichmentJson.Options)
+            ?? throw new InvalidDataException($"unreadable {InfoFile} in {directory}");
+        return new IntentModel(ml, transformer, info);
+    }
+
+    private static string[] ReadLabels(ITransformer transformer)
+    {
+        var schema = transformer.GetOutputSchema(new MLContext().Data.LoadFromEnumerable(Array.Empty<IntentRow>()).Schema);
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        schema["Score"].GetSlotNames(ref names);
+        return names.DenseValues().Select(n => n.ToString()).ToArray();
+    }
+
+    internal sealed class IntentRow
+    {
+        public string Text { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+
+    internal sealed class IntentScores
+    {
+        public float[]? Score { get; set; }
+    }
+}

@@ -1,0 +1,474 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using Caas.Web.Auth;
+
+namespace Caas.Node.Bench;
+
+/// <summary>
+/// <c>caas bench-sockets</c>: starts a node as a child process (so its memory is its own), opens K WebSocket
+/// connections to its chat hub in rooms of R members, lets them sit idle to measure memory per connection, then
+/// sends messages at a set rate for a set time and measures deliveries/s and send-to-receive latency on every member.
+/// The last line reads <c>connections=N deliveries_per_s=N p50_ms=N p99_ms=N rss_mb=N kb_per_idle_connection=N</c>.
+/// The clients speak SignalR's JSON protocol over raw sockets: one small buffer each, so 10,000 fit in this process.
+/// Loopback only; every loop is bounded in count and time.
+/// </summary>
+public static class SocketBench
+{
+    private const char RecordSeparator = '\u001e';
+    private const string Tenant = "bench";
+
+    public static Command Command()
+    {
+        var connections = new Option<int>("--connections") { Description = "WebSocket connections (K).", DefaultValueFactory = _ => 10_000 };
+        var roomSize = new Option<int>("--room-size") { Description = "Members per room (R); every member has one connection.", DefaultValueFactory = _ => 100 };
+        var rate = new Option<int>("--rate") { Description = "Messages sent per second, over all rooms.", DefaultValueFactory = _ => 500 };
+        var seconds = new Option<int>("--seconds") { Description = "How long to send.", DefaultValueFactory = _ => 20 };
+        var idle = new Option<int>("--idle-seconds") { Description = "How long the connections sit idle before memory is measured.", DefaultValueFactory = _ => 10 };
+        var connectParallel = new Option<int>("--connect-parallel") { Description = "Connections opened at once.", DefaultValueFactory = _ => 64 };
+        var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string (default: SQLite in a temp dir, or CAAS_POSTGRES)." };
+        var command = new Command("bench-sockets", "Measure the chat hub: connections held, deliveries/s, send-to-receive latency, memory per idle connection.")
+            { connections, roomSize, rate, seconds, idle, connectParallel, postgres };
+        command.SetAction(async (parse, ct) =>
+        {
+            var k = Math.Clamp(parse.GetValue(connections), 2, 50_000);
+            var r = Math.Clamp(parse.GetValue(roomSize), 2, Math.Min(k, 1_000));
+            var settings = new Settings(k, r, Math.Clamp(parse.GetValue(rate), 1, 100_000), Math.Clamp(parse.GetValue(seconds), 1, 600),
+                Math.Clamp(parse.GetValue(idle), 1, 120), Math.Clamp(parse.GetValue(connectParallel), 1, 1_000),
+                parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"));
+            return await RunAsync(settings, ct);
+        });
+        return command;
+    }
+
+    private sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int IdleSeconds, int ConnectParallel, string? Postgres);
+
+    private static async Task<int> RunAsync(Settings s, CancellationToken ct)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-sockets-" + Guid.NewGuid().ToString("N"));
+        var port = FreePort();
+        var jwt = new JwtSettings(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48)), null, null, null);
+        var baseAddress = new Uri($"http://127.0.0.1:{port}");
+        using var node = StartNode(dataDir, baseAddress, jwt.Secret!, s.Postgres);
+        var clients = new List<BenchClient>();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+            await WaitUntilLiveAsync(http, node, ct);
+            Console.WriteLine($"node pid={node.Id} at {baseAddress} store={(s.Postgres is null ? "sqlite" : "postgres")} cores={Environment.ProcessorCount} " +
+                              $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s seconds={s.Seconds}");
+
+            http.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
+            (await http.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000 }, ct)).EnsureSuccessStatusCode();
+
+            // Rooms of R members; user i is member i % R of room i / R (the last room may be smaller).
+            var roomCount = (s.Connections + s.RoomSize - 1) / s.RoomSize;
+            var rooms = new string[roomCount];
+            var clock = Stopwatch.StartNew();
+            await ForEachAsync(Enumerable.Range(0, roomCount), 16, async i =>
+            {
+                var members = Enumerable.Range(i * s.RoomSize + 1, Math.Min(s.RoomSize, s.Connections - i * s.RoomSize) - 1).Select(User).ToArray();
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/conversations")
+                {
+                    Content = JsonContent.Create(new { type = "group", title = $"room {i}", members }),
+                };
+                request.Headers.Authorization = new("Bearer", jwt.Issue(Tenant, User(i * s.RoomSize)));
+                using var response = await http.SendAsync(request, ct);
+                response.EnsureSuccessStatusCode();
+                rooms[i] = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(ct)).GetProperty("id").GetString()!;
+            }, ct);
+            Console.WriteLine($"created {roomCount} rooms in {clock.Elapsed.TotalSeconds:0.0} s");
+
+            var baselineRss = RssMb(node.Id);
+            var latencies = new LatencyHistogram();
+            clock.Restart();
+            var failedConnects = 0;
+            var lockObj = new object();
+            await ForEachAsync(Enumerable.Range(0, s.Connections), s.ConnectParallel, async i =>
+            {
+                try
+                {
+                    var client = await BenchClient.ConnectAsync(baseAddress, jwt.Issue(Tenant, User(i), lifetime: TimeSpan.FromHours(2)), latencies, ct);
+                    await client.InvokeAsync("JoinRoom", $"{{\"conversation_id\":\"{rooms[i / s.RoomSize]}\"}}", TimeSpan.FromSeconds(60));
+                    client.Room = rooms[i / s.RoomSize];
+                    lock (lockObj) clients.Add(client);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    if (Interlocked.Increment(ref failedConnects) <= 3) Console.Error.WriteLine($"connection {i} failed: {e.GetType().Name}: {e.Message}");
+                }
+            }, ct);
+            var connectSeconds = clock.Elapsed.TotalSeconds;
+            Console.WriteLine($"connected and joined {clients.Count} ({failedConnects} failed) in {connectSeconds:0.0} s ({clients.Count / connectSeconds:0}/s)");
+
+            // Idle: the clients only ping (as the SignalR clients do), the node keeps every connection.
+            using var pings = new CancellationTokenSource();
+            var pinger = PingAsync(clients, pings.Token);
+            await Task.Delay(TimeSpan.FromSeconds(s.IdleSeconds), ct);
+            var idleRss = RssMb(node.Id);
+            var held = clients.Count(c => c.IsOpen);
+            var kbPerIdle = held == 0 ? 0 : (idleRss - baselineRss) * 1024 / held;
+            Console.WriteLine($"idle: {held} connections held, node rss {baselineRss:0} MB before -> {idleRss:0} MB ({kbPerIdle:0.0} KB per connection)");
+
+            // Load: Rate messages/s, round-robin over rooms, each from a random member of its room.
+            var byRoom = clients.GroupBy(c => c.Room!).Select(g => g.ToArray()).ToArray();
+            latencies.Reset();
+            var deliveredBefore = clients.Sum(c => c.Delivered);
+            clock.Restart();
+            var sent = 0L;
+            var random = new Random(7);
+            var end = TimeSpan.FromSeconds(s.Seconds);
+            var tick = TimeSpan.FromMilliseconds(10);
+            var roomCursor = 0;
+            while (clock.Elapsed < end && !ct.IsCancellationRequested)
+            {
+                var due = (long)(clock.Elapsed.TotalSeconds * s.Rate);
+                var sends = new List<Task>();
+                while (sent < due)
+                {
+                    var members = byRoom[roomCursor++ % byRoom.Length];
+                    var sender = members[random.Next(members.Length)];
+                    sends.Add(sender.SendMessageAsync(latencies.Now));
+                    sent++;
+                }
+                await Task.WhenAll(sends);
+                await Task.Delay(tick, ct);
+            }
+            var sendSeconds = clock.Elapsed.TotalSeconds;
+            // Stragglers: wait (bounded) for deliveries to stop growing.
+            long last = -1, now;
+            for (var i = 0; i < 50 && (now = clients.Sum(c => c.Delivered)) != last; i++)
+            {
+                last = now;
+                await Task.Delay(200, ct);
+            }
+            var deliveries = clients.Sum(c => c.Delivered) - deliveredBefore;
+            var acked = clients.Sum(c => c.Acked);
+            var rejected = clients.Sum(c => c.Rejected);
+            var loadRss = RssMb(node.Id);
+            pings.Cancel();
+            await pinger;
+            held = clients.Count(c => c.IsOpen);
+            var perSecond = deliveries / sendSeconds;
+            var expected = acked * s.RoomSize;
+            Console.WriteLine($"load: sent {sent} in {sendSeconds:0.0} s, acknowledged {acked}, refused {rejected}; " +
+                              $"{deliveries} deliveries (expected about {expected}) = {perSecond:0}/s");
+            if (!BenchClient.RefusedByCode.IsEmpty)
+                Console.WriteLine("refused by code: " + string.Join(", ", BenchClient.RefusedByCode.Select(kv => $"{kv.Key}={kv.Value}")) +
+                                  " (a persist_timeout message is still persisted and delivered later)");
+            Console.WriteLine($"send-to-receive latency: p50 {latencies.Percentile(0.50)} ms, p99 {latencies.Percentile(0.99)} ms, " +
+                              $"max {latencies.Max} ms; node rss under load {loadRss:0} MB");
+            Console.WriteLine($"connections={held} deliveries_per_s={perSecond:0} p50_ms={latencies.Percentile(0.50)} p99_ms={latencies.Percentile(0.99)} " +
+                              $"rss_mb={Math.Max(idleRss, loadRss):0} kb_per_idle_connection={kbPerIdle:0.0}");
+            return 0;
+        }
+        finally
+        {
+            await Task.WhenAll(clients.Select(c => c.CloseAsync()));
+            if (!node.HasExited)
+            {
+                node.Kill(entireProcessTree: true);
+                await node.WaitForExitAsync(CancellationToken.None);
+            }
+            if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    private static string User(int i) => $"u{i}";
+
+    private static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
+    {
+        // The same program, as `caas run`: through the apphost, or through dotnet when this runs as `dotnet caas.dll`.
+        var self = Environment.ProcessPath!;
+        var viaDotnet = Path.GetFileNameWithoutExtension(self) == "dotnet";
+        var start = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (viaDotnet) start.ArgumentList.Add(typeof(SocketBench).Assembly.Location);
+        start.ArgumentList.Add("run");
+        start.Environment["CAAS_DATA_DIR"] = dataDir;
+        start.Environment["ASPNETCORE_URLS"] = baseAddress.ToString().TrimEnd('/');
+        start.Environment["CAAS_JWT_SECRET"] = secret;
+        start.Environment["CAAS_LOG_LEVEL"] = "Error";
+        start.Environment["CAAS_POSTGRES"] = postgres ?? string.Empty;
+        start.Environment["CAAS_SEED_NODES"] = string.Empty;
+        var process = Process.Start(start)!;
+        // Drain its output so the node never blocks on a full pipe.
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        return process;
+    }
+
+    private static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
+    {
+        for (var i = 0; i < 600; i++)
+        {
+            if (node.HasExited) throw new InvalidOperationException($"The node exited with {node.ExitCode}.");
+            try
+            {
+                using var r = await http.GetAsync("/health/ready", ct);
+                if (r.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100, ct);
+        }
+        throw new TimeoutException("The node was not ready within 60 s.");
+    }
+
+    private static async Task PingAsync(List<BenchClient> clients, CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(10), ct);
+                await ForEachAsync(clients, 64, c => c.PingAsync(), ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task ForEachAsync<T>(IEnumerable<T> items, int parallel, Func<T, Task> body, CancellationToken ct)
+    {
+        using var gate = new SemaphoreSlim(parallel);
+        var tasks = new List<Task>();
+        foreach (var item in items)
+        {
+            await gate.WaitAsync(ct);
+            tasks.Add(Task.Run(async () =>
+            {
+                try { await body(item); }
+                finally { gate.Release(); }
+            }, ct));
+        }
+        await Task.WhenAll(tasks);
+    }
+
+    private static double RssMb(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+        return 0;
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        try { return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port; }
+        finally { listener.Stop(); }
+    }
+
+    /// <summary>Millisecond buckets up to 60 s; lock-free, so receive loops can record without allocating.</summary>
+    private sealed class LatencyHistogram
+    {
+        private readonly long[] _buckets = new long[60_001];
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+        public long Now => _clock.ElapsedTicks;
+
+        public long Max { get; private set; }
+
+        public void Record(long sentTicks)
+        {
+            var ms = (_clock.ElapsedTicks - sentTicks) * 1000 / Stopwatch.Frequency;
+            if (ms < 0) return;
+            Interlocked.Increment(ref _buckets[Math.Min(ms, _buckets.Length - 1)]);
+            if (ms > Max) Max = ms;
+        }
+
+        public void Reset()
+        {
+            Array.Clear(_buckets);
+            Max = 0;
+        }
+
+        public long Percentile(double p)
+        {
+            var total = _buckets.Sum();
+            if (total == 0) return 0;
+            var target = (long)Math.Ceiling(total * p);
+            long seen = 0;
+            for (var i = 0; i < _buckets.Length; i++)
+                if ((seen += _buckets[i]) >= target) return i;
+            return _buckets.Length - 1;
+        }
+    }
+
+    /// <summary>One hub connection speaking SignalR's JSON protocol over a raw WebSocket.</summary>
+    private sealed class BenchClient
+    {
+        public static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> RefusedByCode = new();
+        private static readonly byte[] Ping = Encoding.UTF8.GetBytes("{\"type\":6}" + RecordSeparator);
+        private readonly ClientWebSocket _socket;
+        private readonly LatencyHistogram _latencies;
+        private readonly SemaphoreSlim _sendLock = new(1, 1);
+        private readonly Dictionary<string, TaskCompletionSource<string>> _pending = new();
+        private int _invocations;
+        private long _delivered, _acked, _rejected;
+
+        private BenchClient(ClientWebSocket socket, LatencyHistogram latencies)
+        {
+            _socket = socket;
+            _latencies = latencies;
+        }
+
+        public string? Room { get; set; }
+        public bool IsOpen => _socket.State == WebSocketState.Open;
+        public long Delivered => Interlocked.Read(ref _delivered);
+        public long Acked => Interlocked.Read(ref _acked);
+        public long Rejected => Interlocked.Read(ref _rejected);
+
+        public static async Task<BenchClient> ConnectAsync(Uri baseAddress, string token, LatencyHistogram latencies, CancellationToken ct)
+        {
+            var socket = new ClientWebSocket();
+            socket.Options.KeepAliveInterval = TimeSpan.Zero;
+            socket.Options.SetBuffer(4096, 4096);
+            var uri = new UriBuilder(baseAddress) { Scheme = "ws", Path = "/hubs/chat", Query = "access_token=" + token }.Uri;
+            await socket.ConnectAsync(uri, ct);
+            var client = new BenchClient(socket, latencies);
+            await client.SendRawAsync(Encoding.UTF8.GetBytes("{\"protocol\":\"json\",\"version\":1}" + RecordSeparator));
+            var buffer = new byte[256];
+            var first = await socket.ReceiveAsync(buffer, ct);
+            if (Encoding.UTF8.GetString(buffer, 0, first.Count) != "{}" + RecordSeparator)
+                throw new InvalidOperationException("Handshake refused: " + Encoding.UTF8.GetString(buffer, 0, first.Count));
+            _ = client.ReceiveLoopAsync();
+            return client;
+        }
+
+        public async Task<string> InvokeAsync(string target, string argumentJson, TimeSpan timeout)
+        {
+            var id = Interlocked.Increment(ref _invocations).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_pending) _pending[id] = done;
+            await SendRawAsync(Encoding.UTF8.GetBytes($"{{\"type\":1,\"invocationId\":\"{id}\",\"target\":\"{target}\",\"arguments\":[{argumentJson}]}}{RecordSeparator}"));
+            var result = await done.Task.WaitAsync(timeout);
+            if (!result.Contains("\"success\":true", StringComparison.Ordinal)) throw new InvalidOperationException($"{target} failed: {result}");
+            return result;
+        }
+
+        /// <summary>Sends without waiting for the acknowledgement; the receive loop counts it.</summary>
+        public Task SendMessageAsync(long sentTicks) =>
+            SendRawAsync(Encoding.UTF8.GetBytes(
+                $"{{\"type\":1,\"invocationId\":\"s\",\"target\":\"SendMessage\",\"arguments\":[{{\"conversation_id\":\"{Room}\",\"content\":\"b:{sentTicks}\"}}]}}{RecordSeparator}"));
+
+        public Task PingAsync() => IsOpen ? SendRawAsync(Ping) : Task.CompletedTask;
+
+        private async Task SendRawAsync(byte[] bytes)
+        {
+            await _sendLock.WaitAsync();
+            try
+            {
+                if (IsOpen) await _socket.SendAsync(bytes, WebSocketMessageType.Text, true, CancellationToken.None);
+            }
+            catch (WebSocketException)
+            {
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+
+        private async Task ReceiveLoopAsync()
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(8192);
+            var message = new ArrayBufferWriter<byte>(1024);
+            try
+            {
+                while (IsOpen)
+                {
+                    var r = await _socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
+                    if (r.MessageType == WebSocketMessageType.Close) break;
+                    message.Write(buffer.AsSpan(0, r.Count));
+                    if (!r.EndOfMessage) continue;
+                    foreach (var record in Records(message.WrittenSpan)) Handle(record);
+                    message.Clear();
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private static List<Range> Split(ReadOnlySpan<byte> span)
+        {
+            var ranges = new List<Range>();
+            var start = 0;
+            for (var i = 0; i < span.Length; i++)
+                if (span[i] == (byte)RecordSeparator) { ranges.Add(start..i); start = i + 1; }
+            return ranges;
+        }
+
+        private static IEnumerable<byte[]> Records(ReadOnlySpan<byte> span)
+        {
+            var list = new List<byte[]>();
+            foreach (var range in Split(span)) list.Add(span[range].ToArray());
+            return list;
+        }
+
+        private static readonly byte[] NewMessageTarget = "\"target\":\"newMessage\""u8.ToArray();
+        private static readonly byte[] BenchText = "\"text\":\"b:"u8.ToArray();
+        private static readonly byte[] Completion = "\"type\":3"u8.ToArray();
+        private static readonly byte[] SendCompletion = "\"invocationId\":\"s\""u8.ToArray();
+        private static readonly byte[] Success = "\"success\":true"u8.ToArray();
+
+        private void Handle(byte[] record)
+        {
+            var span = record.AsSpan();
+            if (span.IndexOf(NewMessageTarget) >= 0)
+            {
+                Interlocked.Increment(ref _delivered);
+                var at = span.IndexOf(BenchText);
+                if (at >= 0 && Utf8Parser.TryParse(span[(at + BenchText.Length)..], out long ticks, out _)) _latencies.Record(ticks);
+                return;
+            }
+            if (span.IndexOf(Completion) < 0) return;
+            if (span.IndexOf(SendCompletion) >= 0)
+            {
+                if (span.IndexOf(Success) >= 0)
+                {
+                    Interlocked.Increment(ref _acked);
+                    return;
+                }
+                Interlocked.Increment(ref _rejected);
+                var failure = Encoding.UTF8.GetString(span);
+                var codeAt = failure.IndexOf("\"code\":\"", StringComparison.Ordinal);
+                var code = codeAt < 0 ? "error" : failure[(codeAt + 8)..failure.IndexOf('"', codeAt + 8)];
+                RefusedByCode.AddOrUpdate(code, 1, (_, n) => n + 1);
+                return;
+            }
+            var text = Encoding.UTF8.GetString(span);
+            var idAt = text.IndexOf("\"invocationId\":\"", StringComparison.Ordinal);
+            if (idAt < 0) return;
+            var idStart = idAt + "\"invocationId\":\"".Length;
+            var id = text[idStart..text.IndexOf('"', idStart)];
+            TaskCompletionSource<string>? done;
+            lock (_pending) _pending.Remove(id, out done);
+            done?.TrySetResult(text);
+        }
+
+        public async Task CloseAsync()
+        {
+            try
+            {
+                if (IsOpen) await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(2));
+            }
+            catch (Exception)
+            {
+            }
+            _socket.Dispose();
+        }
+    }
+}

@@ -1,0 +1,150 @@
+using Akka.Actor;
+using Akka.Streams;
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Hosting;
+using Caas.Streams.DeadLetters;
+using Caas.Streams.Pipeline;
+using Caas.Streams.ReadModel;
+using Caas.Web;
+using Caas.Web.Edge;
+using Caas.Web.Hubs;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace Caas.Node;
+
+/// <summary>Registry key of the read-model projection singleton.</summary>
+public sealed class ReadModelProjection;
+
+/// <summary>Composes a node: storage, the Akka cluster with its shard regions and projection, and the web edge.</summary>
+public static class NodeHost
+{
+    public const string SystemName = "caas";
+
+    public static async Task<WebApplication> BuildAsync(NodeOptions options, Action<WebApplicationBuilder>? configure = null)
+    {
+        var storage = options.Storage();
+        var store = new ReadModelStore(storage);
+        await ReadModelStore.EnableWalAsync(storage);
+        await store.EnsureSchemaAsync();
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseUrls(options.Urls);
+        var edge = builder.Configuration.GetSection("Caas:Edge").Get<EdgeSettings>() ?? new EdgeSettings();
+        var limits = options.RequestLimits ?? builder.Configuration.GetSection("Caas:RequestLimits").Get<RequestLimits>() ?? new RequestLimits();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = edge.MaxRequestBodyBytes);
+        builder.Services.AddSerilog(lc => lc
+            .MinimumLevel.Is(Enum.TryParse<LogEventLevel>(options.LogLevel, true, out var level) ? level : LogEventLevel.Information)
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(new CompactJsonFormatter()));
+
+        builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton<ReadModelWriter>();
+        builder.Services.AddSingleton<ReadModelQueries>();
+        builder.Services.AddSingleton<DeadLetterStore>();
+        // The entity recogniser needs no trained model, so every node runs it; the model-backed enrichers come with
+        // the registry once their models are built (caas train).
+        if (options.Enrichment) builder.Services.AddSingleton<Caas.Enrichment.IEnricher, Caas.Enrichment.EntityEnricher>();
+        builder.Services.AddSingleton(sp => new JournalTail(sp.GetRequiredService<ActorSystem>()));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(storage);
+        builder.Services.AddSingleton(sp => new Caas.Streams.Audit.ProjectionRebuilds(sp.GetRequiredService<ActorSystem>(), "/user/read-model-projection",
+            "read-model-projection", NodeOptions.RoleProjections, storage, sp.GetRequiredService<ReadModelWriter>()));
+        builder.Services.AddSingleton<IMessageIngest>(sp => BuildMessageGraph(sp, store));
+        builder.Services.AddCaasWeb(options.Jwt(), edge, limits);
+        builder.Services.AddAkka(SystemName, (akka, sp) =>
+        {
+            akka.AddHocon(CaasConfig.Compose(storage, ClusterHocon(options)), HoconAddMode.Prepend);
+            // Akka's own log lines go through Microsoft.Extensions.Logging, so they are JSON like the rest.
+            akka.ConfigureLoggers(setup =>
+            {
+                setup.ClearLoggers();
+                setup.AddLoggerFactory();
+            });
+            var entitiesRole = NodeOptions.RoleEntities;
+            akka.AddConversationSharding(entitiesRole)
+                .AddUserSessionSharding(entitiesRole)
+                .AddTenantSettingsSharding(entitiesRole)
+                .WithSingleton<ReadModelProjection>("read-model-projection",
+                    (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
+                        ProjectionSettings.From(system.Settings.Config)),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
+                .WithActors((system, _) =>
+                {
+                    // A node without seeds is a cluster of one: the embedded default.
+                    if (options.SeedNodes.Count == 0) Cluster.Get(system).Join(Cluster.Get(system).SelfAddress);
+                });
+        });
+        builder.Services.AddHostedService<ClusterReadiness>();
+        builder.Services.AddCaasHub();
+        if (Caas.Streams.Kafka.KafkaSettings.FromEnvironment() is { } kafka) Caas.Streams.Kafka.KafkaHostingExtensions.AddKafkaIngest(builder.Services, kafka);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
+        app.MapCaasHub();
+        return app;
+    }
+
+    /// <summary>The message graph, materialized once the actor system runs; every ingest source submits to it.</summary>
+    private static MessageGraph BuildMessageGraph(IServiceProvider sp, ReadModelStore store)
+    {
+        var system = sp.GetRequiredService<ActorSystem>();
+        var settings = PipelineSettings.From(system.Settings.Config);
+        var gateway = sp.GetRequiredService<ClusterGateway>();
+        var stages = new PipelineStages(
+            sp.GetRequiredService<IRequiredActor<ConversationRegion>>().ActorRef,
+            sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef,
+            gateway.TenantSettingsAsync,
+            new MessageIdClaims(store),
+            sp.GetRequiredService<ReadModelQueries>(),
+            new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), system.Scheduler, settings),
+            new DedupeWindow(settings.DedupeWindow, settings.DedupeMaxEntries),
+            settings,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"));
+        return new MessageGraph(stages, settings, system.Materializer());
+    }
+
+    private static string ClusterHocon(NodeOptions o)
+    {
+        var seeds = string.Join(", ", o.SeedNodes.Select(CaasConfig.Quote));
+        var roles = string.Join(", ", o.Roles.Select(CaasConfig.Quote));
+        return $"""
+            akka.cluster.seed-nodes = [{seeds}]
+            akka.cluster.roles = [{roles}]
+            {o.ExtraHocon}
+            """;
+    }
+
+    private static async Task<IReadOnlyDictionary<string, string>> HealthAsync(IServiceProvider services, StorageOptions storage,
+        ReadModelStore store, CancellationToken ct)
+    {
+        var checks = new Dictionary<string, string> { ["read_model"] = await CaasWeb.CheckAsync(store, ct) };
+        checks["journal"] = storage.IsPostgres ? checks["read_model"] : await SqliteJournalAsync(storage, ct);
+        var system = services.GetRequiredService<ActorSystem>();
+        var self = Cluster.Get(system).SelfMember;
+        checks["cluster"] = self.Status == MemberStatus.Up ? "up" : self.Status.ToString().ToLowerInvariant();
+        return checks;
+    }
+
+    private static async Task<string> SqliteJournalAsync(StorageOptions storage, CancellationToken ct)
+    {
+        try
+        {
+            await using var c = new Microsoft.Data.Sqlite.SqliteConnection(storage.JournalConnectionString);
+            await c.OpenAsync(ct);
+            return "ok";
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return "down: " + e.GetType().Name;
+        }
+    }
+}

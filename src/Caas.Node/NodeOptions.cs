@@ -1,0 +1,77 @@
+using System.Security.Cryptography;
+using Caas.Actors.Hosting;
+using Caas.Web.Auth;
+
+namespace Caas.Node;
+
+/// <summary>
+/// What a node is told by its environment (and the command line): where data lives, where it listens, which
+/// cluster it joins, which roles it plays, how tokens are checked.
+/// </summary>
+public sealed record NodeOptions
+{
+    public const string RoleApi = "api";
+    public const string RoleEntities = "entities";
+    public const string RoleProjections = "projections";
+
+    public string DataDir { get; init; } = "./data";
+    public string? Postgres { get; init; }
+    public string Urls { get; init; } = "http://127.0.0.1:5080";
+    public IReadOnlyList<string> SeedNodes { get; init; } = [];
+    public string[] Roles { get; init; } = [RoleApi, RoleEntities, RoleProjections];
+    public string? JwtSecret { get; init; }
+    public string? JwtPublicKey { get; init; }
+    public string? JwtIssuer { get; init; }
+    public string? JwtAudience { get; init; }
+    /// <summary>Extra HOCON, highest precedence (tests set ports and timings with it).</summary>
+    public string? ExtraHocon { get; init; }
+    public string LogLevel { get; init; } = "Information";
+    /// <summary>Run the enrichers in the pipeline (CAAS_ENRICHMENT=off turns them off).</summary>
+    public bool Enrichment { get; init; } = true;
+    /// <summary>Per-client request limits; null reads <c>Caas:RequestLimits</c> from configuration.</summary>
+    public Caas.Web.RequestLimits? RequestLimits { get; init; }
+
+    public static NodeOptions FromEnvironment(Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        var o = new NodeOptions();
+        return o with
+        {
+            DataDir = env("CAAS_DATA_DIR") is { Length: > 0 } d ? d : o.DataDir,
+            Postgres = env("CAAS_POSTGRES") is { Length: > 0 } p ? p : null,
+            Urls = env("ASPNETCORE_URLS") is { Length: > 0 } u ? u : o.Urls,
+            SeedNodes = Split(env("CAAS_SEED_NODES")),
+            Roles = Split(env("CAAS_ROLES")) is { Count: > 0 } r ? [.. r] : o.Roles,
+            JwtSecret = env("CAAS_JWT_SECRET") is { Length: > 0 } s ? s : null,
+            JwtPublicKey = env("CAAS_JWT_PUBLIC_KEY") is { Length: > 0 } k ? k : null,
+            JwtIssuer = env("CAAS_JWT_ISSUER") is { Length: > 0 } i ? i : null,
+            JwtAudience = env("CAAS_JWT_AUDIENCE") is { Length: > 0 } a ? a : null,
+            LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
+            Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
+        };
+    }
+
+    public StorageOptions Storage() => Postgres is not null ? StorageOptions.Postgres(Postgres) : StorageOptions.Sqlite(DataDir);
+
+    public bool Has(string role) => Roles.Contains(role, StringComparer.Ordinal);
+
+    /// <summary>
+    /// The token settings. With neither a secret nor a public key configured, a development secret is generated once
+    /// and kept at <c>{data}/jwt-secret</c>, so tokens from <c>caas dev-token</c> keep working across restarts.
+    /// </summary>
+    public JwtSettings Jwt()
+    {
+        if (JwtSecret is not null || JwtPublicKey is not null) return new JwtSettings(JwtSecret, JwtPublicKey, JwtIssuer, JwtAudience);
+        Directory.CreateDirectory(DataDir);
+        var file = Path.Combine(DataDir, "jwt-secret");
+        if (!File.Exists(file))
+        {
+            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return new JwtSettings(File.ReadAllText(file).Trim(), null, JwtIssuer, JwtAudience);
+    }
+
+    private static IReadOnlyList<string> Split(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}

@@ -1,0 +1,14 @@
+using System.CommandLine;
+using Caas.Node;
+
+var root = new RootCommand("CAAS — chat as a service on Akka.NET");
+root.Subcommands.Add(Commands.Run());
+root.Subcommands.Add(Commands.DevToken());
+root.Subcommands.Add(Commands.Bench());
+root.Subcommands.Add(Caas.Node.Audit.AuditCommands.Audit());
+root.Subcommands.Add(Caas.Node.Audit.ReplayCommand.Create());
+root.Subcommands.Add(EnrichmentCli.Train());
+root.Subcommands.Add(EnrichmentCli.Eval());
+root.Subcommands.Add(Caas.Node.Bench.SocketBench.Command());
+root.Subcommands.Add(Caas.Node.Bench.PipelineBench.Command());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,92 @@
+using System.Data.Common;
+using Caas.Streams.ReadModel;
+
+namespace Caas.Streams.Audit;
+
+/// <summary>One read of the audit API: who read, what, when.</summary>
+public sealed record AuditAccess(string Id, string TenantId, string UserId, string Action, string Target, string? Query,
+    DateTimeOffset At);
+
+/// <summary>
+/// The audit of the audit: every admin read of the audit API is written here before its answer starts, so a
+/// reader who stops early is recorded too. It lives in the read-model database, in a table of its own.
+/// </summary>
+public sealed class AuditAccessLog(ReadModelStore store)
+{
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS audit_access_log (
+            id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, action TEXT NOT NULL,
+            target TEXT NOT NULL, query TEXT NULL, at BIGINT NOT NULL)
+        """;
+
+    private readonly SemaphoreSlim _schemaOnce = new(1, 1);
+    private volatile bool _schemaReady;
+
+    private async Task<DbConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = await store.OpenAsync(ct);
+        if (_schemaReady) return connection;
+        await _schemaOnce.WaitAsync(ct);
+        try
+        {
+            if (!_schemaReady)
+            {
+                await ReadModelStore.ExecuteAsync(connection, Schema, ct);
+                await ReadModelStore.ExecuteAsync(connection,
+                    "CREATE INDEX IF NOT EXISTS audit_access_log_by_tenant ON audit_access_log (tenant_id, id)", ct);
+                _schemaReady = true;
+            }
+        }
+        finally
+        {
+            _schemaOnce.Release();
+        }
+        return connection;
+    }
+
+    public async Task<AuditAccess> RecordAsync(string tenantId, string userId, string action, string target, string? query,
+        CancellationToken ct = default)
+    {
+        // UUIDv7: ids sort by time, so the listing pages by id.
+        var entry = new AuditAccess(Guid.CreateVersion7().ToString("N"), tenantId, userId, action, target, query, DateTimeOffset.UtcNow);
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "INSERT INTO audit_access_log (id, tenant_id, user_id, action, target, query, at) VALUES (@id, @t, @u, @a, @g, @q, @at)";
+        Add(cmd, "@id", entry.Id);
+        Add(cmd, "@t", tenantId);
+        Add(cmd, "@u", userId);
+        Add(cmd, "@a", action);
+        Add(cmd, "@g", target);
+        Add(cmd, "@q", (object?)query ?? DBNull.Value);
+        Add(cmd, "@at", entry.At.ToUnixTimeMilliseconds());
+        await cmd.ExecuteNonQueryAsync(ct);
+        return entry;
+    }
+
+    /// <summary>The tenant's entries, newest first, before the <paramref name="before"/> id when paging.</summary>
+    public async Task<IReadOnlyList<AuditAccess>> ListAsync(string tenantId, int limit, string? before, CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT id, tenant_id, user_id, action, target, query, at FROM audit_access_log WHERE tenant_id = @t"
+                          + (before is null ? "" : " AND id < @before") + " ORDER BY id DESC LIMIT @n";
+        Add(cmd, "@t", tenantId);
+        if (before is not null) Add(cmd, "@before", before);
+        Add(cmd, "@n", limit);
+        var rows = new List<AuditAccess>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            rows.Add(new AuditAccess(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6))));
+        return rows;
+    }
+
+    private static void Add(DbCommand cmd, string name, object value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        cmd.Parameters.Add(p);
+    }
+}

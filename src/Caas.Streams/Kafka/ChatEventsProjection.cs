@@ -1,0 +1,154 @@
+using Akka;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Pattern;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Caas.Actors.Conversations;
+using Caas.Streams.ReadModel;
+using Prometheus;
+
+namespace Caas.Streams.Kafka;
+
+/// <summary>
+/// The outbound <c>chat.events</c> projection: conversation events by tag from the journal, one record per event, in
+/// batches (size or time). A batch's offset (<c>rm_projection_offsets</c>, name <c>chat-events</c>) is stored only
+/// after the broker acknowledged all of it; a failed batch is retried under backoff behind a circuit breaker, so
+/// while the broker is down the breaker opens, the offset holds and the journal query is backpressured, and the
+/// backlog drains when the broker returns. At-least-once: a replayed batch repeats records with the same keys.
+/// </summary>
+public sealed class ChatEventsProjection : ReceiveActor
+{
+    public const string Name = "chat-events";
+
+    private static readonly Counter Published = Metrics.CreateCounter("caas_kafka_events_published_total", "chat.events records acknowledged by the broker.");
+    private static readonly Counter BatchFailures = Metrics.CreateCounter("caas_kafka_events_batch_failures_total",
+        "chat.events batches that failed or were refused by the open breaker (retried).");
+    private static readonly Gauge Offset = Metrics.CreateGauge("caas_kafka_events_offset", "The journal offset chat.events has published up to.");
+    /// <summary>0 closed, 1 half-open, 2 open.</summary>
+    public static readonly Gauge BreakerState = Metrics.CreateGauge("caas_kafka_breaker_state",
+        "Circuit breaker of a Kafka sink: 0 closed, 1 half-open, 2 open.", "sink");
+
+    private readonly KafkaPublisher _publisher;
+    private readonly ProjectionOffsetStore _offsets;
+    private readonly KafkaSettings _kafka;
+    private readonly ProjectionSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly CircuitBreaker _breaker;
+    private UniqueKillSwitch? _killSwitch;
+
+    public ChatEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings)
+    {
+        _publisher = publisher;
+        _offsets = offsets;
+        _kafka = kafka;
+        _settings = settings;
+        _breaker = new CircuitBreaker(Context.System.Scheduler, kafka.BreakerMaxFailures, kafka.BreakerCallTimeout, kafka.BreakerReset);
+        var log = _log;
+        _breaker.OnOpen(() =>
+        {
+            BreakerState.WithLabels(Name).Set(2);
+            log.Warning("chat.events breaker open: the broker is not acknowledging; holding the offset");
+        });
+        _breaker.OnHalfOpen(() => BreakerState.WithLabels(Name).Set(1));
+        _breaker.OnClose(() =>
+        {
+            BreakerState.WithLabels(Name).Set(0);
+            log.Info("chat.events breaker closed: publishing again");
+        });
+        BreakerState.WithLabels(Name).Set(0);
+        ReceiveAny(_ => { });
+    }
+
+    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings) =>
+        Props.Create(() => new ChatEventsProjection(publisher, offsets, kafka, settings));
+
+    public CircuitBreaker Breaker => _breaker;
+
+    protected override void PreStart()
+    {
+        var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+        var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
+        var log = _log;
+        _killSwitch = RestartSource.WithBackoff(() =>
+                Source.FromTask(_offsets.LoadAsync(Name))
+                    .ConcatMany(offset =>
+                    {
+                        log.Info("chat.events starting from offset {0}", offset);
+                        return journal.EventsByTag(ConversationActor.KindTag, Akka.Persistence.Query.Offset.Sequence(offset));
+                    })
+                    .GroupedWithin(_settings.BatchSize, _settings.BatchWindow)
+                    .SelectAsync(1, async batch =>
+                    {
+                        var list = batch.ToList();
+                        await PublishWithRetryAsync(list);
+                        var last = ((Sequence)list[^1].Offset).Value;
+                        await _offsets.SaveAsync(Name, last);
+                        Offset.Set(last);
+                        return NotUsed.Instance;
+                    })
+                    .SelectError(ex =>
+                    {
+                        log.Warning("chat.events failed, restarting from its stored offset: {0}", ex.Message);
+                        return ex;
+                    }),
+                restart)
+            .ViaMaterialized(KillSwitches.Single<NotUsed>(), Keep.Right)
+            .To(Sink.Ignore<NotUsed>())
+            .Run(Context.Materializer());
+    }
+
+    private async Task PublishWithRetryAsync(IReadOnlyList<EventEnvelope> batch)
+    {
+        var records = batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
+            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
+                new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type, ["seq"] = r.Seq.ToString() }))
+            .ToList();
+        var backoff = _settings.MinBackoff;
+        while (true)
+        {
+            try
+            {
+                await _breaker.WithCircuitBreaker(_ => _publisher.PublishAsync(_kafka.EventsTopic, records));
+                Published.Inc(records.Count);
+                return;
+            }
+            catch (Exception e)
+            {
+                BatchFailures.Inc();
+                _log.Debug("chat.events batch of {0} not published ({1}); retrying in {2}", records.Count, e.Message, backoff);
+                await Task.Delay(backoff);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _settings.MaxBackoff.Ticks));
+            }
+        }
+    }
+
+    protected override void PostStop() => _killSwitch?.Shutdown();
+}
+
+/// <summary>A projection's stored offset in <c>rm_projection_offsets</c>, for projections that write no table rows.</summary>
+public sealed class ProjectionOffsetStore(ReadModelStore store)
+{
+    private readonly ReadModelWriter _reader = new(store);
+
+    public Task<long> LoadAsync(string name) => _reader.LoadOffsetAsync(name);
+
+    public async Task SaveAsync(string name, long offset)
+    {
+        await using var c = await store.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
+                          "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset";
+        var n = cmd.CreateParameter();
+        n.ParameterName = "name";
+        n.Value = name;
+        cmd.Parameters.Add(n);
+        var o = cmd.CreateParameter();
+        o.ParameterName = "offset";
+        o.Value = offset;
+        cmd.Parameters.Add(o);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}

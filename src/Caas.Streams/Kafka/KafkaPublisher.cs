@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using Caas.Actors.Serialization;
+using Caas.Streams.DeadLetters;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace Caas.Streams.Kafka;
+
+/// <summary>
+/// The producer side: publishes a batch and completes only when the broker acknowledged every record of it (acks=all).
+/// Records go to an explicit partition chosen from their partition key, so a conversation's records stay in order
+/// on one partition while their Kafka key is the consumers' dedupe key. Headers only where the profile has them.
+/// </summary>
+public sealed class KafkaPublisher : IDisposable
+{
+    private readonly KafkaSettings _settings;
+    private readonly ILogger _logger;
+    private readonly IProducer<string, string> _producer;
+    private readonly ConcurrentDictionary<string, int> _partitions = new();
+
+    public KafkaPublisher(KafkaSettings settings, ILogger logger)
+    {
+        _settings = settings;
+        _logger = logger;
+        var config = settings.ProducerConfig();
+        // A batch that cannot be delivered fails in seconds, so the breaker sees the outage (and the offset holds).
+        config.MessageTimeoutMs = 10_000;
+        _producer = new ProducerBuilder<string, string>(config)
+            .SetErrorHandler((_, e) => _logger.LogDebug("Kafka producer: {Reason}", e.Reason))
+            .SetLogHandler((_, _) => { })
+            .Build();
+    }
+
+    public sealed record OutboundRecord(string Key, string PartitionKey, string Value, IReadOnlyDictionary<string, string>? Headers = null);
+
+    /// <summary>Publishes every record; throws when any of them was not acknowledged.</summary>
+    public async Task PublishAsync(string topic, IReadOnlyList<OutboundRecord> records)
+    {
+        if (records.Count == 0) return;
+        var partitions = PartitionCount(topic);
+        var pending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var left = records.Count;
+        Error? failure = null;
+        foreach (var r in records)
+        {
+            var message = new Message<string, string> { Key = r.Key, Value = r.Value };
+            if (_settings.Headers && r.Headers is { Count: > 0 })
+            {
+                message.Headers = new Headers();
+                foreach (var (k, v) in r.Headers) message.Headers.Add(k, Encoding.UTF8.GetBytes(v));
+            }
+            var tp = new TopicPartition(topic, ChatEventRecord.PartitionFor(r.PartitionKey, partitions));
+            void Report(DeliveryReport<string, string> report)
+            {
+                if (report.Error.IsError) failure ??= report.Error;
+                if (Interlocked.Decrement(ref left) == 0)
+                {
+                    if (failure is { } f) pending.TrySetException(new KafkaException(f));
+                    else pending.TrySetResult();
+                }
+            }
+            while (true)
+            {
+                try
+                {
+                    _producer.Produce(tp, message, Report);
+                    break;
+                }
+                catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    await Task.Delay(10);
+                }
+            }
+        }
+        await pending.Task;
+    }
+
+    /// <summary>Publishes a dead letter to the dead-letter topic, keyed by its id.</summary>
+    public Task PublishDeadLetterAsync(DeadLetter letter) => PublishAsync(_settings.DeadLetterTopic,
+    [
+        new OutboundRecord(letter.Id, letter.TenantId ?? letter.Id, JsonSerializer.Serialize(letter, CaasSerializer.Json),
+            new Dictionary<string, string> { ["code"] = letter.Code, ["source"] = letter.Source }),
+    ]);
+
+    private int PartitionCount(string topic) => _partitions.GetOrAdd(topic, t =>
+    {
+        using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
+        var meta = admin.GetMetadata(t, TimeSpan.FromSeconds(10)).Topics.Single();
+        if (meta.Error.IsError || meta.Partitions.Count == 0)
+        {
+            _partitions.TryRemove(t, out _);
+            throw new KafkaException(meta.Error.IsError ? meta.Error : new Error(ErrorCode.UnknownTopicOrPart, $"topic {t} has no partitions"));
+        }
+        return meta.Partitions.Count;
+    });
+
+    public void Dispose()
+    {
+        _producer.Flush(TimeSpan.FromSeconds(5));
+        _producer.Dispose();
+    }
+}

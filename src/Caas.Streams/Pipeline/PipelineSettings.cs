@@ -1,0 +1,32 @@
+using Akka.Configuration;
+
+namespace Caas.Streams.Pipeline;
+
+/// <summary>The graph's sizes and budgets (HOCON <c>caas.pipeline</c>).</summary>
+public sealed record PipelineSettings(
+    int QueueSize,
+    int Parallelism,
+    int Lanes,
+    int PerLaneInFlight,
+    TimeSpan AskTimeout,
+    TimeSpan EnrichBudget,
+    int BreakerMaxFailures,
+    TimeSpan BreakerReset,
+    TimeSpan DedupeWindow,
+    int DedupeMaxEntries)
+{
+    public static PipelineSettings Default { get; } = new(10_000, 64, 16, 32, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(50),
+        5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000);
+
+    public static PipelineSettings From(Config config)
+    {
+        var c = config.GetConfig("caas.pipeline");
+        if (c is null || c.IsEmpty) return Default;
+        var d = Default;
+        return new PipelineSettings(c.GetInt("queue-size", d.QueueSize), c.GetInt("parallelism", d.Parallelism), c.GetInt("lanes", d.Lanes),
+            c.GetInt("per-lane-in-flight", d.PerLaneInFlight), c.GetTimeSpan("ask-timeout", d.AskTimeout),
+            c.GetTimeSpan("enrich-budget", d.EnrichBudget), c.GetInt("breaker-max-failures", d.BreakerMaxFailures),
+            c.GetTimeSpan("breaker-reset", d.BreakerReset), c.GetTimeSpan("dedupe-window", d.DedupeWindow),
+            c.GetInt("dedupe-max-entries", d.DedupeMaxEntries));
+    }
+}

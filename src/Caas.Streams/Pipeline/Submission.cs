@@ -1,0 +1,28 @@
+using System.Diagnostics;
+using Caas.Actors.Conversations;
+using Caas.Actors.Tenants;
+
+namespace Caas.Streams.Pipeline;
+
+/// <summary>
+/// A message travelling the graph with what the stages learned about it. A stage that decides the outcome (a
+/// rejection, a repeat) completes it, and the graph drops it from the flow.
+/// </summary>
+public sealed class Submission(IngestMessage message)
+{
+    private readonly TaskCompletionSource<IngestOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public IngestMessage Message { get; } = message;
+    public long StartedAt { get; } = Stopwatch.GetTimestamp();
+    public string MessageId { get; set; } = message.MessageId ?? Caas.Actors.Common.Ids.NewMessageId();
+    public TenantSettingsState Tenant { get; set; } = TenantSettingsState.Default;
+    public MessageEnrichment? Enrichment { get; set; }
+    public long? RateSlot { get; set; }
+
+    public Task<IngestOutcome> Outcome => _outcome.Task;
+    public bool IsDone => _outcome.Task.IsCompleted;
+
+    public void Complete(IngestOutcome outcome) => _outcome.TrySetResult(outcome);
+
+    public TimeSpan Elapsed => Stopwatch.GetElapsedTime(StartedAt);
+}

@@ -1,0 +1,120 @@
+using System.Data.Common;
+using System.Text.Json;
+using Caas.Actors.Serialization;
+using static Caas.Streams.ReadModel.ReadModelWriter;
+
+namespace Caas.Streams.ReadModel;
+
+public sealed record MemberRow(string UserId, string Role, DateTimeOffset JoinedAt);
+
+public sealed record ConversationRow(string ConversationId, string Type, string? Title, IReadOnlyDictionary<string, string> Metadata,
+    DateTimeOffset CreatedAt, string CreatedBy, long LastSeq, IReadOnlyList<MemberRow> Members);
+
+public sealed record MessageRow(string ConversationId, long Seq, string MessageId, string SenderId, string? ContentType, string? Text,
+    DateTimeOffset CreatedAt, DateTimeOffset? EditedAt, bool Deleted, IReadOnlyDictionary<string, string[]> Reactions,
+    IReadOnlyList<MessageVersion> Versions, System.Text.Json.JsonElement? Enrichment);
+
+public sealed record ModerationRow(long Id, string Action, string ActorId, string UserId, DateTimeOffset? Until, string? Reason,
+    DateTimeOffset OccurredAt);
+
+/// <summary>The list queries of the API. Every query is scoped by tenant.</summary>
+public sealed class ReadModelQueries(ReadModelStore store)
+{
+    /// <summary>The caller's live conversations, ordered by id, after <paramref name="afterId"/>.</summary>
+    public async Task<IReadOnlyList<ConversationRow>> ConversationsOfAsync(string tenant, string user, int limit, string? afterId,
+        CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        var rows = new List<ConversationRow>();
+        await using (var cmd = Command(c, null,
+                         "SELECT v.conversation_id, v.type, v.title, v.metadata, v.created_at, v.created_by, v.last_seq " +
+                         "FROM rm_memberships m JOIN rm_conversations v ON v.tenant_id = m.tenant_id AND v.conversation_id = m.conversation_id " +
+                         "WHERE m.tenant_id = @t AND m.user_id = @u AND v.deleted = 0 AND m.conversation_id > @after " +
+                         "ORDER BY m.conversation_id LIMIT @n",
+                         ("t", tenant), ("u", user), ("after", afterId ?? string.Empty), ("n", limit)))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            while (await r.ReadAsync(ct))
+                rows.Add(new ConversationRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
+                    JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(3)) ?? new(), Ms(r.GetInt64(4)), r.GetString(5),
+                    r.GetInt64(6), []));
+        }
+        var result = new List<ConversationRow>(rows.Count);
+        foreach (var row in rows) result.Add(row with { Members = await MembersAsync(c, tenant, row.ConversationId, ct) });
+        return result;
+    }
+
+    private static async Task<IReadOnlyList<MemberRow>> MembersAsync(DbConnection c, string tenant, string conversation, CancellationToken ct)
+    {
+        var members = new List<MemberRow>();
+        await using var cmd = Command(c, null,
+            "SELECT user_id, role, joined_at FROM rm_memberships WHERE tenant_id = @t AND conversation_id = @c ORDER BY joined_at, user_id",
+            ("t", tenant), ("c", conversation));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) members.Add(new MemberRow(r.GetString(0), r.GetString(1), Ms(r.GetInt64(2))));
+        return members;
+    }
+
+    /// <summary>Newest first below <paramref name="beforeSeq"/>, or oldest first above <paramref name="afterSeq"/> (catch-up).</summary>
+    public async Task<IReadOnlyList<MessageRow>> MessagesAsync(string tenant, string conversation, int limit, long? beforeSeq, long? afterSeq,
+        CancellationToken ct = default)
+    {
+        var sql = afterSeq is not null
+            ? "AND seq > @s ORDER BY seq ASC"
+            : "AND seq < @s ORDER BY seq DESC";
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND conversation_id = @c " + sql + " LIMIT @n",
+            ("t", tenant), ("c", conversation), ("s", afterSeq ?? beforeSeq ?? long.MaxValue), ("n", limit));
+        return await ReadMessagesAsync(cmd, ct);
+    }
+
+    public async Task<MessageRow?> MessageByIdAsync(string tenant, string messageId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND message_id = @m", ("t", tenant), ("m", messageId));
+        return (await ReadMessagesAsync(cmd, ct)).FirstOrDefault();
+    }
+
+    /// <summary>The highest sequence number the read model holds for a conversation (0 when none).</summary>
+    public async Task<long> ProjectedSeqAsync(string tenant, string conversation, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT last_seq FROM rm_conversations WHERE tenant_id = @t AND conversation_id = @c",
+            ("t", tenant), ("c", conversation));
+        return await cmd.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt64(v) : 0L;
+    }
+
+    public async Task<IReadOnlyList<ModerationRow>> ModerationLogAsync(string tenant, string conversation, int limit, long? beforeId,
+        CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT journal_offset, action, actor_id, user_id, until_at, reason, occurred_at FROM rm_moderation_log " +
+            "WHERE tenant_id = @t AND conversation_id = @c AND journal_offset < @b ORDER BY journal_offset DESC LIMIT @n",
+            ("t", tenant), ("c", conversation), ("b", beforeId ?? long.MaxValue), ("n", limit));
+        var rows = new List<ModerationRow>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            rows.Add(new ModerationRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3),
+                r.IsDBNull(4) ? null : Ms(r.GetInt64(4)), r.IsDBNull(5) ? null : r.GetString(5), Ms(r.GetInt64(6))));
+        return rows;
+    }
+
+    private const string MessageColumns =
+        "SELECT conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment FROM rm_messages ";
+
+    private static async Task<IReadOnlyList<MessageRow>> ReadMessagesAsync(DbCommand cmd, CancellationToken ct)
+    {
+        var rows = new List<MessageRow>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            rows.Add(new MessageRow(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetString(5), Ms(r.GetInt64(6)), r.IsDBNull(7) ? null : Ms(r.GetInt64(7)), r.GetInt64(8) != 0,
+                JsonSerializer.Deserialize<Dictionary<string, string[]>>(r.GetString(9)) ?? new(),
+                JsonSerializer.Deserialize<List<MessageVersion>>(r.GetString(10), CaasSerializer.Json) ?? [],
+                r.IsDBNull(11) ? null : JsonDocument.Parse(r.GetString(11)).RootElement.Clone()));
+        return rows;
+    }
+
+    private static DateTimeOffset Ms(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+}

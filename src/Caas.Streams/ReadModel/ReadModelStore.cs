@@ -1,0 +1,102 @@
+using System.Data.Common;
+using Caas.Actors.Hosting;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Caas.Streams.ReadModel;
+
+/// <summary>
+/// The read-model database: PostgreSQL (the journal's database) or a SQLite file of its own. The SQL is written once
+/// for both (named @parameters, ON CONFLICT upserts, times as Unix milliseconds).
+/// </summary>
+public sealed class ReadModelStore : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource? _postgres;
+    private readonly string _connectionString;
+
+    public ReadModelStore(StorageOptions storage)
+    {
+        IsPostgres = storage.IsPostgres;
+        _connectionString = storage.ReadModelConnectionString;
+        if (IsPostgres) _postgres = NpgsqlDataSource.Create(_connectionString);
+    }
+
+    public bool IsPostgres { get; }
+
+    public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
+    {
+        if (_postgres is not null) return await _postgres.OpenConnectionAsync(ct);
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(ct);
+        return connection;
+    }
+
+    public async Task EnsureSchemaAsync(CancellationToken ct = default)
+    {
+        await using var connection = await OpenAsync(ct);
+        if (!IsPostgres) await ExecuteAsync(connection, "PRAGMA journal_mode=WAL;", ct);
+        foreach (var statement in Schema) await ExecuteAsync(connection, statement, ct);
+    }
+
+    /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
+    public static async Task EnableWalAsync(StorageOptions storage)
+    {
+        if (storage.IsPostgres) return;
+        await using var connection = new SqliteConnection(storage.JournalConnectionString);
+        await connection.OpenAsync();
+        await ExecuteAsync(connection, "PRAGMA journal_mode=WAL;", default);
+    }
+
+    public static async Task ExecuteAsync(DbConnection connection, string sql, CancellationToken ct)
+    {
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    public static readonly string[] Schema =
+    [
+        """
+        CREATE TABLE IF NOT EXISTS rm_conversations (
+            tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, type TEXT NOT NULL, title TEXT NULL,
+            metadata TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, deleted INTEGER NOT NULL,
+            last_seq BIGINT NOT NULL, PRIMARY KEY (tenant_id, conversation_id))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS rm_memberships (
+            tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,
+            joined_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, conversation_id, user_id))
+        """,
+        "CREATE INDEX IF NOT EXISTS rm_memberships_by_user ON rm_memberships (tenant_id, user_id, conversation_id)",
+        """
+        CREATE TABLE IF NOT EXISTS rm_messages (
+            tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL,
+            sender_id TEXT NOT NULL, content_type TEXT NULL, text TEXT NULL, created_at BIGINT NOT NULL,
+            edited_at BIGINT NULL, deleted INTEGER NOT NULL, reactions TEXT NOT NULL, versions TEXT NOT NULL, enrichment TEXT NULL,
+            PRIMARY KEY (tenant_id, conversation_id, seq))
+        """,
+        "CREATE UNIQUE INDEX IF NOT EXISTS rm_messages_by_id ON rm_messages (tenant_id, message_id)",
+        """
+        CREATE TABLE IF NOT EXISTS rm_moderation_log (
+            tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, journal_offset BIGINT NOT NULL, action TEXT NOT NULL,
+            actor_id TEXT NOT NULL, user_id TEXT NOT NULL, until_at BIGINT NULL, reason TEXT NULL, occurred_at BIGINT NOT NULL,
+            PRIMARY KEY (tenant_id, conversation_id, journal_offset))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS message_id_claims (
+            tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL, PRIMARY KEY (tenant_id, message_id))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS dead_letters (
+            id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NULL, source TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
+            payload TEXT NOT NULL, created_at BIGINT NOT NULL, replayed_at BIGINT NULL, replay_outcome TEXT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id)",
+        "CREATE TABLE IF NOT EXISTS rm_projection_offsets (name TEXT NOT NULL PRIMARY KEY, last_offset BIGINT NOT NULL)",
+    ];
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_postgres is not null) await _postgres.DisposeAsync();
+    }
+}

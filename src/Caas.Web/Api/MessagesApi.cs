@@ -1,0 +1,143 @@
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Sessions;
+using Caas.Streams.Pipeline;
+using Caas.Streams.ReadModel;
+using Caas.Web.Auth;
+using Caas.Web.Edge;
+using Caas.Web.Errors;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Caas.Web.Api;
+
+public static class MessagesApi
+{
+    public static RouteGroupBuilder MapMessages(this RouteGroupBuilder v1)
+    {
+        var g = v1.MapGroup("/messages").WithTags("Messages");
+
+        g.MapPost("/", async (HttpRequest req, Caller caller, IMessageIngest ingest) =>
+        {
+            var (body, error) = await Body.ReadAsync<PostMessageBody>(req);
+            if (error is not null) return error;
+            var errors = new Dictionary<string, string[]>();
+            if (!Ids.IsValid(body!.ConversationId)) errors["conversation_id"] = ["A valid conversation id is required."];
+            if (body.Content is null) errors["content"] = ["Required."];
+            if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
+            var content = new MessageContent(body.Content!.Type ?? string.Empty, body.Content.Text);
+            var outcome = await ingest.SubmitAsync(new IngestMessage(caller.TenantId, body.ConversationId!, caller.UserId, body.MessageId,
+                content, IngestSource.Rest), req.HttpContext.RequestAborted);
+            return outcome switch
+            {
+                Persisted { Ack.Repeat: false } p => Results.Created($"/v1/messages/{p.Ack.MessageId}", Views.Ack(p.Ack, p.Ack.Content)),
+                Persisted p => Results.Ok(Views.Ack(p.Ack, p.Ack.Content ?? content)),
+                Rejected r => Problems.From(r.Rejection),
+                _ => throw new InvalidOperationException("Unknown outcome."),
+            };
+        });
+
+        g.MapGet("/conversations/{conversationId}", async (string conversationId, Caller caller, ClusterGateway gw, JournalTail tail, HttpContext http,
+            int? limit, string? cursor, long? after_seq) =>
+        {
+            if (!Ids.IsValid(conversationId)) return Problems.NotFound("conversation");
+            var n = limit ?? 50;
+            if (n is < 1 or > 200) return Problems.Invalid("limit", "Between 1 and 200.");
+            if (after_seq is < 0) return Problems.Invalid("after_seq", "Zero or more.");
+            long? before = null, after = after_seq;
+            if (cursor is not null)
+            {
+                if (Cursor.TryDecode(cursor, "b", out var b) && long.TryParse(b, out var bs)) before = bs;
+                else if (Cursor.TryDecode(cursor, "a", out var a) && long.TryParse(a, out var @as)) after = @as;
+                else return Problems.Invalid("cursor", "Not a cursor this API issued.");
+            }
+
+            var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, conversationId, caller.UserId), http.RequestAborted);
+            if (access is Rejection r) return Problems.From(r);
+            var lastSeq = ((ReadAccess)access).LastSeq;
+            var projected = await gw.WaitForProjectionAsync(caller.TenantId, conversationId, lastSeq, http.RequestAborted);
+
+            IReadOnlyList<MessageRow> rows = await gw.Queries.MessagesAsync(caller.TenantId, conversationId, n, before, after, http.RequestAborted);
+            if (projected < lastSeq)
+            {
+                // The projection is stalled: merge what the entity acknowledged since, read from its journal.
+                var newer = await tail.NewerMessagesAsync(caller.TenantId, conversationId, projected, http.RequestAborted);
+                rows = after is not null
+                    ? rows.Concat(newer.Where(m => m.Seq > after)).DistinctBy(m => m.Seq).OrderBy(m => m.Seq).Take(n).ToList()
+                    : rows.Concat(newer.Where(m => m.Seq < (before ?? long.MaxValue))).DistinctBy(m => m.Seq).OrderByDescending(m => m.Seq).Take(n).ToList();
+            }
+            string? next = rows.Count < n ? null
+                : after is not null ? Cursor.Encode("a", rows[^1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                : rows[^1].Seq > 1 ? Cursor.Encode("b", rows[^1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture)) : null;
+            return Results.Ok(new { items = rows.Select(Views.Message), next_cursor = next });
+        });
+
+        g.MapGet("/{id}", async (string id, Caller caller, ClusterGateway gw, HttpContext http) =>
+        {
+            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            return problem ?? Results.Ok(Views.Message(row!));
+        });
+
+        g.MapPut("/{id}", async (string id, HttpRequest req, Caller caller, ClusterGateway gw) =>
+        {
+            var (body, error) = await Body.ReadAsync<EditMessageBody>(req);
+            if (error is not null) return error;
+            if (body!.Content is null || body.Content.Type != "text" || string.IsNullOrWhiteSpace(body.Content.Text))
+                return Problems.Invalid("content", "A text content with a non-empty text is required.");
+            var tenant = await gw.TenantSettingsAsync(caller.TenantId, req.HttpContext.RequestAborted);
+            if (body.Content.Text.Length > tenant.MaxMessageChars)
+                return Problems.Of(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters.");
+            var (row, problem) = await FindReadableAsync(id, caller, gw, req.HttpContext.RequestAborted);
+            if (problem is not null) return problem;
+            var content = new MessageContent("text", body.Content.Text);
+            return await gw.SendAsync<MessageChanged>(new EditMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, content),
+                c => Results.Ok(Views.Message(c, row.ConversationId, row)));
+        });
+
+        g.MapDelete("/{id}", async (string id, Caller caller, ClusterGateway gw, HttpContext http) =>
+        {
+            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            if (problem is not null) return problem;
+            return await gw.SendAsync<MessageChanged>(new DeleteMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq),
+                c => Results.Ok(Views.Message(c, row.ConversationId, row)));
+        });
+
+        g.MapPost("/{id}/reactions", async (string id, HttpRequest req, Caller caller, ClusterGateway gw) =>
+        {
+            var (body, error) = await Body.ReadAsync<ReactionBody>(req);
+            if (error is not null) return error;
+            if (string.IsNullOrWhiteSpace(body!.Reaction) || body.Reaction.Length > ConversationDecider.MaxReactionLength)
+                return Problems.Invalid("reaction", $"1 to {ConversationDecider.MaxReactionLength} characters.");
+            var (row, problem) = await FindReadableAsync(id, caller, gw, req.HttpContext.RequestAborted);
+            if (problem is not null) return problem;
+            return await gw.SendAsync<MessageChanged>(new AddReaction(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, body.Reaction),
+                c => Results.Ok(Views.Message(c, row.ConversationId, row)));
+        });
+
+        g.MapDelete("/{id}/reactions/{reaction}", async (string id, string reaction, Caller caller, ClusterGateway gw, HttpContext http) =>
+        {
+            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            if (problem is not null) return problem;
+            return await gw.SendAsync<MessageChanged>(new RemoveReaction(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, reaction),
+                c => Results.Ok(Views.Message(c, row.ConversationId, row)));
+        });
+        return g;
+    }
+
+    /// <summary>
+    /// A message the caller may read: found by its tenant-unique id (waiting briefly for one just written),
+    /// in a conversation the caller is a member of. Anything else is the same 404.
+    /// </summary>
+    private static async Task<(MessageRow? Row, IResult? Problem)> FindReadableAsync(string id, Caller caller, ClusterGateway gw, CancellationToken ct)
+    {
+        if (!Ids.IsValid(id)) return (null, Problems.NotFound("message"));
+        var row = await gw.FindMessageAsync(caller.TenantId, id, TimeSpan.FromSeconds(1), ct);
+        if (row is null) return (null, Problems.NotFound("message"));
+        var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, row.ConversationId, caller.UserId), ct);
+        if (access is Rejection) return (null, Problems.NotFound("message"));
+        // The read model may trail the entity: make sure this message's latest state is in before answering.
+        await gw.WaitForProjectionAsync(caller.TenantId, row.ConversationId, ((ReadAccess)access).LastSeq, ct);
+        return (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? row, null);
+    }
+}

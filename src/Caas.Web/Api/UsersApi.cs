@@ -1,0 +1,76 @@
+using Caas.Actors.Common;
+using Caas.Actors.Sessions;
+using Caas.Actors.Tenants;
+using Caas.Web.Auth;
+using Caas.Web.Edge;
+using Caas.Web.Errors;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Caas.Web.Api;
+
+public static class UsersApi
+{
+    public static RouteGroupBuilder MapUsers(this RouteGroupBuilder v1)
+    {
+        var g = v1.MapGroup("/users").WithTags("Users");
+
+        g.MapGet("/me", (Caller caller, ClusterGateway gw) =>
+            gw.SendAsync<ProfileView>(new GetProfile(caller.TenantId, caller.UserId), Profile));
+
+        g.MapPut("/me", async (HttpRequest req, Caller caller, ClusterGateway gw) =>
+        {
+            var (body, error) = await Body.ReadAsync<ProfileBody>(req);
+            if (error is not null) return error;
+            return await gw.SendAsync<ProfileView>(new UpdateProfile(caller.TenantId, caller.UserId, body!.DisplayName, body.TimeZone, body.Locale), Profile);
+        });
+
+        g.MapGet("/{userId}/presence", (string userId, Caller caller, ClusterGateway gw) =>
+            !Ids.IsValid(userId) ? Task.FromResult(Problems.NotFound("user"))
+                : gw.SendAsync<PresenceView>(new GetPresence(caller.TenantId, userId), p => Results.Ok(new
+                {
+                    user_id = p.UserId,
+                    status = p.Status,
+                    last_seen = p.LastSeen is { } t ? Views.Utc(t) : null,
+                })));
+        return g;
+    }
+
+    private static IResult Profile(ProfileView p) => Results.Ok(new
+    {
+        user_id = p.UserId,
+        display_name = p.Profile.DisplayName,
+        time_zone = p.Profile.TimeZone,
+        locale = p.Profile.Locale,
+    });
+
+    public static RouteGroupBuilder MapAdmin(this RouteGroupBuilder v1)
+    {
+        var g = v1.MapGroup("/admin").WithTags("Admin");
+
+        g.MapGet("/tenant/settings", async (Caller caller, ClusterGateway gw) =>
+            !caller.IsAdmin ? Problems.From(Rejection.Forbidden("The admin role is required."))
+                : Settings(await gw.TenantSettingsAsync(caller.TenantId)));
+
+        g.MapPut("/tenant/settings", async (HttpRequest req, Caller caller, ClusterGateway gw) =>
+        {
+            if (!caller.IsAdmin) return Problems.From(Rejection.Forbidden("The admin role is required."));
+            var (body, error) = await Body.ReadAsync<TenantSettingsBody>(req);
+            if (error is not null) return error;
+            var reply = await gw.AskAsync(new UpdateTenantSettings(caller.TenantId, caller.UserId, body!.MessageRatePerMinute,
+                body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars));
+            gw.ForgetTenantSettings(caller.TenantId);
+            return ClusterGateway.Map<TenantSettingsState>(reply, Settings);
+        });
+        return g;
+    }
+
+    private static IResult Settings(TenantSettingsState s) => Results.Ok(new
+    {
+        message_rate_per_minute = s.MessageRatePerMinute,
+        idempotency_horizon_seconds = s.IdempotencyHorizonSeconds,
+        default_phone_region = s.DefaultPhoneRegion,
+        max_message_chars = s.MaxMessageChars,
+    });
+}

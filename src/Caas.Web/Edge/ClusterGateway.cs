@@ -1,0 +1,109 @@
+using System.Collections.Concurrent;
+using Akka.Actor;
+using Akka.Hosting;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Sessions;
+using Caas.Actors.Tenants;
+using Caas.Streams.ReadModel;
+using Caas.Web.Errors;
+using Microsoft.AspNetCore.Http;
+
+namespace Caas.Web.Edge;
+
+/// <summary>Edge settings (appsettings <c>Caas:Edge</c>).</summary>
+public sealed record EdgeSettings
+{
+    public TimeSpan AskTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan ReadYourWritesCap { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan TenantSettingsTtl { get; init; } = TimeSpan.FromSeconds(5);
+    public int MaxRequestBodyBytes { get; init; } = 1 << 20;
+}
+
+/// <summary>
+/// The web node's way into the cluster: asks the sharded entities (whichever node hosts them) and turns their
+/// rejections into problem responses; waits for the read model where a client must read its own writes.
+/// </summary>
+public sealed class ClusterGateway(
+    IRequiredActor<ConversationRegion> conversations,
+    IRequiredActor<UserSessionRegion> sessions,
+    IRequiredActor<TenantSettingsRegion> tenants,
+    ReadModelQueries queries,
+    EdgeSettings settings)
+{
+    private readonly ConcurrentDictionary<string, (TenantSettingsState Settings, DateTimeOffset Until)> _tenantCache = new();
+
+    public ReadModelQueries Queries => queries;
+
+    public Task<object> AskAsync(IConversationCommand command, CancellationToken ct = default) => AskAsync(conversations.ActorRef, command, ct);
+
+    public Task<object> AskAsync(IUserSessionCommand command, CancellationToken ct = default) => AskAsync(sessions.ActorRef, command, ct);
+
+    public Task<object> AskAsync(ITenantCommand command, CancellationToken ct = default) => AskAsync(tenants.ActorRef, command, ct);
+
+    private async Task<object> AskAsync(IActorRef region, object command, CancellationToken ct)
+    {
+        try
+        {
+            return await region.Ask<object>(command, settings.AskTimeout, ct);
+        }
+        catch (AskTimeoutException)
+        {
+            return new Rejection(ErrorCodes.Overloaded, "The cluster did not answer in time; retry (a repeated message_id is safe).",
+                RetryAfterSeconds: 1);
+        }
+    }
+
+    /// <summary>Runs a command and maps the reply: <typeparamref name="T"/> to <paramref name="ok"/>, a rejection to a problem.</summary>
+    public async Task<IResult> SendAsync<T>(IConversationCommand command, Func<T, IResult> ok, CancellationToken ct = default) =>
+        Map(await AskAsync(command, ct), ok);
+
+    public async Task<IResult> SendAsync<T>(IUserSessionCommand command, Func<T, IResult> ok, CancellationToken ct = default) =>
+        Map(await AskAsync(command, ct), ok);
+
+    public static IResult Map<T>(object reply, Func<T, IResult> ok) => reply switch
+    {
+        Rejection r => Problems.From(r),
+        T value => ok(value),
+        _ => throw new InvalidOperationException($"Unexpected reply {reply.GetType().Name}."),
+    };
+
+    public async Task<TenantSettingsState> TenantSettingsAsync(string tenantId, CancellationToken ct = default)
+    {
+        if (_tenantCache.TryGetValue(tenantId, out var cached) && cached.Until > DateTimeOffset.UtcNow) return cached.Settings;
+        var reply = await AskAsync(new GetTenantSettings(tenantId), ct);
+        if (reply is not TenantSettingsState s) return cached.Settings ?? TenantSettingsState.Default;
+        _tenantCache[tenantId] = (s, DateTimeOffset.UtcNow + settings.TenantSettingsTtl);
+        return s;
+    }
+
+    public void ForgetTenantSettings(string tenantId) => _tenantCache.TryRemove(tenantId, out _);
+
+    /// <summary>
+    /// Read-your-writes: waits (capped) until the read model holds every message the entity has acknowledged.
+    /// The projection polls the journal, so this is usually a few tens of milliseconds.
+    /// </summary>
+    /// <returns>The sequence number the read model reached (below <paramref name="seq"/> only when the cap ran out).</returns>
+    public async Task<long> WaitForProjectionAsync(string tenant, string conversation, long seq, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + settings.ReadYourWritesCap;
+        while (true)
+        {
+            var projected = await queries.ProjectedSeqAsync(tenant, conversation, ct);
+            if (projected >= seq || DateTimeOffset.UtcNow >= deadline) return projected;
+            await Task.Delay(20, ct);
+        }
+    }
+
+    /// <summary>Finds a message by its tenant-unique id, waiting briefly for a just-written one to be projected.</summary>
+    public async Task<MessageRow?> FindMessageAsync(string tenant, string messageId, TimeSpan wait, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + wait;
+        while (true)
+        {
+            var row = await queries.MessageByIdAsync(tenant, messageId, ct);
+            if (row is not null || DateTimeOffset.UtcNow >= deadline) return row;
+            await Task.Delay(25, ct);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+using System.Globalization;
+using Akka.Actor;
+using System.Text.Json;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Rooms;
+using Caas.Actors.Sessions;
+using Caas.Streams.Pipeline;
+using Caas.Web.Api;
+using Caas.Web.Auth;
+using Caas.Web.Edge;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Caas.Web.Hubs;
+
+public sealed record RoomArgs(string? ConversationId);
+public sealed record SendMessageArgs(string? ConversationId, JsonElement? Content, string? MessageId);
+public sealed record EditMessageArgs(string? ConversationId, long? Seq, JsonElement? Content);
+public sealed record MessageArgs(string? ConversationId, long? Seq);
+public sealed record ReactionArgs(string? ConversationId, long? Seq, string? Reaction);
+public sealed record HistoryArgs(string? ConversationId, long? AfterSeq, string? Cursor, int? Limit);
+public sealed record UserArgs(string? UserId);
+
+/// <summary>
+/// The chat hub at <c>/hubs/chat</c>. Every method answers a result object, <c>{success: true, …}</c> or
+/// <c>{success: false, error: {code, message}}</c> with the codes of the REST API; an exception's details never reach
+/// the client. Messages go through the one ingest path; live events come from the node's room relay.
+/// </summary>
+public sealed class ChatHub(
+    ClusterGateway gateway,
+    IMessageIngest ingest,
+    RoomRelay relay,
+    ChatConnections connections,
+    IOptions<HubSettings> options,
+    ILogger<ChatHub> log) : Hub
+{
+    private HubSettings Settings => options.Value;
+
+    public override async Task OnConnectedAsync()
+    {
+        var caller = Context.User is { } user ? Caller.From(user) : null;
+        if (caller is null || !connections.Contexts.TryGetValue(Context.ConnectionId, out var context))
+        {
+            Context.Abort();
+            return;
+        }
+        var connection = new ChatConnection(context, caller, Settings.OutboundBufferMessages, log);
+        connections.Add(connection);
+        ScheduleExpiry(connection);
+        var opened = await gateway.AskAsync(new ConnectionOpened(caller.TenantId, caller.UserId, connection.Id, relay.NodeAddress));
+        if (opened is Rejection r) log.LogWarning("Presence of {UserId} not recorded: {Code}", caller.UserId, r.Code);
+    }
+
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        if (connections.Remove(Context.ConnectionId) is not { } connection) return;
+        connection.Complete();
+        var caller = connection.Caller;
+        foreach (var room in connection.Rooms.Keys.ToList()) LeaveLiveRoom(connection, room);
+        await gateway.AskAsync(new ConnectionClosed(caller.TenantId, caller.UserId, connection.Id));
+    }
+
+    public Task<object> JoinRoom(RoomArgs args) => Guard(async (connection, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
+        var id = args.ConversationId!;
+        var reply = await gateway.AskAsync(new GetConversation(caller.TenantId, id, caller.UserId), Context.ConnectionAborted);
+        if (reply is Rejection rejection) return Fail(rejection);
+        var view = (ConversationView)reply;
+        if (connection.Rooms.TryAdd(id, 0))
+        {
+            await relay.Actor.Ask<Relay.Joined>(new Relay.Join(caller.TenantId, id, connection, view.LastSeq,
+                [.. view.Members.Select(m => m.UserId)]), TimeSpan.FromSeconds(10));
+            relay.Publish(Signal(caller, id, RoomSignalKinds.MemberJoined, null));
+        }
+        var self = view.Members.FirstOrDefault(m => m.UserId == caller.UserId);
+        return new
+        {
+            success = true,
+            conversation_id = id,
+            role = self?.Role.ToWire(),
+            last_seq = view.LastSeq,
+            members = view.Members.Select(m => new { user_id = m.UserId, role = m.Role.ToWire(), joined_at = Views.Utc(m.JoinedAt) }),
+        };
+    });
+
+    public Task<object> LeaveRoom(RoomArgs args) => Guard((connection, _) =>
+    {
+        var id = args.ConversationId ?? string.Empty;
+        if (!connection.Rooms.ContainsKey(id)) return Task.FromResult(Fail(Rejection.NotFound("room")));
+        LeaveLiveRoom(connection, id);
+        return Task.FromResult<object>(new { success = true, conversation_id = id });
+    });
+
+    public Task<object> SendMessage(SendMessageArgs args) => Guard(async (connection, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.Invalid("conversation_id", "A valid conversation id is required."));
+        if (ContentOf(args.Content) is not { } content) return Fail(Rejection.Invalid("content", "Required: a text, or {type, text}."));
+        if (args.MessageId is not null && !Ids.IsValid(args.MessageId)) return Fail(Rejection.Invalid("message_id", "Not a valid message id."));
+        // The id is fixed before the message is submitted, so a client that hears persist_timeout can retry it safely.
+        var messageId = args.MessageId ?? Ids.NewMessageId();
+        var submitted = ingest.SubmitAsync(new IngestMessage(caller.TenantId, args.ConversationId!, caller.UserId, messageId, content, IngestSource.Hub));
+        IngestOutcome outcome;
+        try
+        {
+            outcome = await submitted.WaitAsync(Settings.PersistTimeout);
+        }
+        catch (TimeoutException)
+        {
+            var error = new { code = ErrorCodes.PersistTimeout, message = "Not confirmed in time; retry with the same message_id." };
+            connection.Push(HubEvents.MessagePersistFailed, new { conversation_id = args.ConversationId, message_id = messageId, error });
+            return new { success = false, message_id = messageId, error };
+        }
+        switch (outcome)
+        {
+            case Persisted { Ack: var ack }:
+                connection.Push(HubEvents.MessagePersisted, new { conversation_id = ack.ConversationId, message_id = ack.MessageId, seq = ack.Seq });
+                return new
+                {
+                    success = true, message_id = ack.MessageId, conversation_id = ack.ConversationId, seq = ack.Seq,
+                    created_at = Views.Utc(ack.CreatedAt), repeat = ack.Repeat,
+                };
+            case Rejected { Rejection: var r }:
+                return Fail(r, messageId);
+            default:
+                throw new InvalidOperationException("Unknown ingest outcome.");
+        }
+    });
+
+    public Task<object> EditMessage(EditMessageArgs args) => Guard(async (_, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId) || args.Seq is not { } seq) return Fail(Rejection.NotFound("message"));
+        if (ContentOf(args.Content) is not { } content) return Fail(Rejection.Invalid("content", "Required: a text, or {type, text}."));
+        var tenant = await gateway.TenantSettingsAsync(caller.TenantId);
+        if (content.Text?.Length > tenant.MaxMessageChars)
+            return Fail(new Rejection(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters."));
+        return Changed(await gateway.AskAsync(new EditMessage(caller.TenantId, args.ConversationId!, caller.UserId, seq, content)), args.ConversationId!);
+    });
+
+    public Task<object> DeleteMessage(MessageArgs args) => Guard(async (_, caller) =>
+        !Ids.IsValid(args.ConversationId) || args.Seq is not { } seq
+            ? Fail(Rejection.NotFound("message"))
+            : Changed(await gateway.AskAsync(new DeleteMessage(caller.TenantId, args.ConversationId!, caller.UserId, seq)), args.ConversationId!));
+
+    public Task<object> React(ReactionArgs args) => Guard(async (_, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId) || args.Seq is not { } seq) return Fail(Rejection.NotFound("message"));
+        if (string.IsNullOrWhiteSpace(args.Reaction) || args.Reaction.Length > ConversationDecider.MaxReactionLength)
+            return Fail(Rejection.Invalid("reaction", $"1 to {ConversationDecider.MaxReactionLength} characters."));
+        return Changed(await gateway.AskAsync(new AddReaction(caller.TenantId, args.ConversationId!, caller.UserId, seq, args.Reaction)),
+            args.ConversationId!);
+    });
+
+    public Task<object> Unreact(ReactionArgs args) => Guard(async (_, caller) =>
+        !Ids.IsValid(args.ConversationId) || args.Seq is not { } seq || string.IsNullOrEmpty(args.Reaction)
+            ? Fail(Rejection.NotFound("reaction"))
+            : Changed(await gateway.AskAsync(new RemoveReaction(caller.TenantId, args.ConversationId!, caller.UserId, seq, args.Reaction)),
+                args.ConversationId!));
+
+    /// <summary>Tells the room's other connections that the caller is typing; only from a room the connection has joined.</summary>
+    public Task<object> Typing(RoomArgs args) => Guard((connection, caller) =>
+    {
+        var id = args.ConversationId ?? string.Empty;
+        if (!connection.Rooms.ContainsKey(id)) return Task.FromResult(Fail(Rejection.NotFound("room")));
+        relay.Publish(Signal(caller, id, RoomSignalKinds.Typing, null, connection.Id));
+        return Task.FromResult<object>(new { success = true, conversation_id = id });
+    });
+
+    /// <summary>Stores the caller's read marker (UserSession) and tells the room.</summary>
+    public Task<object> MarkRead(MessageArgs args) => Guard(async (connection, caller) =>
+    {
+        var (id, seq, problem) = await ReceiptAsync(args, caller);
+        if (problem is not null) return problem;
+        var reply = await gateway.AskAsync(new MarkRead(caller.TenantId, caller.UserId, id, seq));
+        if (reply is Rejection r) return Fail(r);
+        var marked = reply is ReadMarker m ? m.Seq : seq;
+        relay.Publish(Signal(caller, id, RoomSignalKinds.ReadReceipt, marked, connection.Id));
+        return new { success = true, conversation_id = id, seq = marked };
+    });
+
+    /// <summary>Tells the room that the caller's client has the message (not stored: delivery is a live signal).</summary>
+    public Task<object> MarkDelivered(MessageArgs args) => Guard(async (connection, caller) =>
+    {
+        var (id, seq, problem) = await ReceiptAsync(args, caller);
+        if (problem is not null) return problem;
+        relay.Publish(Signal(caller, id, RoomSignalKinds.Delivered, seq, connection.Id));
+        return new { success = true, conversation_id = id, seq };
+    });
+
+    /// <summary>Newest first, or oldest first after <c>after_seq</c> (catch-up after a reconnect), as REST's message list.</summary>
+    public Task<object> GetHistory(HistoryArgs args) => Guard(async (_, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
+        var id = args.ConversationId!;
+        var limit = args.Limit ?? 50;
+        if (limit < 1 || limit > Settings.MaxHistoryPage) return Fail(Rejection.Invalid("limit", $"Between 1 and {Settings.MaxHistoryPage}."));
+        if (args.AfterSeq is < 0) return Fail(Rejection.Invalid("after_seq", "Zero or more."));
+        long? before = null, after = args.AfterSeq;
+        if (args.Cursor is not null)
+        {
+            if (Cursor.TryDecode(args.Cursor, "b", out var b) && long.TryParse(b, CultureInfo.InvariantCulture, out var bs)) before = bs;
+            else if (Cursor.TryDecode(args.Cursor, "a", out var a) && long.TryParse(a, CultureInfo.InvariantCulture, out var @as)) after = @as;
+            else return Fail(Rejection.Invalid("cursor", "Not a cursor this API issued."));
+        }
+        var access = await gateway.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId));
+        if (access is Rejection r) return Fail(r);
+        await gateway.WaitForProjectionAsync(caller.TenantId, id, ((ReadAccess)access).LastSeq, Context.ConnectionAborted);
+        var rows = await gateway.Queries.MessagesAsync(caller.TenantId, id, limit, before, after, Context.ConnectionAborted);
+        string? next = rows.Count < limit ? null
+            : after is not null ? Cursor.Encode("a", rows[^1].Seq.ToString(CultureInfo.InvariantCulture))
+            : rows[^1].Seq > 1 ? Cursor.Encode("b", rows[^1].Seq.ToString(CultureInfo.InvariantCulture)) : null;
+        return new { success = true, conversation_id = id, items = rows.Select(Views.Message), next_cursor = next };
+    });
+
+    /// <summary>A user's presence in the caller's tenant, from the UserSession entity.</summary>
+    public Task<object> GetPresence(UserArgs args) => Guard(async (_, caller) =>
+    {
+        if (!Ids.IsValid(args.UserId)) return Fail(Rejection.Invalid("user_id", "Not a valid user id."));
+        var reply = await gateway.AskAsync(new GetPresence(caller.TenantId, args.UserId!));
+        return reply is PresenceView p
+            ? new { success = true, user_id = p.UserId, status = p.Status, last_seen = p.LastSeen is { } t ? Views.Utc(t) : null }
+            : Fail(reply as Rejection ?? new Rejection(ErrorCodes.Overloaded, "No answer."));
+    });
+
+    private async Task<(string Id, long Seq, object? Problem)> ReceiptAsync(MessageArgs args, Caller caller)
+    {
+        if (!Ids.IsValid(args.ConversationId)) return (string.Empty, 0, Fail(Rejection.NotFound()));
+        if (args.Seq is not { } seq || seq < 1) return (string.Empty, 0, Fail(Rejection.Invalid("seq", "A message sequence number, 1 or more.")));
+        var access = await gateway.AskAsync(new GetReadAccess(caller.TenantId, args.ConversationId!, caller.UserId));
+        if (access is Rejection r) return (string.Empty, 0, Fail(r));
+        if (seq > ((ReadAccess)access).LastSeq) return (string.Empty, 0, Fail(Rejection.Invalid("seq", "No such message yet.")));
+        return (args.ConversationId!, seq, null);
+    }
+
+    private void LeaveLiveRoom(ChatConnection connection, string conversationId)
+    {
+        if (!connection.Rooms.TryRemove(conversationId, out _)) return;
+        var caller = connection.Caller;
+        relay.Actor.Tell(new Relay.Leave(caller.TenantId, conversationId, connection.Id), ActorRefs.NoSender);
+        relay.Publish(Signal(caller, conversationId, RoomSignalKinds.MemberLeft, null, connection.Id));
+    }
+
+    private RoomSignal Signal(Caller caller, string conversationId, string kind, long? seq, string? connectionId = null) =>
+        new(caller.TenantId, conversationId, kind, caller.UserId, connectionId ?? Context.ConnectionId, relay.NodeAddress, seq, DateTimeOffset.UtcNow);
+
+    /// <summary>When the token expires the client hears <c>sessionExpired</c>, then the connection closes.</summary>
+    private void ScheduleExpiry(ChatConnection connection)
+    {
+        if (!long.TryParse(Context.User?.FindFirst("exp")?.Value, CultureInfo.InvariantCulture, out var exp)) return;
+        var left = DateTimeOffset.FromUnixTimeSeconds(exp) - DateTimeOffset.UtcNow;
+        if (left > TimeSpan.FromDays(24)) return; // beyond Task.Delay's range; such tokens are not issued here
+        var aborted = Context.ConnectionAborted;
+        _ = Task.Delay(left < TimeSpan.Zero ? TimeSpan.Zero : left, aborted).ContinueWith(t =>
+        {
+            if (t.IsCanceled) return;
+            connection.PushThenClose(HubEvents.SessionExpired, new { code = "token_expired", message = "The access token has expired; reconnect with a new one." });
+        }, TaskScheduler.Default);
+    }
+
+    private async Task<object> Guard(Func<ChatConnection, Caller, Task<object>> body)
+    {
+        if (connections.Find(Context.ConnectionId) is not { } connection)
+            return Fail(new Rejection(ErrorCodes.Unauthenticated, "The connection is not signed in."));
+        try
+        {
+            return await body(connection, connection.Caller);
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "Hub call of {UserId} failed", connection.Caller.UserId);
+            return Fail(new Rejection("internal_error", "Something went wrong; retry."));
+        }
+    }
+
+    private static object Changed(object reply, string conversationId) => reply switch
+    {
+        Rejection r => Fail(r),
+        MessageChanged c => new { success = true, message = Views.Message(c, conversationId, null) },
+        _ => Fail(new Rejection(ErrorCodes.Overloaded, "No answer.")),
+    };
+
+    private static MessageContent? ContentOf(JsonElement? content) => content switch
+    {
+        { ValueKind: JsonValueKind.String } s => new MessageContent("text", s.GetString()),
+        { ValueKind: JsonValueKind.Object } o => new MessageContent(
+            o.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "text",
+            o.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String ? x.GetString() : null),
+        _ => null,
+    };
+
+    public static object Fail(Rejection r, string? messageId = null) => new
+    {
+        success = false,
+        message_id = messageId,
+        error = new { code = r.Code, message = r.Message, errors = r.Errors, retry_after_seconds = r.RetryAfterSeconds },
+    };
+}

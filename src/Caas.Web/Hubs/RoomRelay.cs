@@ -1,0 +1,414 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.PublishSubscribe;
+using Akka.Event;
+using Caas.Actors.Conversations;
+using Caas.Actors.Rooms;
+using Caas.Actors.Sessions;
+using Caas.Streams.ReadModel;
+using Caas.Web.Edge;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Caas.Web.Hubs;
+
+/// <summary>What a room feed needs from the node.</summary>
+public sealed record RelayContext(ClusterGateway Gateway, HubSettings Settings, IActorRef Mediator, string NodeAddress);
+
+/// <summary>Local messages between the hub and the relay (never cross the wire).</summary>
+public static class Relay
+{
+    public sealed record Join(string TenantId, string ConversationId, ChatConnection Connection, long LastSeq, IReadOnlyList<string> Members)
+        : INoSerializationVerificationNeeded;
+
+    public sealed record Joined : INoSerializationVerificationNeeded;
+
+    public sealed record Leave(string TenantId, string ConversationId, string ConnectionId) : INoSerializationVerificationNeeded;
+
+    public sealed record RoomIdle(string Key, int JoinsSeen) : INoSerializationVerificationNeeded;
+
+    public sealed record NodeGone(string Address) : INoSerializationVerificationNeeded;
+
+    public static string Key(string tenantId, string conversationId) => RoomTopics.Of(tenantId, conversationId);
+}
+
+/// <summary>
+/// The node's room relay: one <see cref="RoomFeedActor"/> per conversation that has a live connection on this node.
+/// Starts feeds on the first join and stops them when the last local connection has left.
+/// </summary>
+public sealed class RoomRelayActor : ReceiveActor
+{
+    private readonly Dictionary<string, (IActorRef Feed, int Joins)> _feeds = new(StringComparer.Ordinal);
+    private long _counter;
+
+    public RoomRelayActor(RelayContext context)
+    {
+        Receive<Relay.Join>(j =>
+        {
+            var key = Relay.Key(j.TenantId, j.ConversationId);
+            if (!_feeds.TryGetValue(key, out var feed))
+            {
+                var child = Context.ActorOf(Props.Create(() => new RoomFeedActor(j.TenantId, j.ConversationId, context)), "room-" + ++_counter);
+                feed = (child, 0);
+            }
+            _feeds[key] = (feed.Feed, feed.Joins + 1);
+            feed.Feed.Forward(j);
+        });
+        Receive<Relay.Leave>(l =>
+        {
+            if (_feeds.TryGetValue(Relay.Key(l.TenantId, l.ConversationId), out var feed)) feed.Feed.Forward(l);
+        });
+        Receive<Relay.RoomIdle>(idle =>
+        {
+            // A join forwarded after the feed said it was idle keeps it alive.
+            if (!_feeds.TryGetValue(idle.Key, out var feed) || feed.Feed != Sender || feed.Joins != idle.JoinsSeen) return;
+            _feeds.Remove(idle.Key);
+            Context.Stop(Sender);
+        });
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            var gone = new Relay.NodeGone(m.Member.Address.ToString());
+            foreach (var (feed, _) in _feeds.Values) feed.Tell(gone);
+        });
+        Receive<ClusterEvent.IMemberEvent>(_ => { });
+        Receive<ClusterEvent.CurrentClusterState>(_ => { });
+    }
+
+    protected override void PreStart() =>
+        Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberRemoved));
+
+    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+}
+
+/// <summary>
+/// One conversation's live feed on this node. Subscribes to the conversation's topic and pushes its events to the
+/// local connections in the room. Pub-sub is at most once, so the feed remembers the last sequence number it pushed,
+/// back-fills any gap from the read model before pushing on, and asks the entity now and then whether it missed the
+/// tail. A kick, ban or removal takes the user's connections out of the room before anything else is pushed.
+/// </summary>
+public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    private const int MaxBackfillAttempts = 5;
+    private const int MaxPresenceChecks = 10;
+
+    private readonly string _tenantId;
+    private readonly string _conversationId;
+    private readonly RelayContext _context;
+    private readonly string _topic;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, ChatConnection> _locals = new(StringComparer.Ordinal);
+    // Every live connection in the room that this node knows of, on any node: connection id -> (user, node).
+    private readonly Dictionary<string, (string UserId, string Node)> _live = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _nodesSeen = new(StringComparer.Ordinal);
+    // The room's members as the feed last heard (join views, membership events): whose presence to follow.
+    private readonly HashSet<string> _members = new(StringComparer.Ordinal);
+    private readonly List<IActorRef> _awaitingSubscription = [];
+    private bool _subscribed;
+    private long _lastPushed = -1;
+    private long _lastJournalSeq;
+    private int _joins;
+    private int _backfillAttempts;
+
+    private sealed record TailCheck : INoSerializationVerificationNeeded;
+    private sealed record TailAnswer(object Reply) : INoSerializationVerificationNeeded;
+    private sealed record Backfilled(IReadOnlyList<MessageRow> Rows, long Target) : INoSerializationVerificationNeeded;
+    /// <summary>Asks whether a user is offline. With <see cref="OfflineSince"/>, only an offline that began after it is news.</summary>
+    private sealed record PresenceCheck(string UserId, int Attempt, DateTimeOffset? OfflineSince = null) : INoSerializationVerificationNeeded;
+    private sealed record Announce : INoSerializationVerificationNeeded;
+    private sealed record PresenceAnswer(PresenceCheck Check, object Reply) : INoSerializationVerificationNeeded;
+    private sealed record MemberCheck(string UserId, object Reply) : INoSerializationVerificationNeeded;
+
+    public RoomFeedActor(string tenantId, string conversationId, RelayContext context)
+    {
+        _tenantId = tenantId;
+        _conversationId = conversationId;
+        _context = context;
+        _topic = RoomTopics.Of(tenantId, conversationId);
+        _nodesSeen.Add(context.NodeAddress);
+        Become(Live);
+    }
+
+    public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        _context.Mediator.Tell(new Subscribe(_topic, Self));
+        Timers.StartPeriodicTimer("tail", new TailCheck(), _context.Settings.RoomTailCheck);
+    }
+
+    protected override void PostStop() => _context.Mediator.Tell(new Unsubscribe(_topic, Self));
+
+    private void Live()
+    {
+        Common();
+        Receive<ConversationEventPublished>(OnEvent);
+        Receive<TailAnswer>(a =>
+        {
+            if (a.Reply is ReadAccess access && access.LastSeq > _lastPushed && _lastPushed >= 0) StartBackfill(access.LastSeq);
+        });
+    }
+
+    private void Backfilling()
+    {
+        Common();
+        Receive<ConversationEventPublished>(_ => Stash.Stash());
+        Receive<TailAnswer>(_ => { });
+        Receive<Backfilled>(OnBackfilled);
+        Receive<Status.Failure>(f =>
+        {
+            _log.Warning(f.Cause, "Back-fill of {0} failed", _topic);
+            FinishBackfill(_lastPushed);
+        });
+    }
+
+    private void Common()
+    {
+        Receive<SubscribeAck>(_ =>
+        {
+            _subscribed = true;
+            // Other nodes learn of this subscription by gossip; once they have, tell them who is here.
+            Timers.StartSingleTimer("announce", new Announce(), TimeSpan.FromSeconds(2));
+            foreach (var waiting in _awaitingSubscription) waiting.Tell(new Relay.Joined());
+            _awaitingSubscription.Clear();
+        });
+        Receive<Relay.Join>(OnJoin);
+        Receive<Relay.Leave>(l =>
+        {
+            if (_locals.Remove(l.ConnectionId, out var c)) c.Rooms.TryRemove(_conversationId, out _);
+            IdleIfEmpty();
+        });
+        Receive<RoomSignal>(OnSignal);
+        Receive<Announce>(_ => AnnouncePresent());
+        Receive<Relay.NodeGone>(g =>
+        {
+            _nodesSeen.Remove(g.Address);
+            foreach (var (connection, (user, _)) in _live.Where(kv => kv.Value.Node == g.Address).ToList())
+                LiveConnectionGone(connection, user);
+            // The node may have held connections this feed never heard of (signals are at most once): follow every
+            // member not known to be live elsewhere, and report an offline that began about when the node went.
+            var since = DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1);
+            foreach (var user in _members.Where(u => _live.Values.All(v => v.UserId != u)))
+                Timers.StartSingleTimer("presence:" + user, new PresenceCheck(user, 0, since), _context.Settings.PresenceCheckDelay);
+        });
+        Receive<TailCheck>(_ =>
+        {
+            var anyone = _locals.Values.FirstOrDefault();
+            if (anyone is null) return;
+            _context.Gateway.AskAsync(new GetReadAccess(_tenantId, _conversationId, anyone.Caller.UserId))
+                .PipeTo(Self, success: r => new TailAnswer(r), failure: e => new TailAnswer(e));
+        });
+        Receive<PresenceCheck>(c =>
+        {
+            if (_live.Values.Any(v => v.UserId == c.UserId)) return;
+            _context.Gateway.AskAsync(new GetPresence(_tenantId, c.UserId))
+                .PipeTo(Self, success: r => new PresenceAnswer(c, r), failure: e => new PresenceAnswer(c, e));
+        });
+        Receive<PresenceAnswer>(a =>
+        {
+            if (_live.Values.Any(v => v.UserId == a.Check.UserId)) return;
+            if (a.Reply is PresenceView { Status: PresenceStatus.Offline } p)
+            {
+                if (a.Check.OfflineSince is not { } since || p.LastSeen >= since) PushAll(HubEvents.PresenceChanged, HubEvents.Presence(p));
+            }
+            else if (a.Check.Attempt < MaxPresenceChecks)
+                Timers.StartSingleTimer("presence:" + a.Check.UserId, a.Check with { Attempt = a.Check.Attempt + 1 }, TimeSpan.FromSeconds(2));
+        });
+        Receive<MemberCheck>(m =>
+        {
+            if (m.Reply is Caas.Actors.Common.Rejection) Evict(m.UserId);
+        });
+    }
+
+    private void OnJoin(Relay.Join j)
+    {
+        _joins++;
+        _locals[j.Connection.Id] = j.Connection;
+        _members.UnionWith(j.Members);
+        if (_lastPushed < 0) _lastPushed = j.LastSeq;
+        else if (j.LastSeq > _lastPushed) Self.Tell(new TailAnswer(new ReadAccess(j.LastSeq, default)));
+        if (_subscribed) Sender.Tell(new Relay.Joined());
+        else _awaitingSubscription.Add(Sender);
+    }
+
+    private void OnEvent(ConversationEventPublished published)
+    {
+        var e = published.Event;
+        var journalGap = _lastJournalSeq > 0 && published.JournalSeq > _lastJournalSeq + 1;
+        if (published.JournalSeq > _lastJournalSeq) _lastJournalSeq = published.JournalSeq;
+        // A lost event may have been a kick: make sure every local user is still a member.
+        if (journalGap) VerifyMembers();
+
+        if (e is MessagePosted posted)
+        {
+            if (_lastPushed < 0) _lastPushed = posted.Seq - 1;
+            if (posted.Seq <= _lastPushed) return;
+            if (posted.Seq > _lastPushed + 1)
+            {
+                Stash.Stash();
+                StartBackfill(posted.Seq - 1);
+                return;
+            }
+            _lastPushed = posted.Seq;
+        }
+
+        if (HubEvents.Of(_conversationId, e) is { } wire) PushAll(wire.Method, wire.Payload);
+        if (e is MemberAdded added) _members.Add(added.UserId);
+        if (HubEvents.Removes(e) is { } removed)
+        {
+            _members.Remove(removed);
+            Evict(removed);
+        }
+        if (e is ConversationDeleted) foreach (var user in _locals.Values.Select(c => c.Caller.UserId).Distinct().ToList()) Evict(user);
+    }
+
+    private void StartBackfill(long target)
+    {
+        Become(Backfilling);
+        var after = _lastPushed;
+        BackfillAsync(after, target).PipeTo(Self, success: rows => new Backfilled(rows, target));
+    }
+
+    private async Task<IReadOnlyList<MessageRow>> BackfillAsync(long after, long target)
+    {
+        await _context.Gateway.WaitForProjectionAsync(_tenantId, _conversationId, target, CancellationToken.None);
+        var rows = new List<MessageRow>();
+        var cursor = after;
+        while (cursor < target)
+        {
+            var page = await _context.Gateway.Queries.MessagesAsync(_tenantId, _conversationId, 200, null, cursor);
+            if (page.Count == 0) break;
+            rows.AddRange(page.Where(r => r.Seq <= target));
+            cursor = page[^1].Seq;
+            if (page.Count < 200) break;
+        }
+        return rows;
+    }
+
+    private void OnBackfilled(Backfilled b)
+    {
+        foreach (var row in b.Rows.OrderBy(r => r.Seq))
+        {
+            if (row.Seq != _lastPushed + 1) continue;
+            PushAll(HubEvents.NewMessage, HubEvents.Message(row));
+            _lastPushed = row.Seq;
+        }
+        if (_lastPushed < b.Target && ++_backfillAttempts < MaxBackfillAttempts)
+        {
+            // The read model trails the journal by more than the wait cap: try again.
+            BackfillAsync(_lastPushed, b.Target).PipeTo(Self, success: rows => new Backfilled(rows, b.Target));
+            return;
+        }
+        if (_lastPushed < b.Target)
+            _log.Warning("Room {0}: messages {1}..{2} could not be back-filled; clients catch up with GetHistory", _topic, _lastPushed + 1, b.Target);
+        FinishBackfill(b.Target);
+    }
+
+    private void FinishBackfill(long pushedUpTo)
+    {
+        _lastPushed = Math.Max(_lastPushed, pushedUpTo);
+        _backfillAttempts = 0;
+        Become(Live);
+        Stash.UnstashAll();
+    }
+
+    private void OnSignal(RoomSignal s)
+    {
+        switch (s.Kind)
+        {
+            case RoomSignalKinds.MemberJoined:
+            case RoomSignalKinds.Present:
+                var wasLive = _live.Values.Any(v => v.UserId == s.UserId);
+                _live[s.ConnectionId] = (s.UserId, s.NodeAddress);
+                // A node new to this room: tell it who is here (it answers in kind once, as this node is new to it too).
+                if (_nodesSeen.Add(s.NodeAddress)) AnnouncePresent();
+                if (s.Kind == RoomSignalKinds.Present) return;
+                Push(s);
+                if (!wasLive) PushAll(HubEvents.PresenceChanged, HubEvents.Online(s.UserId));
+                return;
+            case RoomSignalKinds.MemberLeft:
+                if (_live.ContainsKey(s.ConnectionId)) LiveConnectionGone(s.ConnectionId, s.UserId);
+                return;
+            case RoomSignalKinds.Typing:
+                Push(s, except: s.ConnectionId);
+                return;
+            default:
+                Push(s);
+                return;
+        }
+    }
+
+    private void AnnouncePresent()
+    {
+        foreach (var c in _locals.Values)
+            _context.Mediator.Tell(new Publish(_topic, new RoomSignal(_tenantId, _conversationId, RoomSignalKinds.Present,
+                c.Caller.UserId, c.Id, _context.NodeAddress, null, DateTimeOffset.UtcNow)));
+    }
+
+    private void LiveConnectionGone(string connectionId, string userId)
+    {
+        _live.Remove(connectionId);
+        PushAll("memberLeft", new { conversation_id = _conversationId, user_id = userId });
+        if (_live.Values.All(v => v.UserId != userId))
+            Timers.StartSingleTimer("presence:" + userId, new PresenceCheck(userId, 0), _context.Settings.PresenceCheckDelay);
+    }
+
+    private void VerifyMembers()
+    {
+        foreach (var user in _locals.Values.Select(c => c.Caller.UserId).Distinct())
+        {
+            var u = user;
+            _context.Gateway.AskAsync(new GetReadAccess(_tenantId, _conversationId, u)).PipeTo(Self, success: r => new MemberCheck(u, r));
+        }
+    }
+
+    private void Evict(string userId)
+    {
+        foreach (var c in _locals.Values.Where(c => c.Caller.UserId == userId).ToList())
+        {
+            _locals.Remove(c.Id);
+            c.Rooms.TryRemove(_conversationId, out _);
+        }
+        IdleIfEmpty();
+    }
+
+    private void IdleIfEmpty()
+    {
+        if (_locals.Count == 0) Context.Parent.Tell(new Relay.RoomIdle(_topic, _joins));
+    }
+
+    private void Push(RoomSignal s, string? except = null)
+    {
+        if (HubEvents.Of(s) is not { } wire) return;
+        var message = ChatConnection.Message(wire.Method, wire.Payload);
+        foreach (var c in _locals.Values)
+            if (c.Id != except) c.Push(message);
+    }
+
+    private void PushAll(string method, object payload)
+    {
+        if (_locals.Count == 0) return;
+        // Serialized once per protocol, however many connections get it.
+        var message = ChatConnection.Message(method, payload);
+        foreach (var c in _locals.Values) c.Push(message);
+    }
+}
+
+/// <summary>The node's relay actor, started once the actor system is up.</summary>
+public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings)
+{
+    private readonly Lazy<(IActorRef Relay, IActorRef Mediator, string Node)> _started = new(() =>
+    {
+        var mediator = DistributedPubSub.Get(system).Mediator;
+        var node = Cluster.Get(system).SelfAddress.ToString();
+        var relay = system.ActorOf(Props.Create(() => new RoomRelayActor(new RelayContext(gateway, settings.Value, mediator, node))), "room-relay");
+        return (relay, mediator, node);
+    });
+
+    public IActorRef Actor => _started.Value.Relay;
+    public IActorRef Mediator => _started.Value.Mediator;
+    public string NodeAddress => _started.Value.Node;
+
+    public void Start() => _ = _started.Value;
+
+    public void Publish(RoomSignal signal) => Mediator.Tell(new Publish(RoomTopics.Of(signal.TenantId, signal.ConversationId), signal));
+}

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Streams.Pipeline;
+
+namespace Caas.Streams.Tests;
+
+public sealed class MessageGraphTests
+{
+    private static async Task<string> CreateGroupAsync(HttpClient client, params string[] members)
+    {
+        var response = await client.PostAsJsonAsync("/v1/conversations", new { type = "group", members });
+        Assert.Equal(201, (int)response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+    }
+
+    [Fact]
+    public async Task A_hanging_or_throwing_enricher_never_holds_messages_back_and_marks_them_degraded()
+    {
+        var throwing = new ThrowingEnricher();
+        await using var node = await PipelineNode.StartAsync("caas.pipeline.enrich-budget = 100ms\ncaas.pipeline.breaker-max-failures = 3",
+            new WordCountEnricher(), new HangingEnricher(), throwing);
+        using var alice = node.Client("t-enrich", "alice");
+        var id = await CreateGroupAsync(alice);
+
+        var clock = Stopwatch.StartNew();
+        var outcomes = new List<IngestOutcome>();
+        for (var i = 0; i < 10; i++)
+            outcomes.Add(await node.Ingest.SubmitAsync(new IngestMessage("t-enrich", id, "alice", $"e{i}", new MessageContent("text", "three little words"), IngestSource.Rest)));
+        clock.Stop();
+
+        Assert.All(outcomes, o => Assert.IsType<Persisted>(o));
+        // ten messages each waited at most the budget for the hanging enricher, not its 30 s
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+        // the throwing enricher's breaker opened after three failures: later messages skip it without calling it
+        Assert.Equal(3, throwing.Calls);
+
+        var page = JsonDocument.Parse(await alice.GetStringAsync($"/v1/messages/conversations/{id}?limit=1")).RootElement;
+        var enrichment = page.GetProperty("items")[0].GetProperty("enrichment");
+        Assert.Equal(new[] { "hangs", "throws" }, enrichment.GetProperty("degraded").EnumerateArray().Select(e => e.GetString()).Order());
+        var results = enrichment.GetProperty("results").EnumerateArray().ToList();
+        // the node's own entity recogniser ran too
+        Assert.Equal(new[] { "entities", "word-count" }, results.Select(r => r.GetProperty("name").GetString()).Order());
+        var wordCount = results.Single(r => r.GetProperty("name").GetString() == "word-count");
+        Assert.Equal(3, wordCount.GetProperty("data").GetProperty("words").GetInt32());
+    }
+
+    [Fact]
+    public async Task Each_conversation_is_fifo_and_gap_free_while_many_run_at_once()
+    {
+        await using var node = await PipelineNode.StartAsync();
+        using var alice = node.Client("t-fifo", "alice");
+        var ids = new List<string>();
+        for (var c = 0; c < 20; c++) ids.Add(await CreateGroupAsync(alice));
+
+        // Offer 2,000 messages without waiting: arrival order is offer order.
+        var submissions = new List<(string Conversation, int N, Task<IngestOutcome> Outcome)>();
+        for (var n = 0; n < 2000; n++)
+        {
+            var conversation = ids[n % ids.Count];
+            submissions.Add((conversation, n, node.Ingest.SubmitAsync(new IngestMessage("t-fifo", conversation, "alice", $"f{n}",
+                new MessageContent("text", $"n={n}"), IngestSource.Bulk))));
+        }
+        await Task.WhenAll(submissions.Select(s => s.Outcome));
+
+        foreach (var group in submissions.GroupBy(s => s.Conversation))
+        {
+            var seqs = group.OrderBy(s => s.N).Select(s => ((Persisted)s.Outcome.Result).Ack.Seq).ToList();
+            Assert.Equal(Enumerable.Range(1, seqs.Count).Select(i => (long)i), seqs);
+        }
+    }
+
+    [Fact]
+    public async Task A_full_ingest_queue_answers_overloaded_and_loses_nothing_it_accepted()
+    {
+        await using var node = await PipelineNode.StartAsync("caas.pipeline.queue-size = 4\ncaas.pipeline.lanes = 1\ncaas.pipeline.per-lane-in-flight = 1\ncaas.pipeline.parallelism = 1");
+        using var alice = node.Client("t-full", "alice");
+        var id = await CreateGroupAsync(alice);
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 300).Select(n =>
+            node.Ingest.SubmitAsync(new IngestMessage("t-full", id, "alice", $"o{n}", new MessageContent("text", "x"), IngestSource.Bulk))));
+
+        var overloaded = outcomes.OfType<Rejected>().Where(r => r.Rejection.Code == ErrorCodes.Overloaded).ToList();
+        var persisted = outcomes.OfType<Persisted>().ToList();
+        Assert.NotEmpty(overloaded);
+        Assert.All(overloaded, r => Assert.Equal(1, r.Rejection.RetryAfterSeconds));
+        Assert.Equal(300, overloaded.Count + persisted.Count);
+        Assert.Equal(Enumerable.Range(1, persisted.Count).Select(i => (long)i), persisted.Select(p => p.Ack.Seq).Order());
+    }
+
+    [Fact]
+    public async Task Bulk_ndjson_answers_every_line_in_order_and_a_replay_is_all_duplicates()
+    {
+        await using var node = await PipelineNode.StartAsync();
+        using var alice = node.Client("t-bulk", "alice");
+        var a = await CreateGroupAsync(alice, "bob");
+        var b = await CreateGroupAsync(alice);
+        var body = new StringBuilder();
+        for (var i = 0; i < 1000; i++)
+            body.AppendLine(JsonSerializer.Serialize(new { conversation_id = i % 2 == 0 ? a : b, sender_id = i % 4 == 0 ? "bob" : "alice", message_id = $"bulk-{i}", content = new { type = "text", text = $"line {i}" } }));
+        body.AppendLine("{not json");
+        body.AppendLine(JsonSerializer.Serialize(new { conversation_id = b, sender_id = "bob", message_id = "bulk-x", content = new { type = "text", text = "bob is not in b" } }));
+        body.AppendLine(JsonSerializer.Serialize(new { conversation_id = a, sender_id = "alice", content = new { type = "image", text = "x" } }));
+
+        using var ingest = node.Client("t-bulk", "loader", "ingest");
+        var lines = await PostNdjsonAsync(ingest, body.ToString());
+        Assert.Equal(1003, lines.Count);
+        Assert.Equal(Enumerable.Range(1, 1003), lines.Select(l => l.GetProperty("line").GetInt32()));
+        Assert.All(lines.Take(1000), l => Assert.Equal("persisted", l.GetProperty("status").GetString()));
+        Assert.Equal("malformed_json", lines[1000].GetProperty("code").GetString());
+        Assert.Equal("not_found", lines[1001].GetProperty("code").GetString());
+        Assert.Equal("validation_failed", lines[1002].GetProperty("code").GetString());
+        Assert.Equal(Enumerable.Range(1, 500).Select(i => (long)i), lines.Take(1000).Where((_, i) => i % 2 == 0).Select(l => l.GetProperty("seq").GetInt64()));
+
+        var again = await PostNdjsonAsync(ingest, body.ToString());
+        Assert.All(again.Take(1000), l => Assert.Equal("duplicate", l.GetProperty("status").GetString()));
+        var conversation = JsonDocument.Parse(await alice.GetStringAsync($"/v1/conversations/{a}")).RootElement;
+        Assert.Equal(500, conversation.GetProperty("last_seq").GetInt64());
+
+        using var member = node.Client("t-bulk", "alice");
+        Assert.Equal(403, (int)(await member.PostAsync("/v1/ingest", new StringContent("{}"))).StatusCode);
+        var tooMany = string.Concat(Enumerable.Repeat("{}\n", 10_001));
+        Assert.Equal(413, (int)(await ingest.PostAsync("/v1/ingest", new StringContent(tooMany))).StatusCode);
+    }
+
+    private static async Task<List<JsonElement>> PostNdjsonAsync(HttpClient client, string ndjson)
+    {
+        using var response = await client.PostAsync("/v1/ingest", new StringContent(ndjson, Encoding.UTF8, "application/x-ndjson"));
+        Assert.Equal(200, (int)response.StatusCode);
+        var text = await response.Content.ReadAsStringAsync();
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+    }
+}

@@ -1,0 +1,130 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Caas.Node;
+using Caas.Tests.Shared;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Caas.Web.Tests.Hubs;
+
+/// <summary>
+/// Two nodes of one cluster (two NodeHost apps in this process, real remoting on 127.0.0.1, one PostgreSQL):
+/// clients on different nodes talk in one conversation in order, and stopping a node turns its users offline.
+/// </summary>
+public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string Tenant = "t-two";
+    private readonly List<WebApplication> _nodes = [];
+    private readonly Caas.Web.Auth.JwtSettings _jwt = new(HubNode.Secret, null, null, null);
+
+    public async Task InitializeAsync()
+    {
+        var database = TestDatabases.NewPostgresDatabase("hub2");
+        var ports = new[] { HubNode.FreeTcpPort(), HubNode.FreeTcpPort() };
+        var seed = $"akka.tcp://{NodeHost.SystemName}@127.0.0.1:{ports[0]}";
+        // One at a time: each creates the read-model schema when it starts.
+        foreach (var port in ports)
+        {
+            _nodes.Add(await HubNode.StartAsync(new NodeOptions
+            {
+                Postgres = database,
+                Urls = "http://127.0.0.1:0",
+                JwtSecret = HubNode.Secret,
+                LogLevel = "Warning",
+                SeedNodes = [seed],
+                ExtraHocon = $"""
+                    akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
+                    akka.remote.dot-netty.tcp.port = {port}
+                    akka.loglevel = WARNING
+                    akka.cluster.sharding.retry-interval = 500ms
+                    """,
+            }, new Dictionary<string, string?>()));
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (_nodes.Any(n => Cluster.Get(n.Services.GetRequiredService<ActorSystem>()).State.Members.Count(m => m.Status == MemberStatus.Up) < 2))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "two members Up on both nodes within 30 s");
+            await Task.Delay(100);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var node in Enumerable.Reverse(_nodes))
+        {
+            try
+            {
+                await node.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                await node.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                output.WriteLine($"a node did not stop cleanly: {e.Message}");
+            }
+        }
+    }
+
+    private Uri Address(int node) => new(_nodes[node].Urls.First());
+
+    private Task<HubClient> ConnectAsync(int node, string user) => HubClient.ConnectAsync(Address(node), _jwt.Issue(Tenant, user));
+
+    [Fact(Timeout = 150_000)]
+    public async Task Clients_on_different_nodes_talk_in_order_and_a_stopped_node_turns_its_users_offline()
+    {
+        using (var admin = new HttpClient { BaseAddress = Address(0) })
+        {
+            admin.DefaultRequestHeaders.Authorization = new("Bearer", _jwt.Issue(Tenant, "root", ["admin"]));
+            Assert.Equal(200, (await admin.ApiPut("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000 })).Status);
+        }
+        using var rest = new HttpClient { BaseAddress = Address(0) };
+        rest.DefaultRequestHeaders.Authorization = new("Bearer", _jwt.Issue(Tenant, "alice"));
+        // Several rooms, so that some conversations live on each node.
+        var rooms = new List<string>();
+        for (var i = 0; i < 4; i++) rooms.Add(await rest.CreateGroupAsync("bob"));
+
+        await using var alice = await ConnectAsync(0, "alice");
+        var bob = await ConnectAsync(1, "bob");
+        foreach (var room in rooms)
+        {
+            await alice.JoinAsync(room);
+            await bob.JoinAsync(room);
+        }
+
+        // Both write to every room at once; each side sees every room's messages in sequence order with no gap.
+        const int each = 15;
+        var writes = new List<Task>();
+        foreach (var room in rooms)
+        {
+            writes.Add(Task.Run(async () => { for (var i = 0; i < each; i++) await alice.SendAsync(room, $"a{i}"); }));
+            writes.Add(Task.Run(async () => { for (var i = 0; i < each; i++) await bob.SendAsync(room, $"b{i}"); }));
+        }
+        await Task.WhenAll(writes);
+        foreach (var room in rooms)
+        {
+            foreach (var (who, client) in new[] { ("alice", alice), ("bob", bob) })
+            {
+                var got = await client.MessagesAsync(room, 2 * each, TimeSpan.FromSeconds(30));
+                Assert.True(Enumerable.Range(1, 2 * each).Select(i => (long)i).SequenceEqual(got.Select(m => m.Seq())),
+                    $"{who} in {room}: {string.Join(",", got.Select(m => m.Seq()))}");
+                Assert.Equal(each, got.Count(m => m.Str("sender_id") == "alice"));
+                Assert.Equal(each, got.Count(m => m.Str("sender_id") == "bob"));
+            }
+        }
+        // Typing crosses nodes too.
+        await bob.Ok("Typing", new { conversation_id = rooms[0] });
+        Assert.Equal("bob", (await alice.NextAsync("typing")).Str("user_id"));
+
+        // Bob's node stops: alice, on the other node, sees bob go offline.
+        Assert.Equal("online", (await alice.Ok("GetPresence", new { user_id = "bob" })).Str("status"));
+        var stopped = _nodes[1];
+        _nodes.RemoveAt(1);
+        await stopped.StopAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await stopped.DisposeAsync();
+        await bob.DisposeAsync();
+        var offline = await alice.NextAsync("presenceChanged", e => e.Str("user_id") == "bob" && e.Str("status") == "offline",
+            TimeSpan.FromSeconds(60));
+        Assert.Equal("offline", offline.Str("status"));
+        Assert.Equal("offline", (await alice.Ok("GetPresence", new { user_id = "bob" })).Str("status"));
+    }
+}

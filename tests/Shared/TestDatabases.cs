@@ -1,0 +1,45 @@
+using Caas.Actors.Hosting;
+using Npgsql;
+
+namespace Caas.Tests.Shared;
+
+/// <summary>
+/// Real databases for tests: a fresh PostgreSQL database per call (from CAAS_TEST_POSTGRES, which the test script
+/// sets after starting a throwaway server) or a fresh SQLite directory.
+/// </summary>
+public static class TestDatabases
+{
+    public const string EnvVar = "CAAS_TEST_POSTGRES";
+
+    public static string AdminConnectionString =>
+        Environment.GetEnvironmentVariable(EnvVar)
+        ?? throw new InvalidOperationException(
+            $"{EnvVar} is not set. Run the tests through ./scripts/test.sh, which starts a PostgreSQL server for them.");
+
+    /// <summary>Creates an empty database and answers its connection string.</summary>
+    public static string NewPostgresDatabase(string prefix = "caas")
+    {
+        var name = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(60, prefix.Length + 33)].ToLowerInvariant();
+        using (var admin = new NpgsqlConnection(AdminConnectionString))
+        {
+            admin.Open();
+            using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", admin);
+            cmd.ExecuteNonQuery();
+        }
+        return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name, MaxPoolSize = 50 }.ConnectionString;
+    }
+
+    public static string NewSqliteDirectory()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "caas-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    public static StorageOptions Storage(string kind) => kind switch
+    {
+        "postgres" => StorageOptions.Postgres(NewPostgresDatabase()),
+        "sqlite" => StorageOptions.Sqlite(NewSqliteDirectory()),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+}
