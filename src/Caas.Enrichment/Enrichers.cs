@@ -10,7 +10,11 @@ namespace Caas.Enrichment;
 public sealed record EntitiesPayload(IReadOnlyList<Entity> Entities);
 
 /// <summary>The message's intent; <c>oos</c> when no known intent is likely enough.</summary>
-public sealed record IntentPayload(string Intent, double Confidence, IReadOnlyList<IntentScore> Alternatives);
+/// <param name="Model">Which model answered: <c>tenant:v3</c> (the tenant's own, version 3) or <c>shipped</c>.</param>
+public sealed record IntentPayload(string Intent, double Confidence, IReadOnlyList<IntentScore> Alternatives, string? Model = null);
+
+/// <summary>The enricher had nothing to say about this message (no model for its tenant); not a failure.</summary>
+public sealed record NotApplicablePayload(bool NotApplicable, string Reason);
 
 public sealed record SentimentPayload(SentimentLabel Label, double Score, double LexiconCompound);
 
@@ -30,28 +34,66 @@ public sealed class EntityEnricher : IEnricher
     }
 }
 
-public sealed class IntentEnricher(IntentModel model) : IEnricher
+/// <summary>
+/// Intent from the tenant's own model when it has one (see <see cref="TenantIntentModels"/>), else from the shipped
+/// model, else "not applicable" (a result, not a failure). The result's version names the model that answered.
+/// </summary>
+public sealed class IntentEnricher : IEnricher
 {
+    private const string CodeVersion = "1.1.0";
+    private readonly Func<IntentModel?> _shipped;
+    private readonly TenantIntentModels? _tenants;
+
+    public IntentEnricher(IntentModel model) : this(() => model, null)
+    {
+    }
+
+    /// <param name="shipped">The shipped model, or null while it loads or when there is none.</param>
+    /// <param name="tenants">Tenants' own models, or null when tenants cannot train one.</param>
+    public IntentEnricher(Func<IntentModel?> shipped, TenantIntentModels? tenants)
+    {
+        _shipped = shipped;
+        _tenants = tenants;
+    }
+
     public string Name => "intent";
-    public string Version => $"1.0.0+{model.Info.Version}";
+    public string Version => _shipped() is { } m ? $"{CodeVersion}+{m.Info.Version}" : CodeVersion;
 
     public ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
-        var prediction = model.Predict(input.Text);
-        return ValueTask.FromResult(EnrichmentResult.From(this,
-            new IntentPayload(prediction.Intent, Math.Round(prediction.Confidence, 4), prediction.Alternatives)));
+        if (_tenants?.Get(input.TenantId) is { } own)
+            return ValueTask.FromResult(Answer(own.Model, $"{CodeVersion}+tenant-v{own.Version}", $"tenant:v{own.Version}", input.Text));
+        if (_shipped() is { } shipped)
+            return ValueTask.FromResult(Answer(shipped, $"{CodeVersion}+{shipped.Info.Version}", "shipped", input.Text));
+        return ValueTask.FromResult(new EnrichmentResult(Name, CodeVersion, new NotApplicablePayload(true, "no_intent_model")));
+    }
+
+    private EnrichmentResult Answer(IntentModel model, string version, string source, string text)
+    {
+        var prediction = model.Predict(text);
+        return new EnrichmentResult(Name, version,
+            new IntentPayload(prediction.Intent, Math.Round(prediction.Confidence, 4), prediction.Alternatives, source));
     }
 }
 
+/// <summary>Sentiment; starts with whatever analyzer is at hand (the lexicon) and may be upgraded once a model has loaded.</summary>
 public sealed class SentimentEnricher(SentimentAnalyzer analyzer, string modelVersion) : IEnricher
 {
+    private volatile Current _current = new(analyzer, $"1.0.0+{modelVersion}");
+
+    private sealed record Current(SentimentAnalyzer Analyzer, string Version);
+
     public string Name => "sentiment";
-    public string Version => $"1.0.0+{modelVersion}";
+    public string Version => _current.Version;
+
+    /// <summary>Swaps in a better analyzer (the trained model over the lexicon) without a restart.</summary>
+    public void Upgrade(SentimentAnalyzer better, string betterVersion) => _current = new Current(better, $"1.0.0+{betterVersion}");
 
     public ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
-        var result = analyzer.Analyze(input.Text);
-        return ValueTask.FromResult(EnrichmentResult.From(this, new SentimentPayload(result.Label, result.Score, result.LexiconCompound)));
+        var current = _current;
+        var result = current.Analyzer.Analyze(input.Text);
+        return ValueTask.FromResult(new EnrichmentResult(Name, current.Version, new SentimentPayload(result.Label, result.Score, result.LexiconCompound)));
     }
 }
 

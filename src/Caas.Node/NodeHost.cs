@@ -10,6 +10,7 @@ using Caas.Streams.DeadLetters;
 using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
 using Caas.Web;
+using Caas.Web.Api;
 using Caas.Web.Edge;
 using Caas.Web.Hubs;
 using Serilog;
@@ -49,9 +50,10 @@ public static class NodeHost
         builder.Services.AddSingleton<ReadModelWriter>();
         builder.Services.AddSingleton<ReadModelQueries>();
         builder.Services.AddSingleton<DeadLetterStore>();
-        // The entity recogniser needs no trained model, so every node runs it; the model-backed enrichers come with
-        // the registry once their models are built (caas train).
+        // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
+        // sentiment (lexicon) come from AddCaasIntents, which never trains at start-up.
         if (options.Enrichment) builder.Services.AddSingleton<Caas.Enrichment.IEnricher, Caas.Enrichment.EntityEnricher>();
+        builder.Services.AddCaasIntents(builder.Configuration.GetSection("Caas:Intents").Get<IntentApiSettings>(), options.Enrichment);
         builder.Services.AddSingleton(sp => new JournalTail(sp.GetRequiredService<ActorSystem>()));
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(storage);

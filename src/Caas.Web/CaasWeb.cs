@@ -111,6 +111,7 @@ public static class CaasWeb
         v1.MapIngest();
         v1.MapDeadLetters();
         v1.MapAudit();
+        v1.MapIntents();
         return app;
     }
 

@@ -213,6 +213,25 @@ public sealed class IntentModel
         File.WriteAllText(Path.Combine(directory, InfoFile), JsonSerializer.Serialize(Info, EnrichmentJson.Options));
     }
 
+    /// <summary>The model as bytes (the ML.NET zip) and its metadata as JSON, for storing in a database.</summary>
+    public (byte[] Model, string InfoJson) ToBytes()
+    {
+        using var buffer = new MemoryStream();
+        var schema = _ml.Data.LoadFromEnumerable(Array.Empty<IntentRow>()).Schema;
+        _ml.Model.Save(_transformer, schema, buffer);
+        return (buffer.ToArray(), JsonSerializer.Serialize(Info, EnrichmentJson.Options));
+    }
+
+    public static IntentModel FromBytes(byte[] model, string infoJson)
+    {
+        var ml = new MLContext(1);
+        using var buffer = new MemoryStream(model, writable: false);
+        var transformer = ml.Model.Load(buffer, out _);
+        var info = JsonSerializer.Deserialize<IntentModelInfo>(infoJson, EnrichmentJson.Options)
+            ?? throw new InvalidDataException("unreadable intent model metadata");
+        return new IntentModel(ml, transformer, info);
+    }
+
     public static bool Exists(string directory) =>
         File.Exists(Path.Combine(directory, ModelFile)) && File.Exists(Path.Combine(directory, InfoFile));
 
