@@ -6,7 +6,9 @@ using Akka.Hosting;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
+using Caas.Actors.Privacy;
 using Caas.Streams.DeadLetters;
+using Caas.Streams.Privacy;
 using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
 using Caas.Web;
@@ -33,6 +35,8 @@ public static class NodeHost
         var store = new ReadModelStore(storage);
         await ReadModelStore.EnableWalAsync(storage);
         await store.EnsureSchemaAsync();
+        var vault = new ContentVault(store, options.ContentMasterKey());
+        await vault.CheckMasterKeyAsync();
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(options.Urls);
@@ -50,6 +54,9 @@ public static class NodeHost
         builder.Services.AddSingleton<ReadModelWriter>();
         builder.Services.AddSingleton<ReadModelQueries>();
         builder.Services.AddSingleton<DeadLetterStore>();
+        builder.Services.AddSingleton(vault);
+        builder.Services.AddSingleton(sp => new UserErasure(vault, store, sp.GetRequiredService<ReadModelWriter>(), storage,
+            sp.GetRequiredService<ActorSystem>(), () => sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef));
         // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
         // sentiment (lexicon) come from AddCaasIntents, which never trains at start-up.
         if (options.Enrichment) builder.Services.AddSingleton<Caas.Enrichment.IEnricher, Caas.Enrichment.EntityEnricher>();
@@ -64,6 +71,8 @@ public static class NodeHost
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {
             akka.AddHocon(CaasConfig.Compose(storage, ClusterHocon(options)), HoconAddMode.Prepend);
+            // Entities seal message content with it; the serializer opens it when events are read back.
+            akka.AddSetup(new ContentVaultSetup(vault));
             // Akka's own log lines go through Microsoft.Extensions.Logging, so they are JSON like the rest.
             akka.ConfigureLoggers(setup =>
             {
@@ -80,6 +89,7 @@ public static class NodeHost
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {
+                    system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");
                     // A node without seeds is a cluster of one: the embedded default.
                     if (options.SeedNodes.Count == 0) Cluster.Get(system).Join(Cluster.Get(system).SelfAddress);
                 });

@@ -23,6 +23,8 @@ public sealed record NodeOptions
     public string? JwtPublicKey { get; init; }
     public string? JwtIssuer { get; init; }
     public string? JwtAudience { get; init; }
+    /// <summary>Base64 of the 32-byte key that wraps the per-user data keys (CAAS_MASTER_KEY); see <see cref="ContentMasterKey"/>.</summary>
+    public string? MasterKey { get; init; }
     /// <summary>Extra HOCON, highest precedence (tests set ports and timings with it).</summary>
     public string? ExtraHocon { get; init; }
     public string LogLevel { get; init; } = "Information";
@@ -46,6 +48,7 @@ public sealed record NodeOptions
             JwtPublicKey = env("CAAS_JWT_PUBLIC_KEY") is { Length: > 0 } k ? k : null,
             JwtIssuer = env("CAAS_JWT_ISSUER") is { Length: > 0 } i ? i : null,
             JwtAudience = env("CAAS_JWT_AUDIENCE") is { Length: > 0 } a ? a : null,
+            MasterKey = env("CAAS_MASTER_KEY") is { Length: > 0 } mk ? mk : null,
             LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
             Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
         };
@@ -70,6 +73,23 @@ public sealed record NodeOptions
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
         return new JwtSettings(File.ReadAllText(file).Trim(), null, JwtIssuer, JwtAudience);
+    }
+
+    /// <summary>
+    /// The master key of the content vault. Unset, one is generated once and kept at <c>{data}/master-key</c> (owner
+    /// read/write only): right for the embedded single node; a cluster's nodes must all be given the same CAAS_MASTER_KEY.
+    /// </summary>
+    public Caas.Streams.Privacy.MasterKey ContentMasterKey()
+    {
+        if (MasterKey is not null) return Caas.Streams.Privacy.MasterKey.FromBase64(MasterKey);
+        Directory.CreateDirectory(DataDir);
+        var file = Path.Combine(DataDir, "master-key");
+        if (!File.Exists(file))
+        {
+            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return Caas.Streams.Privacy.MasterKey.FromBase64(File.ReadAllText(file));
     }
 
     private static IReadOnlyList<string> Split(string? value) =>

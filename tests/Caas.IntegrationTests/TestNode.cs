@@ -47,6 +47,7 @@ public sealed class TestNode : IAsyncDisposable
         {
             Urls = "http://127.0.0.1:0",
             JwtSecret = devSecret ? options.JwtSecret : options.JwtSecret ?? Secret,
+            MasterKey = devSecret ? options.MasterKey : options.MasterKey ?? Caas.Tests.Shared.TestDatabases.MasterKey,
         });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         return new TestNode(name, app);

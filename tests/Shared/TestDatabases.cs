@@ -11,6 +11,9 @@ public static class TestDatabases
 {
     public const string EnvVar = "CAAS_TEST_POSTGRES";
 
+    /// <summary>The content vault's master key that the nodes of one test cluster share (32 bytes, base64).</summary>
+    public const string MasterKey = "Y2Fhcy10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+
     public static string AdminConnectionString =>
         Environment.GetEnvironmentVariable(EnvVar)
         ?? throw new InvalidOperationException(

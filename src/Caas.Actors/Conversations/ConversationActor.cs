@@ -6,6 +6,7 @@ using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Caas.Actors.Common;
+using Caas.Actors.Privacy;
 using Caas.Actors.Rooms;
 
 namespace Caas.Actors.Conversations;
@@ -23,6 +24,8 @@ public sealed class ConversationActor : ReceivePersistentActor
     private ConversationState _state;
     // Live fan-out needs a cluster; the actor also runs without one (unit tests with the local provider).
     private readonly bool _publishes = Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal);
+    // The node's content vault; none (unit tests, a node without one) stores content in the clear.
+    private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
 
     public ConversationActor(string entityId, EntitySettings settings)
     {
@@ -77,7 +80,9 @@ public sealed class ConversationActor : ReceivePersistentActor
         var tags = ImmutableHashSet.Create(KindTag, Ids.TenantTag(command.TenantId));
         var remaining = decision.Events.Length;
         var serialization = Context.System.Serialization;
-        var chained = HashChain.SealAll(decision.Events, _state.LastHash, e => serialization.FindSerializerFor(e).ToBinary(e));
+        // Content is sealed under its author's data key first, so the hash covers the ciphertext the journal keeps.
+        var events = _vault is null ? decision.Events : decision.Events.Select(e => ContentSealing.Seal(e, _vault));
+        var chained = HashChain.SealAll(events, _state.LastHash, e => serialization.FindSerializerFor(e).ToBinary(e));
         PersistAll(chained.Select(e => new Tagged(e, tags)), tagged =>
         {
             var persisted = (IConversationEvent)tagged.Payload;

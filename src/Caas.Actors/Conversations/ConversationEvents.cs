@@ -1,5 +1,7 @@
 using System.Collections.Immutable;
+using System.Text.Json.Serialization;
 using Caas.Actors.Common;
+using Caas.Actors.Privacy;
 
 namespace Caas.Actors.Conversations;
 
@@ -21,11 +23,24 @@ public sealed record MemberRemoved(EventMeta Meta, string UserId, string Reason)
 
 public sealed record MemberRoleChanged(EventMeta Meta, string UserId, Role Role) : IConversationEvent;
 
-/// <summary>v2 added <see cref="Enrichment"/>; v1 events read with none.</summary>
+/// <summary>
+/// v2 added <see cref="Enrichment"/>; v1 events read with none. Once <see cref="Sealed"/> is set (the node has a
+/// content vault), the journal stores only the ciphertext: <see cref="Content"/> and <see cref="Enrichment"/> are
+/// restored from it when the event is read, or read as erased when the author's key was destroyed.
+/// </summary>
 public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, MessageContent Content,
-    MessageEnrichment? Enrichment = null) : IConversationEvent;
+    MessageEnrichment? Enrichment = null) : IConversationEvent, ISealable
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SealedContent? Sealed { get; init; }
+}
 
-public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, MessageContent Content) : IConversationEvent;
+/// <summary>An edit's new content; sealed like <see cref="MessagePosted"/>.</summary>
+public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, MessageContent Content) : IConversationEvent, ISealable
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SealedContent? Sealed { get; init; }
+}
 
 public sealed record MessageDeleted(EventMeta Meta, long Seq, string MessageId) : IConversationEvent;
 

@@ -51,7 +51,7 @@ public sealed class ConversationEventJsonConverter : JsonConverter<IConversation
         var manifest = doc.RootElement.GetProperty("manifest").GetString() ?? string.Empty;
         if (!EventTypes.TryGetValue(manifest, out var type) && !CaasSerializer.Legacy.TryGetValue(manifest, out type))
             throw new JsonException($"Unknown conversation event manifest '{manifest}'.");
-        return (IConversationEvent)(doc.RootElement.GetProperty("payload").Deserialize(type, CaasSerializer.Json)
+        return (IConversationEvent)(doc.RootElement.GetProperty("payload").Deserialize(type, CaasSerializer.WireJson)
                                     ?? throw new JsonException($"Null payload for {manifest}."));
     }
 
@@ -60,7 +60,8 @@ public sealed class ConversationEventJsonConverter : JsonConverter<IConversation
         writer.WriteStartObject();
         writer.WriteString("manifest", CaasSerializer.Manifests[value.GetType()]);
         writer.WritePropertyName("payload");
-        JsonSerializer.Serialize(writer, value, value.GetType(), CaasSerializer.Json);
+        // Node to node, never stored: the plaintext travels (remoting), so no node needs the key to fan it out.
+        JsonSerializer.Serialize(writer, value, value.GetType(), CaasSerializer.WireJson);
         writer.WriteEndObject();
     }
 }

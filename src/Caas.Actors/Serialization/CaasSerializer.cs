@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Unicode;
 using Akka.Actor;
+using System.Text.Json.Serialization.Metadata;
 using Akka.Serialization;
+using Caas.Actors.Privacy;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Rooms;
@@ -21,7 +23,21 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
 {
     public const int Id = 4217;
 
-    public static readonly JsonSerializerOptions Json = new()
+    /// <summary>
+    /// The stored form (journal, snapshots, <c>chat.events</c>): a sealed event (<see cref="ISealable"/>) writes its
+    /// ciphertext and key id only, never its plaintext content or enrichment.
+    /// </summary>
+    public static readonly JsonSerializerOptions Json = Options(SealedForm.Stored);
+
+    /// <summary>Between nodes (live room fan-out): everything, plaintext included; never stored.</summary>
+    public static readonly JsonSerializerOptions WireJson = Options(SealedForm.Wire);
+
+    /// <summary>What a reader is shown (audit replay): the opened content, without the ciphertext.</summary>
+    public static readonly JsonSerializerOptions ViewJson = Options(SealedForm.View);
+
+    private enum SealedForm { Stored, Wire, View }
+
+    private static JsonSerializerOptions Options(SealedForm form) => new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = null,
@@ -29,7 +45,21 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         // Letters of every script stay as written (the default escapes all non-ASCII), so an auditor reads the text.
         Encoder = JavaScriptEncoder.Create(UnicodeRanges.All),
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { info => HideSealed(info, form) } },
     };
+
+    private static void HideSealed(JsonTypeInfo info, SealedForm form)
+    {
+        if (form == SealedForm.Wire || !typeof(ISealable).IsAssignableFrom(info.Type)) return;
+        foreach (var property in info.Properties)
+        {
+            if (form == SealedForm.View && property.Name == "sealed") property.ShouldSerialize = static (_, _) => false;
+            if (form == SealedForm.Stored && property.Name is "content" or "enrichment")
+                property.ShouldSerialize = static (owner, _) => ((ISealable)owner).Sealed is null;
+        }
+    }
+
+    private readonly Privacy.IContentVault? _vault = ContentVaultSetup.Of(system);
 
     /// <summary>Current manifests. Events are <c>kind.name.vN</c>; commands and replies need no version history.</summary>
     public static readonly IReadOnlyDictionary<Type, string> Manifests = new Dictionary<Type, string>
@@ -76,6 +106,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(PresenceChanged)] = "session.presence-changed.v1",
         [typeof(ReadMarked)] = "session.read-marked.v1",
         [typeof(ProfileUpdated)] = "session.profile-updated.v1",
+        [typeof(UserErased)] = "session.user-erased.v1",
         [typeof(UserSessionState)] = "session.state.v1",
         [typeof(ConnectionOpened)] = "session.cmd.connection-opened",
         [typeof(ConnectionClosed)] = "session.cmd.connection-closed",
@@ -85,6 +116,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(UpdateProfile)] = "session.cmd.update-profile",
         [typeof(AcquireMessageSlot)] = "session.cmd.acquire-slot",
         [typeof(ReleaseMessageSlot)] = "session.cmd.release-slot",
+        [typeof(EraseUser)] = "session.cmd.erase-user",
         [typeof(PresenceView)] = "session.rep.presence",
         [typeof(ProfileView)] = "session.rep.profile",
         [typeof(ReadMarker)] = "session.rep.read-marker",
@@ -97,6 +129,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(RoomSignal)] = "room.signal",
+        // erasure
+        [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
         // shared
         [typeof(Rejection)] = "rejection",
         [typeof(Done)] = "done",
@@ -121,8 +155,13 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
 
     public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
 
-    public override object FromBinary(byte[] bytes, string manifest) =>
-        TypesByManifest.TryGetValue(manifest, out var type)
-            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.")
-            : throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
+    /// <summary>Reads any stored version; a sealed event comes back opened (or erased) with the node's vault.</summary>
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!TypesByManifest.TryGetValue(manifest, out var type))
+            throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
+        var value = JsonSerializer.Deserialize(bytes, type, Json)
+                    ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.");
+        return value is ISealable { Sealed: not null } ? ContentSealing.Open(value, _vault) : value;
+    }
 }

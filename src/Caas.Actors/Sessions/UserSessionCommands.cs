@@ -38,3 +38,10 @@ public sealed record AcquireMessageSlot(string TenantId, string UserId, int Limi
 
 /// <summary>Gives a slot back when the message it was taken for was not accepted (a repeat or a rejection).</summary>
 public sealed record ReleaseMessageSlot(string TenantId, string UserId, long SlotTicks) : UserSessionCommand(TenantId, UserId);
+
+/// <summary>
+/// GDPR erasure of the user, recorded as an audited event: <paramref name="ActorId"/> (an admin) destroyed the data keys
+/// <paramref name="KeyIds"/>, so the user's message content reads as erased everywhere from now on.
+/// </summary>
+public sealed record EraseUser(string TenantId, string UserId, string ActorId, System.Collections.Immutable.ImmutableArray<string> KeyIds)
+    : UserSessionCommand(TenantId, UserId);

@@ -28,6 +28,10 @@ public static class UserSessionDecider
                 if (u.Locale is not null && !IsLocale(u.Locale)) return (null, Rejection.Invalid("locale", "Not a valid locale tag."));
                 var next = s.Apply(new ProfileUpdated(meta, u.DisplayName, u.TimeZone, u.Locale));
                 return (new ProfileUpdated(meta, u.DisplayName, u.TimeZone, u.Locale), new ProfileView(u.UserId, next.Profile));
+            case EraseUser e:
+                // Every erasure request is an audited act, including a repeat that finds no key left to destroy.
+                var erased = new UserErased(meta with { ActorId = e.ActorId }, e.UserId, e.KeyIds);
+                return (erased, erased);
             case GetProfile g:
                 return (null, new ProfileView(g.UserId, s.Profile));
             default:

@@ -17,3 +17,6 @@ public sealed record PresenceChanged(EventMeta Meta, string Status) : IUserSessi
 public sealed record ReadMarked(EventMeta Meta, string ConversationId, long Seq) : IUserSessionEvent;
 
 public sealed record ProfileUpdated(EventMeta Meta, string? DisplayName, string? TimeZone, string? Locale) : IUserSessionEvent;
+
+/// <summary>The user was erased (GDPR): <see cref="KeyIds"/> were destroyed; the actor in <see cref="Meta"/> is the admin.</summary>
+public sealed record UserErased(EventMeta Meta, string UserId, System.Collections.Immutable.ImmutableArray<string> KeyIds) : IUserSessionEvent;

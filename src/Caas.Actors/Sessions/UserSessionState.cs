@@ -28,6 +28,8 @@ public sealed record UserSessionState(string Status, DateTimeOffset? LastSeen, I
         {
             Profile = new UserProfile(u.DisplayName ?? Profile.DisplayName, u.TimeZone ?? Profile.TimeZone, u.Locale ?? Profile.Locale),
         },
+        // The profile is personal data too: erasure forgets it (a later ProfileUpdated may set it again).
+        UserErased => this with { Profile = UserProfile.Default },
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown session event."),
     };
 }

@@ -44,8 +44,14 @@ public static class ReplayCommand
             var storage = options.Storage();
             var path = parse.GetValue(output);
             var total = await CountAsync(storage, t, c, ct);
-            using var system = ActorSystem.Create("caas-replay",
-                CaasConfig.Compose(storage, "akka.actor.provider = local\nakka.loglevel = WARNING\nakka.stdout-loglevel = WARNING"));
+            // The node's vault opens sealed content (erased users' content reads as erased), as on the API.
+            await using var store = new Caas.Streams.ReadModel.ReadModelStore(storage);
+            await store.EnsureSchemaAsync(ct);
+            var vault = new Caas.Streams.Privacy.ContentVault(store, options.ContentMasterKey());
+            await vault.CheckMasterKeyAsync(ct);
+            using var system = ActorSystem.Create("caas-replay", BootstrapSetup.Create()
+                .WithConfig(CaasConfig.Compose(storage, "akka.actor.provider = local\nakka.loglevel = WARNING\nakka.stdout-loglevel = WARNING"))
+                .And(new Caas.Actors.Privacy.ContentVaultSetup(vault)));
             try
             {
                 var replay = new AuditReplay(system);

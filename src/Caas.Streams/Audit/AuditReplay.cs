@@ -53,12 +53,10 @@ public sealed partial record TimeRange(DateTimeOffset? From, DateTimeOffset? To)
 public sealed class AuditReplay
 {
     private readonly ActorSystem _system;
-    private readonly Serialization _serialization;
 
     public AuditReplay(ActorSystem system)
     {
         _system = system;
-        _serialization = system.Serialization;
         Materializer = system.Materializer();
     }
 
@@ -116,8 +114,11 @@ public sealed class AuditReplay
             manifest, e.Meta.OccurredAt, e.Meta.ActorId, e);
     }
 
-    /// <summary>The event's bytes as the journal stores them (the CAAS serializer's readable JSON).</summary>
-    public byte[] BytesOf(IDomainEvent e) => _serialization.FindSerializerFor(e).ToBinary(e);
+    /// <summary>
+    /// The event as an auditor reads it: the journal's JSON, except that sealed content is shown opened (or as
+    /// <c>{"type":"erased"}</c> once its author was erased) instead of as ciphertext.
+    /// </summary>
+    public static byte[] BytesOf(IDomainEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), CaasSerializer.ViewJson);
 
     /// <summary>Writes one NDJSON line: <c>{persistence_id, seq, type, timestamp, actor, payload}</c>.</summary>
     public void WriteLine(IBufferWriter<byte> output, AuditEvent e)

@@ -39,7 +39,7 @@ public sealed class ProjectionRebuilds(ActorSystem system, string singletonManag
 
     public async Task<RebuildStatus> StartAsync(string name, CancellationToken ct = default)
     {
-        var target = await LastConversationOffsetAsync(ct);
+        var target = await LastConversationOffsetAsync(storage, ct);
         var startedAt = DateTimeOffset.UtcNow;
         await _projection.Value.Ask<RebuildStarted>(new RebuildProjection(name), TimeSpan.FromSeconds(30), ct);
         Rebuilds.WithLabels(name).Inc();
@@ -61,7 +61,7 @@ public sealed class ProjectionRebuilds(ActorSystem system, string singletonManag
     }
 
     /// <summary>The journal offset of the last conversation event now: the rebuild is done when the projection passes it.</summary>
-    private async Task<long> LastConversationOffsetAsync(CancellationToken ct)
+    public static async Task<long> LastConversationOffsetAsync(StorageOptions storage, CancellationToken ct)
     {
         await using System.Data.Common.DbConnection c = storage.IsPostgres
             ? new NpgsqlConnection(storage.JournalConnectionString)

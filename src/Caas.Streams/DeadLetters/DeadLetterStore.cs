@@ -32,13 +32,30 @@ public sealed class DeadLetterStore(ReadModelStore store)
             payload, DateTimeOffset.UtcNow, null, null);
         await using (var c = await store.OpenAsync(ct))
         await using (var cmd = Command(c, null,
-                         "INSERT INTO dead_letters (id, tenant_id, source, code, reason, payload, created_at) VALUES (@id, @t, @s, @code, @reason, @p, @at)",
-                         ("id", letter.Id), ("t", tenantId), ("s", letter.Source), ("code", code), ("reason", reason), ("p", payload),
+                         "INSERT INTO dead_letters (id, tenant_id, sender_id, source, code, reason, payload, created_at) VALUES (@id, @t, @sender, @s, @code, @reason, @p, @at)",
+                         ("id", letter.Id), ("t", tenantId), ("sender", SenderOf(payload)), ("s", letter.Source), ("code", code), ("reason", reason), ("p", payload),
                          ("at", letter.CreatedAt.ToUnixTimeMilliseconds())))
             await cmd.ExecuteNonQueryAsync(ct);
         Count.WithLabels(letter.Source, code).Inc();
         if (Publisher is { } publish) await publish(letter);
         return letter;
+    }
+
+    /// <summary>The payload's <c>sender_id</c> when it is JSON that names one: an erasure scrubs that user's letters.</summary>
+    private static string? SenderOf(string payload)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(payload);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("sender_id", out var s)
+                                                                   && s.ValueKind == JsonValueKind.String
+                ? s.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A tenant's dead letters, newest first; <paramref name="tenantId"/> null lists every tenant's and the unreadable ones.</summary>

@@ -31,12 +31,35 @@ public sealed class ReadModelStore : IAsyncDisposable
         return connection;
     }
 
+    /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
+    public DbConnection Open()
+    {
+        if (_postgres is not null) return _postgres.OpenConnection();
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
     {
         await using var connection = await OpenAsync(ct);
         if (!IsPostgres) await ExecuteAsync(connection, "PRAGMA journal_mode=WAL;", ct);
         foreach (var statement in Schema) await ExecuteAsync(connection, statement, ct);
+        // Columns added after a table first shipped (ADD COLUMN IF NOT EXISTS is PostgreSQL's only).
+        foreach (var (table, column) in AddedColumns)
+        {
+            try
+            {
+                await ExecuteAsync(connection, $"ALTER TABLE {table} ADD COLUMN {(IsPostgres ? "IF NOT EXISTS " : "")}{column}", ct);
+            }
+            catch (DbException e) when (e.Message.Contains("duplicate column", StringComparison.OrdinalIgnoreCase)
+                                        || e.Message.Contains("already exists", StringComparison.OrdinalIgnoreCase))
+            {
+            }
+        }
     }
+
+    private static readonly (string Table, string Column)[] AddedColumns = [("dead_letters", "sender_id TEXT NULL")];
 
     /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
     public static async Task EnableWalAsync(StorageOptions storage)
@@ -93,6 +116,14 @@ public sealed class ReadModelStore : IAsyncDisposable
         """,
         "CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id)",
         "CREATE TABLE IF NOT EXISTS rm_projection_offsets (name TEXT NOT NULL PRIMARY KEY, last_offset BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS rm_messages_by_sender ON rm_messages (tenant_id, sender_id)",
+        // Per-user data keys (GDPR erasure): wrapped by the master key; a destroyed key keeps its row, without the key.
+        """
+        CREATE TABLE IF NOT EXISTS data_keys (
+            key_id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, wrapped_key TEXT NULL,
+            master_key_id TEXT NOT NULL, created_at BIGINT NOT NULL, destroyed_at BIGINT NULL, destroyed_by TEXT NULL)
+        """,
+        "CREATE UNIQUE INDEX IF NOT EXISTS data_keys_active ON data_keys (tenant_id, user_id) WHERE destroyed_at IS NULL",
     ];
 
     public async ValueTask DisposeAsync()

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Akka.Persistence.Query;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
+using Caas.Actors.Privacy;
 using Caas.Actors.Serialization;
 
 namespace Caas.Streams.ReadModel;
@@ -174,7 +175,9 @@ public sealed class ReadModelWriter(ReadModelStore store)
             versions = reader.GetString(1);
         }
         var list = JsonSerializer.Deserialize<List<MessageVersion>>(versions, CaasSerializer.Json) ?? [];
-        list.Add(new MessageVersion(text, edit.Meta.OccurredAt));
+        // An erased author's history is erased with it (as UserErasure scrubs it): no empty versions are kept.
+        if (edit.Content.Type == ContentSealing.Erased.Type) list.Clear();
+        else list.Add(new MessageVersion(text, edit.Meta.OccurredAt));
         await using var update = Command(c, tx,
             "UPDATE rm_messages SET text = @text, content_type = @ctype, edited_at = @at, versions = @versions " +
             "WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",

@@ -1,6 +1,7 @@
 using Caas.Actors.Common;
 using Caas.Actors.Sessions;
 using Caas.Actors.Tenants;
+using Caas.Streams.Privacy;
 using Caas.Web.Auth;
 using Caas.Web.Edge;
 using Caas.Web.Errors;
@@ -62,6 +63,24 @@ public static class UsersApi
                 body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars));
             gw.ForgetTenantSettings(caller.TenantId);
             return ClusterGateway.Map<TenantSettingsState>(reply, Settings);
+        });
+
+        // GDPR erasure: the user's data keys are destroyed, so their message content reads as erased everywhere,
+        // while the journal, its sequence numbers and its hash chain stay as they are. Repeatable; each call is audited.
+        g.MapDelete("/users/{userId}", async (string userId, Caller caller, UserErasure erasure, CancellationToken ct) =>
+        {
+            if (!caller.IsAdmin) return Problems.From(Rejection.Forbidden("The admin role is required."));
+            if (!Ids.IsValid(userId)) return Problems.Invalid("user_id", "Not a valid user id.");
+            var report = await erasure.EraseAsync(caller.TenantId, userId, caller.UserId, ct);
+            return Results.Ok(new
+            {
+                user_id = report.UserId,
+                erased_at = Views.Utc(report.ErasedAt),
+                keys_destroyed = report.KeysDestroyed,
+                messages_erased = report.MessagesErased,
+                dead_letters_erased = report.DeadLettersErased,
+                read_model_settled = report.ReadModelSettled,
+            });
         });
         return g;
     }

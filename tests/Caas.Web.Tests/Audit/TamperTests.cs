@@ -14,6 +14,7 @@ public sealed class TamperNodeFixture : IAsyncLifetime
 
     public string Postgres { get; } = TestDatabases.NewPostgresDatabase("audit");
     public Uri BaseAddress { get; private set; } = null!;
+    public IServiceProvider Services => _app!.Services;
 
     public async Task InitializeAsync()
     {
@@ -80,10 +81,10 @@ public sealed class TamperTests(TamperNodeFixture node) : IClassFixture<TamperNo
         Assert.Equal(4, clean.GetProperty("entities").GetInt64());
 
         var pid = $"conversation|{tenant}|{id}";
-        // "two" is seq 3 of the conversation (created, one, two, ...): change its text in place, as an intruder would.
+        // "two" is seq 3 of the conversation (created, one, two, ...): change its sealed content in place, as an intruder would.
         Assert.Equal(1, await node.ExecuteAsync(
-            "UPDATE journal SET message = convert_to(replace(convert_from(message, 'UTF8'), '\"text\":\"two\"', '\"text\":\"TWO\"'), 'UTF8') " +
-            "WHERE persistence_id = @pid AND sequence_number = 3", ("pid", pid)));
+            "UPDATE journal SET message = convert_to(regexp_replace(convert_from(message, 'UTF8'), '\"data\":\"(.)', '\"data\":\"\\1\\1'), 'UTF8') " +
+            "WHERE persistence_id = @pid AND sequence_number = 3 AND convert_from(message, 'UTF8') LIKE '%\"sealed\"%'", ("pid", pid)));
         var (_, edited) = await admin.ApiGet("/v1/admin/audit/verify");
         Assert.False(edited.GetProperty("intact").GetBoolean());
         Assert.Equal([(pid, 3L, "hash_mismatch")], Broken(edited));

@@ -31,6 +31,7 @@ public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
                 Postgres = database,
                 Urls = "http://127.0.0.1:0",
                 JwtSecret = HubNode.Secret,
+                MasterKey = Caas.Tests.Shared.TestDatabases.MasterKey,
                 LogLevel = "Warning",
                 SeedNodes = [seed],
                 ExtraHocon = $"""

@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using Caas.Actors.Privacy;
+using Caas.Streams.ReadModel;
+using Prometheus;
+using static Caas.Streams.ReadModel.ReadModelWriter;
+
+namespace Caas.Streams.Privacy;
+
+/// <summary>
+/// The master key (<c>CAAS_MASTER_KEY</c>, 32 bytes in base64) that wraps every data key. Its id, a digest prefix,
+/// is stored with each wrapped key, so a node started with the wrong master key stops at start-up instead of
+/// writing content nobody can read.
+/// </summary>
+public sealed class MasterKey
+{
+    public MasterKey(byte[] key)
+    {
+        if (key.Length != 32) throw new ArgumentException("The master key must be 32 bytes (AES-256), given in base64.", nameof(key));
+        Key = key;
+        Id = Convert.ToHexStringLower(SHA256.HashData(key))[..16];
+    }
+
+    public byte[] Key { get; }
+    public string Id { get; }
+
+    public static MasterKey FromBase64(string value)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = Convert.FromBase64String(value.Trim());
+        }
+        catch (FormatException)
+        {
+            throw new ArgumentException("The master key is not base64 (expected 32 random bytes, e.g. `openssl rand -base64 32`).");
+        }
+        return new MasterKey(bytes);
+    }
+
+    public static MasterKey Generate() => new(RandomNumberGenerator.GetBytes(32));
+}
+
+/// <summary>
+/// Per-user data keys in the <c>data_keys</c> table of the read-model database, wrapped (AES-256-GCM) by the
+/// <see cref="MasterKey"/>, and the AES-256-GCM sealing of message content under them. Destroying a user's keys
+/// erases that user's content everywhere it is stored sealed: only the key row's metadata remains.
+/// Keys are cached per node: a destroyed key is evicted on every node (<see cref="DataKeyEvictions"/>), and opened keys
+/// are re-checked after <see cref="OpenCacheTtl"/> even if an eviction notice was lost.
+/// </summary>
+public sealed class ContentVault(ReadModelStore store, MasterKey master) : IContentVault
+{
+    private const int NonceSize = 12, TagSize = 16;
+
+    private static readonly Counter KeyLoads = Metrics.CreateCounter("caas_data_key_loads_total",
+        "Data keys read from (or created in) the database, by purpose.", "purpose");
+    private static readonly Counter Destroyed = Metrics.CreateCounter("caas_data_keys_destroyed_total", "Data keys destroyed by erasure.");
+
+    public static readonly TimeSpan OpenCacheTtl = TimeSpan.FromSeconds(60);
+
+    private sealed record ActiveKey(string KeyId, byte[] Key);
+
+    private sealed record KnownKey(string TenantId, byte[]? Key, DateTime LoadedAt);
+
+    private readonly ConcurrentDictionary<(string Tenant, string User), ActiveKey> _active = new();
+    private readonly ConcurrentDictionary<string, KnownKey> _known = new();
+
+    /// <summary>Stops a node whose master key is not the one that wrapped the stored keys.</summary>
+    public async Task CheckMasterKeyAsync(CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT master_key_id FROM data_keys WHERE wrapped_key IS NOT NULL AND master_key_id <> @id LIMIT 1", ("id", master.Id));
+        if (await cmd.ExecuteScalarAsync(ct) is string other)
+            throw new InvalidOperationException(
+                $"The configured master key (id {master.Id}) did not wrap the stored data keys (id {other}): set CAAS_MASTER_KEY to the key this database was written with.");
+    }
+
+    public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
+        var key = _active.TryGetValue((tenantId, userId), out var cached) ? cached : LoadOrCreate(tenantId, userId);
+        var output = new byte[NonceSize + plaintext.Length + TagSize];
+        var nonce = output.AsSpan(0, NonceSize);
+        RandomNumberGenerator.Fill(nonce);
+        using (var aes = new AesGcm(key.Key, TagSize))
+            aes.Encrypt(nonce, plaintext, output.AsSpan(NonceSize, plaintext.Length), output.AsSpan(NonceSize + plaintext.Length), associatedData);
+        return new SealedContent(key.KeyId, Convert.ToBase64String(output));
+    }
+
+    public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
+    {
+        if (!_known.TryGetValue(sealedContent.KeyId, out var known) || (known.Key is not null && DateTime.UtcNow - known.LoadedAt > OpenCacheTtl))
+            known = Load(sealedContent.KeyId);
+        if (known.Key is null || known.TenantId != tenantId) return null;
+        var data = Convert.FromBase64String(sealedContent.Data);
+        if (data.Length < NonceSize + TagSize) throw new CryptographicException("Sealed content is too short.");
+        var plain = new byte[data.Length - NonceSize - TagSize];
+        using var aes = new AesGcm(known.Key, TagSize);
+        aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
+        return plain;
+    }
+
+    /// <summary>Destroys every live key of the user (the rows stay, without key material) and returns their ids.</summary>
+    public async Task<IReadOnlyList<string>> DestroyAsync(string tenantId, string userId, string actorId, CancellationToken ct = default)
+    {
+        var ids = new List<string>();
+        await using (var c = await store.OpenAsync(ct))
+        await using (var cmd = Command(c, null,
+                         "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = @at, destroyed_by = @by " +
+                         "WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL RETURNING key_id",
+                         ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), ("by", actorId), ("t", tenantId), ("u", userId)))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) ids.Add(r.GetString(0));
+        Evict(tenantId, userId, ids);
+        Destroyed.Inc(ids.Count);
+        return ids;
+    }
+
+    /// <summary>Forgets cached keys of the user (after a destruction here or on another node).</summary>
+    public void Evict(string tenantId, string userId, IEnumerable<string> keyIds)
+    {
+        _active.TryRemove((tenantId, userId), out _);
+        foreach (var id in keyIds) _known[id] = new KnownKey(tenantId, null, DateTime.UtcNow);
+    }
+
+    private ActiveKey LoadOrCreate(string tenantId, string userId)
+    {
+        KeyLoads.WithLabels("seal").Inc();
+        using var c = store.Open();
+        var found = ReadActive(c, tenantId, userId);
+        if (found is null)
+        {
+            var keyId = "dk_" + Guid.CreateVersion7().ToString("N");
+            var key = RandomNumberGenerator.GetBytes(32);
+            using (var insert = Command(c, null,
+                       "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) " +
+                       "VALUES (@id, @t, @u, @w, @m, @at) ON CONFLICT (tenant_id, user_id) WHERE destroyed_at IS NULL DO NOTHING",
+                       ("id", keyId), ("t", tenantId), ("u", userId), ("w", Wrap(keyId, tenantId, userId, key)), ("m", master.Id),
+                       ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())))
+                insert.ExecuteNonQuery();
+            // Another node may have won the race: whichever row is live is the user's key.
+            found = ReadActive(c, tenantId, userId) ?? throw new InvalidOperationException("A new data key could not be stored.");
+        }
+        _active[(tenantId, userId)] = found;
+        _known[found.KeyId] = new KnownKey(tenantId, found.Key, DateTime.UtcNow);
+        return found;
+    }
+
+    private ActiveKey? ReadActive(DbConnection c, string tenantId, string userId)
+    {
+        using var cmd = Command(c, null,
+            "SELECT key_id, wrapped_key FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        var keyId = r.GetString(0);
+        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)));
+    }
+
+    private KnownKey Load(string keyId)
+    {
+        KeyLoads.WithLabels("open").Inc();
+        using var c = store.Open();
+        using var cmd = Command(c, null, "SELECT tenant_id, user_id, wrapped_key FROM data_keys WHERE key_id = @id", ("id", keyId));
+        using var r = cmd.ExecuteReader();
+        // An unknown key id reads as destroyed: its content cannot be opened by anyone.
+        var known = !r.Read()
+            ? new KnownKey(string.Empty, null, DateTime.UtcNow)
+            : new KnownKey(r.GetString(0), r.IsDBNull(2) ? null : Unwrap(keyId, r.GetString(0), r.GetString(1), r.GetString(2)), DateTime.UtcNow);
+        _known[keyId] = known;
+        return known;
+    }
+
+    private string Wrap(string keyId, string tenantId, string userId, byte[] key)
+    {
+        var output = new byte[NonceSize + key.Length + TagSize];
+        RandomNumberGenerator.Fill(output.AsSpan(0, NonceSize));
+        using var aes = new AesGcm(master.Key, TagSize);
+        aes.Encrypt(output.AsSpan(0, NonceSize), key, output.AsSpan(NonceSize, key.Length), output.AsSpan(NonceSize + key.Length), WrapAad(keyId, tenantId, userId));
+        return Convert.ToBase64String(output);
+    }
+
+    private byte[] Unwrap(string keyId, string tenantId, string userId, string wrapped)
+    {
+        var data = Convert.FromBase64String(wrapped);
+        var key = new byte[data.Length - NonceSize - TagSize];
+        using var aes = new AesGcm(master.Key, TagSize);
+        aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, key.Length), data.AsSpan(NonceSize + key.Length), key, WrapAad(keyId, tenantId, userId));
+        return key;
+    }
+
+    private static byte[] WrapAad(string keyId, string tenantId, string userId) => Encoding.UTF8.GetBytes(keyId + "\n" + tenantId + "\n" + userId);
+}
