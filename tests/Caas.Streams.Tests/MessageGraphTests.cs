@@ -42,8 +42,8 @@ public sealed class MessageGraphTests
         var enrichment = page.GetProperty("items")[0].GetProperty("enrichment");
         Assert.Equal(new[] { "hangs", "throws" }, enrichment.GetProperty("degraded").EnumerateArray().Select(e => e.GetString()).Order());
         var results = enrichment.GetProperty("results").EnumerateArray().ToList();
-        // the node's own entity recogniser ran too
-        Assert.Equal(new[] { "entities", "word-count" }, results.Select(r => r.GetProperty("name").GetString()).Order());
+        // the node's own enrichers ran too (intent answers "not applicable" here: no tenant or shipped model)
+        Assert.Equal(new[] { "entities", "intent", "sentiment", "word-count" }, results.Select(r => r.GetProperty("name").GetString()).Order());
         var wordCount = results.Single(r => r.GetProperty("name").GetString() == "word-count");
         Assert.Equal(3, wordCount.GetProperty("data").GetProperty("words").GetInt32());
     }

@@ -19,19 +19,23 @@ public sealed record IntentScore(string Intent, float Confidence);
 public sealed record IntentTrainingOptions
 {
     public int WordNgrams { get; init; } = 2;
-    public int CharNgrams { get; init; } = 3;
-    public bool CharAllLengths { get; init; }
+    public int CharNgrams { get; init; } = 4;
+    public bool CharAllLengths { get; init; } = true;
     public bool TfIdf { get; init; }
     /// <summary>Word and character n-grams normalised as separate blocks, so the many character n-grams do not drown the words.</summary>
     public bool SeparateBlocks { get; init; } = true;
     /// <summary>Expand contractions and strip common suffixes before featurizing.</summary>
     public bool Normalise { get; init; } = true;
-    /// <summary>"maxent" (calibrated probabilities) or "hinge" (a multiclass SVM; scores are softmaxed margins).</summary>
-    public string Loss { get; init; } = "maxent";
-    public float L2 { get; init; } = 1e-6f;
-    public int Iterations { get; init; } = 50;
+    /// <summary>
+    /// "ova-svm" (one Platt-calibrated linear SVM per intent), "maxent" (SDCA multinomial logistic regression) or
+    /// "hinge" (SDCA multiclass SVM; scores are softmaxed margins).
+    /// </summary>
+    public string Loss { get; init; } = "ova-svm";
+    /// <summary>L2 regularisation (the SVM's lambda).</summary>
+    public float L2 { get; init; } = 3e-5f;
+    public int Iterations { get; init; } = 10;
     /// <summary>Below this top-class probability the answer is out of scope.</summary>
-    public float OutOfScopeThreshold { get; init; } = 0.2f;
+    public float OutOfScopeThreshold { get; init; } = 0.35f;
     public int Seed { get; init; } = 1;
 }
 
@@ -39,7 +43,7 @@ public sealed record IntentTrainingOptions
 public sealed record IntentModelInfo(string Version, DateTimeOffset TrainedAt, int Examples, int Intents, bool HasOutOfScopeLabel, IntentTrainingOptions Options);
 
 /// <summary>
-/// A linear intent classifier: ML.NET text featurization (word uni/bigrams and character n-grams, L2-normalised)
+/// A linear intent classifier: ML.NET text featurization (word 1-2-grams and character 1-4-grams, L2-normalised blocks)
 /// and a maximum-entropy multiclass trainer. Thread-safe: prediction engines are pooled because ML.NET's are not.
 /// </summary>
 public sealed class IntentModel
@@ -101,6 +105,12 @@ public sealed class IntentModel
 
     private static IEstimator<ITransformer> Trainer(MLContext ml, IntentTrainingOptions options) => options.Loss switch
     {
+        // One linear SVM per intent (Pegasos), Platt-calibrated so the top score is a probability the threshold can cut.
+        "ova-svm" => ml.MulticlassClassification.Trainers.OneVersusAll(ml.BinaryClassification.Trainers.LinearSvm(new LinearSvmTrainer.Options
+        {
+            Lambda = options.L2,
+            NumberOfIterations = options.Iterations,
+        })),
         "hinge" => ml.MulticlassClassification.Trainers.SdcaNonCalibrated(new SdcaNonCalibratedMulticlassTrainer.Options
         {
             Loss = new HingeLoss(),
