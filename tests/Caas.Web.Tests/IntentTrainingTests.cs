@@ -170,3 +170,122 @@ public sealed class IntentTrainingTests(NodeFixture node) : IClassFixture<NodeFi
         Assert.Equal(403, (await member.ApiPost("/v1/admin/intents/models/1/activate", null)).Status);
     }
 }
+
+/// <summary>
+/// Two nodes of one cluster over one PostgreSQL: a version trained on one node becomes live on the other within its
+/// version check, with no restart, and so does the next version.
+/// </summary>
+public sealed class IntentTrainingTwoNodeTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string Tenant = "t-intent-two";
+    private readonly List<Microsoft.AspNetCore.Builder.WebApplication> _nodes = [];
+    private readonly Caas.Web.Auth.JwtSettings _jwt = new(Hubs.HubNode.Secret, null, null, null);
+
+    public async Task InitializeAsync()
+    {
+        var database = Caas.Tests.Shared.TestDatabases.NewPostgresDatabase("intent2");
+        var ports = new[] { Hubs.HubNode.FreeTcpPort(), Hubs.HubNode.FreeTcpPort() };
+        var seed = $"akka.tcp://{Caas.Node.NodeHost.SystemName}@127.0.0.1:{ports[0]}";
+        foreach (var port in ports)
+            _nodes.Add(await Hubs.HubNode.StartAsync(new Caas.Node.NodeOptions
+            {
+                Postgres = database,
+                Urls = "http://127.0.0.1:0",
+                JwtSecret = Hubs.HubNode.Secret,
+                MasterKey = Caas.Tests.Shared.TestDatabases.MasterKey,
+                LogLevel = "Warning",
+                SeedNodes = [seed],
+                ExtraHocon = $"""
+                    akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
+                    akka.remote.dot-netty.tcp.port = {port}
+                    akka.loglevel = WARNING
+                    akka.cluster.sharding.retry-interval = 500ms
+                    """,
+            }, new Dictionary<string, string?>()));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var node in Enumerable.Reverse(_nodes))
+        {
+            try
+            {
+                await node.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                await node.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                output.WriteLine($"a node did not stop cleanly: {e.Message}");
+            }
+        }
+    }
+
+    private HttpClient Client(int node, string user, params string[] roles)
+    {
+        var client = new HttpClient { BaseAddress = new Uri(_nodes[node].Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", _jwt.Issue(Tenant, user, roles));
+        return client;
+    }
+
+    private static async Task<JsonElement> IntentOnAsync(HttpClient client, string conversation, string text)
+    {
+        var seq = (await client.PostMessageAsync(conversation, text)).GetProperty("seq").GetInt64();
+        var (_, page) = await client.ApiGet($"/v1/messages/conversations/{conversation}?after_seq={seq - 1}");
+        var message = page.GetProperty("items").EnumerateArray().Single(m => m.GetProperty("seq").GetInt64() == seq);
+        return message.GetProperty("enrichment").EnumerateObject().First(p => p.Name.Equals("results", StringComparison.OrdinalIgnoreCase)).Value
+            .EnumerateArray().Select(r => r.EnumerateObject().ToDictionary(p => p.Name.ToLowerInvariant(), p => p.Value))
+            .Single(r => r["name"].GetString() == "intent")["data"];
+    }
+
+    private static async Task<JsonElement> EventuallyFromAsync(HttpClient client, string conversation, string text, string model)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var intent = await IntentOnAsync(client, conversation, text);
+            if (intent.TryGetProperty("model", out var m) && m.GetString() == model) return intent;
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"no answer from {model} within 20 s: {intent}");
+            await Task.Delay(500);
+        }
+    }
+
+    private static async Task TrainAsync(HttpClient admin, string suffix, int version)
+    {
+        var rows = from p in new Dictionary<string, string[]>
+                   {
+                       ["refund"] = ["i want my money back for {0}", "refund the {0} please", "how do i return the {0}", "give me a refund on {0}"],
+                       ["track"] = ["where is my {0}", "track the {0} order", "when will the {0} arrive", "has my {0} shipped yet"],
+                   }
+                   from template in p.Value
+                   from item in new[] { "shoes", "laptop", "sofa" }
+                   select JsonSerializer.Serialize(new { text = string.Format(template, item), intent = p.Key + suffix });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/admin/intents/train") { Content = new StringContent(string.Join("\n", rows), Encoding.UTF8) };
+        request.Content.Headers.ContentType = new("application/x-ndjson");
+        using var response = await admin.SendAsync(request);
+        Assert.Equal(202, (int)response.StatusCode);
+        var watch = Stopwatch.StartNew();
+        while ((await admin.ApiGet("/v1/admin/intents/models")).Body.GetProperty("items").EnumerateArray()
+               .Single(i => i.GetProperty("version").GetInt32() == version).Str("status") != "ready")
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"v{version} not ready within 60 s");
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_version_trained_on_one_node_goes_live_on_the_other_without_a_restart()
+    {
+        using var admin = Client(0, "root", "admin");
+        Assert.Equal(200, (await admin.ApiPut("/v1/admin/tenant/settings", new { message_rate_per_minute = 10_000 })).Status);
+        using var onOther = Client(1, "root", "admin");
+        var room = await onOther.CreateGroupAsync();
+
+        await TrainAsync(admin, "", 1);
+        var intent = await EventuallyFromAsync(onOther, room, "where is my laptop order", "tenant:v1");
+        Assert.Equal("track", intent.GetProperty("intent").GetString());
+
+        await TrainAsync(admin, "_v2", 2);
+        intent = await EventuallyFromAsync(onOther, room, "i want a refund for the sofa", "tenant:v2");
+        Assert.Equal("refund_v2", intent.GetProperty("intent").GetString());
+    }
+}
