@@ -57,6 +57,7 @@ public static class IntentsApi
         services.AddSingleton<IEnricher>(sp => NodeEnrichers.CreateIntent(options, sp.GetRequiredService<TenantIntentModels>(), Log(sp)));
         if (NodeEnrichers.LexiconDirectory(options) is not null)
             services.AddSingleton<IEnricher>(sp => NodeEnrichers.CreateSentiment(options, Log(sp)));
+        services.AddHostedService<EnricherWarmUp>();
         return services;
     }
 
@@ -197,4 +198,19 @@ public static class IntentsApi
             ["line"] = line,
             ["errors"] = errors,
         }.Where(p => p.Value is not null).ToDictionary(), Json.Options, "application/problem+json", status);
+
+    /// <summary>
+    /// Builds the enrichers when the node starts rather than at its first message, so the shipped models begin loading
+    /// (in the background) at once; the pipeline later gets these same singletons.
+    /// </summary>
+    private sealed class EnricherWarmUp(IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
+    {
+        public Task StartAsync(CancellationToken ct)
+        {
+            _ = services.GetServices<IEnricher>().Count();
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+    }
 }
