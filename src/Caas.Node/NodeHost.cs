@@ -34,6 +34,7 @@ public static class NodeHost
         var storage = options.Storage();
         var store = new ReadModelStore(storage);
         await ReadModelStore.EnableWalAsync(storage);
+        await JournalTagsMigration.RunAsync(storage);
         await store.EnsureSchemaAsync();
         var vault = new ContentVault(store, options.ContentMasterKey());
         await vault.CheckMasterKeyAsync();

@@ -77,7 +77,15 @@ public static class CaasConfig
         var journal = Quote(storage.JournalConnectionString);
         var provider = Quote(storage.ProviderName);
         // SQLite has one writer: parallel journal writers would only wait on each other's locks.
-        var parallelism = storage.IsPostgres ? string.Empty : "akka.persistence.journal.sql.parallelism = 1";
+        // Microsoft.Data.Sqlite begins every transaction that is not read-uncommitted as BEGIN IMMEDIATE, which takes the
+        // write lock: each read query (replay, projections, recovery) would queue behind the journal writer and each
+        // other, sleeping on SQLITE_BUSY. read-uncommitted makes reads deferred; in WAL mode a reader still sees only
+        // committed data (read_uncommitted only changes shared-cache connections, which CAAS does not use).
+        var parallelism = storage.IsPostgres ? string.Empty : """
+            akka.persistence.journal.sql { parallelism = 1, read-isolation-level = read-uncommitted }
+            akka.persistence.snapshot-store.sql.read-isolation-level = read-uncommitted
+            akka.persistence.query.journal.sql.read-isolation-level = read-uncommitted
+            """;
         return ConfigurationFactory.ParseString($$"""
             {{parallelism}}
             akka.persistence.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }

@@ -45,6 +45,7 @@ public static class ReplayCommand
             var path = parse.GetValue(output);
             var total = await CountAsync(storage, t, c, ct);
             // The node's vault opens sealed content (erased users' content reads as erased), as on the API.
+            await Caas.Streams.ReadModel.JournalTagsMigration.RunAsync(storage, ct);
             await using var store = new Caas.Streams.ReadModel.ReadModelStore(storage);
             await store.EnsureSchemaAsync(ct);
             var vault = new Caas.Streams.Privacy.ContentVault(store, options.ContentMasterKey());

@@ -22,17 +22,36 @@ public static class JournalBench
         var store = new Option<string>("--store") { Description = "sqlite or postgres (CAAS_POSTGRES or --postgres).", DefaultValueFactory = _ => "sqlite" };
         var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string for --store postgres." };
         var enrich = new Option<bool>("--enrich") { Description = "Measure the text enrichers instead (throughput and p99 on one core)." };
-        var command = new Command("bench", "Measure acknowledged messages/s through sharding into the journal (or, with --enrich, the enrichers).")
-            { conversations, messages, parallel, store, postgres, enrich };
+        var replay = new Option<bool>("--replay")
+        {
+            Description = "Measure audit replay and read-model rebuild instead, over --events journal events (on --postgres, in a scratch database it creates and drops).",
+        };
+        var events = new Option<int>("--events") { Description = "Journal events for --replay.", DefaultValueFactory = _ => 200_000 };
+        var command = new Command("bench", "Measure acknowledged messages/s through sharding into the journal (or, with --enrich, the enrichers; with --replay, replay and rebuild).")
+            { conversations, messages, parallel, store, postgres, enrich, replay, events };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(enrich)) return Caas.Enrichment.Cli.EnrichmentCommands.Bench(Console.Out);
             var kind = parse.GetValue(store)!;
             var pg = parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES");
+            if (kind is not ("sqlite" or "postgres"))
+            {
+                Console.Error.WriteLine("--store is sqlite or postgres.");
+                return 2;
+            }
             if (kind == "postgres" && pg is null)
             {
                 Console.Error.WriteLine("--store postgres needs --postgres or CAAS_POSTGRES.");
                 return 2;
+            }
+            if (parse.GetValue(replay))
+            {
+                if (parse.GetValue(events) < 1 || parse.GetValue(conversations) < 1)
+                {
+                    Console.Error.WriteLine("--events and --conversations must be at least 1.");
+                    return 2;
+                }
+                return await ReplayBench.RunAsync(kind, pg, parse.GetValue(events), parse.GetValue(conversations), ct);
             }
             var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-" + Guid.NewGuid().ToString("N"));
             var options = NodeOptions.FromEnvironment() with

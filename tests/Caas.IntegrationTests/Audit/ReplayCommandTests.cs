@@ -65,6 +65,8 @@ public sealed class ReplayCommandTests
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("CAAS_", StringComparison.Ordinal)).ToList())
             start.Environment.Remove(name);
         start.Environment["CAAS_DATA_DIR"] = dataDir;
+        // The node under test was given the shared test master key (TestNode); an operator's CLI gets the same one.
+        start.Environment["CAAS_MASTER_KEY"] = Caas.Tests.Shared.TestDatabases.MasterKey;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -1,0 +1,313 @@
+using System.Collections.Immutable;
+using System.Data.Common;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Akka.Actor;
+using Akka.Hosting;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Privacy;
+using Caas.Streams.Audit;
+using Caas.Streams.Privacy;
+using Caas.Streams.ReadModel;
+using Caas.Web.Auth;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Caas.Node.Bench;
+
+/// <summary>
+/// <c>caas bench --replay</c>: fills a fresh journal with N conversation events (real ones: sealed content, hash
+/// chain, the serializer's bytes, both tags), written in bulk beside the entities so the fill is quick; lets the live
+/// projection catch up; streams the tenant's events through the audit API (replay, as a client reads it); rebuilds the
+/// read model from the journal; and checks the rebuilt read model equals the live one row for row.
+/// The last line is <c>replay_events_per_s=N rebuild_events_per_s=N</c>.
+/// </summary>
+public static class ReplayBench
+{
+    private const string Tenant = "bench";
+
+    /// <summary>The journal's tag column as the plugin writes it (tag-write-mode = Csv, separator ';').</summary>
+    private static readonly string Tags = $";{ConversationActor.KindTag};{Ids.TenantTag(Tenant)};";
+
+    public static async Task<int> RunAsync(string kind, string? postgres, int events, int conversations, CancellationToken ct)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-replay-" + Guid.NewGuid().ToString("N"));
+        string? database = null;
+        if (kind == "postgres") database = await CreateDatabaseAsync(postgres!, ct);
+        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+        var options = NodeOptions.FromEnvironment() with
+        {
+            DataDir = dataDir,
+            Postgres = database,
+            Urls = "http://127.0.0.1:0",
+            JwtSecret = secret,
+            JwtPublicKey = null,
+            MasterKey = null,
+            LogLevel = "Warning",
+        };
+        try
+        {
+            await using var app = await NodeHost.BuildAsync(options);
+            await app.StartAsync(ct);
+            var storage = options.Storage();
+            Console.WriteLine($"store={kind} events={events} conversations={conversations} cores={Environment.ProcessorCount} (node and database share them)");
+
+            // One real write through an entity creates the journal's tables (the plugin initialises them on first use).
+            var region = await app.Services.GetRequiredService<IRequiredActor<ConversationRegion>>().GetAsync(ct);
+            await region.Ask<object>(new CreateConversation("bench-warmup", "warmup", "u0", ConversationTypes.Group, "warmup", []), TimeSpan.FromSeconds(30), ct);
+
+            var system = app.Services.GetRequiredService<ActorSystem>();
+            var vault = app.Services.GetRequiredService<ContentVault>();
+            var clock = Stopwatch.StartNew();
+            var lastOffset = await FillAsync(storage, system, vault, events, conversations, ct);
+            Console.WriteLine($"fill: {events} events in {clock.Elapsed.TotalSeconds:F1} s ({events / clock.Elapsed.TotalSeconds:F0}/s, bulk insert)");
+
+            var writer = app.Services.GetRequiredService<ReadModelWriter>();
+            clock.Restart();
+            await WaitForOffsetAsync(writer, lastOffset, TimeSpan.FromMinutes(30), ct);
+            var live = clock.Elapsed.TotalSeconds;
+            Console.WriteLine($"live projection caught up in {live:F1} s ({events / live:F0} events/s)");
+            var store = app.Services.GetRequiredService<ReadModelStore>();
+            var liveDigest = await DigestAsync(store, ct, Environment.GetEnvironmentVariable("CAAS_BENCH_DUMP") is { } d1 ? d1 + ".live" : null);
+
+            if (Environment.GetEnvironmentVariable("CAAS_BENCH_RAW") is not null)
+            {
+                var journal = Akka.Persistence.Query.PersistenceQuery.Get(system)
+                    .ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
+                var mat = Akka.Streams.ActorMaterializer.Create(system);
+                foreach (var tag in new[] { "tenant:" + Tenant, "conversation" })
+                {
+                    clock.Restart();
+                    var count = await journal.CurrentEventsByTag(tag, Akka.Persistence.Query.Offset.NoOffset())
+                        .RunWith(Akka.Streams.Dsl.Sink.Aggregate<Akka.Persistence.Query.EventEnvelope, long>(0L, (n, _) => n + 1), mat);
+                    Console.WriteLine($"raw {tag}: {count} in {clock.Elapsed.TotalSeconds:F2} s");
+                }
+                clock.Restart();
+                var all = await journal.CurrentAllEvents(Akka.Persistence.Query.Offset.NoOffset())
+                    .RunWith(Akka.Streams.Dsl.Sink.Aggregate<Akka.Persistence.Query.EventEnvelope, long>(0L, (n, _) => n + 1), mat);
+                Console.WriteLine($"raw all events: {all} in {clock.Elapsed.TotalSeconds:F2} s");
+            }
+
+            // Replay: the tenant's whole history, streamed as NDJSON to an HTTP client.
+            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = Timeout.InfiniteTimeSpan };
+            http.DefaultRequestHeaders.Authorization = new("Bearer",
+                new JwtSettings(secret, null, null, null).Issue(Tenant, "auditor", ["admin", "operator"], TimeSpan.FromHours(2)));
+            clock.Restart();
+            long lines = 0, bytes = 0;
+            using (var response = await http.GetAsync("/v1/admin/audit/events", HttpCompletionOption.ResponseHeadersRead, ct))
+            {
+                response.EnsureSuccessStatusCode();
+                await using var stream = await response.Content.ReadAsStreamAsync(ct);
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = await stream.ReadAsync(buffer, ct)) > 0)
+                {
+                    bytes += read;
+                    lines += buffer.AsSpan(0, read).Count((byte)'\n');
+                }
+            }
+            var replay = clock.Elapsed.TotalSeconds;
+            Console.WriteLine($"replay: {lines} events, {bytes / (1024 * 1024)} MiB of NDJSON in {replay:F1} s");
+            if (lines != events) Console.WriteLine($"replay streamed {lines} events, expected {events}");
+
+            // Rebuild: empty the read model, write it again from the journal, compare with the live one.
+            var rebuilds = app.Services.GetRequiredService<ProjectionRebuilds>();
+            clock.Restart();
+            await rebuilds.StartAsync(ReadModelWriter.ProjectionName, ct);
+            await WaitForOffsetAsync(writer, lastOffset, TimeSpan.FromMinutes(30), ct);
+            var rebuild = clock.Elapsed.TotalSeconds;
+            var equal = await DigestAsync(store, ct, Environment.GetEnvironmentVariable("CAAS_BENCH_DUMP") is { } d2 ? d2 + ".rebuilt" : null) == liveDigest;
+            var rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
+            Console.WriteLine($"rebuild: {events} events in {rebuild:F1} s; rebuilt read model equals live row for row: {equal}; peak rss_mb={rss}");
+            Console.WriteLine($"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0}");
+            await app.StopAsync(CancellationToken.None);
+            return equal && lines == events ? 0 : 1;
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
+            if (database is not null) await DropDatabaseAsync(postgres!, database);
+        }
+    }
+
+    /// <summary>Writes the events round-robin over the conversations (as live traffic interleaves them); answers the last ordering.</summary>
+    private static async Task<long> FillAsync(Caas.Actors.Hosting.StorageOptions storage, ActorSystem system, IContentVault vault,
+        int total, int conversationCount, CancellationToken ct)
+    {
+        var serializer = system.Serialization.FindSerializerFor(new ConversationDeleted(new EventMeta(Tenant, "u0", DateTimeOffset.UtcNow)));
+        byte[] ToBytes(object o) => serializer.ToBinary(o);
+        var ids = Enumerable.Range(0, conversationCount).Select(i => $"c-{i:D6}").ToArray();
+        var seqs = new long[conversationCount];
+        var hashes = new string?[conversationCount];
+        var lastMessage = new (long Seq, string Id, string Author)[conversationCount];
+        var writer = Guid.NewGuid().ToString("N");
+        var start = DateTimeOffset.UtcNow.AddHours(-1);
+
+        await using var connection = await OpenAsync(storage, ct);
+
+        var batch = new List<(string Pid, long Seq, long Created, string Manifest, byte[] Bytes)>(10_000);
+        for (var n = 0; n < total; n++)
+        {
+            var i = n % conversationCount;
+            var seq = ++seqs[i];
+            var at = start.AddTicks(n * 10L);
+            var author = (n / conversationCount) % 2 == 0 ? "u0" : "u1";
+            IConversationEvent e = seq switch
+            {
+                1 => new ConversationCreated(new EventMeta(Tenant, "u0", at), ids[i], ConversationTypes.Group, $"room {i}",
+                    [new InitialMember("u0", Role.Owner), new InitialMember("u1", Role.Member)]),
+                _ when seq % 10 == 0 && lastMessage[i].Id is not null =>
+                    new MessageEdited(new EventMeta(Tenant, lastMessage[i].Author, at), lastMessage[i].Seq, lastMessage[i].Id,
+                        new MessageContent("text", $"edited message {n}")),
+                _ when seq % 10 == 5 && lastMessage[i].Id is not null =>
+                    new ReactionAdded(new EventMeta(Tenant, author, at), lastMessage[i].Seq, lastMessage[i].Id, "thumbs_up"),
+                _ => new MessagePosted(new EventMeta(Tenant, author, at), seq, $"m-{n}",
+                    new MessageContent("text", $"benchmark message {n}: see https://example.com/{n} or call +1 415 555 {n % 10000:D4}")),
+            };
+            if (e is MessagePosted p) lastMessage[i] = (p.Seq, p.MessageId, author);
+            e = ContentSealing.Seal(e, vault);
+            var chained = HashChain.Seal(e, hashes[i], ToBytes);
+            hashes[i] = chained.Meta.Hash;
+            batch.Add((ConversationActor.PersistenceIdOf(Ids.EntityId(Tenant, ids[i])), seq, at.UtcTicks,
+                Caas.Actors.Serialization.CaasSerializer.Manifests[e.GetType()], ToBytes(chained)));
+            if (batch.Count == batch.Capacity || n == total - 1)
+            {
+                await InsertAsync(connection, storage.IsPostgres, batch, writer, ct);
+                batch.Clear();
+            }
+        }
+
+        await using (var cmd = connection.CreateCommand())
+        {
+            cmd.CommandText = "SELECT MAX(ordering) FROM journal";
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+        }
+    }
+
+    private static async Task InsertAsync(DbConnection connection, bool postgres,
+        List<(string Pid, long Seq, long Created, string Manifest, byte[] Bytes)> rows, string writer, CancellationToken ct)
+    {
+        if (postgres)
+        {
+            await using var copy = await ((NpgsqlConnection)connection).BeginBinaryImportAsync(
+                "COPY journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags) FROM STDIN (FORMAT BINARY)", ct);
+            foreach (var r in rows)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(r.Created, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(false, NpgsqlDbType.Boolean, ct);
+                await copy.WriteAsync(r.Pid, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(r.Seq, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(r.Bytes, NpgsqlDbType.Bytea, ct);
+                await copy.WriteAsync(r.Manifest, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(Caas.Actors.Serialization.CaasSerializer.Id, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(writer, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(Tags, NpgsqlDbType.Text, ct);
+            }
+            await copy.CompleteAsync(ct);
+            return;
+        }
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags) " +
+                          "VALUES (@created, 0, @pid, @seq, @message, @manifest, @identifier, @writer, @tags)";
+        var created = Add(cmd, "@created", 0L);
+        var pid = Add(cmd, "@pid", "");
+        var seq = Add(cmd, "@seq", 0L);
+        var message = Add(cmd, "@message", Array.Empty<byte>());
+        var manifest = Add(cmd, "@manifest", "");
+        Add(cmd, "@identifier", Caas.Actors.Serialization.CaasSerializer.Id);
+        Add(cmd, "@writer", writer);
+        Add(cmd, "@tags", Tags);
+        await cmd.PrepareAsync(ct);
+        foreach (var r in rows)
+        {
+            created.Value = r.Created;
+            pid.Value = r.Pid;
+            seq.Value = r.Seq;
+            message.Value = r.Bytes;
+            manifest.Value = r.Manifest;
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    private static async Task WaitForOffsetAsync(ReadModelWriter writer, long offset, TimeSpan timeout, CancellationToken ct)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct) < offset)
+        {
+            if (DateTime.UtcNow > until) throw new TimeoutException($"The projection did not reach offset {offset} in {timeout}.");
+            await Task.Delay(100, ct);
+        }
+    }
+
+    /// <summary>A digest of every read-model row in key order: equal digests, equal tables.</summary>
+    private static async Task<string> DigestAsync(ReadModelStore store, CancellationToken ct, string? dump = null)
+    {
+        await using var dumpFile = dump is null ? null : new StreamWriter(dump);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using var c = await store.OpenAsync(ct);
+        foreach (var sql in new[]
+                 {
+                     "SELECT tenant_id, conversation_id, type, title, metadata, created_at, created_by, deleted, last_seq FROM rm_conversations ORDER BY tenant_id, conversation_id",
+                     "SELECT tenant_id, conversation_id, user_id, role, joined_at FROM rm_memberships ORDER BY tenant_id, conversation_id, user_id",
+                     "SELECT tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment FROM rm_messages ORDER BY tenant_id, conversation_id, seq",
+                 })
+        {
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            cmd.CommandTimeout = 600;
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            var row = new StringBuilder();
+            while (await r.ReadAsync(ct))
+            {
+                row.Clear();
+                for (var f = 0; f < r.FieldCount; f++) row.Append(r.IsDBNull(f) ? "\u0000" : Convert.ToString(r.GetValue(f), System.Globalization.CultureInfo.InvariantCulture)).Append('\u001f');
+                sha.AppendData(Encoding.UTF8.GetBytes(row.Append('\n').ToString()));
+                if (dumpFile is not null) await dumpFile.WriteAsync(row.ToString());
+            }
+        }
+        return Convert.ToHexString(sha.GetHashAndReset());
+    }
+
+    private static async Task<DbConnection> OpenAsync(Caas.Actors.Hosting.StorageOptions storage, CancellationToken ct)
+    {
+        DbConnection c = storage.IsPostgres ? new NpgsqlConnection(storage.JournalConnectionString) : new SqliteConnection(storage.JournalConnectionString);
+        await c.OpenAsync(ct);
+        return c;
+    }
+
+    private static DbParameter Add(DbCommand cmd, string name, object value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        cmd.Parameters.Add(p);
+        return p;
+    }
+
+    private static async Task<string> CreateDatabaseAsync(string admin, CancellationToken ct)
+    {
+        var name = "caas_bench_" + Guid.NewGuid().ToString("N")[..12];
+        await using var c = new NpgsqlConnection(admin);
+        await c.OpenAsync(ct);
+        await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", c);
+        await cmd.ExecuteNonQueryAsync(ct);
+        return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
+    }
+
+    private static async Task DropDatabaseAsync(string admin, string database)
+    {
+        NpgsqlConnection.ClearAllPools();
+        var name = new NpgsqlConnectionStringBuilder(database).Database;
+        await using var c = new NpgsqlConnection(admin);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", c);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
