@@ -60,6 +60,43 @@ public sealed class CommandLineTests(ITestOutputHelper output)
         }
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task Caas_rebuild_and_caas_erase_act_on_the_running_node_with_its_own_secret()
+    {
+        var data = TestDatabases.NewSqliteDirectory();
+        await using var node = await TestNode.StartAsync("admin-cli", new NodeOptions { DataDir = data, LogLevel = "Warning" }, devSecret: true);
+        var url = node.BaseAddress.ToString().TrimEnd('/');
+        var alice = new Api(node.BaseAddress, await DevTokenAsync(data, "--tenant", "acme", "--user", "alice"));
+        var bob = new Api(node.BaseAddress, await DevTokenAsync(data, "--tenant", "acme", "--user", "bob"));
+        var room = await alice.CreateGroupAsync("admin commands", "bob");
+        await alice.PostMessageAsync(room, "alice wrote this");
+        await bob.PostMessageAsync(room, "bob wrote this");
+
+        var (exit, stdout, stderr) = await RunAsync(data, "rebuild", "conversations", "--url", url);
+        Assert.True(exit == 0, $"caas rebuild exited with {exit}: {stderr}");
+        Assert.Contains("rebuilt=conversations", stdout);
+        Assert.Equal(["alice wrote this", "bob wrote this"], (await bob.AllMessagesAsync(room)).Select(m => m.GetProperty("content").Str("text")));
+        Assert.Equal(2, (await RunAsync(data, "rebuild", "no-such-model", "--url", url)).Exit);
+
+        (exit, stdout, stderr) = await RunAsync(data, "erase", "--tenant", "acme", "--user", "alice", "--url", url);
+        Assert.True(exit == 0, $"caas erase exited with {exit}: {stderr}");
+        Assert.Equal(1, System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("keys_destroyed").GetArrayLength());
+        var after = await bob.AllMessagesAsync(room);
+        Assert.Equal(["erased", "text"], after.Select(m => m.GetProperty("content").Str("type")));
+        Assert.Equal("bob wrote this", after[1].GetProperty("content").Str("text"));
+        Assert.Equal(2, (await RunAsync(data, "erase", "--tenant", "acme", "--user", "not valid", "--url", url)).Exit);
+    }
+
+    private async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string dataDir, params string[] args)
+    {
+        using var process = Process.Start(Caas(dataDir, args))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        output.WriteLine($"caas {string.Join(' ', args)} -> {process.ExitCode}");
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     private static ProcessStartInfo Caas(string dataDir, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")

@@ -41,23 +41,43 @@ public sealed class ReadModelWriter(ReadModelStore store)
         if (batch.Count == 0) return;
         await using var connection = await store.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // New messages (most of any batch) go in as multi-row inserts; every other event flushes them first, so an
-        // edit or delete always finds the message it changes.
-        var posted = new List<(string Tenant, string Conversation, MessagePosted Event)>();
+        // New messages (most of any batch) go in as multi-row inserts. An edit, delete or reaction on a message that
+        // is still waiting in this batch is folded into its row in memory, as the SQL would change it; every other
+        // change goes to the database at once (its message is already there). Conversations' last_seq is raised
+        // once per conversation at the end.
+        var pending = new Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage>();
+        var lastSeq = new Dictionary<(string Tenant, string Conversation), long>();
         foreach (var envelope in batch)
         {
             if (envelope.Event is not IConversationEvent e) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
-            if (e is MessagePosted p)
+            switch (e)
             {
-                posted.Add((tenant, conversation, p));
-                if (posted.Count >= MaxRowsPerInsert) await InsertMessagesAsync(connection, tx, posted, ct);
-                continue;
+                case MessagePosted p:
+                    pending.TryAdd((tenant, conversation, p.Seq), new PendingMessage(tenant, conversation, p));
+                    lastSeq[(tenant, conversation)] = Math.Max(lastSeq.GetValueOrDefault((tenant, conversation)), p.Seq);
+                    if (pending.Count >= MaxRowsPerInsert) await InsertMessagesAsync(connection, tx, pending, ct);
+                    continue;
+                case MessageEdited edit when pending.TryGetValue((tenant, conversation, edit.Seq), out var row):
+                    row.Edit(edit);
+                    continue;
+                case MessageDeleted deleted when pending.TryGetValue((tenant, conversation, deleted.Seq), out var row):
+                    row.Delete();
+                    continue;
+                case ReactionAdded or ReactionRemoved when pending.TryGetValue((tenant, conversation, SeqOf(e)), out var row):
+                    row.React(e);
+                    continue;
             }
-            await InsertMessagesAsync(connection, tx, posted, ct);
             await ApplyAsync(connection, tx, tenant, conversation, ((Sequence)envelope.Offset).Value, e, ct);
         }
-        await InsertMessagesAsync(connection, tx, posted, ct);
+        await InsertMessagesAsync(connection, tx, pending, ct);
+        foreach (var ((tenant, conversation), seq) in lastSeq)
+        {
+            await using var update = Command(connection, tx,
+                "UPDATE rm_conversations SET last_seq = @seq WHERE tenant_id = @t AND conversation_id = @c AND last_seq < @seq",
+                ("t", tenant), ("c", conversation), ("seq", seq));
+            await update.ExecuteNonQueryAsync(ct);
+        }
         var last = ((Sequence)batch[^1].Offset).Value;
         await using (var cmd = Command(connection, tx,
                          "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
@@ -69,40 +89,126 @@ public sealed class ReadModelWriter(ReadModelStore store)
 
     private const int MaxRowsPerInsert = 500;
 
-    private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx, List<(string Tenant, string Conversation, MessagePosted Event)> rows,
-        CancellationToken ct)
+    private static long SeqOf(IConversationEvent e) => e switch
     {
-        if (rows.Count == 0) return;
+        ReactionAdded a => a.Seq,
+        ReactionRemoved r => r.Seq,
+        _ => -1,
+    };
+
+    /// <summary>A message row not yet written, with the changes later events of the same batch made to it.</summary>
+    private sealed class PendingMessage(string tenant, string conversation, MessagePosted posted)
+    {
+        public string Tenant { get; } = tenant;
+        public string Conversation { get; } = conversation;
+        public MessagePosted Posted { get; } = posted;
+        public string? ContentType { get; private set; } = posted.Content.Type;
+        public string? Text { get; private set; } = posted.Content.Text;
+        public long? EditedAt { get; private set; }
+        public bool Deleted { get; private set; }
+        public bool HasEnrichment { get; private set; } = posted.Enrichment is not null;
+        public List<MessageVersion> Versions { get; } = [];
+        public SortedDictionary<string, SortedSet<string>> Reactions { get; } = new(StringComparer.Ordinal);
+
+        public void Edit(MessageEdited edit)
+        {
+            if (edit.Content.Type == ContentSealing.Erased.Type) Versions.Clear();
+            else Versions.Add(new MessageVersion(Text, edit.Meta.OccurredAt));
+            Text = edit.Content.Text;
+            ContentType = edit.Content.Type;
+            EditedAt = edit.Meta.OccurredAt.ToUnixTimeMilliseconds();
+        }
+
+        public void Delete()
+        {
+            Deleted = true;
+            Text = null;
+            ContentType = null;
+            Versions.Clear();
+            HasEnrichment = false;
+        }
+
+        public void React(IConversationEvent e) => ApplyReaction(Reactions, e);
+    }
+
+    private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx,
+        Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage> pending, CancellationToken ct)
+    {
+        if (pending.Count == 0) return;
+        if (c is Microsoft.Data.Sqlite.SqliteConnection)
+        {
+            await InsertMessagesOneByOneAsync(c, tx, pending, ct);
+            return;
+        }
         var sql = new System.Text.StringBuilder(
             "INSERT INTO rm_messages (tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment) VALUES ");
-        var args = new List<(string, object?)>(rows.Count * 8);
-        for (var i = 0; i < rows.Count; i++)
+        var args = new List<(string, object?)>(pending.Count * 13);
+        var i = 0;
+        foreach (var row in pending.Values)
         {
-            var (tenant, conversation, p) = rows[i];
+            var p = row.Posted;
             if (i > 0) sql.Append(", ");
-            sql.Append($"(@t{i}, @c{i}, @s{i}, @m{i}, @u{i}, @y{i}, @x{i}, @a{i}, NULL, 0, '{{}}', '[]', @e{i})");
-            args.Add(($"t{i}", tenant));
-            args.Add(($"c{i}", conversation));
+            sql.Append($"(@t{i}, @c{i}, @s{i}, @m{i}, @u{i}, @y{i}, @x{i}, @a{i}, @d{i}, @z{i}, @r{i}, @v{i}, @e{i})");
+            args.Add(($"t{i}", row.Tenant));
+            args.Add(($"c{i}", row.Conversation));
             args.Add(($"s{i}", p.Seq));
             args.Add(($"m{i}", p.MessageId));
             args.Add(($"u{i}", p.Meta.ActorId));
-            args.Add(($"y{i}", p.Content.Type));
-            args.Add(($"x{i}", p.Content.Text));
+            args.Add(($"y{i}", row.ContentType));
+            args.Add(($"x{i}", row.Text));
             args.Add(($"a{i}", p.Meta.OccurredAt.ToUnixTimeMilliseconds()));
-            args.Add(($"e{i}", p.Enrichment is null ? null : JsonSerializer.Serialize(p.Enrichment, CaasSerializer.Json)));
+            args.Add(($"d{i}", row.EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64)));
+            args.Add(($"z{i}", row.Deleted ? 1 : 0));
+            args.Add(($"r{i}", row.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(row.Reactions)));
+            args.Add(($"v{i}", row.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(row.Versions, CaasSerializer.Json)));
+            args.Add(($"e{i}", !row.HasEnrichment || p.Enrichment is null ? null : JsonSerializer.Serialize(p.Enrichment, CaasSerializer.Json)));
+            i++;
         }
         sql.Append(" ON CONFLICT DO NOTHING");
         await using (var insert = Command(c, tx, sql.ToString(), [.. args]))
             await insert.ExecuteNonQueryAsync(ct);
+        pending.Clear();
+    }
 
-        foreach (var top in rows.GroupBy(r => (r.Tenant, r.Conversation)).Select(g => (g.Key.Tenant, g.Key.Conversation, Seq: g.Max(r => r.Event.Seq))))
+    /// <summary>
+    /// SQLite: one prepared single-row INSERT, run per row inside the transaction (no round trips to save, and
+    /// SQLite looks each named parameter up by a linear scan, so a 6,500-parameter statement costs quadratic time).
+    /// </summary>
+    private static async Task InsertMessagesOneByOneAsync(DbConnection c, DbTransaction tx,
+        Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage> pending, CancellationToken ct)
+    {
+        await using var insert = c.CreateCommand();
+        insert.Transaction = tx;
+        insert.CommandText =
+            "INSERT INTO rm_messages (tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment) " +
+            "VALUES (@t, @c, @s, @m, @u, @y, @x, @a, @d, @z, @r, @v, @e) ON CONFLICT DO NOTHING";
+        var p = new[] { "@t", "@c", "@s", "@m", "@u", "@y", "@x", "@a", "@d", "@z", "@r", "@v", "@e" }.Select(name =>
         {
-            await using var update = Command(c, tx,
-                "UPDATE rm_conversations SET last_seq = @seq WHERE tenant_id = @t AND conversation_id = @c AND last_seq < @seq",
-                ("t", top.Tenant), ("c", top.Conversation), ("seq", top.Seq));
-            await update.ExecuteNonQueryAsync(ct);
+            var parameter = insert.CreateParameter();
+            parameter.ParameterName = name;
+            insert.Parameters.Add(parameter);
+            return parameter;
+        }).ToArray();
+        await insert.PrepareAsync(ct);
+        foreach (var row in pending.Values)
+        {
+            var posted = row.Posted;
+            p[0].Value = row.Tenant;
+            p[1].Value = row.Conversation;
+            p[2].Value = posted.Seq;
+            p[3].Value = posted.MessageId;
+            p[4].Value = posted.Meta.ActorId;
+            p[5].Value = (object?)row.ContentType ?? DBNull.Value;
+            p[6].Value = (object?)row.Text ?? DBNull.Value;
+            p[7].Value = posted.Meta.OccurredAt.ToUnixTimeMilliseconds();
+            p[8].Value = row.EditedAt is { } edited ? edited : DBNull.Value;
+            p[9].Value = row.Deleted ? 1 : 0;
+            p[10].Value = row.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(row.Reactions);
+            p[11].Value = row.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(row.Versions, CaasSerializer.Json);
+            p[12].Value = !row.HasEnrichment || posted.Enrichment is null ? DBNull.Value : JsonSerializer.Serialize(posted.Enrichment, CaasSerializer.Json);
+            await insert.ExecuteNonQueryAsync(ct);
         }
-        rows.Clear();
+        pending.Clear();
     }
 
     private static async Task ApplyAsync(DbConnection c, DbTransaction tx, string tenant, string conversation, long offset,
@@ -188,12 +294,7 @@ public sealed class ReadModelWriter(ReadModelStore store)
 
     private static async Task ReactAsync(DbConnection c, DbTransaction tx, string tenant, string conversation, IConversationEvent e, CancellationToken ct)
     {
-        var (seq, reaction, add) = e switch
-        {
-            ReactionAdded a => (a.Seq, a.Reaction, true),
-            ReactionRemoved r => (r.Seq, r.Reaction, false),
-            _ => throw new ArgumentOutOfRangeException(nameof(e)),
-        };
+        var seq = SeqOf(e);
         string json;
         await using (var read = Command(c, tx, "SELECT reactions FROM rm_messages WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
                          ("t", tenant), ("c", conversation), ("seq", seq)))
@@ -201,19 +302,26 @@ public sealed class ReadModelWriter(ReadModelStore store)
             if (await read.ExecuteScalarAsync(ct) is not string s) return;
             json = s;
         }
-        var reactions = JsonSerializer.Deserialize<SortedDictionary<string, SortedSet<string>>>(json) ?? new();
-        if (add)
-        {
-            if (!reactions.TryGetValue(reaction, out var users)) reactions[reaction] = users = new SortedSet<string>(StringComparer.Ordinal);
-            users.Add(e.Meta.ActorId);
-        }
-        else if (reactions.TryGetValue(reaction, out var users) && users.Remove(e.Meta.ActorId) && users.Count == 0)
-        {
-            reactions.Remove(reaction);
-        }
+        var reactions = JsonSerializer.Deserialize<SortedDictionary<string, SortedSet<string>>>(json) ?? new(StringComparer.Ordinal);
+        ApplyReaction(reactions, e);
         await using var update = Command(c, tx, "UPDATE rm_messages SET reactions = @r WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
             ("t", tenant), ("c", conversation), ("seq", seq), ("r", JsonSerializer.Serialize(reactions)));
         await update.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Adds or removes the actor's reaction: one rule for rows in the database and rows still in a batch.</summary>
+    private static void ApplyReaction(SortedDictionary<string, SortedSet<string>> reactions, IConversationEvent e)
+    {
+        switch (e)
+        {
+            case ReactionAdded a:
+                if (!reactions.TryGetValue(a.Reaction, out var users)) reactions[a.Reaction] = users = new SortedSet<string>(StringComparer.Ordinal);
+                users.Add(a.Meta.ActorId);
+                break;
+            case ReactionRemoved r when reactions.TryGetValue(r.Reaction, out var reactors) && reactors.Remove(r.Meta.ActorId) && reactors.Count == 0:
+                reactions.Remove(r.Reaction);
+                break;
+        }
     }
 
     private static (string, (string, object?)[]) UpsertMember(string tenant, string conversation, string user, Role role, long at) =>

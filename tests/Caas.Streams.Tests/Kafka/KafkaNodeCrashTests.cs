@@ -109,6 +109,8 @@ public sealed class KafkaNodeCrashTests
             start.Environment["CAAS_DATA_DIR"] = TestDatabases.NewSqliteDirectory();
             start.Environment["CAAS_POSTGRES"] = postgres;
             start.Environment["CAAS_JWT_SECRET"] = Secret;
+            // Every incarnation has a fresh data directory but the same database: they share the cluster's master key.
+            start.Environment["CAAS_MASTER_KEY"] = TestDatabases.MasterKey;
             start.Environment["CAAS_LOG_LEVEL"] = "Warning";
             start.Environment["CAAS_KAFKA_BOOTSTRAP"] = kafka.Bootstrap;
             start.Environment["CAAS_KAFKA_PROFILE"] = "0.9";
