@@ -41,174 +41,260 @@ public sealed class ReadModelWriter(ReadModelStore store)
         if (batch.Count == 0) return;
         await using var connection = await store.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // New messages (most of any batch) go in as multi-row inserts. An edit, delete or reaction on a message that
-        // is still waiting in this batch is folded into its row in memory, as the SQL would change it; every other
-        // change goes to the database at once (its message is already there). Conversations' last_seq is raised
-        // once per conversation at the end.
-        var pending = new Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage>();
-        var lastSeq = new Dictionary<(string Tenant, string Conversation), long>();
+        // Message rows are changed in memory and written once at the end: new messages as inserts, and the rows that
+        // edits, deletes and reactions touch (read up front in a few queries) as updates. Other events (conversations,
+        // members, moderation) are written as they come. Conversations' last_seq is raised once each, at the end.
+        var events = new List<(string Tenant, string Conversation, long Offset, IConversationEvent Event)>(batch.Count);
+        var posted = new HashSet<(string, string, long)>();
+        var touched = new HashSet<(string, string, long)>();
         foreach (var envelope in batch)
         {
             if (envelope.Event is not IConversationEvent e) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
+            events.Add((tenant, conversation, ((Sequence)envelope.Offset).Value, e));
+            if (e is MessagePosted p) posted.Add((tenant, conversation, p.Seq));
+            else if (TargetSeq(e) is { } seq && !posted.Contains((tenant, conversation, seq))) touched.Add((tenant, conversation, seq));
+        }
+
+        var rows = await LoadRowsAsync(connection, tx, touched, ct);
+        var lastSeq = new Dictionary<(string Tenant, string Conversation), long>();
+        foreach (var (tenant, conversation, offset, e) in events)
+        {
             switch (e)
             {
                 case MessagePosted p:
-                    pending.TryAdd((tenant, conversation, p.Seq), new PendingMessage(tenant, conversation, p));
+                    rows.TryAdd((tenant, conversation, p.Seq), MessageRow.New(tenant, conversation, p));
                     lastSeq[(tenant, conversation)] = Math.Max(lastSeq.GetValueOrDefault((tenant, conversation)), p.Seq);
-                    if (pending.Count >= MaxRowsPerInsert) await InsertMessagesAsync(connection, tx, pending, ct);
-                    continue;
-                case MessageEdited edit when pending.TryGetValue((tenant, conversation, edit.Seq), out var row):
-                    row.Edit(edit);
-                    continue;
-                case MessageDeleted deleted when pending.TryGetValue((tenant, conversation, deleted.Seq), out var row):
-                    row.Delete();
-                    continue;
-                case ReactionAdded or ReactionRemoved when pending.TryGetValue((tenant, conversation, SeqOf(e)), out var row):
-                    row.React(e);
-                    continue;
+                    break;
+                case MessageEdited or MessageDeleted or ReactionAdded or ReactionRemoved:
+                    // A message the read model does not have (outside the projection's history) is left alone.
+                    if (rows.TryGetValue((tenant, conversation, TargetSeq(e)!.Value), out var row)) row.Apply(e);
+                    break;
+                default:
+                    await ApplyAsync(connection, tx, tenant, conversation, offset, e, ct);
+                    break;
             }
-            await ApplyAsync(connection, tx, tenant, conversation, ((Sequence)envelope.Offset).Value, e, ct);
         }
-        await InsertMessagesAsync(connection, tx, pending, ct);
-        foreach (var ((tenant, conversation), seq) in lastSeq)
+
+        var postgres = connection is not Microsoft.Data.Sqlite.SqliteConnection;
+        var inserts = rows.Values.Where(r => !r.Existing).ToList();
+        for (var i = 0; i < inserts.Count; i += MaxRowsPerInsert)
         {
-            await using var update = Command(connection, tx,
-                "UPDATE rm_conversations SET last_seq = @seq WHERE tenant_id = @t AND conversation_id = @c AND last_seq < @seq",
-                ("t", tenant), ("c", conversation), ("seq", seq));
-            await update.ExecuteNonQueryAsync(ct);
+            var chunk = inserts.GetRange(i, Math.Min(MaxRowsPerInsert, inserts.Count - i));
+            if (postgres) await InsertMessagesAsync(connection, tx, chunk, ct);
+            else await InsertMessagesOneByOneAsync(connection, tx, chunk, ct);
         }
-        var last = ((Sequence)batch[^1].Offset).Value;
-        await using (var cmd = Command(connection, tx,
-                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
-                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                         ("name", name), ("offset", last)))
-            await cmd.ExecuteNonQueryAsync(ct);
+        var statements = rows.Values.Where(r => r.Existing && r.Changed).Select(r => r.Update())
+            .Concat(lastSeq.Select(kv => (
+                "UPDATE rm_conversations SET last_seq = @seq WHERE tenant_id = @t AND conversation_id = @c AND last_seq < @seq",
+                new (string, object?)[] { ("t", kv.Key.Tenant), ("c", kv.Key.Conversation), ("seq", kv.Value) })))
+            .Append((
+                "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
+                "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
+                new (string, object?)[] { ("name", name), ("offset", ((Sequence)batch[^1].Offset).Value) }))
+            .ToList();
+        await ExecuteAllAsync(connection, tx, statements, ct);
         await tx.CommitAsync(ct);
     }
 
     private const int MaxRowsPerInsert = 500;
 
-    private static long SeqOf(IConversationEvent e) => e switch
+    /// <summary>The message an edit, delete or reaction changes; null for every other event.</summary>
+    private static long? TargetSeq(IConversationEvent e) => e switch
     {
+        MessageEdited m => m.Seq,
+        MessageDeleted d => d.Seq,
         ReactionAdded a => a.Seq,
         ReactionRemoved r => r.Seq,
-        _ => -1,
+        _ => null,
     };
 
-    /// <summary>A message row not yet written, with the changes later events of the same batch made to it.</summary>
-    private sealed class PendingMessage(string tenant, string conversation, MessagePosted posted)
+    /// <summary>Runs the statements: one round trip on PostgreSQL (a batch), one by one in-process on SQLite.</summary>
+    private static async Task ExecuteAllAsync(DbConnection c, DbTransaction tx, List<(string Sql, (string, object?)[] Args)> statements, CancellationToken ct)
     {
-        public string Tenant { get; } = tenant;
-        public string Conversation { get; } = conversation;
-        public MessagePosted Posted { get; } = posted;
-        public string? ContentType { get; private set; } = posted.Content.Type;
-        public string? Text { get; private set; } = posted.Content.Text;
-        public long? EditedAt { get; private set; }
-        public bool Deleted { get; private set; }
-        public bool HasEnrichment { get; private set; } = posted.Enrichment is not null;
-        public List<MessageVersion> Versions { get; } = [];
-        public SortedDictionary<string, SortedSet<string>> Reactions { get; } = new(StringComparer.Ordinal);
-
-        public void Edit(MessageEdited edit)
+        if (c.CanCreateBatch)
         {
-            if (edit.Content.Type == ContentSealing.Erased.Type) Versions.Clear();
-            else Versions.Add(new MessageVersion(Text, edit.Meta.OccurredAt));
-            Text = edit.Content.Text;
-            ContentType = edit.Content.Type;
-            EditedAt = edit.Meta.OccurredAt.ToUnixTimeMilliseconds();
-        }
-
-        public void Delete()
-        {
-            Deleted = true;
-            Text = null;
-            ContentType = null;
-            Versions.Clear();
-            HasEnrichment = false;
-        }
-
-        public void React(IConversationEvent e) => ApplyReaction(Reactions, e);
-    }
-
-    private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx,
-        Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage> pending, CancellationToken ct)
-    {
-        if (pending.Count == 0) return;
-        if (c is Microsoft.Data.Sqlite.SqliteConnection)
-        {
-            await InsertMessagesOneByOneAsync(c, tx, pending, ct);
+            for (var i = 0; i < statements.Count; i += 500)
+            {
+                await using var batch = c.CreateBatch();
+                batch.Transaction = tx;
+                foreach (var (sql, args) in statements.Skip(i).Take(500))
+                {
+                    var command = batch.CreateBatchCommand();
+                    command.CommandText = sql;
+                    using var template = Command(c, tx, sql, args);
+                    foreach (DbParameter p in template.Parameters)
+                    {
+                        var copy = command.CreateParameter();
+                        copy.ParameterName = p.ParameterName;
+                        copy.DbType = p.DbType;
+                        copy.Value = p.Value;
+                        command.Parameters.Add(copy);
+                    }
+                    batch.BatchCommands.Add(command);
+                }
+                await batch.ExecuteNonQueryAsync(ct);
+            }
             return;
         }
-        var sql = new System.Text.StringBuilder(
-            "INSERT INTO rm_messages (tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment) VALUES ");
-        var args = new List<(string, object?)>(pending.Count * 13);
-        var i = 0;
-        foreach (var row in pending.Values)
+        foreach (var (sql, args) in statements)
         {
-            var p = row.Posted;
-            if (i > 0) sql.Append(", ");
-            sql.Append($"(@t{i}, @c{i}, @s{i}, @m{i}, @u{i}, @y{i}, @x{i}, @a{i}, @d{i}, @z{i}, @r{i}, @v{i}, @e{i})");
-            args.Add(($"t{i}", row.Tenant));
-            args.Add(($"c{i}", row.Conversation));
-            args.Add(($"s{i}", p.Seq));
-            args.Add(($"m{i}", p.MessageId));
-            args.Add(($"u{i}", p.Meta.ActorId));
-            args.Add(($"y{i}", row.ContentType));
-            args.Add(($"x{i}", row.Text));
-            args.Add(($"a{i}", p.Meta.OccurredAt.ToUnixTimeMilliseconds()));
-            args.Add(($"d{i}", row.EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64)));
-            args.Add(($"z{i}", row.Deleted ? 1 : 0));
-            args.Add(($"r{i}", row.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(row.Reactions)));
-            args.Add(($"v{i}", row.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(row.Versions, CaasSerializer.Json)));
-            args.Add(($"e{i}", !row.HasEnrichment || p.Enrichment is null ? null : JsonSerializer.Serialize(p.Enrichment, CaasSerializer.Json)));
-            i++;
+            await using var cmd = Command(c, tx, sql, args);
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    private const string RowColumns = "tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment";
+
+    /// <summary>Reads the message rows that this batch's edits, deletes and reactions change, a few hundred per query.</summary>
+    private static async Task<Dictionary<(string, string, long), MessageRow>> LoadRowsAsync(DbConnection c, DbTransaction tx,
+        HashSet<(string Tenant, string Conversation, long Seq)> keys, CancellationToken ct)
+    {
+        var rows = new Dictionary<(string, string, long), MessageRow>();
+        foreach (var chunk in keys.Chunk(200))
+        {
+            var sql = new System.Text.StringBuilder($"SELECT {RowColumns} FROM rm_messages WHERE (tenant_id, conversation_id, seq) IN (");
+            var args = new List<(string, object?)>(chunk.Length * 3);
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append($"(@t{i}, @c{i}, @s{i})");
+                args.Add(($"t{i}", chunk[i].Tenant));
+                args.Add(($"c{i}", chunk[i].Conversation));
+                args.Add(($"s{i}", chunk[i].Seq));
+            }
+            await using var cmd = Command(c, tx, sql.Append(')').ToString(), [.. args]);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                var row = MessageRow.Read(r);
+                rows[(row.Tenant, row.Conversation, row.Seq)] = row;
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>One rm_messages row in memory: new (from its MessagePosted) or read back, with the batch's changes applied.</summary>
+    private sealed class MessageRow
+    {
+        public required string Tenant { get; init; }
+        public required string Conversation { get; init; }
+        public required long Seq { get; init; }
+        public required string MessageId { get; init; }
+        public required string SenderId { get; init; }
+        public required long CreatedAt { get; init; }
+        public bool Existing { get; private init; }
+        public bool Changed { get; private set; }
+        public string? ContentType { get; private set; }
+        public string? Text { get; private set; }
+        public long? EditedAt { get; private set; }
+        public bool Deleted { get; private set; }
+        public string? Enrichment { get; private set; }
+        public List<MessageVersion> Versions { get; private init; } = [];
+        public SortedDictionary<string, SortedSet<string>> Reactions { get; private init; } = new(StringComparer.Ordinal);
+
+        public static MessageRow New(string tenant, string conversation, MessagePosted p) => new()
+        {
+            Tenant = tenant, Conversation = conversation, Seq = p.Seq, MessageId = p.MessageId, SenderId = p.Meta.ActorId,
+            CreatedAt = p.Meta.OccurredAt.ToUnixTimeMilliseconds(), ContentType = p.Content.Type, Text = p.Content.Text,
+            Enrichment = p.Enrichment is null ? null : JsonSerializer.Serialize(p.Enrichment, CaasSerializer.Json),
+        };
+
+        public static MessageRow Read(DbDataReader r) => new()
+        {
+            Tenant = r.GetString(0), Conversation = r.GetString(1), Seq = r.GetInt64(2), MessageId = r.GetString(3), SenderId = r.GetString(4),
+            ContentType = r.IsDBNull(5) ? null : r.GetString(5), Text = r.IsDBNull(6) ? null : r.GetString(6), CreatedAt = r.GetInt64(7),
+            EditedAt = r.IsDBNull(8) ? null : r.GetInt64(8), Deleted = Convert.ToInt64(r.GetValue(9)) != 0,
+            Reactions = JsonSerializer.Deserialize<SortedDictionary<string, SortedSet<string>>>(r.GetString(10)) is { } reactions
+                ? new SortedDictionary<string, SortedSet<string>>(reactions.ToDictionary(kv => kv.Key, kv => new SortedSet<string>(kv.Value, StringComparer.Ordinal)), StringComparer.Ordinal)
+                : new(StringComparer.Ordinal),
+            Versions = JsonSerializer.Deserialize<List<MessageVersion>>(r.GetString(11), CaasSerializer.Json) ?? [],
+            Enrichment = r.IsDBNull(12) ? null : r.GetString(12),
+            Existing = true,
+        };
+
+        public void Apply(IConversationEvent e)
+        {
+            Changed = true;
+            switch (e)
+            {
+                case MessageEdited edit:
+                    // Earlier versions are kept, oldest first, each with the time it stopped being current; an erased
+                    // author's history is erased with it (as UserErasure scrubs it).
+                    if (edit.Content.Type == ContentSealing.Erased.Type) Versions.Clear();
+                    else Versions.Add(new MessageVersion(Text, edit.Meta.OccurredAt));
+                    Text = edit.Content.Text;
+                    ContentType = edit.Content.Type;
+                    EditedAt = edit.Meta.OccurredAt.ToUnixTimeMilliseconds();
+                    break;
+                case MessageDeleted:
+                    Deleted = true;
+                    Text = null;
+                    ContentType = null;
+                    Versions.Clear();
+                    Enrichment = null;
+                    break;
+                default:
+                    ApplyReaction(Reactions, e);
+                    break;
+            }
+        }
+
+        public object?[] Values() =>
+        [
+            Tenant, Conversation, Seq, MessageId, SenderId, ContentType, Text, CreatedAt,
+            EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64), Deleted ? 1 : 0,
+            Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions),
+            Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json), Enrichment,
+        ];
+
+        public (string, (string, object?)[]) Update() => (
+            "UPDATE rm_messages SET content_type = @y, text = @x, edited_at = @d, deleted = @z, reactions = @r, versions = @v, enrichment = @e " +
+            "WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+            [("t", Tenant), ("c", Conversation), ("s", Seq), ("y", ContentType), ("x", Text),
+             ("d", EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64)), ("z", Deleted ? 1 : 0),
+             ("r", Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions)),
+             ("v", Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json)), ("e", Enrichment)]);
+    }
+
+    private static readonly string[] Names = ["t", "c", "s", "m", "u", "y", "x", "a", "d", "z", "r", "v", "e"];
+
+    private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
+    {
+        var sql = new System.Text.StringBuilder($"INSERT INTO rm_messages ({RowColumns}) VALUES ");
+        var args = new List<(string, object?)>(rows.Count * Names.Length);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var values = rows[i].Values();
+            sql.Append(i == 0 ? "(" : ", (").Append(string.Join(", ", Names.Select(n => $"@{n}{i}"))).Append(')');
+            for (var k = 0; k < Names.Length; k++) args.Add(($"{Names[k]}{i}", values[k]));
         }
         sql.Append(" ON CONFLICT DO NOTHING");
-        await using (var insert = Command(c, tx, sql.ToString(), [.. args]))
-            await insert.ExecuteNonQueryAsync(ct);
-        pending.Clear();
+        await using var insert = Command(c, tx, sql.ToString(), [.. args]);
+        await insert.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>
     /// SQLite: one prepared single-row INSERT, run per row inside the transaction (no round trips to save, and
     /// SQLite looks each named parameter up by a linear scan, so a 6,500-parameter statement costs quadratic time).
     /// </summary>
-    private static async Task InsertMessagesOneByOneAsync(DbConnection c, DbTransaction tx,
-        Dictionary<(string Tenant, string Conversation, long Seq), PendingMessage> pending, CancellationToken ct)
+    private static async Task InsertMessagesOneByOneAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
     {
-        await using var insert = c.CreateCommand();
-        insert.Transaction = tx;
-        insert.CommandText =
-            "INSERT INTO rm_messages (tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment) " +
-            "VALUES (@t, @c, @s, @m, @u, @y, @x, @a, @d, @z, @r, @v, @e) ON CONFLICT DO NOTHING";
-        var p = new[] { "@t", "@c", "@s", "@m", "@u", "@y", "@x", "@a", "@d", "@z", "@r", "@v", "@e" }.Select(name =>
-        {
-            var parameter = insert.CreateParameter();
-            parameter.ParameterName = name;
-            insert.Parameters.Add(parameter);
-            return parameter;
-        }).ToArray();
+        await using var insert = Command(c, tx,
+            $"INSERT INTO rm_messages ({RowColumns}) VALUES ({string.Join(", ", Names.Select(n => "@" + n))}) ON CONFLICT DO NOTHING",
+            [.. Names.Select(n => (n, (object?)string.Empty))]);
         await insert.PrepareAsync(ct);
-        foreach (var row in pending.Values)
+        foreach (var row in rows)
         {
-            var posted = row.Posted;
-            p[0].Value = row.Tenant;
-            p[1].Value = row.Conversation;
-            p[2].Value = posted.Seq;
-            p[3].Value = posted.MessageId;
-            p[4].Value = posted.Meta.ActorId;
-            p[5].Value = (object?)row.ContentType ?? DBNull.Value;
-            p[6].Value = (object?)row.Text ?? DBNull.Value;
-            p[7].Value = posted.Meta.OccurredAt.ToUnixTimeMilliseconds();
-            p[8].Value = row.EditedAt is { } edited ? edited : DBNull.Value;
-            p[9].Value = row.Deleted ? 1 : 0;
-            p[10].Value = row.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(row.Reactions);
-            p[11].Value = row.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(row.Versions, CaasSerializer.Json);
-            p[12].Value = !row.HasEnrichment || posted.Enrichment is null ? DBNull.Value : JsonSerializer.Serialize(posted.Enrichment, CaasSerializer.Json);
+            var values = row.Values();
+            for (var k = 0; k < Names.Length; k++)
+                insert.Parameters[k].Value = values[k] switch
+                {
+                    null => DBNull.Value,
+                    TypedNull => DBNull.Value,
+                    var v => v,
+                };
             await insert.ExecuteNonQueryAsync(ct);
         }
-        pending.Clear();
     }
 
     private static async Task ApplyAsync(DbConnection c, DbTransaction tx, string tenant, string conversation, long offset,
@@ -239,11 +325,6 @@ public sealed class ReadModelWriter(ReadModelStore store)
                 ("UPDATE rm_memberships SET role = @role WHERE tenant_id = @t AND conversation_id = @c AND user_id = @u",
                     [("t", tenant), ("c", conversation), ("u", rc.UserId), ("role", rc.Role.ToWire())]),
             ],
-            MessageDeleted d =>
-            [
-                ("UPDATE rm_messages SET deleted = 1, text = NULL, content_type = NULL, versions = '[]', enrichment = NULL WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
-                    [("t", tenant), ("c", conversation), ("seq", d.Seq)]),
-            ],
             UserBanned b => [RemoveMember(tenant, conversation, b.UserId), Log(tenant, conversation, offset, "ban", b.Meta, b.UserId, b.Until, b.Reason)],
             UserKicked k => [RemoveMember(tenant, conversation, k.UserId), Log(tenant, conversation, offset, "kick", k.Meta, k.UserId, k.Until, k.Reason)],
             UserUnbanned ub => [Log(tenant, conversation, offset, "unban", ub.Meta, ub.UserId, null, ub.Reason)],
@@ -257,56 +338,6 @@ public sealed class ReadModelWriter(ReadModelStore store)
             await cmd.ExecuteNonQueryAsync(ct);
         }
 
-        switch (e)
-        {
-            case MessageEdited edit:
-                await EditAsync(c, tx, tenant, conversation, edit, ct);
-                break;
-            case ReactionAdded or ReactionRemoved:
-                await ReactAsync(c, tx, tenant, conversation, e, ct);
-                break;
-        }
-    }
-
-    private static async Task EditAsync(DbConnection c, DbTransaction tx, string tenant, string conversation, MessageEdited edit, CancellationToken ct)
-    {
-        // Earlier versions are kept, oldest first, each with the time it stopped being current.
-        string? text = null, versions = null;
-        await using (var read = Command(c, tx, "SELECT text, versions FROM rm_messages WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
-                         ("t", tenant), ("c", conversation), ("seq", edit.Seq)))
-        await using (var reader = await read.ExecuteReaderAsync(ct))
-        {
-            if (!await reader.ReadAsync(ct)) return;
-            text = reader.IsDBNull(0) ? null : reader.GetString(0);
-            versions = reader.GetString(1);
-        }
-        var list = JsonSerializer.Deserialize<List<MessageVersion>>(versions, CaasSerializer.Json) ?? [];
-        // An erased author's history is erased with it (as UserErasure scrubs it): no empty versions are kept.
-        if (edit.Content.Type == ContentSealing.Erased.Type) list.Clear();
-        else list.Add(new MessageVersion(text, edit.Meta.OccurredAt));
-        await using var update = Command(c, tx,
-            "UPDATE rm_messages SET text = @text, content_type = @ctype, edited_at = @at, versions = @versions " +
-            "WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
-            ("t", tenant), ("c", conversation), ("seq", edit.Seq), ("text", edit.Content.Text), ("ctype", edit.Content.Type),
-            ("at", edit.Meta.OccurredAt.ToUnixTimeMilliseconds()), ("versions", JsonSerializer.Serialize(list, CaasSerializer.Json)));
-        await update.ExecuteNonQueryAsync(ct);
-    }
-
-    private static async Task ReactAsync(DbConnection c, DbTransaction tx, string tenant, string conversation, IConversationEvent e, CancellationToken ct)
-    {
-        var seq = SeqOf(e);
-        string json;
-        await using (var read = Command(c, tx, "SELECT reactions FROM rm_messages WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
-                         ("t", tenant), ("c", conversation), ("seq", seq)))
-        {
-            if (await read.ExecuteScalarAsync(ct) is not string s) return;
-            json = s;
-        }
-        var reactions = JsonSerializer.Deserialize<SortedDictionary<string, SortedSet<string>>>(json) ?? new(StringComparer.Ordinal);
-        ApplyReaction(reactions, e);
-        await using var update = Command(c, tx, "UPDATE rm_messages SET reactions = @r WHERE tenant_id = @t AND conversation_id = @c AND seq = @seq",
-            ("t", tenant), ("c", conversation), ("seq", seq), ("r", JsonSerializer.Serialize(reactions)));
-        await update.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>Adds or removes the actor's reaction: one rule for rows in the database and rows still in a batch.</summary>

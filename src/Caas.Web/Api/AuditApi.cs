@@ -178,8 +178,11 @@ public static class AuditApi
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/x-ndjson";
             var output = http.Response.BodyWriter;
+            // Events that arrive while the writer is busy are handed over together (at most 512 at a time), so the
+            // hand-off costs one await per batch, not per event; the bound keeps backpressure.
             var (stop, queue) = source.ViaMaterialized(KillSwitches.Single<AuditEvent>(), Keep.Right)
-                .ToMaterialized(Sink.Queue<AuditEvent>(), Keep.Both)
+                .Batch(512, first => new List<AuditEvent> { first }, (list, e) => { list.Add(e); return list; })
+                .ToMaterialized(Sink.Queue<List<AuditEvent>>(), Keep.Both)
                 .Run(replay.Materializer);
             try
             {
@@ -188,8 +191,9 @@ public static class AuditApi
                 {
                     var next = await queue.PullAsync();
                     if (!next.HasValue) break;
-                    replay.WriteLine(output, next.Value);
-                    if (++pending < FlushEvery) continue;
+                    foreach (var e in next.Value) replay.WriteLine(output, e);
+                    pending += next.Value.Count;
+                    if (pending < FlushEvery) continue;
                     pending = 0;
                     var flushed = await output.FlushAsync(http.RequestAborted);
                     if (flushed.IsCanceled || flushed.IsCompleted) break;
