@@ -12,7 +12,6 @@ using Caas.Streams.Audit;
 using Caas.Streams.Privacy;
 using Caas.Streams.ReadModel;
 using Caas.Web.Auth;
-using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -146,7 +145,7 @@ public static class ReplayBench
         var writer = Guid.NewGuid().ToString("N");
         var start = DateTimeOffset.UtcNow.AddHours(-1);
 
-        await using var connection = await OpenAsync(storage, ct);
+        await using var connection = await JournalDb.OpenAsync(storage, ct);
 
         var batch = new List<(string Pid, long Seq, long Created, string Manifest, byte[] Bytes)>(10_000);
         for (var n = 0; n < total; n++)
@@ -215,14 +214,14 @@ public static class ReplayBench
         cmd.Transaction = tx;
         cmd.CommandText = "INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags) " +
                           "VALUES (@created, 0, @pid, @seq, @message, @manifest, @identifier, @writer, @tags)";
-        var created = Add(cmd, "@created", 0L);
-        var pid = Add(cmd, "@pid", "");
-        var seq = Add(cmd, "@seq", 0L);
-        var message = Add(cmd, "@message", Array.Empty<byte>());
-        var manifest = Add(cmd, "@manifest", "");
-        Add(cmd, "@identifier", Caas.Actors.Serialization.CaasSerializer.Id);
-        Add(cmd, "@writer", writer);
-        Add(cmd, "@tags", Tags);
+        var created = JournalDb.Parameter(cmd, "@created", 0L);
+        var pid = JournalDb.Parameter(cmd, "@pid", "");
+        var seq = JournalDb.Parameter(cmd, "@seq", 0L);
+        var message = JournalDb.Parameter(cmd, "@message", Array.Empty<byte>());
+        var manifest = JournalDb.Parameter(cmd, "@manifest", "");
+        JournalDb.Parameter(cmd, "@identifier", Caas.Actors.Serialization.CaasSerializer.Id);
+        JournalDb.Parameter(cmd, "@writer", writer);
+        JournalDb.Parameter(cmd, "@tags", Tags);
         await cmd.PrepareAsync(ct);
         foreach (var r in rows)
         {
@@ -273,22 +272,6 @@ public static class ReplayBench
             }
         }
         return Convert.ToHexString(sha.GetHashAndReset());
-    }
-
-    private static async Task<DbConnection> OpenAsync(Caas.Actors.Hosting.StorageOptions storage, CancellationToken ct)
-    {
-        DbConnection c = storage.IsPostgres ? new NpgsqlConnection(storage.JournalConnectionString) : new SqliteConnection(storage.JournalConnectionString);
-        await c.OpenAsync(ct);
-        return c;
-    }
-
-    private static DbParameter Add(DbCommand cmd, string name, object value)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        cmd.Parameters.Add(p);
-        return p;
     }
 
     private static async Task<string> CreateDatabaseAsync(string admin, CancellationToken ct)

@@ -2,8 +2,7 @@ using System.Data.Common;
 using System.Text.Json;
 using Caas.Actors.Common;
 using Caas.Actors.Hosting;
-using Microsoft.Data.Sqlite;
-using Npgsql;
+using Caas.Streams.ReadModel;
 
 namespace Caas.Streams.Audit;
 
@@ -28,15 +27,15 @@ public sealed class JournalVerifier(StorageOptions storage)
 
     public async Task<VerifyReport> VerifyAsync(string? tenantId = null, Action<long>? progress = null, CancellationToken ct = default)
     {
-        await using var connection = await OpenAsync(ct);
+        await using var connection = await JournalDb.OpenAsync(storage, ct);
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = "SELECT persistence_id, sequence_number, message FROM journal"
                           + (tenantId is null ? "" : " WHERE persistence_id LIKE @entities ESCAPE '\\' OR persistence_id = @tenant")
                           + " ORDER BY persistence_id, sequence_number";
         if (tenantId is not null)
         {
-            Add(cmd, "@entities", "%|" + tenantId.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "|%");
-            Add(cmd, "@tenant", "tenant|" + tenantId);
+            JournalDb.Parameter(cmd, "@entities", "%|" + tenantId.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "|%");
+            JournalDb.Parameter(cmd, "@tenant", "tenant|" + tenantId);
         }
 
         var broken = new List<BrokenLink>();
@@ -103,22 +102,5 @@ public sealed class JournalVerifier(StorageOptions storage)
     {
         var parts = persistenceId.Split('|');
         return parts.Length >= 2 ? parts[1] : string.Empty;
-    }
-
-    private async Task<DbConnection> OpenAsync(CancellationToken ct)
-    {
-        DbConnection connection = storage.IsPostgres
-            ? new NpgsqlConnection(storage.JournalConnectionString)
-            : new SqliteConnection(storage.JournalConnectionString);
-        await connection.OpenAsync(ct);
-        return connection;
-    }
-
-    private static void Add(DbCommand cmd, string name, object value)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        cmd.Parameters.Add(p);
     }
 }

@@ -2,8 +2,6 @@ using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
 using Caas.Actors.Hosting;
 using Caas.Streams.ReadModel;
-using Microsoft.Data.Sqlite;
-using Npgsql;
 using Prometheus;
 
 namespace Caas.Streams.Audit;
@@ -63,10 +61,7 @@ public sealed class ProjectionRebuilds(ActorSystem system, string singletonManag
     /// <summary>The journal offset of the last conversation event now: the rebuild is done when the projection passes it.</summary>
     public static async Task<long> LastConversationOffsetAsync(StorageOptions storage, CancellationToken ct)
     {
-        await using System.Data.Common.DbConnection c = storage.IsPostgres
-            ? new NpgsqlConnection(storage.JournalConnectionString)
-            : new SqliteConnection(storage.JournalConnectionString);
-        await c.OpenAsync(ct);
+        await using var c = await JournalDb.OpenAsync(storage, ct);
         await using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal WHERE persistence_id LIKE 'conversation|%'";
         return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));

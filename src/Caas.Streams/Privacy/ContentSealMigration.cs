@@ -5,8 +5,7 @@ using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
 using Caas.Actors.Privacy;
 using Caas.Streams.Audit;
-using Microsoft.Data.Sqlite;
-using Npgsql;
+using Caas.Streams.ReadModel;
 
 namespace Caas.Streams.Privacy;
 
@@ -39,8 +38,8 @@ public static class ContentSealMigration
         byte[] ToBytes(object o) => serialization.FindSerializerFor(o).ToBinary(o);
         long entities = 0, events = 0, sealedCount = 0, rechained = 0, snapshots = 0;
 
-        await using var reader = await OpenAsync(storage, ct);
-        await using var writer = await OpenAsync(storage, ct);
+        await using var reader = await JournalDb.OpenAsync(storage, ct);
+        await using var writer = await JournalDb.OpenAsync(storage, ct);
         await using var select = reader.CreateCommand();
         select.CommandText = "SELECT ordering, persistence_id, sequence_number, message, manifest, identifier FROM journal " +
                              "WHERE persistence_id LIKE 'conversation|%' ORDER BY persistence_id, sequence_number";
@@ -95,7 +94,7 @@ public static class ContentSealMigration
         if (!await SnapshotTableExistsAsync(writer, storage, ct)) return 0;
         await using var drop = writer.CreateCommand();
         drop.CommandText = "DELETE FROM snapshot WHERE persistence_id = @pid";
-        Add(drop, "@pid", pid);
+        JournalDb.Parameter(drop, "@pid", pid);
         return await drop.ExecuteNonQueryAsync(ct);
     }
 
@@ -106,8 +105,8 @@ public static class ContentSealMigration
         await using var update = writer.CreateCommand();
         update.Transaction = tx;
         update.CommandText = "UPDATE journal SET message = @m WHERE ordering = @o";
-        var m = Add(update, "@m", Array.Empty<byte>());
-        var o = Add(update, "@o", 0L);
+        var m = JournalDb.Parameter(update, "@m", Array.Empty<byte>());
+        var o = JournalDb.Parameter(update, "@o", 0L);
         foreach (var (ordering, bytes) in changes)
         {
             m.Value = bytes;
@@ -125,21 +124,5 @@ public static class ContentSealMigration
             ? "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'snapshot'"
             : "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'";
         return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)) > 0;
-    }
-
-    private static async Task<DbConnection> OpenAsync(StorageOptions storage, CancellationToken ct)
-    {
-        DbConnection c = storage.IsPostgres ? new NpgsqlConnection(storage.JournalConnectionString) : new SqliteConnection(storage.JournalConnectionString);
-        await c.OpenAsync(ct);
-        return c;
-    }
-
-    private static DbParameter Add(DbCommand cmd, string name, object value)
-    {
-        var p = cmd.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        cmd.Parameters.Add(p);
-        return p;
     }
 }

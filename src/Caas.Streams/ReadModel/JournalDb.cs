@@ -1,0 +1,27 @@
+using System.Data.Common;
+using Caas.Actors.Hosting;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Caas.Streams.ReadModel;
+
+/// <summary>Plain SQL access to the journal's database, for the tools that read or repair it beside the plugin.</summary>
+public static class JournalDb
+{
+    public static async Task<DbConnection> OpenAsync(StorageOptions storage, CancellationToken ct = default)
+    {
+        DbConnection c = storage.IsPostgres ? new NpgsqlConnection(storage.JournalConnectionString) : new SqliteConnection(storage.JournalConnectionString);
+        await c.OpenAsync(ct);
+        return c;
+    }
+
+    /// <summary>Adds a named parameter and returns it, so a prepared command can be run again with new values.</summary>
+    public static DbParameter Parameter(DbCommand cmd, string name, object value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        cmd.Parameters.Add(p);
+        return p;
+    }
+}
