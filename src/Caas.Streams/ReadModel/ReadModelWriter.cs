@@ -84,10 +84,18 @@ public sealed class ReadModelWriter(ReadModelStore store)
             if (postgres) await InsertMessagesAsync(connection, tx, chunk, ct);
             else await InsertMessagesOneByOneAsync(connection, tx, chunk, ct);
         }
-        var statements = rows.Values.Where(r => r.Existing && r.Changed).Select(r => r.Update())
-            .Concat(lastSeq.Select(kv => (
+        // PostgreSQL raises every conversation's last_seq in one statement (arrays unnested); SQLite, in-process, per row.
+        IEnumerable<(string, (string, object?)[])> raise = postgres && lastSeq.Count > 0
+            ? [(
+                "UPDATE rm_conversations AS r SET last_seq = v.seq FROM unnest(@ts, @cs, @ss) AS v(t, c, seq) " +
+                "WHERE r.tenant_id = v.t AND r.conversation_id = v.c AND r.last_seq < v.seq",
+                [("ts", lastSeq.Keys.Select(k => k.Tenant).ToArray()), ("cs", lastSeq.Keys.Select(k => k.Conversation).ToArray()),
+                 ("ss", lastSeq.Values.ToArray())])]
+            : lastSeq.Select(kv => (
                 "UPDATE rm_conversations SET last_seq = @seq WHERE tenant_id = @t AND conversation_id = @c AND last_seq < @seq",
-                new (string, object?)[] { ("t", kv.Key.Tenant), ("c", kv.Key.Conversation), ("seq", kv.Value) })))
+                new (string, object?)[] { ("t", kv.Key.Tenant), ("c", kv.Key.Conversation), ("seq", kv.Value) }));
+        var statements = rows.Values.Where(r => r.Existing && r.Changed).Select(r => r.Update())
+            .Concat(raise)
             .Append((
                 "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
                 "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
@@ -127,7 +135,8 @@ public sealed class ReadModelWriter(ReadModelStore store)
                     {
                         var copy = command.CreateParameter();
                         copy.ParameterName = p.ParameterName;
-                        copy.DbType = p.DbType;
+                        // Only NULLs carry a set type; every other value (arrays included) is inferred from itself.
+                        if (p.Value is DBNull) copy.DbType = p.DbType;
                         copy.Value = p.Value;
                         command.Parameters.Add(copy);
                     }
@@ -258,18 +267,24 @@ public sealed class ReadModelWriter(ReadModelStore store)
 
     private static readonly string[] Names = ["t", "c", "s", "m", "u", "y", "x", "a", "d", "z", "r", "v", "e"];
 
+    /// <summary>PostgreSQL: the batch's new rows in one statement, each column sent as one array and unnested.</summary>
     private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
     {
-        var sql = new System.Text.StringBuilder($"INSERT INTO rm_messages ({RowColumns}) VALUES ");
-        var args = new List<(string, object?)>(rows.Count * Names.Length);
-        for (var i = 0; i < rows.Count; i++)
-        {
-            var values = rows[i].Values();
-            sql.Append(i == 0 ? "(" : ", (").Append(string.Join(", ", Names.Select(n => $"@{n}{i}"))).Append(')');
-            for (var k = 0; k < Names.Length; k++) args.Add(($"{Names[k]}{i}", values[k]));
-        }
-        sql.Append(" ON CONFLICT DO NOTHING");
-        await using var insert = Command(c, tx, sql.ToString(), [.. args]);
+        await using var insert = Command(c, tx,
+            $"INSERT INTO rm_messages ({RowColumns}) SELECT * FROM unnest(@t, @c, @s, @m, @u, @y, @x, @a, @d, @z, @r, @v, @e) ON CONFLICT DO NOTHING",
+            ("t", rows.Select(r => r.Tenant).ToArray()),
+            ("c", rows.Select(r => r.Conversation).ToArray()),
+            ("s", rows.Select(r => r.Seq).ToArray()),
+            ("m", rows.Select(r => r.MessageId).ToArray()),
+            ("u", rows.Select(r => r.SenderId).ToArray()),
+            ("y", rows.Select(r => r.ContentType).ToArray()),
+            ("x", rows.Select(r => r.Text).ToArray()),
+            ("a", rows.Select(r => r.CreatedAt).ToArray()),
+            ("d", rows.Select(r => r.EditedAt).ToArray()),
+            ("z", rows.Select(r => r.Deleted ? 1 : 0).ToArray()),
+            ("r", rows.Select(r => r.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(r.Reactions)).ToArray()),
+            ("v", rows.Select(r => r.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(r.Versions, CaasSerializer.Json)).ToArray()),
+            ("e", rows.Select(r => r.Enrichment).ToArray()));
         await insert.ExecuteNonQueryAsync(ct);
     }
 
