@@ -116,12 +116,7 @@ public class TenantIntentTests
         var other = await enricher.EnrichAsync(EnrichmentInput.ForText("book a flight to madrid") with { TenantId = "globex" }, default);
         Assert.Equal(new NotApplicablePayload(true, "no_intent_model"), other.Payload);
         Assert.Contains("\"notApplicable\":true", other.PayloadJson());
-
-        // Scoring with a tenant model stays far inside the pipeline's per-message budget.
-        var watch = Stopwatch.StartNew();
-        for (var i = 0; i < 200; i++)
-            await enricher.EnrichAsync(EnrichmentInput.ForText($"will it rain in oslo {i}") with { TenantId = "acme" }, default);
-        Assert.True(watch.Elapsed.TotalMilliseconds / 200 < 5, $"{watch.Elapsed.TotalMilliseconds / 200:0.00} ms a message");
+        // Its speed is measured by `caas bench --enrich`, never asserted here (a timed test fails on a busy machine).
     }
 
     [Fact]
