@@ -47,8 +47,8 @@ public sealed class MasterKey
 /// Per-user data keys in the <c>data_keys</c> table of the read-model database, wrapped (AES-256-GCM) by the
 /// <see cref="MasterKey"/>, and the AES-256-GCM sealing of message content under them. Destroying a user's keys
 /// erases that user's content everywhere it is stored sealed: only the key row's metadata remains.
-/// Keys are cached per node: a destroyed key is evicted on every node (<see cref="DataKeyEvictions"/>), and opened keys
-/// are re-checked after <see cref="OpenCacheTtl"/> even if an eviction notice was lost.
+/// Keys are cached per node: a destroyed key is evicted on every node (<see cref="DataKeyEvictions"/>), and cached keys
+/// (for sealing and for opening) are re-checked after <see cref="CacheTtl"/> even if an eviction notice was lost.
 /// </summary>
 public sealed class ContentVault(ReadModelStore store, MasterKey master) : IContentVault
 {
@@ -58,9 +58,9 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
         "Data keys read from (or created in) the database, by purpose.", "purpose");
     private static readonly Counter Destroyed = Metrics.CreateCounter("caas_data_keys_destroyed_total", "Data keys destroyed by erasure.");
 
-    public static readonly TimeSpan OpenCacheTtl = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(60);
 
-    private sealed record ActiveKey(string KeyId, byte[] Key);
+    private sealed record ActiveKey(string KeyId, byte[] Key, DateTime LoadedAt);
 
     private sealed record KnownKey(string TenantId, byte[]? Key, DateTime LoadedAt);
 
@@ -80,7 +80,10 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
 
     public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {
-        var key = _active.TryGetValue((tenantId, userId), out var cached) ? cached : LoadOrCreate(tenantId, userId);
+        // Re-read after the cache window too, so a node that missed an eviction notice stops sealing under a destroyed key.
+        var key = _active.TryGetValue((tenantId, userId), out var cached) && DateTime.UtcNow - cached.LoadedAt <= CacheTtl
+            ? cached
+            : LoadOrCreate(tenantId, userId);
         var output = new byte[NonceSize + plaintext.Length + TagSize];
         var nonce = output.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
@@ -91,7 +94,7 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
 
     public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
     {
-        if (!_known.TryGetValue(sealedContent.KeyId, out var known) || (known.Key is not null && DateTime.UtcNow - known.LoadedAt > OpenCacheTtl))
+        if (!_known.TryGetValue(sealedContent.KeyId, out var known) || (known.Key is not null && DateTime.UtcNow - known.LoadedAt > CacheTtl))
             known = Load(sealedContent.KeyId);
         if (known.Key is null || known.TenantId != tenantId) return null;
         var data = Convert.FromBase64String(sealedContent.Data);
@@ -155,7 +158,7 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var keyId = r.GetString(0);
-        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)));
+        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)), DateTime.UtcNow);
     }
 
     private KnownKey Load(string keyId)
