@@ -119,7 +119,7 @@ public static class NodeHost
             new MessageIdClaims(store),
             sp.GetRequiredService<ReadModelQueries>(),
             new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), system.Scheduler, settings),
-            new DedupeWindow(settings.DedupeWindow, settings.DedupeMaxEntries),
+            DedupeWindow.Of(system),
             settings,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"));
         return new MessageGraph(stages, settings, system.Materializer());

@@ -67,6 +67,14 @@ public sealed record PostMessage(string TenantId, string ConversationId, string 
     MessageContent Content, TimeSpan IdempotencyHorizon, MessageEnrichment? Enrichment = null)
     : ConversationCommand(TenantId, ConversationId, ActorId);
 
+/// <summary>
+/// Asks, before a message costs anything (enrichment, an id claim), whether <see cref="ActorId"/> may post it here
+/// now: answered <see cref="MessageAdmitted"/>, the original acknowledgement of the sender's own repeat, or the
+/// rejection <see cref="PostMessage"/> would get. The entity decides again when the message is persisted.
+/// </summary>
+public sealed record AdmitMessage(string TenantId, string ConversationId, string ActorId, string? MessageId, TimeSpan IdempotencyHorizon)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
 public sealed record EditMessage(string TenantId, string ConversationId, string ActorId, long Seq, MessageContent Content)
     : ConversationCommand(TenantId, ConversationId, ActorId);
 

@@ -38,6 +38,8 @@ public static class ConversationDecider
             RemoveMember r => Remove(s, r, meta),
             ChangeRole rc => Change(s, rc, meta),
             PostMessage p => Post(s, p, meta, now),
+            AdmitMessage a => Admit(s, a.ActorId, a.ConversationId, a.MessageId, a.IdempotencyHorizon, now)
+                              ?? Decision.Answer(new MessageAdmitted(a.ConversationId)),
             EditMessage e => Edit(s, e, meta, now),
             DeleteMessage d => Delete(s, d, meta),
             AddReaction ra => React(s, ra.ActorId, ra.Seq, ra.Reaction, add: true, meta, now),
@@ -186,21 +188,33 @@ public static class ConversationDecider
 
     private static Decision Post(ConversationState s, PostMessage p, EventMeta meta, DateTimeOffset now)
     {
-        if (!s.IsLive) return Rejection.NotFound();
-        if (s.IsBanned(p.ActorId, now)) return Rejection.Banned();
-        if (s.RoleOf(p.ActorId) is null) return Rejection.NotFound();
-
-        if (s.MessageIds.TryGetValue(p.MessageId, out var seq))
-        {
-            var facts = s.Messages[seq];
-            if (facts.AuthorId == p.ActorId && facts.CreatedAt + p.IdempotencyHorizon >= now)
-                return Decision.Answer(new MessageAck(p.MessageId, p.ConversationId, seq, facts.AuthorId, null, facts.CreatedAt, Repeat: true));
-            return new Rejection(ErrorCodes.MessageIdConflict, "This message_id was already used for another message.");
-        }
-
-        if (s.IsMuted(p.ActorId, now)) return Rejection.Muted();
+        if (Admit(s, p.ActorId, p.ConversationId, p.MessageId, p.IdempotencyHorizon, now) is { } decided) return decided;
         if (ValidateContent(p.Content) is { } invalid) return invalid;
         return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment));
+    }
+
+    /// <summary>
+    /// Whether the actor may post the message id here now; null when it may. The sender's own repeat inside the
+    /// horizon is answered with the original acknowledgement even once they are banned or gone (it is their message);
+    /// anyone else who is not a member learns nothing (404), and a member reusing another's id gets a conflict.
+    /// </summary>
+    private static Decision? Admit(ConversationState s, string actorId, string conversationId, string? messageId, TimeSpan horizon,
+        DateTimeOffset now)
+    {
+        if (!s.IsLive) return Rejection.NotFound();
+        long seq = 0;
+        var known = messageId is not null && s.MessageIds.TryGetValue(messageId, out seq);
+        if (known)
+        {
+            var facts = s.Messages[seq];
+            if (facts.AuthorId == actorId && facts.CreatedAt + horizon >= now)
+                return Decision.Answer(new MessageAck(messageId!, conversationId, seq, facts.AuthorId, null, facts.CreatedAt, Repeat: true));
+        }
+        if (s.IsBanned(actorId, now)) return Rejection.Banned();
+        if (s.RoleOf(actorId) is null) return Rejection.NotFound();
+        if (known) return new Rejection(ErrorCodes.MessageIdConflict, "This message_id was already used for another message.");
+        if (s.IsMuted(actorId, now)) return Rejection.Muted();
+        return null;
     }
 
     private static Decision Edit(ConversationState s, EditMessage e, EventMeta meta, DateTimeOffset now)

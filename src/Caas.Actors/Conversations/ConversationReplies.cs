@@ -32,4 +32,7 @@ public sealed record MessageChanged(long Seq, string MessageId, string AuthorId,
             f.Reactions.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Order(StringComparer.Ordinal).ToImmutableArray()));
 }
 
+/// <summary>The answer to <see cref="AdmitMessage"/> when the message may go on.</summary>
+public sealed record MessageAdmitted(string ConversationId) : ICaasMessage;
+
 public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage;

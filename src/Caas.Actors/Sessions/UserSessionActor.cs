@@ -9,7 +9,8 @@ namespace Caas.Actors.Sessions;
 
 /// <summary>
 /// One writer per user across the cluster. Persisted: presence transitions, read markers, profile.
-/// In memory only: live connections (a node that leaves takes its connections with it) and the message-rate window.
+/// In memory only: live connections (a node that leaves takes its connections with it), the message-rate and hourly-cap
+/// windows and the rejected-attempt budget.
 /// </summary>
 public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
 {
@@ -19,7 +20,9 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     private readonly string _tenantId;
     private readonly string _userId;
     private readonly Dictionary<string, string> _connections = new(); // connection id -> node address
-    private readonly List<long> _slots = new(); // accepted-message times (UTC ticks), oldest first
+    private readonly List<long> _slots = new(); // accepted-message times (UTC ticks) of the last minute, oldest first
+    private readonly List<long> _hourSlots = new(); // the same, for the hourly cap
+    private readonly List<long> _rejected = new(); // rejected-attempt times (UTC ticks) of the last minute, oldest first
     private UserSessionState _state = UserSessionState.Empty;
     private DateTimeOffset _lastActivity = DateTimeOffset.MinValue;
     private bool _watchingCluster;
@@ -48,7 +51,13 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.CurrentClusterState>(_ => { });
         Command<GetPresence>(_ => Sender.Tell(Presence()));
         Command<AcquireMessageSlot>(Acquire);
-        Command<ReleaseMessageSlot>(r => { _slots.Remove(r.SlotTicks); Sender.Tell(new Done("released")); });
+        Command<ReleaseMessageSlot>(r =>
+        {
+            _slots.Remove(r.SlotTicks);
+            _hourSlots.Remove(r.SlotTicks);
+            Sender.Tell(new Done("released"));
+        });
+        Command<CountRejectedAttempt>(CountRejected);
         Command<IUserSessionCommand>(Decide);
         Command<SaveSnapshotSuccess>(ok => DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(_ => { });
@@ -59,7 +68,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         {
             // Stay while anything lives only in memory: open connections or a rate window still in force.
             PruneSlots(DateTimeOffset.UtcNow);
-            if (_connections.Count == 0 && _slots.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
+            if (_connections.Count == 0 && _hourSlots.Count == 0 && _rejected.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
         });
     }
 
@@ -124,23 +133,54 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         PruneSlots(now);
         if (UserSessionDecider.RetryAfter(_slots, _slots.Count > 0 ? _slots[0] : 0, a.LimitPerMinute, now) is { } wait)
         {
-            Sender.Tell(new Rejection(ErrorCodes.RateLimited, $"At most {a.LimitPerMinute} messages a minute.",
-                RetryAfterSeconds: Math.Max(1, Math.Ceiling(wait.TotalSeconds))));
+            Sender.Tell(Limited($"At most {a.LimitPerMinute} messages a minute.", wait));
+            return;
+        }
+        if (UserSessionDecider.RetryAfter(_hourSlots.Count, _hourSlots.Count > 0 ? _hourSlots[0] : 0, a.LimitPerHour, now,
+                UserSessionDecider.CapWindow) is { } capWait)
+        {
+            Sender.Tell(Limited($"At most {a.LimitPerHour} messages an hour.", capWait));
             return;
         }
         var ticks = now.UtcTicks;
         // Two slots in the same tick would be indistinguishable on release.
-        if (_slots.Count > 0 && _slots[^1] >= ticks) ticks = _slots[^1] + 1;
+        var last = Math.Max(_slots.Count > 0 ? _slots[^1] : 0, _hourSlots.Count > 0 ? _hourSlots[^1] : 0);
+        if (last >= ticks) ticks = last + 1;
         _slots.Add(ticks);
+        _hourSlots.Add(ticks);
         Sender.Tell(new MessageSlotGranted(ticks));
     }
 
+    private void CountRejected(CountRejectedAttempt c)
+    {
+        var now = DateTimeOffset.UtcNow;
+        Prune(_rejected, now - UserSessionDecider.RateWindow);
+        if (UserSessionDecider.RetryAfter(_rejected.Count, _rejected.Count > 0 ? _rejected[0] : 0, c.LimitPerMinute, now,
+                UserSessionDecider.RateWindow) is { } wait)
+        {
+            Sender.Tell(Limited($"At most {c.LimitPerMinute} rejected message attempts a minute.", wait));
+            return;
+        }
+        _rejected.Add(now.UtcTicks);
+        Sender.Tell(new Done("counted"));
+    }
+
+    private static Rejection Limited(string message, TimeSpan wait) =>
+        new(ErrorCodes.RateLimited, message, RetryAfterSeconds: Math.Max(1, Math.Ceiling(wait.TotalSeconds)));
+
     private void PruneSlots(DateTimeOffset now)
     {
-        var cutoff = (now - UserSessionDecider.RateWindow).UtcTicks;
+        Prune(_slots, now - UserSessionDecider.RateWindow);
+        Prune(_hourSlots, now - UserSessionDecider.CapWindow);
+        Prune(_rejected, now - UserSessionDecider.RateWindow);
+    }
+
+    private static void Prune(List<long> ticks, DateTimeOffset before)
+    {
+        var cutoff = before.UtcTicks;
         var expired = 0;
-        while (expired < _slots.Count && _slots[expired] <= cutoff) expired++;
-        if (expired > 0) _slots.RemoveRange(0, expired);
+        while (expired < ticks.Count && ticks[expired] <= cutoff) expired++;
+        if (expired > 0) ticks.RemoveRange(0, expired);
     }
 
     private void Decide(IUserSessionCommand command)

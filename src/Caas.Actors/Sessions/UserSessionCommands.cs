@@ -31,10 +31,17 @@ public sealed record UpdateProfile(string TenantId, string UserId, string? Displ
     : UserSessionCommand(TenantId, UserId);
 
 /// <summary>
-/// Asks for one message slot in the user's sliding one-minute window. The window lives in this entity (one
-/// writer per user across the cluster), so the limit holds whichever node the user talks to.
+/// Asks for one message slot in the user's sliding one-minute window and sliding one-hour window. The windows live
+/// in this entity (one writer per user across the cluster), so the limits hold whichever node the user talks to.
 /// </summary>
-public sealed record AcquireMessageSlot(string TenantId, string UserId, int LimitPerMinute) : UserSessionCommand(TenantId, UserId);
+public sealed record AcquireMessageSlot(string TenantId, string UserId, int LimitPerMinute, int LimitPerHour = int.MaxValue)
+    : UserSessionCommand(TenantId, UserId);
+
+/// <summary>
+/// Counts one rejected message attempt (not a member, banned, invalid) in the user's own sliding one-minute budget,
+/// apart from the message rate: answered <see cref="Done"/> while within it, else <c>rate_limited</c> with Retry-After.
+/// </summary>
+public sealed record CountRejectedAttempt(string TenantId, string UserId, int LimitPerMinute) : UserSessionCommand(TenantId, UserId);
 
 /// <summary>Gives a slot back when the message it was taken for was not accepted (a repeat or a rejection).</summary>
 public sealed record ReleaseMessageSlot(string TenantId, string UserId, long SlotTicks) : UserSessionCommand(TenantId, UserId);

@@ -6,6 +6,7 @@ namespace Caas.Actors.Sessions;
 public static class UserSessionDecider
 {
     public static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan CapWindow = TimeSpan.FromHours(1);
 
     public static (IUserSessionEvent? Event, object Reply) Decide(UserSessionState s, IUserSessionCommand command, DateTimeOffset now)
     {
@@ -43,10 +44,14 @@ public static class UserSessionDecider
     /// The sliding-window rule: at most <paramref name="limit"/> slots in any <see cref="RateWindow"/>.
     /// Returns the wait until the oldest slot leaves the window when full, else null.
     /// </summary>
-    public static TimeSpan? RetryAfter(IReadOnlyCollection<long> slotTicks, long oldestTicks, int limit, DateTimeOffset now)
+    public static TimeSpan? RetryAfter(IReadOnlyCollection<long> slotTicks, long oldestTicks, int limit, DateTimeOffset now) =>
+        RetryAfter(slotTicks.Count, oldestTicks, limit, now, RateWindow);
+
+    /// <summary>The sliding-window rule for any window: <paramref name="count"/> slots taken, the oldest at <paramref name="oldestTicks"/>.</summary>
+    public static TimeSpan? RetryAfter(int count, long oldestTicks, int limit, DateTimeOffset now, TimeSpan window)
     {
-        if (slotTicks.Count < limit) return null;
-        var wait = new DateTimeOffset(oldestTicks, TimeSpan.Zero) + RateWindow - now;
+        if (count < limit) return null;
+        var wait = new DateTimeOffset(oldestTicks, TimeSpan.Zero) + window - now;
         return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
     }
 

@@ -8,7 +8,7 @@ namespace Caas.Streams.Kafka;
 
 /// <summary>
 /// A <c>chat.messages</c> record read: the message, or why it cannot be one (a dead letter's tenant, code, reason).
-/// The value is JSON <c>{tenant_id, conversation_id, sender_id, message_id, content: {type, text}, created_at?}</c>;
+/// The value is JSON <c>{tenant_id, conversation_id, sender_id, message_id, content: {type, text} or a text, created_at?}</c>;
 /// the key, when present, is the conversation id.
 /// </summary>
 public sealed record ChatMessageRecord(IngestMessage? Message, string? TenantId, string? Code, string? Reason)
@@ -37,14 +37,9 @@ public sealed record ChatMessageRecord(IngestMessage? Message, string? TenantId,
         if (conversation is null) missing.Add("conversation_id");
         if (sender is null) missing.Add("sender_id");
         if (messageId is null) missing.Add("message_id");
-        string? type = null, text = null;
-        if (root.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object)
-        {
-            type = Text(content, "type");
-            text = content.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-            if (type is null) missing.Add("content.type");
-        }
-        else missing.Add("content");
+        var parsed = root.TryGetProperty("content", out var content) ? MessageContentJson.Read(content) : null;
+        if (parsed is null) missing.Add("content");
+        else if (parsed.Type.Length == 0) missing.Add("content.type");
         if (missing.Count > 0) return Invalid(tenant, ErrorCodes.ValidationFailed, "Missing or not a string: " + string.Join(", ", missing));
 
         if (key is { Length: > 0 } && Encoding.UTF8.GetString(key) is var k && k != conversation)
@@ -52,7 +47,7 @@ public sealed record ChatMessageRecord(IngestMessage? Message, string? TenantId,
         if (!settings.TenantAllowed(topic, tenant!))
             return Invalid(tenant, ErrorCodes.Forbidden, $"Tenant '{tenant}' is not allowed on topic '{topic}'.");
 
-        return new ChatMessageRecord(new IngestMessage(tenant!, conversation!, sender!, messageId, new MessageContent(type!, text),
+        return new ChatMessageRecord(new IngestMessage(tenant!, conversation!, sender!, messageId, parsed!,
             IngestSource.Kafka), tenant, null, null);
     }
 

@@ -1,3 +1,4 @@
+using Akka;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Caas.Actors.Common;
@@ -9,10 +10,11 @@ namespace Caas.Streams.Pipeline;
 /// The one graph every message travels, whichever way it came in (REST, the hub, bulk NDJSON, Kafka):
 /// <code>
 ///   ingest (bounded queue: full → 503 + Retry-After)
-///     → recall   (a retry answered from the dedupe window)
+///     → recall   (the sender's own retry answered from the dedupe window)
 ///     → validate (structure, size, tenant limits)
-///     → dedupe   (tenant-wide message_id claim)
-///     → rate     (the sender's UserSession entity)
+///     → admit    (the conversation entity: member, not banned or muted; a refusal costs nothing more)
+///     → claim    (tenant-wide message_id claim; a stored id stays taken for good)
+///     → rate     (the sender's UserSession entity: per minute and per hour)
 ///     → enrich   (enrichers under a time budget, behind breakers)
 ///     → order + persist (FIFO lanes per conversation → the conversation entity persists, then acknowledges)
 /// </code>
@@ -31,11 +33,17 @@ public sealed class MessageGraph : IMessageIngest
         _ingest = Source.Queue<Submission>(settings.QueueSize, OverflowStrategy.DropNew)
             .Via(stages.Recall())
             .Via(stages.Validate())
-            .Via(stages.Dedupe())
+            .Via(stages.Admit())
+            .Via(stages.Claim())
             .Via(stages.RateLimit())
             .Via(stages.Enrich())
             .Via(stages.OrderAndPersist())
             .To(Sink.Ignore<Submission>())
+            .Run(materializer);
+        // Every node purges; the deletes are idempotent.
+        Source.Tick(settings.ClaimsPurgeInterval, settings.ClaimsPurgeInterval, NotUsed.Instance)
+            .SelectAsync(1, _ => stages.PurgeStaleClaimsAsync())
+            .To(Sink.Ignore<int>())
             .Run(materializer);
     }
 

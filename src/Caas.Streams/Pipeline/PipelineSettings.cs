@@ -13,10 +13,12 @@ public sealed record PipelineSettings(
     int BreakerMaxFailures,
     TimeSpan BreakerReset,
     TimeSpan DedupeWindow,
-    int DedupeMaxEntries)
+    int DedupeMaxEntries,
+    long DedupeMaxBytes,
+    TimeSpan ClaimsPurgeInterval)
 {
     public static PipelineSettings Default { get; } = new(10_000, 64, 16, 32, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(50),
-        5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000);
+        5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024, TimeSpan.FromMinutes(10));
 
     public static PipelineSettings From(Config config)
     {
@@ -27,6 +29,7 @@ public sealed record PipelineSettings(
             c.GetInt("per-lane-in-flight", d.PerLaneInFlight), c.GetTimeSpan("ask-timeout", d.AskTimeout),
             c.GetTimeSpan("enrich-budget", d.EnrichBudget), c.GetInt("breaker-max-failures", d.BreakerMaxFailures),
             c.GetTimeSpan("breaker-reset", d.BreakerReset), c.GetTimeSpan("dedupe-window", d.DedupeWindow),
-            c.GetInt("dedupe-max-entries", d.DedupeMaxEntries));
+            c.GetInt("dedupe-max-entries", d.DedupeMaxEntries), c.GetByteSize("dedupe-max-bytes", d.DedupeMaxBytes) ?? d.DedupeMaxBytes,
+            c.GetTimeSpan("claims-purge-interval", d.ClaimsPurgeInterval));
     }
 }

@@ -36,11 +36,13 @@ public sealed class PipelineStages(
             Buckets = Histogram.ExponentialBuckets(0.001, 2, 14),
         });
 
-    /// <summary>Ingest: a retry of a recently acknowledged message is answered at once from the dedupe window.</summary>
+    /// <summary>
+    /// Recall: the sender's own retry of a message acknowledged within the dedupe window (same tenant, conversation
+    /// and content) is answered at once. Anyone else's use of the id goes the full way.
+    /// </summary>
     public Flow<Submission, Submission, NotUsed> Recall() => Decide("recall", s =>
     {
-        if (s.Message.MessageId is { } id && window.TryGet(s.Message.TenantId, id, out var ack) && ack.ConversationId == s.Message.ConversationId)
-            s.Complete(new Persisted(ack with { Repeat = true }));
+        if (window.TryRecall(s.Message, out var ack)) s.Complete(new Persisted(ack));
         return Task.CompletedTask;
     });
 
@@ -48,44 +50,155 @@ public sealed class PipelineStages(
     public Flow<Submission, Submission, NotUsed> Validate() => Decide("validate", async s =>
     {
         s.Tenant = await tenantSettings(s.Message.TenantId, CancellationToken.None);
-        if (Validation.Check(s.Message, s.Tenant) is { } invalid) s.Complete(new Rejected(invalid));
+        if (Validation.Check(s.Message, s.Tenant) is { } invalid) await RefuseAsync(s, invalid);
     });
 
     /// <summary>
-    /// Dedupe: a client's message_id is claimed tenant-wide; one owned by another conversation is a conflict, one
-    /// already in the read model is answered here (a retry takes no rate slot); the entity decides the rest.
+    /// Admit: the conversation entity says whether the sender may post here now (exists, member, not banned or muted;
+    /// the id not another's), before the message costs a claim, a rate slot or enrichment. The sender's own repeat is
+    /// answered with the original acknowledgement, even once banned or gone. The entity decides again at persist.
     /// </summary>
-    public Flow<Submission, Submission, NotUsed> Dedupe() => Decide("dedupe", async s =>
+    public Flow<Submission, Submission, NotUsed> Admit() => Decide("admit", async s =>
+    {
+        var m = s.Message;
+        var reply = await AskAsync(conversations, new AdmitMessage(m.TenantId, m.ConversationId, m.SenderId, m.MessageId, s.Tenant.IdempotencyHorizon));
+        switch (reply)
+        {
+            case MessageAdmitted:
+                return;
+            case MessageAck { Repeat: true } repeat:
+                s.Complete(new Persisted(repeat with { Content = await OriginalContentAsync(s) }));
+                return;
+            case Rejection { Code: ErrorCodes.Overloaded } r:
+                s.Complete(new Rejected(r));
+                return;
+            case Rejection r:
+                // Beyond the entity's window of recent ids only the permanent claim knows the sender's own message.
+                if (m.MessageId is not null && await claims.FindAsync(m.TenantId, m.MessageId) is { Persisted: true } claim
+                    && OwnRepeat(s, claim))
+                    s.Complete(await RepeatOfClaimAsync(s, claim));
+                else
+                    await RefuseAsync(s, r);
+                return;
+            default:
+                s.Complete(new Rejected(new Rejection(ErrorCodes.Overloaded, "No answer from the conversation; retry with the same message_id.",
+                    RetryAfterSeconds: 1)));
+                return;
+        }
+    });
+
+    /// <summary>
+    /// Claim: an admitted message's client id is claimed tenant-wide. An id held by another conversation, or by a
+    /// stored message of another sender or past the horizon, is a conflict; the sender's own stored message is
+    /// answered with its acknowledgement (a retry takes no rate slot); the entity decides the rest.
+    /// </summary>
+    public Flow<Submission, Submission, NotUsed> Claim() => Decide("claim", async s =>
     {
         if (s.Message.MessageId is null) return;
-        var owner = await claims.ClaimAsync(s.Message.TenantId, s.MessageId, s.Message.ConversationId);
-        if (owner != s.Message.ConversationId)
-            s.Complete(new Rejected(new Rejection(ErrorCodes.MessageIdConflict, "This message_id is already used in another conversation.")));
+        var claim = await claims.ClaimAsync(s.Message.TenantId, s.MessageId, s.Message.ConversationId);
+        if (claim.ConversationId != s.Message.ConversationId)
+            await RefuseAsync(s, new Rejection(ErrorCodes.MessageIdConflict, "This message_id is already used in another conversation."));
+        else if (claim.Persisted)
+        {
+            if (OwnRepeat(s, claim)) s.Complete(await RepeatOfClaimAsync(s, claim));
+            else await RefuseAsync(s, UsedConflict);
+        }
         else if (await queries.MessageByIdAsync(s.Message.TenantId, s.MessageId) is { } known)
-            s.Complete(Repeat(s, known));
+        {
+            // A message stored before its claim was recorded as permanent (an older node, a crash in between).
+            await RecordAsync(s.Message.TenantId, known.MessageId, known.ConversationId, known.Seq, known.SenderId, known.CreatedAt);
+            var outcome = Repeat(s, known);
+            if (outcome is Rejected { Rejection: var conflict }) await RefuseAsync(s, conflict);
+            else s.Complete(outcome);
+        }
     });
+
+    private static readonly Rejection UsedConflict = new(ErrorCodes.MessageIdConflict, "This message_id was already used for another message.");
+
+    private static bool OwnRepeat(Submission s, MessageIdClaim claim) =>
+        claim.ConversationId == s.Message.ConversationId && claim.SenderId == s.Message.SenderId
+        && claim.CreatedAt + s.Tenant.IdempotencyHorizon >= DateTimeOffset.UtcNow;
+
+    private async Task<IngestOutcome> RepeatOfClaimAsync(Submission s, MessageIdClaim claim) =>
+        new Persisted(new MessageAck(s.MessageId, claim.ConversationId, claim.Seq!.Value, claim.SenderId!, await OriginalContentAsync(s),
+            claim.CreatedAt!.Value, Repeat: true));
 
     /// <summary>
     /// A message id the read model already holds: within the idempotency horizon, and from the same sender, a retry
-    /// answered with the original acknowledgement; otherwise the id cannot be used again. This also covers messages
-    /// older than the entity's bounded window of recent ids.
+    /// answered with the original acknowledgement; otherwise the id cannot be used again.
     /// </summary>
     private static IngestOutcome Repeat(Submission s, MessageRow known)
     {
-        if (known.SenderId != s.Message.SenderId || known.CreatedAt + s.Tenant.IdempotencyHorizon < DateTimeOffset.UtcNow)
-            return new Rejected(new Rejection(ErrorCodes.MessageIdConflict, "This message_id was already used for another message."));
+        if (known.SenderId != s.Message.SenderId || known.ConversationId != s.Message.ConversationId
+            || known.CreatedAt + s.Tenant.IdempotencyHorizon < DateTimeOffset.UtcNow)
+            return new Rejected(UsedConflict);
         var content = known.Deleted ? null : new MessageContent(known.ContentType ?? "text", known.Text);
         return new Persisted(new MessageAck(known.MessageId, known.ConversationId, known.Seq, known.SenderId, content, known.CreatedAt, Repeat: true));
     }
 
-    /// <summary>Rate: the sender's sliding window lives in its UserSession entity. Bulk and Kafka are exempt.</summary>
+    /// <summary>
+    /// A refused attempt counts against the sender's own budget of rejected attempts (apart from the message rate);
+    /// past it the answer is 429 instead. Bulk and Kafka, trusted operator paths, are exempt.
+    /// </summary>
+    private async Task RefuseAsync(Submission s, Rejection rejection)
+    {
+        if (!s.Message.ExemptFromRateLimit && Ids.IsValid(s.Message.SenderId)
+            && await AskAsync(sessions, new CountRejectedAttempt(s.Message.TenantId, s.Message.SenderId, s.Tenant.RejectedAttemptsPerMinute))
+                is Rejection { Code: ErrorCodes.RateLimited } limited)
+        {
+            s.Complete(new Rejected(limited));
+            return;
+        }
+        s.Complete(new Rejected(rejection));
+    }
+
+    /// <summary>
+    /// Rate: the sender's sliding minute and hour windows live in its UserSession entity. Bulk and Kafka are exempt.
+    /// </summary>
     public Flow<Submission, Submission, NotUsed> RateLimit() => Decide("rate", async s =>
     {
         if (s.Message.ExemptFromRateLimit) return;
-        var granted = await AskAsync(sessions, new AcquireMessageSlot(s.Message.TenantId, s.Message.SenderId, s.Tenant.MessageRatePerMinute));
+        var granted = await AskAsync(sessions, new AcquireMessageSlot(s.Message.TenantId, s.Message.SenderId, s.Tenant.MessageRatePerMinute,
+            s.Tenant.MessageCapPerHour));
         if (granted is Rejection limited) s.Complete(new Rejected(limited));
         else s.RateSlot = ((MessageSlotGranted)granted).SlotTicks;
     });
+
+    /// <summary>Records a stored message's id as permanently taken; a failure is logged, and the purge repairs it later.</summary>
+    private async Task RecordAsync(string tenantId, string messageId, string conversationId, long seq, string senderId, DateTimeOffset createdAt)
+    {
+        try
+        {
+            if (!await claims.RecordAsync(tenantId, messageId, conversationId, seq, senderId, createdAt))
+                logger.LogError("Message id {MessageId} of {Tenant} was stored in {Conversation} while another conversation holds its claim",
+                    messageId, tenantId, conversationId);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Recording the claim of message {MessageId} of {Tenant} failed; the claims purge repairs it", messageId, tenantId);
+        }
+    }
+
+    /// <summary>
+    /// Purges, for every tenant, the message-id claims older than its idempotency horizon that never led to a message.
+    /// </summary>
+    public async Task<int> PurgeStaleClaimsAsync(CancellationToken ct = default)
+    {
+        var purged = 0;
+        try
+        {
+            foreach (var tenant in await claims.TenantsWithPendingClaimsAsync(ct))
+            {
+                var horizon = (await tenantSettings(tenant, ct)).IdempotencyHorizon;
+                purged += await claims.PurgeAsync(tenant, horizon, ct);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Purging stale message-id claims failed; the next round tries again");
+        }
+        return purged;
+    }
 
     /// <summary>
     /// Enrich: every enricher at once under the time budget; a missing one marks the message degraded. Dates resolve
@@ -142,7 +255,8 @@ public sealed class PipelineStages(
                 s.Complete(new Persisted(repeat with { Content = await OriginalContentAsync(s) }));
                 break;
             case MessageAck ack:
-                window.Remember(m.TenantId, ack);
+                window.Remember(m.TenantId, ack, m.Content);
+                await RecordAsync(m.TenantId, ack.MessageId, ack.ConversationId, ack.Seq, ack.SenderId, ack.CreatedAt);
                 Latency.WithLabels(m.Source.ToString()).Observe(s.Elapsed.TotalSeconds);
                 s.Complete(new Persisted(ack));
                 break;

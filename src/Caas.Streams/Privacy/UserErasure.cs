@@ -47,6 +47,7 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, ReadMo
         if (recorded is not UserErased erased)
             throw new InvalidOperationException($"The erasure of {userId} was not recorded: {recorded}");
         Erasures.Inc();
+        Pipeline.DedupeWindow.Of(system).Forget(tenantId, userId);
 
         var (messages, letters) = await ScrubAsync(tenantId, userId, ct);
         var settled = await WaitForProjectionAsync(ct);

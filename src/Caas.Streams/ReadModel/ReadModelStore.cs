@@ -57,9 +57,22 @@ public sealed class ReadModelStore : IAsyncDisposable
             {
             }
         }
+        foreach (var statement in AfterColumns) await ExecuteAsync(connection, statement, ct);
     }
 
-    private static readonly (string Table, string Column)[] AddedColumns = [("dead_letters", "sender_id TEXT NULL")];
+    private static readonly (string Table, string Column)[] AddedColumns =
+    [
+        ("dead_letters", "sender_id TEXT NULL"),
+        // A claim's time, and once its message is in the journal, that message's seq, sender and time.
+        ("message_id_claims", "claimed_at BIGINT NULL"), ("message_id_claims", "seq BIGINT NULL"),
+        ("message_id_claims", "sender_id TEXT NULL"), ("message_id_claims", "created_at BIGINT NULL"),
+    ];
+
+    /// <summary>Indexes on added columns, created once the columns exist.</summary>
+    private static readonly string[] AfterColumns =
+    [
+        "CREATE INDEX IF NOT EXISTS message_id_claims_pending ON message_id_claims (tenant_id, claimed_at) WHERE seq IS NULL",
+    ];
 
     /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
     public static async Task EnableWalAsync(StorageOptions storage)
@@ -107,7 +120,8 @@ public sealed class ReadModelStore : IAsyncDisposable
         """,
         """
         CREATE TABLE IF NOT EXISTS message_id_claims (
-            tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL, PRIMARY KEY (tenant_id, message_id))
+            tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL, claimed_at BIGINT NULL, seq BIGINT NULL,
+            sender_id TEXT NULL, created_at BIGINT NULL, PRIMARY KEY (tenant_id, message_id))
         """,
         """
         CREATE TABLE IF NOT EXISTS dead_letters (

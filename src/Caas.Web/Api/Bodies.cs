@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 
 namespace Caas.Web.Api;
 
+[System.Text.Json.Serialization.JsonConverter(typeof(ContentBodyConverter))]
 public sealed record ContentBody(string? Type, string? Text);
 public sealed record CreateConversationBody(string? Type, string? Title, string[]? Members, Dictionary<string, string>? Metadata);
 public sealed record UpdateConversationBody(string? Title, Dictionary<string, string>? Metadata);
@@ -16,7 +17,8 @@ public sealed record ReactionBody(string? Reaction);
 public sealed record ModerationBody(string? UserId, long? DurationSeconds, string? Reason);
 public sealed record MarkReadBody(long? Seq);
 public sealed record ProfileBody(string? DisplayName, string? TimeZone, string? Locale);
-public sealed record TenantSettingsBody(int? MessageRatePerMinute, int? IdempotencyHorizonSeconds, string? DefaultPhoneRegion, int? MaxMessageChars);
+public sealed record TenantSettingsBody(int? MessageRatePerMinute, int? IdempotencyHorizonSeconds, string? DefaultPhoneRegion, int? MaxMessageChars,
+    int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null);
 
 /// <summary>Reads a JSON body: not JSON → 400 malformed_json; a field of the wrong type → 400 validation_failed naming it.</summary>
 public static class Body

@@ -60,7 +60,7 @@ public static class UsersApi
             var (body, error) = await Body.ReadAsync<TenantSettingsBody>(req);
             if (error is not null) return error;
             var reply = await gw.AskAsync(new UpdateTenantSettings(caller.TenantId, caller.UserId, body!.MessageRatePerMinute,
-                body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars));
+                body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars, body.RejectedAttemptsPerMinute, body.MessageCapPerHour));
             gw.ForgetTenantSettings(caller.TenantId);
             return ClusterGateway.Map<TenantSettingsState>(reply, Settings);
         });
@@ -91,5 +91,7 @@ public static class UsersApi
         idempotency_horizon_seconds = s.IdempotencyHorizonSeconds,
         default_phone_region = s.DefaultPhoneRegion,
         max_message_chars = s.MaxMessageChars,
+        rejected_attempts_per_minute = s.RejectedAttemptsPerMinute,
+        message_cap_per_hour = s.MessageCapPerHour,
     });
 }
