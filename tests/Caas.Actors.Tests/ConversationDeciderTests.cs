@@ -528,6 +528,32 @@ public sealed class ConversationDeciderTests
     }
 
     [Fact]
+    public void Admission_answers_as_the_post_would_without_writing_and_a_banned_authors_own_repeat_is_its_ack()
+    {
+        var s = Accept(Group(), Post("dave", "m1", "hi"), T0);
+        AdmitMessage Admit(string actor, string? messageId) => new(T, C, actor, messageId, Horizon);
+
+        Assert.Equal(new MessageAdmitted(C), Answer<MessageAdmitted>(s, Admit("erin", "m2"), T0));
+        Assert.Equal(new MessageAdmitted(C), Answer<MessageAdmitted>(s, Admit("erin", null), T0));
+        Reject(s, Admit("mallory", "m2"), ErrorCodes.NotFound, T0);
+        // someone else's id: a non-member learns nothing, a member is told it is taken
+        Reject(s, Admit("mallory", "m1"), ErrorCodes.NotFound, T0);
+        Reject(s, Admit("erin", "m1"), ErrorCodes.MessageIdConflict, T0);
+        Reject(ConversationState.Empty(), Admit("dave", "m1"), ErrorCodes.NotFound, T0);
+
+        var banned = Accept(s, Mod("carol", ModerationAction.Ban, "dave"), T0);
+        Reject(banned, Admit("dave", "m2"), ErrorCodes.Banned, T0);
+        Reject(banned, Post("dave", "m2"), ErrorCodes.Banned, T0);
+        // their own stored message stays theirs: the original acknowledgement, by admission and by the post itself
+        Assert.Equal(1, Answer<MessageAck>(banned, Admit("dave", "m1"), T0.AddMinutes(1)).Seq);
+        Assert.True(Answer<MessageAck>(banned, Post("dave", "m1", "hi"), T0.AddMinutes(1)).Repeat);
+        Reject(banned, Post("dave", "m1", "hi"), ErrorCodes.Banned, T0 + Horizon + TimeSpan.FromSeconds(1));
+
+        var muted = Accept(s, Mod("carol", ModerationAction.Mute, "erin"), T0);
+        Reject(muted, Admit("erin", "m2"), ErrorCodes.Muted, T0);
+    }
+
+    [Fact]
     public void Non_members_banned_and_muted_users_cannot_post()
     {
         var s = Group();

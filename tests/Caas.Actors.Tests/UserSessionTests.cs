@@ -209,6 +209,30 @@ public abstract class UserSessionActorSpecs(string kind) : JournalSpec(kind)
     }
 
     [Fact]
+    public void The_hourly_cap_holds_beside_the_minute_rate_and_a_released_slot_frees_both()
+    {
+        var actor = Start("u-cap");
+        var slots = Enumerable.Range(0, 3).Select(_ => Ask<MessageSlotGranted>(actor, new AcquireMessageSlot(Tenant, "u-cap", 60, 3)).SlotTicks).ToList();
+        var capped = Ask<Rejection>(actor, new AcquireMessageSlot(Tenant, "u-cap", 60, 3));
+        Assert.Equal(ErrorCodes.RateLimited, capped.Code);
+        // the oldest of the hour's slots leaves in about an hour
+        Assert.InRange(capped.RetryAfterSeconds!.Value, 3_000, 3_600);
+        Ask<Done>(actor, new ReleaseMessageSlot(Tenant, "u-cap", slots[1]));
+        Ask<MessageSlotGranted>(actor, new AcquireMessageSlot(Tenant, "u-cap", 60, 3));
+    }
+
+    [Fact]
+    public void Rejected_attempts_have_their_own_budget_apart_from_the_message_rate()
+    {
+        var actor = Start("u-refused");
+        for (var i = 0; i < 30; i++) Ask<Done>(actor, new CountRejectedAttempt(Tenant, "u-refused", 30));
+        var limited = Ask<Rejection>(actor, new CountRejectedAttempt(Tenant, "u-refused", 30));
+        Assert.Equal(ErrorCodes.RateLimited, limited.Code);
+        Assert.InRange(limited.RetryAfterSeconds!.Value, 1, 60);
+        for (var i = 0; i < 60; i++) Ask<MessageSlotGranted>(actor, new AcquireMessageSlot(Tenant, "u-refused", 60));
+    }
+
+    [Fact]
     public void Online_while_connected_then_offline_after_the_grace_with_last_seen()
     {
         var actor = Start("u-presence");

@@ -63,7 +63,7 @@ public static class SocketBench
                               $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s seconds={s.Seconds}");
 
             http.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
-            (await http.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000 }, ct)).EnsureSuccessStatusCode();
+            (await http.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, message_cap_per_hour = 1_000_000 }, ct)).EnsureSuccessStatusCode();
 
             // Rooms of R members; user i is member i % R of room i / R (the last room may be smaller).
             var roomCount = (s.Connections + s.RoomSize - 1) / s.RoomSize;
