@@ -13,6 +13,18 @@ public sealed class MessageIdempotencyTests(NodeFixture node) : IClassFixture<No
     private static object Text(string conversation, string text, string? messageId) =>
         new { conversation_id = conversation, content = new { type = "text", text }, message_id = messageId };
 
+    /// <summary>Waits (bounded) until the message reads back through REST: the read model has it.</summary>
+    private static async Task WaitReadableAsync(HttpClient client, string messageId)
+    {
+        // Generous: the projection trails further on a loaded machine.
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while ((await client.ApiGet($"/v1/messages/{messageId}")).Status != 200)
+        {
+            Assert.True(DateTime.UtcNow < until, $"{messageId} did not become readable within 2 minutes.");
+            await Task.Delay(50);
+        }
+    }
+
     [Fact]
     public async Task A_non_member_or_another_tenant_posting_someone_elses_message_id_gets_404_and_never_the_text()
     {
@@ -115,6 +127,8 @@ public sealed class MessageIdempotencyTests(NodeFixture node) : IClassFixture<No
         using var bob = node.Client("t-banrepeat", "bob");
         var id = await alice.CreateGroupAsync("bob");
         var first = await bob.PostMessageAsync(id, "before the ban", "ban-1");
+        // The entity keeps no content: a repeat's original text comes from the read model.
+        await WaitReadableAsync(alice, "ban-1");
         Assert.Equal(200, (await alice.ApiPost($"/v1/conversations/{id}/moderation/ban", new { user_id = "bob" })).Status);
 
         // The same retry (answered from the dedupe window) and a retry whose body changed (answered by the entity).
@@ -179,6 +193,7 @@ public sealed class MessageIdempotencyTests(NodeFixture node) : IClassFixture<No
         Assert.Equal("text", posted.GetProperty("content").Str("type"));
         Assert.Equal("hello", posted.GetProperty("content").Str("text"));
 
+        await WaitReadableAsync(alice, "plain-1");
         var (edited, changed) = await alice.ApiPut("/v1/messages/plain-1", new { content = "hello again" });
         Assert.Equal(200, edited);
         Assert.Equal("hello again", changed.GetProperty("content").Str("text"));

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using Akka.Actor;
+using Akka.Cluster.Tools.PublishSubscribe;
+using Caas.Actors.Privacy;
 using Caas.Actors.Conversations;
 
 namespace Caas.Streams.Pipeline;
@@ -11,7 +13,7 @@ namespace Caas.Streams.Pipeline;
 /// it keeps the acknowledgement's facts and a hash of the content, never the text (the answer's content is the
 /// retry's own). Anyone else goes the full way (404 for a non-member, 409 for another sender). Bounded by time, count
 /// and bytes; the conversation entity stays the authority. One per actor system (<see cref="Of"/>), so an erasure
-/// can reach it.
+/// can reach it (directly on its node, and on every other node through the data-key notice).
 /// </summary>
 public sealed class DedupeWindow : IExtension
 {
@@ -121,7 +123,21 @@ public sealed class DedupeWindow : IExtension
         public override DedupeWindow CreateExtension(ExtendedActorSystem system)
         {
             var settings = PipelineSettings.From(system.Settings.Config);
-            return new DedupeWindow(settings.DedupeWindow, settings.DedupeMaxEntries, settings.DedupeMaxBytes);
+            var window = new DedupeWindow(settings.DedupeWindow, settings.DedupeMaxEntries, settings.DedupeMaxBytes);
+            // An erasure on another node reaches this one's window through the data-key notice every node receives.
+            if (system.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+                system.SystemActorOf(Props.Create(() => new ErasureListener(window)), "dedupe-window-erasures");
+            return window;
+        }
+    }
+
+    private sealed class ErasureListener : ReceiveActor
+    {
+        public ErasureListener(DedupeWindow window)
+        {
+            DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(DataKeysDestroyed.Topic, Self));
+            Receive<SubscribeAck>(_ => { });
+            Receive<DataKeysDestroyed>(d => window.Forget(d.TenantId, d.UserId));
         }
     }
 }
