@@ -23,20 +23,26 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
     /// <summary>
-    /// Claims the id for the conversation, or answers the claim that holds it. A pending claim of the same
-    /// conversation is renewed, so a retry keeps it from the purge.
+    /// Claims the id for the conversation, or answers the claim that holds it (<c>Fresh</c>: this call took it). A
+    /// pending claim of the same conversation is renewed, so a retry keeps it from the purge.
     /// </summary>
-    public async Task<MessageIdClaim> ClaimAsync(string tenantId, string messageId, string conversationId, CancellationToken ct = default)
+    public async Task<(MessageIdClaim Claim, bool Fresh)> ClaimAsync(string tenantId, string messageId, string conversationId,
+        CancellationToken ct = default)
     {
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         await using var c = await store.OpenAsync(ct);
-        await using var cmd = ReadModelWriter.Command(c, null,
-            "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
-            "ON CONFLICT (tenant_id, message_id) DO UPDATE SET claimed_at = CASE " +
-            "WHEN message_id_claims.seq IS NULL AND message_id_claims.conversation_id = excluded.conversation_id THEN excluded.claimed_at " +
-            "ELSE message_id_claims.claimed_at END " +
-            "RETURNING conversation_id, seq, sender_id, created_at",
-            ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", _clock.GetUtcNow().ToUnixTimeMilliseconds()));
-        return (await ReadAsync(cmd, ct))!;
+        // The common case, a new id, is one statement; only an id already claimed needs the second.
+        await using (var insert = ReadModelWriter.Command(c, null,
+                         "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
+                         "ON CONFLICT (tenant_id, message_id) DO NOTHING",
+                         ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", now)))
+            if (await insert.ExecuteNonQueryAsync(ct) == 1) return (new MessageIdClaim(conversationId, null, null, null), true);
+        await using var renew = ReadModelWriter.Command(c, null,
+            "UPDATE message_id_claims SET claimed_at = @now WHERE tenant_id = @t AND message_id = @m AND conversation_id = @c AND seq IS NULL",
+            ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", now));
+        await renew.ExecuteNonQueryAsync(ct);
+        return (await FindAsync(tenantId, messageId, ct)
+                ?? throw new InvalidOperationException($"The claim on {messageId} vanished while it was read; retry."), false);
     }
 
     /// <summary>The claim on an id, if any (a read: it claims nothing).</summary>

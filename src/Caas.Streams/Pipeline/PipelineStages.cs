@@ -73,8 +73,10 @@ public sealed class PipelineStages(
                 s.Complete(new Rejected(r));
                 return;
             case Rejection r:
-                // Beyond the entity's window of recent ids only the permanent claim knows the sender's own message.
-                if (m.MessageId is not null && await claims.FindAsync(m.TenantId, m.MessageId) is { Persisted: true } claim
+                // Beyond the entity's window of recent ids only the permanent claim knows the sender's own message
+                // (a banned or removed author's; anyone else is refused without it).
+                if (m.MessageId is not null && r.Code is ErrorCodes.Banned or ErrorCodes.NotFound
+                    && await claims.FindAsync(m.TenantId, m.MessageId) is { Persisted: true } claim
                     && OwnRepeat(s, claim))
                     s.Complete(await RepeatOfClaimAsync(s, claim));
                 else
@@ -95,7 +97,8 @@ public sealed class PipelineStages(
     public Flow<Submission, Submission, NotUsed> Claim() => Decide("claim", async s =>
     {
         if (s.Message.MessageId is null) return;
-        var claim = await claims.ClaimAsync(s.Message.TenantId, s.MessageId, s.Message.ConversationId);
+        var (claim, fresh) = await claims.ClaimAsync(s.Message.TenantId, s.MessageId, s.Message.ConversationId);
+        if (fresh) return;
         if (claim.ConversationId != s.Message.ConversationId)
             await RefuseAsync(s, new Rejection(ErrorCodes.MessageIdConflict, "This message_id is already used in another conversation."));
         else if (claim.Persisted)
@@ -105,7 +108,7 @@ public sealed class PipelineStages(
         }
         else if (await queries.MessageByIdAsync(s.Message.TenantId, s.MessageId) is { } known)
         {
-            // A message stored before its claim was recorded as permanent (an older node, a crash in between).
+            // A pending claim whose message is stored (its claim predates permanent rows, or a crash came in between).
             await RecordAsync(s.Message.TenantId, known.MessageId, known.ConversationId, known.Seq, known.SenderId, known.CreatedAt);
             var outcome = Repeat(s, known);
             if (outcome is Rejected { Rejection: var conflict }) await RefuseAsync(s, conflict);
