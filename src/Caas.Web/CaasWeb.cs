@@ -94,7 +94,9 @@ public static class CaasWeb
         {
             var checks = await healthChecks(http.RequestAborted);
             var ok = checks.Values.All(v => v is "ok" or "up");
-            return Results.Json(new { status = ok ? "healthy" : "degraded", checks }, statusCode: ok ? 200 : 503);
+            // The shipped intent model's state (loading, training, ready, off…) informs; it never makes a node unhealthy.
+            var intent = http.RequestServices.GetService<Caas.Enrichment.Intent.ShippedIntentModel>()?.State;
+            return Results.Json(new { status = ok ? "healthy" : "degraded", checks, intent }, statusCode: ok ? 200 : 503);
         }).ExcludeFromDescription();
         app.MapMetrics("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
