@@ -102,6 +102,8 @@ public static class NodeHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        var storeLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Store");
+        store.Breaker.Log = message => storeLog.LogWarning("{Message}", message);
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
         app.MapCaasHub();
         return app;
