@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# What the hub's browser test and the /console page need: Debian's chromium (driven headless by playwright-core)
-# and the npm packages pinned in tests/browser (playwright-core and @microsoft/signalr, whose browser bundle the
-# node serves at /console/lib/signalr.min.js). Idempotent: installs only what is missing.
+# What the hub's browser test needs: Debian's chromium (driven headless by playwright-core) and the npm packages
+# pinned in tests/browser (playwright-core, and @microsoft/signalr for the Node.js side of the test). The /console page
+# does not need this: its SignalR bundle is vendored in src/Caas.Web/wwwroot/console/lib. Idempotent.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -52,7 +52,7 @@ public sealed class EnrichmentRegistry
         var dataDirectory = options.DataDirectory;
         var lexicon = dataDirectory is not null && File.Exists(Path.Combine(dataDirectory, "sentiment", SentimentLexicon.VaderFile))
             ? SentimentLexicon.Load(Path.Combine(dataDirectory, "sentiment"))
-            : throw new DirectoryNotFoundException($"no sentiment lexicon under '{dataDirectory}'; set CAAS_ENRICH_DATA to the shared/data folder");
+            : throw new DirectoryNotFoundException($"no sentiment lexicon under '{dataDirectory}'; set CAAS_ENRICH_DATA to a folder with sentiment/vader_lexicon.txt");
         var lexiconSentiment = new LexiconSentiment(lexicon);
 
         var intents = LoadOrTrainIntent(options, log);
@@ -81,8 +81,18 @@ public sealed class EnrichmentRegistry
         var directory = IntentDirectory(options);
         if (IntentModel.Exists(directory)) return IntentModel.Load(directory);
         if (!options.TrainMissingModels || options.DataDirectory is null) return null;
-        var files = IntentTrainingFiles.Select(f => Path.Combine(options.DataDirectory, f)).Where(File.Exists).ToList();
-        if (files.Count == 0) return null;
+        if (IntentTrainingData(options.DataDirectory).Count == 0) return null;
+        return TrainShippedIntent(options.DataDirectory, directory, log);
+    }
+
+    /// <summary>The shipped intent model's training files present under the data folder.</summary>
+    public static IReadOnlyList<string> IntentTrainingData(string dataDirectory) =>
+        IntentTrainingFiles.Select(f => Path.Combine(dataDirectory, f)).Where(File.Exists).ToList();
+
+    /// <summary>Trains the shipped intent model from the data folder and saves it to <paramref name="directory"/>.</summary>
+    public static IntentModel TrainShippedIntent(string dataDirectory, string directory, TextWriter? log)
+    {
+        var files = IntentTrainingData(dataDirectory);
         log?.WriteLine($"training the intent model from {string.Join(" + ", files)} into {directory}");
         var examples = files.SelectMany(LabelledTextFile.Read).ToList();
         var model = IntentModel.Train(examples, IntentModel.OptionsFor(examples));

@@ -4,43 +4,24 @@ using Caas.Enrichment.Sentiment;
 namespace Caas.Enrichment;
 
 /// <summary>
-/// The model-backed text enrichers of a running node, built without slowing its start: nothing is trained here.
-/// Intent answers from the tenant's own model, else the shipped model if <c>caas train</c> put one in the model
-/// directory (loaded in the background), else "not applicable". Sentiment runs on the lexicon from the first
+/// The model-backed text enrichers of a running node, built without slowing its start: nothing is loaded or trained in the foreground.
+/// Intent answers from the tenant's own model, else the shipped model (<see cref="ShippedIntentModel"/>: loaded, or
+/// trained on first start, in the background), else "not applicable". Sentiment runs on the lexicon from the first
 /// message (when the lexicon files are found) and switches to the trained model once it has loaded, if there is one.
 /// </summary>
 public static class NodeEnrichers
 {
-    public static IntentEnricher CreateIntent(EnrichmentOptions options, TenantIntentModels? tenants, Action<string, Exception?> log)
-    {
-        IntentModel? shipped = null;
-        var enricher = new IntentEnricher(() => Volatile.Read(ref shipped), tenants);
-        var directory = EnrichmentRegistry.IntentDirectory(options);
-        if (IntentModel.Exists(directory))
-            _ = Task.Run(() =>
-            {
-                try
-                {
-                    Volatile.Write(ref shipped, IntentModel.Load(directory));
-                    log($"shipped intent model loaded from {directory}", null);
-                }
-                catch (Exception e)
-                {
-                    log($"the shipped intent model in {directory} did not load", e);
-                }
-            });
-        return enricher;
-    }
+    public static IntentEnricher CreateIntent(ShippedIntentModel shipped, TenantIntentModels? tenants) =>
+        new(() => shipped.Model, tenants);
 
     /// <summary>
-    /// The folder of the sentiment lexicons: the data folder's (CAAS_ENRICH_DATA or shared/data), else the copy the
-    /// build puts beside the binaries (enrichment-data/sentiment); null when neither is there (no sentiment enricher).
+    /// The folder of the sentiment lexicons: the data folder's (CAAS_ENRICH_DATA, else the enrichment-data copy the
+    /// build puts beside the binaries); null when it has none (no sentiment enricher).
     /// </summary>
     public static string? LexiconDirectory(EnrichmentOptions options) =>
-        new[] { options.DataDirectory, Path.Combine(AppContext.BaseDirectory, "enrichment-data") }
-            .Where(d => d is not null)
-            .Select(d => Path.Combine(d!, "sentiment"))
-            .FirstOrDefault(d => File.Exists(Path.Combine(d, SentimentLexicon.VaderFile)));
+        options.DataDirectory is { } data && File.Exists(Path.Combine(data, "sentiment", SentimentLexicon.VaderFile))
+            ? Path.Combine(data, "sentiment")
+            : null;
 
     public static SentimentEnricher CreateSentiment(EnrichmentOptions options, Action<string, Exception?> log)
     {

@@ -59,9 +59,10 @@ public static class NodeHost
         builder.Services.AddSingleton(sp => new UserErasure(vault, store, sp.GetRequiredService<ReadModelWriter>(), storage,
             sp.GetRequiredService<ActorSystem>(), () => sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef));
         // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
-        // sentiment (lexicon) come from AddCaasIntents, which never trains at start-up.
+        // sentiment (lexicon) come from AddCaasIntents, which never trains in the foreground.
         if (options.Enrichment) builder.Services.AddSingleton<Caas.Enrichment.IEnricher, Caas.Enrichment.EntityEnricher>();
-        builder.Services.AddCaasIntents(builder.Configuration.GetSection("Caas:Intents").Get<IntentApiSettings>(), options.Enrichment);
+        builder.Services.AddCaasIntents(builder.Configuration.GetSection("Caas:Intents").Get<IntentApiSettings>(), options.Enrichment,
+            options.EnrichmentSettings());
         builder.Services.AddSingleton(sp => new JournalTail(sp.GetRequiredService<ActorSystem>()));
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(storage);
@@ -101,6 +102,8 @@ public static class NodeHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        var storeLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Store");
+        store.Breaker.Log = message => storeLog.LogWarning("{Message}", message);
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
         app.MapCaasHub();
         return app;

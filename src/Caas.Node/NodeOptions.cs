@@ -30,6 +30,13 @@ public sealed record NodeOptions
     public string LogLevel { get; init; } = "Information";
     /// <summary>Run the enrichers in the pipeline (CAAS_ENRICHMENT=off turns them off).</summary>
     public bool Enrichment { get; init; } = true;
+    /// <summary>
+    /// Train the shipped intent model in the background on first start when none is saved under {data}/models
+    /// (CAAS_INTENT_AUTOTRAIN=0 turns it off; the default is read when the options are made).
+    /// </summary>
+    public bool IntentAutotrain { get; init; } = Caas.Enrichment.EnrichmentOptions.AutotrainFromEnvironment();
+    /// <summary>Where the shipped models live (CAAS_MODEL_DIR, default {data}/models).</summary>
+    public string? ModelDir { get; init; }
     /// <summary>Per-client request limits; null reads <c>Caas:RequestLimits</c> from configuration.</summary>
     public Caas.Web.RequestLimits? RequestLimits { get; init; }
 
@@ -51,8 +58,18 @@ public sealed record NodeOptions
             MasterKey = env("CAAS_MASTER_KEY") is { Length: > 0 } mk ? mk : null,
             LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
             Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
+            IntentAutotrain = env("CAAS_INTENT_AUTOTRAIN") is not ("0" or "false" or "off"),
+            ModelDir = env("CAAS_MODEL_DIR") is { Length: > 0 } md ? md : null,
         };
     }
+
+    /// <summary>The enrichers' settings for this node: its model directory and autotraining; data beside the binaries.</summary>
+    public Caas.Enrichment.EnrichmentOptions EnrichmentSettings() => Caas.Enrichment.EnrichmentOptions.FromEnvironment() with
+    {
+        ModelDirectory = ModelDir ?? Path.Combine(DataDir, "models"),
+        AutotrainIntent = IntentAutotrain,
+        TrainMissingModels = false,
+    };
 
     public StorageOptions Storage() => Postgres is not null ? StorageOptions.Postgres(Postgres) : StorageOptions.Sqlite(DataDir);
 

@@ -74,10 +74,22 @@ public static class CaasWeb
         app.UseExceptionHandler(e => e.Run(http =>
         {
             var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
+            if (error is not null && StoreBreaker.IsOutage(error)) return Problems.WriteAsync(http, Unavailable(http));
             return error is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }
                 ? Problems.WriteAsync(http, new Rejection(ErrorCodes.PayloadTooLarge, "The request body is over its limit."))
                 : Problems.WriteAsync(http, new Rejection("internal_error", "Something went wrong; the request id identifies it in the logs."));
         }));
+        // While the database is known to be down (the store breaker is open), API calls answer at once instead of
+        // each waiting for its own failure; health and metrics still answer.
+        app.Use(async (http, next) =>
+        {
+            if (http.Request.Path.StartsWithSegments("/v1") && http.RequestServices.GetService<ReadModelStore>() is { Breaker.IsOpen: true })
+            {
+                await Problems.WriteAsync(http, Unavailable(http));
+                return;
+            }
+            await next(http);
+        });
         app.UseHttpMetrics();
         app.UseAuthentication();
         app.UseRateLimiter();
@@ -94,7 +106,9 @@ public static class CaasWeb
         {
             var checks = await healthChecks(http.RequestAborted);
             var ok = checks.Values.All(v => v is "ok" or "up");
-            return Results.Json(new { status = ok ? "healthy" : "degraded", checks }, statusCode: ok ? 200 : 503);
+            // The shipped intent model's state (loading, training, ready, off…) informs; it never makes a node unhealthy.
+            var intent = http.RequestServices.GetService<Caas.Enrichment.Intent.ShippedIntentModel>()?.State;
+            return Results.Json(new { status = ok ? "healthy" : "degraded", checks, intent }, statusCode: ok ? 200 : 503);
         }).ExcludeFromDescription();
         app.MapMetrics("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
@@ -114,6 +128,10 @@ public static class CaasWeb
         v1.MapIntents();
         return app;
     }
+
+    private static Rejection Unavailable(HttpContext http) =>
+        new(ErrorCodes.Unavailable, "The database is unavailable; nothing was changed. Retry shortly.",
+            RetryAfterSeconds: http.RequestServices.GetService<ReadModelStore>()?.Breaker.RetryAfter.TotalSeconds ?? 2);
 
     /// <summary>Checks a read-model round trip; used by the health endpoints.</summary>
     public static async Task<string> CheckAsync(ReadModelStore store, CancellationToken ct)

@@ -21,6 +21,8 @@ public static class ErrorCodes
     public const string RateLimited = "rate_limited";
     public const string Overloaded = "overloaded";
     public const string PersistTimeout = "persist_timeout";
+    /// <summary>A store (the database) is down or its breaker is open: 503 with Retry-After; nothing was changed.</summary>
+    public const string Unavailable = "unavailable";
 }
 
 /// <summary>A command the entity refused, as a value. <see cref="Errors"/> names each bad field for validation.</summary>

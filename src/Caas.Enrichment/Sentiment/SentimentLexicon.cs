@@ -27,7 +27,7 @@ public sealed class SentimentLexicon
         EmojiDescriptions = emojiDescriptions;
     }
 
-    /// <summary>Loads the three lexicon files from a folder (shared/data/sentiment).</summary>
+    /// <summary>Loads the three lexicon files from a folder (enrichment-data/sentiment).</summary>
     public static SentimentLexicon Load(string directory)
     {
         var words = new Dictionary<string, double>(StringComparer.Ordinal);

@@ -22,9 +22,14 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     private static readonly Counter Records = Metrics.CreateCounter("caas_kafka_ingest_total",
         "chat.messages records by outcome (persisted, duplicate, dead_lettered).", "outcome");
 
-    private KafkaConsumerControl? _control;
-    private Task? _completion;
+    private static readonly Counter Restarts = Metrics.CreateCounter("caas_kafka_ingest_restarts_total",
+        "Times the Kafka ingest stream failed and was started again.");
 
+    private volatile KafkaConsumerControl? _control;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _supervision;
+
+    /// <summary>The running stream's consumer (a new one after each restart).</summary>
     public KafkaConsumerControl? Control => _control;
 
     public async Task StartAsync(CancellationToken ct)
@@ -33,31 +38,92 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
         var system = services.GetRequiredService<ActorSystem>();
         var ingest = services.GetRequiredService<IMessageIngest>();
         var letters = services.GetRequiredService<DeadLetterStore>();
-        (_control, _completion) = Run(settings, ingest, letters, system.Materializer(), logger);
+        _supervision = Supervise(() => Run(settings, ingest, letters, system.Materializer(), logger), control => _control = control,
+            settings, logger, _stopping.Token);
         logger.LogInformation("Kafka ingest from {Topic} on {Bootstrap} (group {Group}, profile {Profile})", settings.MessagesTopic,
             settings.Bootstrap, settings.GroupId, settings.Profile);
     }
 
     public async Task StopAsync(CancellationToken ct)
     {
-        if (_control is null) return;
-        await _control.StopAsync().WaitAsync(ct);
-        await _completion!.WaitAsync(ct);
+        if (_supervision is null) return;
+        _stopping.Cancel();
+        if (_control is { } control) await control.StopAsync().WaitAsync(ct);
+        await _supervision.WaitAsync(ct);
     }
 
-    /// <summary>The ingest graph: consumer source → read → submit (in order, many at once) → dead-letter → complete.</summary>
+    /// <summary>
+    /// Keeps the ingest stream running: when it fails (the consumer or a stage threw), it is started again after a
+    /// backoff (<see cref="KafkaSettings.RestartMinBackoff"/> doubling to <see cref="KafkaSettings.RestartMaxBackoff"/>,
+    /// reset once a stream has run for a minute). The new consumer rejoins the group and resumes from the committed
+    /// offsets; records that were in flight are read again, which their message_id makes harmless. Ends when stopped.
+    /// </summary>
+    public static async Task Supervise(Func<(KafkaConsumerControl Control, Task Completion)> run, Action<KafkaConsumerControl> started,
+        KafkaSettings settings, ILogger logger, CancellationToken stopping)
+    {
+        var backoff = settings.RestartMinBackoff;
+        while (!stopping.IsCancellationRequested)
+        {
+            var since = DateTime.UtcNow;
+            Exception? failure = null;
+            KafkaConsumerControl? current = null;
+            try
+            {
+                var (control, completion) = run();
+                current = control;
+                started(control);
+                if (stopping.IsCancellationRequested) await control.StopAsync();
+                await completion;
+                // A stream that completes without being stopped has lost its consumer: start it again as well.
+                if (stopping.IsCancellationRequested) return;
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+            // The failed stream's consumer leaves the group (committing what completed), so the next one gets its partitions.
+            if (current is not null)
+                try
+                {
+                    await current.StopAsync();
+                }
+                catch (Exception e)
+                {
+                    logger.LogWarning(e, "Stopping the failed Kafka ingest consumer failed");
+                }
+            if (stopping.IsCancellationRequested) return;
+            if (DateTime.UtcNow - since > TimeSpan.FromMinutes(1)) backoff = settings.RestartMinBackoff;
+            Restarts.Inc();
+            logger.LogError(failure, "Kafka ingest stream stopped unexpectedly; starting it again in {Backoff}", backoff);
+            try
+            {
+                await Task.Delay(backoff, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, settings.RestartMaxBackoff.Ticks));
+        }
+    }
+
+    /// <summary>
+    /// The ingest graph: consumer source → read → submit (many conversations at once, one record at a time per
+    /// conversation) → dead-letter → complete.
+    /// </summary>
     public static (KafkaConsumerControl Control, Task Completion) Run(KafkaSettings settings, IMessageIngest ingest, DeadLetterStore letters,
         IMaterializer materializer, ILogger logger, string? clientId = null)
     {
+        var lanes = new ConversationLanes();
         var (control, done) = KafkaConsumerSource.Create(settings, [settings.MessagesTopic], logger, clientId)
-            .SelectAsync(settings.Parallelism, record => HandleAsync(record, settings, ingest, letters, logger))
+            .SelectAsync(settings.Parallelism, record => HandleAsync(record, settings, ingest, letters, lanes, logger))
             .ToMaterialized(Sink.Ignore<CommittableRecord>(), Keep.Both)
             .Run(materializer);
         return (control, done);
     }
 
     private static async Task<CommittableRecord> HandleAsync(CommittableRecord record, KafkaSettings settings, IMessageIngest ingest,
-        DeadLetterStore letters, ILogger logger)
+        DeadLetterStore letters, ConversationLanes lanes, ILogger logger)
     {
         var read = ChatMessageRecord.Read(record.Topic, record.Key, record.Value, settings);
         if (read.Message is not { } message)
@@ -66,6 +132,14 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
             record.Complete();
             return record;
         }
+        // SelectAsync calls this in offset order, so each conversation's lane takes its records in that order.
+        return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId,
+            () => SubmitAsync(record, message, ingest, letters, logger));
+    }
+
+    private static async Task<CommittableRecord> SubmitAsync(CommittableRecord record, IngestMessage message, IMessageIngest ingest,
+        DeadLetterStore letters, ILogger logger)
+    {
         var backoff = TimeSpan.FromMilliseconds(50);
         while (true)
         {
@@ -76,8 +150,9 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                     Records.WithLabels(p.Ack.Repeat ? "duplicate" : "persisted").Inc();
                     record.Complete();
                     return record;
-                case Rejected { Rejection.Code: ErrorCodes.Overloaded }:
-                    // Not the record's fault: wait and submit it again (the message_id makes a repeat harmless).
+                case Rejected { Rejection.Code: ErrorCodes.Overloaded or ErrorCodes.Unavailable }:
+                    // Not the record's fault: wait and submit it again (the message_id makes a repeat harmless); the
+                    // conversation's later records wait in its lane.
                     await Task.Delay(backoff);
                     backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 2_000));
                     continue;

@@ -48,6 +48,9 @@ public sealed record KafkaSettings
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(200);
     /// <summary>How long a revoked partition's records already in the pipeline are waited for before its final commit.</summary>
     public TimeSpan RevokeDrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>A failed ingest stream is started again after this, doubling up to <see cref="RestartMaxBackoff"/>.</summary>
+    public TimeSpan RestartMinBackoff { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RestartMaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The chat.events producer's breaker: failures before it opens, a call's limit, time until it tries again.</summary>
     public int BreakerMaxFailures { get; init; } = 3;

@@ -296,6 +296,11 @@ public sealed class PipelineStages(
                 {
                     await step(s);
                 }
+                catch (Exception e) when (StoreBreaker.IsOutage(e))
+                {
+                    s.Complete(new Rejected(new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry with the same message_id.",
+                        RetryAfterSeconds: (e as StoreUnavailableException)?.RetryAfter.TotalSeconds ?? 2)));
+                }
                 catch (Exception e)
                 {
                     logger.LogWarning(e, "Pipeline stage {Stage} failed on a message of {Tenant}/{Conversation}; the sender may retry",

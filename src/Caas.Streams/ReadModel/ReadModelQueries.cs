@@ -20,6 +20,9 @@ public sealed record ModerationRow(long Id, string Action, string ActorId, strin
 /// <summary>The list queries of the API. Every query is scoped by tenant.</summary>
 public sealed class ReadModelQueries(ReadModelStore store)
 {
+    /// <summary>The breaker of the store these queries read (the edge asks it whether the database is down).</summary>
+    public StoreBreaker Breaker => store.Breaker;
+
     /// <summary>The caller's live conversations, ordered by id, after <paramref name="afterId"/>.</summary>
     public async Task<IReadOnlyList<ConversationRow>> ConversationsOfAsync(string tenant, string user, int limit, string? afterId,
         CancellationToken ct = default)

@@ -14,18 +14,22 @@ public sealed class ReadModelStore : IAsyncDisposable
     private readonly NpgsqlDataSource? _postgres;
     private readonly string _connectionString;
 
-    public ReadModelStore(StorageOptions storage)
+    public ReadModelStore(StorageOptions storage, StoreBreaker? breaker = null)
     {
         IsPostgres = storage.IsPostgres;
         _connectionString = storage.ReadModelConnectionString;
         if (IsPostgres) _postgres = NpgsqlDataSource.Create(_connectionString);
+        Breaker = breaker ?? new StoreBreaker();
     }
 
     public bool IsPostgres { get; }
 
+    /// <summary>In front of every PostgreSQL connection (a SQLite file has no outage to break on).</summary>
+    public StoreBreaker Breaker { get; }
+
     public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
     {
-        if (_postgres is not null) return await _postgres.OpenConnectionAsync(ct);
+        if (_postgres is not null) return await Breaker.OpenAsync(async token => (DbConnection)await _postgres.OpenConnectionAsync(token), ct);
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(ct);
         return connection;
@@ -34,7 +38,7 @@ public sealed class ReadModelStore : IAsyncDisposable
     /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
     public DbConnection Open()
     {
-        if (_postgres is not null) return _postgres.OpenConnection();
+        if (_postgres is not null) return Breaker.Open<DbConnection>(_postgres.OpenConnection);
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         return connection;

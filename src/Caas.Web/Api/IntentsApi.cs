@@ -54,7 +54,8 @@ public static class IntentsApi
             sp.GetRequiredService<TenantIntentModels>(), settings.QueueCapacity, Log(sp)));
         if (!withEnrichers) return services;
         var options = enrichment ?? EnrichmentOptions.FromEnvironment() with { TrainMissingModels = false };
-        services.AddSingleton<IEnricher>(sp => NodeEnrichers.CreateIntent(options, sp.GetRequiredService<TenantIntentModels>(), Log(sp)));
+        services.AddSingleton(sp => ShippedIntentModel.Start(options, Log(sp)));
+        services.AddSingleton<IEnricher>(sp => NodeEnrichers.CreateIntent(sp.GetRequiredService<ShippedIntentModel>(), sp.GetRequiredService<TenantIntentModels>()));
         if (NodeEnrichers.LexiconDirectory(options) is not null)
             services.AddSingleton<IEnricher>(sp => NodeEnrichers.CreateSentiment(options, Log(sp)));
         services.AddHostedService<EnricherWarmUp>();

@@ -47,6 +47,12 @@ public sealed class ClusterGateway(
         {
             return await region.Ask<object>(command, settings.AskTimeout, ct);
         }
+        catch (AskTimeoutException) when (queries.Breaker.IsOpen)
+        {
+            // The entity could not reach its journal: the database is down, not the cluster busy.
+            return new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry shortly (a repeated message_id is safe).",
+                RetryAfterSeconds: queries.Breaker.RetryAfter.TotalSeconds);
+        }
         catch (AskTimeoutException)
         {
             return new Rejection(ErrorCodes.Overloaded, "The cluster did not answer in time; retry (a repeated message_id is safe).",

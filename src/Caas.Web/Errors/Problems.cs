@@ -18,7 +18,7 @@ public static class Problems
         ErrorCodes.Conflict or ErrorCodes.MessageIdConflict or ErrorCodes.MessageTooOld or ErrorCodes.LastOwner => StatusCodes.Status409Conflict,
         ErrorCodes.PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
         ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
-        ErrorCodes.Overloaded => StatusCodes.Status503ServiceUnavailable,
+        ErrorCodes.Overloaded or ErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 
@@ -70,6 +70,7 @@ public static class Problems
         ErrorCodes.PayloadTooLarge => "Too large.",
         ErrorCodes.RateLimited => "Too many requests.",
         ErrorCodes.Overloaded => "Overloaded; retry later.",
+        ErrorCodes.Unavailable => "Unavailable; retry later.",
         _ => "Conflict.",
     };
 }

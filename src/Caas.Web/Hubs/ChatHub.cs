@@ -267,6 +267,10 @@ public sealed class ChatHub(
         {
             return await body(connection, connection.Caller);
         }
+        catch (Exception e) when (Caas.Streams.ReadModel.StoreBreaker.IsOutage(e))
+        {
+            return Fail(new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry shortly.", RetryAfterSeconds: 2));
+        }
         catch (Exception e)
         {
             log.LogError(e, "Hub call of {UserId} failed", connection.Caller.UserId);

@@ -41,7 +41,8 @@ public sealed class KafkaIngestTests
         Assert.InRange(first.Assignment.Count, 1, 7);
         await produced;
 
-        await WaitForMessagesAsync(Opener(store), "t-kbulk", total, TimeSpan.FromSeconds(180));
+        // A conversation's records go one at a time (its order must survive retries), so the bound is generous.
+        await WaitForMessagesAsync(Opener(store), "t-kbulk", total, TimeSpan.FromSeconds(480));
         await WaitUntilAsync(() => KafkaConsumerControl.GroupLag(settings, settings.MessagesTopic, TimeSpan.FromSeconds(10)) == 0,
             TimeSpan.FromSeconds(30));
         await using (var c = await store.OpenAsync())
