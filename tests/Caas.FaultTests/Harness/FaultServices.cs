@@ -13,6 +13,7 @@ public sealed class FaultServices : IAsyncDisposable
 {
     private readonly Process _script;
     private readonly string _stopFile;
+    private static readonly string PidDirectory = Directory.CreateTempSubdirectory("caas-fault-pids.").FullName;
     private readonly Dictionary<string, string> _env;
     private readonly Dictionary<string, string> _pgConfig = [];
 
@@ -27,6 +28,9 @@ public sealed class FaultServices : IAsyncDisposable
     public string Postgres => _env["CAAS_TEST_POSTGRES"];
     public string Kafka => _env["CAAS_TEST_KAFKA"];
     public string KafkaHome => _env["CAAS_TEST_KAFKA_HOME"];
+
+    /// <summary>Where a node process keeps its pid file ({index}.pid) while it runs.</summary>
+    public static string PidFile(int index) => Path.Combine(PidDirectory, $"node{index}.pid");
 
     public static async Task<FaultServices> StartAsync(TextWriter log)
     {
@@ -48,6 +52,14 @@ public sealed class FaultServices : IAsyncDisposable
               [ -e '{{stopFile}}' ] && break
               sleep 1
             done
+            # The nodes the suite started (their pids are kept in {{PidDirectory}}) go with it, even if the test
+            # process was killed before it could stop them.
+            for f in '{{PidDirectory}}'/*.pid; do
+              [ -f "$f" ] || continue
+              pid="$(cat "$f")"
+              kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
+            done
+            rm -rf '{{PidDirectory}}'
             """);
         start.WorkingDirectory = root;
         // Our own servers: whatever the outer test run started must not be reused.

@@ -329,10 +329,31 @@ public static class Rest
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// A setup call that must answer <paramref name="expect"/>; while the cluster answers 503 or 429 (busy, a shard
+    /// moving) or the connection fails, it is retried for up to two minutes. Creations are not idempotent, but a
+    /// 503 here never leaves a half-made conversation that the scenario would count.
+    /// </summary>
     public static async Task<JsonElement> ExpectAsync(Uri node, string token, HttpMethod method, string path, string? body, int expect)
     {
-        var (status, text) = await SendAsync(node, token, method, path, body);
-        if (status != expect) throw new InvalidOperationException($"{method} {path}: expected {expect}, got {status}: {text}");
-        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (true)
+        {
+            int status;
+            string text;
+            try
+            {
+                (status, text) = await SendAsync(node, token, method, path, body);
+            }
+            catch (Exception e) when ((e is HttpRequestException or TaskCanceledException) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(1_000);
+                continue;
+            }
+            if (status == expect) return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+            if (status is not (503 or 429) || DateTime.UtcNow > deadline)
+                throw new InvalidOperationException($"{method} {path}: expected {expect}, got {status}: {text}");
+            await Task.Delay(1_000);
+        }
     }
 }

@@ -90,6 +90,7 @@ public sealed class NodeProcess : IAsyncDisposable
         p.OutputDataReceived += (_, e) => Keep(e.Data);
         p.ErrorDataReceived += (_, e) => Keep(e.Data);
         p.Start();
+        File.WriteAllText(FaultServices.PidFile(Index), p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         lock (_gate)
@@ -160,6 +161,7 @@ public sealed class NodeProcess : IAsyncDisposable
             p.Kill(entireProcessTree: true);
             await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
+        File.Delete(FaultServices.PidFile(Index));
         p.Dispose();
     }
 
