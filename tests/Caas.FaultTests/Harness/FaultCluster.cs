@@ -26,6 +26,7 @@ public sealed class FaultCluster : IAsyncLifetime
 
     private readonly StringWriter _log = new();
     private string _database = "";
+    private string? _dataRoot;
 
     public static readonly JwtSettings Jwt = new(Secret, null, null, null);
     public static readonly string MasterKey = Convert.ToBase64String(Enumerable.Range(1, 32).Select(i => (byte)(i * 7)).ToArray());
@@ -39,7 +40,7 @@ public sealed class FaultCluster : IAsyncLifetime
     {
         Services = await FaultServices.StartAsync(_log);
         _database = await Services.NewDatabaseAsync("caas_fault");
-        var dataRoot = Directory.CreateTempSubdirectory("caas-fault-nodes.").FullName;
+        var dataRoot = _dataRoot = Directory.CreateTempSubdirectory("caas-fault-nodes.").FullName;
         for (var i = 0; i < Size; i++)
         {
             var index = i;
@@ -107,6 +108,9 @@ public sealed class FaultCluster : IAsyncLifetime
     public void Note(string what)
     {
         lock (_log) _log.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {what}");
+        // CAAS_CHAOS_LOG: a file that follows the harness's notes while a long run is in progress.
+        if (System.Environment.GetEnvironmentVariable("CAAS_CHAOS_LOG") is { Length: > 0 } file)
+            lock (_log) File.AppendAllText(file, $"{DateTime.UtcNow:HH:mm:ss.fff} {what}\n");
     }
 
     public void Dump(ITestOutputHelper output)
@@ -127,6 +131,7 @@ public sealed class FaultCluster : IAsyncLifetime
                 Note($"node{n.Index} dispose: {e.Message}");
             }
         if (Services is not null) await Services.DisposeAsync();
+        if (_dataRoot is not null) Directory.Delete(_dataRoot, recursive: true);
     }
 }
 

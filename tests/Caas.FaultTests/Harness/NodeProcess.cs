@@ -146,6 +146,8 @@ public sealed class NodeProcess : IAsyncDisposable
     private void Log(string what)
     {
         lock (_log) _log.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} node{Index}: {what}");
+        if (Environment.GetEnvironmentVariable("CAAS_CHAOS_LOG") is { Length: > 0 } file)
+            lock (_log) File.AppendAllText(file, $"{DateTime.UtcNow:HH:mm:ss.fff} node{Index}: {what}\n");
     }
 
     public async ValueTask DisposeAsync()
