@@ -35,15 +35,19 @@ public sealed class BadInputTests(FaultCluster cluster, ITestOutputHelper output
             // Ids.SafeId is ^…$, and $ matches before a final \n: the id is accepted and stored (issue #12, "Input that gets through").
             ["rest/post-message/message_id-trailing-newline"] = "message_id \"x\\n\" passes the id pattern; the message is stored",
             ["rest/moderation-ban-user-control-char"] = "user_id \"bob\\n\" passes the id pattern; the ban is stored (200)",
+            // No limit on a metadata value's size (issue #12 pins: over 4 KiB → 400 validation_failed); the conversation is created.
+            ["rest/create-metadata-value-5KiB"] = "a 5 KiB metadata value is accepted (201) instead of 400 validation_failed",
             // A request whose body ends before its Content-Length: the handler's read fails and the answer is 500.
             ["raw-http/14"] = "a body shorter than its Content-Length answers 500 instead of 400",
             // The hub's negotiate accepts a validly signed token that REST refuses with 401 (no tenant, control characters).
             ["token/no-tenant/hub-negotiate"] = "negotiate answers 200 for a token without tenant_id",
+            ["token/no-sub/hub-negotiate"] = "negotiate answers 200 for a token without sub",
             ["token/sub-control-char/hub-negotiate"] = "negotiate answers 200 for a sub with a NUL",
             ["token/tenant-control-char/hub-negotiate"] = "negotiate answers 200 for a tenant_id with a newline",
             // A Kafka record whose sender_id holds a NUL is neither persisted nor dead-lettered (PostgreSQL text refuses NUL).
             ["kafka/sender-control-char"] = "a record with a NUL in sender_id is neither persisted nor dead-lettered",
             ["kafka/bad-utf8"] = "a record with invalid UTF-8 in sender_id is neither persisted nor dead-lettered",
+            ["kafka/binary-garbage"] = "a record value that is not UTF-8 is neither persisted nor dead-lettered",
             ["kafka/malformed-4"] = "a record whose value is a JSON string (not an object) is neither persisted nor dead-lettered",
         };
         // A body that is not UTF-8 inside a key the route ignores is read as {} and answered 200 by the routes whose
