@@ -39,6 +39,7 @@ public sealed class FaultCluster : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Services = await FaultServices.StartAsync(_log);
+        await Services.MakeDurableAsync();
         _database = await Services.NewDatabaseAsync("caas_fault");
         var dataRoot = _dataRoot = Directory.CreateTempSubdirectory("caas-fault-nodes.").FullName;
         for (var i = 0; i < Size; i++)

@@ -96,6 +96,30 @@ public sealed class FaultServices : IAsyncDisposable
         return services;
     }
 
+    /// <summary>
+    /// scripts/test.sh trades durability for speed (synchronous_commit, fsync and full_page_writes off). A server that is
+    /// crashed on purpose must keep what it acknowledged: with synchronous_commit off, `pg_ctl restart -m immediate`
+    /// loses the commits still in the WAL buffers, and the suite would blame CAAS for them.
+    /// </summary>
+    public async Task MakeDurableAsync()
+    {
+        await using var c = new NpgsqlConnection(Postgres);
+        await c.OpenAsync();
+        foreach (var sql in new[] { "ALTER SYSTEM SET synchronous_commit = on", "ALTER SYSTEM SET fsync = on", "ALTER SYSTEM SET full_page_writes = on", "SELECT pg_reload_conf()" })
+        {
+            await using var cmd = new NpgsqlCommand(sql, c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        // pg_reload_conf only signals; wait until this backend sees the new value.
+        for (var i = 0; i < 100; i++)
+        {
+            await using var show = new NpgsqlCommand("SELECT current_setting('synchronous_commit')", c);
+            if ((string?)await show.ExecuteScalarAsync() == "on") return;
+            await Task.Delay(100);
+        }
+        throw new InvalidOperationException("synchronous_commit did not become on");
+    }
+
     public async Task<string> NewDatabaseAsync(string name)
     {
         await using var c = new NpgsqlConnection(Postgres);

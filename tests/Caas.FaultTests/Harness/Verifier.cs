@@ -38,6 +38,8 @@ public static class Verifier
         var acked = sent.Where(s => s.Acked).ToList();
         var admin = load.Token("owner", "admin");
         int lost = 0, duplicated = 0;
+        // One budget for the whole check: convergence takes seconds; a message that is really lost never arrives.
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
         foreach (var conversation in load.Conversations)
         {
             var mine = sent.Where(s => s.Conversation == conversation).ToDictionary(s => s.MessageId, StringComparer.Ordinal);
@@ -46,7 +48,6 @@ public static class Verifier
             // Convergence: the journal holds every acknowledged message (Kafka records are acknowledged by the broker, and
             // persisted once a node consumes them), and the read-model projection's stored offset has passed every journal
             // row there is by then, so the read model is final for this conversation (no guessing how long it lags).
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
             while (true)
             {
                 try
