@@ -82,7 +82,10 @@ public sealed class Load : IAsyncDisposable
     /// <summary>Starts every sender; each pauses 3/<paramref name="rate"/> of a second between its messages per conversation.</summary>
     public void Start(double rate)
     {
-        _producer = new ProducerBuilder<string, string>(new KafkaSettings { Bootstrap = _cluster.Services.Kafka, Profile = KafkaProfile.Compat09 }.ProducerConfig()).Build();
+        _producer = new ProducerBuilder<string, string>(new KafkaSettings { Bootstrap = _cluster.Services.Kafka, Profile = KafkaProfile.Compat09 }.ProducerConfig())
+            .SetLogHandler((_, _) => { })
+            .SetErrorHandler((_, _) => { })
+            .Build();
         var pace = TimeSpan.FromSeconds(3.0 * ConversationCount / rate);
         _clock.Start();
         for (var c = 0; c < Conversations.Count; c++)
