@@ -18,10 +18,8 @@ public sealed class FaultScenarioTests(FaultCluster cluster, ITestOutputHelper o
     /// entry once its fix is merged:
     /// - "Kafka order under backpressure": a record refused as overloaded is retried while later records of its
     ///   conversation go ahead; after a node is killed, a Kafka sender's messages are stored out of order.
-    /// - "The read model must never skip a journal row": after pg_ctl restart -m immediate the messages read model
-    ///   lacked one journal row (a seq hole) while the projection's offset had moved past it.
     /// </summary>
-    private static readonly string[] KnownProductBugs = [Verifier.KafkaFifo, Verifier.ReadModelDiffers];
+    private static readonly string[] KnownProductBugs = [Verifier.KafkaFifo];
 
     [Fact(Timeout = 15 * 60_000)]
     public Task A_node_killed_with_SIGKILL_under_load_and_restarted_loses_nothing() =>
