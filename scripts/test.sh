@@ -18,6 +18,7 @@
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
 #
 # Exported for the tests: CAAS_TEST_POSTGRES, and CAAS_TEST_POSTGRES_URL (the same server as a libpq URI, for psql);
+# CAAS_TEST_POSTGRES_DATA, _BIN and _OS_USER (its data directory, pg_ctl's directory, the OS user that runs it);
 # CAAS_TEST_KAFKA (host:port of a Kafka 0.9.0.1 broker) and CAAS_TEST_KAFKA_HOME (its dir, with start-broker.sh).
 set -euo pipefail
 
@@ -154,6 +155,9 @@ EOF
 
   export CAAS_TEST_POSTGRES="Host=127.0.0.1;Port=$started;Username=postgres;Password=postgres;Database=postgres"
   export CAAS_TEST_POSTGRES_URL="postgresql://postgres:postgres@127.0.0.1:$started/postgres"
+  # For tests that restart the server themselves (tests/Caas.FaultTests): pg_ctl -D $CAAS_TEST_POSTGRES_DATA, run
+  # from $CAAS_TEST_POSTGRES_BIN as $CAAS_TEST_POSTGRES_OS_USER.
+  export CAAS_TEST_POSTGRES_DATA="$PG_DIR/data" CAAS_TEST_POSTGRES_BIN="$PG_BIN" CAAS_TEST_POSTGRES_OS_USER="$PG_OS_USER"
   log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$started (data in $PG_DIR)"
 }
 

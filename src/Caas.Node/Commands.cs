@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Caas.Node.Bench;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Caas.Node;
 
@@ -26,7 +27,10 @@ public static class Commands
             Console.WriteLine("Get a token:  dotnet run --project src/Caas.Node -c Release -- dev-token --tenant acme --user alice");
             Console.WriteLine($"API reference: {app.Urls.First()}/docs    health: {app.Urls.First()}/health");
             await app.WaitForShutdownAsync(ct);
-            return 0;
+            // A node the cluster downed (split-brain resolver) or that could not join stops itself: a non-zero exit
+            // tells its supervisor to start it again; a requested stop (SIGTERM) exits 0.
+            var reason = Akka.Actor.CoordinatedShutdown.Get(app.Services.GetRequiredService<Akka.Actor.ActorSystem>()).ShutdownReason;
+            return reason is Akka.Actor.CoordinatedShutdown.ClusterDowningReason or Akka.Actor.CoordinatedShutdown.ClusterJoinUnsuccessfulReason ? 3 : 0;
         });
         return command;
     }

@@ -43,6 +43,8 @@ public static class CaasConfig
         ["CAAS_REMOTE_HOSTNAME"] = "akka.remote.dot-netty.tcp.hostname",
         ["CAAS_REMOTE_PUBLIC_HOSTNAME"] = "akka.remote.dot-netty.tcp.public-hostname",
         ["CAAS_REMOTE_PORT"] = "akka.remote.dot-netty.tcp.port",
+        ["CAAS_HEARTBEAT_PAUSE"] = "akka.cluster.failure-detector.acceptable-heartbeat-pause",
+        ["CAAS_SBR_STABLE_AFTER"] = "akka.cluster.split-brain-resolver.stable-after",
         ["CAAS_JOURNAL_BATCH_SIZE"] = "akka.persistence.journal.sql.batch-size",
         ["CAAS_JOURNAL_PARALLELISM"] = "akka.persistence.journal.sql.parallelism",
         ["CAAS_QUERY_REFRESH"] = "akka.persistence.query.journal.sql.refresh-interval",
