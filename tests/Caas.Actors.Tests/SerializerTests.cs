@@ -107,6 +107,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new GetReadAccess("acme", "c-1", "bob"),
             view,
             new ConversationReply(view, Created: true),
+            new DirectConversationDeleted("d_0123"),
             new MessageAck("m-43", "c-1", 43, "bob", Content, At, Repeat: false),
             new MessageAck("m-43", "c-1", 43, "bob", null, At, Repeat: true),
             MessageChanged.Of(1, state.Messages[1], Content, At.AddMinutes(3)),

@@ -99,6 +99,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(GetReadAccess)] = "conv.qry.read-access",
         [typeof(ConversationView)] = "conv.rep.view",
         [typeof(ConversationReply)] = "conv.rep.conversation",
+        [typeof(DirectConversationDeleted)] = "conv.rep.direct-deleted",
         [typeof(MessageAck)] = "conv.rep.message-ack",
         [typeof(MessageChanged)] = "conv.rep.message-changed",
         [typeof(ReadAccess)] = "conv.rep.read-access",
