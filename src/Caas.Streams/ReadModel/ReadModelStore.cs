@@ -59,7 +59,12 @@ public sealed class ReadModelStore : IAsyncDisposable
         }
     }
 
-    private static readonly (string Table, string Column)[] AddedColumns = [("dead_letters", "sender_id TEXT NULL")];
+    private static readonly (string Table, string Column)[] AddedColumns =
+    [
+        ("dead_letters", "sender_id TEXT NULL"),
+        // The Kafka topic a letter came from: replay applies that topic's tenant allowlist again.
+        ("dead_letters", "topic TEXT NULL"),
+    ];
 
     /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
     public static async Task EnableWalAsync(StorageOptions storage)
