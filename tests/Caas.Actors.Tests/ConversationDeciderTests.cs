@@ -696,6 +696,18 @@ public sealed class ConversationDeciderTests
     // ---- reactions -------------------------------------------------------------------------------------------
 
     [Fact]
+    public void Own_messages_are_found_by_id_and_nobody_learns_of_others()
+    {
+        var s = Posted(Posted(Group(), "dave", 1), "erin", 1);
+        Assert.Equal(1, Answer<OwnMessage>(s, new GetOwnMessage(T, C, "dave", "m1")).Seq);
+        Assert.Equal(2, Answer<OwnMessage>(s, new GetOwnMessage(T, C, "erin", "m2")).Seq);
+        // another member's message, an unknown id and a non-member all read the same
+        Assert.Equal(Reject(s, new GetOwnMessage(T, C, "dave", "m2"), ErrorCodes.NotFound),
+            Reject(s, new GetOwnMessage(T, C, "dave", "nope"), ErrorCodes.NotFound));
+        Reject(s, new GetOwnMessage(T, C, "mallory", "m1"), ErrorCodes.NotFound);
+    }
+
+    [Fact]
     public void A_message_carries_at_most_50_distinct_reactions()
     {
         var s = Posted(Group(), "dave", 1);

@@ -105,6 +105,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new Moderate("acme", "c-1", "alice", ModerationAction.Unmute, "dave", null, null),
             new GetConversation("acme", "c-1", "bob"),
             new GetReadAccess("acme", "c-1", "bob"),
+            new GetOwnMessage("acme", "c-1", "bob", "m-43"),
+            new OwnMessage(43),
             view,
             new ConversationReply(view, Created: true),
             new DirectConversationDeleted("d_0123"),

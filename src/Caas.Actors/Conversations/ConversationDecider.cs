@@ -34,6 +34,10 @@ public static class ConversationDecider
             CreateConversation c => Create(s, c, meta),
             GetConversation g => RequireMember(s, g.ActorId) ?? Decision.Answer(ConversationView.Of(s)),
             GetReadAccess r => RequireMember(s, r.ActorId) ?? Decision.Answer(new ReadAccess(s.LastSeq, s.RoleOf(r.ActorId)!.Value)),
+            GetOwnMessage o => RequireMember(s, o.ActorId)
+                               ?? (s.MessageIds.TryGetValue(o.MessageId, out var own) && s.Messages[own].AuthorId == o.ActorId
+                                   ? Decision.Answer(new OwnMessage(own))
+                                   : Rejection.NotFound("message")),
             UpdateConversation u => Update(s, u, meta),
             DeleteConversation d => RequireRole(s, d.ActorId, Role.Owner, "Only an owner can delete the conversation.")
                                     ?? Decision.Persist(new ConversationDeleted(meta)),

@@ -39,3 +39,5 @@ public sealed record MessageChanged(long Seq, string MessageId, string AuthorId,
 }
 
 public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage;
+
+public sealed record OwnMessage(long Seq) : ICaasMessage;

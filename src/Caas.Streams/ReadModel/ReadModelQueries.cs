@@ -75,6 +75,18 @@ public sealed class ReadModelQueries(ReadModelStore store)
         return (await ReadMessagesAsync(cmd, ct)).FirstOrDefault();
     }
 
+    /// <summary>
+    /// The conversation a message id was claimed for (the pipeline claims an id before the entity persists it), or
+    /// null: where a message not yet projected would be found.
+    /// </summary>
+    public async Task<string?> ClaimedConversationAsync(string tenant, string messageId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT conversation_id FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
+            ("t", tenant), ("m", messageId));
+        return await cmd.ExecuteScalarAsync(ct) as string;
+    }
+
     /// <summary>The highest sequence number the read model holds for a conversation (0 when none).</summary>
     public async Task<long> ProjectedSeqAsync(string tenant, string conversation, CancellationToken ct = default)
     {

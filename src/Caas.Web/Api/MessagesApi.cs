@@ -126,18 +126,28 @@ public static class MessagesApi
     }
 
     /// <summary>
-    /// A message the caller may read: found by its tenant-unique id (waiting briefly for one just written),
-    /// in a conversation the caller is a member of. Anything else is the same 404.
+    /// A message the caller may read: found by its tenant-unique id, in a conversation the caller is a member of.
+    /// Anything else is the same 404, answered at once: only a message the caller itself wrote (acknowledged, not yet
+    /// in the read model) is waited for, so an unknown id and another conversation's id cannot be told apart by time.
     /// </summary>
     private static async Task<(MessageRow? Row, IResult? Problem)> FindReadableAsync(string id, Caller caller, ClusterGateway gw, CancellationToken ct)
     {
         if (!Ids.IsValid(id)) return (null, Problems.NotFound("message"));
-        var row = await gw.FindMessageAsync(caller.TenantId, id, TimeSpan.FromSeconds(1), ct);
+        var row = await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? await OwnUnprojectedAsync(id, caller, gw, ct);
         if (row is null) return (null, Problems.NotFound("message"));
         var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, row.ConversationId, caller.UserId), ct);
         if (access is Rejection) return (null, Problems.NotFound("message"));
         // The read model may trail the entity: make sure this message's latest state is in before answering.
         await gw.WaitForProjectionAsync(caller.TenantId, row.ConversationId, ((ReadAccess)access).LastSeq, ct);
         return (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? row, null);
+    }
+
+    /// <summary>The caller's own message that the read model does not hold yet, after waiting for it; else null.</summary>
+    private static async Task<MessageRow?> OwnUnprojectedAsync(string id, Caller caller, ClusterGateway gw, CancellationToken ct)
+    {
+        if (await gw.Queries.ClaimedConversationAsync(caller.TenantId, id, ct) is not { } conversation) return null;
+        if (await gw.AskAsync(new GetOwnMessage(caller.TenantId, conversation, caller.UserId, id), ct) is not OwnMessage own) return null;
+        await gw.WaitForProjectionAsync(caller.TenantId, conversation, own.Seq, ct);
+        return await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct);
     }
 }
