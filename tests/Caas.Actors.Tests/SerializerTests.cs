@@ -128,6 +128,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new GetPresence("acme", "alice"),
             new MarkRead("acme", "alice", "c-1", 43),
             new GetProfile("acme", "alice"),
+            new GetReadMarkers("acme", "alice"),
+            new ReadMarkers(ImmutableDictionary<string, long>.Empty.Add("c-1", 43)),
             new UpdateProfile("acme", "alice", "Alice", null, "fr-FR"),
             new AcquireMessageSlot("acme", "alice", 60),
             new ReleaseMessageSlot("acme", "alice", At.UtcTicks),

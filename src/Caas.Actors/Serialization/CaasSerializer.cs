@@ -116,6 +116,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(GetPresence)] = "session.qry.presence",
         [typeof(MarkRead)] = "session.cmd.mark-read",
         [typeof(GetProfile)] = "session.qry.profile",
+        [typeof(GetReadMarkers)] = "session.qry.read-markers",
+        [typeof(ReadMarkers)] = "session.rep.read-markers",
         [typeof(UpdateProfile)] = "session.cmd.update-profile",
         [typeof(AcquireMessageSlot)] = "session.cmd.acquire-slot",
         [typeof(ReleaseMessageSlot)] = "session.cmd.release-slot",

@@ -34,6 +34,8 @@ public static class UserSessionDecider
                 return (erased, erased);
             case GetProfile g:
                 return (null, new ProfileView(g.UserId, s.Profile));
+            case GetReadMarkers:
+                return (null, new ReadMarkers(s.ReadMarkers));
             default:
                 return (null, Rejection.Invalid("command", $"Unknown command {command.GetType().Name}."));
         }

@@ -66,13 +66,25 @@ public static class ConversationsApi
         {
             var n = limit ?? 50;
             if (n is < 1 or > 200) return Problems.Invalid("limit", "Between 1 and 200.");
-            string? after = null;
-            if (cursor is not null && !Cursor.TryDecode(cursor, "c", out after!)) return Problems.Invalid("cursor", "Not a cursor this API issued.");
-            var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, http.RequestAborted);
+            (long, string)? after = null;
+            if (cursor is not null)
+            {
+                // "a:<last activity ms>:<conversation id>": the position of the previous page's last row.
+                if (!Cursor.TryDecode(cursor, "a", out var raw) || raw.Split(':', 2) is not [var ms, var last]
+                    || !long.TryParse(ms, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var at)
+                    || !Ids.IsValid(last))
+                    return Problems.Invalid("cursor", "Not a cursor this API issued.");
+                after = (at, last);
+            }
+            var markers = await gw.AskAsync(new GetReadMarkers(caller.TenantId, caller.UserId), http.RequestAborted);
+            if (markers is Rejection rejected) return Problems.From(rejected);
+            var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, ((ReadMarkers)markers).Markers, http.RequestAborted);
             return Results.Ok(new
             {
                 items = rows.Select(Views.Conversation),
-                next_cursor = rows.Count == n ? Cursor.Encode("c", rows[^1].ConversationId) : null,
+                next_cursor = rows.Count == n
+                    ? Cursor.Encode("a", rows[^1].LastActivityAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + rows[^1].ConversationId)
+                    : null,
             });
         });
 
