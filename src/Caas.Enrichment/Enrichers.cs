@@ -29,8 +29,10 @@ public sealed class EntityEnricher : IEnricher
     public ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
         var context = new EntityContext(input.SentAt, input.TimeZoneId, input.DefaultPhoneRegion);
-        var entities = EntityExtractor.Extract(input.Text, context);
-        return ValueTask.FromResult(EnrichmentResult.From(this, new EntitiesPayload(entities)));
+        // Off the caller's thread, so the enrich stage can stop waiting at its budget however long the text takes;
+        // the token stops the extraction between recognisers.
+        return new ValueTask<EnrichmentResult>(Task.Run(() =>
+            EnrichmentResult.From(this, new EntitiesPayload(EntityExtractor.Extract(input.Text, context, ct: ct))), ct));
     }
 }
 

@@ -6,6 +6,7 @@ using Caas.Web.Auth;
 using Caas.Web.Edge;
 using Caas.Web.Errors;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
@@ -25,7 +26,21 @@ public static class CaasWeb
 {
     public static IServiceCollection AddCaasWeb(this IServiceCollection services, JwtSettings jwt, EdgeSettings edge, RequestLimits limits)
     {
+        if (edge.CorsOrigins.Length == 0) edge = edge with { CorsOrigins = EdgeSettings.ParseOrigins(Environment.GetEnvironmentVariable("CAAS_CORS_ORIGINS")) };
         services.AddSingleton(edge);
+        // Read from the registered settings when the policy is first needed, so a host may replace them.
+        services.AddCors();
+        services.AddOptions<CorsOptions>().Configure<EdgeSettings>((o, settings) => o.AddDefaultPolicy(p =>
+        {
+            if (settings.CorsOrigins.Length == 0) return;
+            p.WithOrigins(settings.CorsOrigins)
+                .WithMethods("GET", "POST", "PUT", "DELETE")
+                .WithHeaders("Authorization", "Content-Type", "X-Request-Id", "X-Requested-With", "X-SignalR-User-Agent")
+                .WithExposedHeaders("X-Request-Id", "Retry-After", "Location")
+                // The SignalR client sends credentials on negotiate; allowed only because the origins are explicit.
+                .AllowCredentials()
+                .SetPreflightMaxAge(TimeSpan.FromMinutes(10));
+        }));
         services.AddSingleton<ClusterGateway>();
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>
@@ -63,6 +78,21 @@ public static class CaasWeb
             using (LogContext.PushProperty("request_id", http.TraceIdentifier))
                 await next(http);
         });
+        app.Use((http, next) =>
+        {
+            http.Response.OnStarting(() =>
+            {
+                var headers = http.Response.Headers;
+                headers.XContentTypeOptions = "nosniff";
+                headers["Referrer-Policy"] = "no-referrer";
+                headers.XFrameOptions = "DENY";
+                if (!headers.ContentSecurityPolicy.Any())
+                    headers.ContentSecurityPolicy = http.Request.Path.StartsWithSegments("/console") ? ConsolePolicy(http.Request) : "frame-ancestors 'none'";
+                return Task.CompletedTask;
+            });
+            return next(http);
+        });
+        app.UseCors();
         app.UseSerilogRequestLogging(o => o.EnrichDiagnosticContext = (diagnostics, http) =>
         {
             if (Caller.From(http.User) is { } caller)
@@ -132,6 +162,17 @@ public static class CaasWeb
     private static Rejection Unavailable(HttpContext http) =>
         new(ErrorCodes.Unavailable, "The database is unavailable; nothing was changed. Retry shortly.",
             RetryAfterSeconds: http.RequestServices.GetService<ReadModelStore>()?.Breaker.RetryAfter.TotalSeconds ?? 2);
+
+    /// <summary>
+    /// The console's policy: its script, style and SignalR bundle come from this origin, and it talks only to this
+    /// origin's API and hub (WebSockets named explicitly: not every browser counts ws: as 'self').
+    /// </summary>
+    private static string ConsolePolicy(HttpRequest request)
+    {
+        var ws = (request.IsHttps ? "wss://" : "ws://") + request.Host.Value;
+        return $"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' {ws}; " +
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    }
 
     /// <summary>Checks a read-model round trip; used by the health endpoints.</summary>
     public static async Task<string> CheckAsync(ReadModelStore store, CancellationToken ct)

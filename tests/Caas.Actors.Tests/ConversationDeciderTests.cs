@@ -166,12 +166,31 @@ public sealed class ConversationDeciderTests
     }
 
     [Fact]
-    public void Creating_an_existing_group_or_a_deleted_direct_pair_conflicts()
+    public void Creating_an_existing_group_conflicts()
     {
         Reject(Group(), new CreateConversation(T, C, "alice", ConversationTypes.Group, "Again", []), ErrorCodes.Conflict);
-        var deleted = Accept(Direct(), new DeleteConversation(T, C, "alice"));
-        Reject(deleted, new CreateConversation(T, C, "alice", ConversationTypes.Direct, null, [new InitialMember("bob", Role.Member)]),
+    }
+
+    [Fact]
+    public void Creating_a_deleted_direct_pair_again_answers_deleted_so_the_edge_moves_to_the_next_generation()
+    {
+        var deleted = Accept(Posted(Direct(), "bob", 2), new DeleteConversation(T, C, "alice"));
+        foreach (var (actor, other) in new[] { ("alice", "bob"), ("bob", "alice") })
+        {
+            var reply = Answer<DirectConversationDeleted>(deleted, new CreateConversation(T, C, actor, ConversationTypes.Direct, null,
+                [new InitialMember(other, Role.Member)]));
+            Assert.Equal(C, reply.ConversationId);
+        }
+        // the deleted conversation stays deleted and hidden
+        Reject(deleted, new GetConversation(T, C, "bob"), ErrorCodes.NotFound);
+        // someone outside the pair learns nothing new
+        Reject(deleted, new CreateConversation(T, C, "mallory", ConversationTypes.Direct, null, [new InitialMember("bob", Role.Member)]),
             ErrorCodes.Conflict);
+        // each generation has its own id; generation 0 is the original derivation
+        Assert.Equal(Ids.DirectConversationId("alice", "bob"), Ids.DirectConversationId("bob", "alice", 0));
+        Assert.NotEqual(Ids.DirectConversationId("alice", "bob"), Ids.DirectConversationId("alice", "bob", 1));
+        Assert.Equal(Ids.DirectConversationId("alice", "bob", 1), Ids.DirectConversationId("bob", "alice", 1));
+        Assert.True(Ids.IsValid(Ids.DirectConversationId("alice", "bob", 7)));
     }
 
     [Theory]
@@ -252,6 +271,25 @@ public sealed class ConversationDeciderTests
         s = Accept(s, new UpdateConversation(T, C, "alice", null, null));
         Assert.Equal("Renamed", s.Title);
         Assert.Equal("q3", s.Metadata["topic"]);
+    }
+
+    [Fact]
+    public void Metadata_values_over_4_KiB_or_metadata_over_64_KiB_in_all_are_invalid()
+    {
+        var s = Group();
+        var atLimit = ImmutableDictionary<string, string>.Empty.Add("k", new string('a', ConversationDecider.MaxMetadataValueBytes));
+        s = Accept(s, new UpdateConversation(T, C, "alice", null, atLimit));
+
+        var overValue = ImmutableDictionary<string, string>.Empty.Add("k", new string('a', ConversationDecider.MaxMetadataValueBytes + 1));
+        Assert.Contains("metadata", Reject(s, new UpdateConversation(T, C, "alice", null, overValue), ErrorCodes.ValidationFailed).Errors!.Keys);
+        // bytes, not characters: 2,049 two-byte characters are over 4 KiB
+        var overInBytes = ImmutableDictionary<string, string>.Empty.Add("k", new string('é', 2_049));
+        Reject(s, new UpdateConversation(T, C, "alice", null, overInBytes), ErrorCodes.ValidationFailed);
+
+        // 17 values of 4,000 bytes: each under its limit, over 64 KiB together
+        var overAll = Enumerable.Range(0, 17).ToImmutableDictionary(i => $"k{i}", _ => new string('a', 4_000));
+        Reject(s, new UpdateConversation(T, C, "alice", null, overAll), ErrorCodes.ValidationFailed);
+        Assert.Equal(atLimit, s.Metadata);
     }
 
     [Fact]
@@ -682,6 +720,33 @@ public sealed class ConversationDeciderTests
     }
 
     // ---- reactions -------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Own_messages_are_found_by_id_and_nobody_learns_of_others()
+    {
+        var s = Posted(Posted(Group(), "dave", 1), "erin", 1);
+        Assert.Equal(1, Answer<OwnMessage>(s, new GetOwnMessage(T, C, "dave", "m1")).Seq);
+        Assert.Equal(2, Answer<OwnMessage>(s, new GetOwnMessage(T, C, "erin", "m2")).Seq);
+        // another member's message, an unknown id and a non-member all read the same
+        Assert.Equal(Reject(s, new GetOwnMessage(T, C, "dave", "m2"), ErrorCodes.NotFound),
+            Reject(s, new GetOwnMessage(T, C, "dave", "nope"), ErrorCodes.NotFound));
+        Reject(s, new GetOwnMessage(T, C, "mallory", "m1"), ErrorCodes.NotFound);
+    }
+
+    [Fact]
+    public void A_message_carries_at_most_50_distinct_reactions()
+    {
+        var s = Posted(Group(), "dave", 1);
+        for (var i = 0; i < ConversationDecider.MaxDistinctReactions; i++)
+            s = Accept(s, new AddReaction(T, C, "erin", 1, $"r{i}"));
+        Assert.Equal(50, s.Messages[1].Reactions.Count);
+
+        Reject(s, new AddReaction(T, C, "erin", 1, "one-too-many"), ErrorCodes.Conflict);
+        // an existing reaction may still be added by others, and removing one makes room again
+        s = Accept(s, new AddReaction(T, C, "dave", 1, "r0"));
+        s = Accept(s, new RemoveReaction(T, C, "erin", 1, "r1"));
+        Accept(s, new AddReaction(T, C, "erin", 1, "fits-again"));
+    }
 
     [Fact]
     public void One_reaction_per_user_per_emoji()

@@ -96,6 +96,7 @@ public sealed class UserSessionDeciderTests
     [InlineData("-en")]
     [InlineData("123")]
     [InlineData("en_US")]
+    [InlineData("en-US\n")]
     [InlineData("en-US-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
     public void A_malformed_locale_is_invalid(string locale) =>
         Invalid(UserSessionState.Empty, new UpdateProfile(T, U, null, null, locale), "locale");

@@ -187,11 +187,8 @@ public class EntityTests
     public void Repetitive_input_cannot_make_the_patterns_backtrack_for_long(string unit)
     {
         var text = string.Concat(Enumerable.Repeat(unit, EntityExtractor.MaxScannedChars / unit.Length));
-        // Compiling the patterns on first use is not what this test measures.
-        EntityExtractor.Extract("warm up: $1, one and two, (1) x@y.com 1 2", NewYork);
-        var watch = System.Diagnostics.Stopwatch.StartNew();
+        // No clock here: a pattern that backtracks for long throws RegexMatchTimeoutException (EntityPatterns).
         var found = EntityExtractor.Extract(text, NewYork);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"'{unit}' x {text.Length / unit.Length} took {watch.Elapsed}");
         Assert.All(found, e => Assert.Equal(e.Text, text[e.Start..e.End]));
     }
 

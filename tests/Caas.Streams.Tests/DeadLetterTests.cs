@@ -3,6 +3,7 @@ using System.Text.Json;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Streams.DeadLetters;
+using Caas.Streams.Kafka;
 using Caas.Streams.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -46,6 +47,54 @@ public sealed class DeadLetterTests
         var again = JsonDocument.Parse(await (await admin.PostAsync($"/v1/admin/dead-letters/{letter.Id}/replay", null)).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("duplicate", again.GetProperty("status").GetString());
         Assert.Equal("duplicate", (await letters.GetAsync(letter.Id))!.ReplayOutcome);
+    }
+
+    [Fact]
+    public async Task Replay_applies_the_topic_tenant_allowlist_the_original_record_was_refused_by()
+    {
+        // chat.messages admits t-good only; t-evil's record on it was refused and dead-lettered
+        var kafka = new KafkaSettings
+        {
+            Bootstrap = "127.0.0.1:9",
+            AllowedTenants = KafkaSettings.ParseAllowedTenants("chat.messages=t-good"),
+        };
+        await using var node = await PipelineNode.StartAsync("", services => services.AddSingleton(kafka));
+        var letters = node.Services.GetRequiredService<DeadLetterStore>();
+
+        async Task<(string Conversation, DeadLetter Letter)> RefusedRecordAsync(string tenant)
+        {
+            using var owner = node.Client(tenant, "alice");
+            var created = await owner.PostAsJsonAsync("/v1/conversations", new { type = "group", members = new[] { "bob" } });
+            var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+            var value = JsonSerializer.Serialize(new
+            {
+                tenant_id = tenant, conversation_id = id, sender_id = "bob", message_id = "dl-" + tenant,
+                content = new { type = "text", text = "over the topic" },
+            });
+            var read = ChatMessageRecord.Read("chat.messages", null, System.Text.Encoding.UTF8.GetBytes(value), kafka);
+            var code = read.Code ?? ErrorCodes.NotFound;
+            return (id, await letters.AddAsync(tenant, IngestSource.Kafka, code, read.Reason ?? "refused", value, "chat.messages"));
+        }
+
+        var (evilConversation, evil) = await RefusedRecordAsync("t-evil");
+        Assert.Equal(ErrorCodes.Forbidden, evil.Code);
+        using var evilAdmin = node.Client("t-evil", "root", "admin");
+        var refused = await evilAdmin.PostAsync($"/v1/admin/dead-letters/{evil.Id}/replay", null);
+        Assert.Equal(403, (int)refused.StatusCode);
+        Assert.Equal(ErrorCodes.Forbidden, JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        Assert.Equal(ErrorCodes.Forbidden, (await letters.GetAsync(evil.Id))!.ReplayOutcome);
+        using var bob = node.Client("t-evil", "bob");
+        var history = JsonDocument.Parse(await bob.GetStringAsync($"/v1/messages/conversations/{evilConversation}")).RootElement;
+        Assert.Equal(0, history.GetProperty("items").GetArrayLength());
+        // an operator cannot push it through either: the allowlist is not a role check
+        using var operatorClient = node.Client("t-ops", "ops", "operator");
+        Assert.Equal(403, (int)(await operatorClient.PostAsync($"/v1/admin/dead-letters/{evil.Id}/replay", null)).StatusCode);
+
+        // the allowed tenant's letter (refused for another reason) still replays
+        var (_, good) = await RefusedRecordAsync("t-good");
+        using var goodAdmin = node.Client("t-good", "root", "admin");
+        var replayed = JsonDocument.Parse(await (await goodAdmin.PostAsync($"/v1/admin/dead-letters/{good.Id}/replay", null)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("persisted", replayed.GetProperty("status").GetString());
     }
 
     private static async Task<List<string>> ListAsync(HttpClient client)

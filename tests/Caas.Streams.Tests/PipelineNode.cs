@@ -18,7 +18,10 @@ public sealed class PipelineNode : IAsyncDisposable
 
     private PipelineNode(WebApplication app) => _app = app;
 
-    public static async Task<PipelineNode> StartAsync(string hocon = "", params IEnricher[] enrichers)
+    public static Task<PipelineNode> StartAsync(string hocon = "", params IEnricher[] enrichers) =>
+        StartAsync(hocon, services => { }, enrichers);
+
+    public static async Task<PipelineNode> StartAsync(string hocon, Action<IServiceCollection> configure, params IEnricher[] enrichers)
     {
         var app = await NodeHost.BuildAsync(new NodeOptions
         {
@@ -32,6 +35,7 @@ public sealed class PipelineNode : IAsyncDisposable
         }, builder =>
         {
             foreach (var e in enrichers) builder.Services.AddSingleton(e);
+            configure(builder.Services);
         });
         await app.StartAsync();
         return new PipelineNode(app);

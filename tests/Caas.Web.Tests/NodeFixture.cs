@@ -11,7 +11,7 @@ using Caas.Web;
 namespace Caas.Web.Tests;
 
 /// <summary>One real node (Kestrel on a loopback port, PostgreSQL journal and read model) shared by a test class.</summary>
-public sealed class NodeFixture : IAsyncLifetime
+public class NodeFixture : IAsyncLifetime
 {
     public const string Secret = "test-secret-test-secret-test-secret-0123456789";
     private WebApplication? _app;
@@ -29,9 +29,14 @@ public sealed class NodeFixture : IAsyncLifetime
             LogLevel = "Warning",
             // The paging test posts 1,000 messages as fast as it can; the per-client limiter has its own test.
             RequestLimits = new RequestLimits(PermitsPerSecond: 5_000, Burst: 5_000),
-        });
+        }, Configure);
         await _app.StartAsync();
         BaseAddress = new Uri(_app.Urls.First());
+    }
+
+    /// <summary>A fixture for a node configured otherwise (services replaced before the node starts).</summary>
+    protected virtual void Configure(WebApplicationBuilder builder)
+    {
     }
 
     public async Task DisposeAsync()

@@ -10,7 +10,7 @@ namespace Caas.Actors.Common;
 /// </summary>
 public static partial class Ids
 {
-    [GeneratedRegex("^[A-Za-z0-9_.@-]{1,128}$")]
+    [GeneratedRegex(@"\A[A-Za-z0-9_.@-]{1,128}\z")]
     private static partial Regex SafeId();
 
     public static bool IsValid(string? id) => id is not null && SafeId().IsMatch(id);
@@ -20,11 +20,16 @@ public static partial class Ids
 
     public static string NewMessageId() => "m_" + Guid.CreateVersion7().ToString("N");
 
-    /// <summary>A direct conversation's id is derived from its pair, so creating it twice finds the first.</summary>
-    public static string DirectConversationId(string userA, string userB)
+    /// <summary>
+    /// A direct conversation's id is derived from its pair, so creating it twice finds the first. Deleting it moves
+    /// the pair to the next <paramref name="generation"/>: a new id with a fresh history (generation 0 keeps the
+    /// original derivation, so existing pairs keep their ids).
+    /// </summary>
+    public static string DirectConversationId(string userA, string userB, int generation = 0)
     {
         var (a, b) = string.CompareOrdinal(userA, userB) <= 0 ? (userA, userB) : (userB, userA);
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(a + "\n" + b));
+        var pair = a + "\n" + b + (generation == 0 ? string.Empty : "\n" + generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(pair));
         return "d_" + Convert.ToHexStringLower(hash.AsSpan(0, 16));
     }
 

@@ -110,3 +110,10 @@ public sealed record GetConversation(string TenantId, string ConversationId, str
 /// </summary>
 public sealed record GetReadAccess(string TenantId, string ConversationId, string ActorId)
     : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>
+/// The sequence number of a message the actor wrote, by its id (answered <see cref="OwnMessage"/>), while the entity
+/// still remembers it: read-your-writes waits only for the caller's own messages. Anything else is not_found.
+/// </summary>
+public sealed record GetOwnMessage(string TenantId, string ConversationId, string ActorId, string MessageId)
+    : ConversationCommand(TenantId, ConversationId, ActorId);

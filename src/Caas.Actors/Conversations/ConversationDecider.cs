@@ -21,6 +21,9 @@ public static class ConversationDecider
     public const int MaxTitleLength = 200;
     public const int MaxReactionLength = 64;
     public const int MaxMembersOnCreate = 1_000;
+    public const int MaxMetadataValueBytes = 4 * 1024;
+    public const int MaxMetadataBytes = 64 * 1024;
+    public const int MaxDistinctReactions = 50;
     private const string RoleProblem = "One of owner, admin, moderator, member.";
 
     public static Decision Decide(ConversationState s, IConversationCommand command, DateTimeOffset now)
@@ -31,6 +34,10 @@ public static class ConversationDecider
             CreateConversation c => Create(s, c, meta),
             GetConversation g => RequireMember(s, g.ActorId) ?? Decision.Answer(ConversationView.Of(s)),
             GetReadAccess r => RequireMember(s, r.ActorId) ?? Decision.Answer(new ReadAccess(s.LastSeq, s.RoleOf(r.ActorId)!.Value)),
+            GetOwnMessage o => RequireMember(s, o.ActorId)
+                               ?? (s.MessageIds.TryGetValue(o.MessageId, out var own) && s.Messages[own].AuthorId == o.ActorId
+                                   ? Decision.Answer(new OwnMessage(own))
+                                   : Rejection.NotFound("message")),
             UpdateConversation u => Update(s, u, meta),
             DeleteConversation d => RequireRole(s, d.ActorId, Role.Owner, "Only an owner can delete the conversation.")
                                     ?? Decision.Persist(new ConversationDeleted(meta)),
@@ -99,6 +106,9 @@ public static class ConversationDecider
             // A direct conversation's id is its pair: creating it again returns it.
             if (c.Type == ConversationTypes.Direct && s.Type == ConversationTypes.Direct && s.IsLive && s.Members.ContainsKey(c.ActorId))
                 return Decision.Answer(new ConversationReply(ConversationView.Of(s), Created: false));
+            // Deleted, it stays deleted (its history hidden); the pair is recreated under its next generation's id.
+            if (c.Type == ConversationTypes.Direct && s.Type == ConversationTypes.Direct && s.Deleted && s.Members.ContainsKey(c.ActorId))
+                return Decision.Answer(new DirectConversationDeleted(s.ConversationId));
             return Rejection.Conflict("The conversation already exists.");
         }
 
@@ -113,8 +123,31 @@ public static class ConversationDecider
         if (RequireRole(s, u.ActorId, Role.Admin, "Only an admin or owner can change the conversation.") is { } r) return r;
         if (u.Title is { Length: > MaxTitleLength })
             return Rejection.Invalid("title", $"At most {MaxTitleLength} characters.");
+        if (ValidateMetadata(u.Metadata) is { } invalid) return invalid;
         return Decision.Persist(new ConversationUpdated(meta, u.Title, u.Metadata));
     }
+
+    /// <summary>
+    /// Metadata lives in the entity's state and every snapshot: a value is at most 4 KiB and the whole at most
+    /// 64 KiB (UTF-8 bytes of keys and values), so one caller cannot make the entity heavy.
+    /// </summary>
+    public static Rejection? ValidateMetadata(IReadOnlyDictionary<string, string>? metadata)
+    {
+        if (metadata is null) return null;
+        long total = 0;
+        foreach (var (key, value) in metadata)
+        {
+            var valueBytes = System.Text.Encoding.UTF8.GetByteCount(value ?? string.Empty);
+            if (valueBytes > MaxMetadataValueBytes)
+                return Rejection.Invalid("metadata", $"A metadata value is at most {MaxMetadataValueBytes} bytes (\"{Truncate(key)}\" has {valueBytes}).");
+            total += System.Text.Encoding.UTF8.GetByteCount(key) + valueBytes;
+        }
+        return total > MaxMetadataBytes
+            ? Rejection.Invalid("metadata", $"Metadata is at most {MaxMetadataBytes} bytes in all (keys and values).")
+            : null;
+    }
+
+    private static string Truncate(string key) => key.Length <= 40 ? key : key[..40] + "…";
 
     private static Decision Add(ConversationState s, AddMember a, EventMeta meta, DateTimeOffset now)
     {
@@ -254,6 +287,9 @@ public static class ConversationDecider
         var has = facts.Reactions.TryGetValue(reaction, out var users) && users.Contains(actorId);
         // One reaction per user per emoji: adding twice or removing an absent one changes nothing.
         if (has == add) return Decision.Answer(MessageChanged.Of(seq, facts, null, null));
+        // Each distinct reaction is a key in the message's facts and a row in the read model: bounded per message.
+        if (add && !facts.Reactions.ContainsKey(reaction) && facts.Reactions.Count >= MaxDistinctReactions)
+            return Rejection.Conflict($"A message carries at most {MaxDistinctReactions} distinct reactions.");
         return add
             ? Decision.Persist(new ReactionAdded(meta, seq, facts.MessageId, reaction))
             : Decision.Persist(new ReactionRemoved(meta, seq, facts.MessageId, reaction));

@@ -17,6 +17,12 @@ public sealed record ConversationView(string ConversationId, string Type, string
 public sealed record ConversationReply(ConversationView View, bool Created) : ICaasMessage;
 
 /// <summary>
+/// The answer to creating a direct conversation whose pair's id at this generation was deleted: the edge tries the
+/// pair's next generation (<see cref="Ids.DirectConversationId"/>).
+/// </summary>
+public sealed record DirectConversationDeleted(string ConversationId) : ICaasMessage;
+
+/// <summary>
 /// The acknowledgement of an accepted message, sent only after its event is in the journal.
 /// <see cref="Repeat"/> marks the answer to a repeated message id; its content is not kept by the entity.
 /// </summary>
@@ -36,3 +42,5 @@ public sealed record MessageChanged(long Seq, string MessageId, string AuthorId,
 public sealed record MessageAdmitted(string ConversationId) : ICaasMessage;
 
 public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage;
+
+public sealed record OwnMessage(long Seq) : ICaasMessage;

@@ -26,6 +26,9 @@ public sealed record MarkRead(string TenantId, string UserId, string Conversatio
 
 public sealed record GetProfile(string TenantId, string UserId) : UserSessionCommand(TenantId, UserId);
 
+/// <summary>The user's read markers (answered <see cref="ReadMarkers"/>): the conversation list counts unread from them.</summary>
+public sealed record GetReadMarkers(string TenantId, string UserId) : UserSessionCommand(TenantId, UserId);
+
 /// <summary>Null fields stay as they are.</summary>
 public sealed record UpdateProfile(string TenantId, string UserId, string? DisplayName, string? TimeZone, string? Locale)
     : UserSessionCommand(TenantId, UserId);

@@ -35,6 +35,8 @@ public static class UserSessionDecider
                 return (erased, erased);
             case GetProfile g:
                 return (null, new ProfileView(g.UserId, s.Profile));
+            case GetReadMarkers:
+                return (null, new ReadMarkers(s.ReadMarkers));
             default:
                 return (null, Rejection.Invalid("command", $"Unknown command {command.GetType().Name}."));
         }
@@ -58,7 +60,7 @@ public static class UserSessionDecider
     // ICU accepts almost any name as a culture ("123", "en_us"), so the BCP 47 shape is checked first:
     // a 2-3 letter language, then subtags of 1-8 letters or digits.
     private static readonly System.Text.RegularExpressions.Regex LocaleShape =
-        new("^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        new(@"\A[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     private static bool IsLocale(string tag)
     {

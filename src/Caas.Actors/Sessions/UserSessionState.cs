@@ -40,4 +40,7 @@ public sealed record ProfileView(string UserId, UserProfile Profile) : ICaasMess
 
 public sealed record ReadMarker(string ConversationId, long Seq) : ICaasMessage;
 
+/// <summary>Every conversation's read marker of one user (a conversation never marked is absent: nothing read).</summary>
+public sealed record ReadMarkers(System.Collections.Immutable.ImmutableDictionary<string, long> Markers) : ICaasMessage;
+
 public sealed record MessageSlotGranted(long SlotTicks) : ICaasMessage;

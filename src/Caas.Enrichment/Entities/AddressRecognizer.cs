@@ -16,13 +16,13 @@ public static partial class AddressRecognizer
         ["rm"] = "Room", ["n"] = "North", ["s"] = "South", ["e"] = "East", ["w"] = "West",
     };
 
-    [GeneratedRegex(@"(?<![\w])\d{1,5}[A-Za-z]?(?:-\d{1,4})?\s+(?:(?:N|S|E|W|North|South|East|West)\.?\s+)?(?:[A-Z][a-zA-Z'\-]*\.?\s+|\d{1,3}(?:st|nd|rd|th)\s+){1,3}(?:Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Parkway|Pkwy|Highway|Hwy|Square|Sq|Terrace|Ter|Crescent|Cres|Close|Row|Alley|Circle|Trail)\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<![\w])\d{1,5}[A-Za-z]?(?:-\d{1,4})?\s+(?:(?:N|S|E|W|North|South|East|West)\.?\s+)?(?:[A-Z][a-zA-Z'\-]*\.?\s+|\d{1,3}(?:st|nd|rd|th)\s+){1,3}(?:Street|St|Avenue|Ave|Av|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Parkway|Pkwy|Highway|Hwy|Square|Sq|Terrace|Ter|Crescent|Cres|Close|Row|Alley|Circle|Trail)\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Street();
 
-    [GeneratedRegex(@"(?<![\w])(?:Apartment|Apt|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Building|Bldg)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])|(?<![\w#])#\d{1,5}[A-Za-z]?(?![\w])(?=\s*,|\s*$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<![\w])(?:Apartment|Apt|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Building|Bldg)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])|(?<![\w#])#\d{1,5}[A-Za-z]?(?![\w])(?=\s*,|\s*$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Unit();
 
-    [GeneratedRegex(@"[A-Za-z]+\.?|[^A-Za-z]+")]
+    [GeneratedRegex(@"[A-Za-z]+\.?|[^A-Za-z]+", RegexOptions.None, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Words();
 
     public static IEnumerable<Entity> Recognize(string text)
@@ -40,7 +40,7 @@ public static partial class AddressRecognizer
             var bare = w.Value.TrimEnd('.');
             return Spelled.TryGetValue(bare, out var spelled) && bare.Length < spelled.Length ? spelled : w.Value;
         });
-        value = Regex.Replace(value, @"\s+", " ").Replace("# ", "#");
+        value = Regex.Replace(value, @"\s+", " ", RegexOptions.None, EntityPatterns.Timeout).Replace("# ", "#");
         return new Entity(EntityTypes.Address, m.Index, m.Index + m.Length, m.Value, value);
     }
 }

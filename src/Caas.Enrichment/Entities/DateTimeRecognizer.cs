@@ -26,8 +26,8 @@ public static partial class DateTimeRecognizer
     private const string Day = "(?:" + Relative + "|" + WeekdayPhrase + "|" + IsoDate + "|" + NamedDate + "|" + SlashDate + ")";
     private const string TimePart = @"(?:(?:at|by|around|@)\s+)?" + Clock + @"|at\s+(?<bare>[1-9]|1[0-2])(?!\s*(?:[:.\d%]|am|pm|a\.m|p\.m))(?=\s|$|[,.!?;])";
 
-    [GeneratedRegex(@"(?<![\w])(?:" + Shift + "|" + Day + @"(?:\s*,?\s*(?:" + TimePart + @"))?|(?:" + TimePart + @")(?:\s+(?:on\s+)?" + Day + @")?|(?<next>next|last|this)\s+(?<span>week|month|year|weekend))(?![\w])",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture)]
+    [GeneratedRegex(@"(?<![\w])(?:" + Shift + "|" + Day + @"(?:\s*(?:,\s*)?(?:" + TimePart + @"))?|(?:" + TimePart + @")(?:\s+(?:on\s+)?" + Day + @")?|(?<next>next|last|this)\s+(?<span>week|month|year|weekend))(?![\w])",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Pattern();
 
     public static IEnumerable<Entity> Recognize(string text, EntityContext context)

@@ -6,7 +6,7 @@ namespace Caas.Enrichment.Entities;
 public static partial class EmailRecognizer
 {
     // Local part: no leading, trailing or doubled dots. Host labels: letters, digits, inner hyphens (no underscore).
-    [GeneratedRegex(@"(?<![A-Za-z0-9_.+\-])[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*@(?:(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])|\[\d{1,3}(?:\.\d{1,3}){3}\])", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<![A-Za-z0-9_.+\-])[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*@(?:(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-])|\[\d{1,3}(?:\.\d{1,3}){3}\])", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Pattern();
 
     public static IEnumerable<Entity> Recognize(string text)

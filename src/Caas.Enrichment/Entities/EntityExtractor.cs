@@ -15,7 +15,9 @@ public static class EntityExtractor
         [EntityTypes.DateTime] = 4, [EntityTypes.Address] = 5, [EntityTypes.Number] = 6,
     };
 
-    public static IReadOnlyList<Entity> Extract(string? text, EntityContext context, IReadOnlySet<string>? types = null)
+    /// <summary>Runs the recognisers in turn; <paramref name="ct"/> (the enrich budget) is checked between them.</summary>
+    public static IReadOnlyList<Entity> Extract(string? text, EntityContext context, IReadOnlySet<string>? types = null,
+        CancellationToken ct = default)
     {
         if (string.IsNullOrEmpty(text)) return [];
         if (text.Length > MaxScannedChars)
@@ -24,7 +26,11 @@ public static class EntityExtractor
             var cut = char.IsHighSurrogate(text[MaxScannedChars - 1]) ? MaxScannedChars - 1 : MaxScannedChars;
             text = text[..cut];
         }
-        bool Wanted(string type) => types is null || types.Contains(type);
+        bool Wanted(string type)
+        {
+            ct.ThrowIfCancellationRequested();
+            return types is null || types.Contains(type);
+        }
 
         var candidates = new List<Entity>();
         if (Wanted(EntityTypes.Email)) candidates.AddRange(EmailRecognizer.Recognize(text));

@@ -85,28 +85,28 @@ public static partial class MoneyRecognizer
     private static readonly Regex Prefixed = new(
         @"(?<![\w$€£])(?<cur>" + CurrencyAlternatives + @")\s?(?<amount>" + NumberWords.DigitAmount + @")(?![\d])(?:\s(?<scale>million|billion|thousand|trillion)\b)?" +
         @"(?:\s+and\s+(?<minor>" + MinorWords + @")" + NotScaled + ")?",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
     private static readonly Regex Suffixed = new(
         @"(?<![\w.,])(?<amount>" + Amount + @")(?:\s?-\s?|\s?)(?:(?<cur>" + CurrencyAlternatives + @")(?:\s(?<scale>million|billion|thousand|trillion)\b)?)(?![\w$€£])" +
         @"(?:(?:\s+and\s+|\s+)(?<minor>" + MinorAmount + @")(?:\s?(?<minorcur>cents?|pence|penny)(?![\w])|" + NotScaled + @"(?!\s?(?:" + CurrencyAlternatives + @")(?![\w]))))?",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
     private static readonly Regex Alone = new(
         @"(?<![\w$])(?<cur>dollars?|euros?|yen|yuan|rmb|usd|eur|gbp)(?![\w$])",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
     public static IEnumerable<Entity> Recognize(string text)
     {
         var found = new List<Entity>();
         foreach (Match m in Suffixed.Matches(text))
         {
-            var entity = FromSuffixed(text, m);
+            var entity = WithinRange(() => FromSuffixed(text, m));
             if (entity is not null) found.Add(entity);
         }
         foreach (Match m in Prefixed.Matches(text))
         {
-            var entity = FromPrefixed(text, m);
+            var entity = WithinRange(() => FromPrefixed(text, m));
             if (entity is not null && !found.Any(f => Overlaps(f, entity))) found.Add(entity);
         }
         foreach (Match m in Alone.Matches(text))
@@ -138,6 +138,19 @@ public static partial class MoneyRecognizer
             else end = m.Groups["scale"].Success ? m.Groups["scale"].Index + m.Groups["scale"].Length : m.Groups["amount"].Index + m.Groups["amount"].Length;
         }
         return new Entity(EntityTypes.Money, m.Index, end, text[m.Index..end], $"{currency.Code} {NumberWords.Format(amount.Value)}");
+    }
+
+    /// <summary>An amount scaled beyond decimal's range ("7922816251426433759354395033 million dollars") is no amount.</summary>
+    private static Entity? WithinRange(Func<Entity?> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
     }
 
     private static Entity? FromSuffixed(string text, Match m)
@@ -183,7 +196,7 @@ public static partial class MoneyRecognizer
 
     private static Currency? Lookup(string written)
     {
-        var key = Regex.Replace(written, @"\s+", " ");
+        var key = Regex.Replace(written, @"\s+", " ", RegexOptions.None, EntityPatterns.Timeout);
         if (Names.TryGetValue(key, out var currency)) return currency;
         return Names.TryGetValue(key.Replace(" ", ""), out currency) ? currency : null;
     }

@@ -7,11 +7,11 @@ public static partial class NumberRecognizer
 {
     private static readonly Regex Digits = new(
         @"(?<![\w.,\-])(?<sign>-)?(?<amount>" + NumberWords.DigitAmount + @")(?<percent>\s?%)?(?![\w])",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
     private static readonly Regex Words = new(
         @"(?<![\w\-])(?<amount>" + NumberWords.WordAmount + @")(?![\w\-])",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
     public static IEnumerable<Entity> Recognize(string text)
     {

@@ -38,7 +38,7 @@ public static partial class NumberWords
     /// bound that keeps a message of nothing but number words from making the patterns backtrack quadratically.</remarks>
     public const string WordAmount = @"(?:(?:a|an)\s+)?(?:" + WordAlternatives + @")(?:(?:\s+and\s+|[\s\-]+)(?:" + WordAlternatives + @")){0,11}";
 
-    [GeneratedRegex(@"^(?<digits>(?:\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})+,\d{3}|\d+)(?:\.\d+)?)(?:\s?(?<scale>\w+))?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<digits>(?:\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})+,\d{3}|\d+)(?:\.\d+)?)(?:\s?(?<scale>\w+))?$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex DigitsWithScale();
 
     /// <summary>The value of an amount in digits or words, or null when it is not one.</summary>
@@ -49,11 +49,20 @@ public static partial class NumberWords
         var digits = DigitsWithScale().Match(text);
         if (digits.Success)
         {
-            var value = decimal.Parse(digits.Groups["digits"].Value.Replace(",", ""), NumberStyles.Number, CultureInfo.InvariantCulture);
+            // Beyond decimal's range (a run of thirty digits) is not an amount anyone wrote.
+            if (!decimal.TryParse(digits.Groups["digits"].Value.Replace(",", ""), NumberStyles.Number, CultureInfo.InvariantCulture, out var value))
+                return null;
             if (digits.Groups["scale"].Success)
             {
                 if (!Scales.TryGetValue(digits.Groups["scale"].Value, out var scale)) return null;
-                value *= scale;
+                try
+                {
+                    value *= scale;
+                }
+                catch (OverflowException)
+                {
+                    return null;
+                }
             }
             return value;
         }

@@ -15,25 +15,25 @@ public static partial class PhoneRecognizer
 
     // Digits joined by single separators (space, hyphen, dot, slash, spaced hyphen) and bracketed groups; an
     // optional leading "+" or "(+45)"; an optional extension.
-    [GeneratedRegex(@"(?:\(\s?\+?\d{1,5}\s?\)\s?[\-.]?\s?|\+\s?)?(?:\(\s?\d{1,5}\s?\)\s?[\-.]?\s?)?\d(?:\d|\(\s?\d{1,4}\s?\)|[ ]?[\-./][ ]?(?=[\d(])|[ ](?=[\d(])|\)(?=\d))*\d(?:\s?(?:[xX]|ext\.?)\s?\d{1,6}(?!\d))?", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?:\(\s?\+?\d{1,5}\s?\)\s?[\-.]?\s?|\+\s?)?(?:\(\s?\d{1,5}\s?\)\s?[\-.]?\s?)?\d(?:\d|\(\s?\d{1,4}\s?\)|[ ]?[\-./][ ]?(?=[\d(])|[ ](?=[\d(])|\)(?=\d))*\d(?:\s?(?:[xX]|ext\.?)\s?\d{1,6}(?!\d))?", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Candidate();
 
-    [GeneratedRegex(@"(?<!\d)(?:\d{1,2}[/\-.]\d{1,2}[/\-.](?:19|20)?\d{2}|(?:19|20)\d{2}[/\-](?:19|20)?\d{2}(?:[/\-]\d{1,2})?)(?!\d)", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?<!\d)(?:\d{1,2}[/\-.]\d{1,2}[/\-.](?:19|20)?\d{2}|(?:19|20)\d{2}[/\-](?:19|20)?\d{2}(?:[/\-]\d{1,2})?)(?!\d)", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex DateLike();
 
-    [GeneratedRegex(@"^\d{3}-\d{2}-\d{4}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^\d{3}-\d{2}-\d{4}$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex SocialSecurityNumber();
 
-    [GeneratedRegex(@"^\d+\.\d+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^\d+\.\d+$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Decimal();
 
-    [GeneratedRegex(@"\b(?:card|account|acct|ssn|iban|invoice|order|omb|no\.)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\b(?:card|account|acct|ssn|iban|invoice|order|omb|no\.)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex NonPhoneContext();
 
-    [GeneratedRegex(@"\b(?:phone|tel|mobile|cell|call|fax|whatsapp|text me|reach|dial)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\b(?:phone|tel|mobile|cell|call|fax|whatsapp|text me|reach|dial)\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex PhoneContext();
 
-    [GeneratedRegex(@"[xX]|ext", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"[xX]|ext", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex ExtensionMark();
 
     public static IEnumerable<Entity> Recognize(string text, string defaultRegion = "US")

@@ -11,10 +11,10 @@ public static partial class UrlRecognizer
     private const string Label = @"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9\-])?";
     private const string PathChars = @"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]";
 
-    [GeneratedRegex(@"(?:(?<![A-Za-z0-9])(?<scheme>(?:https?|ftp)://)(?<host>(?:" + Label + @"\.)*" + Label + @"|\d{1,3}(?:\.\d{1,3}){3})|(?<![\w@.\-/:])(?<host>(?:" + Label + @"\.)+(?<tld>[A-Za-z]{2,24})(?![A-Za-z0-9\-]|://)))(?<port>:\d{1,5})?(?<path>[/?#]" + PathChars + @"*)?", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"(?:(?<![A-Za-z0-9])(?<scheme>(?:https?|ftp)://)(?<host>(?:" + Label + @"\.)*" + Label + @"|\d{1,3}(?:\.\d{1,3}){3})|(?<![\w@.\-/:])(?<host>(?:" + Label + @"\.)+(?<tld>[A-Za-z]{2,24})(?![A-Za-z0-9\-]|://)))(?<port>:\d{1,5})?(?<path>[/?#]" + PathChars + @"*)?", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex Pattern();
 
-    [GeneratedRegex(@"^\d{1,2}\.(?:am|pm)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^\d{1,2}\.(?:am|pm)$", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant, matchTimeoutMilliseconds: EntityPatterns.TimeoutMilliseconds)]
     private static partial Regex ClockLike();
 
     public static IEnumerable<Entity> Recognize(string text)

@@ -30,7 +30,7 @@ public sealed partial record TimeRange(DateTimeOffset? From, DateTimeOffset? To)
     public bool Contains(DateTimeOffset t) => (From is null || t >= From) && (To is null || t < To);
 
     // RFC 3339 date-time: the general parsers also take locale forms ("11/23/2026") that mean different things.
-    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")]
+    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\z")]
     private static partial Regex Rfc3339();
 
     public static bool TryParseInstant(string? text, out DateTimeOffset? instant)

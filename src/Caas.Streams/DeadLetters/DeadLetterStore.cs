@@ -1,6 +1,8 @@
 using System.Text.Json;
+using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Serialization;
+using Caas.Streams.Kafka;
 using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
 using Prometheus;
@@ -14,7 +16,7 @@ namespace Caas.Streams.DeadLetters;
 /// <see cref="TenantId"/> is null when the payload named no readable tenant: only the operator role sees those.
 /// </summary>
 public sealed record DeadLetter(string Id, string? TenantId, string Source, string Code, string Reason, string Payload,
-    DateTimeOffset CreatedAt, DateTimeOffset? ReplayedAt, string? ReplayOutcome);
+    DateTimeOffset CreatedAt, DateTimeOffset? ReplayedAt, string? ReplayOutcome, string? Topic = null);
 
 /// <summary>The dead-letter table (and, where configured, a publisher such as the <c>chat.dlq</c> topic).</summary>
 public sealed class DeadLetterStore(ReadModelStore store)
@@ -25,15 +27,17 @@ public sealed class DeadLetterStore(ReadModelStore store)
     /// <summary>Called after a dead letter is stored (the Kafka sink publishes it to <c>chat.dlq</c>).</summary>
     public Func<DeadLetter, Task>? Publisher { get; set; }
 
+    /// <param name="topic">the Kafka topic the record came from (replay checks that topic's tenant allowlist)</param>
     public async Task<DeadLetter> AddAsync(string? tenantId, IngestSource source, string code, string reason, string payload,
-        CancellationToken ct = default)
+        string? topic = null, CancellationToken ct = default)
     {
         var letter = new DeadLetter("dl_" + Guid.CreateVersion7().ToString("N"), tenantId, source.ToString().ToLowerInvariant(), code, reason,
-            payload, DateTimeOffset.UtcNow, null, null);
+            payload, DateTimeOffset.UtcNow, null, null, topic);
         await using (var c = await store.OpenAsync(ct))
         await using (var cmd = Command(c, null,
-                         "INSERT INTO dead_letters (id, tenant_id, sender_id, source, code, reason, payload, created_at) VALUES (@id, @t, @sender, @s, @code, @reason, @p, @at)",
+                         "INSERT INTO dead_letters (id, tenant_id, sender_id, source, code, reason, payload, created_at, topic) VALUES (@id, @t, @sender, @s, @code, @reason, @p, @at, @topic)",
                          ("id", letter.Id), ("t", tenantId), ("sender", SenderOf(payload)), ("s", letter.Source), ("code", code), ("reason", reason), ("p", payload),
+                         ("topic", topic),
                          ("at", letter.CreatedAt.ToUnixTimeMilliseconds())))
             await cmd.ExecuteNonQueryAsync(ct);
         Count.WithLabels(letter.Source, code).Inc();
@@ -63,7 +67,7 @@ public sealed class DeadLetterStore(ReadModelStore store)
     {
         await using var c = await store.OpenAsync(ct);
         await using var cmd = Command(c, null,
-            "SELECT id, tenant_id, source, code, reason, payload, created_at, replayed_at, replay_outcome FROM dead_letters " +
+            "SELECT id, tenant_id, source, code, reason, payload, created_at, replayed_at, replay_outcome, topic FROM dead_letters " +
             "WHERE (@all = 1 OR tenant_id = @t) AND id < @before ORDER BY id DESC LIMIT @n",
             ("all", tenantId is null ? 1 : 0), ("t", tenantId ?? string.Empty), ("before", beforeId ?? "dl_~"), ("n", limit));
         return await ReadAsync(cmd, ct);
@@ -73,7 +77,7 @@ public sealed class DeadLetterStore(ReadModelStore store)
     {
         await using var c = await store.OpenAsync(ct);
         await using var cmd = Command(c, null,
-            "SELECT id, tenant_id, source, code, reason, payload, created_at, replayed_at, replay_outcome FROM dead_letters WHERE id = @id",
+            "SELECT id, tenant_id, source, code, reason, payload, created_at, replayed_at, replay_outcome, topic FROM dead_letters WHERE id = @id",
             ("id", id));
         return (await ReadAsync(cmd, ct)).FirstOrDefault();
     }
@@ -106,6 +110,23 @@ public sealed class DeadLetterStore(ReadModelStore store)
         }
     }
 
+    /// <summary>
+    /// The message a replay submits, after every check its original path made before the pipeline (which then makes
+    /// the rest): a Kafka letter is read again as a record of its topic (shape, and the topic's tenant allowlist as
+    /// configured now; letters stored before topics were kept count as the messages topic's). Null with the refusal
+    /// when it fails them, or null with none when it is not a readable message at all.
+    /// </summary>
+    public static (IngestMessage? Message, Rejection? Refusal) ForReplay(DeadLetter letter, KafkaSettings kafka)
+    {
+        if (!letter.Source.Equals(nameof(IngestSource.Kafka), StringComparison.OrdinalIgnoreCase)) return (MessageOf(letter), null);
+        var read = ChatMessageRecord.Read(letter.Topic ?? kafka.MessagesTopic, null, System.Text.Encoding.UTF8.GetBytes(letter.Payload), kafka);
+        if (read.Message is { } message)
+            return message.TenantId == letter.TenantId
+                ? (message, null)
+                : (null, Rejection.Forbidden("The payload names another tenant than the dead letter."));
+        return read.Code == ErrorCodes.Forbidden ? (null, Rejection.Forbidden(read.Reason!)) : (null, null);
+    }
+
     private sealed record StoredMessage(string? TenantId, string? ConversationId, string? SenderId, string? MessageId, MessageContent? Content);
 
     private static async Task<IReadOnlyList<DeadLetter>> ReadAsync(System.Data.Common.DbCommand cmd, CancellationToken ct)
@@ -115,7 +136,8 @@ public sealed class DeadLetterStore(ReadModelStore store)
         while (await r.ReadAsync(ct))
             list.Add(new DeadLetter(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
                 r.GetString(5), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
-                r.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)), r.IsDBNull(8) ? null : r.GetString(8)));
+                r.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(7)), r.IsDBNull(8) ? null : r.GetString(8),
+                r.IsDBNull(9) ? null : r.GetString(9)));
         return list;
     }
 }

@@ -174,7 +174,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
         {
             try
             {
-                await letters.AddAsync(tenant, IngestSource.Kafka, code, reason, payload);
+                await letters.AddAsync(tenant, IngestSource.Kafka, code, reason, payload, record.Topic);
                 Records.WithLabels("dead_lettered").Inc();
                 logger.LogInformation("Kafka record {Record} dead-lettered: {Code} {Reason}", record, code, reason);
                 return;

@@ -57,6 +57,21 @@ public sealed record KafkaSettings
     public TimeSpan BreakerCallTimeout { get; init; } = TimeSpan.FromSeconds(15);
     public TimeSpan BreakerReset { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The settings that decide which records are admitted, on a node that does not consume Kafka itself (dead-letter
+    /// replay still applies <c>CAAS_KAFKA_ALLOWED_TENANTS</c>).
+    /// </summary>
+    public static KafkaSettings AdmissionFromEnvironment(Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        return FromEnvironment(env) ?? new KafkaSettings
+        {
+            Bootstrap = string.Empty,
+            MessagesTopic = env("CAAS_KAFKA_TOPIC_MESSAGES") is { Length: > 0 } topic ? topic : "chat.messages",
+            AllowedTenants = ParseAllowedTenants(env("CAAS_KAFKA_ALLOWED_TENANTS")),
+        };
+    }
+
     public bool TenantAllowed(string topic, string tenant) =>
         !AllowedTenants.TryGetValue(topic, out var allowed) || allowed.Contains(tenant);
 

@@ -7,8 +7,13 @@ namespace Caas.Streams.ReadModel;
 
 public sealed record MemberRow(string UserId, string Role, DateTimeOffset JoinedAt);
 
+/// <summary>
+/// A conversation as the list shows it: <see cref="LastActivityAt"/> is its last message's time (its creation's when it
+/// has none), <see cref="UnreadCount"/> counts others' live messages after the reader's marker.
+/// </summary>
 public sealed record ConversationRow(string ConversationId, string Type, string? Title, IReadOnlyDictionary<string, string> Metadata,
-    DateTimeOffset CreatedAt, string CreatedBy, long LastSeq, IReadOnlyList<MemberRow> Members);
+    DateTimeOffset CreatedAt, string CreatedBy, long LastSeq, IReadOnlyList<MemberRow> Members,
+    DateTimeOffset LastActivityAt = default, MessageRow? LastMessage = null, long UnreadCount = 0);
 
 public sealed record MessageRow(string ConversationId, long Seq, string MessageId, string SenderId, string? ContentType, string? Text,
     DateTimeOffset CreatedAt, DateTimeOffset? EditedAt, bool Deleted, IReadOnlyDictionary<string, string[]> Reactions,
@@ -24,26 +29,48 @@ public sealed class ReadModelQueries(ReadModelStore store)
     public StoreBreaker Breaker => store.Breaker;
 
     /// <summary>The caller's live conversations, ordered by id, after <paramref name="afterId"/>.</summary>
-    public async Task<IReadOnlyList<ConversationRow>> ConversationsOfAsync(string tenant, string user, int limit, string? afterId,
-        CancellationToken ct = default)
+    /// <summary>
+    /// A user's conversations, most recent activity first (ties by id, descending); <paramref name="after"/> is the
+    /// last row of the previous page. <paramref name="readMarkers"/> are the user's (from their session).
+    /// </summary>
+    public async Task<IReadOnlyList<ConversationRow>> ConversationsOfAsync(string tenant, string user, int limit,
+        (long ActivityMs, string ConversationId)? after, IReadOnlyDictionary<string, long> readMarkers, CancellationToken ct = default)
     {
+        const string activity = "COALESCE(lm.created_at, v.created_at)";
         await using var c = await store.OpenAsync(ct);
         var rows = new List<ConversationRow>();
         await using (var cmd = Command(c, null,
-                         "SELECT v.conversation_id, v.type, v.title, v.metadata, v.created_at, v.created_by, v.last_seq " +
+                         "SELECT v.conversation_id, v.type, v.title, v.metadata, v.created_at, v.created_by, v.last_seq, " + activity + " AS activity " +
                          "FROM rm_memberships m JOIN rm_conversations v ON v.tenant_id = m.tenant_id AND v.conversation_id = m.conversation_id " +
-                         "WHERE m.tenant_id = @t AND m.user_id = @u AND v.deleted = 0 AND m.conversation_id > @after " +
-                         "ORDER BY m.conversation_id LIMIT @n",
-                         ("t", tenant), ("u", user), ("after", afterId ?? string.Empty), ("n", limit)))
+                         "LEFT JOIN rm_messages lm ON lm.tenant_id = v.tenant_id AND lm.conversation_id = v.conversation_id AND lm.seq = v.last_seq " +
+                         "WHERE m.tenant_id = @t AND m.user_id = @u AND v.deleted = 0 " +
+                         "AND (@paged = 0 OR " + activity + " < @at OR (" + activity + " = @at AND v.conversation_id < @after)) " +
+                         "ORDER BY activity DESC, v.conversation_id DESC LIMIT @n",
+                         ("t", tenant), ("u", user), ("paged", after is null ? 0 : 1), ("at", after?.ActivityMs ?? 0L),
+                         ("after", after?.ConversationId ?? string.Empty), ("n", limit)))
         await using (var r = await cmd.ExecuteReaderAsync(ct))
         {
             while (await r.ReadAsync(ct))
                 rows.Add(new ConversationRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
                     JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(3)) ?? new(), Ms(r.GetInt64(4)), r.GetString(5),
-                    r.GetInt64(6), []));
+                    r.GetInt64(6), [], Ms(r.GetInt64(7))));
         }
         var result = new List<ConversationRow>(rows.Count);
-        foreach (var row in rows) result.Add(row with { Members = await MembersAsync(c, tenant, row.ConversationId, ct) });
+        foreach (var row in rows)
+        {
+            MessageRow? last = null;
+            if (row.LastSeq > 0)
+            {
+                await using var lastCmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+                    ("t", tenant), ("c", row.ConversationId), ("s", row.LastSeq));
+                last = (await ReadMessagesAsync(lastCmd, ct)).FirstOrDefault();
+            }
+            await using var unread = Command(c, null,
+                "SELECT COUNT(*) FROM rm_messages WHERE tenant_id = @t AND conversation_id = @c AND seq > @marker AND sender_id <> @u AND deleted = 0",
+                ("t", tenant), ("c", row.ConversationId), ("marker", readMarkers.GetValueOrDefault(row.ConversationId)), ("u", user));
+            var count = Convert.ToInt64(await unread.ExecuteScalarAsync(ct));
+            result.Add(row with { Members = await MembersAsync(c, tenant, row.ConversationId, ct), LastMessage = last, UnreadCount = count });
+        }
         return result;
     }
 
@@ -76,6 +103,18 @@ public sealed class ReadModelQueries(ReadModelStore store)
         await using var c = await store.OpenAsync(ct);
         await using var cmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND message_id = @m", ("t", tenant), ("m", messageId));
         return (await ReadMessagesAsync(cmd, ct)).FirstOrDefault();
+    }
+
+    /// <summary>
+    /// The conversation a message id was claimed for (the pipeline claims an id before the entity persists it), or
+    /// null: where a message not yet projected would be found.
+    /// </summary>
+    public async Task<string?> ClaimedConversationAsync(string tenant, string messageId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT conversation_id FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
+            ("t", tenant), ("m", messageId));
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     /// <summary>The highest sequence number the read model holds for a conversation (0 when none).</summary>

@@ -67,6 +67,8 @@ public sealed class ReadModelStore : IAsyncDisposable
     private static readonly (string Table, string Column)[] AddedColumns =
     [
         ("dead_letters", "sender_id TEXT NULL"),
+        // The Kafka topic a letter came from: replay applies that topic's tenant allowlist again.
+        ("dead_letters", "topic TEXT NULL"),
         // A claim's time, and once its message is in the journal, that message's seq, sender and time.
         ("message_id_claims", "claimed_at BIGINT NULL"), ("message_id_claims", "seq BIGINT NULL"),
         ("message_id_claims", "sender_id TEXT NULL"), ("message_id_claims", "created_at BIGINT NULL"),

@@ -15,6 +15,13 @@ public static class ConversationsApi
 {
     public const int MaxMetadataEntries = 50;
 
+    /// <summary>How many times a pair may delete and recreate its direct conversation: bounds the walk on create.</summary>
+    public const int MaxDirectGenerations = 1_000;
+
+    // Exact lower-case names only: Enum.TryParse also takes "unban,mute" (flags) and numbers such as "1".
+    private static readonly IReadOnlyDictionary<string, ModerationAction> ModerationActions =
+        Enum.GetValues<ModerationAction>().ToDictionary(a => a.ToString().ToLowerInvariant(), StringComparer.Ordinal);
+
     public static RouteGroupBuilder MapConversations(this RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/conversations").WithTags("Conversations");
@@ -28,14 +35,25 @@ public static class ConversationsApi
             if (body.Title is { Length: > ConversationDecider.MaxTitleLength }) errors["title"] = [$"At most {ConversationDecider.MaxTitleLength} characters."];
             if (body.Members?.Any(m => !Ids.IsValid(m)) == true) errors["members"] = ["Every member must be a valid user id."];
             if (body.Metadata is { Count: > MaxMetadataEntries }) errors["metadata"] = [$"At most {MaxMetadataEntries} entries."];
+            else if (ConversationDecider.ValidateMetadata(body.Metadata) is { } badMetadata) errors["metadata"] = badMetadata.Errors!["metadata"];
             var others = (body.Members ?? []).Where(m => m != caller.UserId).Distinct().ToArray();
             if (body.Type == ConversationTypes.Direct && others.Length != 1) errors["members"] = ["A direct conversation names exactly one other user."];
             if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
 
-            var id = body.Type == ConversationTypes.Direct ? Ids.DirectConversationId(caller.UserId, others[0]) : Ids.NewConversationId();
-            var command = new CreateConversation(caller.TenantId, id, caller.UserId, body.Type!, body.Title,
-                [.. others.Select(m => new InitialMember(m, Role.Member))]);
-            var reply = await gw.AskAsync(command, req.HttpContext.RequestAborted);
+            var direct = body.Type == ConversationTypes.Direct;
+            var id = direct ? Ids.DirectConversationId(caller.UserId, others[0]) : Ids.NewConversationId();
+            var members = others.Select(m => new InitialMember(m, Role.Member)).ToImmutableArray();
+            var reply = await gw.AskAsync(new CreateConversation(caller.TenantId, id, caller.UserId, body.Type!, body.Title, members),
+                req.HttpContext.RequestAborted);
+            // A deleted direct conversation stays deleted: the pair walks on to its next generation's id.
+            for (var generation = 1; reply is DirectConversationDeleted && generation <= MaxDirectGenerations; generation++)
+            {
+                id = Ids.DirectConversationId(caller.UserId, others[0], generation);
+                reply = await gw.AskAsync(new CreateConversation(caller.TenantId, id, caller.UserId, body.Type!, body.Title, members),
+                    req.HttpContext.RequestAborted);
+            }
+            if (reply is DirectConversationDeleted)
+                return Problems.From(Rejection.Conflict("This pair has deleted its direct conversation too many times."));
             var created = reply is ConversationReply { Created: true };
             if (created && body.Metadata is { Count: > 0 } metadata)
                 reply = await gw.AskAsync(new UpdateConversation(caller.TenantId, id, caller.UserId, null, metadata.ToImmutableDictionary()));
@@ -48,13 +66,25 @@ public static class ConversationsApi
         {
             var n = limit ?? 50;
             if (n is < 1 or > 200) return Problems.Invalid("limit", "Between 1 and 200.");
-            string? after = null;
-            if (cursor is not null && !Cursor.TryDecode(cursor, "c", out after!)) return Problems.Invalid("cursor", "Not a cursor this API issued.");
-            var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, http.RequestAborted);
+            (long, string)? after = null;
+            if (cursor is not null)
+            {
+                // "a:<last activity ms>:<conversation id>": the position of the previous page's last row.
+                if (!Cursor.TryDecode(cursor, "a", out var raw) || raw.Split(':', 2) is not [var ms, var last]
+                    || !long.TryParse(ms, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var at)
+                    || !Ids.IsValid(last))
+                    return Problems.Invalid("cursor", "Not a cursor this API issued.");
+                after = (at, last);
+            }
+            var markers = await gw.AskAsync(new GetReadMarkers(caller.TenantId, caller.UserId), http.RequestAborted);
+            if (markers is Rejection rejected) return Problems.From(rejected);
+            var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, ((ReadMarkers)markers).Markers, http.RequestAborted);
             return Results.Ok(new
             {
                 items = rows.Select(Views.Conversation),
-                next_cursor = rows.Count == n ? Cursor.Encode("c", rows[^1].ConversationId) : null,
+                next_cursor = rows.Count == n
+                    ? Cursor.Encode("a", rows[^1].LastActivityAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + rows[^1].ConversationId)
+                    : null,
             });
         });
 
@@ -68,6 +98,7 @@ public static class ConversationsApi
             var (body, error) = await Body.ReadAsync<UpdateConversationBody>(req);
             if (error is not null) return error;
             if (body!.Metadata is { Count: > MaxMetadataEntries }) return Problems.Invalid("metadata", $"At most {MaxMetadataEntries} entries.");
+            if (ConversationDecider.ValidateMetadata(body.Metadata) is { } badMetadata) return Problems.From(badMetadata);
             if (body.Title is null && body.Metadata is null) return Problems.Invalid("title", "Give a title or metadata to change.");
             return await gw.SendAsync<ConversationReply>(new UpdateConversation(caller.TenantId, id, caller.UserId, body.Title,
                 body.Metadata?.ToImmutableDictionary()), r => Results.Ok(Views.Conversation(r.View)));
@@ -120,8 +151,7 @@ public static class ConversationsApi
         g.MapPost("/{id}/moderation/{action}", async (string id, string action, HttpRequest req, Caller caller, ClusterGateway gw) =>
         {
             if (!Ids.IsValid(id)) return Problems.NotFound("conversation");
-            if (!Enum.TryParse<ModerationAction>(action, ignoreCase: true, out var act) || action.Any(char.IsUpper) || int.TryParse(action, out _))
-                return Problems.NotFound("moderation action");
+            if (!ModerationActions.TryGetValue(action, out var act)) return Problems.NotFound("moderation action");
             var (body, error) = await Body.ReadAsync<ModerationBody>(req);
             if (error is not null) return error;
             if (!Ids.IsValid(body!.UserId)) return Problems.Invalid("user_id", "A valid user id is required.");

@@ -1,11 +1,13 @@
 using Caas.Actors.Common;
 using Caas.Streams.DeadLetters;
+using Caas.Streams.Kafka;
 using Caas.Streams.Pipeline;
 using Caas.Web.Auth;
 using Caas.Web.Errors;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Caas.Web.Api;
 
@@ -35,7 +37,14 @@ public static class DeadLettersApi
             if (!caller.HasAnyRole("admin", "operator")) return Problems.From(Rejection.Forbidden("The admin or operator role is required."));
             var letter = Ids.IsValid(id) ? await letters.GetAsync(id, http.RequestAborted) : null;
             if (letter is null || (!caller.HasAnyRole("operator") && letter.TenantId != caller.TenantId)) return Problems.NotFound("dead letter");
-            if (DeadLetterStore.MessageOf(letter) is not { } message)
+            var kafka = http.RequestServices.GetService<KafkaSettings>() ?? KafkaSettings.AdmissionFromEnvironment();
+            var (message, refusal) = DeadLetterStore.ForReplay(letter, kafka);
+            if (refusal is not null)
+            {
+                await letters.MarkReplayedAsync(letter.Id, refusal.Code, CancellationToken.None);
+                return Problems.From(refusal);
+            }
+            if (message is null)
                 return Problems.Of(ErrorCodes.Conflict, "This dead letter is not a readable message; it cannot be replayed.");
             var outcome = await ingest.SubmitAsync(message, http.RequestAborted);
             var (status, code) = outcome switch

@@ -73,13 +73,13 @@ public static class MessagesApi
             return Results.Ok(new { items = rows.Select(Views.Message), next_cursor = next });
         });
 
-        g.MapGet("/{id}", async (string id, Caller caller, ClusterGateway gw, HttpContext http) =>
+        g.MapGet("/{id}", async (string id, Caller caller, ClusterGateway gw, JournalTail tail, HttpContext http) =>
         {
-            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            var (row, problem) = await FindReadableAsync(id, caller, gw, tail, http.RequestAborted);
             return problem ?? Results.Ok(Views.Message(row!));
         });
 
-        g.MapPut("/{id}", async (string id, HttpRequest req, Caller caller, ClusterGateway gw) =>
+        g.MapPut("/{id}", async (string id, HttpRequest req, Caller caller, ClusterGateway gw, JournalTail tail) =>
         {
             var (body, error) = await Body.ReadAsync<EditMessageBody>(req);
             if (error is not null) return error;
@@ -88,36 +88,36 @@ public static class MessagesApi
             var tenant = await gw.TenantSettingsAsync(caller.TenantId, req.HttpContext.RequestAborted);
             if (body.Content.Text.Length > tenant.MaxMessageChars)
                 return Problems.Of(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters.");
-            var (row, problem) = await FindReadableAsync(id, caller, gw, req.HttpContext.RequestAborted);
+            var (row, problem) = await FindReadableAsync(id, caller, gw, tail, req.HttpContext.RequestAborted);
             if (problem is not null) return problem;
             var content = new MessageContent("text", body.Content.Text);
             return await gw.SendAsync<MessageChanged>(new EditMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, content),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
         });
 
-        g.MapDelete("/{id}", async (string id, Caller caller, ClusterGateway gw, HttpContext http) =>
+        g.MapDelete("/{id}", async (string id, Caller caller, ClusterGateway gw, JournalTail tail, HttpContext http) =>
         {
-            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            var (row, problem) = await FindReadableAsync(id, caller, gw, tail, http.RequestAborted);
             if (problem is not null) return problem;
             return await gw.SendAsync<MessageChanged>(new DeleteMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
         });
 
-        g.MapPost("/{id}/reactions", async (string id, HttpRequest req, Caller caller, ClusterGateway gw) =>
+        g.MapPost("/{id}/reactions", async (string id, HttpRequest req, Caller caller, ClusterGateway gw, JournalTail tail) =>
         {
             var (body, error) = await Body.ReadAsync<ReactionBody>(req);
             if (error is not null) return error;
             if (string.IsNullOrWhiteSpace(body!.Reaction) || body.Reaction.Length > ConversationDecider.MaxReactionLength)
                 return Problems.Invalid("reaction", $"1 to {ConversationDecider.MaxReactionLength} characters.");
-            var (row, problem) = await FindReadableAsync(id, caller, gw, req.HttpContext.RequestAborted);
+            var (row, problem) = await FindReadableAsync(id, caller, gw, tail, req.HttpContext.RequestAborted);
             if (problem is not null) return problem;
             return await gw.SendAsync<MessageChanged>(new AddReaction(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, body.Reaction),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
         });
 
-        g.MapDelete("/{id}/reactions/{reaction}", async (string id, string reaction, Caller caller, ClusterGateway gw, HttpContext http) =>
+        g.MapDelete("/{id}/reactions/{reaction}", async (string id, string reaction, Caller caller, ClusterGateway gw, JournalTail tail, HttpContext http) =>
         {
-            var (row, problem) = await FindReadableAsync(id, caller, gw, http.RequestAborted);
+            var (row, problem) = await FindReadableAsync(id, caller, gw, tail, http.RequestAborted);
             if (problem is not null) return problem;
             return await gw.SendAsync<MessageChanged>(new RemoveReaction(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, reaction),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
@@ -126,18 +126,30 @@ public static class MessagesApi
     }
 
     /// <summary>
-    /// A message the caller may read: found by its tenant-unique id (waiting briefly for one just written),
-    /// in a conversation the caller is a member of. Anything else is the same 404.
+    /// A message the caller may read: found by its tenant-unique id, in a conversation the caller is a member of.
+    /// Anything else is the same 404, answered at once: only a message the caller itself wrote (acknowledged, not yet
+    /// in the read model) is waited for, so an unknown id and another conversation's id cannot be told apart by time.
     /// </summary>
-    private static async Task<(MessageRow? Row, IResult? Problem)> FindReadableAsync(string id, Caller caller, ClusterGateway gw, CancellationToken ct)
+    private static async Task<(MessageRow? Row, IResult? Problem)> FindReadableAsync(string id, Caller caller, ClusterGateway gw, JournalTail tail, CancellationToken ct)
     {
         if (!Ids.IsValid(id)) return (null, Problems.NotFound("message"));
-        var row = await gw.FindMessageAsync(caller.TenantId, id, TimeSpan.FromSeconds(1), ct);
+        var row = await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? await OwnUnprojectedAsync(id, caller, gw, tail, ct);
         if (row is null) return (null, Problems.NotFound("message"));
         var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, row.ConversationId, caller.UserId), ct);
         if (access is Rejection) return (null, Problems.NotFound("message"));
         // The read model may trail the entity: make sure this message's latest state is in before answering.
         await gw.WaitForProjectionAsync(caller.TenantId, row.ConversationId, ((ReadAccess)access).LastSeq, ct);
         return (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? row, null);
+    }
+
+    /// <summary>The caller's own message that the read model does not hold yet, after waiting for it; else null.</summary>
+    private static async Task<MessageRow?> OwnUnprojectedAsync(string id, Caller caller, ClusterGateway gw, JournalTail tail, CancellationToken ct)
+    {
+        if (await gw.Queries.ClaimedConversationAsync(caller.TenantId, id, ct) is not { } conversation) return null;
+        if (await gw.AskAsync(new GetOwnMessage(caller.TenantId, conversation, caller.UserId, id), ct) is not OwnMessage own) return null;
+        var projected = await gw.WaitForProjectionAsync(caller.TenantId, conversation, own.Seq, ct);
+        if (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) is { } row) return row;
+        // The projection is stalled past the wait: read the message from the conversation's journal.
+        return (await tail.NewerMessagesAsync(caller.TenantId, conversation, Math.Min(projected, own.Seq - 1), ct)).FirstOrDefault(m => m.MessageId == id);
     }
 }

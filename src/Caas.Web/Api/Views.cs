@@ -29,7 +29,23 @@ public static class Views
         created_at = Utc(r.CreatedAt),
         created_by = r.CreatedBy,
         last_seq = r.LastSeq,
+        last_message_at = r.LastMessage is null ? null : Utc(r.LastActivityAt),
+        last_message = r.LastMessage is { } m ? Preview(m) : null,
+        unread_count = r.UnreadCount,
     };
+
+    /// <summary>The list's preview of a conversation's last message: a deleted one is a tombstone without its text.</summary>
+    private static object Preview(MessageRow m) => new
+    {
+        message_id = m.MessageId,
+        seq = m.Seq,
+        sender_id = m.SenderId,
+        created_at = Utc(m.CreatedAt),
+        deleted = m.Deleted,
+        content = m.Deleted ? null : new { type = m.ContentType, text = m.Text is { Length: > PreviewChars } t ? t[..PreviewChars] : m.Text },
+    };
+
+    private const int PreviewChars = 200;
 
     public static object Ack(MessageAck a, MessageContent? content) => new
     {

@@ -18,6 +18,19 @@ public sealed record EdgeSettings
     public TimeSpan ReadYourWritesCap { get; init; } = TimeSpan.FromSeconds(2);
     public TimeSpan TenantSettingsTtl { get; init; } = TimeSpan.FromSeconds(5);
     public int MaxRequestBodyBytes { get; init; } = 1 << 20;
+
+    /// <summary>Browser origins allowed to call the API and the hub (CORS); none by default (<c>CAAS_CORS_ORIGINS</c>).</summary>
+    public string[] CorsOrigins { get; init; } = [];
+
+    /// <summary>Origins from a comma-separated list such as <c>CAAS_CORS_ORIGINS</c>: scheme://host[:port], no path.</summary>
+    public static string[] ParseOrigins(string? value) =>
+        (value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(o => Uri.TryCreate(o, UriKind.Absolute, out var u) && u.Scheme is "http" or "https" && u.AbsolutePath == "/"
+                         && string.IsNullOrEmpty(u.Query)
+                ? u.GetLeftPart(UriPartial.Authority)
+                : throw new ArgumentException($"CAAS_CORS_ORIGINS: '{o}' is not an origin (scheme://host[:port])."))
+            .Distinct(StringComparer.OrdinalIgnoreCase)
+            .ToArray();
 }
 
 /// <summary>
