@@ -52,6 +52,7 @@ public static class NodeHost
             .WriteTo.Console(new CompactJsonFormatter()));
 
         builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(new ProjectionProgress(store));
         builder.Services.AddSingleton<ReadModelWriter>();
         builder.Services.AddSingleton<ReadModelQueries>();
         builder.Services.AddSingleton<DeadLetterStore>();

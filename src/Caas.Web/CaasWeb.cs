@@ -26,6 +26,7 @@ public static class CaasWeb
     public static IServiceCollection AddCaasWeb(this IServiceCollection services, JwtSettings jwt, EdgeSettings edge, RequestLimits limits)
     {
         services.AddSingleton(edge);
+        services.AddSingleton<ReadYourWrites>();
         services.AddSingleton<ClusterGateway>();
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>

@@ -23,6 +23,10 @@ public sealed class ConversationProjection : ReceiveActor
         "The last journal offset a projection has written.", "projection");
     private static readonly Counter Restarts = Metrics.CreateCounter("caas_projection_restarts_total",
         "Projection stream restarts after a failure.", "projection");
+    private static readonly Counter Conflicts = Metrics.CreateCounter("caas_projection_message_id_conflicts_total",
+        "Journal rows stored whose message id the read model already held under another seq (stored, never dropped).", "projection");
+    private static readonly Counter HolesFilled = Metrics.CreateCounter("caas_projection_late_events_total",
+        "Events the events-by-tag stream passed by (committed after later ones were read), read by persistence id instead.", "projection");
 
     private readonly ReadModelWriter _writer;
     private readonly ProjectionSettings _settings;
@@ -32,6 +36,8 @@ public sealed class ConversationProjection : ReceiveActor
     // the tables were emptied: writes pass this gate, and a write of an older generation is dropped.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private int _generation;
+    private readonly SqlReadJournal _journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+    private readonly IMaterializer _materializer = Context.Materializer();
 
     public ConversationProjection(ReadModelWriter writer, ProjectionSettings settings)
     {
@@ -66,7 +72,7 @@ public sealed class ConversationProjection : ReceiveActor
     private void Start()
     {
         var generation = Volatile.Read(ref _generation);
-        var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+        var journal = _journal;
         var name = ReadModelWriter.ProjectionName;
         var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
         var log = _log;
@@ -85,7 +91,19 @@ public sealed class ConversationProjection : ReceiveActor
                         try
                         {
                             if (generation != Volatile.Read(ref _generation)) return NotUsed.Instance;
-                            await _writer.WriteAsync(list, name);
+                            var report = await _writer.WriteAsync(list, name, default, ReadMissingAsync);
+                            foreach (var c in report.Conflicts)
+                            {
+                                log.Error("Projection {0}: message id {1} of tenant {2} is in the journal twice ({3}); both rows kept",
+                                    name, c.MessageId, c.Tenant, $"{c.FirstConversation} seq {c.FirstSeq} and {c.Conversation} seq {c.Seq}");
+                                Conflicts.WithLabels(name).Inc();
+                            }
+                            foreach (var h in report.Holes)
+                            {
+                                log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
+                                    h.From, h.To, h.PersistenceId);
+                                HolesFilled.WithLabels(name).Inc(h.To - h.From + 1);
+                            }
                         }
                         finally
                         {
@@ -104,8 +122,12 @@ public sealed class ConversationProjection : ReceiveActor
                 restart)
             .ViaMaterialized(KillSwitches.Single<NotUsed>(), Keep.Right)
             .To(Sink.Ignore<NotUsed>())
-            .Run(Context.Materializer());
+            .Run(_materializer);
     }
+
+    /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>
+    private async Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
+        await _journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
 
     protected override void PostStop() => _killSwitch?.Shutdown();
 }

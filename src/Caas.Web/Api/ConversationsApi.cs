@@ -50,6 +50,7 @@ public static class ConversationsApi
             if (n is < 1 or > 200) return Problems.Invalid("limit", "Between 1 and 200.");
             string? after = null;
             if (cursor is not null && !Cursor.TryDecode(cursor, "c", out after!)) return Problems.Invalid("cursor", "Not a cursor this API issued.");
+            await gw.ReadYourWrites.WaitForCallerAsync(caller.TenantId, caller.UserId, http.RequestAborted);
             var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, http.RequestAborted);
             return Results.Ok(new
             {
@@ -151,7 +152,7 @@ public static class ConversationsApi
             var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId), http.RequestAborted);
             if (access is Rejection r) return Problems.From(r);
             if (((ReadAccess)access).Role < Role.Moderator) return Problems.From(Rejection.Forbidden("Only moderators and above read the moderation log."));
-            var rows = await gw.Queries.ModerationLogAsync(caller.TenantId, id, n, before, http.RequestAborted);
+            var rows = await gw.ReadYourWrites.ModerationLogAsync(caller.TenantId, id, (ReadAccess)access, n, before, http.RequestAborted);
             return Results.Ok(new
             {
                 items = rows.Select(x => new
