@@ -52,8 +52,9 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     /// after later ones were read, so the events-by-tag query passed it by) is filled from the journal first, when
     /// <paramref name="readJournal"/> is given.
     /// </summary>
+    /// <param name="storeOffset">False for events applied out of the tag stream's order (late commits): the offset stays.</param>
     public async Task<WriteReport> WriteAsync(IReadOnlyList<EventEnvelope> batch, string name = ProjectionName, CancellationToken ct = default,
-        JournalReader? readJournal = null)
+        JournalReader? readJournal = null, bool storeOffset = true)
     {
         if (batch.Count == 0) return WriteReport.Empty;
         await using var connection = await store.OpenAsync(ct);
@@ -136,11 +137,12 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         var statements = rows.Values.Where(r => r.Existing && r.Changed).Select(r => r.Update())
             .Concat(raise)
             .Concat(RaiseMarks(raised, postgres))
-            .Append((
+            .ToList();
+        if (storeOffset)
+            statements.Add((
                 "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
                 "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                new (string, object?)[] { ("name", name), ("offset", ((Sequence)batch[^1].Offset).Value) }))
-            .ToList();
+                [("name", name), ("offset", ((Sequence)batch[^1].Offset).Value)]));
         if (trackedSince is null)
         {
             // The first batch with marks: they are complete from here on (from the start when nothing was projected before).
@@ -152,6 +154,21 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         await tx.CommitAsync(ct);
         progress?.Committed(raised);
         return new WriteReport(conflicts, holes);
+    }
+
+    /// <summary>
+    /// The progress marks of these persistence ids, for those whose marks are known: every id once marks are complete
+    /// (a missing one is 0), otherwise only those with a mark.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> MarksAsync(IEnumerable<string> persistenceIds, CancellationToken ct = default)
+    {
+        var ids = persistenceIds.ToHashSet(StringComparer.Ordinal);
+        await using var connection = await store.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var (marks, trackedSince) = await LoadMarksAsync(connection, tx, ids, ct);
+        if (trackedSince is 0)
+            foreach (var id in ids) marks.TryAdd(id, 0);
+        return marks;
     }
 
     /// <summary>Progress marks of the batch's persistence ids, and the offset from which marks are complete (null: none kept yet).</summary>
