@@ -70,6 +70,22 @@ public sealed class ReadYourWritesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_callers_conversations_and_member_changes_are_in_the_list_even_when_the_projection_is_stalled()
+    {
+        var id = await _alice!.CreateGroupAsync();
+        Assert.Equal(201, (await _alice!.ApiPost($"/v1/conversations/{id}/members", new { user_id = "bob", role = "moderator" })).Status);
+
+        var (status, list) = await _alice!.ApiGet("/v1/conversations");
+        Assert.Equal(200, status);
+        var mine = Assert.Single(list.GetProperty("items").EnumerateArray(), c => c.Str("id") == id);
+        Assert.Equal("moderator", mine.GetProperty("members").EnumerateArray().Single(m => m.Str("user_id") == "bob").Str("role"));
+
+        Assert.Equal(204, (await _alice!.ApiDelete($"/v1/conversations/{id}")).Status);
+        var (_, after) = await _alice!.ApiGet("/v1/conversations");
+        Assert.DoesNotContain(id, after.GetProperty("items").EnumerateArray().Select(c => c.Str("id")));
+    }
+
+    [Fact]
     public async Task Hub_writes_are_in_the_hubs_history_and_the_rest_list_at_once_even_when_the_projection_is_stalled()
     {
         var id = await _alice!.CreateGroupAsync();

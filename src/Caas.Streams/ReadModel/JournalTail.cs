@@ -46,7 +46,8 @@ public sealed class JournalTail(ActorSystem system)
             {
                 case MessagePosted p when !rows.ContainsKey(p.Seq):
                     rows[p.Seq] = new MessageRow(conversation, p.Seq, p.MessageId, p.Meta.ActorId, p.Content.Type, p.Content.Text,
-                        p.Meta.OccurredAt, null, false, new Dictionary<string, string[]>(), [], null);
+                        p.Meta.OccurredAt, null, false, new Dictionary<string, string[]>(), [],
+                        p.Enrichment is null ? null : System.Text.Json.JsonSerializer.SerializeToElement(p.Enrichment, Caas.Actors.Serialization.CaasSerializer.Json));
                     break;
                 default:
                     if (Target(e) is { } seq && rows.TryGetValue(seq, out var row)) rows[seq] = Apply(row, e);

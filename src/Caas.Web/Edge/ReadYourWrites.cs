@@ -47,15 +47,41 @@ public sealed class ReadYourWrites(ProjectionProgress progress, JournalTail tail
         foreach (var key in oldest) _callers.TryRemove(key, out _);
     }
 
-    /// <summary>Waits (capped, all at once) until the caller's remembered writes are in the read model.</summary>
-    public async Task WaitForCallerAsync(string tenant, string user, CancellationToken ct)
+    /// <summary>
+    /// Waits (capped, all at once) until the caller's remembered writes are in the read model; returns the conversations
+    /// whose writes are still not in it when the cap ran out (read those from their entities).
+    /// </summary>
+    public async Task<IReadOnlyList<string>> WaitForCallerAsync(string tenant, string user, CancellationToken ct)
     {
-        if (!_callers.TryGetValue((tenant, user), out var writes)) return;
+        if (!_callers.TryGetValue((tenant, user), out var writes)) return [];
         var pending = writes.Marks.ToArray();
-        await Task.WhenAll(pending.Select(kv => progress.WaitAsync(kv.Key, kv.Value, settings.ReadYourWritesCap, ct)));
-        // Once projected, a mark is no longer needed.
-        foreach (var (pid, seq) in pending)
-            if (await progress.MarkAsync(pid, ct) >= seq) writes.Marks.TryRemove(new KeyValuePair<string, long>(pid, seq));
+        var reached = await Task.WhenAll(pending.Select(kv => progress.WaitAsync(kv.Key, kv.Value, settings.ReadYourWritesCap, ct)));
+        var lagging = new List<string>();
+        for (var i = 0; i < pending.Length; i++)
+        {
+            var (pid, seq) = pending[i];
+            // Once projected, a mark is no longer needed.
+            if (reached[i] >= seq) writes.Marks.TryRemove(new KeyValuePair<string, long>(pid, seq));
+            else if (pid.StartsWith(ConversationPrefix, StringComparison.Ordinal)) lagging.Add(Ids.SplitEntityId(pid[ConversationPrefix.Length..]).Item2);
+        }
+        return lagging;
+    }
+
+    private static readonly string ConversationPrefix = ConversationActor.PersistenceIdOf(string.Empty);
+
+    /// <summary>
+    /// A conversation-list page with the entities' own answers for the conversations the read model still lacks the
+    /// caller's writes to: added or replaced when the caller is a member, dropped when not (left, removed, deleted).
+    /// </summary>
+    public static IReadOnlyList<ConversationRow> Overlay(IReadOnlyList<ConversationRow> page, IReadOnlyDictionary<string, ConversationView?> fromEntities,
+        int limit, string? afterId)
+    {
+        var rows = page.Where(r => !fromEntities.ContainsKey(r.ConversationId)).ToList();
+        foreach (var (id, view) in fromEntities)
+            if (view is not null && string.CompareOrdinal(id, afterId ?? string.Empty) > 0)
+                rows.Add(new ConversationRow(view.ConversationId, view.Type, view.Title, view.Metadata, view.CreatedAt, view.CreatedBy, view.LastSeq,
+                    [.. view.Members.Select(m => new MemberRow(m.UserId, m.Role.ToWire(), m.JoinedAt))]));
+        return rows.OrderBy(r => r.ConversationId, StringComparer.Ordinal).Take(limit).ToList();
     }
 
     /// <summary>
