@@ -52,6 +52,7 @@ public static class NodeHost
             .WriteTo.Console(new CompactJsonFormatter()));
 
         builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(new ProjectionProgress(store));
         builder.Services.AddSingleton<ReadModelWriter>();
         builder.Services.AddSingleton<ReadModelQueries>();
         builder.Services.AddSingleton<DeadLetterStore>();
@@ -87,7 +88,7 @@ public static class NodeHost
                 .AddTenantSettingsSharding(entitiesRole)
                 .WithSingleton<ReadModelProjection>("read-model-projection",
                     (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
-                        ProjectionSettings.From(system.Settings.Config)),
+                        ProjectionSettings.From(system.Settings.Config), storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {

@@ -41,6 +41,7 @@ public static class CaasWeb
                 .AllowCredentials()
                 .SetPreflightMaxAge(TimeSpan.FromMinutes(10));
         }));
+        services.AddSingleton<ReadYourWrites>();
         services.AddSingleton<ClusterGateway>();
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>

@@ -39,7 +39,22 @@ public sealed record Rejection(string Code, string Message, IReadOnlyDictionary<
 }
 
 /// <summary>The command was carried out; nothing more to say.</summary>
-public sealed record Done(string What) : ICaasMessage;
+public sealed record Done(string What) : ICaasMessage, IJournalStamped
+{
+    public long JournalSeq { get; init; }
+    public IJournalStamped At(long journalSeq) => this with { JournalSeq = journalSeq };
+}
+
+/// <summary>
+/// A reply that carries the entity's journal sequence number after the command (its last event's): a reader of the
+/// read model waits until the projection's progress mark for that entity reaches it (read-your-writes).
+/// </summary>
+public interface IJournalStamped
+{
+    long JournalSeq { get; }
+
+    IJournalStamped At(long journalSeq);
+}
 
 /// <summary>
 /// How a sharded entity is asked to stop (hand-off and passivation). Unlike a PoisonPill it is a command: it waits

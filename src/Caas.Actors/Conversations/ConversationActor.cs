@@ -62,6 +62,9 @@ public sealed class ConversationActor : ReceivePersistentActor
         Context.SetReceiveTimeout(_settings.PassivateAfter);
     }
 
+    /// <summary>Replies carry the journal position they reflect, for the readers' progress-mark wait.</summary>
+    private object Stamp(object reply) => reply is IJournalStamped s ? s.At(LastSequenceNr) : reply;
+
     private void Handle(IConversationCommand command)
     {
         var decision = ConversationDecider.Decide(_state, command, DateTimeOffset.UtcNow);
@@ -72,7 +75,7 @@ public sealed class ConversationActor : ReceivePersistentActor
         }
         if (decision.Events.IsEmpty)
         {
-            Sender.Tell(decision.Immediate ?? new Done(command.GetType().Name));
+            Sender.Tell(Stamp(decision.Immediate ?? new Done(command.GetType().Name)));
             return;
         }
 
@@ -91,7 +94,7 @@ public sealed class ConversationActor : ReceivePersistentActor
                 DistributedPubSub.Get(Context.System).Mediator.Tell(new Publish(RoomTopics.Of(command.TenantId, command.ConversationId),
                     new ConversationEventPublished(command.TenantId, command.ConversationId, LastSequenceNr, persisted)));
             if (--remaining > 0) return;
-            replyTo.Tell(ConversationDecider.Reply(_state, command, decision.Events));
+            replyTo.Tell(Stamp(ConversationDecider.Reply(_state, command, decision.Events)));
             if (LastSequenceNr % _settings.SnapshotEvery < decision.Events.Length) SaveSnapshot(_state);
         });
     }

@@ -14,7 +14,11 @@ public sealed record ConversationView(string ConversationId, string Type, string
 }
 
 /// <summary><see cref="Created"/> is false when a create found the conversation already there (direct pairs).</summary>
-public sealed record ConversationReply(ConversationView View, bool Created) : ICaasMessage;
+public sealed record ConversationReply(ConversationView View, bool Created) : ICaasMessage, IJournalStamped
+{
+    public long JournalSeq { get; init; }
+    public IJournalStamped At(long journalSeq) => this with { JournalSeq = journalSeq };
+}
 
 /// <summary>
 /// The answer to creating a direct conversation whose pair's id at this generation was deleted: the edge tries the
@@ -27,12 +31,19 @@ public sealed record DirectConversationDeleted(string ConversationId) : ICaasMes
 /// <see cref="Repeat"/> marks the answer to a repeated message id; its content is not kept by the entity.
 /// </summary>
 public sealed record MessageAck(string MessageId, string ConversationId, long Seq, string SenderId, MessageContent? Content,
-    DateTimeOffset CreatedAt, bool Repeat) : ICaasMessage;
+    DateTimeOffset CreatedAt, bool Repeat) : ICaasMessage, IJournalStamped
+{
+    public long JournalSeq { get; init; }
+    public IJournalStamped At(long journalSeq) => this with { JournalSeq = journalSeq };
+}
 
 /// <summary>A message after an edit, delete or reaction.</summary>
 public sealed record MessageChanged(long Seq, string MessageId, string AuthorId, DateTimeOffset CreatedAt, bool Deleted,
-    MessageContent? Content, DateTimeOffset? EditedAt, ImmutableDictionary<string, ImmutableArray<string>> Reactions) : ICaasMessage
+    MessageContent? Content, DateTimeOffset? EditedAt, ImmutableDictionary<string, ImmutableArray<string>> Reactions) : ICaasMessage, IJournalStamped
 {
+    public long JournalSeq { get; init; }
+    public IJournalStamped At(long journalSeq) => this with { JournalSeq = journalSeq };
+
     public static MessageChanged Of(long seq, MessageFacts f, MessageContent? content, DateTimeOffset? editedAt) =>
         new(seq, f.MessageId, f.AuthorId, f.CreatedAt, f.Deleted, content, editedAt,
             f.Reactions.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Order(StringComparer.Ordinal).ToImmutableArray()));
@@ -41,6 +52,12 @@ public sealed record MessageChanged(long Seq, string MessageId, string AuthorId,
 /// <summary>The answer to <see cref="AdmitMessage"/> when the message may go on.</summary>
 public sealed record MessageAdmitted(string ConversationId) : ICaasMessage;
 
-public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage;
+/// <summary>The caller's role and the conversation's last message seq; <see cref="JournalSeq"/> is the entity's journal position.</summary>
+public sealed record ReadAccess(long LastSeq, Role Role) : ICaasMessage, IJournalStamped
+{
+    public long JournalSeq { get; init; }
+    public IJournalStamped At(long journalSeq) => this with { JournalSeq = journalSeq };
+}
+
 
 public sealed record OwnMessage(long Seq) : ICaasMessage;

@@ -23,6 +23,10 @@ public sealed class ConversationProjection : ReceiveActor
         "The last journal offset a projection has written.", "projection");
     private static readonly Counter Restarts = Metrics.CreateCounter("caas_projection_restarts_total",
         "Projection stream restarts after a failure.", "projection");
+    private static readonly Counter Conflicts = Metrics.CreateCounter("caas_projection_message_id_conflicts_total",
+        "Journal rows stored whose message id the read model already held under another seq (stored, never dropped).", "projection");
+    private static readonly Counter HolesFilled = Metrics.CreateCounter("caas_projection_late_events_total",
+        "Events the events-by-tag stream passed by (committed after later ones were read), read by persistence id instead.", "projection");
 
     private readonly ReadModelWriter _writer;
     private readonly ProjectionSettings _settings;
@@ -32,11 +36,39 @@ public sealed class ConversationProjection : ReceiveActor
     // the tables were emptied: writes pass this gate, and a write of an older generation is dropped.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private int _generation;
+    private readonly SqlReadJournal _journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+    private readonly IMaterializer _materializer = Context.Materializer();
 
-    public ConversationProjection(ReadModelWriter writer, ProjectionSettings settings)
+    // Late-commit sweep: the journal's database (null: none, as on SQLite, whose single writer leaves no ordering gaps),
+    // the last offset written, and the offsets seen at earlier sweeps (the window's lower bound).
+    private readonly Func<CancellationToken, Task<System.Data.Common.DbConnection>>? _openJournal;
+    private long _writtenOffset;
+    private readonly Queue<(DateTimeOffset At, long Offset)> _sweeps = new();
+    private ICancelable? _sweeping;
+
+    private sealed class Sweep
+    {
+        public static readonly Sweep Instance = new();
+    }
+
+    public ConversationProjection(ReadModelWriter writer, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null)
     {
         _writer = writer;
         _settings = settings;
+        _openJournal = openJournal;
+        ReceiveAsync<Sweep>(async _ =>
+        {
+            try
+            {
+                await SweepAsync();
+            }
+            catch (Exception e)
+            {
+                _log.Warning("Projection {0}: the late-commit sweep failed (next one in {1}): {2}", ReadModelWriter.ProjectionName,
+                    _settings.LateCommitSweep, e.Message);
+            }
+        });
         ReceiveAsync<Caas.Streams.Audit.RebuildProjection>(async r =>
         {
             var replyTo = Sender;
@@ -58,15 +90,65 @@ public sealed class ConversationProjection : ReceiveActor
         ReceiveAny(_ => { });
     }
 
-    public static Props PropsFor(ReadModelWriter writer, ProjectionSettings settings) =>
-        Props.Create(() => new ConversationProjection(writer, settings));
+    public static Props PropsFor(ReadModelWriter writer, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null) =>
+        Props.Create(() => new ConversationProjection(writer, settings, openJournal));
 
-    protected override void PreStart() => Start();
+    protected override void PreStart()
+    {
+        Start();
+        if (_openJournal is not null && _settings.LateCommitSweep > TimeSpan.Zero)
+            _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self, Sweep.Instance, Self);
+    }
+
+    /// <summary>
+    /// Finds conversation events in the journal at or below the written offset that the read model lacks (rows whose
+    /// transaction committed after the tag stream had moved past their ordering value) and applies them, without moving
+    /// the offset. Looks back over the offsets written in the last <see cref="ProjectionSettings.LateCommitWindow"/>.
+    /// </summary>
+    private async Task SweepAsync()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var offset = Volatile.Read(ref _writtenOffset);
+        _sweeps.Enqueue((now, offset));
+        while (_sweeps.Count > 1 && _sweeps.ElementAt(1).At <= now - _settings.LateCommitWindow) _sweeps.Dequeue();
+        var from = _sweeps.Peek().Offset;
+        if (offset == 0) return;
+        var behind = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using (var c = await _openJournal!(default))
+        await using (var cmd = c.CreateCommand())
+        {
+            // Bounded below by the window, so each sweep reads only recent rows (ordering is the journal's key).
+            cmd.CommandText = "SELECT persistence_id, MAX(sequence_number) FROM journal WHERE ordering > @from AND ordering <= @to " +
+                              "AND persistence_id LIKE 'conversation|%' GROUP BY persistence_id";
+            JournalDb.Parameter(cmd, "from", Math.Max(0, from - 1));
+            JournalDb.Parameter(cmd, "to", offset);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) behind[r.GetString(0)] = r.GetInt64(1);
+        }
+        if (behind.Count == 0) return;
+        await _writeGate.WaitAsync();
+        try
+        {
+            var late = new List<EventEnvelope>();
+            foreach (var (pid, mark) in await _writer.MarksAsync(behind.Keys))
+                if (behind[pid] > mark) late.AddRange(await ReadMissingAsync(pid, mark + 1, behind[pid], default));
+            if (late.Count == 0) return;
+            await _writer.WriteAsync(late, ReadModelWriter.ProjectionName, default, null, storeOffset: false);
+            _log.Warning("Projection {0}: {1} events committed late (the tag stream had passed them); applied from the journal",
+                ReadModelWriter.ProjectionName, late.Count);
+            HolesFilled.WithLabels(ReadModelWriter.ProjectionName).Inc(late.Count);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
 
     private void Start()
     {
         var generation = Volatile.Read(ref _generation);
-        var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+        var journal = _journal;
         var name = ReadModelWriter.ProjectionName;
         var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
         var log = _log;
@@ -85,7 +167,19 @@ public sealed class ConversationProjection : ReceiveActor
                         try
                         {
                             if (generation != Volatile.Read(ref _generation)) return NotUsed.Instance;
-                            await _writer.WriteAsync(list, name);
+                            var report = await _writer.WriteAsync(list, name, default, ReadMissingAsync);
+                            foreach (var c in report.Conflicts)
+                            {
+                                log.Error("Projection {0}: message id {1} of tenant {2} is in the journal twice ({3}); both rows kept",
+                                    name, c.MessageId, c.Tenant, $"{c.FirstConversation} seq {c.FirstSeq} and {c.Conversation} seq {c.Seq}");
+                                Conflicts.WithLabels(name).Inc();
+                            }
+                            foreach (var h in report.Holes)
+                            {
+                                log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
+                                    h.From, h.To, h.PersistenceId);
+                                HolesFilled.WithLabels(name).Inc(h.To - h.From + 1);
+                            }
                         }
                         finally
                         {
@@ -93,6 +187,7 @@ public sealed class ConversationProjection : ReceiveActor
                         }
                         Events.WithLabels(name).Inc(list.Count);
                         Offset.WithLabels(name).Set(((Sequence)list[^1].Offset).Value);
+                        Volatile.Write(ref _writtenOffset, ((Sequence)list[^1].Offset).Value);
                         return NotUsed.Instance;
                     })
                     .SelectError(ex =>
@@ -104,22 +199,35 @@ public sealed class ConversationProjection : ReceiveActor
                 restart)
             .ViaMaterialized(KillSwitches.Single<NotUsed>(), Keep.Right)
             .To(Sink.Ignore<NotUsed>())
-            .Run(Context.Materializer());
+            .Run(_materializer);
     }
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>
+    private async Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
+        await _journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
+
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 }
 
 /// <summary>Batching and backoff of a projection (HOCON <c>caas.projections</c>).</summary>
-public sealed record ProjectionSettings(int BatchSize, TimeSpan BatchWindow, TimeSpan MinBackoff, TimeSpan MaxBackoff)
+/// <param name="LateCommitSweep">How often the read-model projection looks for journal rows committed behind its offset (zero: never).</param>
+/// <param name="LateCommitWindow">How far back (in time, as offsets seen) that look goes: a row committed later than this after its ordering value was drawn is only repaired by its entity's next event.</param>
+public sealed record ProjectionSettings(int BatchSize, TimeSpan BatchWindow, TimeSpan MinBackoff, TimeSpan MaxBackoff,
+    TimeSpan LateCommitSweep = default, TimeSpan LateCommitWindow = default)
 {
-    public static ProjectionSettings Default { get; } = new(1000, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
+    public static ProjectionSettings Default { get; } = new(1000, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10),
+        TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(2));
 
     public static ProjectionSettings From(Akka.Configuration.Config config)
     {
         var c = config.GetConfig("caas.projections");
         if (c is null || c.IsEmpty) return Default;
         return new ProjectionSettings(c.GetInt("batch-size", Default.BatchSize), c.GetTimeSpan("batch-window", Default.BatchWindow),
-            c.GetTimeSpan("min-backoff", Default.MinBackoff), c.GetTimeSpan("max-backoff", Default.MaxBackoff));
+            c.GetTimeSpan("min-backoff", Default.MinBackoff), c.GetTimeSpan("max-backoff", Default.MaxBackoff),
+            c.GetTimeSpan("late-commit-sweep", Default.LateCommitSweep), c.GetTimeSpan("late-commit-window", Default.LateCommitWindow));
     }
 }

@@ -101,7 +101,8 @@ public sealed class ReadModelQueries(ReadModelStore store)
     public async Task<MessageRow?> MessageByIdAsync(string tenant, string messageId, CancellationToken ct = default)
     {
         await using var c = await store.OpenAsync(ct);
-        await using var cmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND message_id = @m", ("t", tenant), ("m", messageId));
+        await using var cmd = Command(c, null, MessageColumns + "WHERE tenant_id = @t AND message_id = @m ORDER BY created_at, seq LIMIT 1",
+            ("t", tenant), ("m", messageId));
         return (await ReadMessagesAsync(cmd, ct)).FirstOrDefault();
     }
 

@@ -117,7 +117,10 @@ public sealed class ReadModelStore : IAsyncDisposable
             edited_at BIGINT NULL, deleted INTEGER NOT NULL, reactions TEXT NOT NULL, versions TEXT NOT NULL, enrichment TEXT NULL,
             PRIMARY KEY (tenant_id, conversation_id, seq))
         """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS rm_messages_by_id ON rm_messages (tenant_id, message_id)",
+        // Not unique: a second journal row with a message id already projected is stored under its own seq (and
+        // reported), never dropped, so the read model has no seq holes; an older database loses its unique index.
+        "DROP INDEX IF EXISTS rm_messages_by_id",
+        "CREATE INDEX IF NOT EXISTS rm_messages_by_message_id ON rm_messages (tenant_id, message_id, conversation_id, seq)",
         """
         CREATE TABLE IF NOT EXISTS rm_moderation_log (
             tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, journal_offset BIGINT NOT NULL, action TEXT NOT NULL,
@@ -136,6 +139,8 @@ public sealed class ReadModelStore : IAsyncDisposable
         """,
         "CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id)",
         "CREATE TABLE IF NOT EXISTS rm_projection_offsets (name TEXT NOT NULL PRIMARY KEY, last_offset BIGINT NOT NULL)",
+        // The progress mark (ProjectionProgress): per persistence id, the highest journal sequence number applied.
+        "CREATE TABLE IF NOT EXISTS rm_progress (persistence_id TEXT NOT NULL PRIMARY KEY, sequence_nr BIGINT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_messages_by_sender ON rm_messages (tenant_id, sender_id)",
         // Per-user data keys (GDPR erasure): wrapped by the master key; a destroyed key keeps its row, without the key.
         """

@@ -12,9 +12,19 @@ namespace Caas.Streams.ReadModel;
 /// Writes a batch of conversation events into the read-model tables and the projection's offset in one
 /// transaction: a crash replays the batch, and a replayed batch never writes twice.
 /// </summary>
-public sealed class ReadModelWriter(ReadModelStore store)
+public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? progress = null)
 {
     public const string ProjectionName = "conversations";
+
+    /// <summary>
+    /// The rm_progress row that says from which projection offset the marks are complete: 0 for a read model built from
+    /// the journal's start (a persistence id without a mark has had none of its events applied), higher for one that
+    /// existed before marks were kept (such an id's mark is unknown until its next event).
+    /// </summary>
+    private const string TrackedSince = "$tracked-since";
+
+    /// <summary>Reads a persistence id's missing events (sequence numbers from..to) from the journal.</summary>
+    public delegate Task<IReadOnlyList<EventEnvelope>> JournalReader(string persistenceId, long fromSeq, long toSeq, CancellationToken ct);
 
     public async Task<long> LoadOffsetAsync(string name = ProjectionName, CancellationToken ct = default)
     {
@@ -28,7 +38,7 @@ public sealed class ReadModelWriter(ReadModelStore store)
     {
         await using var connection = await store.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        foreach (var table in new[] { "rm_conversations", "rm_memberships", "rm_messages", "rm_moderation_log" })
+        foreach (var table in new[] { "rm_conversations", "rm_memberships", "rm_messages", "rm_moderation_log", "rm_progress" })
             await using (var cmd = Command(connection, tx, "DELETE FROM " + table))
                 await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = Command(connection, tx, "DELETE FROM rm_projection_offsets WHERE name = @name", ("name", name)))
@@ -36,25 +46,54 @@ public sealed class ReadModelWriter(ReadModelStore store)
         await tx.CommitAsync(ct);
     }
 
-    public async Task WriteAsync(IReadOnlyList<EventEnvelope> batch, string name = ProjectionName, CancellationToken ct = default)
+    /// <summary>
+    /// Writes a batch. Each persistence id's events are applied in journal order exactly once: events at or below its
+    /// progress mark (already applied) are skipped, and a hole below its first event (an earlier event that committed
+    /// after later ones were read, so the events-by-tag query passed it by) is filled from the journal first, when
+    /// <paramref name="readJournal"/> is given.
+    /// </summary>
+    /// <param name="storeOffset">False for events applied out of the tag stream's order (late commits): the offset stays.</param>
+    public async Task<WriteReport> WriteAsync(IReadOnlyList<EventEnvelope> batch, string name = ProjectionName, CancellationToken ct = default,
+        JournalReader? readJournal = null, bool storeOffset = true)
     {
-        if (batch.Count == 0) return;
+        if (batch.Count == 0) return WriteReport.Empty;
         await using var connection = await store.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        var (marks, trackedSince) = await LoadMarksAsync(connection, tx, batch.Select(e => e.PersistenceId).ToHashSet(StringComparer.Ordinal), ct);
+        var complete = trackedSince is 0;
+        var holes = new List<Hole>();
+        var ordered = new List<EventEnvelope>(batch.Count);
+        var firstSeen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var envelope in batch)
+        {
+            var pid = envelope.PersistenceId;
+            var known = marks.TryGetValue(pid, out var mark);
+            if (firstSeen.Add(pid) && (known || complete) && envelope.SequenceNr > mark + 1)
+            {
+                var hole = new Hole(pid, mark + 1, envelope.SequenceNr - 1);
+                holes.Add(hole);
+                if (readJournal is not null) ordered.AddRange(await readJournal(pid, hole.From, hole.To, ct));
+            }
+            ordered.Add(envelope);
+        }
+
         // Message rows are changed in memory and written once at the end: new messages as inserts, and the rows that
         // edits, deletes and reactions touch (read up front in a few queries) as updates. Other events (conversations,
         // members, moderation) are written as they come. Conversations' last_seq is raised once each, at the end.
-        var events = new List<(string Tenant, string Conversation, long Offset, IConversationEvent Event)>(batch.Count);
+        var events = new List<(string Tenant, string Conversation, long Offset, IConversationEvent Event)>(ordered.Count);
         var posted = new HashSet<(string, string, long)>();
         var touched = new HashSet<(string, string, long)>();
-        foreach (var envelope in batch)
+        foreach (var envelope in ordered)
         {
+            if (marks.TryGetValue(envelope.PersistenceId, out var applied) && envelope.SequenceNr <= applied) continue;
+            marks[envelope.PersistenceId] = envelope.SequenceNr;
             if (envelope.Event is not IConversationEvent e) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
             events.Add((tenant, conversation, ((Sequence)envelope.Offset).Value, e));
             if (e is MessagePosted p) posted.Add((tenant, conversation, p.Seq));
             else if (TargetSeq(e) is { } seq && !posted.Contains((tenant, conversation, seq))) touched.Add((tenant, conversation, seq));
         }
+        var raised = marks; // only the batch's ids were loaded, so every entry is one this batch may raise
 
         var rows = await LoadRowsAsync(connection, tx, touched, ct);
         var lastSeq = new Dictionary<(string Tenant, string Conversation), long>();
@@ -78,6 +117,7 @@ public sealed class ReadModelWriter(ReadModelStore store)
 
         var postgres = connection is not Microsoft.Data.Sqlite.SqliteConnection;
         var inserts = rows.Values.Where(r => !r.Existing).ToList();
+        var conflicts = await FindMessageIdConflictsAsync(connection, tx, inserts, ct);
         for (var i = 0; i < inserts.Count; i += MaxRowsPerInsert)
         {
             var chunk = inserts.GetRange(i, Math.Min(MaxRowsPerInsert, inserts.Count - i));
@@ -96,13 +136,114 @@ public sealed class ReadModelWriter(ReadModelStore store)
                 new (string, object?)[] { ("t", kv.Key.Tenant), ("c", kv.Key.Conversation), ("seq", kv.Value) }));
         var statements = rows.Values.Where(r => r.Existing && r.Changed).Select(r => r.Update())
             .Concat(raise)
-            .Append((
+            .Concat(RaiseMarks(raised, postgres))
+            .ToList();
+        if (storeOffset)
+            statements.Add((
                 "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
                 "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                new (string, object?)[] { ("name", name), ("offset", ((Sequence)batch[^1].Offset).Value) }))
-            .ToList();
+                [("name", name), ("offset", ((Sequence)batch[^1].Offset).Value)]));
+        if (trackedSince is null)
+        {
+            // The first batch with marks: they are complete from here on (from the start when nothing was projected before).
+            var since = await LoadOffsetAsync(connection, tx, name, ct);
+            statements.Add(("INSERT INTO rm_progress (persistence_id, sequence_nr) VALUES (@p, @s) ON CONFLICT (persistence_id) DO NOTHING",
+                [("p", TrackedSince), ("s", since)]));
+        }
         await ExecuteAllAsync(connection, tx, statements, ct);
         await tx.CommitAsync(ct);
+        progress?.Committed(raised);
+        return new WriteReport(conflicts, holes);
+    }
+
+    /// <summary>
+    /// The progress marks of these persistence ids, for those whose marks are known: every id once marks are complete
+    /// (a missing one is 0), otherwise only those with a mark.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> MarksAsync(IEnumerable<string> persistenceIds, CancellationToken ct = default)
+    {
+        var ids = persistenceIds.ToHashSet(StringComparer.Ordinal);
+        await using var connection = await store.OpenAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var (marks, trackedSince) = await LoadMarksAsync(connection, tx, ids, ct);
+        if (trackedSince is 0)
+            foreach (var id in ids) marks.TryAdd(id, 0);
+        return marks;
+    }
+
+    /// <summary>Progress marks of the batch's persistence ids, and the offset from which marks are complete (null: none kept yet).</summary>
+    private static async Task<(Dictionary<string, long> Marks, long? TrackedSince)> LoadMarksAsync(DbConnection c, DbTransaction tx,
+        HashSet<string> ids, CancellationToken ct)
+    {
+        var marks = new Dictionary<string, long>(StringComparer.Ordinal);
+        long? since = null;
+        foreach (var chunk in ids.Append(TrackedSince).Chunk(200))
+        {
+            var names = chunk.Select((_, i) => "@p" + i).ToArray();
+            await using var cmd = Command(c, tx, $"SELECT persistence_id, sequence_nr FROM rm_progress WHERE persistence_id IN ({string.Join(", ", names)})",
+                [.. chunk.Select((id, i) => ("p" + i, (object?)id))]);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                if (r.GetString(0) == TrackedSince) since = r.GetInt64(1);
+                else marks[r.GetString(0)] = r.GetInt64(1);
+            }
+        }
+        return (marks, since);
+    }
+
+    private static async Task<long> LoadOffsetAsync(DbConnection c, DbTransaction tx, string name, CancellationToken ct)
+    {
+        await using var cmd = Command(c, tx, "SELECT last_offset FROM rm_projection_offsets WHERE name = @name", ("name", name));
+        return await cmd.ExecuteScalarAsync(ct) is { } value and not DBNull ? Convert.ToInt64(value) : 0L;
+    }
+
+    /// <summary>Raises the marks (never lowers one): one statement on PostgreSQL (arrays unnested), one per id on SQLite.</summary>
+    private static IEnumerable<(string, (string, object?)[])> RaiseMarks(Dictionary<string, long> marks, bool postgres)
+    {
+        if (marks.Count == 0) return [];
+        const string upsert = " ON CONFLICT (persistence_id) DO UPDATE SET sequence_nr = excluded.sequence_nr WHERE rm_progress.sequence_nr < excluded.sequence_nr";
+        return postgres
+            ? [("INSERT INTO rm_progress (persistence_id, sequence_nr) SELECT * FROM unnest(@ps, @ss)" + upsert,
+                [("ps", marks.Keys.ToArray()), ("ss", marks.Values.ToArray())])]
+            : marks.Select(kv => ("INSERT INTO rm_progress (persistence_id, sequence_nr) VALUES (@p, @s)" + upsert,
+                new (string, object?)[] { ("p", kv.Key), ("s", kv.Value) }));
+    }
+
+    /// <summary>
+    /// New rows whose message id the read model (or this batch) already holds under another seq. They are stored all the
+    /// same (the id index is not unique), so no journal row is ever missing; the caller reports them.
+    /// </summary>
+    private static async Task<IReadOnlyList<MessageIdConflict>> FindMessageIdConflictsAsync(DbConnection c, DbTransaction tx, List<MessageRow> inserts,
+        CancellationToken ct)
+    {
+        var conflicts = new List<MessageIdConflict>();
+        var seen = new Dictionary<(string, string), MessageRow>();
+        foreach (var row in inserts.OrderBy(r => r.Seq))
+            if (!seen.TryAdd((row.Tenant, row.MessageId), row))
+                conflicts.Add(new MessageIdConflict(row.Tenant, row.MessageId, seen[(row.Tenant, row.MessageId)].Conversation,
+                    seen[(row.Tenant, row.MessageId)].Seq, row.Conversation, row.Seq));
+        foreach (var chunk in seen.Values.Chunk(200))
+        {
+            var sql = new System.Text.StringBuilder("SELECT tenant_id, message_id, conversation_id, seq FROM rm_messages WHERE (tenant_id, message_id) IN (");
+            var args = new List<(string, object?)>(chunk.Length * 2);
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                sql.Append(i == 0 ? "" : ", ").Append($"(@t{i}, @m{i})");
+                args.Add(($"t{i}", chunk[i].Tenant));
+                args.Add(($"m{i}", chunk[i].MessageId));
+            }
+            await using var cmd = Command(c, tx, sql.Append(')').ToString(), [.. args]);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                var row = seen[(r.GetString(0), r.GetString(1))];
+                // The same row read again (a replayed batch) is no conflict.
+                if (r.GetString(2) == row.Conversation && r.GetInt64(3) == row.Seq) continue;
+                conflicts.Add(new MessageIdConflict(row.Tenant, row.MessageId, r.GetString(2), r.GetInt64(3), row.Conversation, row.Seq));
+            }
+        }
+        return conflicts;
     }
 
     private const int MaxRowsPerInsert = 500;
@@ -415,6 +556,18 @@ public sealed class ReadModelWriter(ReadModelStore store)
         return cmd;
     }
 }
+
+/// <summary>What a batch write found: message ids stored twice, and holes filled (or seen, without a journal reader).</summary>
+public sealed record WriteReport(IReadOnlyList<MessageIdConflict> Conflicts, IReadOnlyList<Hole> Holes)
+{
+    public static WriteReport Empty { get; } = new([], []);
+}
+
+/// <summary>A journal row whose message id the read model already held under another seq: stored, and reported.</summary>
+public sealed record MessageIdConflict(string Tenant, string MessageId, string FirstConversation, long FirstSeq, string Conversation, long Seq);
+
+/// <summary>Events of one persistence id (sequence numbers From..To) that the events-by-tag stream passed by.</summary>
+public sealed record Hole(string PersistenceId, long From, long To);
 
 /// <summary>A NULL parameter of a given type.</summary>
 internal readonly record struct TypedNull(System.Data.DbType Type);

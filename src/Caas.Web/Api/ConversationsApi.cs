@@ -78,7 +78,20 @@ public static class ConversationsApi
             }
             var markers = await gw.AskAsync(new GetReadMarkers(caller.TenantId, caller.UserId), http.RequestAborted);
             if (markers is Rejection rejected) return Problems.From(rejected);
+            var lagging = await gw.ReadYourWrites.WaitForCallerAsync(caller.TenantId, caller.UserId, http.RequestAborted);
             var rows = await gw.Queries.ConversationsOfAsync(caller.TenantId, caller.UserId, n, after, ((ReadMarkers)markers).Markers, http.RequestAborted);
+            if (lagging.Count > 0)
+            {
+                // The read model still lacks some of the caller's writes: those conversations as their entities answer.
+                var views = new Dictionary<string, ConversationView?>();
+                foreach (var id in lagging)
+                {
+                    var reply = await gw.AskAsync(new GetConversation(caller.TenantId, id, caller.UserId), http.RequestAborted);
+                    if (reply is ConversationView view) views[id] = view;
+                    else if (reply is Rejection { Code: ErrorCodes.NotFound }) views[id] = null; // not a member any more, or deleted
+                }
+                rows = ReadYourWrites.Overlay(rows, views, n, after);
+            }
             return Results.Ok(new
             {
                 items = rows.Select(Views.Conversation),
@@ -181,7 +194,7 @@ public static class ConversationsApi
             var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId), http.RequestAborted);
             if (access is Rejection r) return Problems.From(r);
             if (((ReadAccess)access).Role < Role.Moderator) return Problems.From(Rejection.Forbidden("Only moderators and above read the moderation log."));
-            var rows = await gw.Queries.ModerationLogAsync(caller.TenantId, id, n, before, http.RequestAborted);
+            var rows = await gw.ReadYourWrites.ModerationLogAsync(caller.TenantId, id, (ReadAccess)access, n, before, http.RequestAborted);
             return Results.Ok(new
             {
                 items = rows.Select(x => new

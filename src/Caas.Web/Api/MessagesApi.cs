@@ -18,7 +18,7 @@ public static class MessagesApi
     {
         var g = v1.MapGroup("/messages").WithTags("Messages");
 
-        g.MapPost("/", async (HttpRequest req, Caller caller, IMessageIngest ingest) =>
+        g.MapPost("/", async (HttpRequest req, Caller caller, IMessageIngest ingest, ClusterGateway gw) =>
         {
             var (body, error) = await Body.ReadAsync<PostMessageBody>(req);
             if (error is not null) return error;
@@ -31,14 +31,14 @@ public static class MessagesApi
                 content, IngestSource.Rest), req.HttpContext.RequestAborted);
             return outcome switch
             {
-                Persisted { Ack.Repeat: false } p => Results.Created($"/v1/messages/{p.Ack.MessageId}", Views.Ack(p.Ack, p.Ack.Content)),
+                Persisted { Ack.Repeat: false } p => Remember(gw, caller, p) ?? Results.Created($"/v1/messages/{p.Ack.MessageId}", Views.Ack(p.Ack, p.Ack.Content)),
                 Persisted p => Results.Ok(Views.Ack(p.Ack, p.Ack.Content ?? content)),
                 Rejected r => Problems.From(r.Rejection),
                 _ => throw new InvalidOperationException("Unknown outcome."),
             };
         });
 
-        g.MapGet("/conversations/{conversationId}", async (string conversationId, Caller caller, ClusterGateway gw, JournalTail tail, HttpContext http,
+        g.MapGet("/conversations/{conversationId}", async (string conversationId, Caller caller, ClusterGateway gw, HttpContext http,
             int? limit, string? cursor, long? after_seq) =>
         {
             if (!Ids.IsValid(conversationId)) return Problems.NotFound("conversation");
@@ -55,18 +55,7 @@ public static class MessagesApi
 
             var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, conversationId, caller.UserId), http.RequestAborted);
             if (access is Rejection r) return Problems.From(r);
-            var lastSeq = ((ReadAccess)access).LastSeq;
-            var projected = await gw.WaitForProjectionAsync(caller.TenantId, conversationId, lastSeq, http.RequestAborted);
-
-            IReadOnlyList<MessageRow> rows = await gw.Queries.MessagesAsync(caller.TenantId, conversationId, n, before, after, http.RequestAborted);
-            if (projected < lastSeq)
-            {
-                // The projection is stalled: merge what the entity acknowledged since, read from its journal.
-                var newer = await tail.NewerMessagesAsync(caller.TenantId, conversationId, projected, http.RequestAborted);
-                rows = after is not null
-                    ? rows.Concat(newer.Where(m => m.Seq > after)).DistinctBy(m => m.Seq).OrderBy(m => m.Seq).Take(n).ToList()
-                    : rows.Concat(newer.Where(m => m.Seq < (before ?? long.MaxValue))).DistinctBy(m => m.Seq).OrderByDescending(m => m.Seq).Take(n).ToList();
-            }
+            var rows = await gw.ReadYourWrites.MessagesAsync(caller.TenantId, conversationId, (ReadAccess)access, n, before, after, http.RequestAborted);
             string? next = rows.Count < n ? null
                 : after is not null ? Cursor.Encode("a", rows[^1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 : rows[^1].Seq > 1 ? Cursor.Encode("b", rows[^1].Seq.ToString(System.Globalization.CultureInfo.InvariantCulture)) : null;
@@ -137,9 +126,16 @@ public static class MessagesApi
         if (row is null) return (null, Problems.NotFound("message"));
         var access = await gw.AskAsync(new GetReadAccess(caller.TenantId, row.ConversationId, caller.UserId), ct);
         if (access is Rejection) return (null, Problems.NotFound("message"));
-        // The read model may trail the entity: make sure this message's latest state is in before answering.
-        await gw.WaitForProjectionAsync(caller.TenantId, row.ConversationId, ((ReadAccess)access).LastSeq, ct);
-        return (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) ?? row, null);
+        // The read model may trail the entity: this message's latest state, with every acknowledged write in it.
+        return (await gw.ReadYourWrites.MessageAsync(caller.TenantId, row, (ReadAccess)access, ct), null);
+    }
+
+    /// <summary>A new post is remembered for the caller's next read across conversations; never an answer of its own.</summary>
+    private static IResult? Remember(ClusterGateway gw, Caller caller, Persisted p)
+    {
+        gw.ReadYourWrites.Remember(caller.TenantId, caller.UserId,
+            ConversationActor.PersistenceIdOf(Ids.EntityId(caller.TenantId, p.Ack.ConversationId)), p.Ack.JournalSeq);
+        return null;
     }
 
     /// <summary>The caller's own message that the read model does not hold yet, after waiting for it; else null.</summary>

@@ -50,9 +50,10 @@ public static class UsersApi
     {
         var g = v1.MapGroup("/admin").WithTags("Admin");
 
+        // Read from the entity, not the node's settings cache: an admin reads their own change even through another node.
         g.MapGet("/tenant/settings", async (Caller caller, ClusterGateway gw) =>
             !caller.IsAdmin ? Problems.From(Rejection.Forbidden("The admin role is required."))
-                : Settings(await gw.TenantSettingsAsync(caller.TenantId)));
+                : ClusterGateway.Map<TenantSettingsState>(await gw.AskAsync(new GetTenantSettings(caller.TenantId)), Settings));
 
         g.MapPut("/tenant/settings", async (HttpRequest req, Caller caller, ClusterGateway gw) =>
         {

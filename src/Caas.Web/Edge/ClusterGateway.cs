@@ -15,7 +15,11 @@ namespace Caas.Web.Edge;
 public sealed record EdgeSettings
 {
     public TimeSpan AskTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>How long a read waits for the read model to hold the caller's writes before it reads the journal instead.</summary>
     public TimeSpan ReadYourWritesCap { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Bounds of the per-caller memory of recent writes (for reads across conversations).</summary>
+    public int ReadYourWritesCallers { get; init; } = 100_000;
+    public int ReadYourWritesEntitiesPerCaller { get; init; } = 64;
     public TimeSpan TenantSettingsTtl { get; init; } = TimeSpan.FromSeconds(5);
     public int MaxRequestBodyBytes { get; init; } = 1 << 20;
 
@@ -42,13 +46,24 @@ public sealed class ClusterGateway(
     IRequiredActor<UserSessionRegion> sessions,
     IRequiredActor<TenantSettingsRegion> tenants,
     ReadModelQueries queries,
-    EdgeSettings settings)
+    EdgeSettings settings,
+    ReadYourWrites readYourWrites)
 {
     private readonly ConcurrentDictionary<string, (TenantSettingsState Settings, DateTimeOffset Until)> _tenantCache = new();
 
     public ReadModelQueries Queries => queries;
 
-    public Task<object> AskAsync(IConversationCommand command, CancellationToken ct = default) => AskAsync(conversations.ActorRef, command, ct);
+    public ReadYourWrites ReadYourWrites => readYourWrites;
+
+    /// <summary>Asks the conversation; a write's acknowledgement is remembered for the caller's next read (read-your-writes).</summary>
+    public async Task<object> AskAsync(IConversationCommand command, CancellationToken ct = default)
+    {
+        var reply = await AskAsync(conversations.ActorRef, command, ct);
+        if (reply is IJournalStamped { JournalSeq: > 0 } written and not ReadAccess)
+            readYourWrites.Remember(command.TenantId, command.ActorId,
+                ConversationActor.PersistenceIdOf(Ids.EntityId(command.TenantId, command.ConversationId)), written.JournalSeq);
+        return reply;
+    }
 
     public Task<object> AskAsync(IUserSessionCommand command, CancellationToken ct = default) => AskAsync(sessions.ActorRef, command, ct);
 

@@ -206,8 +206,8 @@ public sealed class ChatHub(
         }
         var access = await gateway.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId));
         if (access is Rejection r) return Fail(r);
-        await gateway.WaitForProjectionAsync(caller.TenantId, id, ((ReadAccess)access).LastSeq, Context.ConnectionAborted);
-        var rows = await gateway.Queries.MessagesAsync(caller.TenantId, id, limit, before, after, Context.ConnectionAborted);
+        // The same read as REST's list: waits for the read model to hold every acknowledged write, else merges the journal's tail.
+        var rows = await gateway.ReadYourWrites.MessagesAsync(caller.TenantId, id, (ReadAccess)access, limit, before, after, Context.ConnectionAborted);
         string? next = rows.Count < limit ? null
             : after is not null ? Cursor.Encode("a", rows[^1].Seq.ToString(CultureInfo.InvariantCulture))
             : rows[^1].Seq > 1 ? Cursor.Encode("b", rows[^1].Seq.ToString(CultureInfo.InvariantCulture)) : null;
