@@ -143,9 +143,9 @@ public static class MessagesApi
     {
         if (await gw.Queries.ClaimedConversationAsync(caller.TenantId, id, ct) is not { } conversation) return null;
         if (await gw.AskAsync(new GetOwnMessage(caller.TenantId, conversation, caller.UserId, id), ct) is not OwnMessage own) return null;
-        var projected = await gw.WaitForProjectionAsync(caller.TenantId, conversation, own.Seq, ct);
-        if (await gw.Queries.MessageByIdAsync(caller.TenantId, id, ct) is { } row) return row;
-        // The projection is stalled past the wait: read the message from the conversation's journal.
-        return (await tail.NewerMessagesAsync(caller.TenantId, conversation, Math.Min(projected, own.Seq - 1), ct)).FirstOrDefault(m => m.MessageId == id);
+        if (await gw.AskAsync(new GetReadAccess(caller.TenantId, conversation, caller.UserId), ct) is not ReadAccess access) return null;
+        // Waits for the projection (bounded), then reads the message with every acknowledged write merged in.
+        var page = await gw.ReadYourWrites.MessagesAsync(caller.TenantId, conversation, access, 1, own.Seq + 1, null, ct);
+        return page.FirstOrDefault(m => m.MessageId == id);
     }
 }
