@@ -21,6 +21,9 @@ public sealed record NodeOptions
     public string[] Roles { get; init; } = [RoleApi, RoleEntities, RoleProjections];
     public string? JwtSecret { get; init; }
     public string? JwtPublicKey { get; init; }
+    /// <summary>Accepted besides the current secret / public key while a rotation is under way.</summary>
+    public string? JwtSecretPrevious { get; init; }
+    public string? JwtPublicKeyPrevious { get; init; }
     public string? JwtIssuer { get; init; }
     public string? JwtAudience { get; init; }
     /// <summary>Base64 of the 32-byte key that wraps the per-user data keys (CAAS_MASTER_KEY); see <see cref="ContentMasterKey"/>.</summary>
@@ -46,6 +49,8 @@ public sealed record NodeOptions
             Roles = Split(env("CAAS_ROLES")) is { Count: > 0 } r ? [.. r] : o.Roles,
             JwtSecret = env("CAAS_JWT_SECRET") is { Length: > 0 } s ? s : null,
             JwtPublicKey = env("CAAS_JWT_PUBLIC_KEY") is { Length: > 0 } k ? k : null,
+            JwtSecretPrevious = env("CAAS_JWT_SECRET_PREVIOUS") is { Length: > 0 } sp ? sp : null,
+            JwtPublicKeyPrevious = env("CAAS_JWT_PUBLIC_KEY_PREVIOUS") is { Length: > 0 } kp ? kp : null,
             JwtIssuer = env("CAAS_JWT_ISSUER") is { Length: > 0 } i ? i : null,
             JwtAudience = env("CAAS_JWT_AUDIENCE") is { Length: > 0 } a ? a : null,
             MasterKey = env("CAAS_MASTER_KEY") is { Length: > 0 } mk ? mk : null,
@@ -64,15 +69,10 @@ public sealed record NodeOptions
     /// </summary>
     public JwtSettings Jwt()
     {
-        if (JwtSecret is not null || JwtPublicKey is not null) return new JwtSettings(JwtSecret, JwtPublicKey, JwtIssuer, JwtAudience);
-        Directory.CreateDirectory(DataDir);
-        var file = Path.Combine(DataDir, "jwt-secret");
-        if (!File.Exists(file))
-        {
-            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-        return new JwtSettings(File.ReadAllText(file).Trim(), null, JwtIssuer, JwtAudience);
+        if (JwtSecret is not null || JwtPublicKey is not null)
+            return new JwtSettings(JwtSecret, JwtPublicKey, JwtIssuer, JwtAudience, JwtSecretPrevious, JwtPublicKeyPrevious);
+        var secret = SecretFile.ReadOrCreate(Path.Combine(DataDir, "jwt-secret"), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
+        return new JwtSettings(secret, null, JwtIssuer, JwtAudience, JwtSecretPrevious, JwtPublicKeyPrevious);
     }
 
     /// <summary>
@@ -82,14 +82,8 @@ public sealed record NodeOptions
     public Caas.Streams.Privacy.MasterKey ContentMasterKey()
     {
         if (MasterKey is not null) return Caas.Streams.Privacy.MasterKey.FromBase64(MasterKey);
-        Directory.CreateDirectory(DataDir);
-        var file = Path.Combine(DataDir, "master-key");
-        if (!File.Exists(file))
-        {
-            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-        return Caas.Streams.Privacy.MasterKey.FromBase64(File.ReadAllText(file));
+        return Caas.Streams.Privacy.MasterKey.FromBase64(
+            SecretFile.ReadOrCreate(Path.Combine(DataDir, "master-key"), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))));
     }
 
     private static IReadOnlyList<string> Split(string? value) =>
