@@ -28,6 +28,10 @@ public sealed record NodeOptions
     public string? JwtAudience { get; init; }
     /// <summary>Base64 of the 32-byte key that wraps the per-user data keys (CAAS_MASTER_KEY); see <see cref="ContentMasterKey"/>.</summary>
     public string? MasterKey { get; init; }
+    /// <summary>Base64 of the 32-byte key of the hash-chain links and audit checkpoints (CAAS_AUDIT_KEY); unset, derived from the master key.</summary>
+    public string? AuditKeyBase64 { get; init; }
+    /// <summary>How often audit checkpoints are signed (CAAS_AUDIT_CHECKPOINT_SECONDS, default 30).</summary>
+    public TimeSpan AuditCheckpointInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Extra HOCON, highest precedence (tests set ports and timings with it).</summary>
     public string? ExtraHocon { get; init; }
     public string LogLevel { get; init; } = "Information";
@@ -54,6 +58,8 @@ public sealed record NodeOptions
             JwtIssuer = env("CAAS_JWT_ISSUER") is { Length: > 0 } i ? i : null,
             JwtAudience = env("CAAS_JWT_AUDIENCE") is { Length: > 0 } a ? a : null,
             MasterKey = env("CAAS_MASTER_KEY") is { Length: > 0 } mk ? mk : null,
+            AuditKeyBase64 = env("CAAS_AUDIT_KEY") is { Length: > 0 } ak ? ak : null,
+            AuditCheckpointInterval = int.TryParse(env("CAAS_AUDIT_CHECKPOINT_SECONDS"), out var cps) && cps > 0 ? TimeSpan.FromSeconds(cps) : o.AuditCheckpointInterval,
             LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
             Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
         };
@@ -85,6 +91,10 @@ public sealed record NodeOptions
         return Caas.Streams.Privacy.MasterKey.FromBase64(
             SecretFile.ReadOrCreate(Path.Combine(DataDir, "master-key"), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))));
     }
+
+    /// <summary>The key of the hash chain and the audit checkpoints: CAAS_AUDIT_KEY, or derived from the content master key.</summary>
+    public Caas.Actors.Common.AuditKey AuditKey() =>
+        AuditKeyBase64 is not null ? Caas.Actors.Common.AuditKey.FromBase64(AuditKeyBase64) : Caas.Actors.Common.AuditKey.FromMasterKey(ContentMasterKey().Key);
 
     private static IReadOnlyList<string> Split(string? value) =>
         string.IsNullOrWhiteSpace(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -49,8 +49,9 @@ public sealed class ReadModelWriter(ReadModelStore store)
         var touched = new HashSet<(string, string, long)>();
         foreach (var envelope in batch)
         {
-            if (envelope.Event is not IConversationEvent e) continue;
+            if (envelope.Event is not IConversationEvent stored) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
+            var e = ContentSealing.InConversation(stored, conversation);
             events.Add((tenant, conversation, ((Sequence)envelope.Offset).Value, e));
             if (e is MessagePosted p) posted.Add((tenant, conversation, p.Seq));
             else if (TargetSeq(e) is { } seq && !posted.Contains((tenant, conversation, seq))) touched.Add((tenant, conversation, seq));

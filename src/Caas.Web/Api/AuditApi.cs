@@ -28,7 +28,7 @@ public static class AuditApi
         var replay = new Lazy<AuditReplay>(() => new AuditReplay(services.GetRequiredService<ActorSystem>()));
         var accessLog = new Lazy<AuditAccessLog>(() => new AuditAccessLog(services.GetRequiredService<ReadModelStore>()));
 
-        var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>()));
+        var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>(), services.GetService<AuditKey>()));
 
         var g = v1.MapGroup("/admin/audit").WithTags("Audit");
 
@@ -71,7 +71,9 @@ public static class AuditApi
                 intact = report.Intact,
                 events = report.Events,
                 chained = report.Chained,
+                keyed = report.Keyed,
                 unchained = report.Unchained,
+                checkpoints = report.Checkpoints,
                 entities = report.Entities,
                 broken = report.Broken.Select(b => new { persistence_id = b.PersistenceId, seq = b.Seq, problem = b.Problem }),
             });
