@@ -30,6 +30,28 @@ public static class AuditApi
 
         var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>(), services.GetService<AuditKey>()));
 
+        // One filter over the whole v1 group (a group's filters apply to every endpoint in it, mapped before or after),
+        // so the admin actions of every API are recorded without an edit in each handler.
+        var logger = services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("Caas.Web.Api.AdminActions");
+        v1.AddEndpointFilter(async (ctx, next) =>
+        {
+            var result = await next(ctx);
+            if (AdminAction(ctx.HttpContext, result) is { } action && Caller.From(ctx.HttpContext.User) is { } caller)
+            {
+                try
+                {
+                    await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, action, ctx.HttpContext.Request.Path.Value ?? "",
+                        ctx.HttpContext.Request.QueryString.Value is { Length: > 0 } q ? q : null, CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    // The action is done and answered; a lost record is an operator's problem to see, not the caller's.
+                    Microsoft.Extensions.Logging.LoggerExtensions.LogError(logger, e, "Admin action {Action} by {UserId} was not recorded", action, caller.UserId);
+                }
+            }
+            return result;
+        });
+
         var g = v1.MapGroup("/admin/audit").WithTags("Audit");
 
         g.MapGet("/conversations/{id}/events", async (string id, Caller caller, string? from, string? to, HttpContext http) =>
@@ -115,6 +137,27 @@ public static class AuditApi
             return Results.Ok(RebuildView(await services.GetRequiredService<ProjectionRebuilds>().StatusAsync(name, http.RequestAborted)));
         });
         return g;
+    }
+
+    /// <summary>
+    /// The access-log action for a request that changed something as an admin or operator, or null: a successful (2xx)
+    /// write under <c>/v1/admin/</c> (tenant settings, erasure, dead-letter replay, rebuilds, intent training and
+    /// activation), and a conversation's moderation, member removal, role change or deletion by a caller with the
+    /// admin role. The action is <c>admin:METHOD route-pattern</c>; the target is the concrete path.
+    /// </summary>
+    internal static string? AdminAction(HttpContext http, object? result)
+    {
+        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) || HttpMethods.IsOptions(http.Request.Method)) return null;
+        var status = result is IStatusCodeHttpResult { StatusCode: { } code } ? code : http.Response.StatusCode;
+        if (status is < 200 or > 299) return null;
+        var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+        if (!pattern.StartsWith('/')) pattern = "/" + pattern;
+        var adminRoute = pattern.StartsWith("/v1/admin/", StringComparison.Ordinal);
+        var moderation = pattern.StartsWith("/v1/conversations/{id}", StringComparison.Ordinal) && !pattern.EndsWith("/read", StringComparison.Ordinal)
+                         && (pattern.Contains("/moderation/", StringComparison.Ordinal) || pattern.Contains("/members/{userId}", StringComparison.Ordinal)
+                             || (HttpMethods.IsDelete(http.Request.Method) && pattern.TrimEnd('/') == "/v1/conversations/{id}"))
+                         && Caller.From(http.User)?.IsAdmin == true;
+        return adminRoute || moderation ? $"admin:{http.Request.Method} {pattern}" : null;
     }
 
     private static object RebuildView(RebuildStatus s) => new
