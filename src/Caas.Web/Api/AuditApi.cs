@@ -35,21 +35,25 @@ public static class AuditApi
         var logger = services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("Caas.Web.Api.AdminActions");
         v1.AddEndpointFilter(async (ctx, next) =>
         {
-            var result = await next(ctx);
-            if (AdminAction(ctx.HttpContext, result) is { } action && Caller.From(ctx.HttpContext.User) is { } caller)
-            {
-                try
+            var http = ctx.HttpContext;
+            if (AdminAction(http) is { } action && Caller.From(http.User) is { } caller)
+                // Recorded once the status is known (a refused attempt changed nothing) and before the answer leaves,
+                // so whoever sees the answer can already see the record.
+                http.Response.OnStarting(async () =>
                 {
-                    await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, action, ctx.HttpContext.Request.Path.Value ?? "",
-                        ctx.HttpContext.Request.QueryString.Value is { Length: > 0 } q ? q : null, CancellationToken.None);
-                }
-                catch (Exception e)
-                {
-                    // The action is done and answered; a lost record is an operator's problem to see, not the caller's.
-                    Microsoft.Extensions.Logging.LoggerExtensions.LogError(logger, e, "Admin action {Action} by {UserId} was not recorded", action, caller.UserId);
-                }
-            }
-            return result;
+                    if (http.Response.StatusCode is < 200 or > 299) return;
+                    try
+                    {
+                        await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, action, http.Request.Path.Value ?? "",
+                            http.Request.QueryString.Value is { Length: > 0 } q ? q : null, CancellationToken.None);
+                    }
+                    catch (Exception e)
+                    {
+                        // The action is done; a lost record is for an operator to see, not the caller.
+                        Microsoft.Extensions.Logging.LoggerExtensions.LogError(logger, e, "Admin action {Action} by {UserId} was not recorded", action, caller.UserId);
+                    }
+                });
+            return await next(ctx);
         });
 
         var g = v1.MapGroup("/admin/audit").WithTags("Audit");
@@ -140,16 +144,13 @@ public static class AuditApi
     }
 
     /// <summary>
-    /// The access-log action for a request that changed something as an admin or operator, or null: a successful (2xx)
-    /// write under <c>/v1/admin/</c> (tenant settings, erasure, dead-letter replay, rebuilds, intent training and
+    /// The access-log action for a request that changes something as an admin or operator, or null: a write under <c>/v1/admin/</c> (tenant settings, erasure, dead-letter replay, rebuilds, intent training and
     /// activation), and a conversation's moderation, member removal, role change or deletion by a caller with the
     /// admin role. The action is <c>admin:METHOD route-pattern</c>; the target is the concrete path.
     /// </summary>
-    internal static string? AdminAction(HttpContext http, object? result)
+    internal static string? AdminAction(HttpContext http)
     {
         if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) || HttpMethods.IsOptions(http.Request.Method)) return null;
-        var status = result is IStatusCodeHttpResult { StatusCode: { } code } ? code : http.Response.StatusCode;
-        if (status is < 200 or > 299) return null;
         var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
         if (!pattern.StartsWith('/')) pattern = "/" + pattern;
         var adminRoute = pattern.StartsWith("/v1/admin/", StringComparison.Ordinal);

@@ -65,6 +65,5 @@ public sealed class ErasureOrderTests(TamperNodeFixture node) : IClassFixture<Ta
         Assert.Equal(2, await ErasedEventsAsync("carol"));
         Assert.True(report.TryGetProperty("keys_destroyed", out var keys), report.ToString());
         Assert.Equal(1, keys.GetArrayLength());
-
     }
 }
