@@ -50,9 +50,9 @@ public sealed class HashChainRestartTests
             Assert.True((long)(await cmd.ExecuteScalarAsync())! >= 1, "the conversation was snapshotted");
         }
 
-        // With the node's audit key (derived from the master key in the data directory) every link is keyed and holds,
+        // With the node's audit key (derived from the master key TestNode gives it) every link is keyed and holds,
         // and whatever checkpoints the nodes signed (snapshots included) match.
-        var report = await new JournalVerifier(storage, options.AuditKey()).VerifyAsync(Tenant);
+        var report = await new JournalVerifier(storage, (options with { MasterKey = TestDatabases.MasterKey }).AuditKey()).VerifyAsync(Tenant);
         Assert.Empty(report.Broken);
         Assert.Equal(0, report.Unchained);
         Assert.Equal(report.Events, report.Chained);
