@@ -38,6 +38,7 @@ public static class NodeHost
         await store.EnsureSchemaAsync();
         var vault = new ContentVault(store, options.ContentMasterKey());
         await vault.CheckMasterKeyAsync();
+        var auditKey = options.AuditKey();
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(options.Urls);
@@ -76,6 +77,8 @@ public static class NodeHost
             akka.AddHocon(CaasConfig.Compose(storage, ClusterHocon(options)), HoconAddMode.Prepend);
             // Entities seal message content with it; the serializer opens it when events are read back.
             akka.AddSetup(new ContentVaultSetup(vault));
+            // Entities link their hash chains with it (keyed links); the checkpoints are signed with it too.
+            akka.AddSetup(new AuditKeySetup(auditKey));
             // Akka's own log lines go through Microsoft.Extensions.Logging, so they are JSON like the rest.
             akka.ConfigureLoggers(setup =>
             {
@@ -98,11 +101,15 @@ public static class NodeHost
                 });
         });
         builder.Services.AddHostedService<ClusterReadiness>();
+        builder.Services.AddSingleton(auditKey);
+        builder.Services.AddSingleton(new Caas.Streams.Audit.AuditCheckpoints(storage, auditKey));
+        if (options.Has(NodeOptions.RoleProjections)) builder.Services.AddHostedService<Caas.Node.Audit.AuditCheckpointService>();
         builder.Services.AddCaasHub();
         if (Caas.Streams.Kafka.KafkaSettings.FromEnvironment() is { } kafka) Caas.Streams.Kafka.KafkaHostingExtensions.AddKafkaIngest(builder.Services, kafka);
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        vault.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ContentVault>();
         var storeLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Store");
         store.Breaker.Log = message => storeLog.LogWarning("{Message}", message);
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));

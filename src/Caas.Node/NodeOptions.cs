@@ -21,10 +21,17 @@ public sealed record NodeOptions
     public string[] Roles { get; init; } = [RoleApi, RoleEntities, RoleProjections];
     public string? JwtSecret { get; init; }
     public string? JwtPublicKey { get; init; }
+    /// <summary>Accepted besides the current secret / public key while a rotation is under way.</summary>
+    public string? JwtSecretPrevious { get; init; }
+    public string? JwtPublicKeyPrevious { get; init; }
     public string? JwtIssuer { get; init; }
     public string? JwtAudience { get; init; }
     /// <summary>Base64 of the 32-byte key that wraps the per-user data keys (CAAS_MASTER_KEY); see <see cref="ContentMasterKey"/>.</summary>
     public string? MasterKey { get; init; }
+    /// <summary>Base64 of the 32-byte key of the hash-chain links and audit checkpoints (CAAS_AUDIT_KEY); unset, derived from the master key.</summary>
+    public string? AuditKeyBase64 { get; init; }
+    /// <summary>How often audit checkpoints are signed (CAAS_AUDIT_CHECKPOINT_SECONDS, default 30).</summary>
+    public TimeSpan AuditCheckpointInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Extra HOCON, highest precedence (tests set ports and timings with it).</summary>
     public string? ExtraHocon { get; init; }
     public string LogLevel { get; init; } = "Information";
@@ -53,9 +60,13 @@ public sealed record NodeOptions
             Roles = Split(env("CAAS_ROLES")) is { Count: > 0 } r ? [.. r] : o.Roles,
             JwtSecret = env("CAAS_JWT_SECRET") is { Length: > 0 } s ? s : null,
             JwtPublicKey = env("CAAS_JWT_PUBLIC_KEY") is { Length: > 0 } k ? k : null,
+            JwtSecretPrevious = env("CAAS_JWT_SECRET_PREVIOUS") is { Length: > 0 } sp ? sp : null,
+            JwtPublicKeyPrevious = env("CAAS_JWT_PUBLIC_KEY_PREVIOUS") is { Length: > 0 } kp ? kp : null,
             JwtIssuer = env("CAAS_JWT_ISSUER") is { Length: > 0 } i ? i : null,
             JwtAudience = env("CAAS_JWT_AUDIENCE") is { Length: > 0 } a ? a : null,
             MasterKey = env("CAAS_MASTER_KEY") is { Length: > 0 } mk ? mk : null,
+            AuditKeyBase64 = env("CAAS_AUDIT_KEY") is { Length: > 0 } ak ? ak : null,
+            AuditCheckpointInterval = int.TryParse(env("CAAS_AUDIT_CHECKPOINT_SECONDS"), out var cps) && cps > 0 ? TimeSpan.FromSeconds(cps) : o.AuditCheckpointInterval,
             LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
             Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
             IntentAutotrain = env("CAAS_INTENT_AUTOTRAIN") is not ("0" or "false" or "off"),
@@ -81,15 +92,10 @@ public sealed record NodeOptions
     /// </summary>
     public JwtSettings Jwt()
     {
-        if (JwtSecret is not null || JwtPublicKey is not null) return new JwtSettings(JwtSecret, JwtPublicKey, JwtIssuer, JwtAudience);
-        Directory.CreateDirectory(DataDir);
-        var file = Path.Combine(DataDir, "jwt-secret");
-        if (!File.Exists(file))
-        {
-            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-        return new JwtSettings(File.ReadAllText(file).Trim(), null, JwtIssuer, JwtAudience);
+        if (JwtSecret is not null || JwtPublicKey is not null)
+            return new JwtSettings(JwtSecret, JwtPublicKey, JwtIssuer, JwtAudience, JwtSecretPrevious, JwtPublicKeyPrevious);
+        var secret = SecretFile.ReadOrCreate(Path.Combine(DataDir, "jwt-secret"), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
+        return new JwtSettings(secret, null, JwtIssuer, JwtAudience, JwtSecretPrevious, JwtPublicKeyPrevious);
     }
 
     /// <summary>
@@ -99,15 +105,13 @@ public sealed record NodeOptions
     public Caas.Streams.Privacy.MasterKey ContentMasterKey()
     {
         if (MasterKey is not null) return Caas.Streams.Privacy.MasterKey.FromBase64(MasterKey);
-        Directory.CreateDirectory(DataDir);
-        var file = Path.Combine(DataDir, "master-key");
-        if (!File.Exists(file))
-        {
-            File.WriteAllText(file, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-        return Caas.Streams.Privacy.MasterKey.FromBase64(File.ReadAllText(file));
+        return Caas.Streams.Privacy.MasterKey.FromBase64(
+            SecretFile.ReadOrCreate(Path.Combine(DataDir, "master-key"), () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))));
     }
+
+    /// <summary>The key of the hash chain and the audit checkpoints: CAAS_AUDIT_KEY, or derived from the content master key.</summary>
+    public Caas.Actors.Common.AuditKey AuditKey() =>
+        AuditKeyBase64 is not null ? Caas.Actors.Common.AuditKey.FromBase64(AuditKeyBase64) : Caas.Actors.Common.AuditKey.FromMasterKey(ContentMasterKey().Key);
 
     private static IReadOnlyList<string> Split(string? value) =>
         string.IsNullOrWhiteSpace(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

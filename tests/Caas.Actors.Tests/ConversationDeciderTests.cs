@@ -635,7 +635,10 @@ public sealed class ConversationDeciderTests
         var command = new EditMessage(T, C, "dave", 2, Text("fixed"));
         var after = Accept(s, command, out var d, T0.AddMinutes(5));
         var edited = Single<MessageEdited>(d);
-        Assert.Equal(new MessageEdited(edited.Meta, 2, "m2", Text("fixed")), edited);
+        // Edits are numbered per message (the sealed content is bound to the number): the first is 1, the next 2.
+        Assert.Equal(new MessageEdited(edited.Meta, 2, "m2", Text("fixed")) { Edit = 1 }, edited);
+        Accept(after, new EditMessage(T, C, "dave", 2, Text("fixed again")), out var again, T0.AddMinutes(6));
+        Assert.Equal(2, Single<MessageEdited>(again).Edit);
         var changed = Assert.IsType<MessageChanged>(ConversationDecider.Reply(after, command, d.Events));
         Assert.Equal(2, changed.Seq);
         Assert.Equal("m2", changed.MessageId);

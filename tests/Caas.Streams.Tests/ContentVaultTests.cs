@@ -46,11 +46,11 @@ public sealed class ContentVaultTests : IAsyncLifetime
         Assert.Equal(plain, vault.Open("acme", sealedAlice, Aad("m-1")));
 
         // Moved onto another message, flipped, or read as another tenant: refused, never silently wrong.
-        Assert.ThrowsAny<CryptographicException>(() => vault.Open("acme", sealedAlice, Aad("m-2")));
+        Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice, Aad("m-2")));
         var bytes = Convert.FromBase64String(sealedAlice.Data);
         bytes[^1] ^= 1;
-        Assert.ThrowsAny<CryptographicException>(() => vault.Open("acme", sealedAlice with { Data = Convert.ToBase64String(bytes) }, Aad("m-1")));
-        Assert.Null(vault.Open("other", sealedAlice, Aad("m-1")));
+        Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice with { Data = Convert.ToBase64String(bytes) }, Aad("m-1")));
+        Assert.Equal("tampered", Assert.Throws<SealedContentUnreadableException>(() => vault.Open("other", sealedAlice, Aad("m-1"))).Reason);
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public sealed class ContentVaultTests : IAsyncLifetime
         var vault = new ContentVault(_store, _master);
         var posted = new MessagePosted(new EventMeta("acme", "alice", DateTimeOffset.UtcNow), 1, "m-1", new MessageContent("text", "top secret"),
             new MessageEnrichment([new EnricherOutput("entities", "1", JsonDocument.Parse("""{"email":"a@example.com"}""").RootElement)], []));
-        var sealedEvent = (MessagePosted)ContentSealing.Seal(posted, vault);
+        var sealedEvent = (MessagePosted)ContentSealing.Seal(posted, vault, "c-1");
         Assert.Equal("top secret", sealedEvent.Content.Text); // in memory the plaintext stays for live fan-out
 
         var record = ChatEventRecord.From(new EventEnvelope(Offset.Sequence(1), "conversation|acme|c-1", 1, sealedEvent, 0, Array.Empty<string>()))!;
@@ -117,5 +117,105 @@ public sealed class ContentVaultTests : IAsyncLifetime
         Assert.Equal(posted.Content, opened.Content);
         Assert.Contains("example.com", opened.Enrichment!.Results[0].Data.ToString());
         Assert.Equal(ContentSealing.Unavailable, ((MessagePosted)ContentSealing.Open(stored, null)).Content);
+    }
+
+    private static System.Data.Common.DbCommand Sql(System.Data.Common.DbConnection c, object? _, string sql, params (string Name, object Value)[] args)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = "@" + name;
+            p.Value = value;
+            cmd.Parameters.Add(p);
+        }
+        return cmd;
+    }
+
+    private static T Stored<T>(T e) => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(e, Caas.Actors.Serialization.CaasSerializer.Json),
+        Caas.Actors.Serialization.CaasSerializer.Json)!;
+
+    [Fact]
+    public void Sealed_content_is_bound_to_its_conversation_event_type_and_edit_number()
+    {
+        var vault = new ContentVault(_store, _master);
+        var meta = new EventMeta("acme", "alice", DateTimeOffset.UtcNow);
+        var post = Stored((MessagePosted)ContentSealing.Seal(new MessagePosted(meta, 1, "m-1", new MessageContent("text", "the post")), vault, "c-1"));
+        var edit1 = Stored((MessageEdited)ContentSealing.Seal(new MessageEdited(meta, 1, "m-1", new MessageContent("text", "the first edit")) { Edit = 1 }, vault, "c-1"));
+        var edit2 = Stored((MessageEdited)ContentSealing.Seal(new MessageEdited(meta, 1, "m-1", new MessageContent("text", "the second edit")) { Edit = 2 }, vault, "c-1"));
+        Assert.Equal(SealedContent.Current, post.Sealed!.V);
+        Assert.Equal("c-1", post.Sealed.ConversationId);
+        Assert.Equal("the post", ((MessagePosted)ContentSealing.Open(post, vault)).Content.Text);
+        Assert.Equal("the second edit", ((MessageEdited)ContentSealing.Open(edit2, vault)).Content.Text);
+
+        // An edit's ciphertext swapped into the post, or into another edit of the same message: an error, never the other text.
+        Assert.Equal(ContentSealing.Unreadable, ((MessagePosted)ContentSealing.Open(post with { Sealed = edit1.Sealed }, vault)).Content);
+        Assert.Equal(ContentSealing.Unreadable, ((MessageEdited)ContentSealing.Open(edit2 with { Sealed = edit1.Sealed }, vault)).Content);
+        // The post's ciphertext onto an edit.
+        Assert.Equal(ContentSealing.Unreadable, ((MessageEdited)ContentSealing.Open(edit1 with { Sealed = post.Sealed }, vault)).Content);
+        // Relabelled for another conversation: does not open.
+        Assert.Equal(ContentSealing.Unreadable,
+            ((MessagePosted)ContentSealing.Open(post with { Sealed = post.Sealed with { ConversationId = "c-2" } }, vault)).Content);
+        // Copied whole into another conversation's journal: the reader that knows the entity refuses it.
+        var opened = (MessagePosted)ContentSealing.Open(post, vault);
+        Assert.Equal(ContentSealing.Unreadable, ((MessagePosted)ContentSealing.InConversation(opened, "c-2")).Content);
+        Assert.Equal("the post", ((MessagePosted)ContentSealing.InConversation(opened, "c-1")).Content.Text);
+    }
+
+    [Fact]
+    public void Content_sealed_in_the_first_format_still_opens_with_its_own_binding()
+    {
+        var vault = new ContentVault(_store, _master);
+        var meta = new EventMeta("acme", "alice", DateTimeOffset.UtcNow);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new { content = new MessageContent("text", "written before v2") }, Caas.Actors.Serialization.CaasSerializer.Json);
+        var v1 = vault.Seal("acme", "alice", body, ContentSealing.Aad("acme", "alice", "m-old"));
+        var stored = Stored(new MessagePosted(meta, 1, "m-old", new MessageContent("text", null)) { Sealed = v1 });
+        Assert.Equal(0, stored.Sealed!.V);
+        Assert.Equal("written before v2", ((MessagePosted)ContentSealing.Open(stored, vault)).Content.Text);
+        Assert.Equal(ContentSealing.Unreadable, ((MessagePosted)ContentSealing.Open(stored with { MessageId = "m-other" }, vault)).Content);
+    }
+
+    [Fact]
+    public async Task A_missing_data_key_is_an_error_not_an_erasure_and_reads_again_once_restored()
+    {
+        var vault = new ContentVault(_store, _master);
+        var meta = new EventMeta("acme", "alice", DateTimeOffset.UtcNow);
+        var post = Stored((MessagePosted)ContentSealing.Seal(new MessagePosted(meta, 1, "m-1", new MessageContent("text", "kept")), vault, "c-1"));
+
+        // The key table restored from a copy older than the key: the row is gone, not tombstoned.
+        string tenant, user, wrapped, masterId;
+        long created;
+        await using (var c = await _store.OpenAsync())
+        {
+            await using (var read = Sql(c, null, "SELECT tenant_id, user_id, wrapped_key, master_key_id, created_at FROM data_keys WHERE key_id = @k",
+                             ("k", post.Sealed!.KeyId)))
+            await using (var r = await read.ExecuteReaderAsync())
+            {
+                Assert.True(await r.ReadAsync());
+                (tenant, user, wrapped, masterId, created) = (r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetInt64(4));
+            }
+            await using var delete = Sql(c, null, "DELETE FROM data_keys WHERE key_id = @k", ("k", post.Sealed.KeyId));
+            Assert.Equal(1, await delete.ExecuteNonQueryAsync());
+        }
+
+        var elsewhere = new ContentVault(_store, _master);
+        Assert.Equal("missing_key", Assert.Throws<SealedContentUnreadableException>(() => elsewhere.Open("acme", post.Sealed, ContentSealing.Aad("acme", "c-1", "alice", "m-1", "posted", 0))).Reason);
+        var unreadable = ((MessagePosted)ContentSealing.Open(post, elsewhere)).Content;
+        Assert.Equal(ContentSealing.Unreadable, unreadable);
+        Assert.NotEqual(ContentSealing.Erased, unreadable);
+        // The vault that had it cached keeps reading it; a missing key is not remembered as destroyed anywhere.
+        Assert.Equal("kept", ((MessagePosted)ContentSealing.Open(post, vault)).Content.Text);
+
+        await using (var c = await _store.OpenAsync())
+        await using (var restore = Sql(c, null,
+                         "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) VALUES (@id, @t, @u, @w, @m, @at)",
+                         ("id", post.Sealed.KeyId), ("t", tenant), ("u", user), ("w", wrapped), ("m", masterId), ("at", created)))
+            await restore.ExecuteNonQueryAsync();
+        Assert.Equal("kept", ((MessagePosted)ContentSealing.Open(post, elsewhere)).Content.Text);
+
+        // Only a destroyed (tombstoned) key reads as erased.
+        await elsewhere.DestroyAsync("acme", "alice", "root");
+        Assert.Equal(ContentSealing.Erased, ((MessagePosted)ContentSealing.Open(post, elsewhere)).Content);
     }
 }

@@ -6,10 +6,12 @@ using System.Text;
 namespace Caas.Actors.Common;
 
 /// <summary>
-/// Tamper evidence: every persisted event carries in its envelope <see cref="EventMeta.Hash"/> =
-/// SHA-256(previous hash of the same entity, "\n", the event's stored bytes without its own hash), and
+/// Tamper evidence: every persisted event carries in its envelope <see cref="EventMeta.Hash"/> = a link over the
+/// previous hash of the same entity, "\n", and the event's stored bytes without its own hash, and
 /// <see cref="EventMeta.PrevHash"/>. The stored bytes include <c>occurred_at</c> and <c>prev_hash</c>, so changing,
-/// removing or reordering any event breaks a link that a verifier can name.
+/// removing or reordering any event breaks a link that a verifier can name. Two link formats: format 1 (64 hex digits)
+/// is plain SHA-256, which anyone with write access to the database can recompute; format 2 (<c>k1:</c> + 64 hex
+/// digits) is HMAC-SHA256 under the <see cref="AuditKey"/>, which is not in the database. Old links are never rewritten.
 /// </summary>
 public static class HashChain
 {
@@ -20,27 +22,51 @@ public static class HashChain
     // preceded by '_', not '"').
     private static readonly byte[] HashProperty = ",\"hash\":"u8.ToArray();
 
-    /// <summary>The event sealed onto the chain after <paramref name="prevHash"/>; <paramref name="toBytes"/> is the journal's serializer.</summary>
-    public static TEvent Seal<TEvent>(TEvent e, string? prevHash, Func<object, byte[]> toBytes) where TEvent : IDomainEvent
+    /// <summary>The prefix of a keyed link (format 2).</summary>
+    public const string KeyedPrefix = "k1:";
+
+    public static bool IsKeyed(string? hash) => hash is not null && hash.StartsWith(KeyedPrefix, StringComparison.Ordinal);
+
+    /// <summary>
+    /// The event sealed onto the chain after <paramref name="prevHash"/>; <paramref name="toBytes"/> is the journal's
+    /// serializer. With a <paramref name="key"/> the link is keyed (format 2), without one plain SHA-256 (tools, tests).
+    /// </summary>
+    public static TEvent Seal<TEvent>(TEvent e, string? prevHash, Func<object, byte[]> toBytes, AuditKey? key = null) where TEvent : IDomainEvent
     {
         var open = WithMeta(e, e.Meta with { PrevHash = prevHash, Hash = null });
-        return WithMeta(open, open.Meta with { Hash = Compute(prevHash, toBytes(open)) });
+        return WithMeta(open, open.Meta with { Hash = Link(prevHash, toBytes(open), key) });
     }
 
     /// <summary>Seals a batch in order, each after the one before.</summary>
-    public static IReadOnlyList<TEvent> SealAll<TEvent>(IEnumerable<TEvent> events, string? prevHash, Func<object, byte[]> toBytes)
+    public static IReadOnlyList<TEvent> SealAll<TEvent>(IEnumerable<TEvent> events, string? prevHash, Func<object, byte[]> toBytes, AuditKey? key = null)
         where TEvent : IDomainEvent
     {
         var sealedEvents = new List<TEvent>();
         foreach (var e in events)
         {
-            var s = Seal(e, prevHash, toBytes);
+            var s = Seal(e, prevHash, toBytes, key);
             sealedEvents.Add(s);
             prevHash = s.Meta.Hash;
         }
         return sealedEvents;
     }
 
+    /// <summary>A keyed link under <paramref name="key"/>, or a format-1 link without one.</summary>
+    public static string Link(string? prevHash, ReadOnlySpan<byte> openBytes, AuditKey? key)
+    {
+        if (key is null) return Compute(prevHash, openBytes);
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Key);
+        hmac.AppendData(Encoding.UTF8.GetBytes(prevHash ?? string.Empty));
+        hmac.AppendData("\n"u8);
+        hmac.AppendData(openBytes);
+        return KeyedPrefix + Convert.ToHexStringLower(hmac.GetHashAndReset());
+    }
+
+    /// <summary>Whether <paramref name="hash"/> is the link over these bytes, in the format it is written in; a keyed link needs the key.</summary>
+    public static bool Holds(string? prevHash, ReadOnlySpan<byte> openBytes, string hash, AuditKey? key) =>
+        IsKeyed(hash) ? key is not null && Link(prevHash, openBytes, key) == hash : Compute(prevHash, openBytes) == hash;
+
+    /// <summary>The format-1 link: plain SHA-256.</summary>
     public static string Compute(string? prevHash, ReadOnlySpan<byte> openBytes)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -63,9 +89,10 @@ public static class HashChain
         var at = envelopeEnd < 0 ? -1 : stored.AsSpan(0, envelopeEnd).IndexOf(HashProperty);
         if (at < 0) return false;
         var value = at + HashProperty.Length;
-        const int quoted = 64 + 2;
+        var keyed = stored.AsSpan(value).StartsWith("\"k1:"u8);
+        var quoted = (keyed ? KeyedPrefix.Length : 0) + 64 + 2;
         if (stored.Length < value + quoted || stored[value] != (byte)'"' || stored[value + quoted - 1] != (byte)'"') return false;
-        hash = Encoding.ASCII.GetString(stored, value + 1, 64);
+        hash = Encoding.ASCII.GetString(stored, value + 1, quoted - 2);
         openBytes = [.. stored.AsSpan(0, at), .. stored.AsSpan(value + quoted)];
         return true;
     }

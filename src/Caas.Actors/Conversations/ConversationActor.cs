@@ -26,6 +26,7 @@ public sealed class ConversationActor : ReceivePersistentActor
     private readonly bool _publishes = Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal);
     // The node's content vault; none (unit tests, a node without one) stores content in the clear.
     private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
+    private readonly AuditKey? _auditKey = AuditKeySetup.Of(Context.System);
 
     public ConversationActor(string entityId, EntitySettings settings)
     {
@@ -84,8 +85,8 @@ public sealed class ConversationActor : ReceivePersistentActor
         var remaining = decision.Events.Length;
         var serialization = Context.System.Serialization;
         // Content is sealed under its author's data key first, so the hash covers the ciphertext the journal keeps.
-        var events = _vault is null ? decision.Events : decision.Events.Select(e => ContentSealing.Seal(e, _vault));
-        var chained = HashChain.SealAll(events, _state.LastHash, e => serialization.FindSerializerFor(e).ToBinary(e));
+        var events = _vault is null ? decision.Events : decision.Events.Select(e => ContentSealing.Seal(e, _vault, command.ConversationId));
+        var chained = HashChain.SealAll(events, _state.LastHash, e => serialization.FindSerializerFor(e).ToBinary(e), _auditKey);
         PersistAll(chained.Select(e => new Tagged(e, tags)), tagged =>
         {
             var persisted = (IConversationEvent)tagged.Payload;

@@ -258,7 +258,7 @@ public static class ConversationDecider
         if (facts.Deleted) return Rejection.Conflict("The message was deleted.");
         if (s.IsMuted(e.ActorId, now)) return Rejection.Muted();
         if (ValidateContent(e.Content) is { } invalid) return invalid;
-        return Decision.Persist(new MessageEdited(meta, e.Seq, facts.MessageId, e.Content));
+        return Decision.Persist(new MessageEdited(meta, e.Seq, facts.MessageId, e.Content) { Edit = facts.Edits + 1 });
     }
 
     private static Decision Delete(ConversationState s, DeleteMessage d, EventMeta meta)

@@ -35,9 +35,15 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
     public SealedContent? Sealed { get; init; }
 }
 
-/// <summary>An edit's new content; sealed like <see cref="MessagePosted"/>.</summary>
+/// <summary>
+/// An edit's new content; sealed like <see cref="MessagePosted"/>. <see cref="Edit"/> numbers the message's edits from 1
+/// (0 on edits stored before it was recorded); the sealed content is bound to it.
+/// </summary>
 public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, MessageContent Content) : IConversationEvent, ISealable
 {
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Edit { get; init; }
+
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SealedContent? Sealed { get; init; }
 }

@@ -13,8 +13,9 @@ public sealed record Restriction(DateTimeOffset? Until, string? Reason)
 }
 
 /// <summary>What the entity remembers of one recent message: enough to authorise edits, deletes and reactions.</summary>
+/// <param name="Edits">How many times it was edited (numbers the next edit; 0 in snapshots taken before it was kept).</param>
 public sealed record MessageFacts(string MessageId, string AuthorId, DateTimeOffset CreatedAt, bool Deleted,
-    ImmutableDictionary<string, ImmutableHashSet<string>> Reactions);
+    ImmutableDictionary<string, ImmutableHashSet<string>> Reactions, int Edits = 0);
 
 /// <summary>
 /// The conversation as its events made it. Per-message facts are kept for the last <see cref="MessageWindow"/>
@@ -93,7 +94,7 @@ public sealed record ConversationState(
             ? this with { Members = Members.SetItem(rc.UserId, m with { Role = rc.Role }) }
             : this,
         MessagePosted p => ApplyPosted(p),
-        MessageEdited => this,
+        MessageEdited ed => UpdateMessage(ed.Seq, f => f with { Edits = ed.Edit > 0 ? ed.Edit : f.Edits + 1 }),
         MessageDeleted d => UpdateMessage(d.Seq, f => f with { Deleted = true }),
         ReactionAdded ra => UpdateMessage(ra.Seq, f => f with
         {

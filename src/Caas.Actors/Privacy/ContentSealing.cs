@@ -11,8 +11,26 @@ namespace Caas.Actors.Privacy;
 /// Message content as the journal stores it: AES-256-GCM ciphertext under the author's data key
 /// (<see cref="KeyId"/>). <see cref="Data"/> is base64 of nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes). Destroying
 /// the key (GDPR erasure) leaves these bytes, and with them the hash chain, untouched but unreadable.
+/// <see cref="V"/> is the format of the associated data: absent (1) bound tenant, author and message id; 2 binds
+/// tenant, <see cref="ConversationId"/>, author, message id, event type and edit number (<see cref="ContentSealing.Aad"/>).
 /// </summary>
-public sealed record SealedContent(string KeyId, string Data);
+public sealed record SealedContent(string KeyId, string Data)
+{
+    public const int Current = 2;
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public int V { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? ConversationId { get; init; }
+}
+
+/// <summary>Sealed content that cannot be opened although its key was not destroyed: the key is missing, or the bytes or their binding were altered.</summary>
+public sealed class SealedContentUnreadableException(string reason, string message) : Exception(message)
+{
+    /// <summary><c>missing_key</c> or <c>tampered</c>.</summary>
+    public string Reason { get; } = reason;
+}
 
 /// <summary>An event that stores personal content sealed: the plaintext fields are not written once it is sealed.</summary>
 public interface ISealable
@@ -30,7 +48,10 @@ public interface IContentVault
     /// <summary>Encrypts under the user's current data key, creating one if the user has none.</summary>
     SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData);
 
-    /// <summary>The plaintext, or null when the key was destroyed (the user was erased).</summary>
+    /// <summary>
+    /// The plaintext, or null when the key was destroyed (the user was erased). A key that is not there at all, or
+    /// bytes that do not open under it, throw <see cref="SealedContentUnreadableException"/>: never read as erased.
+    /// </summary>
     byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData);
 }
 
@@ -52,18 +73,31 @@ public static class ContentSealing
     /// <summary>What the serializer gives back when it has no vault to open a sealed event with (a tool without one).</summary>
     public static readonly MessageContent Unavailable = new("sealed", null);
 
+    /// <summary>
+    /// Content that should open but does not (its key is missing, e.g. a key table restored from an older copy, or the
+    /// ciphertext was moved or altered). Distinct from <see cref="Erased"/>: the vault logs it and counts it, and the
+    /// API answers <c>content_unavailable</c>, so an operator sees it and can restore the key.
+    /// </summary>
+    public static readonly MessageContent Unreadable = new("content_unavailable", null);
+
     private sealed record SealedBody(MessageContent Content, MessageEnrichment? Enrichment);
 
     /// <summary>The event with its content (and enrichment, which can hold the same personal data) sealed; others as they are.</summary>
-    public static IConversationEvent Seal(IConversationEvent e, IContentVault vault) => e switch
+    public static IConversationEvent Seal(IConversationEvent e, IContentVault vault, string conversationId) => e switch
     {
         MessagePosted { Sealed: null } p => p with
         {
-            Sealed = vault.Seal(p.Meta.TenantId, p.Meta.ActorId, Body(p.Content, p.Enrichment), Aad(p.Meta.TenantId, p.Meta.ActorId, p.MessageId)),
+            Sealed = vault.Seal(p.Meta.TenantId, p.Meta.ActorId, Body(p.Content, p.Enrichment), Aad(p, conversationId)) with
+            {
+                V = SealedContent.Current, ConversationId = conversationId,
+            },
         },
         MessageEdited { Sealed: null } m => m with
         {
-            Sealed = vault.Seal(m.Meta.TenantId, m.Meta.ActorId, Body(m.Content, null), Aad(m.Meta.TenantId, m.Meta.ActorId, m.MessageId)),
+            Sealed = vault.Seal(m.Meta.TenantId, m.Meta.ActorId, Body(m.Content, null), Aad(m, conversationId)) with
+            {
+                V = SealedContent.Current, ConversationId = conversationId,
+            },
         },
         _ => e,
     };
@@ -71,19 +105,39 @@ public static class ContentSealing
     /// <summary>The event with its plaintext restored from <see cref="ISealable.Sealed"/>: erased when the key is gone.</summary>
     public static object Open(object e, IContentVault? vault) => e switch
     {
-        MessagePosted { Sealed: { } s } p => OpenBody(p.Meta.TenantId, s, Aad(p.Meta.TenantId, p.Meta.ActorId, p.MessageId), vault) is var (c, en)
+        MessagePosted { Sealed: { } s } p => OpenBody(p.Meta.TenantId, s, AadOf(p, s), vault) is var (c, en)
             ? p with { Content = c, Enrichment = en }
             : p,
-        MessageEdited { Sealed: { } s } m => OpenBody(m.Meta.TenantId, s, Aad(m.Meta.TenantId, m.Meta.ActorId, m.MessageId), vault) is var (c, _)
+        MessageEdited { Sealed: { } s } m => OpenBody(m.Meta.TenantId, s, AadOf(m, s), vault) is var (c, _)
             ? m with { Content = c }
             : m,
+        _ => e,
+    };
+
+    /// <summary>
+    /// The opened event as read from <paramref name="conversationId"/>'s journal: content sealed (format 2) for another
+    /// conversation reads as <see cref="Unreadable"/>, never as that conversation's text. The serializer that opens an
+    /// event does not know which entity it belongs to; the readers that do (projection, audit replay) check here.
+    /// </summary>
+    public static IConversationEvent InConversation(IConversationEvent e, string conversationId) => e switch
+    {
+        MessagePosted { Sealed.ConversationId: { } c } p when c != conversationId => p with { Content = Unreadable, Enrichment = null },
+        MessageEdited { Sealed.ConversationId: { } c } m when c != conversationId => m with { Content = Unreadable },
         _ => e,
     };
 
     private static (MessageContent, MessageEnrichment?) OpenBody(string tenantId, SealedContent s, byte[] aad, IContentVault? vault)
     {
         if (vault is null) return (Unavailable, null);
-        var plain = vault.Open(tenantId, s, aad);
+        byte[]? plain;
+        try
+        {
+            plain = vault.Open(tenantId, s, aad);
+        }
+        catch (SealedContentUnreadableException)
+        {
+            return (Unreadable, null);
+        }
         if (plain is null) return (Erased, null);
         var body = JsonSerializer.Deserialize<SealedBody>(plain, CaasSerializer.Json)
                    ?? throw new JsonException("Sealed content opened to nothing.");
@@ -93,9 +147,31 @@ public static class ContentSealing
     private static byte[] Body(MessageContent content, MessageEnrichment? enrichment) =>
         JsonSerializer.SerializeToUtf8Bytes(new SealedBody(content, enrichment), CaasSerializer.Json);
 
-    /// <summary>Binds a ciphertext to its tenant, author and message: it cannot be moved onto another event.</summary>
+    /// <summary>The associated data of format 1 (tenant, author, message id): still used to open content sealed before format 2.</summary>
     public static byte[] Aad(string tenantId, string userId, string messageId) =>
         Encoding.UTF8.GetBytes(tenantId + "\n" + userId + "\n" + messageId);
+
+    /// <summary>
+    /// Format 2: binds a ciphertext to its tenant, conversation, author, message id, event type and edit number, so it
+    /// cannot be moved onto another message, another conversation, or from an edit onto the post (or another edit).
+    /// The journal seq is not bound: it does not exist yet when the content is sealed.
+    /// </summary>
+    public static byte[] Aad(string tenantId, string conversationId, string userId, string messageId, string eventType, int edit) =>
+        Encoding.UTF8.GetBytes($"caas.seal.v2\n{tenantId}\n{conversationId}\n{userId}\n{messageId}\n{eventType}\n{edit}");
+
+    private static byte[] Aad(MessagePosted p, string conversationId) =>
+        Aad(p.Meta.TenantId, conversationId, p.Meta.ActorId, p.MessageId, "posted", 0);
+
+    private static byte[] Aad(MessageEdited m, string conversationId) =>
+        Aad(m.Meta.TenantId, conversationId, m.Meta.ActorId, m.MessageId, "edited", m.Edit);
+
+    // The event type and edit number come from the event being read, never from the sealed record, so a ciphertext
+    // swapped onto another kind of event does not open.
+    private static byte[] AadOf(MessagePosted p, SealedContent s) =>
+        s.V >= 2 ? Aad(p, s.ConversationId ?? string.Empty) : Aad(p.Meta.TenantId, p.Meta.ActorId, p.MessageId);
+
+    private static byte[] AadOf(MessageEdited m, SealedContent s) =>
+        s.V >= 2 ? Aad(m, s.ConversationId ?? string.Empty) : Aad(m.Meta.TenantId, m.Meta.ActorId, m.MessageId);
 }
 
 /// <summary>Told to every node (DistributedPubSub topic <see cref="Topic"/>) when a user's data keys are destroyed.</summary>

@@ -206,7 +206,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     private EventMeta Meta() => new(_tenantId, _userId, DateTimeOffset.UtcNow);
 
     private Tagged Tag(IUserSessionEvent e) =>
-        new(HashChain.Seal(e, _state.LastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o)), [KindTag, Ids.TenantTag(_tenantId)]);
+        new(HashChain.Seal(e, _state.LastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o), AuditKeySetup.Of(Context.System)), [KindTag, Ids.TenantTag(_tenantId)]);
 
     /// <summary>Every persisted event, presence included, counts towards the next snapshot.</summary>
     private void ApplyTagged(Tagged t)

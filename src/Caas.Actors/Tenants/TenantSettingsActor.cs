@@ -22,7 +22,7 @@ public sealed class TenantSettingsActor : ReceivePersistentActor
             var (evt, reply) = TenantSettingsDecider.Decide(_state, c, DateTimeOffset.UtcNow);
             if (evt is null) { Sender.Tell(reply); return; }
             var replyTo = Sender;
-            var chained = HashChain.Seal(evt, _lastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o));
+            var chained = HashChain.Seal(evt, _lastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o), AuditKeySetup.Of(Context.System));
             Persist(new Tagged(chained, [KindTag, Ids.TenantTag(tenantId)]), _ => { _state = evt.Settings; _lastHash = chained.Meta.Hash; replyTo.Tell(reply); });
         });
         Command<StopEntity>(_ => Context.Stop(Self));

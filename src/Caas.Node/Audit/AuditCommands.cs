@@ -22,9 +22,10 @@ public static class AuditCommands
                 Console.Error.WriteLine("Tenant ids are 1-128 of A-Z a-z 0-9 _ . @ -");
                 return 2;
             }
-            var report = await new JournalVerifier(options.Storage()).VerifyAsync(t, ct: ct);
+            var report = await new JournalVerifier(options.Storage(), options.AuditKey()).VerifyAsync(t, ct: ct);
             foreach (var b in report.Broken) Console.WriteLine($"broken persistence_id={b.PersistenceId} seq={b.Seq} problem={b.Problem}");
-            Console.WriteLine($"events={report.Events} chained={report.Chained} unchained={report.Unchained} entities={report.Entities} broken={report.Broken.Count}");
+            Console.WriteLine($"events={report.Events} chained={report.Chained} keyed={report.Keyed} unchained={report.Unchained} entities={report.Entities} " +
+                              $"checkpoints={report.Checkpoints} broken={report.Broken.Count}");
             return report.Intact ? 0 : 1;
         });
         return new Command("audit", "Audit tools.") { verify };

@@ -149,7 +149,7 @@ public static class ReplayBench
                     new MessageContent("text", $"benchmark message {n}: see https://example.com/{n} or call +1 415 555 {n % 10000:D4}")),
             };
             if (e is MessagePosted p) lastMessage[i] = (p.Seq, p.MessageId, author);
-            e = ContentSealing.Seal(e, vault);
+            e = ContentSealing.Seal(e, vault, ids[i]);
             var chained = HashChain.Seal(e, hashes[i], ToBytes);
             hashes[i] = chained.Meta.Hash;
             batch.Add((ConversationActor.PersistenceIdOf(Ids.EntityId(Tenant, ids[i])), seq, at.UtcTicks,

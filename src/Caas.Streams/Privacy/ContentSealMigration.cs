@@ -63,7 +63,7 @@ public static class ContentSealMigration
             if (++events % 10_000 == 0) progress?.Invoke(events);
             var stored = (byte[])rows.GetValue(3);
             var e = (IConversationEvent)serialization.Deserialize(stored, rows.GetInt32(5), rows.GetString(4));
-            var next = ContentSealing.Seal(e, vault);
+            var next = ContentSealing.Seal(e, vault, Ids.SplitEntityId(pid["conversation|".Length..]).LocalId);
             var sealedNow = !ReferenceEquals(next, e);
             if (sealedNow) sealedCount++;
             if (e.Meta.Hash is not null)

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Caas.Actors.Privacy;
 using Caas.Streams.ReadModel;
+using Microsoft.Extensions.Logging;
 using Prometheus;
 using static Caas.Streams.ReadModel.ReadModelWriter;
 
@@ -57,12 +58,18 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
     private static readonly Counter KeyLoads = Metrics.CreateCounter("caas_data_key_loads_total",
         "Data keys read from (or created in) the database, by purpose.", "purpose");
     private static readonly Counter Destroyed = Metrics.CreateCounter("caas_data_keys_destroyed_total", "Data keys destroyed by erasure.");
+    private static readonly Counter Unreadable = Metrics.CreateCounter("caas_sealed_content_unreadable_total",
+        "Sealed content that could not be opened although its key was not destroyed, by reason (missing_key, tampered).", "reason");
+
+    /// <summary>Where unreadable content is reported (the node sets its own once the host is built).</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
     public static readonly TimeSpan CacheTtl = TimeSpan.FromSeconds(60);
 
     private sealed record ActiveKey(string KeyId, byte[] Key, DateTime LoadedAt);
 
-    private sealed record KnownKey(string TenantId, byte[]? Key, DateTime LoadedAt);
+    /// <summary>A key row as last read: <see cref="Key"/> null once destroyed; <see cref="Missing"/> when there is no row at all.</summary>
+    private sealed record KnownKey(string TenantId, byte[]? Key, DateTime LoadedAt, bool Missing = false);
 
     private readonly ConcurrentDictionary<(string Tenant, string User), ActiveKey> _active = new();
     private readonly ConcurrentDictionary<string, KnownKey> _known = new();
@@ -94,15 +101,49 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
 
     public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
     {
-        if (!_known.TryGetValue(sealedContent.KeyId, out var known) || (known.Key is not null && DateTime.UtcNow - known.LoadedAt > CacheTtl))
+        // A missing key is re-read on every open (not cached): restoring the key row makes the content readable again.
+        if (!_known.TryGetValue(sealedContent.KeyId, out var known) || known.Missing ||
+            (known.Key is not null && DateTime.UtcNow - known.LoadedAt > CacheTtl))
             known = Load(sealedContent.KeyId);
-        if (known.Key is null || known.TenantId != tenantId) return null;
-        var data = Convert.FromBase64String(sealedContent.Data);
-        if (data.Length < NonceSize + TagSize) throw new CryptographicException("Sealed content is too short.");
-        var plain = new byte[data.Length - NonceSize - TagSize];
-        using var aes = new AesGcm(known.Key, TagSize);
-        aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
-        return plain;
+        if (known.Missing)
+            throw Unopenable("missing_key", sealedContent, tenantId,
+                $"Data key {sealedContent.KeyId} is not in data_keys (was the read-model database restored from an older copy?)");
+        if (known.TenantId != tenantId)
+            throw Unopenable("tampered", sealedContent, tenantId, $"Data key {sealedContent.KeyId} belongs to another tenant");
+        if (known.Key is null) return null;
+        try
+        {
+            var data = Convert.FromBase64String(sealedContent.Data);
+            if (data.Length < NonceSize + TagSize) throw new CryptographicException("Sealed content is too short.");
+            var plain = new byte[data.Length - NonceSize - TagSize];
+            using var aes = new AesGcm(known.Key, TagSize);
+            aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
+            return plain;
+        }
+        catch (Exception e) when (e is CryptographicException or FormatException)
+        {
+            throw Unopenable("tampered", sealedContent, tenantId,
+                $"Content sealed under {sealedContent.KeyId} does not open: altered, or moved from another message, conversation or event");
+        }
+    }
+
+    private SealedContentUnreadableException Unopenable(string reason, SealedContent sealedContent, string tenantId, string message)
+    {
+        Unreadable.WithLabels(reason).Inc();
+        Logger.LogError("Sealed content unreadable ({Reason}) in tenant {TenantId}, key {KeyId}: {Message}", reason, tenantId, sealedContent.KeyId, message);
+        return new SealedContentUnreadableException(reason, message);
+    }
+
+    /// <summary>The ids of the user's keys that are not destroyed yet (what an erasure is about to destroy).</summary>
+    public async Task<IReadOnlyList<string>> LiveKeyIdsAsync(string tenantId, string userId, CancellationToken ct = default)
+    {
+        var ids = new List<string>();
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT key_id FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) ids.Add(r.GetString(0));
+        return ids;
     }
 
     /// <summary>Destroys every live key of the user (the rows stay, without key material) and returns their ids.</summary>
@@ -167,9 +208,9 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
         using var c = store.Open();
         using var cmd = Command(c, null, "SELECT tenant_id, user_id, wrapped_key FROM data_keys WHERE key_id = @id", ("id", keyId));
         using var r = cmd.ExecuteReader();
-        // An unknown key id reads as destroyed: its content cannot be opened by anyone.
+        // An unknown key id is not an erasure (erasure keeps the row, without key material): it is reported, never read as erased.
         var known = !r.Read()
-            ? new KnownKey(string.Empty, null, DateTime.UtcNow)
+            ? new KnownKey(string.Empty, null, DateTime.UtcNow, Missing: true)
             : new KnownKey(r.GetString(0), r.IsDBNull(2) ? null : Unwrap(keyId, r.GetString(0), r.GetString(1), r.GetString(2)), DateTime.UtcNow);
         _known[keyId] = known;
         return known;

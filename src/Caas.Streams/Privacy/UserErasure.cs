@@ -20,9 +20,10 @@ public sealed record ErasureReport(string TenantId, string UserId, DateTimeOffse
 
 /// <summary>
 /// GDPR erasure without rewriting history. The journal keeps every event, sequence number and hash; what makes the
-/// user's content unreadable is the destruction of the user's data keys (<see cref="ContentVault"/>). Then:
-/// every node forgets the keys; the user's session entity records <see cref="UserErased"/> (who erased whom, when,
-/// which keys: erasure is itself an audited event); the read model's copies of the content, edit history and
+/// user's content unreadable is the destruction of the user's data keys (<see cref="ContentVault"/>). First the user's
+/// session entity records <see cref="UserErased"/> (who erased whom, when, which keys: erasure is itself an audited
+/// event, recorded before anything is destroyed so a failed erasure leaves its trace and a retry completes it); then
+/// the keys are destroyed and every node forgets them; the read model's copies of the content, edit history and
 /// enrichment results and the user's dead-letter payloads are scrubbed, once at once and once more after the
 /// projection has passed the journal's end (a batch it decrypted just before the destruction cannot bring them back).
 /// </summary>
@@ -38,14 +39,17 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, ReadMo
 
     public async Task<ErasureReport> EraseAsync(string tenantId, string userId, string actorId, CancellationToken ct = default)
     {
+        // The intent is recorded first: if destroying the keys fails, the audit trail still says who asked for what, and
+        // a retry (which records again) finds the keys still live and completes the destruction.
+        var intended = await vault.LiveKeyIdsAsync(tenantId, userId, ct);
+        var recorded = await userSessions().Ask<object>(new EraseUser(tenantId, userId, actorId, [.. intended]), TimeSpan.FromSeconds(15), ct);
+        if (recorded is not UserErased erased)
+            throw new InvalidOperationException($"The erasure of {userId} was not recorded: {recorded}");
+
         var keys = await vault.DestroyAsync(tenantId, userId, actorId, ct);
         var notice = new DataKeysDestroyed(tenantId, userId, [.. keys]);
         if (system.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
             DistributedPubSub.Get(system).Mediator.Tell(new Publish(DataKeysDestroyed.Topic, notice));
-
-        var recorded = await userSessions().Ask<object>(new EraseUser(tenantId, userId, actorId, [.. keys]), TimeSpan.FromSeconds(15), ct);
-        if (recorded is not UserErased erased)
-            throw new InvalidOperationException($"The erasure of {userId} was not recorded: {recorded}");
         Erasures.Inc();
         Pipeline.DedupeWindow.Of(system).Forget(tenantId, userId);
 

@@ -24,4 +24,13 @@ public static class JournalDb
         cmd.Parameters.Add(p);
         return p;
     }
+
+    public static async Task<bool> TableExistsAsync(DbConnection c, bool postgres, string table, CancellationToken ct)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = postgres
+            ? $"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"
+            : $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'";
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)) > 0;
+    }
 }

@@ -22,12 +22,12 @@ public static class JournalTagsMigration
             ? new NpgsqlConnection(storage.JournalConnectionString)
             : new SqliteConnection(storage.JournalConnectionString);
         await c.OpenAsync(ct);
-        if (!await TableExistsAsync(c, storage.IsPostgres, "journal", ct) || await ColumnExistsAsync(c, storage.IsPostgres, ct)) return 0;
+        if (!await JournalDb.TableExistsAsync(c, storage.IsPostgres, "journal", ct) || await ColumnExistsAsync(c, storage.IsPostgres, ct)) return 0;
 
         await using var tx = await c.BeginTransactionAsync(ct);
         await ExecuteAsync(c, tx, "ALTER TABLE journal ADD COLUMN tags " + (storage.IsPostgres ? "VARCHAR(2000)" : "NVarChar(2000)") + " NULL", ct);
         long filled = 0;
-        if (await TableExistsAsync(c, storage.IsPostgres, "tags", ct))
+        if (await JournalDb.TableExistsAsync(c, storage.IsPostgres, "tags", ct))
         {
             var aggregate = storage.IsPostgres ? "string_agg(t.tag, ';' ORDER BY t.tag)" : "group_concat(t.tag, ';')";
             filled = await ExecuteAsync(c, tx,
@@ -36,15 +36,6 @@ public static class JournalTagsMigration
         }
         await tx.CommitAsync(ct);
         return filled;
-    }
-
-    private static async Task<bool> TableExistsAsync(DbConnection c, bool postgres, string table, CancellationToken ct)
-    {
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = postgres
-            ? $"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"
-            : $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'";
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)) > 0;
     }
 
     private static async Task<bool> ColumnExistsAsync(DbConnection c, bool postgres, CancellationToken ct)

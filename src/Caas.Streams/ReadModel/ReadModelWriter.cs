@@ -87,8 +87,9 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         {
             if (marks.TryGetValue(envelope.PersistenceId, out var applied) && envelope.SequenceNr <= applied) continue;
             marks[envelope.PersistenceId] = envelope.SequenceNr;
-            if (envelope.Event is not IConversationEvent e) continue;
+            if (envelope.Event is not IConversationEvent stored) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
+            var e = ContentSealing.InConversation(stored, conversation);
             events.Add((tenant, conversation, ((Sequence)envelope.Offset).Value, e));
             if (e is MessagePosted p) posted.Add((tenant, conversation, p.Seq));
             else if (TargetSeq(e) is { } seq && !posted.Contains((tenant, conversation, seq))) touched.Add((tenant, conversation, seq));

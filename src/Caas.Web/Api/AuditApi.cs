@@ -28,7 +28,33 @@ public static class AuditApi
         var replay = new Lazy<AuditReplay>(() => new AuditReplay(services.GetRequiredService<ActorSystem>()));
         var accessLog = new Lazy<AuditAccessLog>(() => new AuditAccessLog(services.GetRequiredService<ReadModelStore>()));
 
-        var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>()));
+        var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>(), services.GetService<AuditKey>()));
+
+        // One filter over the whole v1 group (a group's filters apply to every endpoint in it, mapped before or after),
+        // so the admin actions of every API are recorded without an edit in each handler.
+        var logger = services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("Caas.Web.Api.AdminActions");
+        v1.AddEndpointFilter(async (ctx, next) =>
+        {
+            var http = ctx.HttpContext;
+            if (AdminAction(http) is { } action && Caller.From(http.User) is { } caller)
+                // Recorded once the status is known (a refused attempt changed nothing) and before the answer leaves,
+                // so whoever sees the answer can already see the record.
+                http.Response.OnStarting(async () =>
+                {
+                    if (http.Response.StatusCode is < 200 or > 299) return;
+                    try
+                    {
+                        await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, action, http.Request.Path.Value ?? "",
+                            http.Request.QueryString.Value is { Length: > 0 } q ? q : null, CancellationToken.None);
+                    }
+                    catch (Exception e)
+                    {
+                        // The action is done; a lost record is for an operator to see, not the caller.
+                        Microsoft.Extensions.Logging.LoggerExtensions.LogError(logger, e, "Admin action {Action} by {UserId} was not recorded", action, caller.UserId);
+                    }
+                });
+            return await next(ctx);
+        });
 
         var g = v1.MapGroup("/admin/audit").WithTags("Audit");
 
@@ -71,7 +97,9 @@ public static class AuditApi
                 intact = report.Intact,
                 events = report.Events,
                 chained = report.Chained,
+                keyed = report.Keyed,
                 unchained = report.Unchained,
+                checkpoints = report.Checkpoints,
                 entities = report.Entities,
                 broken = report.Broken.Select(b => new { persistence_id = b.PersistenceId, seq = b.Seq, problem = b.Problem }),
             });
@@ -113,6 +141,24 @@ public static class AuditApi
             return Results.Ok(RebuildView(await services.GetRequiredService<ProjectionRebuilds>().StatusAsync(name, http.RequestAborted)));
         });
         return g;
+    }
+
+    /// <summary>
+    /// The access-log action for a request that changes something as an admin or operator, or null: a write under <c>/v1/admin/</c> (tenant settings, erasure, dead-letter replay, rebuilds, intent training and
+    /// activation), and a conversation's moderation, member removal, role change or deletion by a caller with the
+    /// admin role. The action is <c>admin:METHOD route-pattern</c>; the target is the concrete path.
+    /// </summary>
+    internal static string? AdminAction(HttpContext http)
+    {
+        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) || HttpMethods.IsOptions(http.Request.Method)) return null;
+        var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value ?? "";
+        if (!pattern.StartsWith('/')) pattern = "/" + pattern;
+        var adminRoute = pattern.StartsWith("/v1/admin/", StringComparison.Ordinal);
+        var moderation = pattern.StartsWith("/v1/conversations/{id}", StringComparison.Ordinal) && !pattern.EndsWith("/read", StringComparison.Ordinal)
+                         && (pattern.Contains("/moderation/", StringComparison.Ordinal) || pattern.Contains("/members/{userId}", StringComparison.Ordinal)
+                             || (HttpMethods.IsDelete(http.Request.Method) && pattern.TrimEnd('/') == "/v1/conversations/{id}"))
+                         && Caller.From(http.User)?.IsAdmin == true;
+        return adminRoute || moderation ? $"admin:{http.Request.Method} {pattern}" : null;
     }
 
     private static object RebuildView(RebuildStatus s) => new

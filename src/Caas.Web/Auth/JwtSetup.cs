@@ -11,32 +11,46 @@ namespace Caas.Web.Auth;
 
 /// <summary>
 /// Token settings: HS256 with a shared secret (at least 32 bytes), or RS256 / ES256 with a PEM public key.
-/// Only the configured algorithm is accepted; <c>alg: none</c> never is.
+/// Only the configured algorithms are accepted; <c>alg: none</c> never is. During a key rotation the previous secret
+/// (<c>CAAS_JWT_SECRET_PREVIOUS</c>) or public key (<c>CAAS_JWT_PUBLIC_KEY_PREVIOUS</c>) is accepted too, so tokens
+/// issued before the switch stay valid until they expire; tokens are only ever issued with the current secret.
 /// </summary>
-public sealed record JwtSettings(string? Secret, string? PublicKeyPem, string? Issuer, string? Audience)
+public sealed record JwtSettings(string? Secret, string? PublicKeyPem, string? Issuer, string? Audience,
+    string? SecretPrevious = null, string? PublicKeyPemPrevious = null)
 {
     public const int MinSecretBytes = 32;
 
-    public (SecurityKey Key, string Algorithm) VerificationKey()
+    public (SecurityKey Key, string Algorithm) VerificationKey() => KeyFor(Secret, PublicKeyPem, "CAAS_JWT_SECRET");
+
+    /// <summary>The current key first, then the previous one when a rotation is under way.</summary>
+    public IReadOnlyList<(SecurityKey Key, string Algorithm)> VerificationKeys()
     {
-        if (!string.IsNullOrEmpty(PublicKeyPem))
+        var keys = new List<(SecurityKey, string)> { VerificationKey() };
+        if (!string.IsNullOrEmpty(SecretPrevious) || !string.IsNullOrEmpty(PublicKeyPemPrevious))
+            keys.Add(KeyFor(SecretPrevious, PublicKeyPemPrevious, "CAAS_JWT_SECRET_PREVIOUS"));
+        return keys;
+    }
+
+    private static (SecurityKey Key, string Algorithm) KeyFor(string? secret, string? publicKeyPem, string secretName)
+    {
+        if (!string.IsNullOrEmpty(publicKeyPem))
         {
             try
             {
                 var rsa = RSA.Create();
-                rsa.ImportFromPem(PublicKeyPem);
+                rsa.ImportFromPem(publicKeyPem);
                 return (new RsaSecurityKey(rsa), SecurityAlgorithms.RsaSha256);
             }
             catch (ArgumentException)
             {
                 var ecdsa = ECDsa.Create();
-                ecdsa.ImportFromPem(PublicKeyPem);
+                ecdsa.ImportFromPem(publicKeyPem);
                 return (new ECDsaSecurityKey(ecdsa), SecurityAlgorithms.EcdsaSha256);
             }
         }
-        var bytes = Encoding.UTF8.GetBytes(Secret ?? string.Empty);
+        var bytes = Encoding.UTF8.GetBytes(secret ?? string.Empty);
         if (bytes.Length < MinSecretBytes)
-            throw new InvalidOperationException($"CAAS_JWT_SECRET must be at least {MinSecretBytes} bytes.");
+            throw new InvalidOperationException($"{secretName} must be at least {MinSecretBytes} bytes.");
         return (new SymmetricSecurityKey(bytes), SecurityAlgorithms.HmacSha256);
     }
 
@@ -62,14 +76,14 @@ public static class JwtSetup
 {
     public static IServiceCollection AddCaasAuthentication(this IServiceCollection services, JwtSettings settings)
     {
-        var (key, algorithm) = settings.VerificationKey();
+        var keys = settings.VerificationKeys();
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
         {
             o.MapInboundClaims = false;
             o.TokenValidationParameters = new TokenValidationParameters
             {
-                IssuerSigningKey = key,
-                ValidAlgorithms = [algorithm],
+                IssuerSigningKeys = keys.Select(k => k.Key).ToArray(),
+                ValidAlgorithms = keys.Select(k => k.Algorithm).Distinct().ToArray(),
                 RequireSignedTokens = true,
                 RequireExpirationTime = true,
                 ValidateLifetime = true,

@@ -45,7 +45,7 @@ public sealed class ErasureTests(TamperNodeFixture node) : IClassFixture<TamperN
 
     private static async Task VisibleAsync(HttpClient reader, string conversation, int count)
     {
-        for (var i = 0; i < 200 && (await MessagesAsync(reader, conversation)).Count < count; i++) await Task.Delay(50);
+        for (var i = 0; i < 600 && (await MessagesAsync(reader, conversation)).Count < count; i++) await Task.Delay(50);
     }
 
     [Fact]
@@ -57,7 +57,10 @@ public sealed class ErasureTests(TamperNodeFixture node) : IClassFixture<TamperN
         var room = await alice.CreateGroupAsync("bob");
         var a1 = (await alice.PostMessageAsync(room, "alice secret: call me at +1 415 555 0100 or alice@example.com")).Str("message_id");
         var b1 = (await bob.PostMessageAsync(room, "bob says hello")).Str("message_id");
-        Assert.Equal(200, (await alice.ApiPut($"/v1/messages/{a1}", new { content = new { type = "text", text = "alice secret, edited" } })).Status);
+        // The edit looks the message up in the read model: wait for it there first (the machine may be loaded).
+        await VisibleAsync(alice, room, 2);
+        var edited = await alice.ApiPut($"/v1/messages/{a1}", new { content = new { type = "text", text = "alice secret, edited" } });
+        Assert.True(200 == edited.Status, edited.Body.ToString());
         var a2 = (await alice.PostMessageAsync(room, "alice second secret")).Str("message_id");
         var letters = node.Services.GetRequiredService<DeadLetterStore>();
         var aliceLetter = await letters.AddAsync(Tenant, IngestSource.Kafka, "not_found", "conversation missing",

@@ -7,7 +7,7 @@ using Npgsql;
 namespace Caas.Web.Tests.Audit;
 
 /// <summary>A node whose PostgreSQL database the test can reach directly, to tamper with the journal.</summary>
-public sealed class TamperNodeFixture : IAsyncLifetime
+public class TamperNodeFixture : IAsyncLifetime
 {
     private WebApplication? _app;
     private readonly NodeFixture _tokens = new();
@@ -18,13 +18,17 @@ public sealed class TamperNodeFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _app = await NodeHost.BuildAsync(new NodeOptions
+        _app = await NodeHost.BuildAsync(Configure(new NodeOptions
         {
             Postgres = Postgres, Urls = "http://127.0.0.1:0", JwtSecret = NodeFixture.Secret, LogLevel = "Warning",
-        });
+            // Only the genesis run at start signs on its own; tests that want checkpoints run them, so none lands mid-test.
+            AuditCheckpointInterval = TimeSpan.FromHours(1),
+        }));
         await _app.StartAsync();
         BaseAddress = new Uri(_app.Urls.First());
     }
+
+    protected virtual NodeOptions Configure(NodeOptions options) => options;
 
     public async Task DisposeAsync()
     {
@@ -114,7 +118,7 @@ public sealed class TamperTests(TamperNodeFixture node) : IClassFixture<TamperNo
         Assert.Contains("broken=3", output.Trim().Split('\n')[^1]);
     }
 
-    private static async Task<(int Exit, string Output)> CaasAsync(string postgres, params string[] args)
+    internal static async Task<(int Exit, string Output)> CaasAsync(string postgres, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "caas.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
