@@ -89,7 +89,7 @@ public sealed class ReadYourWritesTests : IAsyncLifetime
     public async Task Hub_writes_are_in_the_hubs_history_and_the_rest_list_at_once_even_when_the_projection_is_stalled()
     {
         var id = await _alice!.CreateGroupAsync();
-        await using var hub = await HubClient.ConnectAsync(new Uri(_app!.Urls.First()), new Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue("t-ryw", "alice"));
+        await using var hub = await HubClient.ConnectAsync(new Uri(_app!.Urls.First()), new global::Caas.Web.Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue("t-ryw", "alice"));
         var first = await hub.SendAsync(id, "first");
         var second = await hub.SendAsync(id, "second");
         await hub.Ok("EditMessage", new { conversation_id = id, seq = first.GetProperty("seq").GetInt64(), content = new { type = "text", text = "first, edited" } });
@@ -219,7 +219,7 @@ public sealed class ReadYourWritesLiveTests : IAsyncLifetime
     {
         using var alice = Client("alice");
         var id = await alice.CreateGroupAsync();
-        await using var hub = await HubClient.ConnectAsync(new Uri(_app!.Urls.First()), new Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue("t-live", "alice"));
+        await using var hub = await HubClient.ConnectAsync(new Uri(_app!.Urls.First()), new global::Caas.Web.Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue("t-live", "alice"));
         for (var round = 1; round <= 3; round++)
         {
             var sent = await hub.SendAsync(id, $"m{round}");
@@ -239,7 +239,7 @@ internal static class Bearer
 {
     public static HttpClient WithBearer(this HttpClient client, string user, string tenant = "t-ryw", params string[] roles)
     {
-        client.DefaultRequestHeaders.Authorization = new("Bearer", new Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue(tenant, user, roles));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", new global::Caas.Web.Auth.JwtSettings(NodeFixture.Secret, null, null, null).Issue(tenant, user, roles));
         return client;
     }
 }
