@@ -58,6 +58,12 @@ public sealed class ChatConnection
         get { lock (_gate) return _queue.Count; }
     }
 
+    /// <summary>Ephemeral events among <see cref="Queued"/>.</summary>
+    public int QueuedEphemeral
+    {
+        get { lock (_gate) return _ephemeral.Count; }
+    }
+
     /// <summary>Ephemeral events this connection lost because it did not keep up.</summary>
     public long EphemeralDropped => Interlocked.Read(ref _ephemeralDropped);
 
