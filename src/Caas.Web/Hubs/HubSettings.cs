@@ -40,7 +40,7 @@ public sealed record HubSettings
         ["React"] = new() { PermitsPerSecond = 5, Burst = 20 },
         ["Unreact"] = new() { PermitsPerSecond = 5, Burst = 20 },
         ["Typing"] = new() { PermitsPerSecond = 2, Burst = 5 },
-        ["MarkRead"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["MarkRead"] = new() { PermitsPerSecond = 20, Burst = 50 },
         ["MarkDelivered"] = new() { PermitsPerSecond = 20, Burst = 50 },
         ["GetHistory"] = new() { PermitsPerSecond = 5, Burst = 10 },
         ["GetPresence"] = new() { PermitsPerSecond = 5, Burst = 20 },
