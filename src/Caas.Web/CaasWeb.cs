@@ -35,10 +35,21 @@ public static class CaasWeb
         });
         services.AddOpenApi();
         services.AddSingleton(new ClientRequestLimiter(limits));
-        services.AddRateLimiter(o => o.OnRejected = (ctx, _) => new ValueTask(Problems.WriteAsync(ctx.HttpContext,
-            new Rejection(ErrorCodes.RateLimited, "Too many requests from this client.", RetryAfterSeconds: 1))));
-        // The buckets are shared with the hub (GetHistory), so the middleware gets them from the container.
-        services.AddOptions<RateLimiterOptions>().Configure<ClientRequestLimiter>((o, shared) => o.GlobalLimiter = shared.ForRequests());
+        services.AddRateLimiter(o =>
+        {
+            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
+                RateLimitPartition.GetTokenBucketLimiter(
+                    Caller.From(http.User) is { } c ? c.TenantId + "|" + c.UserId : http.Connection.RemoteIpAddress?.ToString() ?? "anonymous",
+                    _ => new TokenBucketRateLimiterOptions
+                    {
+                        TokenLimit = limits.Burst,
+                        TokensPerPeriod = limits.PermitsPerSecond,
+                        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                        QueueLimit = 0,
+                    }));
+            o.OnRejected = (ctx, _) => new ValueTask(Problems.WriteAsync(ctx.HttpContext,
+                new Rejection(ErrorCodes.RateLimited, "Too many requests from this client.", RetryAfterSeconds: 1)));
+        });
         return services;
     }
 

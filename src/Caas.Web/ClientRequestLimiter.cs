@@ -1,13 +1,12 @@
 using System.Threading.RateLimiting;
 using Caas.Web.Auth;
-using Microsoft.AspNetCore.Http;
 
 namespace Caas.Web;
 
 /// <summary>
-/// The per-client request budget (<see cref="RequestLimits"/>), one token bucket per signed-in user (or per address
-/// when anonymous). REST requests take from it through the rate-limiting middleware and the hub's GetHistory takes
-/// from the same bucket, so reading history over the hub costs what it costs over REST.
+/// A per-client request budget of the REST size (<see cref="RequestLimits"/>), one token bucket per signed-in user,
+/// for hub calls that read like REST requests (GetHistory). It is a bucket of its own beside the middleware's, not
+/// the same bucket.
 /// </summary>
 public sealed class ClientRequestLimiter(RequestLimits limits) : IDisposable
 {
@@ -21,12 +20,6 @@ public sealed class ClientRequestLimiter(RequestLimits limits) : IDisposable
         }));
 
     public static string KeyOf(Caller caller) => caller.TenantId + "|" + caller.UserId;
-
-    public static string KeyOf(HttpContext http) =>
-        Caller.From(http.User) is { } c ? KeyOf(c) : http.Connection.RemoteIpAddress?.ToString() ?? "anonymous";
-
-    /// <summary>The limiter the middleware uses (it does not own the buckets).</summary>
-    public PartitionedRateLimiter<HttpContext> ForRequests() => _limiter.WithTranslatedKey<HttpContext>(KeyOf, leaveOpen: true);
 
     /// <summary>Takes one request's permit for a caller; null when allowed, else how long until the next one can succeed.</summary>
     public TimeSpan? TryAcquire(Caller caller)

@@ -214,8 +214,8 @@ public sealed class ChatHub(
         var limit = args.Limit ?? 50;
         if (limit < 1 || limit > Settings.MaxHistoryPage) return Fail(Rejection.Invalid("limit", $"Between 1 and {Settings.MaxHistoryPage}."));
         if (args.AfterSeq is < 0) return Fail(Rejection.Invalid("after_seq", "Zero or more."));
-        // A history page costs what a REST request costs: the same per-client budget.
-        if (requests.TryAcquire(caller) is { } wait) return RateLimited(wait, "Over this client's request limit (shared with REST).");
+        // A history page costs what a REST request costs: a per-client budget of the REST size.
+        if (requests.TryAcquire(caller) is { } wait) return RateLimited(wait, "Over this client's request limit.");
         long? before = null, after = args.AfterSeq;
         if (args.Cursor is not null)
         {
