@@ -50,6 +50,7 @@ public static class CaasWeb
             o.SerializerOptions.DictionaryKeyPolicy = null;
         });
         services.AddOpenApi();
+        services.AddSingleton(new ClientRequestLimiter(limits));
         services.AddRateLimiter(o =>
         {
             o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>

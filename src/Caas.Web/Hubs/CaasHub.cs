@@ -21,6 +21,7 @@ public static class CaasHub
         services.AddOptions<HubSettings>().BindConfiguration(ConfigSection);
         services.AddSingleton<ChatConnections>();
         services.AddSingleton<RoomRelay>();
+        services.AddSingleton<HubCallLimiter>();
         services.AddSingleton<HubLifetimeManager<ChatHub>, ChatLifetimeManager>();
         services.AddSignalR().AddJsonProtocol(o =>
         {

@@ -7,28 +7,42 @@ using Microsoft.Extensions.Logging;
 
 namespace Caas.Web.Hubs;
 
+/// <summary>A server-to-client event, serialized once however many connections get it.</summary>
+public sealed record Outbound(SerializedHubMessage Message, bool Ephemeral);
+
 /// <summary>
 /// One live socket: who it is, the rooms it has joined, and its bounded outbound queue. Everything the server pushes
-/// goes through the queue, written by one pump; a client that lets it fill up is closed, so a slow consumer never
-/// grows the node's memory.
+/// goes through the queue, written by one pump. When the client falls behind it first loses ephemeral events (typing,
+/// presence, receipts: see <see cref="HubEvents.IsEphemeral"/>), queued ones included; it is closed only when a durable
+/// event finds the queue full of durable ones, so a slow consumer never grows the node's memory.
 /// </summary>
 public sealed class ChatConnection
 {
     private readonly HubConnectionContext _context;
-    private readonly Channel<(SerializedHubMessage Message, bool CloseAfter)> _outbox;
     private readonly ILogger _log;
+    private readonly int _capacity;
+    private readonly int _ephemeralCapacity;
+    private readonly object _gate = new();
+    // Arrival order is kept; the ephemeral entries are also listed oldest first, so a durable event can push one out.
+    private readonly LinkedList<(Outbound Item, bool CloseAfter)> _queue = new();
+    private readonly Queue<LinkedListNode<(Outbound Item, bool CloseAfter)>> _ephemeral = new();
+    private readonly Channel<bool> _doorbell = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
+    {
+        SingleReader = true,
+        FullMode = BoundedChannelFullMode.DropWrite,
+    });
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _typingRelayed = new(StringComparer.Ordinal);
+    private bool _completed;
+    private long _ephemeralDropped;
     private int _closing;
 
-    public ChatConnection(HubConnectionContext context, Caller caller, int capacity, ILogger log)
+    public ChatConnection(HubConnectionContext context, Caller caller, int capacity, int ephemeralCapacity, ILogger log)
     {
         _context = context;
         _log = log;
+        _capacity = Math.Max(1, capacity);
+        _ephemeralCapacity = Math.Clamp(ephemeralCapacity, 0, _capacity);
         Caller = caller;
-        _outbox = Channel.CreateBounded<(SerializedHubMessage, bool)>(new BoundedChannelOptions(capacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
         _ = PumpAsync();
     }
 
@@ -38,21 +52,53 @@ public sealed class ChatConnection
     /// <summary>Conversation ids of the rooms this connection is in.</summary>
     public ConcurrentDictionary<string, byte> Rooms { get; } = new(StringComparer.Ordinal);
 
-    public static SerializedHubMessage Message(string method, object payload) => new(new InvocationMessage(method, [payload]));
+    /// <summary>Events waiting to be written to the socket.</summary>
+    public int Queued
+    {
+        get { lock (_gate) return _queue.Count; }
+    }
+
+    /// <summary>Ephemeral events among <see cref="Queued"/>.</summary>
+    public int QueuedEphemeral
+    {
+        get { lock (_gate) return _ephemeral.Count; }
+    }
+
+    /// <summary>Ephemeral events this connection lost because it did not keep up.</summary>
+    public long EphemeralDropped => Interlocked.Read(ref _ephemeralDropped);
+
+    /// <summary>True once the server has decided to close the connection (slow consumer, expiry).</summary>
+    public bool Closing => Volatile.Read(ref _closing) == 1;
+
+    public static Outbound Message(string method, object payload) =>
+        new(new SerializedHubMessage(new InvocationMessage(method, [payload])), HubEvents.IsEphemeral(method));
 
     public bool Push(string method, object payload) => Push(Message(method, payload));
 
-    public bool Push(SerializedHubMessage message)
+    /// <summary>Queues an event; false if it was dropped (ephemeral, queue busy) or the connection is being closed.</summary>
+    public bool Push(Outbound message)
     {
-        if (_outbox.Writer.TryWrite((message, false))) return true;
-        if (Volatile.Read(ref _closing) == 0) Close("slow_consumer: the client did not keep up with its messages");
+        if (Enqueue(message, closeAfter: false)) return true;
+        if (!message.Ephemeral && !Closing) Close("slow_consumer: the client did not keep up with its messages");
         return false;
     }
+
+    /// <summary>Relays the caller's typing in a room at most once per window; false when this one is coalesced away.</summary>
+    public bool TypingDue(string conversationId, DateTimeOffset now, TimeSpan window)
+    {
+        var last = _typingRelayed.GetValueOrDefault(conversationId);
+        if (now - last < window) return false;
+        _typingRelayed[conversationId] = now;
+        return true;
+    }
+
+    /// <summary>Forgets per-room state when the connection leaves a room.</summary>
+    public void LeftRoom(string conversationId) => _typingRelayed.TryRemove(conversationId, out _);
 
     /// <summary>Sends one last event after everything queued, then closes the connection.</summary>
     public void PushThenClose(string method, object payload)
     {
-        if (!_outbox.Writer.TryWrite((Message(method, payload), true))) Close("slow_consumer");
+        if (!Enqueue(Message(method, payload) with { Ephemeral = false }, closeAfter: true)) Close("slow_consumer");
     }
 
     /// <summary>Closes the connection with a reason the client sees in its close event.</summary>
@@ -60,27 +106,82 @@ public sealed class ChatConnection
     {
         if (Interlocked.Exchange(ref _closing, 1) == 1) return;
         _log.LogWarning("Closing hub connection {ConnectionId} of {UserId}: {Reason}", Id, Caller.UserId, reason);
-        _outbox.Writer.TryComplete();
+        Complete();
         // The reason goes out if the socket takes it within a second; the connection is aborted either way.
         _ = _context.WriteAsync(new CloseMessage(reason, allowReconnect: false)).AsTask()
             .WaitAsync(TimeSpan.FromSeconds(1))
             .ContinueWith(_ => _context.Abort(), TaskScheduler.Default);
     }
 
-    public void Complete() => _outbox.Writer.TryComplete();
+    public void Complete()
+    {
+        lock (_gate) _completed = true;
+        _doorbell.Writer.TryComplete();
+    }
+
+    private bool Enqueue(Outbound item, bool closeAfter)
+    {
+        lock (_gate)
+        {
+            if (_completed) return false;
+            if (item.Ephemeral)
+            {
+                if (_ephemeral.Count >= _ephemeralCapacity || _queue.Count >= _capacity)
+                {
+                    _ephemeralDropped++;
+                    return false;
+                }
+                _ephemeral.Enqueue(_queue.AddLast((item, false)));
+            }
+            else
+            {
+                if (_queue.Count >= _capacity)
+                {
+                    if (_ephemeral.Count == 0) return false;
+                    _queue.Remove(_ephemeral.Dequeue());
+                    _ephemeralDropped++;
+                }
+                _queue.AddLast((item, closeAfter));
+                if (closeAfter) _completed = true;
+            }
+        }
+        _doorbell.Writer.TryWrite(true);
+        return true;
+    }
+
+    private bool TryTake(out (Outbound Item, bool CloseAfter) next)
+    {
+        lock (_gate)
+        {
+            if (_queue.First is not { } first)
+            {
+                next = default;
+                return false;
+            }
+            _queue.RemoveFirst();
+            // Ephemeral entries leave in order, so the first one queued is the oldest one listed.
+            if (first.Value.Item.Ephemeral) _ephemeral.Dequeue();
+            next = first.Value;
+            return true;
+        }
+    }
 
     private async Task PumpAsync()
     {
         try
         {
             var token = _context.ConnectionAborted;
-            await foreach (var (message, closeAfter) in _outbox.Reader.ReadAllAsync(token))
+            while (await _doorbell.Reader.WaitToReadAsync(token))
             {
-                await _context.WriteAsync(message, token);
-                if (!closeAfter) continue;
-                _outbox.Writer.TryComplete();
-                _context.Abort();
-                return;
+                _doorbell.Reader.TryRead(out _);
+                while (TryTake(out var next))
+                {
+                    await _context.WriteAsync(next.Item.Message, token);
+                    if (!next.CloseAfter) continue;
+                    Complete();
+                    _context.Abort();
+                    return;
+                }
             }
         }
         catch (OperationCanceledException)
@@ -102,6 +203,10 @@ public sealed class ChatConnections
     public int Count => _connections.Count;
 
     public ChatConnection? Find(string connectionId) => _connections.GetValueOrDefault(connectionId);
+
+    /// <summary>This node's connections of one user.</summary>
+    public IReadOnlyList<ChatConnection> OfUser(string tenantId, string userId) =>
+        [.. _connections.Values.Where(c => c.Caller.TenantId == tenantId && c.Caller.UserId == userId)];
 
     internal void Add(ChatConnection c) => _connections[c.Id] = c;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 using System.Text.Json;
 using Caas.Actors.Common;
@@ -33,6 +34,8 @@ public sealed class ChatHub(
     IMessageIngest ingest,
     RoomRelay relay,
     ChatConnections connections,
+    HubCallLimiter limiter,
+    ClientRequestLimiter requests,
     IOptions<HubSettings> options,
     ILogger<ChatHub> log) : Hub
 {
@@ -46,7 +49,7 @@ public sealed class ChatHub(
             Context.Abort();
             return;
         }
-        var connection = new ChatConnection(context, caller, Settings.OutboundBufferMessages, log);
+        var connection = new ChatConnection(context, caller, Settings.OutboundBufferMessages, Settings.OutboundEphemeralMessages, log);
         connections.Add(connection);
         ScheduleExpiry(connection);
         var opened = await gateway.AskAsync(new ConnectionOpened(caller.TenantId, caller.UserId, connection.Id, relay.NodeAddress));
@@ -71,8 +74,20 @@ public sealed class ChatHub(
         var view = (ConversationView)reply;
         if (connection.Rooms.TryAdd(id, 0))
         {
+            await relay.Probe(JoinStage.Checked, connection, id);
             await relay.Actor.Ask<Relay.Joined>(new Relay.Join(caller.TenantId, id, connection, view.LastSeq,
                 [.. view.Members.Select(m => m.UserId)]), TimeSpan.FromSeconds(10));
+            await relay.Probe(JoinStage.Registered, connection, id);
+            // Removal wins: a kick, ban or removal the feed handled between the check above and the registration found
+            // no connection to evict. The feed is subscribed and holds the connection now, so asking the entity again
+            // closes the gap: a removal before this answer is seen here, one after it reaches the feed's eviction.
+            var again = await gateway.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId), Context.ConnectionAborted);
+            if (again is Rejection removed)
+            {
+                LeaveLiveRoom(connection, id, announce: false);
+                return Fail(removed);
+            }
+            if (!connection.Rooms.ContainsKey(id)) return Fail(Rejection.NotFound());
             relay.Publish(Signal(caller, id, RoomSignalKinds.MemberJoined, null));
         }
         var self = view.Members.FirstOrDefault(m => m.UserId == caller.UserId);
@@ -164,8 +179,10 @@ public sealed class ChatHub(
     {
         var id = args.ConversationId ?? string.Empty;
         if (!connection.Rooms.ContainsKey(id)) return Task.FromResult(Fail(Rejection.NotFound("room")));
-        relay.Publish(Signal(caller, id, RoomSignalKinds.Typing, null, connection.Id));
-        return Task.FromResult<object>(new { success = true, conversation_id = id });
+        // Coalesced here so a spammer costs no fan-out; each room feed coalesces per user again (several connections).
+        var relayed = connection.TypingDue(id, DateTimeOffset.UtcNow, Settings.TypingWindow);
+        if (relayed) relay.Publish(Signal(caller, id, RoomSignalKinds.Typing, null, connection.Id));
+        return Task.FromResult<object>(new { success = true, conversation_id = id, relayed });
     });
 
     /// <summary>Stores the caller's read marker (UserSession) and tells the room.</summary>
@@ -197,6 +214,8 @@ public sealed class ChatHub(
         var limit = args.Limit ?? 50;
         if (limit < 1 || limit > Settings.MaxHistoryPage) return Fail(Rejection.Invalid("limit", $"Between 1 and {Settings.MaxHistoryPage}."));
         if (args.AfterSeq is < 0) return Fail(Rejection.Invalid("after_seq", "Zero or more."));
+        // A history page costs what a REST request costs: a per-client budget of the REST size.
+        if (requests.TryAcquire(caller) is { } wait) return RateLimited(wait, "Over this client's request limit.");
         long? before = null, after = args.AfterSeq;
         if (args.Cursor is not null)
         {
@@ -234,12 +253,14 @@ public sealed class ChatHub(
         return (args.ConversationId!, seq, null);
     }
 
-    private void LeaveLiveRoom(ChatConnection connection, string conversationId)
+    private void LeaveLiveRoom(ChatConnection connection, string conversationId, bool announce = true)
     {
-        if (!connection.Rooms.TryRemove(conversationId, out _)) return;
+        var wasIn = connection.Rooms.TryRemove(conversationId, out _);
+        connection.LeftRoom(conversationId);
         var caller = connection.Caller;
+        // Told even when an eviction already cleared the flag, so the feed surely drops the connection.
         relay.Actor.Tell(new Relay.Leave(caller.TenantId, conversationId, connection.Id), ActorRefs.NoSender);
-        relay.Publish(Signal(caller, conversationId, RoomSignalKinds.MemberLeft, null, connection.Id));
+        if (wasIn && announce) relay.Publish(Signal(caller, conversationId, RoomSignalKinds.MemberLeft, null, connection.Id));
     }
 
     private RoomSignal Signal(Caller caller, string conversationId, string kind, long? seq, string? connectionId = null) =>
@@ -259,10 +280,11 @@ public sealed class ChatHub(
         }, TaskScheduler.Default);
     }
 
-    private async Task<object> Guard(Func<ChatConnection, Caller, Task<object>> body)
+    private async Task<object> Guard(Func<ChatConnection, Caller, Task<object>> body, [CallerMemberName] string method = "")
     {
         if (connections.Find(Context.ConnectionId) is not { } connection)
             return Fail(new Rejection(ErrorCodes.Unauthenticated, "The connection is not signed in."));
+        if (limiter.TryAcquire(connection.Id, method) is { } wait) return RateLimited(wait, $"Too many {method} calls on this connection.");
         try
         {
             return await body(connection, connection.Caller);
@@ -292,6 +314,18 @@ public sealed class ChatHub(
             o.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "text",
             o.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String ? x.GetString() : null),
         _ => null,
+    };
+
+    /// <summary>Over a limit: <c>rate_limited</c> with when to try again, in milliseconds (and whole seconds, as REST's Retry-After).</summary>
+    public static object RateLimited(TimeSpan retryAfter, string message) => new
+    {
+        success = false,
+        error = new
+        {
+            code = ErrorCodes.RateLimited, message,
+            retry_after_ms = (long)Math.Ceiling(retryAfter.TotalMilliseconds),
+            retry_after_seconds = (int)Math.Ceiling(retryAfter.TotalSeconds),
+        },
     };
 
     public static object Fail(Rejection r, string? messageId = null) => new

@@ -17,6 +17,14 @@ public static class HubEvents
     public const string PresenceChanged = "presenceChanged";
     public const string RoomError = "roomError";
 
+    /// <summary>
+    /// Events a client can miss without missing state: live signals (typing, delivered, who is in the room, presence)
+    /// and read receipts, whose marker is stored and read back over REST. A slow consumer loses these first; everything
+    /// else (messages, edits, reactions, membership, moderation, replies to the client's own calls) is durable.
+    /// </summary>
+    public static bool IsEphemeral(string method) =>
+        method is "typing" or "delivered" or "readReceipt" or "memberJoined" or "memberLeft" or PresenceChanged;
+
     public static object Message(string conversationId, MessagePosted p) => new
     {
         message_id = p.MessageId,

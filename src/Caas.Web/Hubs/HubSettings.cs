@@ -12,8 +12,41 @@ public sealed record HubSettings
     /// <summary>Invocations one client may have in flight, so a slow persist never blocks Typing or MarkRead.</summary>
     public int MaxParallelInvocations { get; init; } = 8;
 
-    /// <summary>Server-to-client messages queued per connection; a client that lets more pile up is closed.</summary>
+    /// <summary>
+    /// Server-to-client messages queued per connection. Ephemeral events (see <see cref="HubEvents.IsEphemeral"/>) are
+    /// dropped first; a client is closed only when a durable event finds the queue full of durable ones.
+    /// </summary>
     public int OutboundBufferMessages { get; init; } = 1_000;
+
+    /// <summary>Ephemeral events (typing, presence, receipts) queued at most per connection; beyond it they are dropped.</summary>
+    public int OutboundEphemeralMessages { get; init; } = 100;
+
+    /// <summary>At most one typing event per user per conversation is relayed in this window.</summary>
+    public TimeSpan TypingWindow { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Per-connection call limits by hub method name (token buckets); a method not listed gets <see cref="DefaultLimit"/>.
+    /// Over its limit a call answers <c>rate_limited</c> with <c>retry_after_ms</c>. GetHistory also counts against the
+    /// client's REST budget (<c>Caas:RequestLimits</c>).
+    /// </summary>
+    public Dictionary<string, HubMethodLimit> Limits { get; init; } = new(StringComparer.Ordinal)
+    {
+        ["JoinRoom"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["LeaveRoom"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        // The per-user message rate (UserSession) still applies; this only bounds the calls.
+        ["SendMessage"] = new() { PermitsPerSecond = 20, Burst = 50 },
+        ["EditMessage"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["DeleteMessage"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["React"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["Unreact"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        ["Typing"] = new() { PermitsPerSecond = 2, Burst = 5 },
+        ["MarkRead"] = new() { PermitsPerSecond = 20, Burst = 50 },
+        ["MarkDelivered"] = new() { PermitsPerSecond = 20, Burst = 50 },
+        ["GetHistory"] = new() { PermitsPerSecond = 5, Burst = 10 },
+        ["GetPresence"] = new() { PermitsPerSecond = 5, Burst = 20 },
+    };
+
+    public HubMethodLimit DefaultLimit { get; init; } = new();
 
     /// <summary>How often a room feed asks the entity for its last sequence number, to back-fill what pub-sub lost.</summary>
     public TimeSpan RoomTailCheck { get; init; } = TimeSpan.FromSeconds(5);
@@ -30,4 +63,11 @@ public sealed record HubSettings
 
     /// <summary>Most messages one GetHistory call answers.</summary>
     public int MaxHistoryPage { get; init; } = 200;
+}
+
+/// <summary>One hub method's token bucket: refilled at <see cref="PermitsPerSecond"/>, holding at most <see cref="Burst"/>.</summary>
+public sealed record HubMethodLimit
+{
+    public int PermitsPerSecond { get; init; } = 5;
+    public int Burst { get; init; } = 20;
 }

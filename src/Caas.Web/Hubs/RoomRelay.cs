@@ -102,6 +102,8 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     // The room's members as the feed last heard (join views, membership events): whose presence to follow.
     private readonly HashSet<string> _members = new(StringComparer.Ordinal);
     private readonly List<IActorRef> _awaitingSubscription = [];
+    // When each user's last relayed typing event was sent (its publisher's clock): at most one per window goes out.
+    private readonly Dictionary<string, DateTimeOffset> _typingAt = new(StringComparer.Ordinal);
     private bool _subscribed;
     private long _lastPushed = -1;
     private long _lastJournalSeq;
@@ -329,6 +331,9 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
                 if (_live.ContainsKey(s.ConnectionId)) LiveConnectionGone(s.ConnectionId, s.UserId);
                 return;
             case RoomSignalKinds.Typing:
+                // Each connection coalesces its own typing; a user with several connections (or nodes) is coalesced here.
+                if (_typingAt.TryGetValue(s.UserId, out var last) && s.At - last < _context.Settings.TypingWindow) return;
+                _typingAt[s.UserId] = s.At;
                 Push(s, except: s.ConnectionId);
                 return;
             default:
@@ -347,6 +352,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private void LiveConnectionGone(string connectionId, string userId)
     {
         _live.Remove(connectionId);
+        if (_live.Values.All(v => v.UserId != userId)) _typingAt.Remove(userId);
         PushAll("memberLeft", new { conversation_id = _conversationId, user_id = userId });
         if (_live.Values.All(v => v.UserId != userId))
             Timers.StartSingleTimer("presence:" + userId, new PresenceCheck(userId, 0), _context.Settings.PresenceCheckDelay);
@@ -393,6 +399,16 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     }
 }
 
+/// <summary>Points in JoinRoom between which a removal can race the join (see <see cref="RoomRelay.JoinProbe"/>).</summary>
+public enum JoinStage
+{
+    /// <summary>Membership was checked; the connection is not yet registered with the room's feed.</summary>
+    Checked,
+
+    /// <summary>The feed holds the connection; membership is about to be checked again.</summary>
+    Registered,
+}
+
 /// <summary>The node's relay actor, started once the actor system is up.</summary>
 public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings)
 {
@@ -409,6 +425,15 @@ public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Micros
     public string NodeAddress => _started.Value.Node;
 
     public void Start() => _ = _started.Value;
+
+    /// <summary>
+    /// Awaited by JoinRoom at each <see cref="JoinStage"/>; null (the default) costs nothing. Tests set it to hold a
+    /// join at a stage while a removal goes through, so the race is driven in a chosen order rather than hoped for.
+    /// </summary>
+    public Func<JoinStage, ChatConnection, string, Task>? JoinProbe { get; set; }
+
+    internal Task Probe(JoinStage stage, ChatConnection connection, string conversationId) =>
+        JoinProbe?.Invoke(stage, connection, conversationId) ?? Task.CompletedTask;
 
     public void Publish(RoomSignal signal) => Mediator.Tell(new Publish(RoomTopics.Of(signal.TenantId, signal.ConversationId), signal));
 }

@@ -1,51 +1,198 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
+using Caas.Web.Hubs;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Caas.Web.Tests.Hubs;
 
-/// <summary>A node whose hub queues at most 8 outbound messages per connection and accepts large frames.</summary>
+/// <summary>
+/// A node whose hub queues at most 8 outbound messages per connection (4 of them ephemeral) and accepts large frames.
+/// The calls the tests flood with get limits high enough that only the outbox and the typing window are under test.
+/// </summary>
 public sealed class TightOutboxHubNode() : HubNode(new Dictionary<string, string?>
 {
     ["OutboundBufferMessages"] = "8",
+    ["OutboundEphemeralMessages"] = "4",
     ["MaxMessageBytes"] = "1048576",
+    ["Limits:SendMessage:PermitsPerSecond"] = "10000",
+    ["Limits:SendMessage:Burst"] = "10000",
+    ["Limits:Typing:PermitsPerSecond"] = "10000",
+    ["Limits:Typing:Burst"] = "10000",
+    ["Limits:MarkDelivered:PermitsPerSecond"] = "10000",
+    ["Limits:MarkDelivered:Burst"] = "10000",
 });
 
+/// <summary>
+/// Slow consumers, made deterministic: the reader that stalls is a raw socket with a small receive buffer that never
+/// reads, every other client sends in lockstep with what it receives (so its own queue holds a couple of events at
+/// most, however slow the machine), and loops run until a condition on the node holds, with a bound.
+/// </summary>
 public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<TightOutboxHubNode>
 {
-    [Fact(Timeout = 120_000)]
+    private const int MaxRounds = 3_000;
+    private static readonly string Big = new('z', 20_000);
+
+    [Fact(Timeout = 240_000)]
     public async Task A_client_that_stops_reading_is_closed_and_the_others_go_on()
     {
-        var options = node.App.Services.GetRequiredService<IOptions<HubOptions<Caas.Web.Hubs.ChatHub>>>().Value;
+        var options = node.App.Services.GetRequiredService<IOptions<HubOptions<ChatHub>>>().Value;
         Assert.Equal(1_048_576, options.MaximumReceiveMessageSize);
-        using (var admin = node.Rest("t-slow", "root", "admin"))
-            Assert.Equal(200, (await admin.ApiPut("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, max_message_chars = 100_000 })).Status);
-        using var rest = node.Rest("t-slow", "alice");
-        var room = await rest.CreateGroupAsync("sloth");
-        await using var alice = await node.ConnectAsync("t-slow", "alice");
-        await alice.JoinAsync(room);
+        var (room, alice) = await RoomAsync("t-slow");
+        await using var _ = alice;
+        using var sloth = await SlothAsync("t-slow", room, alice);
+        var slothConnection = Single("t-slow", "sloth");
 
-        // The sloth joins over a raw socket and then never reads again.
-        using var sloth = new ClientWebSocket();
-        await sloth.ConnectAsync(new UriBuilder(node.BaseAddress) { Scheme = "ws", Path = "/hubs/chat", Query = "access_token=" + node.Jwt.Issue("t-slow", "sloth") }.Uri,
-            CancellationToken.None);
+        var sent = 0;
+        while (!slothConnection.Closing)
+        {
+            Assert.True(sent < MaxRounds, $"the sloth was not closed after {sent} messages");
+            await LockstepAsync(alice, room, Big, ++sent);
+        }
+
+        await AssertClosedAsync(sloth);
+        Assert.False(alice.Closed.IsCompleted, "the sender was closed too");
+        Assert.Equal(sent + 1, (await alice.SendAsync(room, "still here")).Seq());
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_slow_reader_loses_ephemeral_events_first_and_is_closed_only_for_durable_ones()
+    {
+        var (room, alice) = await RoomAsync("t-ephemeral");
+        await using var _ = alice;
+        using var sloth = await SlothAsync("t-ephemeral", room, alice);
+        var slothConnection = Single("t-ephemeral", "sloth");
+
+        // Durable messages until the sloth's socket is full and its queue has begun to fill: its writer is stuck.
+        var sent = 0;
+        while (slothConnection.Queued < 3)
+        {
+            Assert.True(sent < MaxRounds, $"the sloth's queue did not fill after {sent} messages");
+            await LockstepAsync(alice, room, Big, ++sent);
+        }
+        Assert.False(slothConnection.Closing);
+
+        // A flood of receipts (ephemeral) many times the queue's size: dropped, never a reason to close.
+        for (var i = 0; i < 200 && slothConnection.EphemeralDropped < 50; i++)
+            await alice.Ok("MarkDelivered", new { conversation_id = room, seq = sent });
+        Assert.False(slothConnection.Closing, "the sloth was closed for ephemeral events");
+        Assert.True(slothConnection.EphemeralDropped >= 50, $"only {slothConnection.EphemeralDropped} ephemeral events were dropped");
+        Assert.InRange(slothConnection.Queued, 3, 8);
+
+        // Durable messages again: queued ephemeral ones make room first, so the sloth is closed only once durable ones
+        // fill the whole queue: after at least (places not held by durable events) + 1 more.
+        var durableQueued = slothConnection.Queued - slothConnection.QueuedEphemeral;
+        Assert.True(slothConnection.QueuedEphemeral > 0, "no ephemeral event was queued");
+        var durableBefore = sent;
+        while (!slothConnection.Closing)
+        {
+            Assert.True(sent - durableBefore < 20, "the sloth was never closed for durable messages");
+            await LockstepAsync(alice, room, "durable " + (sent + 1), ++sent);
+        }
+        Assert.True(sent - durableBefore >= 8 - durableQueued + 1,
+            $"closed after {sent - durableBefore} durable messages with {durableQueued} durable of 8 queued: ephemeral events held places");
+        await AssertClosedAsync(sloth);
+        Assert.False(alice.Closed.IsCompleted, "the sender was closed too");
+        await alice.SendAsync(room, "still here");
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_member_spamming_typing_cannot_get_another_member_closed()
+    {
+        const string tenant = "t-typing";
+        using (var rest = node.Rest(tenant, "alice"))
+        {
+            var room = await rest.CreateGroupAsync("bob", "carol");
+            await using var alice = await node.ConnectAsync(tenant, "alice");
+            await using var alice2 = await node.ConnectAsync(tenant, "alice");
+            await using var carol = await node.ConnectAsync(tenant, "carol");
+            foreach (var c in new[] { alice, alice2, carol }) await c.JoinAsync(room);
+
+            // Two connections of one user, each typing as fast as calls go; carol reads normally.
+            var clock = Stopwatch.StartNew();
+            var relayed = 0;
+            for (var i = 0; i < 300; i++)
+            {
+                var answer = await (i % 2 == 0 ? alice : alice2).Ok("Typing", new { conversation_id = room });
+                if (answer.GetProperty("relayed").GetBoolean()) relayed++;
+            }
+            var window = clock.Elapsed;
+            // The message is published after every typing signal, so once carol has it she has every typing event too.
+            await alice.SendAsync(room, "done typing");
+            await carol.NextAsync("newMessage:" + room);
+
+            var typing = carol.All.Where(e => e.Name == "typing" && e.Payload.Str("user_id") == "alice")
+                .Select(e => DateTimeOffset.Parse(e.Payload.Str("at"), System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.NotEmpty(typing);
+            Assert.True(typing.Count <= (int)(window.TotalSeconds / 2) + 1, $"{typing.Count} typing events in {window.TotalSeconds:0.0} s");
+            for (var i = 1; i < typing.Count; i++)
+                Assert.True(typing[i] - typing[i - 1] >= TimeSpan.FromSeconds(2), $"typing events {typing[i - 1]:O} and {typing[i]:O} are closer than 2 s");
+            Assert.True(relayed < 300, "no typing call was coalesced");
+            Assert.False(carol.Closed.IsCompleted, "carol was closed");
+            await carol.Ok("GetPresence", new { user_id = "alice" });
+        }
+    }
+
+    private async Task<(string Room, HubClient Alice)> RoomAsync(string tenant)
+    {
+        using (var admin = node.Rest(tenant, "root", "admin"))
+            Assert.Equal(200, (await admin.ApiPut("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, max_message_chars = 100_000 })).Status);
+        using var rest = node.Rest(tenant, "alice");
+        var room = await rest.CreateGroupAsync("sloth");
+        var alice = await node.ConnectAsync(tenant, "alice");
+        await alice.JoinAsync(room);
+        return (room, alice);
+    }
+
+    /// <summary>Sends one message and waits for its own copy: the sender's queue never holds more than a few events.</summary>
+    private static async Task LockstepAsync(HubClient sender, string room, string text, int expectedSeq)
+    {
+        Assert.Equal(expectedSeq, (await sender.SendAsync(room, text)).Seq());
+        await sender.NextAsync("newMessage:" + room, e => e.Seq() == expectedSeq, TimeSpan.FromSeconds(30));
+    }
+
+    private ChatConnection Single(string tenant, string user) =>
+        Assert.Single(node.App.Services.GetRequiredService<ChatConnections>().OfUser(tenant, user));
+
+    /// <summary>The sloth joins over a raw socket with a small receive buffer, and then never reads again.</summary>
+    private async Task<ClientWebSocket> SlothAsync(string tenant, string room, HubClient alice)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveBufferSize = 8 * 1024 };
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        var sloth = new ClientWebSocket();
+        var uri = new UriBuilder(node.BaseAddress) { Scheme = "ws", Path = "/hubs/chat", Query = "access_token=" + node.Jwt.Issue(tenant, "sloth") }.Uri;
+        await sloth.ConnectAsync(uri, new HttpMessageInvoker(handler), CancellationToken.None);
         await sloth.SendAsync(Encoding.UTF8.GetBytes("{\"protocol\":\"json\",\"version\":1}\u001e"), WebSocketMessageType.Text, true, CancellationToken.None);
         await sloth.SendAsync(Encoding.UTF8.GetBytes($"{{\"type\":1,\"invocationId\":\"1\",\"target\":\"JoinRoom\",\"arguments\":[{{\"conversation_id\":\"{room}\"}}]}}\u001e"),
             WebSocketMessageType.Text, true, CancellationToken.None);
         await alice.NextAsync("memberJoined", e => e.Str("user_id") == "sloth");
+        return sloth;
+    }
 
-        // ~20 KB a message: the socket buffers on loopback fill after some megabytes, then the sloth's queue.
-        var text = new string('z', 20_000);
-        const int count = 600;
-        // One at a time: alice reads as she goes, so her own queue never holds more than a couple of events.
-        for (var i = 0; i < count; i++) await alice.SendAsync(room, text, $"slow-{i}");
-        Assert.Equal(count, (await alice.MessagesAsync(room, count, TimeSpan.FromSeconds(60))).Count);
-
-        // Reading now drains what the kernel held, then finds the connection closed by the server.
+    /// <summary>Reading now drains what the kernel held, then finds the connection closed by the server.</summary>
+    private static async Task AssertClosedAsync(ClientWebSocket sloth)
+    {
         var buffer = new byte[256 * 1024];
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var closed = false;
         try
         {
@@ -60,6 +207,5 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
             closed = true;
         }
         Assert.True(closed, "the server closed the connection that did not keep up");
-        Assert.Equal(count + 1, (await alice.SendAsync(room, "still here")).Seq());
     }
 }
