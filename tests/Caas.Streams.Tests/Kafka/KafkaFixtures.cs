@@ -99,6 +99,14 @@ public static class KafkaFixtures
         await using var cmd = c.CreateCommand();
         // The journal holds the content sealed (encrypted under the sender's data key): the text is checked in the
         // read model, which the projection wrote from the opened events.
+        // The read model follows the journal (a projection): wait, bounded, until it holds every message of the tenant.
+        var expected = (long)conversations.Count * perConversation;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        long projected;
+        while ((projected = await ScalarAsync(c, "SELECT COUNT(*) FROM rm_messages WHERE tenant_id = '" + tenant.Replace("'", "''") + "'")) < expected
+               && DateTime.UtcNow < deadline)
+            await Task.Delay(250);
+        Assert.True(projected >= expected, $"the read model holds {projected} of the tenant's {expected} messages");
         var texts = new Dictionary<string, string>();
         await using (var read = c.CreateCommand())
         {
