@@ -511,9 +511,21 @@ public sealed class BadInputTests(FaultCluster cluster, ITestOutputHelper output
         {
             await using var c = new NpgsqlConnection(_cluster.Database);
             await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT code || ': ' || reason FROM dead_letters WHERE strpos(payload, @m) > 0 LIMIT 1", c);
+            // A value that is not storable as text (not UTF-8, or holding a NUL) is kept as "base64:…": look inside those too.
+            await using var cmd = new NpgsqlCommand(
+                "SELECT code || ': ' || reason, payload FROM dead_letters WHERE strpos(payload, @m) > 0 OR payload LIKE 'base64:%'", c);
             cmd.Parameters.AddWithValue("m", marker);
-            return await cmd.ExecuteScalarAsync() as string;
+            await using var r = await cmd.ExecuteReaderAsync();
+            var needle = Encoding.UTF8.GetBytes(marker);
+            while (await r.ReadAsync())
+            {
+                var payload = r.GetString(1);
+                if (payload.Contains(marker, StringComparison.Ordinal)) return r.GetString(0);
+                if (payload.StartsWith("base64:", StringComparison.Ordinal)
+                    && Convert.FromBase64String(payload["base64:".Length..]).AsSpan().IndexOf(needle) >= 0)
+                    return r.GetString(0) + " (payload kept as base64)";
+            }
+            return null;
         }
     }
 }
