@@ -107,9 +107,14 @@ public static class CaasWeb
         {
             var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
             if (error is not null && StoreBreaker.IsOutage(error)) return Problems.WriteAsync(http, Unavailable(http));
-            return error is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }
-                ? Problems.WriteAsync(http, new Rejection(ErrorCodes.PayloadTooLarge, "The request body is over its limit."))
-                : Problems.WriteAsync(http, new Rejection("internal_error", "Something went wrong; the request id identifies it in the logs."));
+            return error switch
+            {
+                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
+                    Problems.WriteAsync(http, new Rejection(ErrorCodes.PayloadTooLarge, "The request body is over its limit.")),
+                // A body cut short of its Content-Length (or arriving too slowly) is the client's fault wherever it is read.
+                BadHttpRequestException => Problems.WriteAsync(http, new Rejection(ErrorCodes.MalformedJson, "The request body could not be read in full.")),
+                _ => Problems.WriteAsync(http, new Rejection("internal_error", "Something went wrong; the request id identifies it in the logs.")),
+            };
         }));
         // While the database is known to be down (the store breaker is open), API calls answer at once instead of
         // each waiting for its own failure; health and metrics still answer.

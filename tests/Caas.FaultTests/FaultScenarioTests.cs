@@ -15,11 +15,10 @@ public sealed class FaultScenarioTests(FaultCluster cluster, ITestOutputHelper o
     /// <summary>
     /// Problems the current code has that other parts of issue #12 fix; reported in the output, not failed on, so
     /// that the other checks (lost, duplicated, seq, acknowledged seq, sender) still guard every scenario. Remove an
-    /// entry once its fix is merged:
-    /// - "Kafka order under backpressure": a record refused as overloaded is retried while later records of its
-    ///   conversation go ahead; after a node is killed, a Kafka sender's messages are stored out of order.
+    /// entry once its fix is merged. None now: Kafka per-conversation order (<see cref="Verifier.KafkaFifo"/>) is fixed
+    /// and checked like the rest.
     /// </summary>
-    private static readonly string[] KnownProductBugs = [Verifier.KafkaFifo];
+    private static readonly string[] KnownProductBugs = [];
 
     [Fact(Timeout = 15 * 60_000)]
     public Task A_node_killed_with_SIGKILL_under_load_and_restarted_loses_nothing() =>

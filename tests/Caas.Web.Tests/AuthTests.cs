@@ -56,6 +56,32 @@ public sealed class AuthTests(NodeFixture node) : IClassFixture<NodeFixture>
         Assert.DoesNotContain(list.GetProperty("items").EnumerateArray(), c => c.GetProperty("title").GetString() == why);
     }
 
+    public static TheoryData<string, Dictionary<string, object>> SignedTokensWithoutAValidCaller() => new()
+    {
+        { "no tenant", new() { ["sub"] = "alice" } },
+        { "no sub", new() { ["tenant_id"] = "acme" } },
+        { "sub with a NUL", new() { ["sub"] = "alice\0", ["tenant_id"] = "acme" } },
+        { "tenant with a newline", new() { ["sub"] = "alice", ["tenant_id"] = "acme\n" } },
+    };
+
+    /// <summary>The hub's negotiate used to accept what REST refused: the token validation itself refuses them now.</summary>
+    [Theory]
+    [MemberData(nameof(SignedTokensWithoutAValidCaller))]
+    public async Task A_signed_token_without_a_valid_caller_is_refused_by_REST_and_the_hub_alike(string why, Dictionary<string, object> claims)
+    {
+        var token = Signed(NodeFixture.Secret, SecurityAlgorithms.HmacSha256, claims, DateTime.UtcNow.AddHours(1));
+        using var client = node.WithToken(token);
+        var (status, body) = await client.ApiGet("/v1/users/me");
+        Assert.Equal(401, status);
+        Assert.Equal("unauthenticated", body.Code());
+
+        using var negotiate = await client.PostAsync("/hubs/chat/negotiate?negotiateVersion=1", null);
+        Assert.True(negotiate.StatusCode == System.Net.HttpStatusCode.Unauthorized, $"{why}: negotiate answered {(int)negotiate.StatusCode}");
+        using var byQuery = node.WithToken(null);
+        using var negotiateByQuery = await byQuery.PostAsync($"/hubs/chat/negotiate?negotiateVersion=1&access_token={Uri.EscapeDataString(token)}", null);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, negotiateByQuery.StatusCode);
+    }
+
     [Fact]
     public async Task A_valid_token_passes_and_health_is_public()
     {

@@ -60,6 +60,47 @@ public sealed class InputHardeningTests(NodeFixture node) : IClassFixture<NodeFi
         Assert.Equal(200, (await alice.ApiPut($"/v1/conversations/{id}", new { metadata = new Dictionary<string, string> { ["k"] = big[..^1] } })).Status);
     }
 
+    /// <summary>Invalid UTF-8 inside a key the route ignores used to be read as an empty update (200).</summary>
+    [Theory]
+    [InlineData("/v1/users/me")]
+    [InlineData("/v1/admin/tenant/settings")]
+    public async Task A_body_that_is_not_UTF8_is_malformed_json_even_in_an_ignored_key(string path)
+    {
+        using var admin = node.Client("t-badutf8", "alice", "admin");
+        var before = (await admin.ApiGet(path)).Body.GetRawText();
+        byte[] bytes = [.. "{\""u8, 0xC3, 0x28, .. "\":1}"u8];
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var response = await admin.PutAsync(path, content);
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("malformed_json", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Code());
+        Assert.Equal(before, (await admin.ApiGet(path)).Body.GetRawText());
+    }
+
+    /// <summary>A body that ends before its Content-Length used to fail the handler's read with a 500.</summary>
+    [Fact]
+    public async Task A_body_shorter_than_its_content_length_is_a_400()
+    {
+        var token = node.Jwt.Issue("t-shortbody", "alice");
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(node.BaseAddress.Host, node.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        var request = $"POST /v1/conversations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n" +
+                      "Content-Length: 100\r\n\r\n{\"type\":";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        // The client sends no more and keeps the connection open: the server's body read fails once the minimum data
+        // rate's grace period is over (seconds), and the request must be answered as the client's fault.
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+        var statusLine = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.NotNull(statusLine);
+        Assert.StartsWith("HTTP/1.1 400", statusLine);
+        var rest = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Contains("malformed_json", rest);
+        using var alice = node.Client("t-shortbody", "alice");
+        Assert.Empty((await alice.ApiGet("/v1/conversations")).Body.GetProperty("items").EnumerateArray());
+    }
+
     [Fact]
     public async Task The_51st_distinct_reaction_on_a_message_conflicts()
     {

@@ -36,7 +36,8 @@ public sealed class DeadLetterStore(ReadModelStore store)
         await using (var c = await store.OpenAsync(ct))
         await using (var cmd = Command(c, null,
                          "INSERT INTO dead_letters (id, tenant_id, sender_id, source, code, reason, payload, created_at, topic) VALUES (@id, @t, @sender, @s, @code, @reason, @p, @at, @topic)",
-                         ("id", letter.Id), ("t", tenantId), ("sender", SenderOf(payload)), ("s", letter.Source), ("code", code), ("reason", reason), ("p", payload),
+                         ("id", letter.Id), ("t", Storable(tenantId)), ("sender", SenderOf(payload)), ("s", letter.Source), ("code", code),
+                         ("reason", Storable(reason)), ("p", Storable(payload)),
                          ("topic", topic),
                          ("at", letter.CreatedAt.ToUnixTimeMilliseconds())))
             await cmd.ExecuteNonQueryAsync(ct);
@@ -45,7 +46,17 @@ public sealed class DeadLetterStore(ReadModelStore store)
         return letter;
     }
 
-    /// <summary>The payload's <c>sender_id</c> when it is JSON that names one: an erasure scrubs that user's letters.</summary>
+    /// <summary>
+    /// Text PostgreSQL can store: a NUL or a lone surrogate (bad input quoted in a reason, or a JSON-escaped id) becomes
+    /// U+FFFD. Raw record values never rely on this: they are kept as base64 when they are not storable as they are.
+    /// </summary>
+    private static string? Storable(string? text) =>
+        text is null ? null : System.Text.Encoding.UTF8.GetString(System.Text.Encoding.UTF8.GetBytes(text)).Replace('\0', '\uFFFD');
+
+    /// <summary>
+    /// The payload's <c>sender_id</c> when it is JSON that names a valid user id: an erasure scrubs that user's
+    /// letters, and no user has an invalid id.
+    /// </summary>
     private static string? SenderOf(string payload)
     {
         try
@@ -53,10 +64,11 @@ public sealed class DeadLetterStore(ReadModelStore store)
             using var doc = JsonDocument.Parse(payload);
             return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("sender_id", out var s)
                                                                    && s.ValueKind == JsonValueKind.String
-                ? s.GetString()
+                                                                   && s.GetString() is var sender && Ids.IsValid(sender)
+                ? sender
                 : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return null;
         }

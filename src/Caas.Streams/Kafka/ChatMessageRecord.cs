@@ -15,7 +15,22 @@ public sealed record ChatMessageRecord(IngestMessage? Message, string? TenantId,
 {
     public static ChatMessageRecord Read(string topic, byte[]? key, byte[]? value, KafkaSettings settings)
     {
+        try
+        {
+            return ReadValue(topic, key, value, settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A string escape that is not valid UTF-16 (a lone surrogate) throws when the string is decoded.
+            return Invalid(null, ErrorCodes.MalformedJson, "The record value holds text that is not valid Unicode: " + e.Message);
+        }
+    }
+
+    private static ChatMessageRecord ReadValue(string topic, byte[]? key, byte[]? value, KafkaSettings settings)
+    {
         if (value is null || value.Length == 0) return Invalid(null, ErrorCodes.MalformedJson, "The record has no value.");
+        // System.Text.Json checks UTF-8 only where it decodes a string, and throws (not JsonException) there.
+        if (!System.Text.Unicode.Utf8.IsValid(value)) return Invalid(null, ErrorCodes.MalformedJson, "The record value is not UTF-8.");
         JsonElement root;
         try
         {

@@ -188,12 +188,16 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
         }
     }
 
-    /// <summary>The record's value as text when it is UTF-8, otherwise base64 (marked), so the letter keeps it whole.</summary>
+    /// <summary>
+    /// The record's value as text when it is UTF-8 without NUL, otherwise base64 (marked), so the letter keeps it
+    /// whole (PostgreSQL <c>text</c> holds neither NUL nor invalid UTF-8).
+    /// </summary>
     private static string RawPayload(CommittableRecord record)
     {
         if (record.Value is null) return "";
         try
         {
+            if (Array.IndexOf(record.Value, (byte)0) >= 0) return "base64:" + Convert.ToBase64String(record.Value);
             return new UTF8Encoding(false, true).GetString(record.Value);
         }
         catch (DecoderFallbackException)

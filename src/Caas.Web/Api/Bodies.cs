@@ -36,6 +36,16 @@ public static class Body
         {
             return (null, Problems.Of(ErrorCodes.PayloadTooLarge, "The request body is over its limit."));
         }
+        catch (BadHttpRequestException)
+        {
+            // The body ended before its Content-Length, or arrived too slowly: the client's fault, not ours.
+            return (null, Problems.Of(ErrorCodes.MalformedJson, "The request body could not be read in full."));
+        }
+
+        // System.Text.Json checks UTF-8 only in the strings it decodes, so invalid bytes inside a key the target type
+        // ignores would pass as an empty update: the whole body must be UTF-8.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            return (null, Problems.Of(ErrorCodes.MalformedJson, "The body is not valid UTF-8."));
 
         try
         {

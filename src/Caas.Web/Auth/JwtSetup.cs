@@ -104,6 +104,14 @@ public static class JwtSetup
                         ctx.Token = t;
                     return Task.CompletedTask;
                 },
+                // A signed token still names a tenant and a user that every route and the hub can use; one that does
+                // not (missing, control characters) is refused here, so REST and the hub's negotiate agree on it.
+                OnTokenValidated = ctx =>
+                {
+                    if (ctx.Principal is null || Caller.From(ctx.Principal) is null)
+                        ctx.Fail("The token's sub and tenant_id must be valid ids.");
+                    return Task.CompletedTask;
+                },
                 OnChallenge = async ctx =>
                 {
                     ctx.HandleResponse();
