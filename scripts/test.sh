@@ -13,7 +13,7 @@
 #   CAAS_TEST_POSTGRES        use this PostgreSQL (Npgsql connection string, a superuser) instead of starting one
 #   CAAS_TEST_SKIP_DEPS=1     do not run scripts/deps/*.sh
 #   CAAS_TEST_HANG_TIMEOUT    per-test hang timeout for dotnet test (default 10m)
-#   CAAS_TEST_PG_MAX_CONNECTIONS  max_connections of the throwaway server (default 300)
+#   CAAS_TEST_PG_MAX_CONNECTIONS  max_connections of the throwaway server (default 1000: the test projects run side by side, each node with its own pools)
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
 #
@@ -130,7 +130,7 @@ EOF
 # scripts/test.sh
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_DIR'
-max_connections = ${CAAS_TEST_PG_MAX_CONNECTIONS:-300}
+max_connections = ${CAAS_TEST_PG_MAX_CONNECTIONS:-1000}
 fsync = off
 synchronous_commit = off
 full_page_writes = off
