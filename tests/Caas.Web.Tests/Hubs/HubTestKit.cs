@@ -6,6 +6,7 @@ using System.Threading.Channels;
 using Caas.Node;
 using Caas.Tests.Shared;
 using Caas.Web.Auth;
+using Caas.Web.Hubs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
@@ -50,8 +51,21 @@ public class HubNode : IAsyncLifetime
 
     public static async Task<WebApplication> StartAsync(NodeOptions options, IReadOnlyDictionary<string, string?> hubSettings)
     {
+        // Per-connection call limits high enough that no test depends on how fast the machine sends; a test about the
+        // limits sets its own, which replace these.
+        var settings = new Dictionary<string, string?>
+        {
+            ["DefaultLimit:PermitsPerSecond"] = "100000",
+            ["DefaultLimit:Burst"] = "100000",
+        };
+        foreach (var method in new HubSettings().Limits.Keys)
+        {
+            settings[$"Limits:{method}:PermitsPerSecond"] = "100000";
+            settings[$"Limits:{method}:Burst"] = "100000";
+        }
+        foreach (var (key, value) in hubSettings) settings[key] = value;
         var app = await NodeHost.BuildAsync(options, b =>
-            b.Configuration.AddInMemoryCollection(hubSettings.ToDictionary(kv => "Caas:Hub:" + kv.Key, kv => kv.Value)));
+            b.Configuration.AddInMemoryCollection(settings.ToDictionary(kv => "Caas:Hub:" + kv.Key, kv => kv.Value)));
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return app;
     }
