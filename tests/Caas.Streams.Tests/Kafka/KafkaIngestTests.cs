@@ -19,9 +19,12 @@ namespace Caas.Streams.Tests.Kafka;
 public sealed class KafkaIngestTests
 {
     [Fact]
-    public async Task A_hundred_thousand_records_over_a_thousand_conversations_persist_exactly_once_in_order_while_a_second_consumer_joins()
+    public async Task Twenty_thousand_records_over_a_thousand_conversations_persist_exactly_once_in_order_while_a_second_consumer_joins()
     {
-        const int conversations = 1_000, perConversation = 100, total = conversations * perConversation;
+        // 20,000 records keep the bound below far from what a loaded 2-core machine needs (a conversation's records go
+        // one at a time; 100,000 needed 4-9 minutes here when other test projects ran beside it). Throughput is
+        // measured by `caas bench-pipeline --mode kafka`, not here.
+        const int conversations = 1_000, perConversation = 20, total = conversations * perConversation;
         var name = KafkaTestBroker.NewName("bulk");
         // Small pending limits, so partitions pause and resume many times on the way.
         var settings = KafkaTestBroker.Settings(name) with { MaxPendingPerPartition = 1_000, BufferSize = 500 };
