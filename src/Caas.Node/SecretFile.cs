@@ -19,16 +19,23 @@ public static class SecretFile
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         if (!File.Exists(path))
         {
+            // Written whole to a private temporary file, then moved into place without overwriting: a node starting at
+            // the same time never reads a half-written key or a file still held open, and the first one in wins.
+            var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
             try
             {
                 var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
                 if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
-                using var stream = new FileStream(path, options);
-                stream.Write(Encoding.UTF8.GetBytes(generate()));
+                using (var stream = new FileStream(temp, options)) stream.Write(Encoding.UTF8.GetBytes(generate()));
+                File.Move(temp, path, overwrite: false);
             }
             catch (IOException) when (File.Exists(path))
             {
                 // Another process created it first: read theirs.
+            }
+            finally
+            {
+                if (File.Exists(temp)) File.Delete(temp);
             }
         }
         CheckPrivate(path);
