@@ -29,6 +29,9 @@ public class NodeFixture : IAsyncLifetime
             LogLevel = "Warning",
             // The paging test posts 1,000 messages as fast as it can; the per-client limiter has its own test.
             RequestLimits = new RequestLimits(PermitsPerSecond: 5_000, Burst: 5_000),
+            // Tests that read enrichment results must not depend on the machine's speed; the budget's cut-off has its
+            // own tests in Caas.Streams.Tests.
+            ExtraHocon = "caas.pipeline.enrich-budget = 10s",
         }, Configure);
         await _app.StartAsync();
         BaseAddress = new Uri(_app.Urls.First());

@@ -23,6 +23,8 @@ public class TamperNodeFixture : IAsyncLifetime
             Postgres = Postgres, Urls = "http://127.0.0.1:0", JwtSecret = NodeFixture.Secret, LogLevel = "Warning",
             // Only the genesis run at start signs on its own; tests that want checkpoints run them, so none lands mid-test.
             AuditCheckpointInterval = TimeSpan.FromHours(1),
+            // The erasure test reads the entities found in a message: they must not depend on the machine's speed.
+            ExtraHocon = "caas.pipeline.enrich-budget = 10s",
         }));
         await _app.StartAsync();
         BaseAddress = new Uri(_app.Urls.First());
