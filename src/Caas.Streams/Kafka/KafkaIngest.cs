@@ -109,14 +109,16 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
 
     /// <summary>
     /// The ingest graph: consumer source → read → submit (many conversations at once, one record at a time per
-    /// conversation) → dead-letter → complete.
+    /// conversation) → dead-letter → complete. Records finish out of order (the source commits a partition only up to
+    /// its lowest incomplete record), so a conversation that waits — a retry, a slow entity — holds back only its own
+    /// later records, never the other conversations' (no head-of-line blocking across lanes).
     /// </summary>
     public static (KafkaConsumerControl Control, Task Completion) Run(KafkaSettings settings, IMessageIngest ingest, DeadLetterStore letters,
         IMaterializer materializer, ILogger logger, string? clientId = null)
     {
         var lanes = new ConversationLanes();
         var (control, done) = KafkaConsumerSource.Create(settings, [settings.MessagesTopic], logger, clientId)
-            .SelectAsync(settings.Parallelism, record => HandleAsync(record, settings, ingest, letters, lanes, logger))
+            .SelectAsyncUnordered(settings.Parallelism, record => HandleAsync(record, settings, ingest, letters, lanes, logger))
             .ToMaterialized(Sink.Ignore<CommittableRecord>(), Keep.Both)
             .Run(materializer);
         return (control, done);
@@ -132,7 +134,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
             record.Complete();
             return record;
         }
-        // SelectAsync calls this in offset order, so each conversation's lane takes its records in that order.
+        // The stage calls this as records arrive, in offset order, so each conversation's lane takes its records in that order.
         return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId,
             () => SubmitAsync(record, message, ingest, letters, logger));
     }
