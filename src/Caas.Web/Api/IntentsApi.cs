@@ -202,13 +202,33 @@ public static class IntentsApi
 
     /// <summary>
     /// Builds the enrichers when the node starts rather than at its first message, so the shipped models begin loading
-    /// (in the background) at once; the pipeline later gets these same singletons.
+    /// (in the background) at once; the pipeline later gets these same singletons. Each text enricher then runs a few
+    /// times on a sample in the background, so the first real messages do not pay for JIT, regex construction and
+    /// phone metadata (which overran the enrich budget and cost them their entities).
     /// </summary>
     private sealed class EnricherWarmUp(IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
     {
+        private const string Sample = "Call me at +1 415 555 0132 or mail ops@example.com about the $1,250.00 invoice "
+            + "https://example.com/i/42 before tomorrow 5pm, thanks!";
+
         public Task StartAsync(CancellationToken ct)
         {
-            _ = services.GetServices<IEnricher>().Count();
+            var enrichers = services.GetServices<IEnricher>().Where(e => !e.NeedsAttachment).ToList();
+            _ = Task.Run(async () =>
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                var input = new EnrichmentInput("caas-warm-up", "warm-up", "warm-up", Sample, DateTimeOffset.UtcNow);
+                for (var round = 0; round < 3; round++)
+                    foreach (var enricher in enrichers)
+                        try
+                        {
+                            await enricher.EnrichAsync(input, timeout.Token);
+                        }
+                        catch (Exception)
+                        {
+                            // A warm-up failure only means the first message pays the start-up cost, as before.
+                        }
+            }, CancellationToken.None);
             return Task.CompletedTask;
         }
 
