@@ -103,7 +103,11 @@ public static class NodeHost
         builder.Services.AddHostedService<ClusterReadiness>();
         builder.Services.AddSingleton(auditKey);
         builder.Services.AddSingleton(new Caas.Streams.Audit.AuditCheckpoints(storage, auditKey));
-        if (options.Has(NodeOptions.RoleProjections)) builder.Services.AddHostedService<Caas.Node.Audit.AuditCheckpointService>();
+        if (options.Has(NodeOptions.RoleProjections))
+        {
+            builder.Services.AddHostedService<Caas.Node.Audit.AuditCheckpointService>();
+            builder.Services.AddHostedService<ProjectionLagSampler>();
+        }
         builder.Services.AddCaasHub();
         if (Caas.Streams.Kafka.KafkaSettings.FromEnvironment() is { } kafka) Caas.Streams.Kafka.KafkaHostingExtensions.AddKafkaIngest(builder.Services, kafka);
         configure?.Invoke(builder);

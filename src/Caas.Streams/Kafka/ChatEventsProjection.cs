@@ -14,7 +14,7 @@ namespace Caas.Streams.Kafka;
 
 /// <summary>
 /// The outbound <c>chat.events</c> projection: conversation events by tag from the journal, one record per event, in
-/// batches (size or time). A batch's offset (<c>rm_projection_offsets</c>, name <c>chat-events</c>) is stored only
+/// batches (size or time) through <see cref="ProjectionRunner"/>. A batch's offset (<c>rm_projection_offsets</c>, name <c>chat-events</c>) is stored only
 /// after the broker acknowledged all of it; a failed batch is retried under backoff behind a circuit breaker, so
 /// while the broker is down the breaker opens, the offset holds and the journal query is backpressured, and the
 /// backlog drains when the broker returns. At-least-once: a replayed batch repeats records with the same keys.
@@ -70,34 +70,14 @@ public sealed class ChatEventsProjection : ReceiveActor
     protected override void PreStart()
     {
         var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
-        var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
-        var log = _log;
-        _killSwitch = RestartSource.WithBackoff(() =>
-                Source.FromTask(_offsets.LoadAsync(Name))
-                    .ConcatMany(offset =>
-                    {
-                        log.Info("chat.events starting from offset {0}", offset);
-                        return journal.EventsByTag(ConversationActor.KindTag, Akka.Persistence.Query.Offset.Sequence(offset));
-                    })
-                    .GroupedWithin(_settings.BatchSize, _settings.BatchWindow)
-                    .SelectAsync(1, async batch =>
-                    {
-                        var list = batch.ToList();
-                        await PublishWithRetryAsync(list);
-                        var last = ((Sequence)list[^1].Offset).Value;
-                        await _offsets.SaveAsync(Name, last);
-                        Offset.Set(last);
-                        return NotUsed.Instance;
-                    })
-                    .SelectError(ex =>
-                    {
-                        log.Warning("chat.events failed, restarting from its stored offset: {0}", ex.Message);
-                        return ex;
-                    }),
-                restart)
-            .ViaMaterialized(KillSwitches.Single<NotUsed>(), Keep.Right)
-            .To(Sink.Ignore<NotUsed>())
-            .Run(Context.Materializer());
+        _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, journal, _settings, () => _offsets.LoadAsync(Name),
+            async list =>
+            {
+                await PublishWithRetryAsync(list);
+                var last = ((Sequence)list[^1].Offset).Value;
+                await _offsets.SaveAsync(Name, last);
+                Offset.Set(last);
+            }, Context.Materializer(), _log);
     }
 
     private async Task PublishWithRetryAsync(IReadOnlyList<EventEnvelope> batch)

@@ -11,18 +11,12 @@ using Prometheus;
 namespace Caas.Streams.ReadModel;
 
 /// <summary>
-/// The read-model projection: conversation events by tag from the journal, in batches (size or time), written
-/// with their offset in one transaction. It runs as a cluster singleton; on failure it restarts with backoff from
-/// the stored offset, so a crash replays and never drops.
+/// The read-model projection: conversation events by tag from the journal, through <see cref="ProjectionRunner"/>
+/// (batches by size or time, restart with backoff from the stored offset), each batch written with its offset in one
+/// transaction. It runs as a cluster singleton; a crash replays and never drops.
 /// </summary>
 public sealed class ConversationProjection : ReceiveActor
 {
-    private static readonly Counter Events = Metrics.CreateCounter("caas_projection_events_total",
-        "Events written by a projection.", "projection");
-    private static readonly Gauge Offset = Metrics.CreateGauge("caas_projection_offset",
-        "The last journal offset a projection has written.", "projection");
-    private static readonly Counter Restarts = Metrics.CreateCounter("caas_projection_restarts_total",
-        "Projection stream restarts after a failure.", "projection");
     private static readonly Counter Conflicts = Metrics.CreateCounter("caas_projection_message_id_conflicts_total",
         "Journal rows stored whose message id the read model already held under another seq (stored, never dropped).", "projection");
     private static readonly Counter HolesFilled = Metrics.CreateCounter("caas_projection_late_events_total",
@@ -148,58 +142,35 @@ public sealed class ConversationProjection : ReceiveActor
     private void Start()
     {
         var generation = Volatile.Read(ref _generation);
-        var journal = _journal;
         var name = ReadModelWriter.ProjectionName;
-        var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
         var log = _log;
-        _killSwitch = RestartSource.WithBackoff(() =>
-                Source.FromTask(_writer.LoadOffsetAsync(name))
-                    .ConcatMany(offset =>
+        _killSwitch = ProjectionRunner.Run(name, ConversationActor.KindTag, _journal, _settings, () => _writer.LoadOffsetAsync(name),
+            async list =>
+            {
+                await _writeGate.WaitAsync();
+                try
+                {
+                    if (generation != Volatile.Read(ref _generation)) return;
+                    var report = await _writer.WriteAsync(list, name, default, ReadMissingAsync);
+                    foreach (var c in report.Conflicts)
                     {
-                        log.Info("Projection {0} starting from offset {1}", name, offset);
-                        return journal.EventsByTag(ConversationActor.KindTag, Akka.Persistence.Query.Offset.Sequence(offset));
-                    })
-                    .GroupedWithin(_settings.BatchSize, _settings.BatchWindow)
-                    .SelectAsync(1, async batch =>
+                        log.Error("Projection {0}: message id {1} of tenant {2} is in the journal twice ({3}); both rows kept",
+                            name, c.MessageId, c.Tenant, $"{c.FirstConversation} seq {c.FirstSeq} and {c.Conversation} seq {c.Seq}");
+                        Conflicts.WithLabels(name).Inc();
+                    }
+                    foreach (var h in report.Holes)
                     {
-                        var list = batch.ToList();
-                        await _writeGate.WaitAsync();
-                        try
-                        {
-                            if (generation != Volatile.Read(ref _generation)) return NotUsed.Instance;
-                            var report = await _writer.WriteAsync(list, name, default, ReadMissingAsync);
-                            foreach (var c in report.Conflicts)
-                            {
-                                log.Error("Projection {0}: message id {1} of tenant {2} is in the journal twice ({3}); both rows kept",
-                                    name, c.MessageId, c.Tenant, $"{c.FirstConversation} seq {c.FirstSeq} and {c.Conversation} seq {c.Seq}");
-                                Conflicts.WithLabels(name).Inc();
-                            }
-                            foreach (var h in report.Holes)
-                            {
-                                log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
-                                    h.From, h.To, h.PersistenceId);
-                                HolesFilled.WithLabels(name).Inc(h.To - h.From + 1);
-                            }
-                        }
-                        finally
-                        {
-                            _writeGate.Release();
-                        }
-                        Events.WithLabels(name).Inc(list.Count);
-                        Offset.WithLabels(name).Set(((Sequence)list[^1].Offset).Value);
-                        Volatile.Write(ref _writtenOffset, ((Sequence)list[^1].Offset).Value);
-                        return NotUsed.Instance;
-                    })
-                    .SelectError(ex =>
-                    {
-                        log.Warning("Projection {0} failed, restarting from its stored offset: {1}", name, ex.Message);
-                        Restarts.WithLabels(name).Inc();
-                        return ex;
-                    }),
-                restart)
-            .ViaMaterialized(KillSwitches.Single<NotUsed>(), Keep.Right)
-            .To(Sink.Ignore<NotUsed>())
-            .Run(_materializer);
+                        log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
+                            h.From, h.To, h.PersistenceId);
+                        HolesFilled.WithLabels(name).Inc(h.To - h.From + 1);
+                    }
+                }
+                finally
+                {
+                    _writeGate.Release();
+                }
+                Volatile.Write(ref _writtenOffset, ((Sequence)list[^1].Offset).Value);
+            }, _materializer, log);
     }
 
     /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>

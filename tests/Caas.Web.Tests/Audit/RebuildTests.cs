@@ -117,5 +117,20 @@ public sealed class RebuildTests(TamperNodeFixture node) : IClassFixture<TamperN
         Assert.Equal(live.Count + 1, (await RowsAsync()).Count);
         using var metrics = new HttpClient { BaseAddress = node.BaseAddress };
         Assert.Contains("caas_projection_rebuild_target_offset{projection=\"conversations\"} " + target, await metrics.GetStringAsync("/metrics"));
+        // The runner exports every projection's lag behind the journal's head, sampled once a second.
+        var exported = "";
+        for (var i = 0; i < 600 && !(exported.Contains("caas_projection_lag_events{projection=\"conversations\"}")
+                                     && HeadOffset(exported) > target); i++)
+        {
+            await Task.Delay(100);
+            exported = await metrics.GetStringAsync("/metrics");
+        }
+        Assert.Contains("caas_projection_lag_events{projection=\"conversations\"}", exported);
+        Assert.True(HeadOffset(exported) > target, "the journal head is sampled past the rebuild's target");
     }
+
+    private static long HeadOffset(string metrics) =>
+        metrics.Split('\n').FirstOrDefault(l => l.StartsWith("caas_journal_head_offset ")) is { } line
+            ? (long)double.Parse(line["caas_journal_head_offset ".Length..], System.Globalization.CultureInfo.InvariantCulture)
+            : -1;
 }
