@@ -92,7 +92,7 @@ public sealed class ConversationApiTests(NodeFixture node) : IClassFixture<NodeF
         await bob.PostMessageAsync(id, "back");
 
         var log = (await owner.ApiGet($"/v1/conversations/{id}/moderation/log")).Body.GetProperty("items").EnumerateArray().Select(x => x.Str("action")).ToList();
-        for (var i = 0; i < 20 && log.Count < 3; i++)
+        for (var i = 0; i < 600 && log.Count < 3; i++)
         {
             await Task.Delay(100);
             log = (await owner.ApiGet($"/v1/conversations/{id}/moderation/log")).Body.GetProperty("items").EnumerateArray().Select(x => x.Str("action")).ToList();

@@ -62,7 +62,7 @@ public sealed class CheckpointTests(CheckpointNodeFixture node) : IClassFixture<
         var pidGone = $"conversation|{Tenant}|{gone}";
         var pidForged = $"conversation|{Tenant}|{forged}";
         var pidTagged = $"conversation|{Tenant}|{tagged}";
-        for (var i = 0; i < 200 && await SnapshotsAsync(pidCut) == 0; i++) await Task.Delay(50);
+        for (var i = 0; i < 1_200 && await SnapshotsAsync(pidCut) == 0; i++) await Task.Delay(50);
         Assert.True(await SnapshotsAsync(pidCut) > 0, "snapshot-every = 3 should have snapshotted the first room");
 
         Assert.True(await node.Services.GetRequiredService<AuditCheckpoints>().RunAsync() > 0);

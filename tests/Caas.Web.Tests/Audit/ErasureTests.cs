@@ -45,7 +45,7 @@ public sealed class ErasureTests(TamperNodeFixture node) : IClassFixture<TamperN
 
     private static async Task VisibleAsync(HttpClient reader, string conversation, int count)
     {
-        for (var i = 0; i < 600 && (await MessagesAsync(reader, conversation)).Count < count; i++) await Task.Delay(50);
+        for (var i = 0; i < 2_400 && (await MessagesAsync(reader, conversation)).Count < count; i++) await Task.Delay(50);
     }
 
     [Fact]
@@ -146,7 +146,7 @@ public sealed class ErasureTests(TamperNodeFixture node) : IClassFixture<TamperN
         using var op = node.Client(Tenant, "ops", "operator");
         Assert.Equal(202, (await op.ApiPost("/v1/admin/projections/conversations/rebuild", null)).Status);
         var state = "";
-        for (var i = 0; i < 200 && state != "done"; i++)
+        for (var i = 0; i < 2_400 && state != "done"; i++)
         {
             await Task.Delay(50);
             state = (await op.ApiGet("/v1/admin/projections/conversations/rebuild")).Body.Str("state");

@@ -100,7 +100,7 @@ public sealed class RebuildTests(TamperNodeFixture node) : IClassFixture<TamperN
             Assert.Equal(200, (await reader.ApiGet($"/v1/admin/audit/conversations/{room}/state?at={Uri.EscapeDataString(DateTimeOffset.UtcNow.ToString("O"))}")).Status);
 
         string state = "";
-        for (var i = 0; i < 200 && state != "done"; i++)
+        for (var i = 0; i < 2_400 && state != "done"; i++) // up to two minutes on a loaded machine
         {
             await Task.Delay(50);
             var (_, progress) = await op.ApiGet("/v1/admin/projections/conversations/rebuild");
