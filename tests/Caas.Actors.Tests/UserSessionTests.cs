@@ -159,7 +159,7 @@ public sealed class UserSessionDeciderTests
 public abstract class UserSessionActorSpecs(string kind) : JournalSpec(kind)
 {
     private const string Tenant = "t1";
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
     private IActorRef Start(string userId, EntitySettings? settings = null) =>
         Sys.ActorOf(UserSessionActor.PropsFor(Ids.EntityId(Tenant, userId), settings ?? Settings()));

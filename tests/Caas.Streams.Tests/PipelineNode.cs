@@ -75,12 +75,20 @@ public sealed class HangingEnricher : IEnricher
     public string Name => "hangs";
     public string Version => "1";
 
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Calls that have returned; none does before <see cref="Release"/>.</summary>
+    public int Returned;
+
     public async ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
-        // Ignores cancellation on purpose: the stage must stop waiting on its own.
-        await Task.Delay(TimeSpan.FromSeconds(30), CancellationToken.None);
+        // Ignores cancellation on purpose, and never returns while the test looks: the stage must stop waiting on its own.
+        await _released.Task;
+        Interlocked.Increment(ref Returned);
         return EnrichmentResult.From(this, new { });
     }
+
+    public void Release() => _released.TrySetResult();
 }
 
 public sealed class ThrowingEnricher : IEnricher
