@@ -69,8 +69,8 @@ public sealed class ChatEventsProjection : ReceiveActor
 
     protected override void PreStart()
     {
-        var journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
-        _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, journal, _settings, () => _offsets.LoadAsync(Name),
+        var system = Context.System;
+        _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
             async list =>
             {
                 await PublishWithRetryAsync(list);

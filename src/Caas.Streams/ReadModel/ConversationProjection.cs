@@ -30,7 +30,9 @@ public sealed class ConversationProjection : ReceiveActor
     // the tables were emptied: writes pass this gate, and a write of an older generation is dropped.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private int _generation;
-    private readonly SqlReadJournal _journal = PersistenceQuery.Get(Context.System).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+    // Not created in the constructor: a read journal that fails to start (see ProjectionRunner) must not kill the actor.
+    private readonly ActorSystem _system = Context.System;
+    private SqlReadJournal Journal => ProjectionRunner.ReadJournal(_system);
     private readonly IMaterializer _materializer = Context.Materializer();
 
     // Late-commit sweep: the journal's database (null: none, as on SQLite, whose single writer leaves no ordering gaps),
@@ -144,7 +146,7 @@ public sealed class ConversationProjection : ReceiveActor
         var generation = Volatile.Read(ref _generation);
         var name = ReadModelWriter.ProjectionName;
         var log = _log;
-        _killSwitch = ProjectionRunner.Run(name, ConversationActor.KindTag, _journal, _settings, () => _writer.LoadOffsetAsync(name),
+        _killSwitch = ProjectionRunner.Run(name, ConversationActor.KindTag, () => Journal, _settings, () => _writer.LoadOffsetAsync(name),
             async list =>
             {
                 await _writeGate.WaitAsync();
@@ -175,7 +177,7 @@ public sealed class ConversationProjection : ReceiveActor
 
     /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>
     private async Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
-        await _journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
+        await Journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
 
     protected override void PostStop()
     {

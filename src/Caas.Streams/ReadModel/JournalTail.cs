@@ -18,14 +18,15 @@ public sealed record UnprojectedEvent(long Offset, IConversationEvent Event);
 /// </summary>
 public sealed class JournalTail(ActorSystem system)
 {
-    private readonly SqlReadJournal _journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+    // Created on first use: a read journal that failed to start is tried again by the next request.
+    private SqlReadJournal Journal => ProjectionRunner.ReadJournal(system);
     private readonly IMaterializer _materializer = system.Materializer();
 
     /// <summary>The conversation's events with a journal sequence number above <paramref name="projectedMark"/>, in order.</summary>
     public async Task<IReadOnlyList<UnprojectedEvent>> UnprojectedAsync(string tenant, string conversation, long projectedMark, CancellationToken ct)
     {
         var pid = ConversationActor.PersistenceIdOf(Ids.EntityId(tenant, conversation));
-        return await _journal.CurrentEventsByPersistenceId(pid, projectedMark + 1, long.MaxValue)
+        return await Journal.CurrentEventsByPersistenceId(pid, projectedMark + 1, long.MaxValue)
             .Where(e => e.Event is IConversationEvent)
             .Select(e => new UnprojectedEvent(e.Offset is Sequence s ? s.Value : 0, (IConversationEvent)e.Event))
             .RunWith(Sink.Seq<UnprojectedEvent>(), _materializer)

@@ -44,7 +44,7 @@ public static class ProjectionRunner
     /// Starts projection <paramref name="name"/> over the events tagged <paramref name="tag"/>. <paramref name="write"/>
     /// gets each batch in journal order and must store the batch's last offset before it returns.
     /// </summary>
-    public static UniqueKillSwitch Run(string name, string tag, SqlReadJournal journal, ProjectionSettings settings,
+    public static UniqueKillSwitch Run(string name, string tag, Func<SqlReadJournal> journal, ProjectionSettings settings,
         Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write, IMaterializer materializer, ILoggingAdapter log)
     {
         var restart = RestartSettings.Create(settings.MinBackoff, settings.MaxBackoff, 0.2);
@@ -54,7 +54,10 @@ public static class ProjectionRunner
                     {
                         log.Info("Projection {0} starting from offset {1}", name, offset);
                         Written[name] = offset;
-                        return journal.EventsByTag(tag, Akka.Persistence.Query.Offset.Sequence(offset));
+                        // Resolved here, inside the restart: the plugin's read journal waits (5 s) for its write journal when
+                        // first created, which a loaded node at start can miss; that failure is then retried with backoff
+                        // instead of killing the projection.
+                        return journal().EventsByTag(tag, Akka.Persistence.Query.Offset.Sequence(offset));
                     })
                     .GroupedWithin(settings.BatchSize, settings.BatchWindow)
                     .SelectAsync(1, async batch =>
@@ -79,6 +82,10 @@ public static class ProjectionRunner
             .To(Sink.Ignore<NotUsed>())
             .Run(materializer);
     }
+
+    /// <summary>The read journal, created on first use (and again after a failed creation).</summary>
+    public static SqlReadJournal ReadJournal(Akka.Actor.ActorSystem system) =>
+        PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
 
     /// <summary>The offset the projection last wrote on this node; null when it does not run here.</summary>
     public static long? WrittenOffset(string name) => Written.TryGetValue(name, out var o) ? o : null;

@@ -213,7 +213,9 @@ public static class IntentsApi
 
         public Task StartAsync(CancellationToken ct)
         {
-            var enrichers = services.GetServices<IEnricher>().Where(e => !e.NeedsAttachment).ToList();
+            // Only CAAS's own text enrichers: a plugged-in one may call out or count its calls.
+            var enrichers = services.GetServices<IEnricher>()
+                .Where(e => !e.NeedsAttachment && e.GetType().Assembly == typeof(IEnricher).Assembly).ToList();
             _ = Task.Run(async () =>
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
