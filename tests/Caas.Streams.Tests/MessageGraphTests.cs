@@ -76,7 +76,7 @@ public sealed class MessageGraphTests
     [Fact]
     public async Task A_full_ingest_queue_answers_overloaded_and_loses_nothing_it_accepted()
     {
-        await using var node = await PipelineNode.StartAsync("caas.pipeline.queue-size = 4\ncaas.pipeline.lanes = 1\ncaas.pipeline.per-lane-in-flight = 1\ncaas.pipeline.parallelism = 1");
+        await using var node = await PipelineNode.StartAsync("caas.pipeline.queue-size = 4\ncaas.pipeline.persist-in-flight = 1\ncaas.pipeline.per-conversation-in-flight = 1\ncaas.pipeline.persist-waiting = 1\ncaas.pipeline.parallelism = 1");
         using var alice = node.Client("t-full", "alice");
         var id = await CreateGroupAsync(alice);
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 300).Select(n =>

@@ -13,10 +13,11 @@ namespace Caas.Streams.Pipeline;
 ///     → recall   (the sender's own retry answered from the dedupe window)
 ///     → validate (structure, size, tenant limits)
 ///     → admit    (the conversation entity: member, not banned or muted; a refusal costs nothing more)
-///     → claim    (tenant-wide message_id claim; a stored id stays taken for good)
+///     → claim    (tenant-wide message_id claim, many per statement; a stored id stays taken for good)
 ///     → rate     (the sender's UserSession entity: per minute and per hour)
 ///     → enrich   (enrichers under a time budget, behind breakers)
-///     → order + persist (FIFO lanes per conversation → the conversation entity persists, then acknowledges)
+///     → order + persist (FIFO per conversation, no head-of-line blocking → the conversation entity persists)
+///     → record   (the stored ids become permanently taken, many per statement; then the sender has its ack)
 /// </code>
 /// What follows the journal — read model, search, outbound topics — are projections with stored offsets; fan-out
 /// to sockets is the entity's publish.
@@ -38,6 +39,7 @@ public sealed class MessageGraph : IMessageIngest
             .Via(stages.RateLimit())
             .Via(stages.Enrich())
             .Via(stages.OrderAndPersist())
+            .Via(stages.RecordClaims())
             .To(Sink.Ignore<Submission>())
             .Run(materializer);
         // Every node purges; the deletes are idempotent.

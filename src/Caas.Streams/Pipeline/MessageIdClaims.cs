@@ -22,6 +22,15 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
+    private long _commits;
+    private long _lookups;
+
+    /// <summary>Commits of new claims and of records: one per batch, however many ids it carries (lookups apart).</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Lookups of ids that were already claimed (a batch of fresh ids needs none).</summary>
+    public long Lookups => Interlocked.Read(ref _lookups);
+
     /// <summary>
     /// Claims the id for the conversation, or answers the claim that holds it (<c>Fresh</c>: this call took it). A
     /// pending claim of the same conversation is renewed, so a retry keeps it from the purge.
@@ -29,20 +38,120 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
     public async Task<(MessageIdClaim Claim, bool Fresh)> ClaimAsync(string tenantId, string messageId, string conversationId,
         CancellationToken ct = default)
     {
+        var (claim, fresh) = (await ClaimManyAsync([new ClaimRequest(tenantId, messageId, conversationId)], ct))[0];
+        return (claim ?? throw new InvalidOperationException($"The claim on {messageId} vanished while it was read; retry."), fresh);
+    }
+
+    /// <summary>
+    /// <see cref="ClaimAsync"/> for many ids in one commit: the new ids are claimed by one statement, and only the ids
+    /// already claimed are looked up (and renewed), by one more. Answers in the order of <paramref name="requests"/>; an
+    /// id asked for twice is fresh only for its first request. A null claim: it vanished while it was read (purged in
+    /// between); that request may be retried.
+    /// </summary>
+    public async Task<IReadOnlyList<(MessageIdClaim? Claim, bool Fresh)>> ClaimManyAsync(IReadOnlyList<ClaimRequest> requests,
+        CancellationToken ct = default)
+    {
+        var results = new (MessageIdClaim? Claim, bool Fresh)[requests.Count];
+        if (requests.Count == 0) return results;
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        // One request per id, in one order for every batch: concurrent batches then take the index's locks in the
+        // same order and cannot deadlock.
+        var first = new Dictionary<(string, string), int>();
+        for (var i = 0; i < requests.Count; i++) first.TryAdd((requests[i].TenantId, requests[i].MessageId), i);
+        var claimants = first.OrderBy(f => f.Key.Item1, StringComparer.Ordinal).ThenBy(f => f.Key.Item2, StringComparer.Ordinal)
+            .Select(f => f.Value).ToList();
         await using var c = await store.OpenAsync(ct);
-        // The common case, a new id, is one statement; only an id already claimed needs the second.
-        await using (var insert = ReadModelWriter.Command(c, null,
-                         "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
-                         "ON CONFLICT (tenant_id, message_id) DO NOTHING",
-                         ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", now)))
-            if (await insert.ExecuteNonQueryAsync(ct) == 1) return (new MessageIdClaim(conversationId, null, null, null), true);
-        await using var renew = ReadModelWriter.Command(c, null,
+        var fresh = store.IsPostgres
+            ? await ClaimOnPostgresAsync(c, requests, claimants, now, ct)
+            : await ClaimOnSqliteAsync(c, requests, claimants, now, ct);
+        var taken = new List<int>();
+        for (var i = 0; i < requests.Count; i++)
+        {
+            if (fresh.Contains(i)) results[i] = (new MessageIdClaim(requests[i].ConversationId, null, null, null), true);
+            else taken.Add(i);
+        }
+        if (taken.Count == 0) return results;
+        var found = await LookUpAndRenewAsync(c, taken.Select(i => requests[i]).ToList(), now, ct);
+        foreach (var i in taken) results[i] = (found.GetValueOrDefault((requests[i].TenantId, requests[i].MessageId)), false);
+        return results;
+    }
+
+    private async Task<HashSet<int>> ClaimOnPostgresAsync(System.Data.Common.DbConnection c, IReadOnlyList<ClaimRequest> requests,
+        List<int> claimants, long now, CancellationToken ct)
+    {
+        await using var insert = ReadModelWriter.Command(c, null,
+            "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) " +
+            "SELECT u.t, u.m, u.c, @now FROM unnest(@t::text[], @m::text[], @c::text[]) WITH ORDINALITY AS u(t, m, c, o) ORDER BY u.o " +
+            "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING tenant_id, message_id",
+            ("t", claimants.Select(i => requests[i].TenantId).ToArray()), ("m", claimants.Select(i => requests[i].MessageId).ToArray()),
+            ("c", claimants.Select(i => requests[i].ConversationId).ToArray()), ("now", now));
+        var claimed = new HashSet<(string, string)>();
+        await using (var reader = await insert.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct)) claimed.Add((reader.GetString(0), reader.GetString(1)));
+        Interlocked.Increment(ref _commits);
+        return claimants.Where(i => claimed.Contains((requests[i].TenantId, requests[i].MessageId))).ToHashSet();
+    }
+
+    private async Task<HashSet<int>> ClaimOnSqliteAsync(System.Data.Common.DbConnection c, IReadOnlyList<ClaimRequest> requests,
+        List<int> claimants, long now, CancellationToken ct)
+    {
+        var fresh = new HashSet<int>();
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await using var insert = ReadModelWriter.Command(c, tx,
+            "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
+            "ON CONFLICT (tenant_id, message_id) DO NOTHING",
+            ("t", ""), ("m", ""), ("c", ""), ("now", now));
+        await insert.PrepareAsync(ct);
+        foreach (var i in claimants)
+        {
+            insert.Parameters["t"].Value = requests[i].TenantId;
+            insert.Parameters["m"].Value = requests[i].MessageId;
+            insert.Parameters["c"].Value = requests[i].ConversationId;
+            if (await insert.ExecuteNonQueryAsync(ct) == 1) fresh.Add(i);
+        }
+        await tx.CommitAsync(ct);
+        Interlocked.Increment(ref _commits);
+        return fresh;
+    }
+
+    /// <summary>The claims on ids already taken, renewing the pending ones of the same conversation.</summary>
+    private async Task<Dictionary<(string, string), MessageIdClaim>> LookUpAndRenewAsync(System.Data.Common.DbConnection c,
+        List<ClaimRequest> taken, long now, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _lookups);
+        var found = new Dictionary<(string, string), MessageIdClaim>();
+        if (store.IsPostgres)
+        {
+            await using var cmd = ReadModelWriter.Command(c, null,
+                "WITH u AS (SELECT * FROM unnest(@t::text[], @m::text[], @c::text[]) AS u(t, m, c)), " +
+                "renewed AS (UPDATE message_id_claims SET claimed_at = @now FROM u WHERE message_id_claims.tenant_id = u.t " +
+                "AND message_id_claims.message_id = u.m AND message_id_claims.conversation_id = u.c AND message_id_claims.seq IS NULL) " +
+                "SELECT tenant_id, message_id, conversation_id, seq, sender_id, created_at FROM message_id_claims " +
+                "WHERE (tenant_id, message_id) IN (SELECT t, m FROM u)",
+                ("t", taken.Select(r => r.TenantId).ToArray()), ("m", taken.Select(r => r.MessageId).ToArray()),
+                ("c", taken.Select(r => r.ConversationId).ToArray()), ("now", now));
+            await ReadAllAsync(cmd, found, ct);
+            return found;
+        }
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await using var renew = ReadModelWriter.Command(c, tx,
             "UPDATE message_id_claims SET claimed_at = @now WHERE tenant_id = @t AND message_id = @m AND conversation_id = @c AND seq IS NULL",
-            ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", now));
-        await renew.ExecuteNonQueryAsync(ct);
-        return (await FindAsync(tenantId, messageId, ct)
-                ?? throw new InvalidOperationException($"The claim on {messageId} vanished while it was read; retry."), false);
+            ("t", ""), ("m", ""), ("c", ""), ("now", now));
+        await using var select = ReadModelWriter.Command(c, tx,
+            "SELECT tenant_id, message_id, conversation_id, seq, sender_id, created_at FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
+            ("t", ""), ("m", ""));
+        foreach (var r in taken)
+        {
+            renew.Parameters["t"].Value = r.TenantId;
+            renew.Parameters["m"].Value = r.MessageId;
+            renew.Parameters["c"].Value = r.ConversationId;
+            await renew.ExecuteNonQueryAsync(ct);
+            select.Parameters["t"].Value = r.TenantId;
+            select.Parameters["m"].Value = r.MessageId;
+            await ReadAllAsync(select, found, ct);
+        }
+        await tx.CommitAsync(ct);
+        return found;
     }
 
     /// <summary>The claim on an id, if any (a read: it claims nothing).</summary>
@@ -50,9 +159,11 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
     {
         await using var c = await store.OpenAsync(ct);
         await using var cmd = ReadModelWriter.Command(c, null,
-            "SELECT conversation_id, seq, sender_id, created_at FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
+            "SELECT tenant_id, message_id, conversation_id, seq, sender_id, created_at FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
             ("t", tenantId), ("m", messageId));
-        return await ReadAsync(cmd, ct);
+        var found = new Dictionary<(string, string), MessageIdClaim>();
+        await ReadAllAsync(cmd, found, ct);
+        return found.GetValueOrDefault((tenantId, messageId));
     }
 
     /// <summary>
@@ -60,17 +171,64 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
     /// (which admission and the claim make impossible; the caller logs it).
     /// </summary>
     public async Task<bool> RecordAsync(string tenantId, string messageId, string conversationId, long seq, string senderId,
-        DateTimeOffset createdAt, CancellationToken ct = default)
+        DateTimeOffset createdAt, CancellationToken ct = default) =>
+        (await RecordManyAsync([new ClaimRecord(tenantId, messageId, conversationId, seq, senderId, createdAt)], ct))[0];
+
+    /// <summary>
+    /// <see cref="RecordAsync"/> for many stored messages in one commit (one statement on PostgreSQL, one prepared
+    /// statement in one transaction on SQLite). Answers in the order of <paramref name="records"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<bool>> RecordManyAsync(IReadOnlyList<ClaimRecord> records, CancellationToken ct = default)
     {
+        var results = new bool[records.Count];
+        if (records.Count == 0) return results;
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        // One row per id (an upsert may not touch a row twice), in the same order for every batch (no deadlocks).
+        var first = new Dictionary<(string, string), int>();
+        for (var i = 0; i < records.Count; i++) first.TryAdd((records[i].TenantId, records[i].MessageId), i);
+        var rows = first.OrderBy(f => f.Key.Item1, StringComparer.Ordinal).ThenBy(f => f.Key.Item2, StringComparer.Ordinal)
+            .Select(f => records[f.Value]).ToList();
+        const string Upsert = "ON CONFLICT (tenant_id, message_id) DO UPDATE SET seq = excluded.seq, sender_id = excluded.sender_id, " +
+                              "created_at = excluded.created_at WHERE message_id_claims.conversation_id = excluded.conversation_id";
+        var recorded = new HashSet<(string, string)>();
         await using var c = await store.OpenAsync(ct);
-        await using var cmd = ReadModelWriter.Command(c, null,
-            "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
-            "VALUES (@t, @m, @c, @now, @seq, @u, @at) " +
-            "ON CONFLICT (tenant_id, message_id) DO UPDATE SET seq = excluded.seq, sender_id = excluded.sender_id, created_at = excluded.created_at " +
-            "WHERE message_id_claims.conversation_id = excluded.conversation_id",
-            ("t", tenantId), ("m", messageId), ("c", conversationId), ("now", _clock.GetUtcNow().ToUnixTimeMilliseconds()), ("seq", seq),
-            ("u", senderId), ("at", createdAt.ToUnixTimeMilliseconds()));
-        return await cmd.ExecuteNonQueryAsync(ct) > 0;
+        if (store.IsPostgres)
+        {
+            await using var cmd = ReadModelWriter.Command(c, null,
+                "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
+                "SELECT u.t, u.m, u.c, @now, u.s, u.u, u.a " +
+                "FROM unnest(@t::text[], @m::text[], @c::text[], @s::bigint[], @u::text[], @a::bigint[]) WITH ORDINALITY AS u(t, m, c, s, u, a, o) " +
+                $"ORDER BY u.o {Upsert} RETURNING tenant_id, message_id",
+                ("t", rows.Select(r => r.TenantId).ToArray()), ("m", rows.Select(r => r.MessageId).ToArray()),
+                ("c", rows.Select(r => r.ConversationId).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
+                ("u", rows.Select(r => r.SenderId).ToArray()), ("a", rows.Select(r => r.CreatedAt.ToUnixTimeMilliseconds()).ToArray()),
+                ("now", now));
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) recorded.Add((reader.GetString(0), reader.GetString(1)));
+        }
+        else
+        {
+            await using var tx = await c.BeginTransactionAsync(ct);
+            await using var cmd = ReadModelWriter.Command(c, tx,
+                "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
+                $"VALUES (@t, @m, @c, @now, @s, @u, @a) {Upsert}",
+                ("t", ""), ("m", ""), ("c", ""), ("now", now), ("s", 0L), ("u", ""), ("a", 0L));
+            await cmd.PrepareAsync(ct);
+            foreach (var r in rows)
+            {
+                cmd.Parameters["t"].Value = r.TenantId;
+                cmd.Parameters["m"].Value = r.MessageId;
+                cmd.Parameters["c"].Value = r.ConversationId;
+                cmd.Parameters["s"].Value = r.Seq;
+                cmd.Parameters["u"].Value = r.SenderId;
+                cmd.Parameters["a"].Value = r.CreatedAt.ToUnixTimeMilliseconds();
+                if (await cmd.ExecuteNonQueryAsync(ct) > 0) recorded.Add((r.TenantId, r.MessageId));
+            }
+            await tx.CommitAsync(ct);
+        }
+        Interlocked.Increment(ref _commits);
+        for (var i = 0; i < records.Count; i++) results[i] = recorded.Contains((records[i].TenantId, records[i].MessageId));
+        return results;
     }
 
     /// <summary>The tenants that hold claims not (yet) known to have led to a message.</summary>
@@ -107,13 +265,20 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
         return await purge.ExecuteNonQueryAsync(ct);
     }
 
-    private static async Task<MessageIdClaim?> ReadAsync(System.Data.Common.DbCommand cmd, CancellationToken ct)
+    private static async Task ReadAllAsync(System.Data.Common.DbCommand cmd, Dictionary<(string, string), MessageIdClaim> into,
+        CancellationToken ct)
     {
         await using var reader = await cmd.ExecuteReaderAsync(ct);
-        if (!await reader.ReadAsync(ct)) return null;
-        return new MessageIdClaim(reader.GetString(0),
-            reader.IsDBNull(1) ? null : reader.GetInt64(1),
-            reader.IsDBNull(2) ? null : reader.GetString(2),
-            reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)));
+        while (await reader.ReadAsync(ct))
+            into[(reader.GetString(0), reader.GetString(1))] = new MessageIdClaim(reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetInt64(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4),
+                reader.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)));
     }
 }
+
+/// <summary>One message's claim on its id, for <see cref="MessageIdClaims.ClaimManyAsync"/>.</summary>
+public sealed record ClaimRequest(string TenantId, string MessageId, string ConversationId);
+
+/// <summary>A stored message whose id becomes permanently taken, for <see cref="MessageIdClaims.RecordManyAsync"/>.</summary>
+public sealed record ClaimRecord(string TenantId, string MessageId, string ConversationId, long Seq, string SenderId, DateTimeOffset CreatedAt);

@@ -6,8 +6,11 @@ namespace Caas.Streams.Pipeline;
 public sealed record PipelineSettings(
     int QueueSize,
     int Parallelism,
-    int Lanes,
-    int PerLaneInFlight,
+    int PersistInFlight,
+    int PerConversationInFlight,
+    int PersistWaiting,
+    int ClaimBatchMax,
+    int ClaimBatchParallelism,
     TimeSpan AskTimeout,
     TimeSpan EnrichBudget,
     int BreakerMaxFailures,
@@ -17,16 +20,19 @@ public sealed record PipelineSettings(
     long DedupeMaxBytes,
     TimeSpan ClaimsPurgeInterval)
 {
-    public static PipelineSettings Default { get; } = new(10_000, 64, 16, 32, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(50),
-        5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024, TimeSpan.FromMinutes(10));
+    public static PipelineSettings Default { get; } = new(10_000, 64, 512, 32, 2_048, 512, 4, TimeSpan.FromSeconds(5),
+        TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024,
+        TimeSpan.FromMinutes(10));
 
     public static PipelineSettings From(Config config)
     {
         var c = config.GetConfig("caas.pipeline");
         if (c is null || c.IsEmpty) return Default;
         var d = Default;
-        return new PipelineSettings(c.GetInt("queue-size", d.QueueSize), c.GetInt("parallelism", d.Parallelism), c.GetInt("lanes", d.Lanes),
-            c.GetInt("per-lane-in-flight", d.PerLaneInFlight), c.GetTimeSpan("ask-timeout", d.AskTimeout),
+        return new PipelineSettings(c.GetInt("queue-size", d.QueueSize), c.GetInt("parallelism", d.Parallelism),
+            c.GetInt("persist-in-flight", d.PersistInFlight), c.GetInt("per-conversation-in-flight", d.PerConversationInFlight),
+            c.GetInt("persist-waiting", d.PersistWaiting), c.GetInt("claim-batch-max", d.ClaimBatchMax),
+            c.GetInt("claim-batch-parallelism", d.ClaimBatchParallelism), c.GetTimeSpan("ask-timeout", d.AskTimeout),
             c.GetTimeSpan("enrich-budget", d.EnrichBudget), c.GetInt("breaker-max-failures", d.BreakerMaxFailures),
             c.GetTimeSpan("breaker-reset", d.BreakerReset), c.GetTimeSpan("dedupe-window", d.DedupeWindow),
             c.GetInt("dedupe-max-entries", d.DedupeMaxEntries), c.GetByteSize("dedupe-max-bytes", d.DedupeMaxBytes) ?? d.DedupeMaxBytes,

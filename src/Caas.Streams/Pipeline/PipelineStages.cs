@@ -29,6 +29,12 @@ public sealed class PipelineStages(
 {
     private static readonly Counter Stage = Metrics.CreateCounter("caas_pipeline_messages_total",
         "Messages leaving a pipeline stage, by outcome.", "stage", "outcome");
+    private static readonly Histogram BatchSize = Metrics.CreateHistogram("caas_pipeline_batch_size",
+        "Messages sharing one database statement, by stage.", new HistogramConfiguration
+        {
+            LabelNames = ["stage"],
+            Buckets = Histogram.ExponentialBuckets(1, 2, 10),
+        });
     private static readonly Histogram Latency = Metrics.CreateHistogram("caas_pipeline_ingest_to_persisted_seconds",
         "From ingest to the entity's acknowledgement.", new HistogramConfiguration
         {
@@ -94,11 +100,23 @@ public sealed class PipelineStages(
     /// stored message of another sender or past the horizon, is a conflict; the sender's own stored message is
     /// answered with its acknowledgement (a retry takes no rate slot); the entity decides the rest.
     /// </summary>
-    public Flow<Submission, Submission, NotUsed> Claim() => Decide("claim", async s =>
+    /// <remarks>
+    /// The claims of many messages are one statement (<see cref="MessageIdClaims.ClaimManyAsync"/>): a batch forms
+    /// while the previous statements run, so under load many messages share a commit and alone one waits for nothing.
+    /// </remarks>
+    public Flow<Submission, Submission, NotUsed> Claim() => DecideInBatches("claim", async open =>
     {
-        if (s.Message.MessageId is null) return;
-        var (claim, fresh) = await claims.ClaimAsync(s.Message.TenantId, s.MessageId, s.Message.ConversationId);
-        if (fresh) return;
+        var claiming = open.Where(s => s.Message.MessageId is not null).ToList();
+        if (claiming.Count == 0) return;
+        var answers = await claims.ClaimManyAsync(
+            claiming.Select(s => new ClaimRequest(s.Message.TenantId, s.MessageId, s.Message.ConversationId)).ToList());
+        await Task.WhenAll(claiming.Select((s, i) => GuardAsync("claim", s, _ => AfterClaimAsync(s, answers[i]))));
+    });
+
+    private async Task AfterClaimAsync(Submission s, (MessageIdClaim? Claim, bool Fresh) answer)
+    {
+        if (answer.Fresh) return;
+        var claim = answer.Claim ?? throw new InvalidOperationException($"The claim on {s.MessageId} vanished while it was read; retry.");
         if (claim.ConversationId != s.Message.ConversationId)
             await RefuseAsync(s, new Rejection(ErrorCodes.MessageIdConflict, "This message_id is already used in another conversation."));
         else if (claim.Persisted)
@@ -109,12 +127,12 @@ public sealed class PipelineStages(
         else if (await queries.MessageByIdAsync(s.Message.TenantId, s.MessageId) is { } known)
         {
             // A pending claim whose message is stored (its claim predates permanent rows, or a crash came in between).
-            await RecordAsync(s.Message.TenantId, known.MessageId, known.ConversationId, known.Seq, known.SenderId, known.CreatedAt);
+            await RecordAsync([new ClaimRecord(s.Message.TenantId, known.MessageId, known.ConversationId, known.Seq, known.SenderId, known.CreatedAt)]);
             var outcome = Repeat(s, known);
             if (outcome is Rejected { Rejection: var conflict }) await RefuseAsync(s, conflict);
             else s.Complete(outcome);
         }
-    });
+    }
 
     private static readonly Rejection UsedConflict = new(ErrorCodes.MessageIdConflict, "This message_id was already used for another message.");
 
@@ -167,18 +185,21 @@ public sealed class PipelineStages(
         else s.RateSlot = ((MessageSlotGranted)granted).SlotTicks;
     });
 
-    /// <summary>Records a stored message's id as permanently taken; a failure is logged, and the purge repairs it later.</summary>
-    private async Task RecordAsync(string tenantId, string messageId, string conversationId, long seq, string senderId, DateTimeOffset createdAt)
+    /// <summary>Records stored messages' ids as permanently taken; a failure is logged, and the purge repairs it later.</summary>
+    private async Task RecordAsync(IReadOnlyList<ClaimRecord> records)
     {
         try
         {
-            if (!await claims.RecordAsync(tenantId, messageId, conversationId, seq, senderId, createdAt))
-                logger.LogError("Message id {MessageId} of {Tenant} was stored in {Conversation} while another conversation holds its claim",
-                    messageId, tenantId, conversationId);
+            var recorded = await claims.RecordManyAsync(records);
+            for (var i = 0; i < records.Count; i++)
+                if (!recorded[i])
+                    logger.LogError("Message id {MessageId} of {Tenant} was stored in {Conversation} while another conversation holds its claim",
+                        records[i].MessageId, records[i].TenantId, records[i].ConversationId);
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Recording the claim of message {MessageId} of {Tenant} failed; the claims purge repairs it", messageId, tenantId);
+            logger.LogWarning(e, "Recording the claims of {Count} stored messages (the first {MessageId} of {Tenant}) failed; the claims purge repairs them",
+                records.Count, records[0].MessageId, records[0].TenantId);
         }
     }
 
@@ -228,22 +249,22 @@ public sealed class PipelineStages(
     }
 
     /// <summary>
-    /// Order and persist: conversations hash into a fixed number of lanes; a lane hands its messages to the
-    /// entities in arrival order, so each conversation is FIFO while many proceed in parallel. The entity persists,
+    /// Order and persist: each conversation's messages go to its entity in arrival order, at most
+    /// <see cref="PipelineSettings.PerConversationInFlight"/> at once, while many conversations proceed side by side; a
+    /// slow conversation holds back only its own messages (<see cref="FifoPerConversation{T}"/>). The entity persists,
     /// assigns the next sequence number and only then acknowledges.
     /// </summary>
-    public Flow<Submission, Submission, NotUsed> OrderAndPersist() => Flow.FromGraph(GraphDsl.Create(b =>
-    {
-        var lanes = settings.Lanes;
-        var partition = b.Add(new Partition<Submission>(lanes, s => Lane(s.Message, lanes)));
-        var merge = b.Add(new Merge<Submission>(lanes));
-        for (var i = 0; i < lanes; i++)
-            b.From(partition.Out(i)).Via(Decide("persist", PersistAsync, settings.PerLaneInFlight)).To(merge.In(i));
-        return new FlowShape<Submission, Submission>(partition.In, merge.Out);
-    }));
-
-    public static int Lane(IngestMessage m, int lanes) =>
-        (int)((uint)StringComparer.Ordinal.GetHashCode(m.TenantId + "|" + m.ConversationId) % (uint)lanes);
+    public Flow<Submission, Submission, NotUsed> OrderAndPersist() =>
+        Flow.FromGraph(new FifoPerConversation<Submission>(s => s.Message.TenantId + "\u001f" + s.Message.ConversationId,
+                s => s.IsDone ? Task.CompletedTask : PersistAsync(s), (s, e) => Fail("persist", s, e),
+                settings.PerConversationInFlight, settings.PersistInFlight, settings.PersistWaiting))
+            .Select(s =>
+            {
+                Count("persist", s);
+                return s;
+            })
+            .Where(s => !s.IsDone)
+            .Named("persist");
 
     private async Task PersistAsync(Submission s)
     {
@@ -259,15 +280,31 @@ public sealed class PipelineStages(
                 break;
             case MessageAck ack:
                 window.Remember(m.TenantId, ack, m.Content);
-                await RecordAsync(m.TenantId, ack.MessageId, ack.ConversationId, ack.Seq, ack.SenderId, ack.CreatedAt);
-                Latency.WithLabels(m.Source.ToString()).Observe(s.Elapsed.TotalSeconds);
-                s.Complete(new Persisted(ack));
+                s.Ack = ack;
                 break;
             case Rejection r:
                 s.Complete(new Rejected(r));
                 break;
         }
     }
+
+    /// <summary>
+    /// Record: a stored message's id becomes permanently taken (one statement for many messages, batched like the
+    /// claims), and only then has its sender the acknowledgement, so an acknowledged id stays taken for good however
+    /// old it gets. The conversation's next messages do not wait for this.
+    /// </summary>
+    public Flow<Submission, Submission, NotUsed> RecordClaims() => DecideInBatches("record", async open =>
+    {
+        var stored = open.Where(s => s.Ack is not null).ToList();
+        if (stored.Count == 0) return;
+        await RecordAsync(stored.Select(s => new ClaimRecord(s.Message.TenantId, s.Ack!.MessageId, s.Ack.ConversationId, s.Ack.Seq,
+            s.Ack.SenderId, s.Ack.CreatedAt)).ToList());
+        foreach (var s in stored)
+        {
+            Latency.WithLabels(s.Message.Source.ToString()).Observe(s.Elapsed.TotalSeconds);
+            s.Complete(new Persisted(s.Ack!));
+        }
+    });
 
     /// <summary>A repeat answers with the original message; the entity keeps no content, the read model does.</summary>
     private async Task<MessageContent?> OriginalContentAsync(Submission s)
@@ -292,27 +329,66 @@ public sealed class PipelineStages(
             .SelectAsync(parallelism ?? settings.Parallelism, async s =>
             {
                 if (s.IsDone) return s;
-                try
-                {
-                    await step(s);
-                }
-                catch (Exception e) when (StoreBreaker.IsOutage(e))
-                {
-                    s.Complete(new Rejected(new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry with the same message_id.",
-                        RetryAfterSeconds: (e as StoreUnavailableException)?.RetryAfter.TotalSeconds ?? 2)));
-                }
-                catch (Exception e)
-                {
-                    logger.LogWarning(e, "Pipeline stage {Stage} failed on a message of {Tenant}/{Conversation}; the sender may retry",
-                        name, s.Message.TenantId, s.Message.ConversationId);
-                    s.Complete(new Rejected(new Rejection(ErrorCodes.Overloaded, "The message could not be processed now; retry with the same message_id.",
-                        RetryAfterSeconds: 1)));
-                }
-                Stage.WithLabels(name, s.IsDone ? OutcomeName(s) : "passed").Inc();
+                await GuardAsync(name, s, step);
+                Count(name, s);
                 return s;
             })
             .Where(s => !s.IsDone)
             .Named(name);
+
+    /// <summary>
+    /// <see cref="Decide"/> for a step that takes many open submissions at once (one database statement for all,
+    /// <see cref="Batches.InBatches{T}"/>). A failure of the whole step decides each message it left open.
+    /// </summary>
+    private Flow<Submission, Submission, NotUsed> DecideInBatches(string name, Func<IReadOnlyList<Submission>, Task> step) =>
+        Batches.InBatches<Submission>(settings.ClaimBatchMax, settings.ClaimBatchParallelism, async batch =>
+            {
+                var open = batch.Where(s => !s.IsDone).ToList();
+                if (open.Count == 0) return;
+                BatchSize.WithLabels(name).Observe(open.Count);
+                try
+                {
+                    await step(open);
+                }
+                catch (Exception e)
+                {
+                    foreach (var s in open) Fail(name, s, e);
+                }
+                foreach (var s in open) Count(name, s);
+            },
+            (batch, e) => logger.LogError(e, "Pipeline stage {Stage} failed on a batch of {Count}", name, batch.Count))
+            .Where(s => !s.IsDone)
+            .Named(name);
+
+    private async Task GuardAsync(string name, Submission s, Func<Submission, Task> step)
+    {
+        try
+        {
+            await step(s);
+        }
+        catch (Exception e)
+        {
+            Fail(name, s, e);
+        }
+    }
+
+    /// <summary>Decides a message whose step failed unexpectedly: a store outage is 503, anything else a safe retry.</summary>
+    private void Fail(string name, Submission s, Exception e)
+    {
+        if (s.IsDone) return;
+        if (StoreBreaker.IsOutage(e))
+        {
+            s.Complete(new Rejected(new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry with the same message_id.",
+                RetryAfterSeconds: (e as StoreUnavailableException)?.RetryAfter.TotalSeconds ?? 2)));
+            return;
+        }
+        logger.LogWarning(e, "Pipeline stage {Stage} failed on a message of {Tenant}/{Conversation}; the sender may retry",
+            name, s.Message.TenantId, s.Message.ConversationId);
+        s.Complete(new Rejected(new Rejection(ErrorCodes.Overloaded, "The message could not be processed now; retry with the same message_id.",
+            RetryAfterSeconds: 1)));
+    }
+
+    private static void Count(string name, Submission s) => Stage.WithLabels(name, s.IsDone ? OutcomeName(s) : "passed").Inc();
 
     private static string OutcomeName(Submission s) => s.Outcome.Result switch
     {

@@ -19,6 +19,9 @@ public sealed class Submission(IngestMessage message)
     public MessageEnrichment? Enrichment { get; set; }
     public long? RateSlot { get; set; }
 
+    /// <summary>The entity's acknowledgement of a new message, answered once its id is recorded as taken.</summary>
+    public MessageAck? Ack { get; set; }
+
     public Task<IngestOutcome> Outcome => _outcome.Task;
     public bool IsDone => _outcome.Task.IsCompleted;
 
