@@ -1,7 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Caas.Actors.Persistence;
+namespace Caas.Actors.EventJournal;
 
 /// <summary>
 /// The journal on PostgreSQL: a batch is one prepared <c>INSERT … SELECT FROM unnest(…)</c> with binary array

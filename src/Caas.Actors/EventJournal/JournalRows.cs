@@ -4,7 +4,7 @@ using Akka.Persistence.Journal;
 using Akka.Serialization;
 using Akka.Util;
 
-namespace Caas.Actors.Persistence;
+namespace Caas.Actors.EventJournal;
 
 /// <summary>
 /// One row of the <c>journal</c> table as Akka.Persistence.Sql 1.5.73 writes it with <c>table-mapping = default</c>

@@ -7,7 +7,7 @@ using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 
-namespace Caas.Actors.Persistence;
+namespace Caas.Actors.EventJournal;
 
 /// <summary>
 /// The write side of the journal (<c>caas.journal.writer = caas</c>), on the tables Akka.Persistence.Sql reads: the
@@ -20,7 +20,8 @@ public sealed class CaasJournal : AsyncWriteJournal
 {
     private readonly IJournalStore _store;
     private readonly JournalRowCodec _codec;
-    private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleWriter = false });
+    // One item per WriteMessages call: an entity's writes of one call always share a transaction.
+    private readonly Channel<PendingWrite[]> _queue = Channel.CreateUnbounded<PendingWrite[]>(new UnboundedChannelOptions { SingleWriter = false });
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, Task> _inFlight = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -88,9 +89,7 @@ public sealed class CaasJournal : AsyncWriteJournal
             try
             {
                 var rows = ((IImmutableList<IPersistentRepresentation>)writes[i].Payload).Select(p => _codec.ToRow(p, now)).ToList();
-                var write = new PendingWrite(rows);
-                pending.Add((i, write));
-                _queue.Writer.TryWrite(write);
+                pending.Add((i, new PendingWrite(rows)));
             }
             catch (Exception e)
             {
@@ -100,6 +99,7 @@ public sealed class CaasJournal : AsyncWriteJournal
         }
         if (pending.Count > 0)
         {
+            _queue.Writer.TryWrite(pending.Select(p => p.Write).ToArray());
             var all = Task.WhenAll(pending.Select(p => p.Write.Outcome));
             // Recovery of this persistence id waits for its write in flight (see ReadHighestSequenceNrAsync).
             var pid = writes[0].PersistenceId;
@@ -125,11 +125,12 @@ public sealed class CaasJournal : AsyncWriteJournal
         {
             batch.Clear();
             var rows = 0;
-            while (rows < _maxBatchRows && reader.TryRead(out var w))
-            {
-                batch.Add(w);
-                rows += w.Rows.Count;
-            }
+            while (rows < _maxBatchRows && reader.TryRead(out var call))
+                foreach (var w in call)
+                {
+                    batch.Add(w);
+                    rows += w.Rows.Count;
+                }
             if (batch.Count == 0) continue;
             try
             {

@@ -1,4 +1,4 @@
-namespace Caas.Actors.Persistence;
+namespace Caas.Actors.EventJournal;
 
 /// <summary>A stored journal row as recovery reads it.</summary>
 public readonly record struct StoredRow(string PersistenceId, long SequenceNr, long Created, byte[] Message, string? Manifest, int? Identifier,

@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
 
-namespace Caas.Actors.Persistence;
+namespace Caas.Actors.EventJournal;
 
 /// <summary>
 /// The journal on SQLite: one writer connection that stays open, one prepared INSERT reused for every row, a batch in
