@@ -60,7 +60,19 @@ public sealed class PostgresJournalStore : IJournalStore
 
     public async Task WriteAsync(IReadOnlyList<PendingWrite> batch, CancellationToken ct)
     {
-        var count = batch.Sum(w => w.Rows.Count);
+        // Two writes of one batch that share a sequence number: the later one is a duplicate of the earlier (the
+        // database would keep only the first, and RETURNING could not tell the two apart).
+        var duplicates = new HashSet<PendingWrite>();
+        var keys = new HashSet<(string, long)>();
+        foreach (var w in batch)
+        {
+            var mine = w.Rows.Select(r => (r.PersistenceId, r.SequenceNr)).ToList();
+            if (mine.Any(keys.Contains) || mine.Distinct().Count() != mine.Count) duplicates.Add(w);
+            else keys.UnionWith(mine);
+        }
+        var writes = batch.Where(w => !duplicates.Contains(w)).ToList();
+
+        var count = writes.Sum(w => w.Rows.Count);
         var created = new long[count];
         var pids = new string[count];
         var seqs = new long[count];
@@ -70,7 +82,7 @@ public sealed class PostgresJournalStore : IJournalStore
         var identifiers = new int[count];
         var writers = new string[count];
         var n = 0;
-        foreach (var w in batch)
+        foreach (var w in writes)
             foreach (var r in w.Rows)
             {
                 created[n] = r.Created;
@@ -103,9 +115,8 @@ public sealed class PostgresJournalStore : IJournalStore
         }
 
         // A write with some rows taken: the rows of it that went in come out again, in the same transaction.
-        var duplicates = new HashSet<PendingWrite>();
         var undo = new List<long>();
-        foreach (var w in batch)
+        foreach (var w in writes)
         {
             var mine = w.Rows.Select(r => stored.TryGetValue((r.PersistenceId, r.SequenceNr), out var o) ? o : (long?)null).ToList();
             if (mine.All(o => o is not null)) continue;

@@ -126,6 +126,8 @@ public abstract class CaasJournalSpecs(string kind) : JournalSpec(kind, "caas.jo
             Write("taken", 1, "again"),
             Write("taken", 1, "again", 2, "more"),
             Write("other-2", 1, "p1", 2, "p2"),
+            Write("twin", 1, "t1"),
+            Write("twin", 1, "t1-again"),
         ], writer.Ref, 2));
         writer.ExpectMsg<WriteMessagesSuccessful>(Wait);
         Assert.Equal("o1", writer.ExpectMsg<WriteMessageSuccess>(Wait).Persistent.Payload);
@@ -134,10 +136,13 @@ public abstract class CaasJournalSpecs(string kind) : JournalSpec(kind, "caas.jo
         Assert.IsType<DuplicateJournalRowException>(writer.ExpectMsg<WriteMessageRejected>(Wait).Cause);
         Assert.Equal("p1", writer.ExpectMsg<WriteMessageSuccess>(Wait).Persistent.Payload);
         Assert.Equal("p2", writer.ExpectMsg<WriteMessageSuccess>(Wait).Persistent.Payload);
+        Assert.Equal("t1", writer.ExpectMsg<WriteMessageSuccess>(Wait).Persistent.Payload);
+        Assert.IsType<DuplicateJournalRowException>(writer.ExpectMsg<WriteMessageRejected>(Wait).Cause);
 
         Assert.Equal(["first"], (await All(Query.CurrentEventsByPersistenceId("taken", 0, long.MaxValue))).Select(e => (string)e.Event));
         Assert.Equal(["o1"], (await All(Query.CurrentEventsByPersistenceId("other-1", 0, long.MaxValue))).Select(e => (string)e.Event));
         Assert.Equal(["p1", "p2"], (await All(Query.CurrentEventsByPersistenceId("other-2", 0, long.MaxValue))).Select(e => (string)e.Event));
+        Assert.Equal(["t1"], (await All(Query.CurrentEventsByPersistenceId("twin", 0, long.MaxValue))).Select(e => (string)e.Event));
     }
 
     private AtomicWrite Write(string pid, long seq, string payload, long? seq2 = null, string? payload2 = null)
