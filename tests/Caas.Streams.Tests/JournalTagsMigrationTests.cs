@@ -34,6 +34,7 @@ public sealed class JournalTagsMigrationTests
         var timeout = TimeSpan.FromSeconds(20);
 
         using (var old = System(storage, "before", """
+                   caas.journal.writer = plugin
                    akka.persistence.journal.sql.tag-write-mode = TagTable
                    akka.persistence.query.journal.sql.tag-read-mode = TagTable
                    """))

@@ -47,6 +47,9 @@ public static class CaasConfig
         ["CAAS_SBR_STABLE_AFTER"] = "akka.cluster.split-brain-resolver.stable-after",
         ["CAAS_JOURNAL_BATCH_SIZE"] = "akka.persistence.journal.sql.batch-size",
         ["CAAS_JOURNAL_PARALLELISM"] = "akka.persistence.journal.sql.parallelism",
+        ["CAAS_JOURNAL_WRITER"] = "caas.journal.writer",
+        ["CAAS_JOURNAL_WRITERS"] = "akka.persistence.journal.caas.writers",
+        ["CAAS_JOURNAL_MAX_BATCH_ROWS"] = "akka.persistence.journal.caas.max-batch-rows",
         ["CAAS_QUERY_REFRESH"] = "akka.persistence.query.journal.sql.refresh-interval",
         ["CAAS_SERIALIZE_MESSAGES"] = "akka.actor.serialize-messages",
         ["CAAS_SNAPSHOT_EVERY"] = "caas.entities.snapshot-every",
@@ -67,11 +70,23 @@ public static class CaasConfig
     /// <summary>All HOCON files, with the storage's connection strings and the environment's overrides.</summary>
     public static Config Compose(StorageOptions storage, string? extraHocon = null)
     {
-        var config = ConfigurationFactory.ParseString(extraHocon ?? string.Empty)
+        var overrides = ConfigurationFactory.ParseString(extraHocon ?? string.Empty)
             .WithFallback(FromEnvironment())
             .WithFallback(StorageConfig(storage));
-        foreach (var file in Files) config = config.WithFallback(ConfigurationFactory.ParseString(Read(file)));
-        return config.WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        var files = ConfigurationFactory.Empty;
+        foreach (var file in Files) files = files.WithFallback(ConfigurationFactory.ParseString(Read(file)));
+        files = files.WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        // The writer is chosen below the overrides, so a host or test that names a journal plugin itself still wins.
+        var writer = overrides.WithFallback(files).GetString("caas.journal.writer", "caas");
+        var plugin = writer switch
+        {
+            "caas" => "akka.persistence.journal.caas",
+            "plugin" => "akka.persistence.journal.sql",
+            _ => throw new InvalidOperationException($"caas.journal.writer is caas or plugin, not '{writer}'."),
+        };
+        return overrides
+            .WithFallback(ConfigurationFactory.ParseString($"akka.persistence.journal.plugin = {Quote(plugin)}"))
+            .WithFallback(files);
     }
 
     public static Config StorageConfig(StorageOptions storage)
@@ -91,6 +106,7 @@ public static class CaasConfig
         return ConfigurationFactory.ParseString($$"""
             {{parallelism}}
             akka.persistence.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
+            akka.persistence.journal.caas { connection-string = {{journal}}, provider-name = {{provider}} }
             akka.persistence.snapshot-store.sql { connection-string = {{journal}}, provider-name = {{provider}} }
             akka.persistence.query.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
             """);

@@ -1,0 +1,198 @@
+using Microsoft.Data.Sqlite;
+
+namespace Caas.Actors.EventJournal;
+
+/// <summary>
+/// The journal on SQLite: one writer connection that stays open, one prepared INSERT reused for every row, a batch in
+/// one <c>BEGIN IMMEDIATE</c> transaction (one fsync per batch instead of per row). A taken sequence number drops only
+/// its own write: single-row writes skip it with <c>ON CONFLICT DO NOTHING</c>, larger writes run in a savepoint that
+/// is rolled back. Reads use their own pooled connections (WAL: they do not wait for the writer).
+/// </summary>
+public sealed class SqliteJournalStore(string connectionString) : IJournalStore
+{
+    private const string InsertSql = """
+        INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, tags, manifest, identifier, writer_uuid)
+        VALUES ($c, 0, $p, $s, $m, $t, $mf, $i, $w)
+        ON CONFLICT (persistence_id, sequence_number) DO NOTHING
+        """;
+
+    // The plugin's DDL (linq2db, table-mapping default, Csv tags), so either writer can start on the other's database.
+    private const string CreateSql = """
+        CREATE TABLE IF NOT EXISTS [journal]
+        (
+            [ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,
+            [created]         INTEGER        NOT NULL,
+            [deleted]         Bit            NOT NULL,
+            [persistence_id]  NVarChar(255)  NOT NULL,
+            [sequence_number] INTEGER        NOT NULL,
+            [message]         VarBinary      NOT NULL,
+            [tags]            NVarChar(100)      NULL,
+            [manifest]        NVarChar(500)      NULL,
+            [identifier]      INTEGER            NULL,
+            [writer_uuid]     NVarChar(128)      NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS journal_uq ON journal (persistence_id, sequence_number);
+        CREATE INDEX IF NOT EXISTS journal_created_idx ON journal (created);
+        CREATE INDEX IF NOT EXISTS journal_sequence_number_idx ON journal (sequence_number);
+        """;
+
+    private SqliteConnection? _writer;
+    private SqliteCommand? _insert;
+
+    public async Task InitializeAsync(CancellationToken ct)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = c.CreateCommand();
+        // WAL lets recovery and the read journal read while a batch is being written; it stays set in the file.
+        cmd.CommandText = "PRAGMA journal_mode=WAL;" + CreateSql;
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Called by the single writer only (SQLite takes one writer at a time anyway).</summary>
+    public Task WriteAsync(IReadOnlyList<PendingWrite> batch, CancellationToken ct)
+    {
+        try
+        {
+            Write(batch);
+            return Task.CompletedTask;
+        }
+        catch
+        {
+            // The connection's state is unknown after a failure: the next batch starts on a fresh one.
+            DropWriter();
+            throw;
+        }
+    }
+
+    private void Write(IReadOnlyList<PendingWrite> batch)
+    {
+        if (_writer is null)
+        {
+            _writer = new SqliteConnection(connectionString);
+            _writer.Open();
+        }
+        using var tx = _writer.BeginTransaction(deferred: false);
+        if (_insert is null)
+        {
+            _insert = _writer.CreateCommand();
+            _insert.CommandText = InsertSql;
+            foreach (var name in (string[])["$c", "$p", "$s", "$m", "$t", "$mf", "$i", "$w"]) _insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+            _insert.Prepare();
+        }
+        _insert.Transaction = tx;
+        var duplicates = new HashSet<PendingWrite>();
+        foreach (var w in batch)
+        {
+            if (w.Rows.Count == 1)
+            {
+                if (Insert(w.Rows[0]) == 0) duplicates.Add(w);
+                continue;
+            }
+            Execute(tx, "SAVEPOINT aw");
+            var complete = true;
+            foreach (var r in w.Rows)
+                if (Insert(r) == 0) { complete = false; break; }
+            if (!complete)
+            {
+                Execute(tx, "ROLLBACK TO aw");
+                duplicates.Add(w);
+            }
+            Execute(tx, "RELEASE aw");
+        }
+        tx.Commit();
+        foreach (var w in batch)
+            if (duplicates.Contains(w)) w.Duplicate();
+            else w.Stored();
+    }
+
+    private int Insert(JournalRow r)
+    {
+        var p = _insert!.Parameters;
+        p[0].Value = r.Created;
+        p[1].Value = r.PersistenceId;
+        p[2].Value = r.SequenceNr;
+        p[3].Value = r.Message;
+        p[4].Value = r.Tags;
+        p[5].Value = r.Manifest;
+        p[6].Value = r.Identifier;
+        p[7].Value = r.WriterUuid;
+        return _insert.ExecuteNonQuery();
+    }
+
+    private void Execute(SqliteTransaction tx, string sql)
+    {
+        using var cmd = _writer!.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private void DropWriter()
+    {
+        _insert?.Dispose();
+        _insert = null;
+        _writer?.Dispose();
+        _writer = null;
+    }
+
+    public async Task ReplayAsync(string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct)
+    {
+        if (max <= 0) return;
+        await using var c = await OpenAsync(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            SELECT sequence_number, created, message, manifest, identifier, writer_uuid FROM journal
+            WHERE persistence_id = $p AND sequence_number >= $f AND sequence_number <= $t AND deleted = 0
+            ORDER BY sequence_number LIMIT $n
+            """;
+        cmd.Parameters.AddWithValue("$p", persistenceId);
+        cmd.Parameters.AddWithValue("$f", from);
+        cmd.Parameters.AddWithValue("$t", to);
+        cmd.Parameters.AddWithValue("$n", max);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt32(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5)));
+    }
+
+    public async Task<long> HighestSequenceNrAsync(string persistenceId, long from, CancellationToken ct)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(sequence_number), 0) FROM journal WHERE persistence_id = $p AND sequence_number >= $f";
+        cmd.Parameters.AddWithValue("$p", persistenceId);
+        cmd.Parameters.AddWithValue("$f", from);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+    }
+
+    public async Task DeleteToAsync(string persistenceId, long to, CancellationToken ct)
+    {
+        await using var c = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            UPDATE journal SET deleted = 1 WHERE persistence_id = $p AND sequence_number <= $t;
+            DELETE FROM journal WHERE persistence_id = $p AND sequence_number <= $t
+            AND sequence_number < (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $p AND deleted = 1);
+            """;
+        cmd.Parameters.AddWithValue("$p", persistenceId);
+        cmd.Parameters.AddWithValue("$t", to);
+        await cmd.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
+    {
+        var c = new SqliteConnection(connectionString);
+        await c.OpenAsync(ct);
+        return c;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        DropWriter();
+        return ValueTask.CompletedTask;
+    }
+}
