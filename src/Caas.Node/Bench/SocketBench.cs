@@ -180,7 +180,7 @@ public static class SocketBench
 
     private static string User(int i) => $"u{i}";
 
-    private static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
+    internal static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
     {
         // The same program, as `caas run`: through the apphost, or through dotnet when this runs as `dotnet caas.dll`.
         var self = Environment.ProcessPath!;
@@ -201,7 +201,7 @@ public static class SocketBench
         return process;
     }
 
-    private static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
+    internal static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
     {
         for (var i = 0; i < 600; i++)
         {
@@ -258,7 +258,7 @@ public static class SocketBench
         return 0;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
