@@ -84,6 +84,8 @@ public static class PipelineBench
             RequestLimits = new Caas.Web.RequestLimits(100_000, 100_000),
         });
         await app.StartAsync(ct);
+        // The last line, printed once the node is down so that no shutdown log line comes after it.
+        string? last = null;
         try
         {
             var jwt = new JwtSettings(secret, null, null, null);
@@ -107,16 +109,19 @@ public static class PipelineBench
                 var result = await BulkAsync(ingest, ids, load, ct);
                 result.Print(Console.Out, "bulk");
                 var lagZero = await EnrichmentLagZeroAsync(http, TimeSpan.FromMinutes(10), ct);
-                Console.WriteLine($"mode=bulk {result.Summary("msgs_per_s")} enrichment_lag_zero_s={lagZero}");
+                last = $"mode=bulk {result.Summary("msgs_per_s")} enrichment_lag_zero_s={lagZero}";
                 return result.Failed == 0 ? 0 : 1;
             }
-            return await KafkaAsync(app.Services, ingest, ids, load, bootstrap!, profile, ct);
+            var (code, line) = await KafkaAsync(app.Services, ingest, ids, load, bootstrap!, profile, ct);
+            last = line;
+            return code;
         }
         finally
         {
             await app.StopAsync(CancellationToken.None);
             await app.DisposeAsync();
             if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
+            if (last is not null) Console.WriteLine(last);
         }
     }
 
@@ -164,7 +169,7 @@ public static class PipelineBench
         }
     }
 
-    private static async Task<int> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,
+    private static async Task<(int Code, string LastLine)> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,
         KafkaProfile profile, CancellationToken ct)
     {
         var run = Guid.NewGuid().ToString("N")[..8];
@@ -276,8 +281,7 @@ public static class PipelineBench
         await done;
         var result = new LoadResult(persisted, produced - persisted, Math.Max(seconds, 1e-3), latencies, rssStart, rssMiddle, rssEnd);
         result.Print(Console.Out, "kafka");
-        Console.WriteLine($"mode=kafka {result.Summary("msgs_per_s")} lag_zero_s={lagZero}");
-        return persisted == produced ? 0 : 1;
+        return (persisted == produced ? 0 : 1, $"mode=kafka {result.Summary("msgs_per_s")} lag_zero_s={lagZero}");
     }
 
     private static Microsoft.Extensions.Logging.ILogger NullLoggerFor(IServiceProvider services) =>

@@ -49,6 +49,7 @@ public static class ReplayBench
             MasterKey = null,
             LogLevel = "Warning",
         };
+        string? last = null;
         try
         {
             await using var app = await NodeHost.BuildAsync(options);
@@ -107,8 +108,9 @@ public static class ReplayBench
             var rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             Console.WriteLine($"rebuild: {events} events in {rebuild:F1} s; rebuilt read model equals live row for row: {equal}; peak rss_mb={rss}");
             var (recoveryMs, recovered) = await RecoveryAsync(storage, system, vault, region, recoveryEvents, ct);
-            Console.WriteLine($"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} " +
-                              $"recovery_ms={recoveryMs:F0} recovery_events_per_s={recoveryEvents / (recoveryMs / 1000):F0}");
+            // Printed once the node is down, so no shutdown log line comes after it.
+            last = $"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} " +
+                   $"recovery_ms={recoveryMs:F0} recovery_events_per_s={recoveryEvents / (recoveryMs / 1000):F0}";
             await app.StopAsync(CancellationToken.None);
             return equal && lines == events && recovered ? 0 : 1;
         }
@@ -116,6 +118,7 @@ public static class ReplayBench
         {
             if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
             if (database is not null) await DropDatabaseAsync(postgres!, database);
+            if (last is not null) Console.WriteLine(last);
         }
     }
 
