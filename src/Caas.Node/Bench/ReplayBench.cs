@@ -107,7 +107,7 @@ public static class ReplayBench
             var equal = await DigestAsync(store, ct) == liveDigest;
             var rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             Console.WriteLine($"rebuild: {events} events in {rebuild:F1} s; rebuilt read model equals live row for row: {equal}; peak rss_mb={rss}");
-            var (recoveryMs, recovered) = await RecoveryAsync(storage, system, vault, region, recoveryEvents, ct);
+            var (recoveryMs, recovered) = await RecoveryAsync(storage, system, vault, region, writer, recoveryEvents, ct);
             // Printed once the node is down, so no shutdown log line comes after it.
             last = $"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} " +
                    $"recovery_ms={recoveryMs:F0} recovery_events_per_s={recoveryEvents / (recoveryMs / 1000):F0}";
@@ -128,13 +128,15 @@ public static class ReplayBench
     /// journal read, the deserialization and the Apply of every event (no snapshot).
     /// </summary>
     private static async Task<(double Ms, bool Ok)> RecoveryAsync(Caas.Actors.Hosting.StorageOptions storage, ActorSystem system, IContentVault vault,
-        IActorRef region, int events, CancellationToken ct)
+        IActorRef region, ReadModelWriter writer, int events, CancellationToken ct)
     {
         var ok = true;
         double ms = 0;
         foreach (var (prefix, count) in new[] { ("recovery-warmup", Math.Max(1, events / 10)), ("recovery", events) })
         {
-            await FillAsync(storage, system, vault, count, 1, prefix, ct);
+            var offset = await FillAsync(storage, system, vault, count, 1, prefix, ct);
+            // The live projection reads the new events first, so it does not compete with the recovery for the cores.
+            await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct);
             var started = Stopwatch.GetTimestamp();
             var reply = await region.Ask<object>(new GetReadAccess(Tenant, $"{prefix}-000000", "u0"), TimeSpan.FromMinutes(5), ct);
             ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -251,9 +253,16 @@ public static class ReplayBench
     private static async Task WaitForOffsetAsync(ReadModelWriter writer, long offset, TimeSpan timeout, CancellationToken ct)
     {
         var until = DateTime.UtcNow + timeout;
-        while (await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct) < offset)
+        // A projection that stopped (it can fail to start on an overloaded machine) never moves: say so instead of waiting it out.
+        var stall = TimeSpan.FromMinutes(3);
+        var (seen, movedAt) = (-1L, DateTime.UtcNow);
+        long now;
+        while ((now = await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct)) < offset)
         {
+            if (now != seen) (seen, movedAt) = (now, DateTime.UtcNow);
             if (DateTime.UtcNow > until) throw new TimeoutException($"The projection did not reach offset {offset} in {timeout}.");
+            if (DateTime.UtcNow - movedAt > stall)
+                throw new TimeoutException($"The read-model projection made no progress for {stall.TotalMinutes:0} min (offset {now} of {offset}); see the node's log.");
             await Task.Delay(100, ct);
         }
     }
