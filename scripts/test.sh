@@ -14,6 +14,8 @@
 #   CAAS_TEST_SKIP_DEPS=1     do not run scripts/deps/*.sh
 #   CAAS_TEST_HANG_TIMEOUT    per-test hang timeout for dotnet test (default 10m)
 #   CAAS_TEST_PG_MAX_CONNECTIONS  max_connections of the throwaway server (default 1000: the test projects run side by side, each node with its own pools)
+#   CAAS_TEST_PG_DURABILITY=default  keep PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes on)
+#                             instead of the fast settings (scripts/bench-postgres.sh uses it: the README's figures)
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
 #
@@ -124,18 +126,22 @@ start_postgres() {
 local all postgres            trust
 host  all postgres 127.0.0.1/32 trust
 EOF
-  # A throwaway server: durability is traded for speed.
   pg_as_owner tee -a "$PG_DIR/data/postgresql.conf" >/dev/null <<EOF
 
 # scripts/test.sh
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_DIR'
 max_connections = ${CAAS_TEST_PG_MAX_CONNECTIONS:-1000}
+logging_collector = off
+EOF
+  # A throwaway server for tests: durability is traded for speed. Benchmarks keep the defaults.
+  if [ "${CAAS_TEST_PG_DURABILITY:-fast}" != default ]; then
+    pg_as_owner tee -a "$PG_DIR/data/postgresql.conf" >/dev/null <<EOF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-logging_collector = off
 EOF
+  fi
 
   local port started=""
   for port in $(seq 55432 55531); do

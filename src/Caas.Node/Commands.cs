@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Caas.Node;
 
-/// <summary>The command line: run, dev-token, bench.</summary>
+/// <summary>The command line: run, dev-token, bench, bench-rest.</summary>
 public static class Commands
 {
     public static Command Run()
@@ -67,4 +67,6 @@ public static class Commands
     }
 
     public static Command Bench() => JournalBench.Command();
+
+    public static Command BenchRest() => RestBench.Command();
 }

@@ -14,4 +14,5 @@ root.Subcommands.Add(EnrichmentCli.Train());
 root.Subcommands.Add(EnrichmentCli.Eval());
 root.Subcommands.Add(Caas.Node.Bench.SocketBench.Command());
 root.Subcommands.Add(Caas.Node.Bench.PipelineBench.Command());
+root.Subcommands.Add(Commands.BenchRest());
 return await root.Parse(args).InvokeAsync();

@@ -15,11 +15,13 @@ using Confluent.Kafka;
 namespace Caas.Node.Bench;
 
 /// <summary>
-/// <c>caas bench-pipeline --mode bulk|kafka</c>: a node in this process on PostgreSQL (or SQLite), C conversations,
-/// N messages end to end into the journal. <c>bulk</c> submits through the one ingest path as the bulk source does
-/// (the HTTP edge is not measured); <c>kafka</c> produces to a topic of its own and the Kafka ingest consumes it.
-/// Latency is from submit (bulk) or produce (kafka) to the persisted outcome. The last line reads
-/// <c>mode=M msgs_per_s=N p50_ms=N p99_ms=N lag=N rss_mb=N</c>.
+/// <c>caas bench-pipeline --mode bulk|kafka</c>: a node in this process as in production (projections and enrichment
+/// on), on PostgreSQL (a scratch database) or SQLite, C conversations, messages end to end into the journal after a
+/// warm-up. <c>bulk</c> submits through the one ingest path as the bulk source does (the HTTP edge is not measured),
+/// closed loop or open loop (<c>--rate</c>); <c>kafka</c> produces a burst (or R/s) to a topic of its own and the Kafka
+/// ingest consumes it. Latency is from submit, produce or the scheduled time to the persisted outcome. The last line
+/// reads <c>mode=bulk msgs_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N enrichment_lag_zero_s=N</c> or
+/// <c>mode=kafka msgs_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N lag_zero_s=N</c>.
 /// </summary>
 public static class PipelineBench
 {
@@ -28,49 +30,62 @@ public static class PipelineBench
     public static Command Command()
     {
         var mode = new Option<string>("--mode") { Description = "bulk or kafka.", DefaultValueFactory = _ => "bulk" };
-        var messages = new Option<int>("--messages") { Description = "Messages in all.", DefaultValueFactory = _ => 100_000 };
         var conversations = new Option<int>("--conversations") { Description = "Conversations they spread over.", DefaultValueFactory = _ => 1_000 };
-        var inFlight = new Option<int>("--in-flight") { Description = "bulk: messages submitted and not yet answered.", DefaultValueFactory = _ => 5_000 };
-        var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string (default CAAS_POSTGRES, else SQLite in a temp dir)." };
+        var load = new LoadOptions("--in-flight", 5_000);
+        var postgres = new Option<string?>("--postgres")
+        {
+            Description = "Npgsql connection string of a superuser (default CAAS_POSTGRES, else SQLite in a temp dir): the bench creates a scratch database and drops it after.",
+        };
         var kafka = new Option<string?>("--kafka") { Description = "Bootstrap servers (default CAAS_KAFKA_BOOTSTRAP)." };
         var profile = new Option<string?>("--kafka-profile") { Description = "modern or 0.9 (default CAAS_KAFKA_PROFILE)." };
-        var command = new Command("bench-pipeline", "Measure the message pipeline end to end: messages/s, ingest-to-persisted p50/p99, consumer lag, peak RSS.")
-            { mode, messages, conversations, inFlight, postgres, kafka, profile };
+        var command = new Command("bench-pipeline", "Measure the message pipeline end to end: messages/s, ingest-to-persisted p50/p99/max, time to lag 0, RSS.")
+            { mode, conversations, postgres, kafka, profile };
+        load.AddTo(command);
+        mode.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("bulk" or "kafka")) r.AddError("--mode is bulk or kafka."); });
+        conversations.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--conversations is 1 to 100000."); });
         command.SetAction(async (parse, ct) =>
         {
             var m = parse.GetValue(mode) ?? "bulk";
-            if (m is not ("bulk" or "kafka"))
-            {
-                Console.Error.WriteLine("--mode is bulk or kafka");
-                return 2;
-            }
             var bootstrap = parse.GetValue(kafka) ?? Environment.GetEnvironmentVariable("CAAS_KAFKA_BOOTSTRAP");
             if (m == "kafka" && string.IsNullOrEmpty(bootstrap))
             {
                 Console.Error.WriteLine("--mode kafka needs --kafka or CAAS_KAFKA_BOOTSTRAP");
                 return 2;
             }
-            return await RunAsync(m, Math.Clamp(parse.GetValue(messages), 1, 10_000_000), Math.Clamp(parse.GetValue(conversations), 1, 100_000),
-                Math.Clamp(parse.GetValue(inFlight), 1, 100_000), parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"),
-                bootstrap, KafkaSettings.ParseProfile(parse.GetValue(profile) ?? Environment.GetEnvironmentVariable("CAAS_KAFKA_PROFILE")), ct);
+            var pg = parse.GetValue(postgres) ?? (Environment.GetEnvironmentVariable("CAAS_POSTGRES") is { Length: > 0 } e ? e : null);
+            var database = pg is null ? null : await ReplayBench.CreateDatabaseAsync(pg, ct);
+            try
+            {
+                return await RunAsync(m, load.Read(parse), parse.GetValue(conversations), database, bootstrap,
+                    KafkaSettings.ParseProfile(parse.GetValue(profile) ?? Environment.GetEnvironmentVariable("CAAS_KAFKA_PROFILE")), ct);
+            }
+            finally
+            {
+                if (database is not null) await ReplayBench.DropDatabaseAsync(pg!, database);
+            }
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(string mode, int total, int conversationCount, int inFlight, string? postgres, string? bootstrap,
+    private static async Task<int> RunAsync(string mode, LoadSettings load, int conversationCount, string? postgres, string? bootstrap,
         KafkaProfile profile, CancellationToken ct)
     {
         var secret = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48));
-        var app = await NodeHost.BuildAsync(new NodeOptions
+        var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-pipeline-" + Guid.NewGuid().ToString("N"));
+        var app = await NodeHost.BuildAsync(NodeOptions.FromEnvironment() with
         {
             Postgres = postgres,
-            DataDir = Path.Combine(Path.GetTempPath(), "caas-bench-pipeline-" + Guid.NewGuid().ToString("N")),
+            DataDir = dataDir,
             Urls = "http://127.0.0.1:0",
             JwtSecret = secret,
+            JwtPublicKey = null,
+            MasterKey = null,
             LogLevel = "Warning",
             RequestLimits = new Caas.Web.RequestLimits(100_000, 100_000),
         });
         await app.StartAsync(ct);
+        // The last line, printed once the node is down so that no shutdown log line comes after it.
+        string? last = null;
         try
         {
             var jwt = new JwtSettings(secret, null, null, null);
@@ -83,74 +98,78 @@ public static class PipelineBench
                 r.EnsureSuccessStatusCode();
                 ids[i] = JsonDocument.Parse(await r.Content.ReadAsStringAsync(t)).RootElement.GetProperty("id").GetString()!;
             });
-            Console.WriteLine($"mode={mode} messages={total} conversations={conversationCount} store={(postgres is null ? "sqlite" : "postgres")} " +
-                              $"cores={Environment.ProcessorCount} (producer, node and database share them)");
+            Console.WriteLine($"caas bench-pipeline mode={mode} conversations={conversationCount} store={(postgres is null ? "sqlite" : "postgres")} " +
+                              $"{(mode == "bulk" ? load.Describe() : load.Rate is { } r ? $"produced at {r:0}/s" : "produced as a burst")} " +
+                              $"warmup={load.Warmup.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
+                              "(producer, node and database share the cores)");
+            await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
             var ingest = app.Services.GetRequiredService<IMessageIngest>();
-            var result = mode == "bulk"
-                ? await BulkAsync(ingest, ids, total, inFlight, ct)
-                : await KafkaAsync(app.Services, ingest, ids, total, bootstrap!, profile, ct);
-            var rssMb = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
-            Console.WriteLine($"persisted={result.Persisted} rejected={result.Rejected} seconds={result.Seconds:F1}");
-            Console.WriteLine($"mode={mode} msgs_per_s={result.Persisted / result.Seconds:F0} p50_ms={Percentile(result.LatenciesMs, 0.50):F1} " +
-                              $"p99_ms={Percentile(result.LatenciesMs, 0.99):F1} lag={result.Lag} rss_mb={rssMb}");
-            return result.Persisted == total ? 0 : 1;
+            if (mode == "bulk")
+            {
+                var result = await BulkAsync(ingest, ids, load, ct);
+                result.Print(Console.Out, "bulk");
+                var lagZero = await EnrichmentLagZeroAsync(http, TimeSpan.FromMinutes(10), ct);
+                last = $"mode=bulk {result.Summary("msgs_per_s")} enrichment_lag_zero_s={lagZero}";
+                return result.Failed == 0 ? 0 : 1;
+            }
+            var (code, line) = await KafkaAsync(app.Services, ingest, ids, load, bootstrap!, profile, ct);
+            last = line;
+            return code;
         }
         finally
         {
             await app.StopAsync(CancellationToken.None);
             await app.DisposeAsync();
+            if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
+            if (last is not null) Console.WriteLine(last);
         }
     }
 
-    private sealed record Result(int Persisted, int Rejected, double Seconds, double[] LatenciesMs, long Lag);
-
-    private static IngestMessage Message(string[] ids, int n, string run) =>
+    private static IngestMessage Message(string[] ids, long n, string run) =>
         new(Tenant, ids[n % ids.Length], "alice", $"{run}-{n}", new MessageContent("text", $"message {n}"), IngestSource.Bulk);
 
-    private static async Task<Result> BulkAsync(IMessageIngest ingest, string[] ids, int total, int inFlight, CancellationToken ct)
+    private static Task<LoadResult> BulkAsync(IMessageIngest ingest, string[] ids, LoadSettings load, CancellationToken ct)
     {
         var run = Guid.NewGuid().ToString("N")[..8];
-        var latencies = new double[total];
-        int persisted = 0, rejected = 0;
-        using var gate = new SemaphoreSlim(inFlight);
-        var clock = Stopwatch.StartNew();
-        var tasks = new List<Task>(total);
-        for (var n = 0; n < total; n++)
+        return LoadRun.RunAsync(load, async (n, token) =>
         {
-            await gate.WaitAsync(ct);
-            var i = n;
-            var started = Stopwatch.GetTimestamp();
-            tasks.Add(Submit());
-            async Task Submit()
+            // Overloaded is retried with the same message_id, as a bulk client does; the wait counts in its latency.
+            while (true)
             {
-                try
+                var outcome = await ingest.SubmitAsync(Message(ids, n, run), token);
+                if (outcome is Rejected { Rejection.Code: Caas.Actors.Common.ErrorCodes.Overloaded })
                 {
-                    // Overloaded is retried with the same message_id, as a bulk client does.
-                    while (true)
-                    {
-                        var outcome = await ingest.SubmitAsync(Message(ids, i, run), ct);
-                        if (outcome is Rejected { Rejection.Code: Caas.Actors.Common.ErrorCodes.Overloaded })
-                        {
-                            await Task.Delay(20, ct);
-                            continue;
-                        }
-                        latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                        if (outcome is Persisted) Interlocked.Increment(ref persisted);
-                        else Interlocked.Increment(ref rejected);
-                        return;
-                    }
+                    await Task.Delay(20, token);
+                    continue;
                 }
-                finally
-                {
-                    gate.Release();
-                }
+                return outcome is Persisted;
             }
-        }
-        await Task.WhenAll(tasks);
-        return new Result(persisted, rejected, clock.Elapsed.TotalSeconds, latencies, 0);
+        }, BenchEnvironment.SelfRssMb, Console.Out, ct);
     }
 
-    private static async Task<Result> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, int total, string bootstrap,
+    /// <summary>
+    /// The seconds until the node's enrichment lag (any gauge on /metrics whose name has both "enrichment" and "lag")
+    /// reads 0 after the load stopped; "none" when the node exports no such gauge, "timeout" when it is not 0 in time.
+    /// </summary>
+    private static async Task<string> EnrichmentLagZeroAsync(HttpClient http, TimeSpan timeout, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var text = await http.GetStringAsync("/metrics", ct);
+            var lags = text.Split('\n')
+                .Where(l => !l.StartsWith('#') && l.Contains("enrichment", StringComparison.Ordinal) && l.Contains("lag", StringComparison.Ordinal))
+                .Select(l => double.TryParse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.NumberStyles.Float,
+                    System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : double.NaN)
+                .ToList();
+            if (lags.Count == 0) return "none";
+            if (lags.All(v => v == 0)) return clock.Elapsed.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+            if (clock.Elapsed > timeout) return "timeout";
+            await Task.Delay(100, ct);
+        }
+    }
+
+    private static async Task<(int Code, string LastLine)> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,
         KafkaProfile profile, CancellationToken ct)
     {
         var run = Guid.NewGuid().ToString("N")[..8];
@@ -162,73 +181,111 @@ public static class PipelineBench
             MessagesTopic = $"bench-{run}.messages",
         };
         await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic], NullLoggerFor(services));
-        var produced = new ConcurrentDictionary<string, long>();
-        var latencies = new ConcurrentBag<double>();
-        int persisted = 0, rejected = 0;
+
+        // Warm-up: the node's path (entities, journal, projections) through the ingest, then a few records through Kafka so
+        // the consumer is assigned and running before the burst.
+        if (load.Warmup > TimeSpan.Zero)
+        {
+            var warm = await BulkAsync(ingest, ids, load with { Duration = load.Warmup, Messages = long.MaxValue, Rate = null, Warmup = TimeSpan.Zero,
+                InFlight = 1_000 }, ct);
+            Console.WriteLine($"warm-up: {warm.Acked} acked, {warm.Failed} failed in {warm.Seconds:F1} s (through the ingest)");
+        }
+
+        var scheduled = new ConcurrentDictionary<string, long>();
+        var latencies = new LatencyHistogram();
+        long persisted = 0, rejected = 0, warmed = 0, lastPersistedAt = 0;
         var timing = new TimingIngest(ingest, (message, outcome) =>
         {
-            if (outcome is Persisted && produced.TryGetValue(message.MessageId!, out var at))
+            if (!scheduled.TryRemove(message.MessageId!, out var at))
             {
-                latencies.Add(Stopwatch.GetElapsedTime(at).TotalMilliseconds);
-                Interlocked.Increment(ref persisted);
+                Interlocked.Increment(ref warmed);
+                return;
             }
-            else if (outcome is Rejected) Interlocked.Increment(ref rejected);
+            if (outcome is Persisted)
+            {
+                latencies.Record(Stopwatch.GetElapsedTime(at));
+                Interlocked.Increment(ref persisted);
+                Interlocked.Exchange(ref lastPersistedAt, Stopwatch.GetTimestamp());
+            }
+            else Interlocked.Increment(ref rejected);
         });
         var system = services.GetRequiredService<ActorSystem>();
-        var clock = Stopwatch.StartNew();
         var (control, done) = KafkaIngest.Run(settings, timing, services.GetRequiredService<DeadLetterStore>(), system.Materializer(),
             NullLoggerFor(services), "bench");
-        using (var producer = new ProducerBuilder<string, string>(settings.ProducerConfig()).Build())
+        using var producer = new ProducerBuilder<string, string>(settings.ProducerConfig()).Build();
+        void Produce(IngestMessage m)
         {
-            for (var n = 0; n < total; n++)
+            var value = JsonSerializer.Serialize(new
             {
-                var m = Message(ids, n, run);
-                var value = JsonSerializer.Serialize(new
+                tenant_id = m.TenantId, conversation_id = m.ConversationId, sender_id = m.SenderId, message_id = m.MessageId,
+                content = new { type = "text", text = m.Content.Text },
+            });
+            while (true)
+            {
+                try
                 {
-                    tenant_id = m.TenantId, conversation_id = m.ConversationId, sender_id = m.SenderId, message_id = m.MessageId,
-                    content = new { type = "text", text = m.Content.Text },
-                });
-                produced[m.MessageId!] = Stopwatch.GetTimestamp();
-                while (true)
+                    producer.Produce(settings.MessagesTopic, new Message<string, string> { Key = m.ConversationId, Value = value });
+                    return;
+                }
+                catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
                 {
-                    try
-                    {
-                        producer.Produce(settings.MessagesTopic, new Message<string, string> { Key = m.ConversationId, Value = value });
-                        break;
-                    }
-                    catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
-                    {
-                        producer.Poll(TimeSpan.FromMilliseconds(10));
-                    }
+                    producer.Poll(TimeSpan.FromMilliseconds(10));
                 }
             }
-            producer.Flush(TimeSpan.FromSeconds(60));
         }
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
-        while (persisted + rejected < total && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
-        var seconds = clock.Elapsed.TotalSeconds;
-        // Lag once everything is persisted: the commit follows within the commit interval.
-        var lag = 0L;
-        for (var i = 0; i < 10; i++)
+
+        const int warmRecords = 1_000;
+        for (var n = 0; n < warmRecords; n++) Produce(Message(ids, n, "warm-" + run));
+        producer.Flush(TimeSpan.FromSeconds(60));
+        var warmUntil = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (Interlocked.Read(ref warmed) < warmRecords && DateTime.UtcNow < warmUntil) await Task.Delay(20, ct);
+
+        var rss = new RssSampler(BenchEnvironment.SelfRssMb);
+        var clock = Stopwatch.StartNew();
+        var t0 = Stopwatch.GetTimestamp();
+        long produced = 0;
+        while (produced < load.Messages && clock.Elapsed < load.Duration && !ct.IsCancellationRequested)
         {
-            lag = KafkaConsumerControl.GroupLag(settings, settings.MessagesTopic, TimeSpan.FromSeconds(10));
-            if (lag == 0) break;
+            var due = load.Rate is { } rate ? Math.Min(load.Messages, (long)(clock.Elapsed.TotalSeconds * rate) + 1) : produced + 1_000;
+            for (; produced < due && produced < load.Messages; produced++)
+            {
+                var m = Message(ids, produced, run);
+                // Open loop: latency from when the record was due; a burst: from the produce call.
+                scheduled[m.MessageId!] = load.Rate is { } r ? t0 + (long)(produced / r * Stopwatch.Frequency) : Stopwatch.GetTimestamp();
+                Produce(m);
+            }
+            if (load.Rate is not null) await Task.Delay(1, ct);
+        }
+        producer.Flush(TimeSpan.FromSeconds(120));
+        var burstSeconds = clock.Elapsed.TotalSeconds;
+        var burstEnd = Stopwatch.GetTimestamp();
+        Console.WriteLine($"produced {produced} records in {burstSeconds:F1} s ({produced / burstSeconds:F0}/s)");
+
+        // After the burst: the time until the group's committed offsets reach the end of every partition.
+        string lagZero = "timeout";
+        var lagUntil = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        while (DateTime.UtcNow < lagUntil)
+        {
+            if (KafkaConsumerControl.GroupLag(settings, settings.MessagesTopic, TimeSpan.FromSeconds(10)) == 0)
+            {
+                lagZero = Stopwatch.GetElapsedTime(burstEnd).TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+                break;
+            }
             await Task.Delay(100, ct);
         }
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (Interlocked.Read(ref persisted) + Interlocked.Read(ref rejected) < produced && DateTime.UtcNow < until) await Task.Delay(20, ct);
+        var seconds = (Interlocked.Read(ref lastPersistedAt) - t0) / (double)Stopwatch.Frequency;
+        var (rssStart, rssMiddle, rssEnd) = rss.Stop(seconds);
         await control.StopAsync();
         await done;
-        return new Result(persisted, rejected, seconds, [.. latencies], lag);
+        var result = new LoadResult(persisted, produced - persisted, Math.Max(seconds, 1e-3), latencies, rssStart, rssMiddle, rssEnd);
+        result.Print(Console.Out, "kafka");
+        return (persisted == produced ? 0 : 1, $"mode=kafka {result.Summary("msgs_per_s")} lag_zero_s={lagZero}");
     }
 
     private static Microsoft.Extensions.Logging.ILogger NullLoggerFor(IServiceProvider services) =>
         services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Bench");
-
-    private static double Percentile(double[] values, double p)
-    {
-        if (values.Length == 0) return 0;
-        var sorted = values.Order().ToArray();
-        return sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
-    }
 
     /// <summary>The ingest path with a hook on every outcome (for latency and counts).</summary>
     private sealed class TimingIngest(IMessageIngest inner, Action<IngestMessage, IngestOutcome> onOutcome) : IMessageIngest

@@ -21,8 +21,10 @@ namespace Caas.Node.Bench;
 /// <c>caas bench --replay</c>: fills a fresh journal with N conversation events (real ones: sealed content, hash
 /// chain, the serializer's bytes, both tags), written in bulk beside the entities so the fill is quick; lets the live
 /// projection catch up; streams the tenant's events through the audit API (replay, as a client reads it); rebuilds the
-/// read model from the journal; and checks the rebuilt read model equals the live one row for row.
-/// The last line is <c>replay_events_per_s=N rebuild_events_per_s=N</c>.
+/// read model from the journal; and checks the rebuilt read model equals the live one row for row. Then recovery: one
+/// conversation of R events (written the same way, no snapshot) is brought back by its entity, timed from the first
+/// command to its answer (a shorter conversation is recovered first, as a warm-up).
+/// The last line is <c>replay_events_per_s=N rebuild_events_per_s=N recovery_ms=N recovery_events_per_s=N</c>.
 /// </summary>
 public static class ReplayBench
 {
@@ -31,7 +33,7 @@ public static class ReplayBench
     /// <summary>The journal's tag column as the plugin writes it (tag-write-mode = Csv, separator ';').</summary>
     private static readonly string Tags = $";{ConversationActor.KindTag};{Ids.TenantTag(Tenant)};";
 
-    public static async Task<int> RunAsync(string kind, string? postgres, int events, int conversations, CancellationToken ct)
+    public static async Task<int> RunAsync(string kind, string? postgres, int events, int conversations, int recoveryEvents, CancellationToken ct)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-replay-" + Guid.NewGuid().ToString("N"));
         string? database = null;
@@ -47,12 +49,14 @@ public static class ReplayBench
             MasterKey = null,
             LogLevel = "Warning",
         };
+        string? last = null;
         try
         {
             await using var app = await NodeHost.BuildAsync(options);
             await app.StartAsync(ct);
             var storage = options.Storage();
-            Console.WriteLine($"store={kind} events={events} conversations={conversations} cores={Environment.ProcessorCount} (node and database share them)");
+            Console.WriteLine($"caas bench --replay store={kind} events={events} conversations={conversations} recovery_events={recoveryEvents} (node and database share the cores)");
+            await BenchEnvironment.PrintAsync(Console.Out, database, ct);
 
             // One real write through an entity creates the journal's tables (the plugin initialises them on first use).
             var region = await app.Services.GetRequiredService<IRequiredActor<ConversationRegion>>().GetAsync(ct);
@@ -61,7 +65,7 @@ public static class ReplayBench
             var system = app.Services.GetRequiredService<ActorSystem>();
             var vault = app.Services.GetRequiredService<ContentVault>();
             var clock = Stopwatch.StartNew();
-            var lastOffset = await FillAsync(storage, system, vault, events, conversations, ct);
+            var lastOffset = await FillAsync(storage, system, vault, events, conversations, "c", ct);
             Console.WriteLine($"fill: {events} events in {clock.Elapsed.TotalSeconds:F1} s ({events / clock.Elapsed.TotalSeconds:F0}/s, bulk insert)");
 
             var writer = app.Services.GetRequiredService<ReadModelWriter>();
@@ -103,24 +107,53 @@ public static class ReplayBench
             var equal = await DigestAsync(store, ct) == liveDigest;
             var rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             Console.WriteLine($"rebuild: {events} events in {rebuild:F1} s; rebuilt read model equals live row for row: {equal}; peak rss_mb={rss}");
-            Console.WriteLine($"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0}");
+            var (recoveryMs, recovered) = await RecoveryAsync(storage, system, vault, region, writer, recoveryEvents, ct);
+            // Printed once the node is down, so no shutdown log line comes after it.
+            last = $"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} " +
+                   $"recovery_ms={recoveryMs:F0} recovery_events_per_s={recoveryEvents / (recoveryMs / 1000):F0}";
             await app.StopAsync(CancellationToken.None);
-            return equal && lines == events ? 0 : 1;
+            return equal && lines == events && recovered ? 0 : 1;
         }
         finally
         {
             if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
             if (database is not null) await DropDatabaseAsync(postgres!, database);
+            if (last is not null) Console.WriteLine(last);
         }
+    }
+
+    /// <summary>
+    /// Recovery: a conversation of <paramref name="events"/> events (and first, as a warm-up, one of a tenth of them) written
+    /// beside the entities, then brought back by its entity: the time from the first command to its answer, which is the
+    /// journal read, the deserialization and the Apply of every event (no snapshot).
+    /// </summary>
+    private static async Task<(double Ms, bool Ok)> RecoveryAsync(Caas.Actors.Hosting.StorageOptions storage, ActorSystem system, IContentVault vault,
+        IActorRef region, ReadModelWriter writer, int events, CancellationToken ct)
+    {
+        var ok = true;
+        double ms = 0;
+        foreach (var (prefix, count) in new[] { ("recovery-warmup", Math.Max(1, events / 10)), ("recovery", events) })
+        {
+            var offset = await FillAsync(storage, system, vault, count, 1, prefix, ct);
+            // The live projection reads the new events first, so it does not compete with the recovery for the cores.
+            await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct);
+            var started = Stopwatch.GetTimestamp();
+            var reply = await region.Ask<object>(new GetReadAccess(Tenant, $"{prefix}-000000", "u0"), TimeSpan.FromMinutes(5), ct);
+            ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var good = reply is ReadAccess;
+            ok &= good;
+            Console.WriteLine($"recovery: {prefix}, {count} events, back in {ms:F0} ms ({count / (ms / 1000):F0} events/s){(good ? "" : $"; answered {reply}")}");
+        }
+        return (ms, ok);
     }
 
     /// <summary>Writes the events round-robin over the conversations (as live traffic interleaves them); answers the last ordering.</summary>
     private static async Task<long> FillAsync(Caas.Actors.Hosting.StorageOptions storage, ActorSystem system, IContentVault vault,
-        int total, int conversationCount, CancellationToken ct)
+        int total, int conversationCount, string idPrefix, CancellationToken ct)
     {
         var serializer = system.Serialization.FindSerializerForType(typeof(MessagePosted));
         byte[] ToBytes(object o) => serializer.ToBinary(o);
-        var ids = Enumerable.Range(0, conversationCount).Select(i => $"c-{i:D6}").ToArray();
+        var ids = Enumerable.Range(0, conversationCount).Select(i => $"{idPrefix}-{i:D6}").ToArray();
         var seqs = new long[conversationCount];
         var hashes = new string?[conversationCount];
         var lastMessage = new (long Seq, string Id, string Author)[conversationCount];
@@ -220,9 +253,16 @@ public static class ReplayBench
     private static async Task WaitForOffsetAsync(ReadModelWriter writer, long offset, TimeSpan timeout, CancellationToken ct)
     {
         var until = DateTime.UtcNow + timeout;
-        while (await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct) < offset)
+        // A projection that stopped (it can fail to start on an overloaded machine) never moves: say so instead of waiting it out.
+        var stall = TimeSpan.FromMinutes(3);
+        var (seen, movedAt) = (-1L, DateTime.UtcNow);
+        long now;
+        while ((now = await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct)) < offset)
         {
+            if (now != seen) (seen, movedAt) = (now, DateTime.UtcNow);
             if (DateTime.UtcNow > until) throw new TimeoutException($"The projection did not reach offset {offset} in {timeout}.");
+            if (DateTime.UtcNow - movedAt > stall)
+                throw new TimeoutException($"The read-model projection made no progress for {stall.TotalMinutes:0} min (offset {now} of {offset}); see the node's log.");
             await Task.Delay(100, ct);
         }
     }
@@ -254,7 +294,7 @@ public static class ReplayBench
         return Convert.ToHexString(sha.GetHashAndReset());
     }
 
-    private static async Task<string> CreateDatabaseAsync(string admin, CancellationToken ct)
+    internal static async Task<string> CreateDatabaseAsync(string admin, CancellationToken ct)
     {
         var name = "caas_bench_" + Guid.NewGuid().ToString("N")[..12];
         await using var c = new NpgsqlConnection(admin);
@@ -264,7 +304,7 @@ public static class ReplayBench
         return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
     }
 
-    private static async Task DropDatabaseAsync(string admin, string database)
+    internal static async Task DropDatabaseAsync(string admin, string database)
     {
         NpgsqlConnection.ClearAllPools();
         var name = new NpgsqlConnectionStringBuilder(database).Database;

@@ -12,7 +12,8 @@ namespace Caas.Node.Bench;
 /// <summary>
 /// <c>caas bench-sockets</c>: starts a node as a child process (so its memory is its own), opens K WebSocket
 /// connections to its chat hub in rooms of R members, lets them sit idle to measure memory per connection, then
-/// sends messages at a set rate for a set time and measures deliveries/s and send-to-receive latency on every member.
+/// sends messages at a set rate (open loop) for a warm-up and then a measured time, and measures deliveries/s and
+/// send-to-receive latency (from the time each message was due) on every member.
 /// The last line reads <c>connections=N deliveries_per_s=N p50_ms=N p99_ms=N rss_mb=N kb_per_idle_connection=N</c>.
 /// The clients speak SignalR's JSON protocol over raw sockets: one small buffer each, so 10,000 fit in this process.
 /// Loopback only; every loop is bounded in count and time.
@@ -27,25 +28,26 @@ public static class SocketBench
         var connections = new Option<int>("--connections") { Description = "WebSocket connections (K).", DefaultValueFactory = _ => 10_000 };
         var roomSize = new Option<int>("--room-size") { Description = "Members per room (R); every member has one connection.", DefaultValueFactory = _ => 100 };
         var rate = new Option<int>("--rate") { Description = "Messages sent per second, over all rooms.", DefaultValueFactory = _ => 500 };
-        var seconds = new Option<int>("--seconds") { Description = "How long to send.", DefaultValueFactory = _ => 20 };
+        var seconds = new Option<int>("--seconds") { Description = "How long to send (measured).", DefaultValueFactory = _ => 60 };
+        var warmup = new Option<int>("--warmup-seconds") { Description = "How long to send at the same rate before measuring.", DefaultValueFactory = _ => 10 };
         var idle = new Option<int>("--idle-seconds") { Description = "How long the connections sit idle before memory is measured.", DefaultValueFactory = _ => 10 };
         var connectParallel = new Option<int>("--connect-parallel") { Description = "Connections opened at once.", DefaultValueFactory = _ => 64 };
         var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string (default: SQLite in a temp dir, or CAAS_POSTGRES)." };
         var command = new Command("bench-sockets", "Measure the chat hub: connections held, deliveries/s, send-to-receive latency, memory per idle connection.")
-            { connections, roomSize, rate, seconds, idle, connectParallel, postgres };
+            { connections, roomSize, rate, seconds, warmup, idle, connectParallel, postgres };
         command.SetAction(async (parse, ct) =>
         {
             var k = Math.Clamp(parse.GetValue(connections), 2, 50_000);
             var r = Math.Clamp(parse.GetValue(roomSize), 2, Math.Min(k, 1_000));
             var settings = new Settings(k, r, Math.Clamp(parse.GetValue(rate), 1, 100_000), Math.Clamp(parse.GetValue(seconds), 1, 600),
-                Math.Clamp(parse.GetValue(idle), 1, 120), Math.Clamp(parse.GetValue(connectParallel), 1, 1_000),
+                Math.Clamp(parse.GetValue(warmup), 0, 600), Math.Clamp(parse.GetValue(idle), 1, 120), Math.Clamp(parse.GetValue(connectParallel), 1, 1_000),
                 parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"));
             return await RunAsync(settings, ct);
         });
         return command;
     }
 
-    private sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int IdleSeconds, int ConnectParallel, string? Postgres);
+    private sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int WarmupSeconds, int IdleSeconds, int ConnectParallel, string? Postgres);
 
     private static async Task<int> RunAsync(Settings s, CancellationToken ct)
     {
@@ -60,7 +62,9 @@ public static class SocketBench
             using var http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
             await WaitUntilLiveAsync(http, node, ct);
             Console.WriteLine($"node pid={node.Id} at {baseAddress} store={(s.Postgres is null ? "sqlite" : "postgres")} cores={Environment.ProcessorCount} " +
-                              $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s seconds={s.Seconds}");
+                              $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s warmup={s.WarmupSeconds}s seconds={s.Seconds}");
+            await BenchEnvironment.PrintAsync(Console.Out, s.Postgres, ct);
+            Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
 
             http.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
             (await http.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, message_cap_per_hour = 1_000_000 }, ct)).EnsureSuccessStatusCode();
@@ -116,28 +120,44 @@ public static class SocketBench
 
             // Load: Rate messages/s, round-robin over rooms, each from a random member of its room.
             var byRoom = clients.GroupBy(c => c.Room!).Select(g => g.ToArray()).ToArray();
-            latencies.Reset();
-            var deliveredBefore = clients.Sum(c => c.Delivered);
-            clock.Restart();
-            var sent = 0L;
             var random = new Random(7);
-            var end = TimeSpan.FromSeconds(s.Seconds);
-            var tick = TimeSpan.FromMilliseconds(10);
             var roomCursor = 0;
-            while (clock.Elapsed < end && !ct.IsCancellationRequested)
+            async Task<long> SendForAsync(TimeSpan length)
             {
-                var due = (long)(clock.Elapsed.TotalSeconds * s.Rate);
-                var sends = new List<Task>();
-                while (sent < due)
+                var sent = 0L;
+                var tick = TimeSpan.FromMilliseconds(10);
+                clock.Restart();
+                while (clock.Elapsed < length && !ct.IsCancellationRequested)
                 {
-                    var members = byRoom[roomCursor++ % byRoom.Length];
-                    var sender = members[random.Next(members.Length)];
-                    sends.Add(sender.SendMessageAsync(latencies.Now));
-                    sent++;
+                    var due = (long)(clock.Elapsed.TotalSeconds * s.Rate);
+                    var sends = new List<Task>();
+                    while (sent < due)
+                    {
+                        var members = byRoom[roomCursor++ % byRoom.Length];
+                        var sender = members[random.Next(members.Length)];
+                        // Stamped with the time the message was due (open loop), so a late send counts in its latency.
+                        var late = clock.ElapsedTicks - (long)(sent / (double)s.Rate * Stopwatch.Frequency);
+                        sends.Add(sender.SendMessageAsync(latencies.Now - Math.Max(0, late)));
+                        sent++;
+                    }
+                    await Task.WhenAll(sends);
+                    await Task.Delay(tick, ct);
                 }
-                await Task.WhenAll(sends);
-                await Task.Delay(tick, ct);
+                return sent;
             }
+            if (s.WarmupSeconds > 0)
+            {
+                var warm = await SendForAsync(TimeSpan.FromSeconds(s.WarmupSeconds));
+                Console.WriteLine($"warm-up: sent {warm} in {s.WarmupSeconds} s");
+                await Task.Delay(TimeSpan.FromSeconds(2), ct);
+            }
+            latencies.Reset();
+            BenchClient.RefusedByCode.Clear();
+            var deliveredBefore = clients.Sum(c => c.Delivered);
+            var ackedBefore = clients.Sum(c => c.Acked);
+            var rejectedBefore = clients.Sum(c => c.Rejected);
+            var rss = new RssSampler(() => RssMb(node.Id));
+            var sent = await SendForAsync(TimeSpan.FromSeconds(s.Seconds));
             var sendSeconds = clock.Elapsed.TotalSeconds;
             // Stragglers: wait (bounded) for deliveries to stop growing.
             long last = -1, now;
@@ -147,9 +167,9 @@ public static class SocketBench
                 await Task.Delay(200, ct);
             }
             var deliveries = clients.Sum(c => c.Delivered) - deliveredBefore;
-            var acked = clients.Sum(c => c.Acked);
-            var rejected = clients.Sum(c => c.Rejected);
-            var loadRss = RssMb(node.Id);
+            var acked = clients.Sum(c => c.Acked) - ackedBefore;
+            var rejected = clients.Sum(c => c.Rejected) - rejectedBefore;
+            var (rssStart, rssMiddle, loadRss) = rss.Stop(sendSeconds);
             pings.Cancel();
             await pinger;
             held = clients.Count(c => c.IsOpen);
@@ -161,9 +181,10 @@ public static class SocketBench
                 Console.WriteLine("refused by code: " + string.Join(", ", BenchClient.RefusedByCode.Select(kv => $"{kv.Key}={kv.Value}")) +
                                   " (a persist_timeout message is still persisted and delivered later)");
             Console.WriteLine($"send-to-receive latency: p50 {latencies.Percentile(0.50)} ms, p99 {latencies.Percentile(0.99)} ms, " +
-                              $"max {latencies.Max} ms; node rss under load {loadRss:0} MB");
+                              $"max {latencies.Max} ms");
+            Console.WriteLine($"rss_mb start={rssStart:F0} middle={rssMiddle:F0} end={loadRss:F0} (node, under load)");
             Console.WriteLine($"connections={held} deliveries_per_s={perSecond:0} p50_ms={latencies.Percentile(0.50)} p99_ms={latencies.Percentile(0.99)} " +
-                              $"rss_mb={Math.Max(idleRss, loadRss):0} kb_per_idle_connection={kbPerIdle:0.0}");
+                              $"rss_mb={Math.Max(idleRss, Math.Max(rssMiddle, loadRss)):0} kb_per_idle_connection={kbPerIdle:0.0}");
             return 0;
         }
         finally
@@ -180,7 +201,7 @@ public static class SocketBench
 
     private static string User(int i) => $"u{i}";
 
-    private static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
+    internal static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
     {
         // The same program, as `caas run`: through the apphost, or through dotnet when this runs as `dotnet caas.dll`.
         var self = Environment.ProcessPath!;
@@ -201,7 +222,7 @@ public static class SocketBench
         return process;
     }
 
-    private static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
+    internal static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
     {
         for (var i = 0; i < 600; i++)
         {
@@ -258,7 +279,7 @@ public static class SocketBench
         return 0;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();

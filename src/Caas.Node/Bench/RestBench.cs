@@ -1,0 +1,133 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using Caas.Web.Auth;
+
+namespace Caas.Node.Bench;
+
+/// <summary>
+/// <c>caas bench-rest</c>: starts a node as a child process (<c>caas run</c>, so its memory and GC are its own; SQLite, or a
+/// scratch PostgreSQL database), gives S senders a conversation each (the tenant's per-user message rate raised, so no
+/// sender's limit is the bound), and posts <c>POST /v1/messages</c> from K keep-alive HTTP clients (one connection each):
+/// closed loop (K requests in flight) or open loop (<c>--rate</c>), after a warm-up. A message counts when answered 201.
+/// The last line is <c>acked_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N</c> (rss of the node).
+/// </summary>
+public static class RestBench
+{
+    private const string Tenant = "bench";
+
+    public static Command Command()
+    {
+        var senders = new Option<int>("--senders") { Description = "Senders (users), each posting to a conversation of its own.", DefaultValueFactory = _ => 1_000 };
+        var clients = new Option<int>("--clients") { Description = "Keep-alive HTTP clients (one connection each).", DefaultValueFactory = _ => 64 };
+        var load = new LoadOptions("--in-flight", 64);
+        var store = new Option<string>("--store") { Description = "sqlite or postgres (CAAS_POSTGRES or --postgres).", DefaultValueFactory = _ => "sqlite" };
+        var postgres = new Option<string?>("--postgres")
+        {
+            Description = "Npgsql connection string of a superuser for --store postgres: the bench creates a scratch database there and drops it after.",
+        };
+        var command = new Command("bench-rest", "Measure REST POST /v1/messages: acknowledged messages/s and latency from many keep-alive clients, node as a child process.")
+            { senders, clients, store, postgres };
+        load.AddTo(command);
+        senders.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) r.AddError("--senders is 1 to 100000."); });
+        clients.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 4_096) r.AddError("--clients is 1 to 4096."); });
+        store.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("sqlite" or "postgres")) r.AddError("--store is sqlite or postgres."); });
+        command.SetAction(async (parse, ct) =>
+        {
+            var kind = parse.GetValue(store)!;
+            var pg = parse.GetValue(postgres) ?? (Environment.GetEnvironmentVariable("CAAS_POSTGRES") is { Length: > 0 } e ? e : null);
+            if (kind == "postgres" && pg is null)
+            {
+                Console.Error.WriteLine("--store postgres needs --postgres or CAAS_POSTGRES.");
+                return 2;
+            }
+            var database = kind == "postgres" ? await ReplayBench.CreateDatabaseAsync(pg!, ct) : null;
+            try
+            {
+                return await RunAsync(kind, database, parse.GetValue(senders), parse.GetValue(clients), load.Read(parse), ct);
+            }
+            finally
+            {
+                if (database is not null) await ReplayBench.DropDatabaseAsync(pg!, database);
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string kind, string? postgres, int senderCount, int clientCount, LoadSettings load, CancellationToken ct)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-rest-" + Guid.NewGuid().ToString("N"));
+        var jwt = new JwtSettings(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(48)), null, null, null);
+        var baseAddress = new Uri($"http://127.0.0.1:{SocketBench.FreePort()}");
+        using var node = SocketBench.StartNode(dataDir, baseAddress, jwt.Secret!, postgres);
+        var http = new HttpClient[clientCount];
+        try
+        {
+            using var setup = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
+            await SocketBench.WaitUntilLiveAsync(setup, node, ct);
+            Console.WriteLine($"caas bench-rest node pid={node.Id} at {baseAddress} store={kind} senders={senderCount} clients={clientCount} {load.Describe()} " +
+                              $"warmup={load.Warmup.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
+                              "(clients, node and database share the cores)");
+            await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
+            Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
+
+            setup.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
+            (await setup.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, message_cap_per_hour = 1_000_000 }, ct))
+                .EnsureSuccessStatusCode();
+
+            var tokens = new AuthenticationHeaderValue[senderCount];
+            var conversations = new string[senderCount];
+            var clock = Stopwatch.StartNew();
+            await Parallel.ForAsync(0, senderCount, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (i, t) =>
+            {
+                tokens[i] = new AuthenticationHeaderValue("Bearer", jwt.Issue(Tenant, $"sender-{i}", lifetime: TimeSpan.FromHours(4)));
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/conversations") { Content = JsonContent.Create(new { type = "group", title = $"bench {i}" }) };
+                request.Headers.Authorization = tokens[i];
+                using var response = await setup.SendAsync(request, t);
+                response.EnsureSuccessStatusCode();
+                conversations[i] = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(t)).GetProperty("id").GetString()!;
+            });
+            Console.WriteLine($"created {senderCount} senders' conversations in {clock.Elapsed.TotalSeconds:F1} s");
+
+            for (var i = 0; i < clientCount; i++)
+            {
+                // One connection per client, kept alive: the requests of a client go one after another on it.
+                http[i] = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10) })
+                {
+                    BaseAddress = baseAddress,
+                    Timeout = TimeSpan.FromSeconds(120),
+                };
+            }
+            var run = Guid.NewGuid().ToString("N")[..8];
+            var refused = new System.Collections.Concurrent.ConcurrentDictionary<HttpStatusCode, long>();
+            var result = await LoadRun.RunAsync(load, async (n, token) =>
+            {
+                var sender = (int)(n % senderCount);
+                var body = $"{{\"conversation_id\":\"{conversations[sender]}\",\"message_id\":\"{run}-{n}\",\"content\":{{\"type\":\"text\",\"text\":\"benchmark message {n}\"}}}}";
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+                request.Headers.Authorization = tokens[sender];
+                using var response = await http[n % clientCount].SendAsync(request, token);
+                if (response.StatusCode == HttpStatusCode.Created) return true;
+                refused.AddOrUpdate(response.StatusCode, 1, (_, c) => c + 1);
+                return false;
+            }, () => BenchEnvironment.RssMb(node.Id), Console.Out, ct);
+            result.Print(Console.Out, "rest");
+            if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
+            Console.WriteLine(result.Summary());
+            return result.Failed == 0 ? 0 : 1;
+        }
+        finally
+        {
+            foreach (var client in http) client?.Dispose();
+            if (!node.HasExited)
+            {
+                node.Kill(entireProcessTree: true);
+                await node.WaitForExitAsync(CancellationToken.None);
+            }
+            if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Caas.Node.Bench;
+using Caas.Tests.Shared;
+
+namespace Caas.Node.Tests;
+
+/// <summary>
+/// The bench commands: their options refused when wrong, the latency histogram and duration parsing they share, and a
+/// tiny run of each (seconds, a handful of conversations) that must end in its documented last line. The figures are
+/// never asserted: they depend on the machine.
+/// </summary>
+public sealed partial class BenchCommandTests
+{
+    private static readonly string CaasDll = Path.Combine(AppContext.BaseDirectory, "caas.dll");
+
+    /// <summary>A short run: one second of warm-up, two measured, a few hundred messages at most.</summary>
+    private static readonly string[] Tiny = ["--warmup", "1s", "--duration", "2s", "--messages", "300"];
+
+    private sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string All => Stdout + Stderr;
+        public string LastLine => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
+    }
+
+    private static async Task<Result> CaasAsync(IDictionary<string, string>? env, params string[] args)
+    {
+        var data = TestDatabases.NewSqliteDirectory();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = data,
+        };
+        start.ArgumentList.Add(CaasDll);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("CAAS_", StringComparison.Ordinal) || k == "ASPNETCORE_URLS").ToList())
+            start.Environment.Remove(name);
+        start.Environment["CAAS_DATA_DIR"] = data;
+        start.Environment["CAAS_INTENT_AUTOTRAIN"] = "0";
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) start.Environment[k] = v;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            // A generous bound: a node starts, warms up and runs for seconds; on a loaded machine several times that.
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(8));
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static Task<Result> CaasAsync(params string[] args) => CaasAsync(null, args);
+
+    [GeneratedRegex(@"^acked_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+ baseline_rows_per_s=\d+ ratio=[\d.]+$")]
+    private static partial Regex JournalLastLine();
+
+    [GeneratedRegex(@"^acked_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+$")]
+    private static partial Regex RestLastLine();
+
+    [GeneratedRegex(@"^mode=bulk msgs_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+ enrichment_lag_zero_s=(\d+\.\d|none|timeout)$")]
+    private static partial Regex BulkLastLine();
+
+    [GeneratedRegex(@"^replay_events_per_s=\d+ rebuild_events_per_s=\d+ recovery_ms=\d+ recovery_events_per_s=\d+$")]
+    private static partial Regex ReplayLastLine();
+
+    [GeneratedRegex(@"^rss_mb start=\d+ middle=\d+ end=\d+$", RegexOptions.Multiline)]
+    private static partial Regex RssLine();
+
+    [GeneratedRegex(@"^gc=(server|workstation) concurrent=(true|false) ", RegexOptions.Multiline)]
+    private static partial Regex GcLine();
+
+    [Theory]
+    [InlineData("10s", 10_000)]
+    [InlineData("500ms", 500)]
+    [InlineData("2m", 120_000)]
+    [InlineData("1h", 3_600_000)]
+    [InlineData("1.5", 1_500)]
+    [InlineData("0s", 0)]
+    public void Durations_read_with_their_unit(string text, double ms)
+    {
+        Assert.True(LoadOptions.TryParseDuration(text, out var value));
+        Assert.Equal(ms, value.TotalMilliseconds, 6);
+    }
+
+    [Theory]
+    [InlineData("soon")]
+    [InlineData("-1s")]
+    [InlineData("")]
+    [InlineData("10 parsecs")]
+    public void Durations_that_are_not_durations_are_refused(string text) => Assert.False(LoadOptions.TryParseDuration(text, out _));
+
+    [Fact]
+    public void The_histogram_answers_percentiles_within_its_bucket_precision_and_the_exact_maximum()
+    {
+        var h = new LatencyHistogram();
+        // 1..1000 ms, one each: p50 is 500 ms, p99 990 ms.
+        for (var ms = 1; ms <= 1000; ms++) h.Record(TimeSpan.FromMilliseconds(ms));
+        Assert.Equal(1000, h.Count);
+        Assert.InRange(h.Percentile(0.50), 500 * 0.98, 500 * 1.02);
+        Assert.InRange(h.Percentile(0.99), 990 * 0.98, 990 * 1.02);
+        Assert.Equal(1000, h.MaxMs, 3);
+        Assert.True(h.Percentile(1.0) <= h.MaxMs);
+        var empty = new LatencyHistogram();
+        Assert.Equal(0, empty.Percentile(0.99));
+        // Microseconds below the first power of two are exact; minutes still land in a bucket.
+        var small = new LatencyHistogram();
+        small.Record(TimeSpan.FromTicks(30 * 10));
+        Assert.Equal(0.030, small.Percentile(0.5), 4);
+        small.Record(TimeSpan.FromMinutes(30));
+        Assert.Equal(1_800_000, small.MaxMs, 3);
+    }
+
+    [Fact]
+    public async Task Help_lists_every_bench()
+    {
+        var help = await CaasAsync("--help");
+        Assert.Equal(0, help.ExitCode);
+        foreach (var command in new[] { "bench", "bench-pipeline", "bench-rest", "bench-sockets" }) Assert.Contains($"  {command}", help.Stdout);
+        var bench = await CaasAsync("bench", "--help");
+        foreach (var option in new[] { "--warmup", "--duration", "--messages", "--rate", "--parallel", "--baseline-batch", "--recovery-events" })
+            Assert.Contains(option, bench.Stdout);
+    }
+
+    [Theory]
+    [InlineData(new[] { "bench", "--warmup", "soon" }, "--warmup")]
+    [InlineData(new[] { "bench", "--duration", "0s" }, "--duration")]
+    [InlineData(new[] { "bench", "--rate", "0" }, "--rate")]
+    [InlineData(new[] { "bench", "--messages", "0" }, "--messages")]
+    [InlineData(new[] { "bench", "--store", "oracle" }, "--store")]
+    [InlineData(new[] { "bench", "--parallel", "0" }, "--parallel")]
+    [InlineData(new[] { "bench", "--store", "postgres" }, "--postgres")]
+    [InlineData(new[] { "bench-pipeline", "--mode", "stream" }, "--mode")]
+    [InlineData(new[] { "bench-pipeline", "--mode", "kafka" }, "--kafka")]
+    [InlineData(new[] { "bench-rest", "--senders", "0" }, "--senders")]
+    [InlineData(new[] { "bench-rest", "--clients", "0" }, "--clients")]
+    [InlineData(new[] { "bench-rest", "--store", "postgres" }, "--postgres")]
+    public async Task Bad_bench_arguments_are_refused_before_anything_runs(string[] args, string message)
+    {
+        var result = await CaasAsync(args);
+        Assert.True(result.ExitCode != 0, $"{string.Join(' ', args)}: exit 0, {result.All}");
+        Assert.Contains(message, result.All);
+        Assert.DoesNotContain("acked_per_s=", result.Stdout);
+    }
+
+    [Theory]
+    [InlineData("closed")]
+    [InlineData("open")]
+    public async Task Bench_on_sqlite_warms_up_measures_and_compares_with_the_bare_baseline(string loop)
+    {
+        string[] args = ["bench", "--store", "sqlite", "--conversations", "10", "--parallel", "8", "--baseline-batch", "50", .. Tiny];
+        if (loop == "open") args = [.. args, "--rate", "50"];
+        var result = await CaasAsync(args);
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Matches(GcLine(), result.Stdout);
+        Assert.Matches(RssLine(), result.Stdout);
+        Assert.Contains("warm-up: ", result.Stdout);
+        Assert.Contains(loop == "open" ? "open loop at 50 msgs/s" : "closed loop, 8 in flight", result.Stdout);
+        Assert.Contains("baseline: ", result.Stdout);
+        Assert.DoesNotContain("postgres:", result.Stdout);
+        Assert.Matches(JournalLastLine(), result.LastLine);
+    }
+
+    [Fact]
+    public async Task Bench_on_postgres_prints_the_servers_durability_and_leaves_no_scratch_database()
+    {
+        var admin = TestDatabases.AdminConnectionString;
+        var before = await DatabasesAsync(admin);
+        var result = await CaasAsync(new Dictionary<string, string> { ["CAAS_POSTGRES"] = admin },
+            ["bench", "--store", "postgres", "--conversations", "10", "--parallel", "8", "--baseline-batch", "50", .. Tiny]);
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Matches(new Regex(@"^postgres: .*fsync=(on|off) synchronous_commit=\w+", RegexOptions.Multiline), result.Stdout);
+        Assert.Contains("(binary COPY)", result.Stdout);
+        Assert.Matches(JournalLastLine(), result.LastLine);
+        // Only what existed before (other runs may create theirs meanwhile, never this one's).
+        Assert.Subset(before, await DatabasesAsync(admin));
+    }
+
+    [Fact]
+    public async Task Bench_rest_posts_from_keep_alive_clients_to_a_child_node()
+    {
+        var result = await CaasAsync(["bench-rest", "--senders", "5", "--clients", "2", "--in-flight", "4", .. Tiny]);
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Contains("senders=5 clients=2", result.Stdout);
+        Assert.Matches(RssLine(), result.Stdout);
+        Assert.Matches(RestLastLine(), result.LastLine);
+    }
+
+    [Fact]
+    public async Task Bench_pipeline_bulk_ends_in_its_last_line()
+    {
+        var result = await CaasAsync(["bench-pipeline", "--mode", "bulk", "--conversations", "5", "--in-flight", "16", .. Tiny]);
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Matches(BulkLastLine(), result.LastLine);
+    }
+
+    [Fact]
+    public async Task Bench_replay_times_replay_rebuild_and_the_recovery_of_one_long_conversation()
+    {
+        var result = await CaasAsync("bench", "--replay", "--events", "400", "--conversations", "4", "--recovery-events", "300");
+        Assert.True(result.ExitCode == 0, result.All);
+        Assert.Contains("recovery: recovery, 300 events, back in ", result.Stdout);
+        Assert.Matches(ReplayLastLine(), result.LastLine);
+    }
+
+    private static async Task<HashSet<string>> DatabasesAsync(string admin)
+    {
+        await using var c = new Npgsql.NpgsqlConnection(admin);
+        await c.OpenAsync();
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT datname FROM pg_database WHERE datname LIKE 'caas_bench_%'", c);
+        await using var r = await cmd.ExecuteReaderAsync();
+        var names = new HashSet<string>();
+        while (await r.ReadAsync()) names.Add(r.GetString(0));
+        return names;
+    }
+}
