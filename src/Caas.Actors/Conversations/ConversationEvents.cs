@@ -64,3 +64,28 @@ public sealed record UserUnmuted(EventMeta Meta, string UserId, string? Reason) 
 
 /// <summary>A kick removes the member; with an expiry it also bars rejoining until then.</summary>
 public sealed record UserKicked(EventMeta Meta, string UserId, DateTimeOffset? Until, string? Reason) : IConversationEvent;
+
+public static class ConversationEvents
+{
+    /// <summary>The event with another envelope: a typed record copy (the hash chain sets prev_hash and hash this way).</summary>
+    public static IConversationEvent WithMeta(this IConversationEvent e, EventMeta meta) => e switch
+    {
+        ConversationCreated x => x with { Meta = meta },
+        ConversationUpdated x => x with { Meta = meta },
+        ConversationDeleted x => x with { Meta = meta },
+        MemberAdded x => x with { Meta = meta },
+        MemberRemoved x => x with { Meta = meta },
+        MemberRoleChanged x => x with { Meta = meta },
+        MessagePosted x => x with { Meta = meta },
+        MessageEdited x => x with { Meta = meta },
+        MessageDeleted x => x with { Meta = meta },
+        ReactionAdded x => x with { Meta = meta },
+        ReactionRemoved x => x with { Meta = meta },
+        UserBanned x => x with { Meta = meta },
+        UserUnbanned x => x with { Meta = meta },
+        UserMuted x => x with { Meta = meta },
+        UserUnmuted x => x with { Meta = meta },
+        UserKicked x => x with { Meta = meta },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown conversation event."),
+    };
+}

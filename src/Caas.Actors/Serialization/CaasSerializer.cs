@@ -136,6 +136,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
+        [typeof(ConversationEventsPublished)] = "room.events-published",
         [typeof(RoomSignal)] = "room.signal",
         // erasure
         [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
@@ -161,7 +162,22 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
             ? m
             : throw new ArgumentException($"No manifest for {o.GetType().FullName}; add it to CaasSerializer.Manifests.");
 
-    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+    public override byte[] ToBinary(object obj) =>
+        obj is IDomainEvent && Prepared.TryGetValue(obj, out var bytes) ? bytes : JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    /// <summary>The stored form of <paramref name="obj"/> (what <see cref="ToBinary"/> writes when nothing was prepared).</summary>
+    public static byte[] StoredBytes(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    // Bytes an entity already serialized (to take the hash over them), keyed by the event instance it hands the journal:
+    // the journal's ToBinary returns them instead of serializing the event a second time. Weak, so an entry lives as
+    // long as the event object and no longer.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, byte[]> Prepared = new();
+
+    /// <summary>
+    /// Records that <paramref name="e"/>'s stored form is <paramref name="stored"/> (the caller guarantees they are
+    /// what <see cref="StoredBytes"/> would write), so the journal's write does not serialize it again.
+    /// </summary>
+    public static void Prepare(IDomainEvent e, byte[] stored) => Prepared.AddOrUpdate(e, stored);
 
     /// <summary>Reads any stored version; a sealed event comes back opened (or erased) with the node's vault.</summary>
     public override object FromBinary(byte[] bytes, string manifest)
