@@ -48,7 +48,7 @@ public sealed class ConversationWriteBatchSpecs : Akka.TestKit.Xunit2.TestKit
     {
         private readonly object _gate = new();
         private readonly Dictionary<string, TaskCompletionSource> _held = [];
-        public readonly List<object> Written = [];
+        private readonly List<object> _written = [];
         public Func<object, bool> Rejects { get; set; } = _ => false;
         public Func<object, bool> Fails { get; set; } = _ => false;
 
@@ -67,12 +67,17 @@ public sealed class ConversationWriteBatchSpecs : Akka.TestKit.Xunit2.TestKit
             if (gate is not null) await gate.Task;
             if (Rejects(e)) throw new TestJournalRejectionException("refused by the test");
             if (Fails(e)) throw new TestJournalFailureException("the journal is down (test)");
-            lock (_gate) Written.Add(e);
+            lock (_gate) _written.Add(e);
         }
 
         public IReadOnlyList<string> PostedIds()
         {
-            lock (_gate) return Written.OfType<MessagePosted>().Select(p => p.MessageId).ToList();
+            lock (_gate) return _written.OfType<MessagePosted>().Select(p => p.MessageId).ToList();
+        }
+
+        public List<object> WrittenNow()
+        {
+            lock (_gate) return [.. _written];
         }
     }
 
@@ -264,8 +269,7 @@ public sealed class ConversationWriteBatchSpecs : Akka.TestKit.Xunit2.TestKit
         // The instances the journal was handed were serialized once, by the entity: the journal's serializer returns
         // those bytes (the same array every time) instead of serializing again.
         var serializer = new CaasSerializer((ExtendedActorSystem)Sys);
-        List<object> written;
-        lock (_journal) written = _journal.Written.ToList();
+        var written = _journal.WrittenNow();
         foreach (var e in written.OfType<MessagePosted>())
             Assert.Same(serializer.ToBinary(e), serializer.ToBinary(e));
         var fresh = ((MessagePosted)written.OfType<MessagePosted>().First()) with { Seq = 99 };

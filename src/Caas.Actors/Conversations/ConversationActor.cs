@@ -51,7 +51,11 @@ public sealed class ConversationActor : ReceivePersistentActor
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
         Command<StopEntity>(_ => OnStop());
-        Command<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(StopEntity.Instance)));
+        Command<ReceiveTimeout>(_ =>
+        {
+            // Idle means nothing in flight either: a slow write must not passivate the entity under its own commands.
+            if (_inFlight is null && _queued.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
+        });
     }
 
     public override string PersistenceId { get; }

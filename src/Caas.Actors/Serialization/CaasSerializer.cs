@@ -55,7 +55,12 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         {
             if (form == SealedForm.View && property.Name == "sealed") property.ShouldSerialize = static (_, _) => false;
             if (form == SealedForm.Stored && property.Name is "content" or "enrichment")
+            {
+                // Not even read once sealed: reading the content of an event opened on use would decrypt it.
+                var get = property.Get!;
+                property.Get = owner => ((ISealable)owner).Sealed is null ? get(owner) : null;
                 property.ShouldSerialize = static (owner, _) => ((ISealable)owner).Sealed is null;
+            }
         }
     }
 
@@ -179,13 +184,16 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
     /// </summary>
     public static void Prepare(IDomainEvent e, byte[] stored) => Prepared.AddOrUpdate(e, stored);
 
-    /// <summary>Reads any stored version; a sealed event comes back opened (or erased) with the node's vault.</summary>
+    /// <summary>
+    /// Reads any stored version; a sealed event comes back opened (or erased) with the node's vault when its content
+    /// is first read (<see cref="ContentSealing.OpenOnUse"/>), so recovery, which reads none, decrypts nothing.
+    /// </summary>
     public override object FromBinary(byte[] bytes, string manifest)
     {
         if (!TypesByManifest.TryGetValue(manifest, out var type))
             throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
         var value = JsonSerializer.Deserialize(bytes, type, Json)
                     ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.");
-        return value is ISealable { Sealed: not null } ? ContentSealing.Open(value, _vault) : value;
+        return value is ISealable { Sealed: not null } ? ContentSealing.OpenOnUse(value, _vault) : value;
     }
 }
