@@ -154,6 +154,9 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             // live rooms
             new ConversationEventPublished("acme", "c-1", 7, new MessagePosted(Meta, 42, "m-42", Content)),
             new ConversationEventPublished("acme", "c-1", 8, new UserKicked(Meta, "mallory", null, null)),
+            new ConversationEventsPublished([
+                new ConversationEventPublished("acme", "c-1", 9, new MessagePosted(Meta, 43, "m-43", Content)),
+                new ConversationEventPublished("acme", "c-1", 10, new UserKicked(Meta, "mallory", null, null))]),
             new RoomSignal("acme", "c-1", RoomSignalKinds.ReadReceipt, "bob", "conn-1", "akka.tcp://caas@127.0.0.1:4053", 42, At),
             // shared
             new Rejection(ErrorCodes.ValidationFailed, "The request is not valid.",

@@ -62,6 +62,25 @@ public static class HashChain
         return KeyedPrefix + Convert.ToHexStringLower(hmac.GetHashAndReset());
     }
 
+    /// <summary>
+    /// The stored bytes of an event whose open bytes (its serialization without its own hash) are
+    /// <paramref name="openBytes"/>: the same with <c>,"hash":"…"</c> added at the end of the envelope, exactly what
+    /// serializing the linked event again would write (<see cref="TryOpen"/> is the inverse). So an entity serializes
+    /// each event once: the link is taken over these bytes and the journal is handed them.
+    /// </summary>
+    public static byte[] WithHash(ReadOnlySpan<byte> openBytes, string hash)
+    {
+        var envelopeEnd = openBytes.IndexOf((byte)'}');
+        if (envelopeEnd < 0) throw new ArgumentException("Not an event in the serializer's shape (no envelope).", nameof(openBytes));
+        var property = Encoding.ASCII.GetBytes("\"" + hash + "\"");
+        var stored = new byte[openBytes.Length + HashProperty.Length + property.Length];
+        openBytes[..envelopeEnd].CopyTo(stored);
+        HashProperty.CopyTo(stored, envelopeEnd);
+        property.CopyTo(stored, envelopeEnd + HashProperty.Length);
+        openBytes[envelopeEnd..].CopyTo(stored.AsSpan(envelopeEnd + HashProperty.Length + property.Length));
+        return stored;
+    }
+
     /// <summary>Whether <paramref name="hash"/> is the link over these bytes, in the format it is written in; a keyed link needs the key.</summary>
     public static bool Holds(string? prevHash, ReadOnlySpan<byte> openBytes, string hash, AuditKey? key) =>
         IsKeyed(hash) ? key is not null && Link(prevHash, openBytes, key) == hash : Compute(prevHash, openBytes) == hash;

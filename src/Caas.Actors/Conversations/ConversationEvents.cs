@@ -31,8 +31,46 @@ public sealed record MemberRoleChanged(EventMeta Meta, string UserId, Role Role)
 public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, MessageContent Content,
     MessageEnrichment? Enrichment = null) : IConversationEvent, ISealable
 {
+    private MessageContent _content = Content;
+    private MessageEnrichment? _enrichment = Enrichment;
+    // A sealed event as read from the journal opens on first use of its content, not when it is read: the entity's
+    // recovery never reads content, so it decrypts nothing (ContentSealing.OpenOnUse).
+    private Lazy<(MessageContent Content, MessageEnrichment? Enrichment)>? _opening;
+
+    public MessageContent Content
+    {
+        get => _opening is { } o ? o.Value.Content : _content;
+        init
+        {
+            _enrichment = Enrichment;
+            _content = value;
+            _opening = null;
+        }
+    }
+
+    public MessageEnrichment? Enrichment
+    {
+        get => _opening is { } o ? o.Value.Enrichment : _enrichment;
+        init
+        {
+            _content = Content;
+            _enrichment = value;
+            _opening = null;
+        }
+    }
+
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SealedContent? Sealed { get; init; }
+
+    /// <summary>This event with its content and enrichment coming from <paramref name="open"/> on first use.</summary>
+    internal MessagePosted OpeningOnUse(Func<(MessageContent, MessageEnrichment?)> open) =>
+        new MessagePosted(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+
+    public bool Equals(MessagePosted? other) =>
+        other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Content == other.Content &&
+        Enrichment == other.Enrichment && Sealed == other.Sealed;
+
+    public override int GetHashCode() => HashCode.Combine(Meta, Seq, MessageId, Sealed);
 }
 
 /// <summary>
@@ -41,6 +79,30 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
 /// </summary>
 public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, MessageContent Content) : IConversationEvent, ISealable
 {
+    private MessageContent _content = Content;
+    // Opened on first use, like MessagePosted's.
+    private Lazy<MessageContent>? _opening;
+
+    public MessageContent Content
+    {
+        get => _opening?.Value ?? _content;
+        init
+        {
+            _content = value;
+            _opening = null;
+        }
+    }
+
+    /// <summary>This event with its content coming from <paramref name="open"/> on first use.</summary>
+    internal MessageEdited OpeningOnUse(Func<MessageContent> open) =>
+        new MessageEdited(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+
+    public bool Equals(MessageEdited? other) =>
+        other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Content == other.Content &&
+        Edit == other.Edit && Sealed == other.Sealed;
+
+    public override int GetHashCode() => HashCode.Combine(Meta, Seq, MessageId, Edit, Sealed);
+
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int Edit { get; init; }
 
@@ -64,3 +126,28 @@ public sealed record UserUnmuted(EventMeta Meta, string UserId, string? Reason) 
 
 /// <summary>A kick removes the member; with an expiry it also bars rejoining until then.</summary>
 public sealed record UserKicked(EventMeta Meta, string UserId, DateTimeOffset? Until, string? Reason) : IConversationEvent;
+
+public static class ConversationEvents
+{
+    /// <summary>The event with another envelope: a typed record copy (the hash chain sets prev_hash and hash this way).</summary>
+    public static IConversationEvent WithMeta(this IConversationEvent e, EventMeta meta) => e switch
+    {
+        ConversationCreated x => x with { Meta = meta },
+        ConversationUpdated x => x with { Meta = meta },
+        ConversationDeleted x => x with { Meta = meta },
+        MemberAdded x => x with { Meta = meta },
+        MemberRemoved x => x with { Meta = meta },
+        MemberRoleChanged x => x with { Meta = meta },
+        MessagePosted x => x with { Meta = meta },
+        MessageEdited x => x with { Meta = meta },
+        MessageDeleted x => x with { Meta = meta },
+        ReactionAdded x => x with { Meta = meta },
+        ReactionRemoved x => x with { Meta = meta },
+        UserBanned x => x with { Meta = meta },
+        UserUnbanned x => x with { Meta = meta },
+        UserMuted x => x with { Meta = meta },
+        UserUnmuted x => x with { Meta = meta },
+        UserKicked x => x with { Meta = meta },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown conversation event."),
+    };
+}

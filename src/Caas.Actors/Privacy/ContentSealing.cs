@@ -115,6 +115,19 @@ public static class ContentSealing
     };
 
     /// <summary>
+    /// The event as <see cref="Open"/> would give it, but opened only when its content (or enrichment) is first read:
+    /// what reads only the rest (the entity's recovery, the stored form sent on <c>chat.events</c>) decrypts nothing,
+    /// and what reads the content opens it once per event. A key that cannot be loaded (the database is down) throws
+    /// to the reader and is tried again on the next read.
+    /// </summary>
+    public static object OpenOnUse(object e, IContentVault? vault) => e switch
+    {
+        MessagePosted { Sealed: { } s } p => p.OpeningOnUse(() => OpenBody(p.Meta.TenantId, s, AadOf(p, s), vault)),
+        MessageEdited { Sealed: { } s } m => m.OpeningOnUse(() => OpenBody(m.Meta.TenantId, s, AadOf(m, s), vault).Item1),
+        _ => e,
+    };
+
+    /// <summary>
     /// The opened event as read from <paramref name="conversationId"/>'s journal: content sealed (format 2) for another
     /// conversation reads as <see cref="Unreadable"/>, never as that conversation's text. The serializer that opens an
     /// event does not know which entity it belongs to; the readers that do (projection, audit replay) check here.

@@ -8,7 +8,7 @@ namespace Caas.Actors.Rooms;
 
 /// <summary>
 /// Live fan-out of a conversation: one DistributedPubSub topic per conversation. The entity publishes every persisted
-/// event on it; web nodes publish the room's ephemeral signals (joined, left, typing, receipts) on it too.
+/// event on it (each write's events in one <see cref="ConversationEventsPublished"/>); web nodes publish the room's ephemeral signals (joined, left, typing, receipts) on it too.
 /// </summary>
 public static class RoomTopics
 {
@@ -21,6 +21,12 @@ public static class RoomTopics
 /// </summary>
 public sealed record ConversationEventPublished(string TenantId, string ConversationId, long JournalSeq,
     [property: JsonConverter(typeof(ConversationEventJsonConverter))] IConversationEvent Event) : ICaasMessage;
+
+/// <summary>
+/// The events of one journal write, in order, published at once (one publish per write, not per event). Subscribers
+/// handle it as its <see cref="Events"/> one after another.
+/// </summary>
+public sealed record ConversationEventsPublished(System.Collections.Immutable.ImmutableArray<ConversationEventPublished> Events) : ICaasMessage;
 
 /// <summary>Ephemeral room signals: never persisted, at most once.</summary>
 public static class RoomSignalKinds

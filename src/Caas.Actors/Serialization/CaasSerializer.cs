@@ -55,7 +55,12 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         {
             if (form == SealedForm.View && property.Name == "sealed") property.ShouldSerialize = static (_, _) => false;
             if (form == SealedForm.Stored && property.Name is "content" or "enrichment")
+            {
+                // Not even read once sealed: reading the content of an event opened on use would decrypt it.
+                var get = property.Get!;
+                property.Get = owner => ((ISealable)owner).Sealed is null ? get(owner) : null;
                 property.ShouldSerialize = static (owner, _) => ((ISealable)owner).Sealed is null;
+            }
         }
     }
 
@@ -136,6 +141,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
+        [typeof(ConversationEventsPublished)] = "room.events-published",
         [typeof(RoomSignal)] = "room.signal",
         // erasure
         [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
@@ -161,15 +167,33 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
             ? m
             : throw new ArgumentException($"No manifest for {o.GetType().FullName}; add it to CaasSerializer.Manifests.");
 
-    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+    public override byte[] ToBinary(object obj) =>
+        obj is IDomainEvent && Prepared.TryGetValue(obj, out var bytes) ? bytes : JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
 
-    /// <summary>Reads any stored version; a sealed event comes back opened (or erased) with the node's vault.</summary>
+    /// <summary>The stored form of <paramref name="obj"/> (what <see cref="ToBinary"/> writes when nothing was prepared).</summary>
+    public static byte[] StoredBytes(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    // Bytes an entity already serialized (to take the hash over them), keyed by the event instance it hands the journal:
+    // the journal's ToBinary returns them instead of serializing the event a second time. Weak, so an entry lives as
+    // long as the event object and no longer.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, byte[]> Prepared = new();
+
+    /// <summary>
+    /// Records that <paramref name="e"/>'s stored form is <paramref name="stored"/> (the caller guarantees they are
+    /// what <see cref="StoredBytes"/> would write), so the journal's write does not serialize it again.
+    /// </summary>
+    public static void Prepare(IDomainEvent e, byte[] stored) => Prepared.AddOrUpdate(e, stored);
+
+    /// <summary>
+    /// Reads any stored version; a sealed event comes back opened (or erased) with the node's vault when its content
+    /// is first read (<see cref="ContentSealing.OpenOnUse"/>), so recovery, which reads none, decrypts nothing.
+    /// </summary>
     public override object FromBinary(byte[] bytes, string manifest)
     {
         if (!TypesByManifest.TryGetValue(manifest, out var type))
             throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
         var value = JsonSerializer.Deserialize(bytes, type, Json)
                     ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.");
-        return value is ISealable { Sealed: not null } ? ContentSealing.Open(value, _vault) : value;
+        return value is ISealable { Sealed: not null } ? ContentSealing.OpenOnUse(value, _vault) : value;
     }
 }

@@ -74,6 +74,13 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
     private readonly ConcurrentDictionary<(string Tenant, string User), ActiveKey> _active = new();
     private readonly ConcurrentDictionary<string, KnownKey> _known = new();
 
+    // One AesGcm per data key, not one per call (each new one repeats the key schedule). Keyed by the cached key's bytes,
+    // so it is dropped with them on eviction; AesGcm is not thread-safe, so a use locks it (uncontended but for one key's
+    // concurrent seals). Not disposed: an evicted key may still be in use on another thread; its finalizer frees it.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<byte[], AesGcm> _ciphers = new();
+
+    private AesGcm CipherOf(byte[] key) => _ciphers.GetValue(key, k => new AesGcm(k, TagSize));
+
     /// <summary>Stops a node whose master key is not the one that wrapped the stored keys.</summary>
     public async Task CheckMasterKeyAsync(CancellationToken ct = default)
     {
@@ -94,7 +101,8 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
         var output = new byte[NonceSize + plaintext.Length + TagSize];
         var nonce = output.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        using (var aes = new AesGcm(key.Key, TagSize))
+        var aes = CipherOf(key.Key);
+        lock (aes)
             aes.Encrypt(nonce, plaintext, output.AsSpan(NonceSize, plaintext.Length), output.AsSpan(NonceSize + plaintext.Length), associatedData);
         return new SealedContent(key.KeyId, Convert.ToBase64String(output));
     }
@@ -116,8 +124,9 @@ public sealed class ContentVault(ReadModelStore store, MasterKey master) : ICont
             var data = Convert.FromBase64String(sealedContent.Data);
             if (data.Length < NonceSize + TagSize) throw new CryptographicException("Sealed content is too short.");
             var plain = new byte[data.Length - NonceSize - TagSize];
-            using var aes = new AesGcm(known.Key, TagSize);
-            aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
+            var aes = CipherOf(known.Key);
+            lock (aes)
+                aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
             return plain;
         }
         catch (Exception e) when (e is CryptographicException or FormatException)

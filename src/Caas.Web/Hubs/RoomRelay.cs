@@ -165,6 +165,12 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     private void Common()
     {
+        // The entity publishes each journal write's events together: each is handled as its own message, in order
+        // (so one that has to wait behind a back-fill is stashed on its own).
+        Receive<ConversationEventsPublished>(batch =>
+        {
+            foreach (var published in batch.Events) Self.Tell(published);
+        });
         Receive<SubscribeAck>(_ =>
         {
             _subscribed = true;

@@ -1,0 +1,101 @@
+using System.Collections.Immutable;
+using System.Security.Cryptography;
+using System.Text;
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Hosting;
+using Caas.Actors.Privacy;
+using Caas.Actors.Serialization;
+using Caas.Tests.Shared;
+
+namespace Caas.Actors.Tests;
+
+/// <summary>
+/// Sealed events read back through the bound serializer are opened when their content is first read, not when they
+/// are read: applying them to the entity's state (recovery) and writing their stored form decrypt nothing.
+/// </summary>
+public sealed class OpenOnUseTests : IDisposable
+{
+    /// <summary>AES-256-GCM under one in-memory key per user, counting what it opens.</summary>
+    private sealed class CountingVault : IContentVault
+    {
+        private readonly Dictionary<string, byte[]> _keys = [];
+        public int Opens;
+
+        public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+        {
+            var keyId = tenantId + "/" + userId;
+            if (!_keys.TryGetValue(keyId, out var key)) _keys[keyId] = key = RandomNumberGenerator.GetBytes(32);
+            var output = new byte[12 + plaintext.Length + 16];
+            RandomNumberGenerator.Fill(output.AsSpan(0, 12));
+            using var aes = new AesGcm(key, 16);
+            aes.Encrypt(output.AsSpan(0, 12), plaintext, output.AsSpan(12, plaintext.Length), output.AsSpan(12 + plaintext.Length), associatedData);
+            return new SealedContent(keyId, Convert.ToBase64String(output));
+        }
+
+        public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
+        {
+            Interlocked.Increment(ref Opens);
+            var data = Convert.FromBase64String(sealedContent.Data);
+            var plain = new byte[data.Length - 28];
+            using var aes = new AesGcm(_keys[sealedContent.KeyId], 16);
+            aes.Decrypt(data.AsSpan(0, 12), data.AsSpan(12, plain.Length), data.AsSpan(12 + plain.Length), plain, associatedData);
+            return plain;
+        }
+    }
+
+    private static readonly EventMeta Meta = new("acme", "alice", DateTimeOffset.UnixEpoch);
+    private readonly CountingVault _vault = new();
+    private readonly ActorSystem _system;
+
+    public OpenOnUseTests()
+    {
+        var config = CaasConfig.Compose(StorageOptions.Sqlite(TestDatabases.NewSqliteDirectory()), "akka.actor.provider = local\nakka.loglevel = WARNING");
+        _system = ActorSystem.Create("open-on-use", BootstrapSetup.Create().WithConfig(config).And(new ContentVaultSetup(_vault)));
+    }
+
+    public void Dispose() => _system.Terminate().Wait(TimeSpan.FromSeconds(10));
+
+    private T RoundTrip<T>(T e) where T : notnull
+    {
+        var serializer = _system.Serialization.FindSerializerFor(e);
+        return (T)_system.Serialization.Deserialize(serializer.ToBinary(e), serializer.Identifier, CaasSerializer.Manifests[typeof(T)]);
+    }
+
+    [Fact]
+    public void Recovery_and_the_stored_form_decrypt_nothing_and_reading_the_content_opens_it_once()
+    {
+        var enrichment = new MessageEnrichment([], ["language"]);
+        var created = new ConversationCreated(Meta, "c-1", ConversationTypes.Group, null, [new InitialMember("alice", Role.Owner)]);
+        var posted = (MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 1, "m-1", new MessageContent("text", "secret"), enrichment), _vault, "c-1");
+        var edited = (MessageEdited)ContentSealing.Seal(new MessageEdited(Meta, 1, "m-1", new MessageContent("text", "edited")) { Edit = 1 }, _vault, "c-1");
+        var storedPost = _system.Serialization.FindSerializerFor(posted).ToBinary(posted);
+
+        var readPost = RoundTrip(posted);
+        var readEdit = RoundTrip(edited);
+        var state = ConversationState.Empty().Apply(created).Apply(readPost).Apply(readEdit);
+        Assert.Equal(1, state.LastSeq);
+        Assert.Equal(1, state.Messages[1].Edits);
+        // The stored form of an event read back is its ciphertext again, written without opening it.
+        Assert.Equal(storedPost, new CaasSerializer((ExtendedActorSystem)_system).ToBinary(readPost));
+        Assert.Equal(0, _vault.Opens);
+
+        Assert.Equal("secret", readPost.Content.Text);
+        Assert.Equal(["language"], readPost.Enrichment!.Degraded.ToArray());
+        Assert.Equal("edited", readEdit.Content.Text);
+        Assert.Equal(2, _vault.Opens);
+        Assert.Equal("secret", readPost.Content.Text);
+        Assert.Equal(2, _vault.Opens);
+
+        // A copy keeps opening on use; replacing one part keeps the other.
+        var relinked = readPost with { Meta = Meta with { Hash = "h" } };
+        Assert.Equal("secret", relinked.Content.Text);
+        var unreadable = RoundTrip(posted) with { Content = ContentSealing.Unreadable };
+        Assert.Equal(["language"], unreadable.Enrichment!.Degraded.ToArray());
+        // Two reads of one stored event are equal (records compare their opened content).
+        var plain = (MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 2, "m-2", new MessageContent("text", "again")), _vault, "c-1");
+        Assert.Equal(RoundTrip(plain), RoundTrip(plain));
+    }
+}
