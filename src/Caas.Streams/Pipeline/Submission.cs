@@ -17,7 +17,6 @@ public sealed class Submission(IngestMessage message)
     public string MessageId { get; set; } = message.MessageId ?? Caas.Actors.Common.Ids.NewMessageId();
     public TenantSettingsState Tenant { get; set; } = TenantSettingsState.Default;
     public MessageEnrichment? Enrichment { get; set; }
-    public long? RateSlot { get; set; }
 
     public Task<IngestOutcome> Outcome => _outcome.Task;
     public bool IsDone => _outcome.Task.IsCompleted;
