@@ -12,9 +12,10 @@ public sealed class MessageSlots
 {
     /// <summary>
     /// What the entity knows of one holder's lease since its last settle: <see cref="Pending"/> slots spent on
-    /// messages still on their way, and <see cref="Granted"/> slots handed out since, spent or not.
+    /// messages still on their way, and <see cref="Granted"/> slots handed out since, spent or not. <see cref="Settled"/>
+    /// orders settles: a pending slot may have come back since a settle older than a request, never since a newer one.
     /// </summary>
-    public sealed record Lease(string Holder, string Id, int Pending, int Granted, long ExpiresTicks)
+    public sealed record Lease(string Holder, string Id, int Pending, int Granted, long ExpiresTicks, long Settled)
     {
         public bool Recalled { get; init; }
         public int Outstanding => Pending + Granted;
@@ -26,6 +27,10 @@ public sealed class MessageSlots
     private readonly Dictionary<string, long> _forfeited = new(); // lease id -> until when (ticks) its settle is ignored
     private readonly string _incarnation = Guid.NewGuid().ToString("N")[..8];
     private long _leaseCount;
+    private long _settles;
+
+    /// <summary>Settles so far: a request remembers it on arrival to tell older settles from newer ones.</summary>
+    public long Settles => _settles;
 
     public IReadOnlyCollection<Lease> Leases => _leases.Values;
 
@@ -74,22 +79,27 @@ public sealed class MessageSlots
         if (carried)
             foreach (var ago in s.SpentAgo)
                 Record(now.UtcTicks - Math.Clamp(ago, 0, UserSessionDecider.CapWindow.Ticks));
-        _leases[s.Holder] = new Lease(s.Holder, NewLeaseId(), carried ? Math.Max(0, s.Pending) : 0, 0, (now + validFor).UtcTicks);
+        _leases[s.Holder] = new Lease(s.Holder, NewLeaseId(), carried ? Math.Max(0, s.Pending) : 0, 0, (now + validFor).UtcTicks, ++_settles);
         return carried;
     }
 
     /// <summary>Hands <paramref name="count"/> more slots to a settled holder, valid for <paramref name="validFor"/> from now.</summary>
     public Lease Grant(string holder, int count, DateTimeOffset now, TimeSpan validFor)
     {
-        var current = _leases.GetValueOrDefault(holder) ?? new Lease(holder, NewLeaseId(), 0, 0, 0);
+        var current = _leases.GetValueOrDefault(holder) ?? new Lease(holder, NewLeaseId(), 0, 0, 0, ++_settles);
         var lease = current with { Granted = current.Granted + count, ExpiresTicks = (now + validFor).UtcTicks, Recalled = false };
         _leases[holder] = lease;
         return lease;
     }
 
-    /// <summary>The leases, other than <paramref name="except"/>'s, that may hold slots not yet spent.</summary>
-    public IReadOnlyList<Lease> Recallable(string? except) =>
-        _leases.Values.Where(l => l.Granted > 0 && l.Holder != except).ToList();
+    /// <summary>
+    /// The leases, other than <paramref name="except"/>'s, that may hold a free slot for a request that arrived after
+    /// <paramref name="arrivedAfter"/> settles: any with slots granted since its settle, and any with pending slots
+    /// reported before the request (a message not accepted since gives its slot back to the lease). Pending slots
+    /// reported since the request arrived are still on their way: they count as taken, as they always did.
+    /// </summary>
+    public IReadOnlyList<Lease> Recallable(string? except, long arrivedAfter) =>
+        _leases.Values.Where(l => l.Holder != except && (l.Granted > 0 || (l.Pending > 0 && l.Settled <= arrivedAfter))).ToList();
 
     public void MarkRecalled(Lease lease) => _leases[lease.Holder] = lease with { Recalled = true };
 

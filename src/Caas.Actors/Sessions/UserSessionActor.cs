@@ -31,7 +31,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     private sealed record OfflineCheck;
 
     /// <summary>A request for slots: one (a per-message acquire, no holder) or a lease's block.</summary>
-    private sealed record SlotRequest(IActorRef ReplyTo, string? Holder, int Wanted, int LimitPerMinute, int LimitPerHour, bool Carried);
+    private sealed record SlotRequest(IActorRef ReplyTo, string? Holder, int Wanted, int LimitPerMinute, int LimitPerHour, bool Carried, long Arrived);
 
     private sealed record RecallTimedOut(string Holder, string LeaseId);
 
@@ -139,7 +139,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     private void Acquire(AcquireMessageSlot a)
     {
         _lastActivity = DateTimeOffset.UtcNow;
-        Request(new SlotRequest(Sender, null, 1, a.LimitPerMinute, a.LimitPerHour, true));
+        Request(new SlotRequest(Sender, null, 1, a.LimitPerMinute, a.LimitPerHour, true, _slots.Settles));
     }
 
     /// <summary>
@@ -154,7 +154,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         if (l.Wanted <= 0)
             Sender.Tell(new MessageSlotsLeased(_slots.LeaseOf(l.Holder)!.Id, 0, _leaseSettings.ValidFor, carried));
         else
-            _waiting.Add(new SlotRequest(Sender, l.Holder, l.Wanted, l.LimitPerMinute, l.LimitPerHour, carried));
+            _waiting.Add(new SlotRequest(Sender, l.Holder, l.Wanted, l.LimitPerMinute, l.LimitPerHour, carried, _slots.Settles));
         AnswerWaiting();
     }
 
@@ -180,7 +180,7 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         var free = _slots.Free(r.LimitPerMinute, r.LimitPerHour, now);
         if (free <= 0)
         {
-            var holders = _slots.Recallable(r.Holder);
+            var holders = _slots.Recallable(r.Holder, r.Arrived);
             if (holders.Count > 0)
             {
                 foreach (var lease in holders.Where(h => !h.Recalled)) Recall(lease);
