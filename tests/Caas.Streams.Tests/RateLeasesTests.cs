@@ -4,6 +4,7 @@ using Caas.Actors.Hosting;
 using Caas.Actors.Sessions;
 using Caas.Streams.Pipeline;
 using Caas.Tests.Shared;
+using Xunit.Abstractions;
 
 namespace Caas.Streams.Tests;
 
@@ -11,7 +12,7 @@ namespace Caas.Streams.Tests;
 /// Two pipelines (two lease holders) against one real UserSession entity on a real journal: the per-user rate stays
 /// exact to the message, whichever pipeline each message takes, while the entity is asked far less than per message.
 /// </summary>
-public abstract class RateLeasesSpecs(string kind) : IAsyncLifetime
+public abstract class RateLeasesSpecs(string kind, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Tenant = "t-lease";
     private ActorSystem _system = null!;
@@ -129,6 +130,7 @@ public abstract class RateLeasesSpecs(string kind) : IAsyncLifetime
         var session = Session("u-burst");
         var one = Pipeline(session);
         for (var i = 0; i < 60; i++) Assert.NotNull((await Send(one, "u-burst")).Slot);
+        output.WriteLine($"60 messages at 60/min from one pipeline: {one.Requests} asks");
         Assert.True(one.Requests <= 12, $"{one.Requests} asks for 60 messages");
 
         // a high rate (a tenant that raised it), 2,000 messages in parallel over two pipelines
@@ -137,10 +139,11 @@ public abstract class RateLeasesSpecs(string kind) : IAsyncLifetime
         var results = await Task.WhenAll(Enumerable.Range(0, 2_000).Select(i => Send(pipelines[i % 2], "u-busy", perMinute: 100_000, perHour: 100_000)));
         Assert.All(results, r => Assert.NotNull(r.Slot));
         var asks = pipelines.Sum(p => p.Requests);
+        output.WriteLine($"2,000 messages in parallel over two pipelines: {asks} asks");
         Assert.True(asks <= 100, $"{asks} asks for 2,000 messages");
     }
 }
 
-public sealed class RateLeasesOnSqlite() : RateLeasesSpecs("sqlite");
+public sealed class RateLeasesOnSqlite(ITestOutputHelper output) : RateLeasesSpecs("sqlite", output);
 
-public sealed class RateLeasesOnPostgres() : RateLeasesSpecs("postgres");
+public sealed class RateLeasesOnPostgres(ITestOutputHelper output) : RateLeasesSpecs("postgres", output);
