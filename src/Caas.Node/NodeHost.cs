@@ -7,6 +7,7 @@ using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
 using Caas.Actors.Privacy;
+using Caas.Actors.Sessions;
 using Caas.Streams.DeadLetters;
 using Caas.Streams.Privacy;
 using Caas.Streams.Pipeline;
@@ -127,16 +128,20 @@ public static class NodeHost
         var system = sp.GetRequiredService<ActorSystem>();
         var settings = PipelineSettings.From(system.Settings.Config);
         var gateway = sp.GetRequiredService<ClusterGateway>();
+        var sessions = sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef;
         var stages = new PipelineStages(
             sp.GetRequiredService<IRequiredActor<ConversationRegion>>().ActorRef,
-            sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef,
+            sessions,
             gateway.TenantSettingsAsync,
             new MessageIdClaims(store),
             sp.GetRequiredService<ReadModelQueries>(),
             new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), system.Scheduler, settings),
             DedupeWindow.Of(system),
             settings,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"))
+        {
+            Rates = new RateLeases(system, sessions, RateLeaseSettings.From(system.Settings.Config), settings.AskTimeout),
+        };
         return new MessageGraph(stages, settings, system.Materializer());
     }
 

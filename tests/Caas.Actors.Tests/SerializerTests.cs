@@ -137,6 +137,9 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new ReleaseMessageSlot("acme", "alice", At.UtcTicks),
             new AcquireMessageSlot("acme", "alice", 60, 1_000),
             new CountRejectedAttempt("acme", "alice", 30),
+            new LeaseMessageSlots("acme", "alice", "akka.tcp://caas@10.0.0.7:4053/user/$a", "5f1c2e9a-3", [12_000, 0], 2, 16, 60, 1_000),
+            new LeaseMessageSlots("acme", "alice", "akka://caas/user/$b", null, [], 0, 0, 60, 1_000),
+            new RecallMessageSlots("acme", "alice"),
             new EraseUser("acme", "bob", "root", ["k-1", "k-2"]),
             new UserErased(Meta with { ActorId = "root" }, "bob", ["k-1"]),
             new Caas.Actors.Privacy.DataKeysDestroyed("acme", "bob", ["k-1"]),
@@ -145,6 +148,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new ProfileView("alice", profile),
             new ReadMarker("c-1", 43),
             new MessageSlotGranted(At.UtcTicks),
+            new MessageSlotsLeased("5f1c2e9a-4", 15, TimeSpan.FromSeconds(5), Carried: true),
             // tenants
             new TenantSettingsChanged(Meta, settings),
             settings,

@@ -10,7 +10,7 @@ namespace Caas.Actors.Sessions;
 /// <summary>
 /// One writer per user across the cluster. Persisted: presence transitions, read markers, profile.
 /// In memory only: live connections (a node that leaves takes its connections with it), the message-rate and hourly-cap
-/// windows and the rejected-attempt budget.
+/// windows with the slots leased to pipelines, and the rejected-attempt budget.
 /// </summary>
 public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
 {
@@ -20,8 +20,9 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     private readonly string _tenantId;
     private readonly string _userId;
     private readonly Dictionary<string, string> _connections = new(); // connection id -> node address
-    private readonly List<long> _slots = new(); // accepted-message times (UTC ticks) of the last minute, oldest first
-    private readonly List<long> _hourSlots = new(); // the same, for the hourly cap
+    private readonly RateLeaseSettings _leaseSettings;
+    private readonly MessageSlots _slots = new();
+    private readonly List<SlotRequest> _waiting = new(); // slot requests held while leases are recalled, oldest first
     private readonly List<long> _rejected = new(); // rejected-attempt times (UTC ticks) of the last minute, oldest first
     private UserSessionState _state = UserSessionState.Empty;
     private DateTimeOffset _lastActivity = DateTimeOffset.MinValue;
@@ -29,9 +30,15 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
 
     private sealed record OfflineCheck;
 
+    /// <summary>A request for slots: one (a per-message acquire, no holder) or a lease's block.</summary>
+    private sealed record SlotRequest(IActorRef ReplyTo, string? Holder, int Wanted, int LimitPerMinute, int LimitPerHour, bool Carried, long Arrived);
+
+    private sealed record RecallTimedOut(string Holder, string LeaseId);
+
     public UserSessionActor(string entityId, EntitySettings settings)
     {
         _settings = settings;
+        _leaseSettings = RateLeaseSettings.From(Context.System.Settings.Config);
         (_tenantId, _userId) = Ids.SplitEntityId(entityId);
         PersistenceId = PersistenceIdOf(entityId);
 
@@ -53,10 +60,12 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         Command<AcquireMessageSlot>(Acquire);
         Command<ReleaseMessageSlot>(r =>
         {
-            _slots.Remove(r.SlotTicks);
-            _hourSlots.Remove(r.SlotTicks);
+            _slots.Release(r.SlotTicks);
             Sender.Tell(new Done("released"));
+            AnswerWaiting();
         });
+        Command<LeaseMessageSlots>(Lease);
+        Command<RecallTimedOut>(Forfeit);
         Command<CountRejectedAttempt>(CountRejected);
         Command<IUserSessionCommand>(Decide);
         Command<SaveSnapshotSuccess>(ok => DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1)));
@@ -68,7 +77,8 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         {
             // Stay while anything lives only in memory: open connections or a rate window still in force.
             PruneSlots(DateTimeOffset.UtcNow);
-            if (_connections.Count == 0 && _hourSlots.Count == 0 && _rejected.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
+            if (_connections.Count == 0 && _slots.IsIdle && _waiting.Count == 0 && _rejected.Count == 0)
+                Context.Parent.Tell(new Passivate(StopEntity.Instance));
         });
     }
 
@@ -128,27 +138,80 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
 
     private void Acquire(AcquireMessageSlot a)
     {
+        _lastActivity = DateTimeOffset.UtcNow;
+        Request(new SlotRequest(Sender, null, 1, a.LimitPerMinute, a.LimitPerHour, true, _slots.Settles));
+    }
+
+    /// <summary>
+    /// A pipeline settles its lease (spent slots join the windows, the rest comes back) and asks for the next block.
+    /// Settling is immediate; the block waits behind earlier requests while leases are recalled.
+    /// </summary>
+    private void Lease(LeaseMessageSlots l)
+    {
         var now = DateTimeOffset.UtcNow;
-        _lastActivity = now;
-        PruneSlots(now);
-        if (UserSessionDecider.RetryAfter(_slots, _slots.Count > 0 ? _slots[0] : 0, a.LimitPerMinute, now) is { } wait)
+        if (l.Wanted > 0 || l.SpentAgo.Length > 0) _lastActivity = now;
+        var carried = _slots.Settle(l, now, _leaseSettings.ValidFor);
+        if (l.Wanted <= 0)
+            Sender.Tell(new MessageSlotsLeased(_slots.LeaseOf(l.Holder)!.Id, 0, _leaseSettings.ValidFor, carried));
+        else
+            _waiting.Add(new SlotRequest(Sender, l.Holder, l.Wanted, l.LimitPerMinute, l.LimitPerHour, carried, _slots.Settles));
+        AnswerWaiting();
+    }
+
+    private void Request(SlotRequest request)
+    {
+        _waiting.Add(request);
+        AnswerWaiting();
+    }
+
+    /// <summary>Answers the waiting requests in order, until one must wait for a recall.</summary>
+    private void AnswerWaiting()
+    {
+        while (_waiting.Count > 0 && TryAnswer(_waiting[0])) _waiting.RemoveAt(0);
+    }
+
+    /// <summary>
+    /// Grants what is free (a lease at most its share of the rate). With nothing free, slots leased to other holders
+    /// are recalled first: a user is refused only when every slot of the window is spent or on its way.
+    /// </summary>
+    private bool TryAnswer(SlotRequest r)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var free = _slots.Free(r.LimitPerMinute, r.LimitPerHour, now);
+        if (free <= 0)
         {
-            Sender.Tell(Limited($"At most {a.LimitPerMinute} messages a minute.", wait));
-            return;
+            var holders = _slots.Recallable(r.Holder, r.Arrived);
+            if (holders.Count > 0)
+            {
+                foreach (var lease in holders.Where(h => !h.Recalled)) Recall(lease);
+                return false;
+            }
+            r.ReplyTo.Tell(_slots.Refusal(r.LimitPerMinute, r.LimitPerHour, now));
+            return true;
         }
-        if (UserSessionDecider.RetryAfter(_hourSlots.Count, _hourSlots.Count > 0 ? _hourSlots[0] : 0, a.LimitPerHour, now,
-                UserSessionDecider.CapWindow) is { } capWait)
+        if (r.Holder is null)
         {
-            Sender.Tell(Limited($"At most {a.LimitPerHour} messages an hour.", capWait));
-            return;
+            r.ReplyTo.Tell(new MessageSlotGranted(_slots.Record(now.UtcTicks)));
+            return true;
         }
-        var ticks = now.UtcTicks;
-        // Two slots in the same tick would be indistinguishable on release.
-        var last = Math.Max(_slots.Count > 0 ? _slots[^1] : 0, _hourSlots.Count > 0 ? _hourSlots[^1] : 0);
-        if (last >= ticks) ticks = last + 1;
-        _slots.Add(ticks);
-        _hourSlots.Add(ticks);
-        Sender.Tell(new MessageSlotGranted(ticks));
+        var granted = Math.Min(Math.Min(r.Wanted, free), _leaseSettings.MaxGrant(r.LimitPerMinute));
+        var leased = _slots.Grant(r.Holder, granted, now, _leaseSettings.ValidFor);
+        r.ReplyTo.Tell(new MessageSlotsLeased(leased.Id, granted, _leaseSettings.ValidFor, r.Carried));
+        return true;
+    }
+
+    private void Recall(MessageSlots.Lease lease)
+    {
+        _slots.MarkRecalled(lease);
+        Context.ActorSelection(lease.Holder).Tell(new RecallMessageSlots(_tenantId, _userId));
+        Timers.StartSingleTimer("recall|" + lease.Holder, new RecallTimedOut(lease.Holder, lease.Id), _leaseSettings.RecallTimeout);
+    }
+
+    /// <summary>A holder that did not answer its recall (its node gone or stalled) forfeits its lease.</summary>
+    private void Forfeit(RecallTimedOut t)
+    {
+        if (_slots.LeaseOf(t.Holder) is { Recalled: true } lease && lease.Id == t.LeaseId) _slots.Forfeit(lease);
+        AnswerWaiting();
     }
 
     private void CountRejected(CountRejectedAttempt c)
@@ -158,20 +221,16 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         if (UserSessionDecider.RetryAfter(_rejected.Count, _rejected.Count > 0 ? _rejected[0] : 0, c.LimitPerMinute, now,
                 UserSessionDecider.RateWindow) is { } wait)
         {
-            Sender.Tell(Limited($"At most {c.LimitPerMinute} rejected message attempts a minute.", wait));
+            Sender.Tell(MessageSlots.Limited($"At most {c.LimitPerMinute} rejected message attempts a minute.", wait));
             return;
         }
         _rejected.Add(now.UtcTicks);
         Sender.Tell(new Done("counted"));
     }
 
-    private static Rejection Limited(string message, TimeSpan wait) =>
-        new(ErrorCodes.RateLimited, message, RetryAfterSeconds: Math.Max(1, Math.Ceiling(wait.TotalSeconds)));
-
     private void PruneSlots(DateTimeOffset now)
     {
-        Prune(_slots, now - UserSessionDecider.RateWindow);
-        Prune(_hourSlots, now - UserSessionDecider.CapWindow);
+        _slots.Prune(now);
         Prune(_rejected, now - UserSessionDecider.RateWindow);
     }
 

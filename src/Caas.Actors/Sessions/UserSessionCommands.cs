@@ -55,3 +55,21 @@ public sealed record ReleaseMessageSlot(string TenantId, string UserId, long Slo
 /// </summary>
 public sealed record EraseUser(string TenantId, string UserId, string ActorId, System.Collections.Immutable.ImmutableArray<string> KeyIds)
     : UserSessionCommand(TenantId, UserId);
+
+/// <summary>
+/// A pipeline (the <paramref name="Holder"/>, an actor path) settles its lease of the user's message slots and asks
+/// for a new block of up to <paramref name="Wanted"/> (zero: settle only). <paramref name="SpentAgo"/> are the slots
+/// whose messages were accepted since the last settle, each as how long ago it was spent (a duration, so the two
+/// nodes' clocks never meet); <paramref name="Pending"/> are spent slots whose message is still on its way (they stay
+/// counted). Every other slot of lease <paramref name="LeaseId"/> goes back. Answered <see cref="MessageSlotsLeased"/>,
+/// or <c>rate_limited</c> with Retry-After once no other holder has a slot left to give back.
+/// </summary>
+public sealed record LeaseMessageSlots(string TenantId, string UserId, string Holder, string? LeaseId,
+    System.Collections.Immutable.ImmutableArray<long> SpentAgo, int Pending, int Wanted, int LimitPerMinute, int LimitPerHour)
+    : UserSessionCommand(TenantId, UserId);
+
+/// <summary>
+/// The session entity asks a holder to settle its lease of the user's slots at once (another pipeline of the user
+/// needs them): the holder answers with a <see cref="LeaseMessageSlots"/> that wants nothing.
+/// </summary>
+public sealed record RecallMessageSlots(string TenantId, string UserId) : ICaasMessage;

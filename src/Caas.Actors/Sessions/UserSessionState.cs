@@ -44,3 +44,10 @@ public sealed record ReadMarker(string ConversationId, long Seq) : ICaasMessage;
 public sealed record ReadMarkers(System.Collections.Immutable.ImmutableDictionary<string, long> Markers) : ICaasMessage;
 
 public sealed record MessageSlotGranted(long SlotTicks) : ICaasMessage;
+
+/// <summary>
+/// A lease of <see cref="Granted"/> message slots, valid for <see cref="ValidFor"/> from when the holder asked.
+/// <see cref="Carried"/> false: the holder's previous lease was forfeited, so its spent slots are already counted and
+/// its pending ones must not come back into the new lease.
+/// </summary>
+public sealed record MessageSlotsLeased(string LeaseId, int Granted, TimeSpan ValidFor, bool Carried) : ICaasMessage;

@@ -173,16 +173,17 @@ public sealed class PipelineStages(
         s.Complete(new Rejected(rejection));
     }
 
+    /// <summary>The pipeline's leases of its senders' message slots (see <see cref="RateLeases"/>).</summary>
+    public required RateLeases Rates { private get; init; }
+
     /// <summary>
-    /// Rate: the sender's sliding minute and hour windows live in its UserSession entity. Bulk and Kafka are exempt.
+    /// Rate: the sender's sliding minute and hour windows live in its UserSession entity, which leases slots to this
+    /// pipeline in blocks; a message not accepted gives its slot back. Bulk and Kafka are exempt.
     /// </summary>
     public Flow<Submission, Submission, NotUsed> RateLimit() => Decide("rate", async s =>
     {
         if (s.Message.ExemptFromRateLimit) return;
-        var granted = await AskAsync(sessions, new AcquireMessageSlot(s.Message.TenantId, s.Message.SenderId, s.Tenant.MessageRatePerMinute,
-            s.Tenant.MessageCapPerHour));
-        if (granted is Rejection limited) s.Complete(new Rejected(limited));
-        else s.RateSlot = ((MessageSlotGranted)granted).SlotTicks;
+        if (await Rates.TakeAsync(s) is { } limited) s.Complete(new Rejected(limited));
     });
 
     /// <summary>Records stored messages' ids as permanently taken; a failure is logged, and the purge repairs it later.</summary>
@@ -271,8 +272,6 @@ public sealed class PipelineStages(
         var m = s.Message;
         var reply = await AskAsync(conversations,
             new PostMessage(m.TenantId, m.ConversationId, m.SenderId, s.MessageId, m.Content, s.Tenant.IdempotencyHorizon, s.Enrichment));
-        if (s.RateSlot is { } slot && reply is not MessageAck { Repeat: false })
-            sessions.Tell(new ReleaseMessageSlot(m.TenantId, m.SenderId, slot));
         switch (reply)
         {
             case MessageAck { Repeat: true } repeat:

@@ -17,7 +17,6 @@ public sealed class Submission(IngestMessage message)
     public string MessageId { get; set; } = message.MessageId ?? Caas.Actors.Common.Ids.NewMessageId();
     public TenantSettingsState Tenant { get; set; } = TenantSettingsState.Default;
     public MessageEnrichment? Enrichment { get; set; }
-    public long? RateSlot { get; set; }
 
     /// <summary>The entity's acknowledgement of a new message, answered once its id is recorded as taken.</summary>
     public MessageAck? Ack { get; set; }
