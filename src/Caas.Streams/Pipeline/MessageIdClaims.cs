@@ -1,3 +1,4 @@
+using Caas.Streams.Operational;
 using Caas.Streams.ReadModel;
 
 namespace Caas.Streams.Pipeline;
@@ -18,7 +19,7 @@ public sealed record MessageIdClaim(string ConversationId, long? Seq, string? Se
 /// so an id can never be stored twice however old it is. A claim that never led to a message (its node crashed, the
 /// entity refused it at the last moment) is purged once older than the tenant's idempotency horizon.
 /// </summary>
-public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = null)
+public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock = null)
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
