@@ -115,6 +115,30 @@ public sealed class OperationalStoreTests
             Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(StorageOptions.SqliteFile(storage.ReadModelConnectionString))!, "operational.db")));
     }
 
+    [Theory]
+    [InlineData("postgres")]
+    [InlineData("sqlite")]
+    public async Task The_claims_purge_still_finds_their_messages_in_the_read_model(string kind)
+    {
+        var storage = TestDatabases.Storage(kind);
+        await using var readModel = new ReadModelStore(storage);
+        await readModel.EnsureSchemaAsync();
+        await using var ops = new OperationalStore(storage);
+        await ops.MigrateAsync();
+        var claims = new MessageIdClaims(ops);
+        await claims.ClaimAsync("acme", "projected", "c-1");
+        await claims.ClaimAsync("acme", "ghost", "c-1");
+        // The message reached the journal and the read model, but its node stopped before recording the claim.
+        await using (var c = await readModel.OpenAsync())
+            await ExecAsync(c, "INSERT INTO rm_messages (tenant_id, conversation_id, seq, message_id, sender_id, created_at, deleted, reactions, versions) " +
+                               "VALUES ('acme', 'c-1', 7, 'projected', 'alice', 5, 0, '{}', '[]')");
+
+        var later = new MessageIdClaims(ops, new ShiftedClock(TimeSpan.FromDays(2)));
+        Assert.Equal(1, await later.PurgeAsync("acme", TimeSpan.FromDays(1)));
+        Assert.Null(await claims.FindAsync("acme", "ghost"));
+        Assert.Equal(new MessageIdClaim("c-1", 7, "alice", DateTimeOffset.FromUnixTimeMilliseconds(5)), await claims.FindAsync("acme", "projected"));
+    }
+
     [Fact]
     public async Task Two_nodes_starting_at_once_on_postgres_migrate_once()
     {

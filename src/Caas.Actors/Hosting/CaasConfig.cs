@@ -12,11 +12,12 @@ public sealed record StorageOptions(bool IsPostgres, string JournalConnectionStr
 
     /// <summary>
     /// The operational store: on PostgreSQL the read model's database with <see cref="OperationalSchema"/> first on the
-    /// search path (its SQL names tables unqualified); on SQLite the file operational.db beside the read model's file,
+    /// search path (its SQL names tables unqualified; the read model's public schema after it, for the few queries that
+    /// join the two); on SQLite the file operational.db beside the read model's file,
     /// so deleting readmodel.db to rebuild it loses nothing that cannot be rebuilt.
     /// </summary>
     public string OperationalConnectionString { get; init; } = IsPostgres
-        ? ReadModelConnectionString.TrimEnd(';') + ";Search Path=" + OperationalSchema
+        ? ReadModelConnectionString.TrimEnd(';') + ";Search Path=" + OperationalSchema + ",public"
         : SqliteConnectionString(Path.Combine(Path.GetDirectoryName(SqliteFile(ReadModelConnectionString)) ?? ".", "operational.db"));
 
     /// <summary>The file of a SQLite connection string (its Data Source).</summary>

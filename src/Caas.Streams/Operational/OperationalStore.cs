@@ -52,6 +52,31 @@ public sealed class OperationalStore : IAsyncDisposable
         return connection;
     }
 
+    /// <summary>
+    /// A connection that also sees the read model's tables by their plain names, for a query that joins the two (the
+    /// claims' purge looks for their messages). PostgreSQL: the same database, public is on the search path. SQLite:
+    /// readmodel.db attached, on a connection of its own (outside the pool, so the attachment never outlives it).
+    /// </summary>
+    public async Task<DbConnection> OpenWithReadModelAsync(CancellationToken ct = default)
+    {
+        if (IsPostgres) return await OpenAsync(ct);
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct);
+            await using var attach = connection.CreateCommand();
+            attach.CommandText = "ATTACH DATABASE @file AS rm";
+            attach.Parameters.AddWithValue("@file", StorageOptions.SqliteFile(Storage.ReadModelConnectionString));
+            await attach.ExecuteNonQueryAsync(ct);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Brings the store to the latest migration (see <see cref="OperationalMigrations.RunAsync"/>).</summary>
     public Task MigrateAsync(CancellationToken ct = default) => OperationalMigrations.RunAsync(Storage, ct);
 

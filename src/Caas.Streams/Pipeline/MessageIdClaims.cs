@@ -96,7 +96,7 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         const string Stale = "message_id_claims.tenant_id = @t AND message_id_claims.seq IS NULL " +
                              "AND (message_id_claims.claimed_at IS NULL OR message_id_claims.claimed_at < @cutoff)";
         const string Message = "FROM rm_messages m WHERE m.tenant_id = message_id_claims.tenant_id AND m.message_id = message_id_claims.message_id";
-        await using var c = await store.OpenAsync(ct);
+        await using var c = await store.OpenWithReadModelAsync(ct);
         await using (var backfill = ReadModelWriter.Command(c, null,
                          $"UPDATE message_id_claims SET seq = (SELECT m.seq {Message}), sender_id = (SELECT m.sender_id {Message}), " +
                          $"created_at = (SELECT m.created_at {Message}) WHERE {Stale} AND EXISTS (SELECT 1 {Message} " +
