@@ -9,6 +9,7 @@ using Caas.Actors.Hosting;
 using Caas.Actors.Privacy;
 using Caas.Actors.Sessions;
 using Caas.Streams.DeadLetters;
+using Caas.Streams.Operational;
 using Caas.Streams.Privacy;
 using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
@@ -37,7 +38,10 @@ public static class NodeHost
         await ReadModelStore.EnableWalAsync(storage);
         await JournalTagsMigration.RunAsync(storage);
         await store.EnsureSchemaAsync();
-        var vault = new ContentVault(store, options.ContentMasterKey());
+        // Keys, claims, dead letters: migrated (one node at a time) before anything reads them.
+        var operational = new OperationalStore(storage, store.Breaker);
+        await operational.MigrateAsync();
+        var vault = new ContentVault(operational, options.ContentMasterKey());
         await vault.CheckMasterKeyAsync();
         var auditKey = options.AuditKey();
 
@@ -54,12 +58,13 @@ public static class NodeHost
             .WriteTo.Console(new CompactJsonFormatter()));
 
         builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(operational);
         builder.Services.AddSingleton(new ProjectionProgress(store));
         builder.Services.AddSingleton<ReadModelWriter>();
         builder.Services.AddSingleton<ReadModelQueries>();
         builder.Services.AddSingleton<DeadLetterStore>();
         builder.Services.AddSingleton(vault);
-        builder.Services.AddSingleton(sp => new UserErasure(vault, store, sp.GetRequiredService<ReadModelWriter>(), storage,
+        builder.Services.AddSingleton(sp => new UserErasure(vault, store, operational, sp.GetRequiredService<ReadModelWriter>(), storage,
             sp.GetRequiredService<ActorSystem>(), () => sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef));
         // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
         // sentiment (lexicon) come from AddCaasIntents, which never trains in the foreground.
@@ -71,7 +76,7 @@ public static class NodeHost
         builder.Services.AddSingleton(storage);
         builder.Services.AddSingleton(sp => new Caas.Streams.Audit.ProjectionRebuilds(sp.GetRequiredService<ActorSystem>(), "/user/read-model-projection",
             "read-model-projection", NodeOptions.RoleProjections, storage, sp.GetRequiredService<ReadModelWriter>()));
-        builder.Services.AddSingleton<IMessageIngest>(sp => BuildMessageGraph(sp, store));
+        builder.Services.AddSingleton<IMessageIngest>(sp => BuildMessageGraph(sp, operational));
         builder.Services.AddCaasWeb(options.Jwt(), edge, limits);
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {
@@ -123,7 +128,7 @@ public static class NodeHost
     }
 
     /// <summary>The message graph, materialized once the actor system runs; every ingest source submits to it.</summary>
-    private static MessageGraph BuildMessageGraph(IServiceProvider sp, ReadModelStore store)
+    private static MessageGraph BuildMessageGraph(IServiceProvider sp, OperationalStore operational)
     {
         var system = sp.GetRequiredService<ActorSystem>();
         var settings = PipelineSettings.From(system.Settings.Config);
@@ -133,7 +138,7 @@ public static class NodeHost
             sp.GetRequiredService<IRequiredActor<ConversationRegion>>().ActorRef,
             sessions,
             gateway.TenantSettingsAsync,
-            new MessageIdClaims(store),
+            new MessageIdClaims(operational),
             sp.GetRequiredService<ReadModelQueries>(),
             new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), system.Scheduler, settings),
             DedupeWindow.Of(system),

@@ -75,8 +75,8 @@ public sealed class ContentSealMigrationTests
         }
         Assert.Contains(await JournalAsync(storage), j => j.Contains("alice in the clear"));
 
-        await using var store = new ReadModelStore(storage);
-        await store.EnsureSchemaAsync();
+        await using var store = new Caas.Streams.Operational.OperationalStore(storage);
+        await store.MigrateAsync();
         var vault = new ContentVault(store, MasterKey.Generate());
         using var now = System(storage, "sealed", vault);
         var report = await ContentSealMigration.RunAsync(storage, now, vault);

@@ -7,23 +7,24 @@ using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
 using Caas.Actors.Privacy;
 using Caas.Streams.Kafka;
+using Caas.Streams.Operational;
 using Caas.Streams.Privacy;
 using Caas.Streams.ReadModel;
 using Caas.Tests.Shared;
 
 namespace Caas.Streams.Tests;
 
-/// <summary>The content vault on a real SQLite file: AES-GCM under per-user keys wrapped by the master key.</summary>
+/// <summary>The content vault on a real SQLite file (the operational store): AES-GCM under per-user keys wrapped by the master key.</summary>
 public sealed class ContentVaultTests : IAsyncLifetime
 {
     private readonly StorageOptions _storage = StorageOptions.Sqlite(TestDatabases.NewSqliteDirectory());
-    private ReadModelStore _store = null!;
+    private OperationalStore _store = null!;
     private readonly MasterKey _master = MasterKey.Generate();
 
     public async Task InitializeAsync()
     {
-        _store = new ReadModelStore(_storage);
-        await _store.EnsureSchemaAsync();
+        _store = new OperationalStore(_storage);
+        await _store.MigrateAsync();
     }
 
     public async Task DisposeAsync() => await _store.DisposeAsync();

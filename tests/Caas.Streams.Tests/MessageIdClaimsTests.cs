@@ -4,6 +4,7 @@ using Akka.Actor;
 using Caas.Actors.Conversations;
 using Caas.Enrichment;
 using Caas.Streams.Kafka;
+using Caas.Streams.Operational;
 using Caas.Streams.Pipeline;
 using Caas.Streams.Privacy;
 using Caas.Streams.ReadModel;
@@ -39,7 +40,7 @@ public sealed class MessageIdClaimsTests
         using var alice = node.Client("t-cheap", "alice");
         using var mallory = node.Client("t-cheap", "mallory");
         var id = await CreateGroupAsync(alice);
-        var claims = new MessageIdClaims(node.Services.GetRequiredService<ReadModelStore>());
+        var claims = new MessageIdClaims(node.Services.GetRequiredService<OperationalStore>());
 
         for (var i = 0; i < 5; i++) Assert.Equal(404, (await PostAsync(mallory, id, "let me in", $"cheap-{i}")).Status);
         Assert.Equal(404, (await PostAsync(alice, "made-up", "hi", "cheap-made-up")).Status);
@@ -90,7 +91,7 @@ public sealed class MessageIdClaimsTests
         using var alice = node.Client("t-purge", "alice");
         var id = await CreateGroupAsync(alice);
         Assert.Equal(201, (await PostAsync(alice, id, "kept", "purge-kept")).Status);
-        var store = node.Services.GetRequiredService<ReadModelStore>();
+        var store = node.Services.GetRequiredService<OperationalStore>();
         var now = new MessageIdClaims(store);
         // A claim whose message never reached the journal (its node stopped in between).
         await now.ClaimAsync("t-purge", "purge-ghost", id);

@@ -7,6 +7,26 @@ public sealed record StorageOptions(bool IsPostgres, string JournalConnectionStr
 {
     public string ProviderName => IsPostgres ? "PostgreSQL.15" : "SQLite.MS";
 
+    /// <summary>The PostgreSQL schema of the operational store (keys, claims, dead letters: data the read model must not hold).</summary>
+    public const string OperationalSchema = "caas_ops";
+
+    /// <summary>
+    /// The operational store: on PostgreSQL the read model's database with <see cref="OperationalSchema"/> first on the
+    /// search path (its SQL names tables unqualified; the read model's public schema after it, for the few queries that
+    /// join the two); on SQLite the file operational.db beside the read model's file,
+    /// so deleting readmodel.db to rebuild it loses nothing that cannot be rebuilt.
+    /// </summary>
+    public string OperationalConnectionString { get; init; } = IsPostgres
+        ? ReadModelConnectionString.TrimEnd(';') + ";Search Path=" + OperationalSchema + ",public"
+        : SqliteConnectionString(Path.Combine(Path.GetDirectoryName(SqliteFile(ReadModelConnectionString)) ?? ".", "operational.db"));
+
+    /// <summary>The file of a SQLite connection string (its Data Source).</summary>
+    public static string SqliteFile(string connectionString) =>
+        connectionString.Split(';').Select(part => part.Split('=', 2))
+            .Where(kv => kv.Length == 2 && kv[0].Trim().Equals("Data Source", StringComparison.OrdinalIgnoreCase))
+            .Select(kv => kv[1].Trim()).FirstOrDefault()
+        ?? throw new ArgumentException("A SQLite connection string without a Data Source.", nameof(connectionString));
+
     public static StorageOptions Postgres(string connectionString) => new(true, connectionString, connectionString);
 
     /// <summary>SQLite has one writer, so the journal and the read model get a file each (WAL mode, busy timeout).</summary>

@@ -18,7 +18,7 @@ public static class TenantIntentModelStatus
 public readonly record struct LiveIntentVersion(int Version, long ChangedAt);
 
 /// <summary>
-/// Tenants' intent models in the read-model database (SQLite or PostgreSQL, the same SQL for both): every version
+/// Tenants' intent models in the operational store (SQLite or PostgreSQL, the same SQL for both; its migrations create the tables, the schema here serves stores opened without them): every version
 /// with its status, counts, held-out metrics and model bytes in <c>intent_models</c>, and the live version per tenant
 /// in <c>intent_model_live</c>, one small row each, so every node can check for a newer version with one cheap query.
 /// The uploaded examples themselves are not kept.

@@ -25,8 +25,8 @@ public static class MigrateCommand
             options = options with { DataDir = parse.GetValue(data) ?? options.DataDir };
             var storage = options.Storage();
             await JournalTagsMigration.RunAsync(storage, ct);
-            await using var store = new ReadModelStore(storage);
-            await store.EnsureSchemaAsync(ct);
+            await using var store = new Caas.Streams.Operational.OperationalStore(storage);
+            await store.MigrateAsync(ct);
             var vault = new ContentVault(store, options.ContentMasterKey());
             await vault.CheckMasterKeyAsync(ct);
             using var system = ActorSystem.Create("caas-migrate", BootstrapSetup.Create()

@@ -46,8 +46,8 @@ public static class ReplayCommand
             var total = await CountAsync(storage, t, c, ct);
             // The node's vault opens sealed content (erased users' content reads as erased), as on the API.
             await Caas.Streams.ReadModel.JournalTagsMigration.RunAsync(storage, ct);
-            await using var store = new Caas.Streams.ReadModel.ReadModelStore(storage);
-            await store.EnsureSchemaAsync(ct);
+            await using var store = new Caas.Streams.Operational.OperationalStore(storage);
+            await store.MigrateAsync(ct);
             var vault = new Caas.Streams.Privacy.ContentVault(store, options.ContentMasterKey());
             await vault.CheckMasterKeyAsync(ct);
             using var system = ActorSystem.Create("caas-replay", BootstrapSetup.Create()

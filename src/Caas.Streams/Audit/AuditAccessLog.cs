@@ -1,5 +1,5 @@
 using System.Data.Common;
-using Caas.Streams.ReadModel;
+using Caas.Streams.Operational;
 
 namespace Caas.Streams.Audit;
 
@@ -9,40 +9,11 @@ public sealed record AuditAccess(string Id, string TenantId, string UserId, stri
 
 /// <summary>
 /// The audit of the audit: every admin read of the audit API is written here before its answer starts, so a
-/// reader who stops early is recorded too. It lives in the read-model database, in a table of its own.
+/// reader who stops early is recorded too. It lives in the operational store (its table comes from migration 1).
 /// </summary>
-public sealed class AuditAccessLog(ReadModelStore store)
+public sealed class AuditAccessLog(OperationalStore store)
 {
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS audit_access_log (
-            id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, action TEXT NOT NULL,
-            target TEXT NOT NULL, query TEXT NULL, at BIGINT NOT NULL)
-        """;
-
-    private readonly SemaphoreSlim _schemaOnce = new(1, 1);
-    private volatile bool _schemaReady;
-
-    private async Task<DbConnection> OpenAsync(CancellationToken ct)
-    {
-        var connection = await store.OpenAsync(ct);
-        if (_schemaReady) return connection;
-        await _schemaOnce.WaitAsync(ct);
-        try
-        {
-            if (!_schemaReady)
-            {
-                await ReadModelStore.ExecuteAsync(connection, Schema, ct);
-                await ReadModelStore.ExecuteAsync(connection,
-                    "CREATE INDEX IF NOT EXISTS audit_access_log_by_tenant ON audit_access_log (tenant_id, id)", ct);
-                _schemaReady = true;
-            }
-        }
-        finally
-        {
-            _schemaOnce.Release();
-        }
-        return connection;
-    }
+    private Task<DbConnection> OpenAsync(CancellationToken ct) => store.OpenAsync(ct);
 
     public async Task<AuditAccess> RecordAsync(string tenantId, string userId, string action, string target, string? query,
         CancellationToken ct = default)

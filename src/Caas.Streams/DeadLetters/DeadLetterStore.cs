@@ -4,6 +4,7 @@ using Caas.Actors.Conversations;
 using Caas.Actors.Serialization;
 using Caas.Streams.Kafka;
 using Caas.Streams.Pipeline;
+using Caas.Streams.Operational;
 using Caas.Streams.ReadModel;
 using Prometheus;
 using static Caas.Streams.ReadModel.ReadModelWriter;
@@ -19,7 +20,7 @@ public sealed record DeadLetter(string Id, string? TenantId, string Source, stri
     DateTimeOffset CreatedAt, DateTimeOffset? ReplayedAt, string? ReplayOutcome, string? Topic = null);
 
 /// <summary>The dead-letter table (and, where configured, a publisher such as the <c>chat.dlq</c> topic).</summary>
-public sealed class DeadLetterStore(ReadModelStore store)
+public sealed class DeadLetterStore(OperationalStore store)
 {
     private static readonly Counter Count = Metrics.CreateCounter("caas_dead_letters_total", "Messages dead-lettered, by source and code.",
         "source", "code");

@@ -1,3 +1,4 @@
+using Caas.Streams.Operational;
 using Caas.Streams.ReadModel;
 
 namespace Caas.Streams.Pipeline;
@@ -18,7 +19,7 @@ public sealed record MessageIdClaim(string ConversationId, long? Seq, string? Se
 /// so an id can never be stored twice however old it is. A claim that never led to a message (its node crashed, the
 /// entity refused it at the last moment) is purged once older than the tenant's idempotency horizon.
 /// </summary>
-public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = null)
+public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock = null)
 {
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
@@ -253,7 +254,7 @@ public sealed class MessageIdClaims(ReadModelStore store, TimeProvider? clock = 
         const string Stale = "message_id_claims.tenant_id = @t AND message_id_claims.seq IS NULL " +
                              "AND (message_id_claims.claimed_at IS NULL OR message_id_claims.claimed_at < @cutoff)";
         const string Message = "FROM rm_messages m WHERE m.tenant_id = message_id_claims.tenant_id AND m.message_id = message_id_claims.message_id";
-        await using var c = await store.OpenAsync(ct);
+        await using var c = await store.OpenWithReadModelAsync(ct);
         await using (var backfill = ReadModelWriter.Command(c, null,
                          $"UPDATE message_id_claims SET seq = (SELECT m.seq {Message}), sender_id = (SELECT m.sender_id {Message}), " +
                          $"created_at = (SELECT m.created_at {Message}) WHERE {Stale} AND EXISTS (SELECT 1 {Message} " +

@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using Caas.Actors.Privacy;
+using Caas.Streams.Operational;
 using Caas.Streams.ReadModel;
 using Microsoft.Extensions.Logging;
 using Prometheus;
@@ -45,13 +46,13 @@ public sealed class MasterKey
 }
 
 /// <summary>
-/// Per-user data keys in the <c>data_keys</c> table of the read-model database, wrapped (AES-256-GCM) by the
+/// Per-user data keys in the <c>data_keys</c> table of the operational store, wrapped (AES-256-GCM) by the
 /// <see cref="MasterKey"/>, and the AES-256-GCM sealing of message content under them. Destroying a user's keys
 /// erases that user's content everywhere it is stored sealed: only the key row's metadata remains.
 /// Keys are cached per node: a destroyed key is evicted on every node (<see cref="DataKeyEvictions"/>), and cached keys
 /// (for sealing and for opening) are re-checked after <see cref="CacheTtl"/> even if an eviction notice was lost.
 /// </summary>
-public sealed class ContentVault(ReadModelStore store, MasterKey master) : IContentVault
+public sealed class ContentVault(OperationalStore store, MasterKey master) : IContentVault
 {
     private const int NonceSize = 12, TagSize = 16;
 

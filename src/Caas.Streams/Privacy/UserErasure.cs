@@ -27,7 +27,7 @@ public sealed record ErasureReport(string TenantId, string UserId, DateTimeOffse
 /// enrichment results and the user's dead-letter payloads are scrubbed, once at once and once more after the
 /// projection has passed the journal's end (a batch it decrypted just before the destruction cannot bring them back).
 /// </summary>
-public sealed class UserErasure(ContentVault vault, ReadModelStore store, ReadModelWriter writer, StorageOptions storage,
+public sealed class UserErasure(ContentVault vault, ReadModelStore store, Operational.OperationalStore operational, ReadModelWriter writer, StorageOptions storage,
     ActorSystem system, Func<IActorRef> userSessions)
 {
     public const string ErasedPayload = """{"erased":true}""";
@@ -59,23 +59,25 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, ReadMo
         return new ErasureReport(tenantId, userId, erased.Meta.OccurredAt, keys, messages + moreMessages, letters + moreLetters, settled);
     }
 
-    /// <summary>Erases the user's content in the read model (text, edit history, enrichment) and in dead-letter payloads.</summary>
+    /// <summary>
+    /// Erases the user's content in the read model (text, edit history, enrichment) and in dead-letter payloads (in the
+    /// operational store). Each update is idempotent, so a failure between the two is completed by the second scrub or a retry.
+    /// </summary>
     public async Task<(long Messages, long DeadLetters)> ScrubAsync(string tenantId, string userId, CancellationToken ct = default)
     {
-        await using var c = await store.OpenAsync(ct);
-        await using var tx = await c.BeginTransactionAsync(ct);
         long messages, letters;
-        await using (var cmd = Command(c, tx,
+        await using (var c = await store.OpenAsync(ct))
+        await using (var cmd = Command(c, null,
                          "UPDATE rm_messages SET content_type = CASE WHEN deleted = 1 THEN NULL ELSE @erased END, text = NULL, enrichment = NULL, versions = '[]' " +
                          "WHERE tenant_id = @t AND sender_id = @u AND (deleted = 0 AND (content_type IS NULL OR content_type <> @erased) " +
                          "OR text IS NOT NULL OR enrichment IS NOT NULL OR versions <> '[]')",
                          ("erased", ContentSealing.Erased.Type), ("t", tenantId), ("u", userId)))
             messages = await cmd.ExecuteNonQueryAsync(ct);
-        await using (var cmd = Command(c, tx,
+        await using (var c = await operational.OpenAsync(ct))
+        await using (var cmd = Command(c, null,
                          "UPDATE dead_letters SET payload = @erased WHERE tenant_id = @t AND sender_id = @u AND payload <> @erased",
                          ("erased", ErasedPayload), ("t", tenantId), ("u", userId)))
             letters = await cmd.ExecuteNonQueryAsync(ct);
-        await tx.CommitAsync(ct);
         return (messages, letters);
     }
 

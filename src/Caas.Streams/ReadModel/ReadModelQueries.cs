@@ -23,7 +23,7 @@ public sealed record ModerationRow(long Id, string Action, string ActorId, strin
     DateTimeOffset OccurredAt);
 
 /// <summary>The list queries of the API. Every query is scoped by tenant.</summary>
-public sealed class ReadModelQueries(ReadModelStore store)
+public sealed class ReadModelQueries(ReadModelStore store, Operational.OperationalStore? operational = null)
 {
     /// <summary>The breaker of the store these queries read (the edge asks it whether the database is down).</summary>
     public StoreBreaker Breaker => store.Breaker;
@@ -108,11 +108,12 @@ public sealed class ReadModelQueries(ReadModelStore store)
 
     /// <summary>
     /// The conversation a message id was claimed for (the pipeline claims an id before the entity persists it), or
-    /// null: where a message not yet projected would be found.
+    /// null: where a message not yet projected would be found. The claims are in the operational store.
     /// </summary>
     public async Task<string?> ClaimedConversationAsync(string tenant, string messageId, CancellationToken ct = default)
     {
-        await using var c = await store.OpenAsync(ct);
+        if (operational is null) throw new InvalidOperationException("These queries were built without the operational store, where the claims are.");
+        await using var c = await operational.OpenAsync(ct);
         await using var cmd = Command(c, null, "SELECT conversation_id FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
             ("t", tenant), ("m", messageId));
         return await cmd.ExecuteScalarAsync(ct) as string;

@@ -7,7 +7,8 @@ namespace Caas.Streams.ReadModel;
 
 /// <summary>
 /// The read-model database: PostgreSQL (the journal's database) or a SQLite file of its own. The SQL is written once
-/// for both (named @parameters, ON CONFLICT upserts, times as Unix milliseconds).
+/// for both (named @parameters, ON CONFLICT upserts, times as Unix milliseconds). Everything in it can be rebuilt from
+/// the journal; what cannot (keys, claims, dead letters) is in the operational store (<see cref="Operational.OperationalStore"/>).
 /// </summary>
 public sealed class ReadModelStore : IAsyncDisposable
 {
@@ -49,36 +50,7 @@ public sealed class ReadModelStore : IAsyncDisposable
         await using var connection = await OpenAsync(ct);
         if (!IsPostgres) await ExecuteAsync(connection, "PRAGMA journal_mode=WAL;", ct);
         foreach (var statement in Schema) await ExecuteAsync(connection, statement, ct);
-        // Columns added after a table first shipped (ADD COLUMN IF NOT EXISTS is PostgreSQL's only).
-        foreach (var (table, column) in AddedColumns)
-        {
-            try
-            {
-                await ExecuteAsync(connection, $"ALTER TABLE {table} ADD COLUMN {(IsPostgres ? "IF NOT EXISTS " : "")}{column}", ct);
-            }
-            catch (DbException e) when (e.Message.Contains("duplicate column", StringComparison.OrdinalIgnoreCase)
-                                        || e.Message.Contains("already exists", StringComparison.OrdinalIgnoreCase))
-            {
-            }
-        }
-        foreach (var statement in AfterColumns) await ExecuteAsync(connection, statement, ct);
     }
-
-    private static readonly (string Table, string Column)[] AddedColumns =
-    [
-        ("dead_letters", "sender_id TEXT NULL"),
-        // The Kafka topic a letter came from: replay applies that topic's tenant allowlist again.
-        ("dead_letters", "topic TEXT NULL"),
-        // A claim's time, and once its message is in the journal, that message's seq, sender and time.
-        ("message_id_claims", "claimed_at BIGINT NULL"), ("message_id_claims", "seq BIGINT NULL"),
-        ("message_id_claims", "sender_id TEXT NULL"), ("message_id_claims", "created_at BIGINT NULL"),
-    ];
-
-    /// <summary>Indexes on added columns, created once the columns exist.</summary>
-    private static readonly string[] AfterColumns =
-    [
-        "CREATE INDEX IF NOT EXISTS message_id_claims_pending ON message_id_claims (tenant_id, claimed_at) WHERE seq IS NULL",
-    ];
 
     /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
     public static async Task EnableWalAsync(StorageOptions storage)
@@ -127,28 +99,10 @@ public sealed class ReadModelStore : IAsyncDisposable
             actor_id TEXT NOT NULL, user_id TEXT NOT NULL, until_at BIGINT NULL, reason TEXT NULL, occurred_at BIGINT NOT NULL,
             PRIMARY KEY (tenant_id, conversation_id, journal_offset))
         """,
-        """
-        CREATE TABLE IF NOT EXISTS message_id_claims (
-            tenant_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL, claimed_at BIGINT NULL, seq BIGINT NULL,
-            sender_id TEXT NULL, created_at BIGINT NULL, PRIMARY KEY (tenant_id, message_id))
-        """,
-        """
-        CREATE TABLE IF NOT EXISTS dead_letters (
-            id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NULL, source TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
-            payload TEXT NOT NULL, created_at BIGINT NOT NULL, replayed_at BIGINT NULL, replay_outcome TEXT NULL)
-        """,
-        "CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id)",
         "CREATE TABLE IF NOT EXISTS rm_projection_offsets (name TEXT NOT NULL PRIMARY KEY, last_offset BIGINT NOT NULL)",
         // The progress mark (ProjectionProgress): per persistence id, the highest journal sequence number applied.
         "CREATE TABLE IF NOT EXISTS rm_progress (persistence_id TEXT NOT NULL PRIMARY KEY, sequence_nr BIGINT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_messages_by_sender ON rm_messages (tenant_id, sender_id)",
-        // Per-user data keys (GDPR erasure): wrapped by the master key; a destroyed key keeps its row, without the key.
-        """
-        CREATE TABLE IF NOT EXISTS data_keys (
-            key_id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, wrapped_key TEXT NULL,
-            master_key_id TEXT NOT NULL, created_at BIGINT NOT NULL, destroyed_at BIGINT NULL, destroyed_by TEXT NULL)
-        """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS data_keys_active ON data_keys (tenant_id, user_id) WHERE destroyed_at IS NULL",
     ];
 
     public async ValueTask DisposeAsync()

@@ -26,7 +26,7 @@ public static class AuditApi
         // Built on first use: the actor system starts with the host, after the routes are mapped.
         var services = ((IEndpointRouteBuilder)v1).ServiceProvider;
         var replay = new Lazy<AuditReplay>(() => new AuditReplay(services.GetRequiredService<ActorSystem>()));
-        var accessLog = new Lazy<AuditAccessLog>(() => new AuditAccessLog(services.GetRequiredService<ReadModelStore>()));
+        var accessLog = new Lazy<AuditAccessLog>(() => new AuditAccessLog(services.GetRequiredService<Caas.Streams.Operational.OperationalStore>()));
 
         var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>(), services.GetService<AuditKey>()));
 

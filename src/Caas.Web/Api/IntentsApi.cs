@@ -35,7 +35,7 @@ public static class IntentsApi
 
     /// <summary>
     /// Registers the model-backed text enrichers (intent: tenant model, else shipped, else not applicable; sentiment
-    /// from the lexicon) and the tenant-model store, live cache and training queue over the read-model database.
+    /// from the lexicon) and the tenant-model store, live cache and training queue over the operational store.
     /// </summary>
     /// <param name="withEnrichers">False (enrichment off): only the API and its store, no enrichers in the pipeline.</param>
     public static IServiceCollection AddCaasIntents(this IServiceCollection services, IntentApiSettings? settings = null, bool withEnrichers = true,
@@ -45,7 +45,7 @@ public static class IntentsApi
         services.AddSingleton(settings);
         services.AddSingleton(sp =>
         {
-            var store = sp.GetRequiredService<ReadModelStore>();
+            var store = sp.GetRequiredService<Caas.Streams.Operational.OperationalStore>();
             return new TenantIntentModelStore(store.OpenAsync, store.IsPostgres);
         });
         services.AddSingleton(sp => new TenantIntentModels(sp.GetRequiredService<TenantIntentModelStore>(), settings.VersionCheck,

@@ -471,7 +471,7 @@ public sealed class BadInputTests(FaultCluster cluster, ITestOutputHelper output
             await c.OpenAsync();
             // A value that is not storable as text (not UTF-8, or holding a NUL) is kept as "base64:…": look inside those too.
             await using var cmd = new NpgsqlCommand(
-                "SELECT code || ': ' || reason, payload FROM dead_letters WHERE strpos(payload, @m) > 0 OR payload LIKE 'base64:%'", c);
+                "SELECT code || ': ' || reason, payload FROM caas_ops.dead_letters WHERE strpos(payload, @m) > 0 OR payload LIKE 'base64:%'", c);
             cmd.Parameters.AddWithValue("m", marker);
             await using var r = await cmd.ExecuteReaderAsync();
             var needle = Encoding.UTF8.GetBytes(marker);

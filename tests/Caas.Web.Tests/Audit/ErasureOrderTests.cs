@@ -26,7 +26,7 @@ public sealed class ErasureOrderTests(TamperNodeFixture node) : IClassFixture<Ta
     {
         await using var c = new NpgsqlConnection(node.Postgres);
         await c.OpenAsync();
-        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", c);
+        await using var cmd = new NpgsqlCommand("SELECT count(*) FROM caas_ops.data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", c);
         cmd.Parameters.AddWithValue("t", Tenant);
         cmd.Parameters.AddWithValue("u", user);
         return (long)(await cmd.ExecuteScalarAsync())!;
@@ -44,7 +44,7 @@ public sealed class ErasureOrderTests(TamperNodeFixture node) : IClassFixture<Ta
         await node.ExecuteAsync("""
             CREATE OR REPLACE FUNCTION refuse_key_destruction() RETURNS trigger AS $$
             BEGIN RAISE EXCEPTION 'injected failure: data_keys is read-only'; END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER refuse_key_destruction BEFORE UPDATE ON data_keys FOR EACH ROW EXECUTE FUNCTION refuse_key_destruction();
+            CREATE TRIGGER refuse_key_destruction BEFORE UPDATE ON caas_ops.data_keys FOR EACH ROW EXECUTE FUNCTION refuse_key_destruction();
             """);
         try
         {
@@ -56,7 +56,7 @@ public sealed class ErasureOrderTests(TamperNodeFixture node) : IClassFixture<Ta
         }
         finally
         {
-            await node.ExecuteAsync("DROP TRIGGER refuse_key_destruction ON data_keys; DROP FUNCTION refuse_key_destruction();");
+            await node.ExecuteAsync("DROP TRIGGER refuse_key_destruction ON caas_ops.data_keys; DROP FUNCTION refuse_key_destruction();");
         }
 
         var (status, report) = await admin.ApiDelete("/v1/admin/users/carol");

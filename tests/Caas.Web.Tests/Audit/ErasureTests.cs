@@ -138,7 +138,7 @@ public sealed class ErasureTests(TamperNodeFixture node) : IClassFixture<TamperN
         await using (var c = new NpgsqlConnection(node.Postgres))
         {
             await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM data_keys WHERE tenant_id = 't-erase' AND user_id = 'alice' AND wrapped_key IS NULL AND destroyed_by = 'root'", c);
+            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM caas_ops.data_keys WHERE tenant_id = 't-erase' AND user_id = 'alice' AND wrapped_key IS NULL AND destroyed_by = 'root'", c);
             Assert.Equal(1L, (long)(await cmd.ExecuteScalarAsync())!);
         }
 

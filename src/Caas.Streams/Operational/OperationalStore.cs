@@ -1,0 +1,87 @@
+using System.Data.Common;
+using Caas.Actors.Hosting;
+using Microsoft.Data.Sqlite;
+using Caas.Streams.ReadModel;
+using Npgsql;
+
+namespace Caas.Streams.Operational;
+
+/// <summary>
+/// The operational store: data that is authoritative and cannot be rebuilt from the journal (per-user content keys,
+/// message-id claims, dead letters, tenant intent models, the audit access log). PostgreSQL: the read model's database,
+/// schema <c>caas_ops</c>; SQLite: <c>{data}/operational.db</c> (WAL). Its tables come from versioned migrations
+/// (<see cref="OperationalMigrations"/>), never from the read model's schema, so emptying, deleting or rebuilding the
+/// read model cannot touch them.
+/// </summary>
+public sealed class OperationalStore : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource? _postgres;
+    private readonly string _connectionString;
+
+    /// <param name="breaker">The read model's breaker on PostgreSQL: the same server, so one outage opens both.</param>
+    public OperationalStore(StorageOptions storage, StoreBreaker? breaker = null)
+    {
+        Storage = storage;
+        IsPostgres = storage.IsPostgres;
+        _connectionString = storage.OperationalConnectionString;
+        if (IsPostgres) _postgres = NpgsqlDataSource.Create(_connectionString);
+        Breaker = breaker ?? new StoreBreaker();
+    }
+
+    public StorageOptions Storage { get; }
+
+    public bool IsPostgres { get; }
+
+    /// <summary>In front of every PostgreSQL connection (a SQLite file has no outage to break on).</summary>
+    public StoreBreaker Breaker { get; }
+
+    public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
+    {
+        if (_postgres is not null) return await Breaker.OpenAsync(async token => (DbConnection)await _postgres.OpenConnectionAsync(token), ct);
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(ct);
+        return connection;
+    }
+
+    /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
+    public DbConnection Open()
+    {
+        if (_postgres is not null) return Breaker.Open<DbConnection>(_postgres.OpenConnection);
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>
+    /// A connection that also sees the read model's tables by their plain names, for a query that joins the two (the
+    /// claims' purge looks for their messages). PostgreSQL: the same database, public is on the search path. SQLite:
+    /// readmodel.db attached, on a connection of its own (outside the pool, so the attachment never outlives it).
+    /// </summary>
+    public async Task<DbConnection> OpenWithReadModelAsync(CancellationToken ct = default)
+    {
+        if (IsPostgres) return await OpenAsync(ct);
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct);
+            await using var attach = connection.CreateCommand();
+            attach.CommandText = "ATTACH DATABASE @file AS rm";
+            attach.Parameters.AddWithValue("@file", StorageOptions.SqliteFile(Storage.ReadModelConnectionString));
+            await attach.ExecuteNonQueryAsync(ct);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Brings the store to the latest migration (see <see cref="OperationalMigrations.RunAsync"/>).</summary>
+    public Task MigrateAsync(CancellationToken ct = default) => OperationalMigrations.RunAsync(Storage, ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_postgres is not null) await _postgres.DisposeAsync();
+    }
+}
