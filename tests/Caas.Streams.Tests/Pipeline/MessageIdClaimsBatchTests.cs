@@ -1,3 +1,4 @@
+using Caas.Streams.Operational;
 using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
 using Caas.Tests.Shared;
@@ -7,10 +8,13 @@ namespace Caas.Streams.Tests.Pipeline;
 /// <summary>Claims and records in batches against real databases: one commit per batch, lookups only for taken ids.</summary>
 public sealed class MessageIdClaimsBatchTests
 {
-    private static async Task<ReadModelStore> StoreAsync(string kind)
+    private static async Task<OperationalStore> StoreAsync(string kind)
     {
-        var store = new ReadModelStore(TestDatabases.Storage(kind));
-        await store.EnsureSchemaAsync();
+        var storage = TestDatabases.Storage(kind);
+        // The purge looks at the read model's messages too.
+        await using (var readModel = new ReadModelStore(storage)) await readModel.EnsureSchemaAsync();
+        var store = new OperationalStore(storage);
+        await store.MigrateAsync();
         return store;
     }
 
