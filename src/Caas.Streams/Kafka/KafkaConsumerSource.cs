@@ -59,6 +59,9 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     private readonly Channel<CommittableRecord> _buffer;
     private readonly Dictionary<TopicPartition, PartitionOffsets> _partitions = new();
     private readonly HashSet<TopicPartition> _paused = [];
+    // librdkafka keeps a partition's pause across a revoke and a new assignment, so a partition this member had paused
+    // and gets back would stay paused for good (our bookkeeping starts it unpaused): it is resumed once assigned.
+    private readonly HashSet<TopicPartition> _resumeOnAssign = [];
     private readonly Queue<CommittableRecord> _overflow = new();
     private readonly ConcurrentDictionary<TopicPartition, long> _lag = new();
     private readonly ConcurrentDictionary<TopicPartition, long> _committed = new();
@@ -202,6 +205,7 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
             {
                 _partitions[tp] = new PartitionOffsets();
                 _paused.Remove(tp);
+                _resumeOnAssign.Add(tp);
                 Rebalances.WithLabels(tp.Topic, "assigned").Inc();
             }
         _logger.LogInformation("Kafka partitions assigned: {Partitions}", string.Join(", ", assigned));
@@ -307,13 +311,22 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
         var pause = new List<TopicPartition>();
         var resume = new List<TopicPartition>();
         lock (_partitions)
+        {
+            // Called from the poll loop, after the assignment took effect (a resume inside the assigned handler would
+            // come before it).
+            foreach (var tp in _resumeOnAssign)
+                if (_partitions.ContainsKey(tp) && !_paused.Contains(tp)) resume.Add(tp);
+            _resumeOnAssign.Clear();
             foreach (var (tp, offsets) in _partitions)
             {
                 var open = offsets.Open;
                 var full = _overflow.Count > 0 || open >= _settings.MaxPendingPerPartition;
                 if (full && _paused.Add(tp)) pause.Add(tp);
-                else if (!full && open <= _settings.MaxPendingPerPartition / 2 && _paused.Remove(tp)) resume.Add(tp);
+                else if (!full && open <= _settings.MaxPendingPerPartition / 2 && _paused.Remove(tp) && !resume.Contains(tp)) resume.Add(tp);
             }
+        }
+        // A partition assigned and full at once stays paused.
+        resume.RemoveAll(pause.Contains);
         try
         {
             if (pause.Count > 0) consumer.Pause(pause);
