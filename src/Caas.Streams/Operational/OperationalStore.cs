@@ -15,8 +15,7 @@ namespace Caas.Streams.Operational;
 /// </summary>
 public sealed class OperationalStore : IAsyncDisposable
 {
-    private readonly NpgsqlDataSource? _postgres;
-    private readonly string _connectionString;
+    private readonly StoreConnections _connections;
 
     /// <param name="breaker">The read model's breaker on PostgreSQL: the same server, so one outage opens both.</param>
     public OperationalStore(StorageOptions storage, StoreBreaker? breaker = null)
@@ -24,33 +23,22 @@ public sealed class OperationalStore : IAsyncDisposable
         Storage = storage;
         IsPostgres = storage.IsPostgres;
         _connectionString = storage.OperationalConnectionString;
-        if (IsPostgres) _postgres = NpgsqlDataSource.Create(_connectionString);
-        Breaker = breaker ?? new StoreBreaker();
+        _connections = new StoreConnections(_connectionString, IsPostgres, breaker ?? new StoreBreaker());
     }
+
+    private readonly string _connectionString;
 
     public StorageOptions Storage { get; }
 
     public bool IsPostgres { get; }
 
     /// <summary>In front of every PostgreSQL connection (a SQLite file has no outage to break on).</summary>
-    public StoreBreaker Breaker { get; }
+    public StoreBreaker Breaker => _connections.Breaker;
 
-    public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
-    {
-        if (_postgres is not null) return await Breaker.OpenAsync(async token => (DbConnection)await _postgres.OpenConnectionAsync(token), ct);
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(ct);
-        return connection;
-    }
+    public Task<DbConnection> OpenAsync(CancellationToken ct = default) => _connections.OpenAsync(ct);
 
     /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
-    public DbConnection Open()
-    {
-        if (_postgres is not null) return Breaker.Open<DbConnection>(_postgres.OpenConnection);
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
+    public DbConnection Open() => _connections.Open();
 
     /// <summary>
     /// A connection that also sees the read model's tables by their plain names, for a query that joins the two (the
@@ -80,8 +68,5 @@ public sealed class OperationalStore : IAsyncDisposable
     /// <summary>Brings the store to the latest migration (see <see cref="OperationalMigrations.RunAsync"/>).</summary>
     public Task MigrateAsync(CancellationToken ct = default) => OperationalMigrations.RunAsync(Storage, ct);
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_postgres is not null) await _postgres.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _connections.DisposeAsync();
 }

@@ -12,38 +12,20 @@ namespace Caas.Streams.ReadModel;
 /// </summary>
 public sealed class ReadModelStore : IAsyncDisposable
 {
-    private readonly NpgsqlDataSource? _postgres;
-    private readonly string _connectionString;
+    private readonly StoreConnections _connections;
 
     public ReadModelStore(StorageOptions storage, StoreBreaker? breaker = null)
     {
         IsPostgres = storage.IsPostgres;
-        _connectionString = storage.ReadModelConnectionString;
-        if (IsPostgres) _postgres = NpgsqlDataSource.Create(_connectionString);
-        Breaker = breaker ?? new StoreBreaker();
+        _connections = new StoreConnections(storage.ReadModelConnectionString, IsPostgres, breaker ?? new StoreBreaker());
     }
 
     public bool IsPostgres { get; }
 
     /// <summary>In front of every PostgreSQL connection (a SQLite file has no outage to break on).</summary>
-    public StoreBreaker Breaker { get; }
+    public StoreBreaker Breaker => _connections.Breaker;
 
-    public async Task<DbConnection> OpenAsync(CancellationToken ct = default)
-    {
-        if (_postgres is not null) return await Breaker.OpenAsync(async token => (DbConnection)await _postgres.OpenConnectionAsync(token), ct);
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(ct);
-        return connection;
-    }
-
-    /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
-    public DbConnection Open()
-    {
-        if (_postgres is not null) return Breaker.Open<DbConnection>(_postgres.OpenConnection);
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        return connection;
-    }
+    public Task<DbConnection> OpenAsync(CancellationToken ct = default) => _connections.OpenAsync(ct);
 
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
     {
@@ -105,8 +87,5 @@ public sealed class ReadModelStore : IAsyncDisposable
         "CREATE INDEX IF NOT EXISTS rm_messages_by_sender ON rm_messages (tenant_id, sender_id)",
     ];
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_postgres is not null) await _postgres.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _connections.DisposeAsync();
 }

@@ -15,55 +15,15 @@ namespace Caas.Web.Tests.Hubs;
 public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Tenant = "t-two";
-    private readonly List<WebApplication> _nodes = [];
+    private TwoNodeCluster? _cluster;
+    private List<WebApplication> _nodes => _cluster!.Nodes;
     private readonly Caas.Web.Auth.JwtSettings _jwt = new(HubNode.Secret, null, null, null);
 
-    public async Task InitializeAsync()
-    {
-        var database = TestDatabases.NewPostgresDatabase("hub2");
-        var ports = new[] { HubNode.FreeTcpPort(), HubNode.FreeTcpPort() };
-        var seed = $"akka.tcp://{NodeHost.SystemName}@127.0.0.1:{ports[0]}";
-        // One at a time: each creates the read-model schema when it starts.
-        foreach (var port in ports)
-        {
-            _nodes.Add(await HubNode.StartAsync(new NodeOptions
-            {
-                Postgres = database,
-                Urls = "http://127.0.0.1:0",
-                JwtSecret = HubNode.Secret,
-                MasterKey = Caas.Tests.Shared.TestDatabases.MasterKey,
-                LogLevel = "Warning",
-                SeedNodes = [seed],
-                ExtraHocon = $"""
-                    akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
-                    akka.remote.dot-netty.tcp.port = {port}
-                    akka.loglevel = WARNING
-                    akka.cluster.sharding.retry-interval = 500ms
-                    """,
-            }, new Dictionary<string, string?>()));
-        }
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (_nodes.Any(n => Cluster.Get(n.Services.GetRequiredService<ActorSystem>()).State.Members.Count(m => m.Status == MemberStatus.Up) < 2))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "two members Up on both nodes within 30 s");
-            await Task.Delay(100);
-        }
-    }
+    public async Task InitializeAsync() => _cluster = await TwoNodeCluster.StartAsync("hub2", output);
 
     public async Task DisposeAsync()
     {
-        foreach (var node in Enumerable.Reverse(_nodes))
-        {
-            try
-            {
-                await node.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-                await node.DisposeAsync();
-            }
-            catch (Exception e)
-            {
-                output.WriteLine($"a node did not stop cleanly: {e.Message}");
-            }
-        }
+        if (_cluster is not null) await _cluster.DisposeAsync();
     }
 
     private Uri Address(int node) => new(_nodes[node].Urls.First());
