@@ -105,6 +105,7 @@ public static class JournalBench
             Console.WriteLine($"caas bench store={kind} conversations={c} {load.Describe()} warmup={load.Warmup.TotalSeconds:0}s " +
                               $"duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} roles={string.Join(',', options.Roles)} (node, load and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, options.Postgres, ct);
+            await BenchEnvironment.WaitForStartUpAsync(app.Services, Console.Out, ct);
 
             using (var gate = new SemaphoreSlim(Math.Min(load.InFlight, 256)))
                 await Task.WhenAll(ids.Select(async id =>

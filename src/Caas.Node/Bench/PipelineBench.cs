@@ -103,6 +103,7 @@ public static class PipelineBench
                               $"warmup={load.Warmup.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
                               "(producer, node and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
+            await BenchEnvironment.WaitForStartUpAsync(app.Services, Console.Out, ct);
             var ingest = app.Services.GetRequiredService<IMessageIngest>();
             if (mode == "bulk")
             {

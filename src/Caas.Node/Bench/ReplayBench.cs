@@ -57,6 +57,7 @@ public static class ReplayBench
             var storage = options.Storage();
             Console.WriteLine($"caas bench --replay store={kind} events={events} conversations={conversations} recovery_events={recoveryEvents} (node and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, database, ct);
+            await BenchEnvironment.WaitForStartUpAsync(app.Services, Console.Out, ct);
 
             // One real write through an entity creates the journal's tables (the plugin initialises them on first use).
             var region = await app.Services.GetRequiredService<IRequiredActor<ConversationRegion>>().GetAsync(ct);

@@ -73,6 +73,12 @@ public static class RestBench
                               "(clients, node and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
             Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
+            await BenchEnvironment.WaitForStartUpAsync(async t =>
+            {
+                using var health = await setup.GetAsync("/health", t);
+                var body = await health.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(t);
+                return body.TryGetProperty("intent", out var intent) && intent.ValueKind == System.Text.Json.JsonValueKind.String ? intent.GetString() : null;
+            }, Console.Out, ct);
 
             setup.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
             (await setup.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, message_cap_per_hour = 1_000_000 }, ct))
