@@ -53,8 +53,8 @@ public sealed class TurnServerStore(OperationalStore store)
         await using var c = await store.OpenAsync(ct);
         await using var cmd = Command(c, null,
             "INSERT INTO turn_servers (id, url, secret, state, source, created_at, updated_at, deleted_at) " +
-            "VALUES (@id, @url, NULL, @state, @source, @at, @at, @deleted) " +
-            "ON CONFLICT (id) DO UPDATE SET state = @state, updated_at = @at, deleted_at = @deleted",
+            "VALUES (@id, @url, NULL, @state, @source, @at, @at, CAST(@deleted AS BIGINT)) " +
+            "ON CONFLICT (id) DO UPDATE SET state = @state, updated_at = @at, deleted_at = CAST(@deleted AS BIGINT)",
             ("id", id), ("url", url), ("state", state), ("source", source), ("at", now), ("deleted", deleted ? now : null));
         await cmd.ExecuteNonQueryAsync(ct);
     }
