@@ -9,7 +9,7 @@ public sealed record CallDecision(IReadOnlyList<ICallEvent> Events, object Reply
 }
 
 /// <summary>The reply to a call command that was carried out: the call as it is after it.</summary>
-public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null);
+public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null) : ICaasMessage;
 
 /// <summary>
 /// The rules of a conversation's calls, pure: one active call per conversation; at most

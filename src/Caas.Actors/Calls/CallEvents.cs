@@ -3,7 +3,7 @@ using Caas.Actors.Common;
 namespace Caas.Actors.Calls;
 
 /// <summary>An event of a conversation's calls; every one names its call.</summary>
-public interface ICallEvent : IDomainEvent
+public interface ICallEvent : IDomainEvent, ICaasMessage
 {
     string CallId { get; }
 }
