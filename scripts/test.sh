@@ -18,10 +18,14 @@
 #                             instead of the fast settings (scripts/bench-postgres.sh uses it: the README's figures)
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
+#   CAAS_TEST_TURN_SERVERS    use these TURN servers (with CAAS_TEST_TURN_SECRET, _REALM, _HOME) instead of starting coturn
 #
 # Exported for the tests: CAAS_TEST_POSTGRES, and CAAS_TEST_POSTGRES_URL (the same server as a libpq URI, for psql);
 # CAAS_TEST_POSTGRES_DATA, _BIN and _OS_USER (its data directory, pg_ctl's directory, the OS user that runs it);
-# CAAS_TEST_KAFKA (host:port of a Kafka 0.9.0.1 broker) and CAAS_TEST_KAFKA_HOME (its dir, with start-broker.sh).
+# CAAS_TEST_KAFKA (host:port of a Kafka 0.9.0.1 broker) and CAAS_TEST_KAFKA_HOME (its dir, with start-broker.sh);
+# CAAS_TEST_TURN_SERVERS (two coturn instances as CAAS_TURN_SERVERS URIs), CAAS_TEST_TURN_SECRET (their shared
+# static-auth-secret), CAAS_TEST_TURN_REALM, CAAS_TEST_TURN_1_PORT and _2_PORT, and CAAS_TEST_TURN_HOME (instance n's
+# dir is $CAAS_TEST_TURN_HOME/n, with start.sh and stop.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -318,10 +322,119 @@ stop_kafka() {
   KAFKA_DIR=""
 }
 
+# --- coturn -----------------------------------------------------------------------------------------------------
+# Two throwaway coturn instances (Debian `coturn`, scripts/deps/coturn.sh) on loopback, free ports, the TURN REST
+# convention (use-auth-secret) with one shared secret, a realm, no TLS. $CAAS_TEST_TURN_HOME/<n>/ (n = 1, 2) holds
+# start.sh and stop.sh, so a test can stop one instance and start it again on the same port.
+
+TURN_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-turn."
+TURN_DIR=""
+
+udp_port_in_use() {
+  [ -n "$(ss -Hlun "sport = :$1" 2>/dev/null)" ]
+}
+
+turn_kill_dir() {
+  local dir="$1" f pid
+  for f in "$dir"/*/turn.pid; do
+    [ -f "$f" ] || continue
+    pid="$(cat "$f" 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = turnserver ]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
+}
+
+turn_reap_orphans() {
+  local dir owner
+  for dir in "$TURN_TMP_PREFIX"*; do
+    [ -f "$dir/owner.pid" ] || continue
+    owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+    if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
+      log "removing orphaned coturn instances $dir"
+      turn_kill_dir "$dir"
+    fi
+  done
+}
+
+start_coturn() {
+  if [ -n "${CAAS_TEST_TURN_SERVERS:-}" ]; then
+    log "using the TURN servers in CAAS_TEST_TURN_SERVERS"
+    return 0
+  fi
+  command -v turnserver >/dev/null 2>&1 || { log "no turnserver (scripts/deps/coturn.sh installs coturn)"; return 1; }
+  turn_reap_orphans
+  TURN_DIR="$(mktemp -d "${TURN_TMP_PREFIX}XXXXXX")"
+  echo "$$" >"$TURN_DIR/owner.pid"
+  local secret realm=caas.test n port servers=""
+  secret="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+  for n in 1 2; do
+    port=""
+    local p
+    for p in $(seq 34780 34979); do
+      port_in_use "$p" || udp_port_in_use "$p" || grep -qx "$p" "$TURN_DIR"/*/port 2>/dev/null || { port="$p"; break; }
+    done
+    [ -n "$port" ] || { log "no free port for coturn"; return 1; }
+    mkdir -p "$TURN_DIR/$n"
+    echo "$port" >"$TURN_DIR/$n/port"
+    # Each instance relays on its own 50 UDP ports, derived from its listening port (so concurrent runs differ), below
+    # the kernel's ephemeral range.
+    local relay_min=$((20000 + (port - 34780) * 50))
+    cat >"$TURN_DIR/$n/start.sh" <<EOF
+#!/usr/bin/env bash
+# Starts this coturn instance (daemonized, pid in turn.pid) and waits until it listens on UDP and TCP $port.
+set -u
+cd "$TURN_DIR/$n"
+rm -f turn.pid
+turnserver --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port=$port --min-port=$relay_min \\
+  --max-port=$((relay_min + 49)) --use-auth-secret --static-auth-secret='$secret' --realm=$realm --fingerprint \\
+  --no-tls --no-dtls --no-cli --no-rfc5780 --allow-loopback-peers --userdb="$TURN_DIR/$n/turndb" \\
+  --log-file="$TURN_DIR/$n/turn.log" --simple-log --pidfile="$TURN_DIR/$n/turn.pid" -o >>start.log 2>&1
+for _ in \$(seq 1 240); do
+  if [ -s turn.pid ] && [ -n "\$(ss -Hlun 'sport = :$port')" ] && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then exit 0; fi
+  sleep 0.25
+done
+echo "start.sh: coturn did not start on $port" >&2
+exit 1
+EOF
+    cat >"$TURN_DIR/$n/stop.sh" <<EOF
+#!/usr/bin/env bash
+# Stops this coturn instance and waits until its process is gone (SIGKILL after 30 s).
+set -u
+pid="\$(cat "$TURN_DIR/$n/turn.pid" 2>/dev/null || true)"
+[ -n "\$pid" ] && [ "\$(cat /proc/\$pid/comm 2>/dev/null)" = turnserver ] || exit 0
+kill -TERM "\$pid" 2>/dev/null
+for _ in \$(seq 1 120); do [ -d "/proc/\$pid" ] || exit 0; sleep 0.25; done
+kill -KILL "\$pid" 2>/dev/null
+for _ in \$(seq 1 40); do [ -d "/proc/\$pid" ] || exit 0; sleep 0.25; done
+exit 1
+EOF
+    chmod +x "$TURN_DIR/$n/start.sh" "$TURN_DIR/$n/stop.sh"
+    if ! "$TURN_DIR/$n/start.sh"; then
+      cat "$TURN_DIR/$n/start.log" >&2 2>/dev/null || true
+      log "could not start coturn $n"
+      return 1
+    fi
+    export "CAAS_TEST_TURN_${n}_PORT=$port"
+    servers="${servers:+$servers,}turn:127.0.0.1:$port?transport=udp"
+  done
+  export CAAS_TEST_TURN_SERVERS="$servers" CAAS_TEST_TURN_SECRET="$secret" CAAS_TEST_TURN_REALM="$realm"
+  export CAAS_TEST_TURN_HOME="$TURN_DIR"
+  log "coturn $(turnserver --version 2>/dev/null | head -n1) on 127.0.0.1:$CAAS_TEST_TURN_1_PORT and 127.0.0.1:$CAAS_TEST_TURN_2_PORT (dirs in $TURN_DIR)"
+}
+
+stop_coturn() {
+  [ -n "$TURN_DIR" ] || return 0
+  local n
+  for n in 1 2; do [ -x "$TURN_DIR/$n/stop.sh" ] && "$TURN_DIR/$n/stop.sh" || true; done
+  turn_kill_dir "$TURN_DIR"
+  log "coturn stopped"
+  TURN_DIR=""
+}
+
 # --- services ---------------------------------------------------------------------------------------------------
 # One start_<name>/stop_<name> pair per service, started in this order and stopped in reverse. A start function
 # exports the variables the tests read and honours an already-set variable by not starting anything.
-SERVICES=(postgres kafka)
+SERVICES=(postgres kafka coturn)
 STARTED=()
 
 start_services() {

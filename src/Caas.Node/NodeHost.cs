@@ -3,6 +3,7 @@ using Akka.Streams;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
+using Caas.Actors.Calls;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
@@ -95,6 +96,7 @@ public static class NodeHost
             akka.AddConversationSharding(entitiesRole)
                 .AddUserSessionSharding(entitiesRole)
                 .AddTenantSettingsSharding(entitiesRole)
+                .AddCallRoomSharding(entitiesRole)
                 .WithSingleton<ReadModelProjection>("read-model-projection",
                     (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
                         ProjectionSettings.From(system.Settings.Config), storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
@@ -102,6 +104,7 @@ public static class NodeHost
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");
+                    system.ActorOf(CallNoticeDelivery.PropsFor(sp.GetRequiredService<ChatConnections>()), "call-notices");
                     // A node without seeds is a cluster of one: the embedded default.
                     if (options.SeedNodes.Count == 0) Cluster.Get(system).Join(Cluster.Get(system).SelfAddress);
                 });

@@ -5,6 +5,7 @@ using Caas.Web.Api;
 using Caas.Web.Auth;
 using Caas.Web.Edge;
 using Caas.Web.Errors;
+using Caas.Web.Turn;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.Diagnostics;
@@ -43,6 +44,7 @@ public static class CaasWeb
         }));
         services.AddSingleton<ReadYourWrites>();
         services.AddSingleton<ClusterGateway>();
+        services.AddCaasTurn();
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -163,6 +165,7 @@ public static class CaasWeb
         v1.MapDeadLetters();
         v1.MapAudit();
         v1.MapIntents();
+        v1.MapTurn();
         return app;
     }
 

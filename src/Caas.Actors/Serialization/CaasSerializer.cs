@@ -146,6 +146,22 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",
         [typeof(RoomSignal)] = "room.signal",
+        // calls (issue #16)
+        [typeof(Calls.CallStarted)] = "call.started.v1",
+        [typeof(Calls.CallParticipantJoined)] = "call.participant-joined.v1",
+        [typeof(Calls.CallParticipantDeclined)] = "call.participant-declined.v1",
+        [typeof(Calls.CallParticipantLeft)] = "call.participant-left.v1",
+        [typeof(Calls.CallMissed)] = "call.missed.v1",
+        [typeof(Calls.CallEnded)] = "call.ended.v1",
+        [typeof(Calls.StartCall)] = "call.cmd.start",
+        [typeof(Calls.AcceptCall)] = "call.cmd.accept",
+        [typeof(Calls.DeclineCall)] = "call.cmd.decline",
+        [typeof(Calls.LeaveCall)] = "call.cmd.leave",
+        [typeof(Calls.EndCall)] = "call.cmd.end",
+        [typeof(Calls.RingTimedOut)] = "call.cmd.ring-timed-out",
+        [typeof(Calls.CheckSignal)] = "call.qry.check-signal",
+        [typeof(Calls.CallReply)] = "call.rep.call",
+        [typeof(Calls.CallNotice)] = "call.notice",
         // erasure
         [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
         // shared

@@ -29,7 +29,7 @@ public sealed record UserArgs(string? UserId);
 /// <c>{success: false, error: {code, message}}</c> with the codes of the REST API; an exception's details never reach
 /// the client. Messages go through the one ingest path; live events come from the node's room relay.
 /// </summary>
-public sealed class ChatHub(
+public sealed partial class ChatHub(
     ClusterGateway gateway,
     IMessageIngest ingest,
     RoomRelay relay,

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Hosting;
+using Caas.Actors.Calls;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Web.Auth;
+
+namespace Caas.Web.Hubs;
+
+public sealed record StartCallArgs(string? ConversationId, string? Media);
+public sealed record CallArgs(string? CallId);
+public sealed record SignalArgs(string? CallId, string? ToUserId, string? Kind, JsonElement? Payload);
+
+/// <summary>
+/// Call signaling. A call belongs to a conversation (<see cref="CallRoomActor"/>, event-sourced); members are checked
+/// with the conversation entity first. Events reach every connection of the users concerned, on any node
+/// (<see cref="CallNoticeDelivery"/>): <c>callRinging</c>, <c>callAccepted</c>, <c>callAnsweredElsewhere</c>,
+/// <c>callDeclined</c>, <c>participantJoined</c>, <c>participantLeft</c>, <c>callMissed</c>, <c>callEnded</c>,
+/// <c>signal</c>. The shard region comes in as a hub-method service parameter, so the constructor is untouched.
+/// </summary>
+public sealed partial class ChatHub
+{
+    /// <summary>The largest signal payload (an SDP or an ICE candidate) relayed, in bytes of JSON.</summary>
+    public const int MaxSignalPayloadBytes = 16 * 1024;
+
+    private static readonly TimeSpan CallAskTimeout = TimeSpan.FromSeconds(10);
+
+    public Task<object> StartCall(StartCallArgs args, IRequiredActor<CallRoomRegion> calls) => Guard(async (_, caller) =>
+    {
+        if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
+        if (!CallMedia.IsKnown(args.Media)) return Fail(Rejection.Invalid("media", "audio or video."));
+        var reply = await gateway.AskAsync(new GetConversation(caller.TenantId, args.ConversationId!, caller.UserId), Context.ConnectionAborted);
+        if (reply is Rejection r) return Fail(r);
+        var members = ((ConversationView)reply).Members.Select(m => m.UserId).ToList();
+        var callId = CallIds.New(args.ConversationId!);
+        return Answer(await AskCallsAsync(calls, new StartCall(caller.TenantId, args.ConversationId!, caller.UserId, callId, args.Media!, members)));
+    });
+
+    public Task<object> AcceptCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
+        CallCommand(args.CallId, calls, (caller, conversation, _) => new AcceptCall(caller.TenantId, conversation, caller.UserId, args.CallId!, Context.ConnectionId));
+
+    public Task<object> DeclineCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
+        CallCommand(args.CallId, calls, (caller, conversation, _) => new DeclineCall(caller.TenantId, conversation, caller.UserId, args.CallId!));
+
+    public Task<object> LeaveCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
+        CallCommand(args.CallId, calls, (caller, conversation, _) => new LeaveCall(caller.TenantId, conversation, caller.UserId, args.CallId!));
+
+    /// <summary>Ends the call for everyone: the caller's right, or a moderator's (their role in the conversation).</summary>
+    public Task<object> EndCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
+        CallCommand(args.CallId, calls, (caller, conversation, role) => new EndCall(caller.TenantId, conversation, caller.UserId, args.CallId!, role));
+
+    /// <summary>Relays an SDP offer/answer or an ICE candidate to another participant's connections, wherever they are.</summary>
+    public Task<object> SendSignal(SignalArgs args, IRequiredActor<CallRoomRegion> calls, ActorSystem system) => Guard(async (connection, caller) =>
+    {
+        if (args.Kind is not ("offer" or "answer" or "ice")) return Fail(Rejection.Invalid("kind", "offer, answer or ice."));
+        if (!Ids.IsValid(args.ToUserId)) return Fail(Rejection.Invalid("to_user_id", "A user id."));
+        if (args.Payload is not { ValueKind: not JsonValueKind.Undefined and not JsonValueKind.Null } payload)
+            return Fail(Rejection.Invalid("payload", "The SDP or ICE candidate."));
+        if (payload.GetRawText().Length > MaxSignalPayloadBytes)
+            return Fail(new Rejection(ErrorCodes.PayloadTooLarge, $"A signal payload is at most {MaxSignalPayloadBytes} bytes."));
+        var checkedCall = await CheckedAsync(args.CallId, caller);
+        if (checkedCall.Problem is not null) return checkedCall.Problem;
+        var reply = await AskCallsAsync(calls, new CheckSignal(caller.TenantId, checkedCall.ConversationId, caller.UserId, args.CallId!, args.ToUserId!));
+        if (reply is Rejection r) return Fail(r);
+        CallNoticeDelivery.Publish(system, CallNotices.Of(caller.TenantId, [args.ToUserId!], CallNotices.Signal, new
+        {
+            call_id = args.CallId, from_user_id = caller.UserId, from_connection_id = connection.Id, kind = args.Kind, payload,
+        }));
+        return new { success = true, call_id = args.CallId };
+    });
+
+    private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, Func<Caller, string, Role, ICallCommand> command) =>
+        Guard(async (_, caller) =>
+        {
+            var checkedCall = await CheckedAsync(callId, caller);
+            if (checkedCall.Problem is not null) return checkedCall.Problem;
+            return Answer(await AskCallsAsync(calls, command(caller, checkedCall.ConversationId, checkedCall.Role)));
+        });
+
+    /// <summary>The call id's conversation, when the caller is a member of it (their role with it); else not_found.</summary>
+    private async Task<(string ConversationId, Role Role, object? Problem)> CheckedAsync(string? callId, Caller caller)
+    {
+        if (!CallIds.TryParse(callId, out var conversation)) return (string.Empty, Role.Member, Fail(Rejection.NotFound("call")));
+        var access = await gateway.AskAsync(new GetReadAccess(caller.TenantId, conversation, caller.UserId), Context.ConnectionAborted);
+        if (access is Rejection) return (string.Empty, Role.Member, Fail(Rejection.NotFound("call")));
+        return (conversation, ((ReadAccess)access).Role, null);
+    }
+
+    private async Task<object> AskCallsAsync(IRequiredActor<CallRoomRegion> calls, ICallCommand command)
+    {
+        try
+        {
+            return await calls.ActorRef.Ask<object>(command, CallAskTimeout, Context.ConnectionAborted);
+        }
+        catch (AskTimeoutException)
+        {
+            return new Rejection(ErrorCodes.Overloaded, "The cluster did not answer in time; retry.", RetryAfterSeconds: 1);
+        }
+    }
+
+    private static object Answer(object reply) => reply switch
+    {
+        CallReply c => new { success = true, call_id = c.CallId, status = c.Status, joined = c.Joined, ringing = c.Ringing, end_reason = c.EndReason },
+        Rejection r => Fail(r),
+        _ => Fail(new Rejection(ErrorCodes.Overloaded, "No answer.")),
+    };
+}
