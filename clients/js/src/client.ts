@@ -125,6 +125,7 @@ export class CaasClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private connecting: Promise<void> | null = null;
+  private reconnecting = false;
   /** Whether the server offers Resume/event_seq (null: not known yet). */
   resumeSupported: boolean | null = null;
 
@@ -352,17 +353,17 @@ export class CaasClient {
       }
       this.connection = connection;
       connection.onclose((error) => this.onClosed(connection, error));
-      const rejoin = this.attempt > 0 || this.rooms.size > 0;
       this.attempt = 0;
       this.setState("connected");
       this.queue.kick();
-      if (rejoin) await this.rejoinAll();
     })();
     try {
       await this.connecting;
     } finally {
       this.connecting = null;
     }
+    // Outside the shared start: a drop during the rejoin starts a new connection rather than waiting for this one.
+    if (this.current === "connected" && this.rooms.size > 0) await this.rejoinAll();
   }
 
   private wire(connection: HubConnection) {
@@ -391,12 +392,21 @@ export class CaasClient {
   }
 
   private async reconnectLoop() {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    try {
+      await this.reconnectAttempts();
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  private async reconnectAttempts() {
     while (!this.closing && this.current !== "connected" && this.current !== "expired") {
       await this.backoff();
-      if (this.closing) return;
+      if (this.closing || (this.current as ConnectionState) === "expired") return;
       try {
         await this.open();
-        return;
       } catch (e) {
         if (e instanceof CaasError && e.code === "unauthenticated") {
           if (!(await this.refresh())) {
@@ -539,8 +549,13 @@ export class CaasClient {
         }
       }
     } catch (e) {
-      // The connection or the node is down: the next rejoin catches up again.
+      // The connection or the node is down (the next rejoin catches up again), or the history read was refused
+      // (rate_limited): try again shortly while connected, so early messages never wait for the next message.
       this.events.emit("error", e);
+      const retry = setTimeout(() => {
+        if (room.early.size > 0 && this.rooms.get(room.id) === room && this.current === "connected") void this.catchUp(room);
+      }, e instanceof CaasError && e.retryAfterMs ? e.retryAfterMs : 1000);
+      (retry as unknown as { unref?: () => void }).unref?.();
     }
   }
 

@@ -64,6 +64,10 @@ export class CaasNode {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.process = child;
+    // Never outlive the test process, however it ends.
+    const reap = () => child.kill("SIGKILL");
+    process.once("exit", reap);
+    child.once("exit", () => process.off("exit", reap));
     const keep = (chunk) => {
       this.log.push(chunk.toString());
       if (this.log.length > 200) this.log.shift();
