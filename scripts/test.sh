@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command. Installs what the tests need (scripts/deps/*.sh), starts throwaway services for
 # the run (one start_/stop_ function pair per service below), runs `dotnet test Caas.sln -c Release`, and stops
-# the services again however the run ends. Exits with dotnet test's exit code.
+# the services again however the run ends. Then builds the JavaScript client SDK (clients/js) and runs its tests
+# against a real node (Node.js 20, node:test). Exits non-zero when either dotnet test or the SDK's tests failed.
 #
 #   ./scripts/test.sh                          everything
 #   ./scripts/test.sh --filter 'FullyQualifiedName~Conversation'
@@ -19,6 +20,7 @@
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
 #   CAAS_TEST_TURN_SERVERS    use these TURN servers (with CAAS_TEST_TURN_SECRET, _REALM, _HOME) instead of starting coturn
+#   CAAS_TEST_SDK=1|0         run the SDK's tests (clients/js) even with extra arguments (a --filter run skips them) / never
 #
 # Exported for the tests: CAAS_TEST_POSTGRES, and CAAS_TEST_POSTGRES_URL (the same server as a libpq URI, for psql);
 # CAAS_TEST_POSTGRES_DATA, _BIN and _OS_USER (its data directory, pg_ctl's directory, the OS user that runs it);
@@ -574,7 +576,30 @@ main() {
   grep -E ' error [A-Z]+[0-9]+:' "$output" | sort -u | sed 's/^/  /' | head -n 30 || true
   grep -E 'test run was aborted|inactivity time|[Hh]ang dump|Test host process crashed' "$output" | sort -u | sed 's/^/  /' || true
   echo "  dotnet test exit code: $rc (full output: TestResults/dotnet-test.log)"
+
+  # The JavaScript client SDK against a real node (the caas.dll dotnet test just built): on a full run, or when asked.
+  sdk_rc=0
+  if [ -z "$INTERRUPTED" ] && { [ "${CAAS_TEST_SDK:-}" = 1 ] || { [ $# -eq 0 ] && [ "${CAAS_TEST_SDK:-}" != 0 ]; }; }; then
+    run_sdk_tests || sdk_rc=$?
+    echo "  SDK tests exit code: $sdk_rc (full output: TestResults/sdk-test.log)"
+  fi
+  [ "$rc" -ne 0 ] || rc="$sdk_rc"
   exit "$rc"
+}
+
+# Builds clients/js (ESM and CommonJS) and runs its node:test suites; each suite starts its own node (SQLite, a
+# temp data dir, a free port), so no service above is needed. Needs the Release build of src/Caas.Node.
+run_sdk_tests() {
+  local dll="$ROOT/src/Caas.Node/bin/Release/net10.0/caas.dll" sdk_rc=0
+  echo
+  echo "=== JavaScript client SDK (clients/js) ==="
+  if [ ! -f "$dll" ]; then
+    dotnet build src/Caas.Node -c Release --nologo -v q </dev/null || return 1
+  fi
+  [ -d clients/js/node_modules ] || bash scripts/deps/sdk.sh || return 1
+  (cd clients/js && npm run --silent build && npm test) 2>&1 \
+    | tee "$ROOT/TestResults/sdk-test.log" || sdk_rc=1
+  return "$sdk_rc"
 }
 
 main "$@"

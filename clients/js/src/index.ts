@@ -1,0 +1,11 @@
+export { CaasClient, newMessageId } from "./client.js";
+export type { CaasClientOptions, CaasEvents, ConnectionState, ResumedEvent } from "./client.js";
+export { CaasError, TRANSIENT } from "./errors.js";
+export { RestClient, contentOf } from "./rest.js";
+export type { ContentInput, RestOptions } from "./rest.js";
+export { MemoryQueueStorage, IndexedDbQueueStorage, defaultStorage } from "./storage.js";
+export type { QueuedMessage, QueueStorage } from "./storage.js";
+export type { SendOutcome } from "./queue.js";
+export { decodeToken } from "./token.js";
+export * from "./types.js";
+export { LogLevel } from "@microsoft/signalr";

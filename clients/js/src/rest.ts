@@ -1,0 +1,131 @@
+import { CaasError } from "./errors.js";
+import type {
+  Content, Conversation, ConversationType, Message, ModerationAction, ModerationLogEntry, ModerationResult, Page, Presence, Profile, Role,
+} from "./types.js";
+
+export interface RestOptions {
+  /** The node's base address, e.g. http://127.0.0.1:5080 */
+  baseUrl: string;
+  /** The current access token (called for every request, so a refreshed token is used at once). */
+  token: () => string | Promise<string>;
+  fetch?: typeof fetch;
+}
+
+export type ContentInput = string | Content;
+
+/** The REST API v1 with typed methods; an error answer throws a CaasError with the problem's `code`. */
+export class RestClient {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: RestOptions) {
+    this.base = options.baseUrl.replace(/\/+$/, "");
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${await this.options.token()}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await this.fetchImpl(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+    } catch (e) {
+      throw new CaasError("network_error", `The request failed: ${(e as Error).message}`);
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (!response.ok) {
+      const retry = Number(response.headers.get("retry-after"));
+      throw new CaasError(String(json.code ?? `http_${response.status}`), String(json.detail ?? json.title ?? response.statusText), {
+        status: response.status,
+        errors: (json.errors as Record<string, string[]>) ?? null,
+        retryAfterMs: Number.isFinite(retry) && retry > 0 ? retry * 1000 : undefined,
+      });
+    }
+    return json as T;
+  }
+
+  // --- conversations ---
+  createConversation(body: { type: ConversationType; title?: string; members?: string[]; metadata?: Record<string, string> }) {
+    return this.request<Conversation>("POST", "/v1/conversations", body);
+  }
+  listConversations(options: { limit?: number; cursor?: string } = {}) {
+    return this.request<Page<Conversation>>("GET", `/v1/conversations${query(options)}`);
+  }
+  getConversation(id: string) {
+    return this.request<Conversation>("GET", `/v1/conversations/${enc(id)}`);
+  }
+  updateConversation(id: string, body: { title?: string; metadata?: Record<string, string> }) {
+    return this.request<Conversation>("PUT", `/v1/conversations/${enc(id)}`, body);
+  }
+  deleteConversation(id: string) {
+    return this.request<void>("DELETE", `/v1/conversations/${enc(id)}`);
+  }
+  addMember(id: string, userId: string, role?: Role) {
+    return this.request<Conversation>("POST", `/v1/conversations/${enc(id)}/members`, { user_id: userId, role });
+  }
+  removeMember(id: string, userId: string) {
+    return this.request<void>("DELETE", `/v1/conversations/${enc(id)}/members/${enc(userId)}`);
+  }
+  changeRole(id: string, userId: string, role: Role) {
+    return this.request<Conversation>("PUT", `/v1/conversations/${enc(id)}/members/${enc(userId)}/role`, { role });
+  }
+  markRead(id: string, seq: number) {
+    return this.request<{ conversation_id: string; seq: number }>("PUT", `/v1/conversations/${enc(id)}/read`, { seq });
+  }
+  moderate(id: string, action: ModerationAction, body: { user_id: string; duration_seconds?: number; reason?: string }) {
+    return this.request<ModerationResult>("POST", `/v1/conversations/${enc(id)}/moderation/${action}`, body);
+  }
+  moderationLog(id: string, options: { limit?: number; cursor?: string } = {}) {
+    return this.request<Page<ModerationLogEntry>>("GET", `/v1/conversations/${enc(id)}/moderation/log${query(options)}`);
+  }
+
+  // --- messages ---
+  postMessage(conversationId: string, content: ContentInput, messageId?: string) {
+    return this.request<Message>("POST", "/v1/messages", { conversation_id: conversationId, content: contentOf(content), message_id: messageId });
+  }
+  /** Newest first; with `after_seq`, oldest first after it (catch-up). */
+  listMessages(conversationId: string, options: { limit?: number; cursor?: string; after_seq?: number } = {}) {
+    return this.request<Page<Message>>("GET", `/v1/messages/conversations/${enc(conversationId)}${query(options)}`);
+  }
+  getMessage(messageId: string) {
+    return this.request<Message>("GET", `/v1/messages/${enc(messageId)}`);
+  }
+  editMessage(messageId: string, text: string) {
+    return this.request<Message>("PUT", `/v1/messages/${enc(messageId)}`, { content: { type: "text", text } });
+  }
+  deleteMessage(messageId: string) {
+    return this.request<Message>("DELETE", `/v1/messages/${enc(messageId)}`);
+  }
+  addReaction(messageId: string, reaction: string) {
+    return this.request<Message>("POST", `/v1/messages/${enc(messageId)}/reactions`, { reaction });
+  }
+  removeReaction(messageId: string, reaction: string) {
+    return this.request<Message>("DELETE", `/v1/messages/${enc(messageId)}/reactions/${enc(reaction)}`);
+  }
+
+  // --- users ---
+  getPresence(userId: string) {
+    return this.request<Presence>("GET", `/v1/users/${enc(userId)}/presence`);
+  }
+  me() {
+    return this.request<Profile>("GET", "/v1/users/me");
+  }
+  updateMe(body: { display_name?: string; time_zone?: string; locale?: string }) {
+    return this.request<Profile>("PUT", "/v1/users/me", body);
+  }
+}
+
+export function contentOf(content: ContentInput): Content {
+  return typeof content === "string" ? { type: "text", text: content } : content;
+}
+
+const enc = encodeURIComponent;
+
+function query(options: Record<string, string | number | undefined>): string {
+  const parts = Object.entries(options)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}

@@ -1,0 +1,125 @@
+// The SDK against a real node: REST and hub calls, events, ordering, typing throttle, unread counts, failures.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { CaasClient, CaasError } from "../dist/esm/index.js";
+import { CaasNode, waitFor } from "./node.mjs";
+
+let node;
+const clients = [];
+const client = (user, options = {}) => {
+  const c = new CaasClient({ url: node.url, token: node.token(user), ...options });
+  clients.push(c);
+  return c;
+};
+
+before(async () => {
+  node = new CaasNode();
+  await node.start();
+  await node.liftLimits();
+});
+
+after(async () => {
+  for (const c of clients) await c.close();
+  await node?.dispose();
+});
+
+test("messages, edits, reactions, deletes and typing reach the other member, in order, once", async () => {
+  const alice = client("alice");
+  const bob = client("bob");
+  await Promise.all([alice.connect(), bob.connect()]);
+  const room = await alice.rest.createConversation({ type: "group", title: "SDK basics", members: ["bob"] });
+  await alice.joinRoom(room.id);
+  await bob.joinRoom(room.id);
+
+  const got = [];
+  const edits = [];
+  const reactions = [];
+  const deletes = [];
+  const typing = [];
+  alice.on("message", (m) => got.push(m));
+  alice.on("messageEdited", (e) => edits.push(e));
+  alice.on("reactionChanged", (e) => reactions.push(e));
+  alice.on("messageDeleted", (e) => deletes.push(e));
+  alice.on("typing", (e) => typing.push(e));
+
+  assert.equal(bob.typing(room.id), true);
+  assert.equal(bob.typing(room.id), false, "a second Typing within the window is not sent");
+  await waitFor(() => typing.length >= 1, "alice to see bob typing");
+  assert.equal(typing[0].user_id, "bob");
+
+  const outcomes = await Promise.all([1, 2, 3, 4, 5].map((i) => bob.send(room.id, `hello ${i}`)));
+  assert.deepEqual(outcomes.map((o) => o.status), Array(5).fill("persisted"));
+  assert.deepEqual(outcomes.map((o) => o.seq), [1, 2, 3, 4, 5], "queued sends keep their order");
+  await waitFor(() => got.length >= 5, "alice to get 5 messages");
+  assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  assert.deepEqual(got.map((m) => m.content.text), ["hello 1", "hello 2", "hello 3", "hello 4", "hello 5"]);
+
+  const edited = await bob.editMessage(room.id, 2, "hello two");
+  assert.equal(edited.content.text, "hello two");
+  await bob.react(room.id, 3, "👍");
+  await bob.deleteMessage(room.id, 4);
+  await waitFor(() => edits.length && reactions.length && deletes.length, "edit, reaction and delete events");
+  assert.equal(edits[0].seq, 2);
+  assert.equal(edits[0].content.text, "hello two");
+  assert.deepEqual([reactions[0].seq, reactions[0].reaction, reactions[0].added], [3, "👍", true]);
+  assert.equal(deletes[0].seq, 4);
+
+  const history = await alice.rest.listMessages(room.id, { after_seq: 0 });
+  assert.deepEqual(history.items.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  assert.equal(got.length, 5, "no message twice");
+});
+
+test("unread counts follow new messages and read markers, also from the user's other device", async () => {
+  const alice = client("alice");
+  const alice2 = client("alice");
+  const bob = client("bob");
+  await Promise.all([alice.connect(), alice2.connect(), bob.connect()]);
+  const room = await bob.rest.createConversation({ type: "group", title: "Unread", members: ["alice"] });
+  await Promise.all([alice.joinRoom(room.id), alice2.joinRoom(room.id), bob.joinRoom(room.id)]);
+  for (let i = 1; i <= 3; i++) assert.equal((await bob.send(room.id, `u${i}`)).status, "persisted");
+  await waitFor(() => alice.unreadCount(room.id) === 3 && alice2.unreadCount(room.id) === 3, "3 unread on both devices");
+  assert.equal(bob.unreadCount(room.id), 0, "one's own messages are not unread");
+
+  await alice.markRead(room.id, 2);
+  assert.equal(alice.unreadCount(room.id), 1);
+  await waitFor(() => alice2.unreadCount(room.id) === 1, "the other device to follow the read receipt");
+  const listed = await waitFor(async () => {
+    const page = await alice.rest.listConversations();
+    const c = page.items.find((x) => x.id === room.id);
+    return c?.unread_count === 1 ? c : null;
+  }, "the server's unread_count to agree");
+  assert.equal(listed.unread_count, 1);
+  await alice.markRead(room.id);
+  assert.equal(alice.unreadCount(room.id), 0);
+});
+
+test("a rejected send is reported failed, not retried; hub and REST errors carry their code", async () => {
+  const carol = client("carol");
+  await carol.connect();
+  const failed = [];
+  carol.on("messageFailed", (o) => failed.push(o));
+  const outcome = await carol.send("no-such-room", "hello?");
+  assert.equal(outcome.status, "failed");
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0].message_id, outcome.message_id);
+  assert.ok(["not_found", "forbidden"].includes(outcome.error.code), outcome.error.code);
+  assert.equal(carol.sendInvocations, 1, "a rejection is not retried");
+  assert.equal((await carol.outbox()).length, 0);
+
+  await assert.rejects(carol.joinRoom("no-such-room"), (e) => e instanceof CaasError && e.code === "not_found");
+  await assert.rejects(carol.rest.getConversation("no-such-room"), (e) => e instanceof CaasError && e.code === "not_found" && e.status === 404);
+});
+
+test("the same message_id twice is persisted once", async () => {
+  const dave = client("dave");
+  await dave.connect();
+  const room = await dave.rest.createConversation({ type: "group", title: "Idempotent" });
+  const first = await dave.send(room.id, "once", { messageId: "sdk-idem-1" });
+  const again = await dave.send(room.id, "once", { messageId: "sdk-idem-1" });
+  assert.equal(first.status, "persisted");
+  assert.equal(again.status, "persisted");
+  assert.equal(again.seq, first.seq);
+  assert.equal(again.repeat, true);
+  const history = await dave.rest.listMessages(room.id, { after_seq: 0 });
+  assert.equal(history.items.length, 1);
+});
