@@ -28,9 +28,11 @@ public sealed class MessageGraph : IMessageIngest
     private static readonly Counter Refused = Metrics.CreateCounter("caas_pipeline_overloaded_total", "Messages refused at ingest because the queue was full.");
 
     private readonly ISourceQueueWithComplete<Submission> _ingest;
+    private readonly PipelineStages _stages;
 
     public MessageGraph(PipelineStages stages, PipelineSettings settings, IMaterializer materializer)
     {
+        _stages = stages;
         _ingest = Source.Queue<Submission>(settings.QueueSize, OverflowStrategy.DropNew)
             .Via(stages.Recall())
             .Via(stages.Validate())
@@ -59,6 +61,7 @@ public sealed class MessageGraph : IMessageIngest
             return new Rejected(new Rejection(ErrorCodes.Overloaded, "The ingest queue is full; retry shortly.", RetryAfterSeconds: 1));
         }
         Queued.Inc();
+        _stages.Entered();
         try
         {
             // The caller may stop waiting; the message still completes its way through the graph.
@@ -67,6 +70,7 @@ public sealed class MessageGraph : IMessageIngest
         finally
         {
             Queued.Dec();
+            _stages.Left();
         }
     }
 
