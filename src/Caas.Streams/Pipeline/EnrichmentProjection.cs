@@ -135,19 +135,28 @@ public sealed class EnrichmentProjection : ReceiveActor
     }
 
     /// <summary>
-    /// Samples the lag: deferred messages in the journal after the projection's offset (and the age of the oldest), on
-    /// the node the projection runs on; one indexed range query over the journal's tail.
+    /// The lag behind <paramref name="offset"/>: deferred messages in the journal after it, and the age in seconds of
+    /// the oldest of them (0 when none); one range query over the journal's tail (ordering is its key).
     /// </summary>
-    public static async Task SampleLagAsync(System.Data.Common.DbConnection journal, long offset, CancellationToken ct)
+    public static async Task<(long Messages, double OldestSeconds)> LagAsync(System.Data.Common.DbConnection journal, long offset,
+        CancellationToken ct = default)
     {
         await using var cmd = journal.CreateCommand();
         cmd.CommandText = "SELECT COUNT(*), MIN(created) FROM journal WHERE ordering > @o AND tags LIKE @t";
         JournalDb.Parameter(cmd, "o", offset);
         JournalDb.Parameter(cmd, "t", "%;" + EnrichmentTags.Deferred + ";%");
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        if (!await r.ReadAsync(ct)) return;
+        if (!await r.ReadAsync(ct)) return (0, 0);
         var count = Convert.ToInt64(r.GetValue(0));
+        var age = count == 0 || r.IsDBNull(1) ? 0 : Math.Max(0, (DateTime.UtcNow.Ticks - Convert.ToInt64(r.GetValue(1))) / (double)TimeSpan.TicksPerSecond);
+        return (count, age);
+    }
+
+    /// <summary>Sets the lag gauges (on the node the projection runs on, once a second with the journal's head).</summary>
+    public static async Task SampleLagAsync(System.Data.Common.DbConnection journal, long offset, CancellationToken ct)
+    {
+        var (count, age) = await LagAsync(journal, offset, ct);
         LagMessages.Set(count);
-        LagSeconds.Set(count == 0 || r.IsDBNull(1) ? 0 : Math.Max(0, (DateTime.UtcNow.Ticks - Convert.ToInt64(r.GetValue(1))) / (double)TimeSpan.TicksPerSecond));
+        LagSeconds.Set(age);
     }
 }
