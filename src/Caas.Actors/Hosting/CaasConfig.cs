@@ -75,6 +75,7 @@ public static class CaasConfig
         ["CAAS_SNAPSHOT_EVERY"] = "caas.entities.snapshot-every",
         ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",
         ["CAAS_MESSAGE_WINDOW"] = "caas.entities.message-window",
+        ["CAAS_ENRICH_HIGH_WATER"] = "caas.pipeline.enrich-high-water",
     };
 
     public static Config FromEnvironment(Func<string, string?>? getEnv = null)

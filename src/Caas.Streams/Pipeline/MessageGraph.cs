@@ -54,14 +54,25 @@ public sealed class MessageGraph : IMessageIngest
     public async Task<IngestOutcome> SubmitAsync(IngestMessage message, CancellationToken ct = default)
     {
         var submission = new Submission(message);
-        var offered = await _ingest.OfferAsync(submission);
+        // Counted before it is offered, so a message always counts itself when it reaches the enrich stage.
+        _stages.Entered();
+        QueueOfferResult offered;
+        try
+        {
+            offered = await _ingest.OfferAsync(submission);
+        }
+        catch
+        {
+            _stages.Left();
+            throw;
+        }
         if (offered is not QueueOfferResult.Enqueued)
         {
+            _stages.Left();
             Refused.Inc();
             return new Rejected(new Rejection(ErrorCodes.Overloaded, "The ingest queue is full; retry shortly.", RetryAfterSeconds: 1));
         }
         Queued.Inc();
-        _stages.Entered();
         try
         {
             // The caller may stop waiting; the message still completes its way through the graph.

@@ -36,7 +36,8 @@ public sealed class DeferredEnrichmentTests
     }
 
     private static Task<IngestOutcome> Submit(PipelineNode node, string tenant, string conversation, string id, string text) =>
-        node.Ingest.SubmitAsync(new IngestMessage(tenant, conversation, "alice", id, new MessageContent("text", text), IngestSource.Bulk));
+        node.Ingest.SubmitAsync(new IngestMessage(tenant, conversation, "alice", id, new MessageContent("text", text), IngestSource.Bulk))
+            .WaitAsync(Patience);
 
     private static async Task<List<JsonElement>> HistoryAsync(HttpClient client, string conversation)
     {
