@@ -56,7 +56,7 @@ public sealed class MessageGraph : IMessageIngest
         var submission = new Submission(message);
         // Counted before it is offered, so a message always counts itself when it reaches the enrich stage.
         _stages.Entered();
-        QueueOfferResult offered;
+        IQueueOfferResult offered;
         try
         {
             offered = await _ingest.OfferAsync(submission);
