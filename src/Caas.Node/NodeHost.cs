@@ -10,6 +10,7 @@ using Caas.Actors.Hosting;
 using Caas.Actors.Privacy;
 using Caas.Actors.Sessions;
 using Caas.Streams.DeadLetters;
+using Caas.Streams.Kafka;
 using Caas.Streams.Operational;
 using Caas.Streams.Privacy;
 using Caas.Streams.Pipeline;
@@ -26,6 +27,12 @@ namespace Caas.Node;
 
 /// <summary>Registry key of the read-model projection singleton.</summary>
 public sealed class ReadModelProjection;
+
+/// <summary>Registry key of the deferred-enrichment projection singleton.</summary>
+public sealed class EnrichmentProjectionKey
+{
+    public const string Path = "enrichment-projection";
+}
 
 /// <summary>Composes a node: storage, the Akka cluster with its shard regions and projection, and the web edge.</summary>
 public static class NodeHost
@@ -77,7 +84,8 @@ public static class NodeHost
         builder.Services.AddSingleton(storage);
         builder.Services.AddSingleton(sp => new Caas.Streams.Audit.ProjectionRebuilds(sp.GetRequiredService<ActorSystem>(), "/user/read-model-projection",
             "read-model-projection", NodeOptions.RoleProjections, storage, sp.GetRequiredService<ReadModelWriter>()));
-        builder.Services.AddSingleton<IMessageIngest>(sp => BuildMessageGraph(sp, operational));
+        builder.Services.AddSingleton(sp => BuildPipelineStages(sp, operational));
+        builder.Services.AddSingleton<IMessageIngest>(sp => BuildMessageGraph(sp));
         builder.Services.AddCaasWeb(options.Jwt(), edge, limits);
         builder.Services.AddAkka(SystemName, (akka, sp) =>
         {
@@ -100,6 +108,14 @@ public static class NodeHost
                 .WithSingleton<ReadModelProjection>("read-model-projection",
                     (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
                         ProjectionSettings.From(system.Settings.Config), storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
+                // Deferred enrichment: enriches the messages stored above the pipeline's high-water mark, in journal order.
+                .WithSingleton<EnrichmentProjectionKey>(EnrichmentProjectionKey.Path,
+                    (system, registry, _) => EnrichmentProjection.PropsFor(
+                        (tenant, conversation, sender, content, at) =>
+                            sp.GetRequiredService<PipelineStages>().EnrichLaterAsync(tenant, conversation, sender, content, at),
+                        registry.Get<ConversationRegion>(), new ProjectionOffsetStore(store), ProjectionSettings.From(system.Settings.Config),
+                        PipelineSettings.From(system.Settings.Config).AskTimeout, Environment.ProcessorCount),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {
@@ -131,7 +147,14 @@ public static class NodeHost
     }
 
     /// <summary>The message graph, materialized once the actor system runs; every ingest source submits to it.</summary>
-    private static MessageGraph BuildMessageGraph(IServiceProvider sp, OperationalStore operational)
+    private static MessageGraph BuildMessageGraph(IServiceProvider sp)
+    {
+        var system = sp.GetRequiredService<ActorSystem>();
+        return new MessageGraph(sp.GetRequiredService<PipelineStages>(), PipelineSettings.From(system.Settings.Config), system.Materializer());
+    }
+
+    /// <summary>The graph's stages (shared with the enrichment projection, which enriches deferred messages with them).</summary>
+    private static PipelineStages BuildPipelineStages(IServiceProvider sp, OperationalStore operational)
     {
         var system = sp.GetRequiredService<ActorSystem>();
         var settings = PipelineSettings.From(system.Settings.Config);
@@ -150,7 +173,7 @@ public static class NodeHost
         {
             Rates = new RateLeases(system, sessions, RateLeaseSettings.From(system.Settings.Config), settings.AskTimeout),
         };
-        return new MessageGraph(stages, settings, system.Materializer());
+        return stages;
     }
 
     private static string ClusterHocon(NodeOptions o)

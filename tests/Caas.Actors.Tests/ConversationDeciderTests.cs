@@ -1015,4 +1015,53 @@ public sealed class ConversationDeciderTests
         Assert.True(accepted > 50, $"only {accepted} commands were accepted; the generator is too weak");
         Assert.True(posts > window, $"only {posts} posts; the window was never exercised");
     }
+
+    // ---- deferred enrichment ----------------------------------------------------------------------------------
+
+    private static readonly MessageEnrichment Found = new([], ["intent"]);
+
+    [Fact]
+    public void A_deferred_post_is_marked_and_its_enrichment_is_recorded_once()
+    {
+        var s = Group();
+        s = Accept(s, new PostMessage(T, C, "dave", "m-d", Text("later"), Horizon, MessageEnrichment.DeferredForLater), out var posted);
+        Assert.True(Single<MessagePosted>(posted).EnrichmentDeferred);
+        Assert.True(s.Messages[1].AwaitingEnrichment);
+        // an inline-enriched post is not waiting for anything
+        s = Accept(s, new PostMessage(T, C, "dave", "m-i", Text("now"), Horizon, Found));
+        Assert.False(s.Messages[2].AwaitingEnrichment);
+        Assert.Equal("RecordEnrichment", Answer<Done>(s, new RecordEnrichment(T, C, "dave", 2, "m-i", Found)).What);
+
+        s = Accept(s, new RecordEnrichment(T, C, "dave", 1, "m-d", Found), out var recorded);
+        var enriched = Single<MessageEnriched>(recorded);
+        Assert.Equal((1L, "m-d", "dave"), (enriched.Seq, enriched.MessageId, enriched.Meta.ActorId));
+        Assert.Equal(["intent"], enriched.Enrichment!.Degraded.ToArray());
+        Assert.False(enriched.Enrichment.Deferred);
+        Assert.False(s.Messages[1].AwaitingEnrichment);
+        Assert.Equal(2, s.LastSeq);
+
+        // the same enrichment again (a replayed projection batch) writes nothing
+        Answer<Done>(s, new RecordEnrichment(T, C, "dave", 1, "m-d", Found));
+    }
+
+    [Fact]
+    public void Recording_an_enrichment_of_a_deleted_or_unknown_message_writes_nothing()
+    {
+        var s = Accept(Group(), new PostMessage(T, C, "dave", "m-d", Text("later"), Horizon, MessageEnrichment.DeferredForLater));
+        Reject(s, new RecordEnrichment(T, C, "dave", 2, "m-x", Found), ErrorCodes.NotFound);
+        Reject(s, new RecordEnrichment(T, C, "dave", 1, "m-other", Found), ErrorCodes.NotFound);
+        Reject(s, new RecordEnrichment(T, C, "erin", 1, "m-d", Found), ErrorCodes.NotFound);
+        Reject(ConversationState.Empty(), new RecordEnrichment(T, C, "dave", 1, "m-d", Found), ErrorCodes.NotFound);
+        s = Accept(s, new DeleteMessage(T, C, "dave", 1));
+        Answer<Done>(s, new RecordEnrichment(T, C, "dave", 1, "m-d", Found));
+    }
+
+    [Fact]
+    public void A_deferred_message_older_than_the_kept_facts_is_still_recorded()
+    {
+        var s = Accept(Group(window: 2), new PostMessage(T, C, "dave", "m-d", Text("later"), Horizon, MessageEnrichment.DeferredForLater));
+        s = Posted(s, "dave", 3);
+        Assert.False(s.Messages.ContainsKey(1));
+        Single<MessageEnriched>(Decide(s, new RecordEnrichment(T, C, "dave", 1, "m-d", Found)));
+    }
 }

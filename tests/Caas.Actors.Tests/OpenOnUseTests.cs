@@ -98,4 +98,25 @@ public sealed class OpenOnUseTests : IDisposable
         var plain = (MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 2, "m-2", new MessageContent("text", "again")), _vault, "c-1");
         Assert.Equal(RoundTrip(plain), RoundTrip(plain));
     }
+
+    [Fact]
+    public void A_recorded_enrichment_is_sealed_under_the_author_and_opened_only_when_read()
+    {
+        var enrichment = new MessageEnrichment([new EnricherOutput("entities", "1", System.Text.Json.JsonSerializer.SerializeToElement(new { email = "a@example.com" }))], []);
+        var enriched = (MessageEnriched)ContentSealing.Seal(new MessageEnriched(Meta, 1, "m-1", enrichment), _vault, "c-1");
+        Assert.Equal("acme/alice", enriched.Sealed!.KeyId);
+        var stored = System.Text.Encoding.UTF8.GetString(_system.Serialization.FindSerializerFor(enriched).ToBinary(enriched));
+        Assert.DoesNotContain("example.com", stored);
+
+        var read = RoundTrip(enriched);
+        Assert.Equal(0, _vault.Opens);
+        // recovery applies it without reading the enrichment: nothing decrypted
+        ConversationState.Empty().Apply(new ConversationCreated(Meta, "c-1", ConversationTypes.Group, null, [new InitialMember("alice", Role.Owner)]))
+            .Apply(read);
+        Assert.Equal(0, _vault.Opens);
+        Assert.Contains("a@example.com", read.Enrichment!.Results[0].Data.ToString());
+        Assert.Equal(1, _vault.Opens);
+        // bound to its conversation: the same ciphertext read as another conversation's opens to nothing
+        Assert.Null(((MessageEnriched)ContentSealing.InConversation(RoundTrip(enriched), "c-2")).Enrichment);
+    }
 }

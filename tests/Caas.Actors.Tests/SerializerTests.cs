@@ -58,6 +58,9 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
         return s;
     }
 
+    private static readonly MessageEnrichment Enriched = new(
+        [new EnricherOutput("sentiment", "vader-1", JsonSerializer.SerializeToElement(new { compound = 0.42 }))], ["intent"]);
+
     /// <summary>A realistic instance of every type the serializer knows, with the optional parts both filled and empty.</summary>
     public static IReadOnlyList<object> Samples()
     {
@@ -79,6 +82,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new MessagePosted(Meta, 42, "m-42", Content),
             new MessageEdited(Meta, 42, "m-42", Content with { Text = "fixed" }),
             new MessageDeleted(Meta, 42, "m-42"),
+            new MessagePosted(Meta, 44, "m-44", Content, MessageEnrichment.DeferredForLater) { EnrichmentDeferred = true },
+            new MessageEnriched(Meta, 44, "m-44", Enriched),
             new ReactionAdded(Meta, 42, "m-42", "👍"),
             new ReactionRemoved(Meta, 42, "m-42", "👍"),
             new UserBanned(Meta, "mallory", At.AddHours(1), "spam"),
@@ -98,6 +103,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new ChangeRole("acme", "c-1", "alice", "bob", Role.Moderator),
             new PostMessage("acme", "c-1", "bob", "m-43", Content, TimeSpan.FromHours(24)),
             new EditMessage("acme", "c-1", "bob", 43, Content),
+            new RecordEnrichment("acme", "c-1", "bob", 43, "m-43", Enriched),
             new DeleteMessage("acme", "c-1", "bob", 43),
             new AddReaction("acme", "c-1", "bob", 43, "🎉"),
             new RemoveReaction("acme", "c-1", "bob", 43, "🎉"),

@@ -21,11 +21,16 @@ public sealed class PipelineNode : IAsyncDisposable
     public static Task<PipelineNode> StartAsync(string hocon = "", params IEnricher[] enrichers) =>
         StartAsync(hocon, services => { }, enrichers);
 
-    public static async Task<PipelineNode> StartAsync(string hocon, Action<IServiceCollection> configure, params IEnricher[] enrichers)
+    public static Task<PipelineNode> StartAsync(string hocon, Action<IServiceCollection> configure, params IEnricher[] enrichers) =>
+        StartOnAsync(TestDatabases.NewPostgresDatabase("pipe"), hocon, configure, enrichers);
+
+    /// <summary>A node on the given PostgreSQL database (a restart: the same master key every time).</summary>
+    public static async Task<PipelineNode> StartOnAsync(string postgres, string hocon, Action<IServiceCollection> configure, params IEnricher[] enrichers)
     {
         var app = await NodeHost.BuildAsync(new NodeOptions
         {
-            Postgres = TestDatabases.NewPostgresDatabase("pipe"),
+            Postgres = postgres,
+            MasterKey = TestDatabases.MasterKey,
             Urls = "http://127.0.0.1:0",
             JwtSecret = Secret,
             LogLevel = "Warning",

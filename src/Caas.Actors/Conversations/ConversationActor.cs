@@ -151,7 +151,9 @@ public sealed class ConversationActor : ReceivePersistentActor
         if (events.Count == 0) return;
 
         var tags = ImmutableHashSet.Create(KindTag, Ids.TenantTag(events[0].Meta.TenantId));
-        var payloads = events.Select(e => new Tagged(e, tags)).ToList();
+        // A message stored with its enrichment deferred is also tagged for the enrichment projection, which reads only those.
+        var deferredTags = tags.Add(EnrichmentTags.Deferred);
+        var payloads = events.Select(e => new Tagged(e, e is MessagePosted { EnrichmentDeferred: true } ? deferredTags : tags)).ToList();
         var flight = _inFlight = new InFlight(payloads, state, held, ImmutableArray.CreateBuilder<ConversationEventPublished>(events.Count));
         var remaining = payloads.Count;
         var (tenantId, conversationId) = (batch[0].Command.TenantId, batch[0].Command.ConversationId);

@@ -24,7 +24,18 @@ public sealed record EnricherOutput(string Name, string Version, System.Text.Jso
 /// What the pipeline's enrich stage found, stored with the message event. <see cref="Degraded"/> names the enrichers
 /// that were skipped (breaker open, over the time budget, failed): the message went on without them.
 /// </summary>
-public sealed record MessageEnrichment(ImmutableArray<EnricherOutput> Results, ImmutableArray<string> Degraded);
+public sealed record MessageEnrichment(ImmutableArray<EnricherOutput> Results, ImmutableArray<string> Degraded)
+{
+    /// <summary>
+    /// True on a message stored above the pipeline's high-water mark, before any enricher ran: its results come later
+    /// (<see cref="MessageEnriched"/>).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Deferred { get; init; }
+
+    /// <summary>What a message stored with its enrichment deferred carries until its results are recorded.</summary>
+    public static MessageEnrichment DeferredForLater { get; } = new([], []) { Deferred = true };
+}
 
 /// <summary>Every conversation command names its tenant, its conversation and the acting user.</summary>
 public interface IConversationCommand : IEntityMessage, ICaasMessage
@@ -74,6 +85,14 @@ public sealed record PostMessage(string TenantId, string ConversationId, string 
 /// </summary>
 public sealed record AdmitMessage(string TenantId, string ConversationId, string ActorId, string? MessageId, TimeSpan IdempotencyHorizon)
     : ConversationCommand(TenantId, ConversationId, ActorId);
+
+/// <summary>
+/// Records the enrichment of a message stored with its enrichment deferred (sent by the enrichment projection;
+/// <see cref="ConversationCommand.ActorId"/> is the message's author, whose key seals it). Idempotent: a message whose
+/// enrichment is already recorded, or that was deleted, is answered <see cref="Done"/> without a write.
+/// </summary>
+public sealed record RecordEnrichment(string TenantId, string ConversationId, string ActorId, long Seq, string MessageId,
+    MessageEnrichment Enrichment) : ConversationCommand(TenantId, ConversationId, ActorId);
 
 public sealed record EditMessage(string TenantId, string ConversationId, string ActorId, long Seq, MessageContent Content)
     : ConversationCommand(TenantId, ConversationId, ActorId);

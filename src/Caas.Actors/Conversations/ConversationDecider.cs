@@ -48,6 +48,7 @@ public static class ConversationDecider
             AdmitMessage a => Admit(s, a.ActorId, a.ConversationId, a.MessageId, a.IdempotencyHorizon, now)
                               ?? Decision.Answer(new MessageAdmitted(a.ConversationId)),
             EditMessage e => Edit(s, e, meta, now),
+            RecordEnrichment re => Enriched(s, re, meta),
             DeleteMessage d => Delete(s, d, meta),
             AddReaction ra => React(s, ra.ActorId, ra.Seq, ra.Reaction, add: true, meta, now),
             RemoveReaction rr => React(s, rr.ActorId, rr.Seq, rr.Reaction, add: false, meta, now),
@@ -223,7 +224,28 @@ public static class ConversationDecider
     {
         if (Admit(s, p.ActorId, p.ConversationId, p.MessageId, p.IdempotencyHorizon, now) is { } decided) return decided;
         if (ValidateContent(p.Content) is { } invalid) return invalid;
-        return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment));
+        return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment)
+        {
+            EnrichmentDeferred = p.Enrichment?.Deferred == true,
+        });
+    }
+
+    /// <summary>
+    /// A deferred message's enrichment, recorded once: a message already enriched (or never deferred), deleted, or in a
+    /// deleted conversation is answered Done without a write, so the projection may send it again after a crash. A
+    /// message older than the facts the entity keeps is recorded again; the read model's copy is the same either way.
+    /// </summary>
+    private static Decision Enriched(ConversationState s, RecordEnrichment re, EventMeta meta)
+    {
+        if (!s.Exists || re.Seq < 1 || re.Seq > s.LastSeq) return Rejection.NotFound("message");
+        var done = Decision.Answer(new Done(nameof(RecordEnrichment)));
+        if (s.Deleted) return done;
+        if (s.Messages.TryGetValue(re.Seq, out var facts))
+        {
+            if (facts.MessageId != re.MessageId || facts.AuthorId != re.ActorId) return Rejection.NotFound("message");
+            if (facts.Deleted || !facts.AwaitingEnrichment) return done;
+        }
+        return Decision.Persist(new MessageEnriched(meta, re.Seq, re.MessageId, re.Enrichment with { Deferred = false }));
     }
 
     /// <summary>

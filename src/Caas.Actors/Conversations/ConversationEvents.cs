@@ -62,15 +62,66 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SealedContent? Sealed { get; init; }
 
+    /// <summary>
+    /// The message was stored without enrichment (the pipeline was above its high-water mark): the enrichment projection
+    /// runs the enrichers later and the entity records their results as <see cref="MessageEnriched"/>. Kept outside the
+    /// sealed body (it holds no personal data), so the entity and the projection know it without decrypting anything;
+    /// the event is also tagged <see cref="EnrichmentTags.Deferred"/>.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool EnrichmentDeferred { get; init; }
+
     /// <summary>This event with its content and enrichment coming from <paramref name="open"/> on first use.</summary>
     internal MessagePosted OpeningOnUse(Func<(MessageContent, MessageEnrichment?)> open) =>
         new MessagePosted(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
 
     public bool Equals(MessagePosted? other) =>
         other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Content == other.Content &&
-        Enrichment == other.Enrichment && Sealed == other.Sealed;
+        Enrichment == other.Enrichment && Sealed == other.Sealed && EnrichmentDeferred == other.EnrichmentDeferred;
 
     public override int GetHashCode() => HashCode.Combine(Meta, Seq, MessageId, Sealed);
+}
+
+/// <summary>
+/// The enrichment of a message stored with <see cref="MessagePosted.EnrichmentDeferred"/>, recorded by the entity when
+/// the enrichment projection has run the enrichers. <see cref="EventMeta.ActorId"/> is the message's author: the
+/// enrichment is sealed under the author's data key like the content (it can hold the same phone numbers and
+/// addresses), so erasing the author makes it unreadable too. Opened on first use; reads as null once erased.
+/// </summary>
+public sealed record MessageEnriched(EventMeta Meta, long Seq, string MessageId, MessageEnrichment? Enrichment) : IConversationEvent, ISealable
+{
+    private MessageEnrichment? _enrichment = Enrichment;
+    private Lazy<MessageEnrichment?>? _opening;
+
+    public MessageEnrichment? Enrichment
+    {
+        get => _opening is { } o ? o.Value : _enrichment;
+        init
+        {
+            _enrichment = value;
+            _opening = null;
+        }
+    }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SealedContent? Sealed { get; init; }
+
+    /// <summary>This event with its enrichment coming from <paramref name="open"/> on first use.</summary>
+    internal MessageEnriched OpeningOnUse(Func<MessageEnrichment?> open) =>
+        new MessageEnriched(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+
+    public bool Equals(MessageEnriched? other) =>
+        other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Enrichment == other.Enrichment &&
+        Sealed == other.Sealed;
+
+    public override int GetHashCode() => HashCode.Combine(Meta, Seq, MessageId, Sealed);
+}
+
+/// <summary>Journal tags of deferred enrichment.</summary>
+public static class EnrichmentTags
+{
+    /// <summary>A <see cref="MessagePosted"/> stored with its enrichment deferred: what the enrichment projection reads.</summary>
+    public const string Deferred = "enrichment-deferred";
 }
 
 /// <summary>
@@ -140,6 +191,7 @@ public static class ConversationEvents
         MemberRoleChanged x => x with { Meta = meta },
         MessagePosted x => x with { Meta = meta },
         MessageEdited x => x with { Meta = meta },
+        MessageEnriched x => x with { Meta = meta },
         MessageDeleted x => x with { Meta = meta },
         ReactionAdded x => x with { Meta = meta },
         ReactionRemoved x => x with { Meta = meta },

@@ -14,8 +14,9 @@ public sealed record Restriction(DateTimeOffset? Until, string? Reason)
 
 /// <summary>What the entity remembers of one recent message: enough to authorise edits, deletes and reactions.</summary>
 /// <param name="Edits">How many times it was edited (numbers the next edit; 0 in snapshots taken before it was kept).</param>
+/// <param name="AwaitingEnrichment">Stored with its enrichment deferred and not yet enriched (false in older snapshots).</param>
 public sealed record MessageFacts(string MessageId, string AuthorId, DateTimeOffset CreatedAt, bool Deleted,
-    ImmutableDictionary<string, ImmutableHashSet<string>> Reactions, int Edits = 0);
+    ImmutableDictionary<string, ImmutableHashSet<string>> Reactions, int Edits = 0, bool AwaitingEnrichment = false);
 
 /// <summary>
 /// The conversation as its events made it. Per-message facts are kept for the last <see cref="MessageWindow"/>
@@ -96,6 +97,7 @@ public sealed record ConversationState(
         MessagePosted p => ApplyPosted(p),
         MessageEdited ed => UpdateMessage(ed.Seq, f => f with { Edits = ed.Edit > 0 ? ed.Edit : f.Edits + 1 }),
         MessageDeleted d => UpdateMessage(d.Seq, f => f with { Deleted = true }),
+        MessageEnriched en => UpdateMessage(en.Seq, f => f with { AwaitingEnrichment = false }),
         ReactionAdded ra => UpdateMessage(ra.Seq, f => f with
         {
             Reactions = f.Reactions.SetItem(ra.Reaction,
@@ -121,7 +123,7 @@ public sealed record ConversationState(
     private ConversationState ApplyPosted(MessagePosted p)
     {
         var facts = new MessageFacts(p.MessageId, p.Meta.ActorId, p.Meta.OccurredAt, false,
-            ImmutableDictionary<string, ImmutableHashSet<string>>.Empty);
+            ImmutableDictionary<string, ImmutableHashSet<string>>.Empty, AwaitingEnrichment: p.EnrichmentDeferred);
         var messages = Messages.SetItem(p.Seq, facts);
         var ids = MessageIds.SetItem(p.MessageId, p.Seq);
         // Keep the window bounded: forget the facts that fell out of it (all of them at once when the window was

@@ -76,6 +76,7 @@ public static class CaasConfig
         ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",
         ["CAAS_MESSAGE_WINDOW"] = "caas.entities.message-window",
         ["CAAS_CALL_RING_TIMEOUT"] = "caas.calls.ring-timeout",
+        ["CAAS_ENRICH_HIGH_WATER"] = "caas.pipeline.enrich-high-water",
     };
 
     public static Config FromEnvironment(Func<string, string?>? getEnv = null)

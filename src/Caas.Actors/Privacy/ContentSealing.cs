@@ -99,6 +99,13 @@ public static class ContentSealing
                 V = SealedContent.Current, ConversationId = conversationId,
             },
         },
+        MessageEnriched { Sealed: null, Enrichment: { } en } x => x with
+        {
+            Sealed = vault.Seal(x.Meta.TenantId, x.Meta.ActorId, Body(new MessageContent("enrichment", null), en), Aad(x, conversationId)) with
+            {
+                V = SealedContent.Current, ConversationId = conversationId,
+            },
+        },
         _ => e,
     };
 
@@ -111,6 +118,7 @@ public static class ContentSealing
         MessageEdited { Sealed: { } s } m => OpenBody(m.Meta.TenantId, s, AadOf(m, s), vault) is var (c, _)
             ? m with { Content = c }
             : m,
+        MessageEnriched { Sealed: { } s } x => x with { Enrichment = OpenBody(x.Meta.TenantId, s, Aad(x, s.ConversationId ?? string.Empty), vault).Item2 },
         _ => e,
     };
 
@@ -124,6 +132,7 @@ public static class ContentSealing
     {
         MessagePosted { Sealed: { } s } p => p.OpeningOnUse(() => OpenBody(p.Meta.TenantId, s, AadOf(p, s), vault)),
         MessageEdited { Sealed: { } s } m => m.OpeningOnUse(() => OpenBody(m.Meta.TenantId, s, AadOf(m, s), vault).Item1),
+        MessageEnriched { Sealed: { } s } x => x.OpeningOnUse(() => OpenBody(x.Meta.TenantId, s, Aad(x, s.ConversationId ?? string.Empty), vault).Item2),
         _ => e,
     };
 
@@ -136,6 +145,7 @@ public static class ContentSealing
     {
         MessagePosted { Sealed.ConversationId: { } c } p when c != conversationId => p with { Content = Unreadable, Enrichment = null },
         MessageEdited { Sealed.ConversationId: { } c } m when c != conversationId => m with { Content = Unreadable },
+        MessageEnriched { Sealed.ConversationId: { } c } x when c != conversationId => x with { Enrichment = null },
         _ => e,
     };
 
@@ -177,6 +187,10 @@ public static class ContentSealing
 
     private static byte[] Aad(MessageEdited m, string conversationId) =>
         Aad(m.Meta.TenantId, conversationId, m.Meta.ActorId, m.MessageId, "edited", m.Edit);
+
+    /// <summary>An enrichment is bound like an edit: to its message, its conversation, its author and its kind.</summary>
+    private static byte[] Aad(MessageEnriched x, string conversationId) =>
+        Aad(x.Meta.TenantId, conversationId, x.Meta.ActorId, x.MessageId, "enriched", 0);
 
     // The event type and edit number come from the event being read, never from the sealed record, so a ciphertext
     // swapped onto another kind of event does not open.

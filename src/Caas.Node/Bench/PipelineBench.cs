@@ -20,7 +20,8 @@ namespace Caas.Node.Bench;
 /// warm-up. <c>bulk</c> submits through the one ingest path as the bulk source does (the HTTP edge is not measured),
 /// closed loop or open loop (<c>--rate</c>); <c>kafka</c> produces a burst (or R/s) to a topic of its own and the Kafka
 /// ingest consumes it. Latency is from submit, produce or the scheduled time to the persisted outcome. The last line
-/// reads <c>mode=bulk msgs_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N enrichment_lag_zero_s=N</c> or
+/// reads <c>mode=bulk msgs_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N enrichment_lag_zero_s=N enrichment_deferred=N
+/// enrichment_caught_up=N enrichment_catchup_per_s=N</c> or
 /// <c>mode=kafka msgs_per_s=N p50_ms=N p99_ms=N max_ms=N rss_mb=N lag_zero_s=N</c>.
 /// </summary>
 public static class PipelineBench
@@ -150,24 +151,42 @@ public static class PipelineBench
 
     /// <summary>
     /// The seconds until the node's enrichment lag (any gauge on /metrics whose name has both "enrichment" and "lag")
-    /// reads 0 after the load stopped; "none" when the node exports no such gauge, "timeout" when it is not 0 in time.
+    /// reads 0 after the load stopped, and the catch-up rate: deferred enrichments recorded meanwhile
+    /// (<c>caas_enrichment_deferred_recorded_total</c>) per second. "none" when the node exports no such gauge, "timeout"
+    /// when it is not 0 in time. The lag gauges are sampled once a second, so the time has that resolution.
     /// </summary>
     private static async Task<string> EnrichmentLagZeroAsync(HttpClient http, TimeSpan timeout, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
+        double? recordedAtStart = null;
+        double deferredAtStart = 0;
         while (true)
         {
             var text = await http.GetStringAsync("/metrics", ct);
-            var lags = text.Split('\n')
-                .Where(l => !l.StartsWith('#') && l.Contains("enrichment", StringComparison.Ordinal) && l.Contains("lag", StringComparison.Ordinal))
-                .Select(l => double.TryParse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.NumberStyles.Float,
-                    System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : double.NaN)
+            var lines = text.Split('\n').Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+            var lags = lines
+                .Where(l => l.Contains("enrichment", StringComparison.Ordinal) && l.Contains("lag", StringComparison.Ordinal))
+                .Select(Value)
                 .ToList();
+            var recorded = lines.Where(l => l.StartsWith("caas_enrichment_deferred_recorded_total ", StringComparison.Ordinal)).Select(Value).FirstOrDefault();
+            recordedAtStart ??= recorded;
             if (lags.Count == 0) return "none";
-            if (lags.All(v => v == 0)) return clock.Elapsed.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+            if (deferredAtStart == 0)
+                deferredAtStart = lines.Where(l => l.StartsWith("caas_enrichment_deferred_total ", StringComparison.Ordinal)).Select(Value).FirstOrDefault();
+            if (lags.All(v => v == 0))
+            {
+                var seconds = clock.Elapsed.TotalSeconds;
+                var caughtUp = recorded - recordedAtStart.Value;
+                var rate = seconds > 0 ? caughtUp / seconds : 0;
+                return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"{seconds:F1} enrichment_deferred={deferredAtStart:F0} enrichment_caught_up={caughtUp:F0} enrichment_catchup_per_s={rate:F0}");
+            }
             if (clock.Elapsed > timeout) return "timeout";
             await Task.Delay(100, ct);
         }
+
+        static double Value(string l) => double.TryParse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.NumberStyles.Float,
+            System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
     }
 
     private static async Task<(int Code, string LastLine)> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,

@@ -37,6 +37,7 @@ public sealed record ChatEventRecord(
             MessagePosted p => p.Seq,
             MessageEdited p => p.Seq,
             MessageDeleted p => p.Seq,
+            MessageEnriched p => p.Seq,
             _ => null,
         };
         return new ChatEventRecord(parts[1], parts[2], type, envelope.SequenceNr, messageSeq,

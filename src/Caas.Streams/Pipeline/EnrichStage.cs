@@ -37,10 +37,10 @@ public sealed class EnrichStage
 
     public IReadOnlyList<string> Names => _enrichers.Select(e => e.Enricher.Name).ToList();
 
-    public async Task<MessageEnrichment?> EnrichAsync(IngestMessage m, string timeZone, string phoneRegion)
+    public async Task<MessageEnrichment?> EnrichAsync(IngestMessage m, string timeZone, string phoneRegion, DateTimeOffset? at = null)
     {
         if (_enrichers.Length == 0 || m.Content.Text is null) return null;
-        var input = new EnrichmentInput(m.TenantId, m.ConversationId, m.SenderId, m.Content.Text, DateTimeOffset.UtcNow, timeZone, phoneRegion);
+        var input = new EnrichmentInput(m.TenantId, m.ConversationId, m.SenderId, m.Content.Text, at ?? DateTimeOffset.UtcNow, timeZone, phoneRegion);
         using var budget = new CancellationTokenSource(_budget);
         var runs = _enrichers.Select(e => RunAsync(e.Enricher, e.Breaker, input, budget.Token)).ToArray();
         var outcomes = await Task.WhenAll(runs);

@@ -28,9 +28,11 @@ public sealed class MessageGraph : IMessageIngest
     private static readonly Counter Refused = Metrics.CreateCounter("caas_pipeline_overloaded_total", "Messages refused at ingest because the queue was full.");
 
     private readonly ISourceQueueWithComplete<Submission> _ingest;
+    private readonly PipelineStages _stages;
 
     public MessageGraph(PipelineStages stages, PipelineSettings settings, IMaterializer materializer)
     {
+        _stages = stages;
         _ingest = Source.Queue<Submission>(settings.QueueSize, OverflowStrategy.DropNew)
             .Via(stages.Recall())
             .Via(stages.Validate())
@@ -52,9 +54,21 @@ public sealed class MessageGraph : IMessageIngest
     public async Task<IngestOutcome> SubmitAsync(IngestMessage message, CancellationToken ct = default)
     {
         var submission = new Submission(message);
-        var offered = await _ingest.OfferAsync(submission);
+        // Counted before it is offered, so a message always counts itself when it reaches the enrich stage.
+        _stages.Entered();
+        IQueueOfferResult offered;
+        try
+        {
+            offered = await _ingest.OfferAsync(submission);
+        }
+        catch
+        {
+            _stages.Left();
+            throw;
+        }
         if (offered is not QueueOfferResult.Enqueued)
         {
+            _stages.Left();
             Refused.Inc();
             return new Rejected(new Rejection(ErrorCodes.Overloaded, "The ingest queue is full; retry shortly.", RetryAfterSeconds: 1));
         }
@@ -67,6 +81,7 @@ public sealed class MessageGraph : IMessageIngest
         finally
         {
             Queued.Dec();
+            _stages.Left();
         }
     }
 

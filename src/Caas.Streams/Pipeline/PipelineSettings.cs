@@ -20,6 +20,13 @@ public sealed record PipelineSettings(
     long DedupeMaxBytes,
     TimeSpan ClaimsPurgeInterval)
 {
+    /// <summary>
+    /// The high-water mark of deferred enrichment: while more messages than this are inside this node's graph (ingested,
+    /// not yet answered), a message is stored with its enrichment deferred instead of waiting for the enrichers; the
+    /// enrichment projection fills the results in afterwards. 0 defers every message; a negative value never defers.
+    /// </summary>
+    public int EnrichHighWater { get; init; } = 1_000;
+
     public static PipelineSettings Default { get; } = new(10_000, 64, 512, 32, 2_048, 512, 4, TimeSpan.FromSeconds(5),
         TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024,
         TimeSpan.FromMinutes(10));
@@ -36,6 +43,9 @@ public sealed record PipelineSettings(
             c.GetTimeSpan("enrich-budget", d.EnrichBudget), c.GetInt("breaker-max-failures", d.BreakerMaxFailures),
             c.GetTimeSpan("breaker-reset", d.BreakerReset), c.GetTimeSpan("dedupe-window", d.DedupeWindow),
             c.GetInt("dedupe-max-entries", d.DedupeMaxEntries), c.GetByteSize("dedupe-max-bytes", d.DedupeMaxBytes) ?? d.DedupeMaxBytes,
-            c.GetTimeSpan("claims-purge-interval", d.ClaimsPurgeInterval));
+            c.GetTimeSpan("claims-purge-interval", d.ClaimsPurgeInterval))
+        {
+            EnrichHighWater = c.GetInt("enrich-high-water", d.EnrichHighWater),
+        };
     }
 }

@@ -229,12 +229,46 @@ public sealed class PipelineStages(
     /// Enrich: every enricher at once under the time budget; a missing one marks the message degraded. Dates resolve
     /// in the sender's time zone (their profile), phone numbers in the tenant's default region.
     /// </summary>
+    /// <remarks>
+    /// Above the high-water mark (<see cref="PipelineSettings.EnrichHighWater"/> messages inside the graph) no enricher
+    /// runs: the message is stored with <c>enrichment.deferred</c> and acknowledged at once, and the enrichment
+    /// projection (<see cref="EnrichmentProjection"/>) enriches it afterwards, so enrichment never caps ingest.
+    /// </remarks>
     public Flow<Submission, Submission, NotUsed> Enrich() => Decide("enrich", async s =>
     {
-        if (enrich.Names.Count == 0) return;
+        if (enrich.Names.Count == 0 || s.Message.Content.Text is null) return;
+        if (settings.EnrichHighWater >= 0 && Volatile.Read(ref _inGraph) > settings.EnrichHighWater)
+        {
+            s.Enrichment = MessageEnrichment.DeferredForLater;
+            EnrichmentProjection.Deferred.Inc();
+            return;
+        }
         var zone = await TimeZoneOfAsync(s.Message.TenantId, s.Message.SenderId);
         s.Enrichment = await enrich.EnrichAsync(s.Message, zone, s.Tenant.DefaultPhoneRegion);
     });
+
+    private int _inGraph;
+
+    /// <summary>Messages inside this node's graph now (ingested, not yet answered): the measure of the high-water mark.</summary>
+    public int InGraph => Volatile.Read(ref _inGraph);
+
+    internal void Entered() => Interlocked.Increment(ref _inGraph);
+
+    internal void Left() => Interlocked.Decrement(ref _inGraph);
+
+    /// <summary>
+    /// A stored message's enrichment, run later by the enrichment projection: the same enrichers, budget and breakers as
+    /// inline, the sender's time zone and the tenant's phone region, dates relative to when the message was posted.
+    /// </summary>
+    public async Task<MessageEnrichment?> EnrichLaterAsync(string tenantId, string conversationId, string senderId, MessageContent content,
+        DateTimeOffset postedAt)
+    {
+        if (enrich.Names.Count == 0 || content.Text is null) return null;
+        var tenant = await tenantSettings(tenantId, CancellationToken.None);
+        var zone = await TimeZoneOfAsync(tenantId, senderId);
+        return await enrich.EnrichAsync(new IngestMessage(tenantId, conversationId, senderId, null, content, IngestSource.Bulk), zone,
+            tenant.DefaultPhoneRegion, postedAt);
+    }
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Zone, long Until)> _zones = new();
 

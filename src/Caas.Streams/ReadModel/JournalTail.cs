@@ -88,6 +88,7 @@ public sealed class JournalTail(ActorSystem system)
         MessageDeleted d => d.Seq,
         ReactionAdded a => a.Seq,
         ReactionRemoved r => r.Seq,
+        MessageEnriched en => en.Seq,
         _ => null,
     };
 
@@ -107,6 +108,12 @@ public sealed class JournalTail(ActorSystem system)
                 };
             case MessageDeleted:
                 return row with { Deleted = true, Text = null, ContentType = null, Versions = [], Enrichment = null };
+            case MessageEnriched en when !row.Deleted:
+                return row with
+                {
+                    Enrichment = en.Enrichment is null ? null
+                        : System.Text.Json.JsonSerializer.SerializeToElement(en.Enrichment, Caas.Actors.Serialization.CaasSerializer.Json),
+                };
             case ReactionAdded a:
             {
                 var reactions = new Dictionary<string, string[]>(row.Reactions);

@@ -116,6 +116,8 @@ public sealed class ProjectionLagSampler(StorageOptions storage, ILogger<Project
                 await using var cmd = c.CreateCommand();
                 cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
                 ProjectionRunner.ObserveHead(Convert.ToInt64(await cmd.ExecuteScalarAsync(stopping)));
+                if (ProjectionRunner.WrittenOffset(Pipeline.EnrichmentProjection.Name) is { } enriched)
+                    await Pipeline.EnrichmentProjection.SampleLagAsync(c, enriched, stopping);
                 warned = false;
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -106,7 +106,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                     rows.TryAdd((tenant, conversation, p.Seq), MessageRow.New(tenant, conversation, p));
                     lastSeq[(tenant, conversation)] = Math.Max(lastSeq.GetValueOrDefault((tenant, conversation)), p.Seq);
                     break;
-                case MessageEdited or MessageDeleted or ReactionAdded or ReactionRemoved:
+                case MessageEdited or MessageDeleted or ReactionAdded or ReactionRemoved or MessageEnriched:
                     // A message the read model does not have (outside the projection's history) is left alone.
                     if (rows.TryGetValue((tenant, conversation, TargetSeq(e)!.Value), out var row)) row.Apply(e);
                     break;
@@ -256,6 +256,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         MessageDeleted d => d.Seq,
         ReactionAdded a => a.Seq,
         ReactionRemoved r => r.Seq,
+        MessageEnriched en => en.Seq,
         _ => null,
     };
 
@@ -383,6 +384,11 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                     ContentType = null;
                     Versions.Clear();
                     Enrichment = null;
+                    break;
+                case MessageEnriched enriched:
+                    // A deleted message keeps no enrichment; an erased author's reads as none (null once the key is gone).
+                    if (!Deleted)
+                        Enrichment = enriched.Enrichment is { } en ? JsonSerializer.Serialize(en, CaasSerializer.Json) : null;
                     break;
                 default:
                     ApplyReaction(Reactions, e);

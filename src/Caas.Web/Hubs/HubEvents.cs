@@ -16,6 +16,7 @@ public static class HubEvents
     public const string SessionExpired = "sessionExpired";
     public const string PresenceChanged = "presenceChanged";
     public const string RoomError = "roomError";
+    public const string MessageEnrichedMethod = "messageEnriched";
 
     /// <summary>
     /// Events a client can miss without missing state: live signals (typing, delivered, who is in the room, presence)
@@ -51,6 +52,13 @@ public static class HubEvents
         {
             conversation_id = conversationId, seq = d.Seq, message_id = d.MessageId, deleted_by = d.Meta.ActorId,
             deleted_at = Views.Utc(d.Meta.OccurredAt),
+        }),
+        // A deferred message's enrichment, recorded after the message (its results as the history shows them).
+        MessageEnriched en => (MessageEnrichedMethod, new
+        {
+            conversation_id = conversationId, seq = en.Seq, message_id = en.MessageId,
+            enrichment = en.Enrichment is null ? (System.Text.Json.JsonElement?)null
+                : System.Text.Json.JsonSerializer.SerializeToElement(en.Enrichment, Caas.Actors.Serialization.CaasSerializer.Json),
         }),
         ReactionAdded ra => ("reactionChanged", Reaction(conversationId, ra.Seq, ra.MessageId, ra.Meta, ra.Reaction, added: true)),
         ReactionRemoved rr => ("reactionChanged", Reaction(conversationId, rr.Seq, rr.MessageId, rr.Meta, rr.Reaction, added: false)),

@@ -1,0 +1,162 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Privacy;
+using Caas.Streams.Kafka;
+using Caas.Streams.ReadModel;
+using Prometheus;
+
+namespace Caas.Streams.Pipeline;
+
+/// <summary>
+/// Deferred enrichment: the messages the pipeline stored above its high-water mark (tagged
+/// <see cref="EnrichmentTags.Deferred"/>) are read from the journal in order of arrival through
+/// <see cref="ProjectionRunner"/>, enriched (the same enrichers, budget and breakers as inline), and their results
+/// recorded by their conversation entity as <see cref="MessageEnriched"/> (sealed under the author's key). A batch's
+/// offset (<c>rm_projection_offsets</c>, name <see cref="Name"/>) is stored only after every entity of the batch has
+/// acknowledged, so a crash replays the batch; the entity records a message's enrichment once (a repeat is answered
+/// without a write). Each conversation's records go to its entity one after another, in journal order; conversations
+/// in parallel. Runs as a cluster singleton on a projections node.
+/// </summary>
+public sealed class EnrichmentProjection : ReceiveActor
+{
+    public const string Name = "enrichment";
+
+    public static readonly Counter Deferred = Metrics.CreateCounter("caas_enrichment_deferred_total",
+        "Messages stored with their enrichment deferred (the pipeline was above its high-water mark).");
+    public static readonly Counter Recorded = Metrics.CreateCounter("caas_enrichment_deferred_recorded_total",
+        "Deferred messages whose enrichment the enrichment projection has had recorded (repeats after a restart included).");
+    public static readonly Gauge LagMessages = Metrics.CreateGauge("caas_enrichment_lag_messages",
+        "Messages stored with deferred enrichment after the enrichment projection's offset: not yet enriched.");
+    public static readonly Gauge LagSeconds = Metrics.CreateGauge("caas_enrichment_lag_seconds",
+        "Age of the oldest message still waiting for its deferred enrichment (0 when none waits).");
+
+    /// <summary>Runs the enrichers on a stored message's content: tenant, conversation, sender, content, posted at.</summary>
+    public delegate Task<MessageEnrichment?> Enricher(string tenantId, string conversationId, string senderId, MessageContent content,
+        DateTimeOffset postedAt);
+
+    private readonly Enricher _enrich;
+    private readonly IActorRef _conversations;
+    private readonly ProjectionOffsetStore _offsets;
+    private readonly ProjectionSettings _settings;
+    private readonly TimeSpan _askTimeout;
+    private readonly int _parallelism;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private UniqueKillSwitch? _killSwitch;
+
+    public EnrichmentProjection(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
+        TimeSpan askTimeout, int parallelism)
+    {
+        _enrich = enrich;
+        _conversations = conversations;
+        _offsets = offsets;
+        _settings = settings;
+        _askTimeout = askTimeout;
+        _parallelism = Math.Max(1, parallelism);
+        ReceiveAny(_ => { });
+    }
+
+    public static Props PropsFor(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
+        TimeSpan askTimeout, int parallelism) =>
+        Props.Create(() => new EnrichmentProjection(enrich, conversations, offsets, settings, askTimeout, parallelism));
+
+    protected override void PreStart()
+    {
+        var system = Context.System;
+        _killSwitch = ProjectionRunner.Run(Name, EnrichmentTags.Deferred, () => ProjectionRunner.ReadJournal(system), _settings,
+            () => _offsets.LoadAsync(Name), WriteAsync, Context.Materializer(), _log);
+    }
+
+    protected override void PostStop() => _killSwitch?.Shutdown();
+
+    private sealed record Pending(string PersistenceId, string TenantId, string ConversationId, MessagePosted Posted)
+    {
+        public MessageEnrichment? Enrichment { get; set; }
+        public bool Skip { get; set; }
+    }
+
+    /// <summary>Enriches the batch, has every result recorded, then stores the batch's offset. Any failure fails the batch (replayed).</summary>
+    private async Task WriteAsync(IReadOnlyList<EventEnvelope> batch)
+    {
+        var pending = new List<Pending>(batch.Count);
+        foreach (var envelope in batch)
+        {
+            if (envelope.Event is not MessagePosted { EnrichmentDeferred: true } stored) continue;
+            var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
+            var posted = (MessagePosted)ContentSealing.InConversation(stored, conversation);
+            pending.Add(new Pending(envelope.PersistenceId, tenant, conversation, posted));
+        }
+
+        // The enrichers (CPU) side by side; opening the content may load the author's key (a failure fails the batch).
+        await Parallel.ForEachAsync(pending, new ParallelOptions { MaxDegreeOfParallelism = _parallelism }, async (p, _) =>
+        {
+            var content = p.Posted.Content;
+            // Erased (the author's key destroyed), unreadable or not text: there is nothing to enrich or to record.
+            if (content.Type != "text" || content.Text is null)
+            {
+                p.Skip = true;
+                return;
+            }
+            p.Enrichment = await _enrich(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId, content, p.Posted.Meta.OccurredAt)
+                           ?? new MessageEnrichment([], []);
+        });
+
+        // Each conversation's records in journal order, one at a time; conversations in parallel.
+        var recorded = 0;
+        await Task.WhenAll(pending.Where(p => !p.Skip).GroupBy(p => p.PersistenceId).Select(async conversation =>
+        {
+            foreach (var p in conversation)
+            {
+                var reply = await _conversations.Ask<object>(new RecordEnrichment(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId,
+                    p.Posted.Seq, p.Posted.MessageId, p.Enrichment!), _askTimeout);
+                switch (reply)
+                {
+                    case Done:
+                        Interlocked.Increment(ref recorded);
+                        break;
+                    case Rejection { Code: ErrorCodes.NotFound }:
+                        // Not this message any more (another message under its seq cannot happen; a conversation
+                        // that is gone answers this): nothing to record.
+                        _log.Warning("Enrichment of {0}/{1} seq {2} not recorded: the entity does not know the message", p.TenantId,
+                            p.ConversationId, p.Posted.Seq);
+                        break;
+                    case Rejection r:
+                        throw new InvalidOperationException($"Recording the enrichment of {p.TenantId}/{p.ConversationId} seq {p.Posted.Seq} was refused: {r.Code}");
+                    default:
+                        throw new InvalidOperationException($"Unexpected answer {reply.GetType().Name} to RecordEnrichment");
+                }
+            }
+        }));
+        await _offsets.SaveAsync(Name, ((Sequence)batch[^1].Offset).Value);
+        Recorded.Inc(recorded);
+    }
+
+    /// <summary>
+    /// The lag behind <paramref name="offset"/>: deferred messages in the journal after it, and the age in seconds of
+    /// the oldest of them (0 when none); one range query over the journal's tail (ordering is its key).
+    /// </summary>
+    public static async Task<(long Messages, double OldestSeconds)> LagAsync(System.Data.Common.DbConnection journal, long offset,
+        CancellationToken ct = default)
+    {
+        await using var cmd = journal.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*), MIN(created) FROM journal WHERE ordering > @o AND tags LIKE @t";
+        JournalDb.Parameter(cmd, "o", offset);
+        JournalDb.Parameter(cmd, "t", "%;" + EnrichmentTags.Deferred + ";%");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return (0, 0);
+        var count = Convert.ToInt64(r.GetValue(0));
+        var age = count == 0 || r.IsDBNull(1) ? 0 : Math.Max(0, (DateTime.UtcNow.Ticks - Convert.ToInt64(r.GetValue(1))) / (double)TimeSpan.TicksPerSecond);
+        return (count, age);
+    }
+
+    /// <summary>Sets the lag gauges (on the node the projection runs on, once a second with the journal's head).</summary>
+    public static async Task SampleLagAsync(System.Data.Common.DbConnection journal, long offset, CancellationToken ct)
+    {
+        var (count, age) = await LagAsync(journal, offset, ct);
+        LagMessages.Set(count);
+        LagSeconds.Set(age);
+    }
+}
