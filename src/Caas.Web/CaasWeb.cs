@@ -163,6 +163,7 @@ public static class CaasWeb
         v1.MapDeadLetters();
         v1.MapAudit();
         v1.MapIntents();
+        v1.MapSearch();
         return app;
     }
 
