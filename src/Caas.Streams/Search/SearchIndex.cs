@@ -138,12 +138,15 @@ public sealed class SearchIndex(ReadModelStore store)
         await using var c = await store.OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         var t = "search_messages" + suffix;
+        var upserts = new List<Entry>(changes.Count);
         foreach (var entry in changes.Values)
         {
             if (entry.Delete) await DeleteAsync(c, tx, t, entry, ct);
             else if (entry.TextOnly) await ReplaceTextAsync(c, tx, t, entry, ct);
-            else await UpsertAsync(c, tx, t, entry, ct);
+            else upserts.Add(entry);
         }
+        if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
+        else await UpsertSqliteAsync(c, tx, t, upserts, ct);
         await using (var cmd = Command(c, tx,
                          "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
                          "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
@@ -186,31 +189,49 @@ public sealed class SearchIndex(ReadModelStore store)
         entry.Entities = " " + string.Join(' ', entities) + " ";
     }
 
-    private async Task UpsertAsync(DbConnection c, DbTransaction tx, string t, Entry e, CancellationToken ct)
+    /// <summary>PostgreSQL: the batch's new entries in one statement, each column sent as an array and unnested.</summary>
+    private static async Task UpsertPostgresAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
     {
-        (string, object?)[] args =
-        [
-            ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq), ("m", e.MessageId), ("u", e.Sender), ("a", e.CreatedAt), ("x", e.Text),
-            ("h", e.Has), ("n", e.Entities), ("i", e.Intent), ("z", e.Sentiment),
-        ];
-        if (store.IsPostgres)
+        if (rows.Count == 0) return;
+        await using var cmd = Command(c, tx,
+            $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
+            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, to_tsvector('{Language}', v.x) " +
+            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z) AS v(t, c, s, m, u, a, x, h, n, i, z) " +
+            "ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET text = excluded.text, has = excluded.has, entities = excluded.entities, " +
+            "intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
+            ("t", rows.Select(r => r.Tenant).ToArray()), ("c", rows.Select(r => r.Conversation).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
+            ("m", rows.Select(r => r.MessageId).ToArray()), ("u", rows.Select(r => r.Sender).ToArray()), ("a", rows.Select(r => r.CreatedAt).ToArray()),
+            ("x", rows.Select(r => r.Text).ToArray()), ("h", rows.Select(r => r.Has).ToArray()), ("n", rows.Select(r => r.Entities).ToArray()),
+            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
+    private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
+    {
+        if (rows.Count == 0) return;
+        string[] names = ["t", "c", "s", "m", "u", "a", "h", "n", "i", "z"];
+        await using var row = Command(c, tx,
+            $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, has, entities, intent, sentiment) " +
+            "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET " +
+            "has = excluded.has, entities = excluded.entities, intent = excluded.intent, sentiment = excluded.sentiment RETURNING id",
+            [.. names.Select(n => (n, (object?)string.Empty))]);
+        await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", 0L), ("x", string.Empty));
+        await row.PrepareAsync(ct);
+        await del.PrepareAsync(ct);
+        await ins.PrepareAsync(ct);
+        foreach (var e in rows)
         {
-            await using var cmd = Command(c, tx,
-                $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
-                $"VALUES (@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z, to_tsvector('{Language}', @x)) ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET " +
-                "text = excluded.text, has = excluded.has, entities = excluded.entities, intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
-                args);
-            await cmd.ExecuteNonQueryAsync(ct);
-            return;
+            object?[] values = [e.Tenant, e.Conversation, e.Seq, e.MessageId, e.Sender, e.CreatedAt, e.Has, e.Entities, e.Intent, e.Sentiment];
+            for (var k = 0; k < values.Length; k++) row.Parameters[k].Value = values[k] ?? DBNull.Value;
+            var id = Convert.ToInt64(await row.ExecuteScalarAsync(ct));
+            del.Parameters[0].Value = id;
+            await del.ExecuteNonQueryAsync(ct);
+            ins.Parameters[0].Value = id;
+            ins.Parameters[1].Value = e.Text!;
+            await ins.ExecuteNonQueryAsync(ct);
         }
-        long id;
-        await using (var cmd = Command(c, tx,
-                         $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, has, entities, intent, sentiment) " +
-                         "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET " +
-                         "has = excluded.has, entities = excluded.entities, intent = excluded.intent, sentiment = excluded.sentiment RETURNING id",
-                         args))
-            id = Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
-        await SetFtsTextAsync(c, tx, t, id, e.Text!, ct);
     }
 
     private static async Task SetFtsTextAsync(DbConnection c, DbTransaction tx, string t, long id, string text, CancellationToken ct)
