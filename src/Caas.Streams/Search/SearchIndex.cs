@@ -211,23 +211,29 @@ public sealed class SearchIndex(ReadModelStore store)
     {
         if (rows.Count == 0) return;
         string[] names = ["t", "c", "s", "m", "u", "a", "h", "n", "i", "z"];
-        await using var row = Command(c, tx,
+        // A new row needs only its FTS5 text; a row indexed before (a replayed batch) has its attributes and text replaced.
+        await using var insert = Command(c, tx,
             $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, has, entities, intent, sentiment) " +
-            "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET " +
-            "has = excluded.has, entities = excluded.entities, intent = excluded.intent, sentiment = excluded.sentiment RETURNING id",
+            "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO NOTHING RETURNING id",
+            [.. names.Select(n => (n, (object?)string.Empty))]);
+        await using var update = Command(c, tx,
+            $"UPDATE {t} SET has = @h, entities = @n, intent = @i, sentiment = @z WHERE tenant_id = @t AND conversation_id = @c AND seq = @s RETURNING id",
             [.. names.Select(n => (n, (object?)string.Empty))]);
         await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
         await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", 0L), ("x", string.Empty));
-        await row.PrepareAsync(ct);
-        await del.PrepareAsync(ct);
-        await ins.PrepareAsync(ct);
+        foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
         foreach (var e in rows)
         {
             object?[] values = [e.Tenant, e.Conversation, e.Seq, e.MessageId, e.Sender, e.CreatedAt, e.Has, e.Entities, e.Intent, e.Sentiment];
-            for (var k = 0; k < values.Length; k++) row.Parameters[k].Value = values[k] ?? DBNull.Value;
-            var id = Convert.ToInt64(await row.ExecuteScalarAsync(ct));
-            del.Parameters[0].Value = id;
-            await del.ExecuteNonQueryAsync(ct);
+            for (var k = 0; k < values.Length; k++) insert.Parameters[k].Value = update.Parameters[k].Value = values[k] ?? DBNull.Value;
+            long id;
+            if (await insert.ExecuteScalarAsync(ct) is { } fresh and not DBNull) id = Convert.ToInt64(fresh);
+            else
+            {
+                id = Convert.ToInt64(await update.ExecuteScalarAsync(ct));
+                del.Parameters[0].Value = id;
+                await del.ExecuteNonQueryAsync(ct);
+            }
             ins.Parameters[0].Value = id;
             ins.Parameters[1].Value = e.Text!;
             await ins.ExecuteNonQueryAsync(ct);

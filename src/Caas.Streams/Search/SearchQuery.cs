@@ -31,17 +31,6 @@ public sealed record SearchQuery(
 
     public bool HasFilters => From is not null || In is not null || Before is not null || After is not null;
 
-    /// <summary>A stable text of what the query means (the cursor of one query is refused by another).</summary>
-    public string Canonical()
-    {
-        var b = new StringBuilder();
-        foreach (var g in Groups) b.Append('(').AppendJoin('|', g.Select(a => a.Text)).Append(')');
-        foreach (var e in Excluded) b.Append("-(").Append(e.Text).Append(')');
-        b.Append("from=").Append(From).Append(";in=").Append(In)
-            .Append(";before=").Append(Before?.ToUnixTimeMilliseconds()).Append(";after=").Append(After?.ToUnixTimeMilliseconds());
-        return b.ToString();
-    }
-
     /// <summary>The most characters a query may have.</summary>
     public const int MaxLength = 1000;
 

@@ -43,6 +43,23 @@ public abstract class SearchApiTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task A_result_opens_its_conversations_history_around_it()
+    {
+        using var alice = node.Client("s-around", "alice");
+        var room = await alice.CreateGroupAsync("bob");
+        for (var i = 1; i <= 6; i++) await alice.PostMessageAsync(room, i == 3 ? "the albatross arrives" : $"filler {i}", $"ar-{i}");
+        var hit = Assert.Single((await alice.SearchUntilAsync("/v1/search/messages?q=albatross", b => HasAll(b, "ar-3"))).Items());
+        var seq = hit.GetProperty("seq").GetInt64();
+        Assert.Equal(3, seq);
+
+        var (status, page) = await alice.ApiGet($"/v1/messages/conversations/{room}?around_seq={seq}&limit=3");
+        Assert.Equal(200, status);
+        Assert.Equal([2L, 3L, 4L], page.Items().Select(i => i.GetProperty("seq").GetInt64()));
+        Assert.Equal(400, (await alice.ApiGet($"/v1/messages/conversations/{room}?around_seq=0")).Status);
+        Assert.Equal(400, (await alice.ApiGet($"/v1/messages/conversations/{room}?around_seq=3&after_seq=1")).Status);
+    }
+
+    [Fact]
     public async Task Query_syntax_phrases_exclusion_or_and_filters()
     {
         using var alice = node.Client("s-syntax", "alice");
