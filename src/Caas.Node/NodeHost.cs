@@ -46,6 +46,8 @@ public static class NodeHost
         await ReadModelStore.EnableWalAsync(storage);
         await JournalTagsMigration.RunAsync(storage);
         await store.EnsureSchemaAsync();
+        var searchIndex = new Caas.Streams.Search.SearchIndex(store);
+        await searchIndex.EnsureSchemaAsync();
         // Keys, claims, dead letters: migrated (one node at a time) before anything reads them.
         var operational = new OperationalStore(storage, store.Breaker);
         await operational.MigrateAsync();
@@ -73,7 +75,13 @@ public static class NodeHost
         builder.Services.AddSingleton<DeadLetterStore>();
         builder.Services.AddSingleton(vault);
         builder.Services.AddSingleton(sp => new UserErasure(vault, store, operational, sp.GetRequiredService<ReadModelWriter>(), storage,
-            sp.GetRequiredService<ActorSystem>(), () => sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef));
+            sp.GetRequiredService<ActorSystem>(), () => sp.GetRequiredService<IRequiredActor<UserSessionRegion>>().ActorRef)
+        {
+            Search = searchIndex,
+            RecentSearches = sp.GetRequiredService<Caas.Streams.Search.RecentSearches>(),
+        });
+        builder.Services.AddSingleton(searchIndex);
+        builder.Services.AddCaasSearch(options.SearchLimits);
         // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
         // sentiment (lexicon) come from AddCaasIntents, which never trains in the foreground.
         if (options.Enrichment) builder.Services.AddSingleton<Caas.Enrichment.IEnricher, Caas.Enrichment.EntityEnricher>();
@@ -117,6 +125,9 @@ public static class NodeHost
                         registry.Get<ConversationRegion>(), new ProjectionOffsetStore(store), ProjectionSettings.From(system.Settings.Config),
                         PipelineSettings.From(system.Settings.Config).AskTimeout, Environment.ProcessorCount),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
+                .WithSingleton<Caas.Streams.Search.SearchProjectionKey>("search-projection",
+                    (system, _, _) => Caas.Streams.Search.SearchProjection.PropsFor(searchIndex, ProjectionSettings.From(system.Settings.Config), storage),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");

@@ -46,6 +46,8 @@ public sealed record NodeOptions
     public string? ModelDir { get; init; }
     /// <summary>Per-client request limits; null reads <c>Caas:RequestLimits</c> from configuration.</summary>
     public Caas.Web.RequestLimits? RequestLimits { get; init; }
+    /// <summary>Per-user search budgets (60 searches a minute by default).</summary>
+    public Caas.Web.Api.SearchLimits? SearchLimits { get; init; }
 
     public static NodeOptions FromEnvironment(Func<string, string?>? env = null)
     {

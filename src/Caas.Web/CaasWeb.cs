@@ -166,6 +166,7 @@ public static class CaasWeb
         v1.MapAudit();
         v1.MapIntents();
         v1.MapTurn();
+        v1.MapSearch();
         return app;
     }
 

@@ -15,9 +15,9 @@ namespace Caas.Node.Audit;
 /// </summary>
 public static class AdminClientCommands
 {
-    private static readonly Option<string?> Url = new("--url") { Description = "The node's base URL (default http://127.0.0.1:5080, or ASPNETCORE_URLS)." };
-    private static readonly Option<string?> Token = new("--token") { Description = "A bearer token (default: one signed with the node's configured secret)." };
-    private static readonly Option<string?> Data = new("--data") { Description = "Data directory holding the dev secret (default ./data, or CAAS_DATA_DIR)." };
+    internal static readonly Option<string?> Url = new("--url") { Description = "The node's base URL (default http://127.0.0.1:5080, or ASPNETCORE_URLS)." };
+    internal static readonly Option<string?> Token = new("--token") { Description = "A bearer token (default: one signed with the node's configured secret)." };
+    internal static readonly Option<string?> Data = new("--data") { Description = "Data directory holding the dev secret (default ./data, or CAAS_DATA_DIR)." };
 
     public static Command Rebuild()
     {
@@ -87,7 +87,7 @@ public static class AdminClientCommands
         return command;
     }
 
-    private static HttpClient? Client(ParseResult parse, string tenant, string[] roles, out string? error)
+    internal static HttpClient? Client(ParseResult parse, string tenant, string[] roles, out string? error)
     {
         var options = NodeOptions.FromEnvironment();
         options = options with { DataDir = parse.GetValue(Data) ?? options.DataDir };
@@ -110,7 +110,7 @@ public static class AdminClientCommands
         return http;
     }
 
-    private static async Task<(int Status, JsonElement Body)> SendAsync(HttpClient http, HttpMethod method, string path, CancellationToken ct)
+    internal static async Task<(int Status, JsonElement Body)> SendAsync(HttpClient http, HttpMethod method, string path, CancellationToken ct)
     {
         using var response = await http.SendAsync(new HttpRequestMessage(method, path), ct);
         var text = await response.Content.ReadAsStringAsync(ct);

@@ -16,7 +16,7 @@ namespace Caas.Streams.Privacy;
 /// <param name="ReadModelSettled">The projection passed the journal's end after the keys were destroyed, and the second
 /// scrub ran after that: no row written from plaintext read before the destruction can remain.</param>
 public sealed record ErasureReport(string TenantId, string UserId, DateTimeOffset ErasedAt, IReadOnlyList<string> KeysDestroyed,
-    long MessagesErased, long DeadLettersErased, bool ReadModelSettled);
+    long MessagesErased, long DeadLettersErased, bool ReadModelSettled, long SearchEntriesErased = 0, long RecentSearchesErased = 0);
 
 /// <summary>
 /// GDPR erasure without rewriting history. The journal keeps every event, sequence number and hash; what makes the
@@ -37,6 +37,12 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, Operat
     /// <summary>How long an erasure waits for the projection to pass the journal's end before its second scrub.</summary>
     public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>The search index: the user's entries are deleted (before and after the search projection settles too).</summary>
+    public Search.SearchIndex? Search { get; init; }
+
+    /// <summary>The users' recent searches (operational store): the erased user's are forgotten.</summary>
+    public Search.RecentSearches? RecentSearches { get; init; }
+
     public async Task<ErasureReport> EraseAsync(string tenantId, string userId, string actorId, CancellationToken ct = default)
     {
         // The intent is recorded first: if destroying the keys fails, the audit trail still says who asked for what, and
@@ -54,9 +60,18 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, Operat
         Pipeline.DedupeWindow.Of(system).Forget(tenantId, userId);
 
         var (messages, letters) = await ScrubAsync(tenantId, userId, ct);
+        var searchEntries = Search is null ? 0 : await Search.EraseUserAsync(tenantId, userId, ct);
         var settled = await WaitForProjectionAsync(ct);
         var (moreMessages, moreLetters) = await ScrubAsync(tenantId, userId, ct);
-        return new ErasureReport(tenantId, userId, erased.Meta.OccurredAt, keys, messages + moreMessages, letters + moreLetters, settled);
+        if (Search is not null)
+        {
+            // The search projection too may have opened a batch just before the keys went: erased again once it has passed.
+            await WaitForProjectionAsync(ct, Caas.Streams.Search.SearchIndex.ProjectionName);
+            searchEntries += await Search.EraseUserAsync(tenantId, userId, ct);
+        }
+        var recent = RecentSearches is null ? 0 : await RecentSearches.ClearAsync(tenantId, userId, ct);
+        return new ErasureReport(tenantId, userId, erased.Meta.OccurredAt, keys, messages + moreMessages, letters + moreLetters, settled,
+            searchEntries, recent);
     }
 
     /// <summary>
@@ -81,13 +96,13 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, Operat
         return (messages, letters);
     }
 
-    private async Task<bool> WaitForProjectionAsync(CancellationToken ct)
+    private async Task<bool> WaitForProjectionAsync(CancellationToken ct, string projection = ProjectionName)
     {
         var target = await ProjectionRebuilds.LastConversationOffsetAsync(storage, ct);
         var until = DateTime.UtcNow + SettleTimeout;
         while (DateTime.UtcNow < until)
         {
-            if (await writer.LoadOffsetAsync(ProjectionName, ct) >= target) return true;
+            if (await writer.LoadOffsetAsync(projection, ct) >= target) return true;
             await Task.Delay(100, ct);
         }
         return false;

@@ -39,12 +39,16 @@ public static class MessagesApi
         });
 
         g.MapGet("/conversations/{conversationId}", async (string conversationId, Caller caller, ClusterGateway gw, HttpContext http,
-            int? limit, string? cursor, long? after_seq) =>
+            int? limit, string? cursor, long? after_seq, long? around_seq) =>
         {
             if (!Ids.IsValid(conversationId)) return Problems.NotFound("conversation");
             var n = limit ?? 50;
             if (n is < 1 or > 200) return Problems.Invalid("limit", "Between 1 and 200.");
             if (after_seq is < 0) return Problems.Invalid("after_seq", "Zero or more.");
+            // around_seq (a search result): the page of `limit` messages centred on it, oldest first, pageable onwards.
+            if (around_seq is < 1) return Problems.Invalid("around_seq", "One or more.");
+            if (around_seq is not null && (after_seq is not null || cursor is not null)) return Problems.Invalid("around_seq", "Not with after_seq or cursor.");
+            if (around_seq is { } around) after_seq = Math.Max(0, around - n / 2 - 1);
             long? before = null, after = after_seq;
             if (cursor is not null)
             {

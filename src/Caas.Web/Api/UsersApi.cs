@@ -81,6 +81,8 @@ public static class UsersApi
                 messages_erased = report.MessagesErased,
                 dead_letters_erased = report.DeadLettersErased,
                 read_model_settled = report.ReadModelSettled,
+                search_entries_erased = report.SearchEntriesErased,
+                recent_searches_erased = report.RecentSearchesErased,
             });
         });
         return g;

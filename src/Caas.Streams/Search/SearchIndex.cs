@@ -1,0 +1,368 @@
+using System.Data.Common;
+using System.Text.Json;
+using Akka.Persistence.Query;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Privacy;
+using Caas.Streams.ReadModel;
+using static Caas.Streams.ReadModel.ReadModelWriter;
+
+namespace Caas.Streams.Search;
+
+/// <summary>
+/// The search index: a projection of the journal's messages into the read-model database, in the engine that database
+/// has. PostgreSQL: a row per message with a <c>tsvector</c> (GIN index) of its text. SQLite: a row per message and an
+/// FTS5 table (porter stemming over unicode61) keyed by that row's id. Like the read model it holds message text in the
+/// clear (the projection opens sealed content as the read model does), so erasure deletes the user's entries
+/// (<see cref="EraseUserAsync"/>), a deleted message's entry is deleted, and an edit replaces the text.
+/// A rebuild writes a second set of tables (suffix <c>_next</c>) while searches read the live one, then swaps them.
+/// </summary>
+public sealed class SearchIndex(ReadModelStore store)
+{
+    public const string ProjectionName = "search";
+    public const string RebuildName = "search-rebuild";
+    public const string Live = "", Next = "_next";
+    /// <summary>The text-search configuration of PostgreSQL (stemming and stop words).</summary>
+    public const string Language = "english";
+
+    public bool IsPostgres => store.IsPostgres;
+
+    public Task<DbConnection> OpenAsync(CancellationToken ct = default) => store.OpenAsync(ct);
+
+    public async Task EnsureSchemaAsync(CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        foreach (var sql in Schema(store.IsPostgres, Live)) await ReadModelStore.ExecuteAsync(c, sql, ct);
+    }
+
+    /// <summary>The statements that create one set of index tables (<paramref name="suffix"/>: live or next).</summary>
+    public static IEnumerable<string> Schema(bool postgres, string suffix)
+    {
+        var t = "search_messages" + suffix;
+        if (postgres)
+        {
+            // pg_trgm (postgresql-contrib): the typo-tolerant suggestions and user search.
+            yield return "CREATE EXTENSION IF NOT EXISTS pg_trgm";
+            yield return $"""
+                CREATE TABLE IF NOT EXISTS {t} (
+                    tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL,
+                    sender_id TEXT NOT NULL, created_at BIGINT NOT NULL, text TEXT NOT NULL, has TEXT NOT NULL, entities TEXT NOT NULL,
+                    intent TEXT NULL, sentiment TEXT NULL, tsv tsvector NOT NULL, PRIMARY KEY (tenant_id, conversation_id, seq))
+                """;
+            yield return $"CREATE INDEX IF NOT EXISTS {t}_tsv ON {t} USING GIN (tsv)";
+            yield return $"CREATE INDEX IF NOT EXISTS {t}_sender ON {t} (tenant_id, sender_id)";
+            yield return $"CREATE INDEX IF NOT EXISTS {t}_recent ON {t} (tenant_id, created_at)";
+        }
+        else
+        {
+            yield return $"""
+                CREATE TABLE IF NOT EXISTS {t} (
+                    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL,
+                    sender_id TEXT NOT NULL, created_at BIGINT NOT NULL, has TEXT NOT NULL, entities TEXT NOT NULL,
+                    intent TEXT NULL, sentiment TEXT NULL, UNIQUE (tenant_id, conversation_id, seq))
+                """;
+            yield return $"CREATE INDEX IF NOT EXISTS {t}_sender ON {t} (tenant_id, sender_id)";
+            yield return $"CREATE INDEX IF NOT EXISTS {t}_recent ON {t} (tenant_id, created_at)";
+            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')";
+        }
+    }
+
+    /// <summary>What one message contributes to the index.</summary>
+    private sealed class Entry
+    {
+        public required string Tenant, Conversation, MessageId, Sender;
+        public required long Seq, CreatedAt;
+        public string? Text;
+        public string Has = " ", Entities = " ";
+        public string? Intent, Sentiment;
+        /// <summary>True for an edit of a message indexed before this batch: only its text changes.</summary>
+        public bool TextOnly;
+        public bool Delete;
+    }
+
+    /// <summary>
+    /// Applies a batch of journal events to the index tables (<paramref name="suffix"/>) and stores the projection's
+    /// offset, in one transaction. Idempotent: a replayed batch writes the same rows.
+    /// </summary>
+    public async Task WriteAsync(IReadOnlyList<EventEnvelope> batch, string projection, string suffix, CancellationToken ct = default)
+    {
+        if (batch.Count == 0) return;
+        var changes = new Dictionary<(string, string, long), Entry>();
+        foreach (var envelope in batch)
+        {
+            if (envelope.Event is not IConversationEvent stored || !envelope.PersistenceId.StartsWith("conversation|", StringComparison.Ordinal)) continue;
+            var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
+            switch (ContentSealing.InConversation(stored, conversation))
+            {
+                case MessagePosted p:
+                {
+                    var entry = new Entry
+                    {
+                        Tenant = tenant, Conversation = conversation, Seq = p.Seq, MessageId = p.MessageId, Sender = p.Meta.ActorId,
+                        CreatedAt = p.Meta.OccurredAt.ToUnixTimeMilliseconds(),
+                    };
+                    if (Indexable(p.Content) is { } text)
+                    {
+                        entry.Text = text;
+                        Attributes(entry, p.Content, p.Enrichment);
+                    }
+                    else entry.Delete = true;
+                    changes[(tenant, conversation, p.Seq)] = entry;
+                    break;
+                }
+                case MessageEdited e:
+                {
+                    var key = (tenant, conversation, e.Seq);
+                    var text = Indexable(e.Content);
+                    if (!changes.TryGetValue(key, out var entry))
+                        changes[key] = entry = new Entry
+                        {
+                            Tenant = tenant, Conversation = conversation, Seq = e.Seq, MessageId = e.MessageId, Sender = e.Meta.ActorId,
+                            CreatedAt = 0, TextOnly = true,
+                        };
+                    if (entry.Delete) break;
+                    if (text is null) entry.Delete = true;
+                    else entry.Text = text;
+                    break;
+                }
+                case MessageDeleted d:
+                    changes[(tenant, conversation, d.Seq)] = new Entry
+                    {
+                        Tenant = tenant, Conversation = conversation, Seq = d.Seq, MessageId = d.MessageId, Sender = d.Meta.ActorId,
+                        CreatedAt = 0, Delete = true,
+                    };
+                    break;
+            }
+        }
+
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        var t = "search_messages" + suffix;
+        var upserts = new List<Entry>(changes.Count);
+        foreach (var entry in changes.Values)
+        {
+            if (entry.Delete) await DeleteAsync(c, tx, t, entry, ct);
+            else if (entry.TextOnly) await ReplaceTextAsync(c, tx, t, entry, ct);
+            else upserts.Add(entry);
+        }
+        if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
+        else await UpsertSqliteAsync(c, tx, t, upserts, ct);
+        await using (var cmd = Command(c, tx,
+                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
+                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
+                         ("name", projection), ("offset", ((Sequence)batch[^1].Offset).Value)))
+            await cmd.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>The text to index, or null: not text, empty, or erased (its author's key destroyed).</summary>
+    private static string? Indexable(MessageContent content) =>
+        content.Type == ContentSealing.Erased.Type || string.IsNullOrWhiteSpace(content.Text) ? null : Highlights.Clean(content.Text);
+
+    /// <summary>What enrichment found, as space-delimited words the filters look for (" url phone ").</summary>
+    private static void Attributes(Entry entry, MessageContent content, MessageEnrichment? enrichment)
+    {
+        var has = new SortedSet<string>(StringComparer.Ordinal);
+        var entities = new SortedSet<string>(StringComparer.Ordinal);
+        if (content.Type is "file" or "image" or "audio" or "video") has.Add(content.Type);
+        foreach (var result in enrichment?.Results ?? [])
+        {
+            var data = result.Data;
+            if (data.ValueKind != JsonValueKind.Object) continue;
+            switch (result.Name)
+            {
+                case "entities" when data.TryGetProperty("entities", out var list) && list.ValueKind == JsonValueKind.Array:
+                    foreach (var e in list.EnumerateArray())
+                        if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String)
+                            entities.Add(type.GetString()!);
+                    break;
+                case "intent" when data.TryGetProperty("intent", out var intent) && intent.ValueKind == JsonValueKind.String:
+                    entry.Intent = intent.GetString();
+                    break;
+                case "sentiment" when data.TryGetProperty("label", out var label) && label.ValueKind == JsonValueKind.String:
+                    entry.Sentiment = label.GetString();
+                    break;
+            }
+        }
+        if (entities.Contains("url")) has.Add("link");
+        entry.Has = " " + string.Join(' ', has) + " ";
+        entry.Entities = " " + string.Join(' ', entities) + " ";
+    }
+
+    /// <summary>PostgreSQL: the batch's new entries in one statement, each column sent as an array and unnested.</summary>
+    private static async Task UpsertPostgresAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
+    {
+        if (rows.Count == 0) return;
+        await using var cmd = Command(c, tx,
+            $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
+            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, to_tsvector('{Language}', v.x) " +
+            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z) AS v(t, c, s, m, u, a, x, h, n, i, z) " +
+            "ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET text = excluded.text, has = excluded.has, entities = excluded.entities, " +
+            "intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
+            ("t", rows.Select(r => r.Tenant).ToArray()), ("c", rows.Select(r => r.Conversation).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
+            ("m", rows.Select(r => r.MessageId).ToArray()), ("u", rows.Select(r => r.Sender).ToArray()), ("a", rows.Select(r => r.CreatedAt).ToArray()),
+            ("x", rows.Select(r => r.Text).ToArray()), ("h", rows.Select(r => r.Has).ToArray()), ("n", rows.Select(r => r.Entities).ToArray()),
+            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
+    private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
+    {
+        if (rows.Count == 0) return;
+        string[] names = ["t", "c", "s", "m", "u", "a", "h", "n", "i", "z"];
+        // A new row needs only its FTS5 text; a row indexed before (a replayed batch) has its attributes and text replaced.
+        await using var insert = Command(c, tx,
+            $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, has, entities, intent, sentiment) " +
+            "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO NOTHING RETURNING id",
+            [.. names.Select(n => (n, (object?)string.Empty))]);
+        await using var update = Command(c, tx,
+            $"UPDATE {t} SET has = @h, entities = @n, intent = @i, sentiment = @z WHERE tenant_id = @t AND conversation_id = @c AND seq = @s RETURNING id",
+            [.. names.Select(n => (n, (object?)string.Empty))]);
+        await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", 0L), ("x", string.Empty));
+        foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
+        foreach (var e in rows)
+        {
+            object?[] values = [e.Tenant, e.Conversation, e.Seq, e.MessageId, e.Sender, e.CreatedAt, e.Has, e.Entities, e.Intent, e.Sentiment];
+            for (var k = 0; k < values.Length; k++) insert.Parameters[k].Value = update.Parameters[k].Value = values[k] ?? DBNull.Value;
+            long id;
+            if (await insert.ExecuteScalarAsync(ct) is { } fresh and not DBNull) id = Convert.ToInt64(fresh);
+            else
+            {
+                id = Convert.ToInt64(await update.ExecuteScalarAsync(ct));
+                del.Parameters[0].Value = id;
+                await del.ExecuteNonQueryAsync(ct);
+            }
+            ins.Parameters[0].Value = id;
+            ins.Parameters[1].Value = e.Text!;
+            await ins.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    private static async Task SetFtsTextAsync(DbConnection c, DbTransaction tx, string t, long id, string text, CancellationToken ct)
+    {
+        await using (var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", id)))
+            await del.ExecuteNonQueryAsync(ct);
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", id), ("x", text));
+        await ins.ExecuteNonQueryAsync(ct);
+    }
+
+    private async Task ReplaceTextAsync(DbConnection c, DbTransaction tx, string t, Entry e, CancellationToken ct)
+    {
+        if (store.IsPostgres)
+        {
+            await using var cmd = Command(c, tx,
+                $"UPDATE {t} SET text = @x, tsv = to_tsvector('{Language}', @x) WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+                ("x", e.Text), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+            await cmd.ExecuteNonQueryAsync(ct);
+            return;
+        }
+        await using var find = Command(c, tx, $"SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+            ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+        if (await find.ExecuteScalarAsync(ct) is { } id and not DBNull) await SetFtsTextAsync(c, tx, t, Convert.ToInt64(id), e.Text!, ct);
+    }
+
+    private async Task DeleteAsync(DbConnection c, DbTransaction tx, string t, Entry e, CancellationToken ct)
+    {
+        if (!store.IsPostgres)
+            await using (var fts = Command(c, tx,
+                             $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s)",
+                             ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq)))
+                await fts.ExecuteNonQueryAsync(ct);
+        await using var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+            ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Deletes every entry the user wrote (live and a rebuild's tables): erasure. Answers how many live entries went.</summary>
+    public async Task<long> EraseUserAsync(string tenant, string user, CancellationToken ct = default)
+    {
+        long erased = 0;
+        await using var c = await store.OpenAsync(ct);
+        foreach (var suffix in new[] { Live, Next })
+        {
+            var t = "search_messages" + suffix;
+            if (!await JournalDb.TableExistsAsync(c, store.IsPostgres, t, ct)) continue;
+            await using var tx = await c.BeginTransactionAsync(ct);
+            if (!store.IsPostgres)
+                await using (var fts = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND sender_id = @u)",
+                                 ("t", tenant), ("u", user)))
+                    await fts.ExecuteNonQueryAsync(ct);
+            await using (var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND sender_id = @u", ("t", tenant), ("u", user)))
+            {
+                var n = await cmd.ExecuteNonQueryAsync(ct);
+                if (suffix == Live) erased = n;
+            }
+            await tx.CommitAsync(ct);
+        }
+        return erased;
+    }
+
+    public async Task<long> LoadOffsetAsync(string name, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT last_offset FROM rm_projection_offsets WHERE name = @name", ("name", name));
+        return await cmd.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt64(v) : 0L;
+    }
+
+    /// <summary>Drops a rebuild's tables and offset and creates them empty: a rebuild starts here.</summary>
+    public async Task ResetNextAsync(CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (var sql in DropStatements(Next)) await Exec(c, tx, sql, ct);
+        foreach (var sql in Schema(store.IsPostgres, Next).Where(s => !s.StartsWith("CREATE EXTENSION", StringComparison.Ordinal))) await Exec(c, tx, sql, ct);
+        await Exec(c, tx, "DELETE FROM rm_projection_offsets WHERE name = '" + RebuildName + "'", ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>
+    /// Makes the rebuilt tables the live ones, in one transaction (searches read the old tables until it commits), and
+    /// moves the rebuild's offset to the live projection. The caller has stopped the live projection's writes.
+    /// </summary>
+    public async Task SwapAsync(CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (var sql in DropStatements(Live)) await Exec(c, tx, sql, ct);
+        string[] renames = store.IsPostgres
+            ?
+            [
+                "ALTER TABLE search_messages_next RENAME TO search_messages",
+                "ALTER INDEX search_messages_next_pkey RENAME TO search_messages_pkey",
+                "ALTER INDEX search_messages_next_tsv RENAME TO search_messages_tsv",
+                "ALTER INDEX search_messages_next_sender RENAME TO search_messages_sender",
+                "ALTER INDEX search_messages_next_recent RENAME TO search_messages_recent",
+            ]
+            :
+            [
+                "ALTER TABLE search_messages_next RENAME TO search_messages",
+                "ALTER TABLE search_messages_next_fts RENAME TO search_messages_fts",
+                // SQLite cannot rename an index: the live names are made again.
+                "DROP INDEX IF EXISTS search_messages_next_sender",
+                "DROP INDEX IF EXISTS search_messages_next_recent",
+                "CREATE INDEX IF NOT EXISTS search_messages_sender ON search_messages (tenant_id, sender_id)",
+                "CREATE INDEX IF NOT EXISTS search_messages_recent ON search_messages (tenant_id, created_at)",
+            ];
+        foreach (var sql in renames) await Exec(c, tx, sql, ct);
+        await Exec(c, tx,
+            "UPDATE rm_projection_offsets SET last_offset = (SELECT last_offset FROM rm_projection_offsets WHERE name = '" + RebuildName + "') " +
+            "WHERE name = '" + ProjectionName + "' AND EXISTS (SELECT 1 FROM rm_projection_offsets WHERE name = '" + RebuildName + "')", ct);
+        await Exec(c, tx,
+            "INSERT INTO rm_projection_offsets (name, last_offset) SELECT '" + ProjectionName + "', last_offset FROM rm_projection_offsets " +
+            "WHERE name = '" + RebuildName + "' ON CONFLICT (name) DO NOTHING", ct);
+        await Exec(c, tx, "DELETE FROM rm_projection_offsets WHERE name = '" + RebuildName + "'", ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private IEnumerable<string> DropStatements(string suffix) => store.IsPostgres
+        ? [$"DROP TABLE IF EXISTS search_messages{suffix}"]
+        : [$"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}"];
+
+    private static async Task Exec(DbConnection c, DbTransaction tx, string sql, CancellationToken ct)
+    {
+        await using var cmd = Command(c, tx, sql);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+}
