@@ -163,6 +163,11 @@ public static class CaasWeb
         v1.MapDeadLetters();
         v1.MapAudit();
         v1.MapIntents();
+        if (app.Services.GetService<Caas.Web.Media.MediaSettings>() is not null)
+        {
+            v1.MapMedia();
+            app.MapMediaLinks();
+        }
         return app;
     }
 

@@ -24,3 +24,13 @@ public sealed class CreateUploadSessionTables : ForwardOnlyMigration
             """);
     }
 }
+
+/// <summary>Migration 1402: storage used per tenant (user '') and per user, for the media quotas.</summary>
+[Migration(1402, "Media: storage used per tenant and user")]
+public sealed class CreateMediaUsageTable : ForwardOnlyMigration
+{
+    public override void Up() => Execute.Sql("""
+        CREATE TABLE IF NOT EXISTS media_usage (
+            tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, bytes BIGINT NOT NULL, files BIGINT NOT NULL, PRIMARY KEY (tenant_id, user_id))
+        """);
+}
