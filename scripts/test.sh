@@ -19,6 +19,8 @@
 #                             instead of the fast settings (scripts/bench-postgres.sh uses it: the README's figures)
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
+#   CAAS_TEST_S3_ENDPOINT     use this S3 server (with CAAS_TEST_S3_ACCESS_KEY/_SECRET_KEY) instead of starting radosgw
+#   CAAS_TEST_REDIS           use this Redis (host:port) instead of starting one
 #   CAAS_TEST_TURN_SERVERS    use these TURN servers (with CAAS_TEST_TURN_SECRET, _REALM, _HOME) instead of starting coturn
 #   CAAS_TEST_SDK=1|0         run the SDK's tests (clients/js) even with extra arguments (a --filter run skips them) / never
 #
@@ -27,7 +29,9 @@
 # CAAS_TEST_KAFKA (host:port of a Kafka 0.9.0.1 broker) and CAAS_TEST_KAFKA_HOME (its dir, with start-broker.sh);
 # CAAS_TEST_TURN_SERVERS (two coturn instances as CAAS_TURN_SERVERS URIs), CAAS_TEST_TURN_SECRET (their shared
 # static-auth-secret), CAAS_TEST_TURN_REALM, CAAS_TEST_TURN_1_PORT and _2_PORT, and CAAS_TEST_TURN_HOME (instance n's
-# dir is $CAAS_TEST_TURN_HOME/n, with start.sh and stop.sh).
+# dir is $CAAS_TEST_TURN_HOME/n, with start.sh and stop.sh);
+# CAAS_TEST_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY (a Ceph radosgw: path-style, region us-east-1);
+# CAAS_TEST_REDIS (host:port of a redis-server without persistence).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -433,10 +437,191 @@ stop_coturn() {
   TURN_DIR=""
 }
 
+# --- S3 (Ceph radosgw) ------------------------------------------------------------------------------------------
+# A throwaway single-node Ceph from Debian's packages (scripts/deps/s3.sh): one monitor, one memstore OSD (RAM),
+# radosgw on loopback, no cephx, free ports, one S3 user with random keys. Clients: path-style, region us-east-1.
+
+S3_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-s3."
+S3_DIR=""
+
+s3_kill_dir() {
+  local dir="$1" n pid
+  for n in client.rgw.a osd.0 mon.a; do
+    pid="$(cat "$dir/run/$n.pid" 2>/dev/null || true)"
+    [ -n "$pid" ] || continue
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
+}
+
+s3_reap_orphans() {
+  local dir owner
+  for dir in "$S3_TMP_PREFIX"*; do
+    [ -f "$dir/owner.pid" ] || continue
+    owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+    if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
+      log "removing orphaned Ceph $dir"
+      s3_kill_dir "$dir"
+    fi
+  done
+}
+
+start_s3() {
+  if [ -n "${CAAS_TEST_S3_ENDPOINT:-}" ]; then
+    log "using the S3 server in CAAS_TEST_S3_ENDPOINT"
+    return 0
+  fi
+  command -v radosgw >/dev/null 2>&1 || { log "no radosgw (scripts/deps/s3.sh installs it)"; return 1; }
+  s3_reap_orphans
+  S3_DIR="$(mktemp -d "${S3_TMP_PREFIX}XXXXXX")"
+  echo "$$" >"$S3_DIR/owner.pid"
+  local R="$S3_DIR" fsid mon2 mon1 rgw
+  mkdir -p "$R"/{mon,osd/ceph-0,run,log,rgw}
+  fsid="$(cat /proc/sys/kernel/random/uuid)"
+  mon2="$(free_port 57300 57399)"
+  mon1="$(free_port $((mon2 + 1)) 57499)"
+  rgw="$(free_port 57500 57599)"
+  cat >"$R/ceph.conf" <<EOC
+[global]
+fsid = $fsid
+mon host = v2:127.0.0.1:$mon2/0
+public addr = 127.0.0.1
+auth cluster required = none
+auth service required = none
+auth client required = none
+keyring = $R/keyring
+run dir = $R/run
+admin socket = $R/run/\$name.asok
+log file = $R/log/\$name.log
+pid file = $R/run/\$name.pid
+mon data = $R/mon/\$cluster-\$id
+osd data = $R/osd/\$cluster-\$id
+osd objectstore = memstore
+memstore device bytes = 2147483648
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+mon allow pool size one = true
+mon max pg per osd = 1000
+osd crush chooseleaf type = 0
+mon warn on pool no redundancy = false
+ms bind ipv6 = false
+ms mon client mode = crc secure
+ms client mode = crc secure
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:$rgw
+rgw data = $R/rgw
+rgw enable usage log = false
+EOC
+  (
+    set -e
+    cd "$R"
+    ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >/dev/null
+    ceph-authtool keyring --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
+    monmaptool --create --addv a "[v2:127.0.0.1:$mon2,v1:127.0.0.1:$mon1]" --fsid "$fsid" monmap >/dev/null
+    ceph-mon -c ceph.conf --mkfs -i a --monmap monmap --keyring keyring
+    ceph-mon -c ceph.conf -i a
+    timeout 120 ceph -c ceph.conf osd create >/dev/null
+    ceph-osd -c ceph.conf -i 0 --mkfs --osd-uuid "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
+    ceph-osd -c ceph.conf -i 0
+    radosgw -c ceph.conf -n client.rgw.a
+  ) >"$R/start.log" 2>&1 || { cat "$R/start.log" >&2; log "could not start Ceph"; return 1; }
+  local i
+  # radosgw creates its pools on first start: up to 2 minutes on a busy machine.
+  for i in $(seq 1 600); do
+    curl -s -o /dev/null "http://127.0.0.1:$rgw/" && break
+    sleep 0.2
+  done
+  curl -s -o /dev/null "http://127.0.0.1:$rgw/" || { tail -n 30 "$R/log/client.rgw.a.log" >&2; log "radosgw did not start"; return 1; }
+  local ak sk
+  ak="CAASTEST$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)"
+  sk="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+  radosgw-admin -c "$R/ceph.conf" -n client.admin user create --uid=caas --display-name=caas \
+    --access-key="$ak" --secret-key="$sk" >"$R/user.log" 2>&1 || { cat "$R/user.log" >&2; log "could not create the S3 user"; return 1; }
+  export CAAS_TEST_S3_ENDPOINT="http://127.0.0.1:$rgw" CAAS_TEST_S3_ACCESS_KEY="$ak" CAAS_TEST_S3_SECRET_KEY="$sk"
+  log "Ceph radosgw on $CAAS_TEST_S3_ENDPOINT, monitor on 127.0.0.1:$mon2 (data in $S3_DIR)"
+}
+
+stop_s3() {
+  [ -n "$S3_DIR" ] || return 0
+  s3_kill_dir "$S3_DIR"
+  log "Ceph radosgw stopped"
+  S3_DIR=""
+}
+
+# --- Redis ------------------------------------------------------------------------------------------------------
+# Debian's redis-server (scripts/deps/redis.sh) on a free loopback port, no persistence, data in a temp dir.
+
+REDIS_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-redis."
+REDIS_DIR=""
+
+redis_kill_dir() {
+  local dir="$1" pid
+  pid="$(cat "$dir/redis.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$dir" 2>/dev/null || log "could not remove $dir"
+}
+
+redis_reap_orphans() {
+  local dir owner
+  for dir in "$REDIS_TMP_PREFIX"*; do
+    [ -f "$dir/owner.pid" ] || continue
+    owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+    if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
+      log "removing orphaned Redis $dir"
+      redis_kill_dir "$dir"
+    fi
+  done
+}
+
+start_redis() {
+  if [ -n "${CAAS_TEST_REDIS:-}" ]; then
+    log "using the Redis in CAAS_TEST_REDIS"
+    return 0
+  fi
+  command -v redis-server >/dev/null 2>&1 || { log "no redis-server (scripts/deps/redis.sh installs it)"; return 1; }
+  redis_reap_orphans
+  REDIS_DIR="$(mktemp -d "${REDIS_TMP_PREFIX}XXXXXX")"
+  echo "$$" >"$REDIS_DIR/owner.pid"
+  local port started=""
+  for port in $(seq 56379 56478); do
+    port_in_use "$port" && continue
+    # Another run may take the port between the check and the start: then this start fails; try the next.
+    if redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+        --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" >/dev/null 2>&1; then
+      for _ in $(seq 1 100); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && { started="$port"; break; }
+        [ -f "$REDIS_DIR/redis.pid" ] && ! kill -0 "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null && break
+        sleep 0.1
+      done
+      [ -n "$started" ] && break
+    fi
+    log "Redis did not start on port $port; trying the next"
+  done
+  [ -n "$started" ] || { tail -n 20 "$REDIS_DIR/redis.log" >&2 || true; log "could not start Redis"; return 1; }
+  export CAAS_TEST_REDIS="127.0.0.1:$started"
+  log "Redis $(redis-server --version | awk '{print $3}' | sed 's/v=//') on $CAAS_TEST_REDIS (dir $REDIS_DIR)"
+}
+
+stop_redis() {
+  [ -n "$REDIS_DIR" ] || return 0
+  redis_kill_dir "$REDIS_DIR"
+  log "Redis stopped"
+  REDIS_DIR=""
+}
+
 # --- services ---------------------------------------------------------------------------------------------------
 # One start_<name>/stop_<name> pair per service, started in this order and stopped in reverse. A start function
 # exports the variables the tests read and honours an already-set variable by not starting anything.
-SERVICES=(postgres kafka coturn)
+SERVICES=(postgres kafka coturn s3 redis)
 STARTED=()
 
 start_services() {

@@ -19,6 +19,9 @@ using Caas.Web;
 using Caas.Web.Api;
 using Caas.Web.Edge;
 using Caas.Web.Hubs;
+using Caas.Web.Media;
+using Caas.Actors.Media;
+using Caas.Streams.Media;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
@@ -33,6 +36,8 @@ public sealed class EnrichmentProjectionKey
 {
     public const string Path = "enrichment-projection";
 }
+/// <summary>Registry key of the media projection singleton.</summary>
+public sealed class MediaProjectionKey;
 
 /// <summary>Composes a node: storage, the Akka cluster with its shard regions and projection, and the web edge.</summary>
 public static class NodeHost
@@ -113,6 +118,10 @@ public static class NodeHost
                 .AddUserSessionSharding(entitiesRole)
                 .AddTenantSettingsSharding(entitiesRole)
                 .AddCallRoomSharding(entitiesRole)
+                .AddMediaSharding(entitiesRole)
+                .WithSingleton<MediaProjectionKey>("media-projection",
+                    (system, _, _) => MediaProjection.PropsFor(sp.GetRequiredService<MediaReadModel>(), ProjectionSettings.From(system.Settings.Config)),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithSingleton<ReadModelProjection>("read-model-projection",
                     (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
                         ProjectionSettings.From(system.Settings.Config), storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
@@ -145,6 +154,8 @@ public static class NodeHost
             builder.Services.AddHostedService<ProjectionLagSampler>();
         }
         builder.Services.AddCaasHub();
+        // Media: the store, upload sessions, quotas, signed links (README: Media); a test host replaces the settings.
+        builder.Services.AddCaasMedia(Caas.Web.Media.MediaSettings.FromEnvironment(options.JwtSecret), options.DataDir);
         if (Caas.Streams.Kafka.KafkaSettings.FromEnvironment() is { } kafka) Caas.Streams.Kafka.KafkaHostingExtensions.AddKafkaIngest(builder.Services, kafka);
         configure?.Invoke(builder);
 
@@ -152,6 +163,7 @@ public static class NodeHost
         vault.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ContentVault>();
         var storeLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Store");
         store.Breaker.Log = message => storeLog.LogWarning("{Message}", message);
+        await app.Services.PrepareMediaAsync();
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
         app.MapCaasHub();
         return app;

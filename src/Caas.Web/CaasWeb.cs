@@ -167,6 +167,11 @@ public static class CaasWeb
         v1.MapIntents();
         v1.MapTurn();
         v1.MapSearch();
+        if (app.Services.GetService<Caas.Web.Media.MediaSettings>() is not null)
+        {
+            v1.MapMedia();
+            app.MapMediaLinks();
+        }
         return app;
     }
 

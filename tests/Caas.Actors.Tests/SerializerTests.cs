@@ -60,6 +60,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
 
     private static readonly MessageEnrichment Enriched = new(
         [new EnricherOutput("sentiment", "vader-1", JsonSerializer.SerializeToElement(new { compound = 0.42 }))], ["intent"]);
+    private static readonly Caas.Actors.Media.MediaFile MediaSample =
+        new("f_1", "acme", "c-1", "alice", "Katze – München.png", "image/png", 1234, new string('a', 64), 640, 480, null, At);
 
     /// <summary>A realistic instance of every type the serializer knows, with the optional parts both filled and empty.</summary>
     public static IReadOnlyList<object> Samples()
@@ -161,6 +163,16 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             TenantSettingsState.Default,
             new GetTenantSettings("acme"),
             new UpdateTenantSettings("acme", "root", 120, null, "DE", null),
+            // media
+            new Caas.Actors.Media.MediaUploaded(Meta, MediaSample),
+            new Caas.Actors.Media.MediaDeleted(Meta, "f_1", "c-1"),
+            MediaSample,
+            MediaSample with { Width = null, Height = null, DurationMs = 61_000, DeletedAt = At, DeletedBy = "bob" },
+            new Caas.Actors.Media.MediaState(MediaSample),
+            Caas.Actors.Media.MediaState.Empty,
+            new Caas.Actors.Media.RegisterMedia("acme", "f_1", "alice", "c-1", "cat.png", "image/png", 1234, new string('a', 64), 640, 480),
+            new Caas.Actors.Media.DeleteMedia("acme", "f_1", "bob", ActorModerates: true),
+            new Caas.Actors.Media.GetMedia("acme", "f_1", IncludeDeleted: true),
             // live rooms
             new ConversationEventPublished("acme", "c-1", 7, new MessagePosted(Meta, 42, "m-42", Content)),
             new ConversationEventPublished("acme", "c-1", 8, new UserKicked(Meta, "mallory", null, null)),

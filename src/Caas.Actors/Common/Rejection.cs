@@ -23,6 +23,12 @@ public static class ErrorCodes
     public const string PersistTimeout = "persist_timeout";
     /// <summary>A store (the database) is down or its breaker is open: 503 with Retry-After; nothing was changed.</summary>
     public const string Unavailable = "unavailable";
+    /// <summary>A tenant's or user's media storage quota (413, with used and limit bytes and files).</summary>
+    public const string QuotaExceeded = "quota_exceeded";
+    /// <summary>A file type the route does not take: sniffed from the bytes, not matching the declared type, or not allowed.</summary>
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    /// <summary>An upload's bytes do not match its declared SHA-256 (or size).</summary>
+    public const string ChecksumMismatch = "checksum_mismatch";
 }
 
 /// <summary>A command the entity refused, as a value. <see cref="Errors"/> names each bad field for validation.</summary>

@@ -144,6 +144,14 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(TenantSettingsState)] = "tenant.settings.v1",
         [typeof(GetTenantSettings)] = "tenant.qry.settings",
         [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
+        // media
+        [typeof(Media.MediaUploaded)] = "media.uploaded.v1",
+        [typeof(Media.MediaDeleted)] = "media.deleted.v1",
+        [typeof(Media.MediaFile)] = "media.file.v1",
+        [typeof(Media.MediaState)] = "media.state.v1",
+        [typeof(Media.RegisterMedia)] = "media.cmd.register",
+        [typeof(Media.DeleteMedia)] = "media.cmd.delete",
+        [typeof(Media.GetMedia)] = "media.qry.get",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",

@@ -11,12 +11,13 @@ public static class Problems
 {
     public static int StatusOf(string code) => code switch
     {
-        ErrorCodes.ValidationFailed or ErrorCodes.MalformedJson => StatusCodes.Status400BadRequest,
+        ErrorCodes.ValidationFailed or ErrorCodes.MalformedJson or ErrorCodes.ChecksumMismatch => StatusCodes.Status400BadRequest,
         ErrorCodes.Unauthenticated => StatusCodes.Status401Unauthorized,
         ErrorCodes.Forbidden or ErrorCodes.Banned or ErrorCodes.Muted => StatusCodes.Status403Forbidden,
         ErrorCodes.NotFound => StatusCodes.Status404NotFound,
         ErrorCodes.Conflict or ErrorCodes.MessageIdConflict or ErrorCodes.MessageTooOld or ErrorCodes.LastOwner => StatusCodes.Status409Conflict,
-        ErrorCodes.PayloadTooLarge => StatusCodes.Status413PayloadTooLarge,
+        ErrorCodes.PayloadTooLarge or ErrorCodes.QuotaExceeded => StatusCodes.Status413PayloadTooLarge,
+        ErrorCodes.UnsupportedMediaType => StatusCodes.Status415UnsupportedMediaType,
         ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
         ErrorCodes.Overloaded or ErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
@@ -68,6 +69,9 @@ public static class Problems
         ErrorCodes.Muted => "Muted.",
         ErrorCodes.NotFound => "Not found.",
         ErrorCodes.PayloadTooLarge => "Too large.",
+        ErrorCodes.QuotaExceeded => "Storage quota exceeded.",
+        ErrorCodes.UnsupportedMediaType => "Unsupported media type.",
+        ErrorCodes.ChecksumMismatch => "The bytes do not match their checksum.",
         ErrorCodes.RateLimited => "Too many requests.",
         ErrorCodes.Overloaded => "Overloaded; retry later.",
         ErrorCodes.Unavailable => "Unavailable; retry later.",

@@ -1,0 +1,28 @@
+using System.Text.Json.Serialization;
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Media;
+
+/// <summary>A command for one file's entity (<c>tenant|file id</c>).</summary>
+public interface IMediaCommand : IEntityMessage, ICaasMessage
+{
+    string TenantId { get; }
+
+    string FileId { get; }
+}
+
+public abstract record MediaCommand(string TenantId, string FileId) : IMediaCommand
+{
+    [JsonIgnore]
+    public string EntityId => Ids.EntityId(TenantId, FileId);
+}
+
+/// <summary>Records a file whose bytes are stored and verified (a single upload, or a completed resumable one).</summary>
+public sealed record RegisterMedia(string TenantId, string FileId, string ActorId, string ConversationId, string FileName, string ContentType,
+    long Size, string Sha256, int? Width = null, int? Height = null, long? DurationMs = null) : MediaCommand(TenantId, FileId);
+
+/// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.</summary>
+public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates) : MediaCommand(TenantId, FileId);
+
+/// <summary>The file's metadata; a deleted file is not found unless <see cref="IncludeDeleted"/>.</summary>
+public sealed record GetMedia(string TenantId, string FileId, bool IncludeDeleted = false) : MediaCommand(TenantId, FileId);

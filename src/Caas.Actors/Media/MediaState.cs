@@ -1,0 +1,76 @@
+using Caas.Actors.Common;
+
+namespace Caas.Actors.Media;
+
+/// <summary>
+/// A file's metadata: who sent it where, what it is (the sniffed content type, never the client's claim), its size and
+/// SHA-256 (of the original bytes, served byte-exact), dimensions or duration where known, and its state.
+/// </summary>
+public sealed record MediaFile(string FileId, string TenantId, string ConversationId, string OwnerId, string FileName, string ContentType,
+    long Size, string Sha256, int? Width, int? Height, long? DurationMs, DateTimeOffset CreatedAt, DateTimeOffset? DeletedAt = null,
+    string? DeletedBy = null) : ICaasMessage
+{
+    public const string Ready = "ready";
+    public const string Deleted = "deleted";
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string State => DeletedAt is null ? Ready : Deleted;
+
+    /// <summary>image, video, audio or file: the gallery's filter and a message attachment's type.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string Kind => KindOf(ContentType);
+
+    public static string KindOf(string contentType) => contentType.Split('/')[0] switch
+    {
+        "image" => "image",
+        "video" => "video",
+        "audio" => "audio",
+        _ => "file",
+    };
+}
+
+/// <summary>The entity's state: nothing yet, or the file.</summary>
+public sealed record MediaState(MediaFile? File) : ICaasMessage
+{
+    public static MediaState Empty { get; } = new((MediaFile?)null);
+
+    public MediaState Apply(IMediaEvent e) => e switch
+    {
+        MediaUploaded u => new MediaState(u.File),
+        MediaDeleted d when File is not null => new MediaState(File with { DeletedAt = d.Meta.OccurredAt, DeletedBy = d.Meta.ActorId }),
+        _ => this,
+    };
+}
+
+public static class MediaDecider
+{
+    /// <summary>The event to persist (or none) and the reply.</summary>
+    public static (IMediaEvent? Event, object Reply) Decide(MediaState s, IMediaCommand command, DateTimeOffset now)
+    {
+        switch (command)
+        {
+            case GetMedia g:
+                return s.File is { } f && (f.DeletedAt is null || g.IncludeDeleted) ? (null, f) : (null, Rejection.NotFound("file"));
+            case RegisterMedia r:
+                if (s.File is { } existing)
+                {
+                    // Completing an upload again answers the same metadata; another registration under this id is a conflict.
+                    return existing.Sha256 == r.Sha256 && existing.Size == r.Size && existing.OwnerId == r.ActorId && existing.DeletedAt is null
+                        ? (null, existing)
+                        : (null, Rejection.Conflict("This file id is taken."));
+                }
+                if (r.Size <= 0) return (null, Rejection.Invalid("size", "A file has at least one byte."));
+                var file = new MediaFile(r.FileId, r.TenantId, r.ConversationId, r.ActorId, r.FileName, r.ContentType, r.Size, r.Sha256,
+                    r.Width, r.Height, r.DurationMs, now);
+                return (new MediaUploaded(new EventMeta(r.TenantId, r.ActorId, now), file), file);
+            case DeleteMedia d:
+                if (s.File is not { DeletedAt: null } current) return (null, Rejection.NotFound("file"));
+                if (current.OwnerId != d.ActorId && !d.ActorModerates)
+                    return (null, Rejection.Forbidden("Only the file's owner or a moderator of its conversation deletes it."));
+                return (new MediaDeleted(new EventMeta(d.TenantId, d.ActorId, now), current.FileId, current.ConversationId),
+                    new Done("deleted"));
+            default:
+                return (null, Rejection.Invalid("command", "Unknown command."));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using System.Data.Common;
+using Caas.Streams.Operational;
+using static Caas.Streams.ReadModel.ReadModelWriter;
+
+namespace Caas.Streams.Media;
+
+/// <summary>A quota: bytes and files, for a tenant or one user.</summary>
+public sealed record MediaQuota(long Bytes, long Files);
+
+/// <summary>What a quota check found over its limit (the 413's body).</summary>
+public sealed record QuotaExceeded(string Scope, long UsedBytes, long LimitBytes, long UsedFiles, long LimitFiles);
+
+/// <summary>
+/// Storage used per tenant and per user (operational table <c>media_usage</c>; the tenant's row has user ''). A
+/// completed file reserves its bytes on both rows in one transaction, each only if it stays within its limit, so two
+/// uploads racing for the last bytes cannot both pass. A deleted file gives them back.
+/// </summary>
+public sealed class MediaUsage(OperationalStore store)
+{
+    private const string TenantRow = "";
+
+    public async Task<(long Bytes, long Files)> UsedAsync(string tenantId, string? userId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT bytes, files FROM media_usage WHERE tenant_id = @t AND user_id = @u",
+            ("t", tenantId), ("u", userId ?? TenantRow));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt64(0), r.GetInt64(1)) : (0, 0);
+    }
+
+    /// <summary>Before accepting bytes: would <paramref name="size"/> more bytes (and one more file) fit? Null when they would.</summary>
+    public async Task<QuotaExceeded?> CheckAsync(string tenantId, string userId, long size, MediaQuota tenant, MediaQuota user, CancellationToken ct = default)
+    {
+        var t = await UsedAsync(tenantId, null, ct);
+        if (t.Bytes + size > tenant.Bytes || t.Files + 1 > tenant.Files) return new QuotaExceeded("tenant", t.Bytes, tenant.Bytes, t.Files, tenant.Files);
+        var u = await UsedAsync(tenantId, userId, ct);
+        if (u.Bytes + size > user.Bytes || u.Files + 1 > user.Files) return new QuotaExceeded("user", u.Bytes, user.Bytes, u.Files, user.Files);
+        return null;
+    }
+
+    /// <summary>At completion: takes the bytes on both rows, or neither (null when taken).</summary>
+    public async Task<QuotaExceeded?> ReserveAsync(string tenantId, string userId, long size, MediaQuota tenant, MediaQuota user, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (var (row, quota, scope) in new[] { (TenantRow, tenant, "tenant"), (userId, user, "user") })
+        {
+            await using (var ensure = Command(c, tx, "INSERT INTO media_usage (tenant_id, user_id, bytes, files) VALUES (@t, @u, 0, 0) ON CONFLICT DO NOTHING",
+                             ("t", tenantId), ("u", row)))
+                await ensure.ExecuteNonQueryAsync(ct);
+            await using var take = Command(c, tx,
+                "UPDATE media_usage SET bytes = bytes + @s, files = files + 1 WHERE tenant_id = @t AND user_id = @u AND bytes + @s <= @lb AND files + 1 <= @lf",
+                ("t", tenantId), ("u", row), ("s", size), ("lb", quota.Bytes), ("lf", quota.Files));
+            if (await take.ExecuteNonQueryAsync(ct) == 1) continue;
+            var used = await ReadAsync(c, tx, tenantId, row, ct);
+            await tx.RollbackAsync(ct);
+            return new QuotaExceeded(scope, used.Bytes, quota.Bytes, used.Files, quota.Files);
+        }
+        await tx.CommitAsync(ct);
+        return null;
+    }
+
+    /// <summary>Gives a deleted file's bytes back on both rows.</summary>
+    public async Task ReleaseAsync(string tenantId, string userId, long size, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        foreach (var row in new[] { TenantRow, userId })
+        {
+            await using var give = Command(c, tx,
+                "UPDATE media_usage SET bytes = CASE WHEN bytes >= @s THEN bytes - @s ELSE 0 END, files = CASE WHEN files >= 1 THEN files - 1 ELSE 0 END WHERE tenant_id = @t AND user_id = @u",
+                ("t", tenantId), ("u", row), ("s", size));
+            await give.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    private static async Task<(long Bytes, long Files)> ReadAsync(DbConnection c, DbTransaction tx, string tenantId, string row, CancellationToken ct)
+    {
+        await using var cmd = Command(c, tx, "SELECT bytes, files FROM media_usage WHERE tenant_id = @t AND user_id = @u", ("t", tenantId), ("u", row));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt64(0), r.GetInt64(1)) : (0, 0);
+    }
+}
