@@ -120,6 +120,11 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             // user sessions
             new PresenceChanged(Meta, PresenceStatus.Online),
             new ReadMarked(Meta, "c-1", 43),
+            new DeliveredMarked(Meta, "c-1", 97),
+            new MarkDelivered("acme", "alice", "c-1", 97),
+            new GetDeliveredMarker("acme", "alice", "c-1"),
+            new DeliveredMarker("c-1", 97),
+            UserSessionState.Empty with { DeliveredMarkers = ImmutableDictionary<string, long>.Empty.Add("c-1", 97) },
             new ProfileUpdated(Meta, "Alice", "Europe/Paris", "fr-FR"),
             new ProfileUpdated(Meta, null, null, "de"),
             new UserSessionState(PresenceStatus.Offline, At,
@@ -162,6 +167,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
                 new ConversationEventPublished("acme", "c-1", 9, new MessagePosted(Meta, 43, "m-43", Content)),
                 new ConversationEventPublished("acme", "c-1", 10, new UserKicked(Meta, "mallory", null, null))]),
             new RoomSignal("acme", "c-1", RoomSignalKinds.ReadReceipt, "bob", "conn-1", "akka.tcp://caas@127.0.0.1:4053", 42, At),
+            new RoomSignal("acme", "c-1", RoomSignalKinds.Delivered, "bob", "", "akka.tcp://caas@127.0.0.1:4053", null, At, EventSeq: 97),
             // shared
             new Rejection(ErrorCodes.ValidationFailed, "The request is not valid.",
                 new Dictionary<string, string[]> { ["content.text"] = ["Must not be empty."], ["user_id"] = ["Not valid.", "Too long."] }),
