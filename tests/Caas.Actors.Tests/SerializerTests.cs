@@ -128,6 +128,11 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             // user sessions
             new PresenceChanged(Meta, PresenceStatus.Online),
             new ReadMarked(Meta, "c-1", 43),
+            new DeliveredMarked(Meta, "c-1", 97),
+            new MarkDelivered("acme", "alice", "c-1", 97),
+            new GetDeliveredMarker("acme", "alice", "c-1"),
+            new DeliveredMarker("c-1", 97),
+            UserSessionState.Empty with { DeliveredMarkers = ImmutableDictionary<string, long>.Empty.Add("c-1", 97) },
             new ProfileUpdated(Meta, "Alice", "Europe/Paris", "fr-FR"),
             new ProfileUpdated(Meta, null, null, "de"),
             new UserSessionState(PresenceStatus.Offline, At,
@@ -199,6 +204,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new Caas.Actors.Calls.CallReply("call_1", "active", ["alice", "bob"], ["carol"]),
             new Caas.Actors.Calls.CallReply("call_1", "ended", [], [], "completed"),
             new Caas.Actors.Calls.CallNotice("acme", ["bob"], "callRinging", "{\"call_id\":\"call_1\"}", "conn-2"),
+            new RoomSignal("acme", "c-1", RoomSignalKinds.Delivered, "bob", "", "akka.tcp://caas@127.0.0.1:4053", null, At, EventSeq: 97),
             // shared
             new Rejection(ErrorCodes.ValidationFailed, "The request is not valid.",
                 new Dictionary<string, string[]> { ["content.text"] = ["Must not be empty."], ["user_id"] = ["Not valid.", "Too long."] }),

@@ -53,6 +53,29 @@ public sealed class UserSessionDeciderTests
     }
 
     [Fact]
+    public void Delivered_markers_are_cumulative_per_conversation_and_only_move_forward()
+    {
+        var s = UserSessionState.Empty;
+        Assert.Equal(new DeliveredMarker("c1", 0), Decide(s, new GetDeliveredMarker(T, U, "c1")).Reply);
+        var (evt, reply) = Decide(s, new MarkDelivered(T, U, "c1", 12));
+        Assert.Equal(new DeliveredMarked(new EventMeta(T, U, T0), "c1", 12), evt);
+        Assert.Equal(new DeliveredMarker("c1", 12), reply);
+        s = s.Apply(evt!);
+        foreach (var seq in new long[] { 0, 7, 12 })
+        {
+            (evt, reply) = Decide(s, new MarkDelivered(T, U, "c1", seq));
+            Assert.Null(evt);
+            Assert.Equal(new DeliveredMarker("c1", 12), reply);
+        }
+        (evt, _) = Decide(s, new MarkDelivered(T, U, "c2", 3));
+        s = s.Apply(evt!);
+        Assert.Equal(new DeliveredMarker("c2", 3), Decide(s, new GetDeliveredMarker(T, U, "c2")).Reply);
+        Assert.Equal(new Dictionary<string, long> { ["c1"] = 12, ["c2"] = 3 }, s.DeliveredMarkers.ToDictionary());
+        Assert.Empty(s.ReadMarkers);
+        Invalid(s, new MarkDelivered(T, U, "c1", -1), "event_seq");
+    }
+
+    [Fact]
     public void A_negative_read_marker_is_invalid()
     {
         Invalid(UserSessionState.Empty, new MarkRead(T, U, "c1", -1), "seq");

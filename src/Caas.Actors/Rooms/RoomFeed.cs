@@ -40,9 +40,12 @@ public static class RoomSignalKinds
     public const string Delivered = "delivered";
 }
 
-/// <summary>A signal about one connection of one user in a room; <see cref="Seq"/> for receipts.</summary>
+/// <summary>
+/// A signal about one connection of one user in a room; <see cref="Seq"/> for receipts, <see cref="EventSeq"/> for a
+/// delivered receipt by journal sequence number (cumulative: the user's clients have every event up to it).
+/// </summary>
 public sealed record RoomSignal(string TenantId, string ConversationId, string Kind, string UserId, string ConnectionId,
-    string NodeAddress, long? Seq, DateTimeOffset At) : ICaasMessage;
+    string NodeAddress, long? Seq, DateTimeOffset At, long? EventSeq = null) : ICaasMessage;
 
 /// <summary>Writes the event with its own manifest beside it, so the polymorphic payload reads back as its type.</summary>
 public sealed class ConversationEventJsonConverter : JsonConverter<IConversationEvent>

@@ -117,6 +117,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         // user sessions
         [typeof(PresenceChanged)] = "session.presence-changed.v1",
         [typeof(ReadMarked)] = "session.read-marked.v1",
+        [typeof(DeliveredMarked)] = "session.delivered-marked.v1",
         [typeof(ProfileUpdated)] = "session.profile-updated.v1",
         [typeof(UserErased)] = "session.user-erased.v1",
         [typeof(UserSessionState)] = "session.state.v1",
@@ -124,6 +125,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(ConnectionClosed)] = "session.cmd.connection-closed",
         [typeof(GetPresence)] = "session.qry.presence",
         [typeof(MarkRead)] = "session.cmd.mark-read",
+        [typeof(MarkDelivered)] = "session.cmd.mark-delivered",
+        [typeof(GetDeliveredMarker)] = "session.qry.delivered-marker",
         [typeof(GetProfile)] = "session.qry.profile",
         [typeof(GetReadMarkers)] = "session.qry.read-markers",
         [typeof(ReadMarkers)] = "session.rep.read-markers",
@@ -137,6 +140,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(PresenceView)] = "session.rep.presence",
         [typeof(ProfileView)] = "session.rep.profile",
         [typeof(ReadMarker)] = "session.rep.read-marker",
+        [typeof(DeliveredMarker)] = "session.rep.delivered-marker",
         [typeof(MessageSlotGranted)] = "session.rep.slot-granted",
         [typeof(MessageSlotsLeased)] = "session.rep.slots-leased",
         // tenants

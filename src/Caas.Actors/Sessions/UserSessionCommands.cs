@@ -24,6 +24,12 @@ public sealed record GetPresence(string TenantId, string UserId) : UserSessionCo
 
 public sealed record MarkRead(string TenantId, string UserId, string ConversationId, long Seq) : UserSessionCommand(TenantId, UserId);
 
+/// <summary>Moves the user's delivered marker in a conversation forward (answered <see cref="DeliveredMarker"/>); never back.</summary>
+public sealed record MarkDelivered(string TenantId, string UserId, string ConversationId, long EventSeq) : UserSessionCommand(TenantId, UserId);
+
+/// <summary>The user's delivered marker in one conversation (answered <see cref="DeliveredMarker"/>, 0 when none).</summary>
+public sealed record GetDeliveredMarker(string TenantId, string UserId, string ConversationId) : UserSessionCommand(TenantId, UserId);
+
 public sealed record GetProfile(string TenantId, string UserId) : UserSessionCommand(TenantId, UserId);
 
 /// <summary>The user's read markers (answered <see cref="ReadMarkers"/>): the conversation list counts unread from them.</summary>

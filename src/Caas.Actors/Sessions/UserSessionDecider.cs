@@ -21,6 +21,16 @@ public static class UserSessionDecider
                 return m.Seq <= current
                     ? (null, new ReadMarker(m.ConversationId, current))
                     : (new ReadMarked(meta, m.ConversationId, m.Seq), new ReadMarker(m.ConversationId, m.Seq));
+            case MarkDelivered d when d.EventSeq < 0:
+                return (null, Rejection.Invalid("event_seq", "Must be zero or more."));
+            case MarkDelivered d:
+                // Cumulative, so only forward: a late or repeated acknowledgement changes nothing.
+                var delivered = s.DeliveredMarkers.GetValueOrDefault(d.ConversationId);
+                return d.EventSeq <= delivered
+                    ? (null, new DeliveredMarker(d.ConversationId, delivered))
+                    : (new DeliveredMarked(meta, d.ConversationId, d.EventSeq), new DeliveredMarker(d.ConversationId, d.EventSeq));
+            case GetDeliveredMarker g:
+                return (null, new DeliveredMarker(g.ConversationId, s.DeliveredMarkers.GetValueOrDefault(g.ConversationId)));
             case UpdateProfile u:
                 if (u.DisplayName is { Length: > 100 }) return (null, Rejection.Invalid("display_name", "At most 100 characters."));
                 // Windows ids are found too (converted), but then mean different things on different nodes' systems.

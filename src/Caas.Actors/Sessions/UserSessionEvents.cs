@@ -16,6 +16,12 @@ public sealed record PresenceChanged(EventMeta Meta, string Status) : IUserSessi
 
 public sealed record ReadMarked(EventMeta Meta, string ConversationId, long Seq) : IUserSessionEvent;
 
+/// <summary>
+/// The user's clients have every event of the conversation up to <see cref="EventSeq"/> (its journal sequence number):
+/// cumulative, saved at most about once a second per user and conversation by each node (the hub coalesces).
+/// </summary>
+public sealed record DeliveredMarked(EventMeta Meta, string ConversationId, long EventSeq) : IUserSessionEvent;
+
 public sealed record ProfileUpdated(EventMeta Meta, string? DisplayName, string? TimeZone, string? Locale) : IUserSessionEvent;
 
 /// <summary>The user was erased (GDPR): <see cref="KeyIds"/> were destroyed; the actor in <see cref="Meta"/> is the admin.</summary>

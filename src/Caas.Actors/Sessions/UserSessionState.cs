@@ -18,12 +18,16 @@ public sealed record UserSessionState(string Status, DateTimeOffset? LastSeen, I
     /// <summary>The hash of the last event applied: where the entity's next event chains on (HashChain).</summary>
     public string? LastHash { get; init; }
 
+    /// <summary>Per conversation, the journal sequence number up to which the user's clients have every event.</summary>
+    public ImmutableDictionary<string, long> DeliveredMarkers { get; init; } = ImmutableDictionary<string, long>.Empty;
+
     public UserSessionState Apply(IUserSessionEvent e) => ApplyEvent(e) with { LastHash = e.Meta.Hash ?? LastHash };
 
     private UserSessionState ApplyEvent(IUserSessionEvent e) => e switch
     {
         PresenceChanged p => this with { Status = p.Status, LastSeen = p.Meta.OccurredAt },
         ReadMarked r => this with { ReadMarkers = ReadMarkers.SetItem(r.ConversationId, r.Seq) },
+        DeliveredMarked d => this with { DeliveredMarkers = DeliveredMarkers.SetItem(d.ConversationId, d.EventSeq) },
         ProfileUpdated u => this with
         {
             Profile = new UserProfile(u.DisplayName ?? Profile.DisplayName, u.TimeZone ?? Profile.TimeZone, u.Locale ?? Profile.Locale),
@@ -39,6 +43,8 @@ public sealed record PresenceView(string UserId, string Status, DateTimeOffset? 
 public sealed record ProfileView(string UserId, UserProfile Profile) : ICaasMessage;
 
 public sealed record ReadMarker(string ConversationId, long Seq) : ICaasMessage;
+
+public sealed record DeliveredMarker(string ConversationId, long EventSeq) : ICaasMessage;
 
 /// <summary>Every conversation's read marker of one user (a conversation never marked is absent: nothing read).</summary>
 public sealed record ReadMarkers(System.Collections.Immutable.ImmutableDictionary<string, long> Markers) : ICaasMessage;

@@ -14,7 +14,9 @@ namespace Caas.Node.Bench;
 /// connections to its chat hub in rooms of R members, lets them sit idle to measure memory per connection, then
 /// sends messages at a set rate (open loop) for a warm-up and then a measured time, and measures deliveries/s and
 /// send-to-receive latency (from the time each message was due) on every member.
-/// The last line reads <c>connections=N deliveries_per_s=N p50_ms=N p99_ms=N rss_mb=N kb_per_idle_connection=N</c>.
+/// The last line reads <c>connections=N deliveries_per_s=N p50_ms=N p99_ms=N rss_mb=N kb_per_idle_connection=N join_s=N</c>
+/// (join_s: the time to connect and join every connection). CPU is reported for the node and for the clients apart,
+/// as each process's user + system time over a phase, in cores (1.0 = one core busy all of the phase).
 /// The clients speak SignalR's JSON protocol over raw sockets: one small buffer each, so 10,000 fit in this process.
 /// Loopback only; every loop is bounded in count and time.
 /// </summary>
@@ -89,6 +91,7 @@ public static class SocketBench
 
             var baselineRss = RssMb(node.Id);
             var latencies = new LatencyHistogram();
+            var joinCpu = new CpuMeter(node.Id);
             clock.Restart();
             var failedConnects = 0;
             var lockObj = new object();
@@ -107,7 +110,8 @@ public static class SocketBench
                 }
             }, ct);
             var connectSeconds = clock.Elapsed.TotalSeconds;
-            Console.WriteLine($"connected and joined {clients.Count} ({failedConnects} failed) in {connectSeconds:0.0} s ({clients.Count / connectSeconds:0}/s)");
+            Console.WriteLine($"connected and joined {clients.Count} ({failedConnects} failed) in {connectSeconds:0.0} s ({clients.Count / connectSeconds:0}/s); " +
+                              joinCpu.Report());
 
             // Idle: the clients only ping (as the SignalR clients do), the node keeps every connection.
             using var pings = new CancellationTokenSource();
@@ -157,6 +161,7 @@ public static class SocketBench
             var ackedBefore = clients.Sum(c => c.Acked);
             var rejectedBefore = clients.Sum(c => c.Rejected);
             var rss = new RssSampler(() => RssMb(node.Id));
+            var loadCpu = new CpuMeter(node.Id);
             var sent = await SendForAsync(TimeSpan.FromSeconds(s.Seconds));
             var sendSeconds = clock.Elapsed.TotalSeconds;
             // Stragglers: wait (bounded) for deliveries to stop growing.
@@ -170,6 +175,7 @@ public static class SocketBench
             var acked = clients.Sum(c => c.Acked) - ackedBefore;
             var rejected = clients.Sum(c => c.Rejected) - rejectedBefore;
             var (rssStart, rssMiddle, loadRss) = rss.Stop(sendSeconds);
+            var loadCpuReport = loadCpu.Report();
             pings.Cancel();
             await pinger;
             held = clients.Count(c => c.IsOpen);
@@ -183,8 +189,9 @@ public static class SocketBench
             Console.WriteLine($"send-to-receive latency: p50 {latencies.Percentile(0.50)} ms, p99 {latencies.Percentile(0.99)} ms, " +
                               $"max {latencies.Max} ms");
             Console.WriteLine($"rss_mb start={rssStart:F0} middle={rssMiddle:F0} end={loadRss:F0} (node, under load)");
+            Console.WriteLine($"load cpu: {loadCpuReport}");
             Console.WriteLine($"connections={held} deliveries_per_s={perSecond:0} p50_ms={latencies.Percentile(0.50)} p99_ms={latencies.Percentile(0.99)} " +
-                              $"rss_mb={Math.Max(idleRss, Math.Max(rssMiddle, loadRss)):0} kb_per_idle_connection={kbPerIdle:0.0}");
+                              $"rss_mb={Math.Max(idleRss, Math.Max(rssMiddle, loadRss)):0} kb_per_idle_connection={kbPerIdle:0.0} join_s={connectSeconds:0.0}");
             return 0;
         }
         finally
@@ -285,6 +292,32 @@ public static class SocketBench
         listener.Start();
         try { return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port; }
         finally { listener.Stop(); }
+    }
+
+    /// <summary>CPU time of the node (from /proc) and of this process (the clients) since it was made.</summary>
+    private sealed class CpuMeter(int nodePid)
+    {
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+        private readonly double _node = NodeCpuSeconds(nodePid);
+        private readonly double _clients = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
+        public string Report()
+        {
+            var wall = Math.Max(_wall.Elapsed.TotalSeconds, 0.001);
+            var node = NodeCpuSeconds(nodePid) - _node;
+            var clients = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - _clients;
+            return $"node cpu {node:0.0} s ({node / wall:0.00} cores), client cpu {clients:0.0} s ({clients / wall:0.00} cores) over {wall:0.0} s";
+        }
+
+        /// <summary>utime + stime of a process, fields 14 and 15 of /proc/pid/stat, in clock ticks of 1/100 s (Linux's USER_HZ).</summary>
+        private static double NodeCpuSeconds(int pid)
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) may hold spaces; the fields after its closing parenthesis are plain.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
+                    + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+        }
     }
 
     /// <summary>Millisecond buckets up to 60 s; lock-free, so receive loops can record without allocating.</summary>

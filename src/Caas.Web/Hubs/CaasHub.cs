@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Connections;
@@ -23,11 +22,10 @@ public static class CaasHub
         services.AddSingleton<RoomRelay>();
         services.AddSingleton<HubCallLimiter>();
         services.AddSingleton<HubLifetimeManager<ChatHub>, ChatLifetimeManager>();
-        services.AddSignalR().AddJsonProtocol(o =>
-        {
-            o.PayloadSerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-            o.PayloadSerializerOptions.DictionaryKeyPolicy = null;
-        });
+        // JSON and MessagePack, with one payload shape (HubWire); a client picks one in its handshake.
+        services.AddSignalR()
+            .AddJsonProtocol(o => HubWire.Configure(o.PayloadSerializerOptions))
+            .AddMessagePackProtocol(o => o.SerializerOptions = HubWire.MessagePack);
         services.AddOptions<HubOptions<ChatHub>>().Configure<IOptions<HubSettings>>((o, s) =>
         {
             o.MaximumReceiveMessageSize = s.Value.MaxMessageBytes;

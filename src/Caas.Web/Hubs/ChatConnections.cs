@@ -14,7 +14,9 @@ public sealed record Outbound(SerializedHubMessage Message, bool Ephemeral);
 /// One live socket: who it is, the rooms it has joined, and its bounded outbound queue. Everything the server pushes
 /// goes through the queue, written by one pump. When the client falls behind it first loses ephemeral events (typing,
 /// presence, receipts: see <see cref="HubEvents.IsEphemeral"/>), queued ones included; it is closed only when a durable
-/// event finds the queue full of durable ones, so a slow consumer never grows the node's memory.
+/// event finds the queue full of durable ones, so a slow consumer never grows the node's memory. The queue is bounded
+/// in messages and in bytes (each event's bytes in this connection's protocol: the serialization is shared with every
+/// other connection of that protocol, so measuring it costs nothing more).
 /// </summary>
 public sealed class ChatConnection
 {
@@ -22,6 +24,8 @@ public sealed class ChatConnection
     private readonly ILogger _log;
     private readonly int _capacity;
     private readonly int _ephemeralCapacity;
+    private readonly long _capacityBytes;
+    private readonly long _ephemeralCapacityBytes;
     private readonly object _gate = new();
     // Arrival order is kept; the ephemeral entries are also listed oldest first, so a durable event can push one out.
     private readonly LinkedList<(Outbound Item, bool CloseAfter)> _queue = new();
@@ -33,11 +37,16 @@ public sealed class ChatConnection
     });
     private readonly ConcurrentDictionary<string, DateTimeOffset> _typingRelayed = new(StringComparer.Ordinal);
     private bool _completed;
+    private long _queuedBytes;
+    private long _queuedEphemeralBytes;
     private long _ephemeralDropped;
     private int _closing;
 
-    public ChatConnection(HubConnectionContext context, Caller caller, int capacity, int ephemeralCapacity, ILogger log)
+    public ChatConnection(HubConnectionContext context, Caller caller, int capacity, int ephemeralCapacity, ILogger log,
+        long capacityBytes = long.MaxValue, long ephemeralCapacityBytes = long.MaxValue)
     {
+        _capacityBytes = Math.Max(1, capacityBytes);
+        _ephemeralCapacityBytes = Math.Clamp(ephemeralCapacityBytes, 0, _capacityBytes);
         _context = context;
         _log = log;
         _capacity = Math.Max(1, capacity);
@@ -56,6 +65,12 @@ public sealed class ChatConnection
     public int Queued
     {
         get { lock (_gate) return _queue.Count; }
+    }
+
+    /// <summary>Bytes waiting to be written to the socket (in this connection's protocol).</summary>
+    public long QueuedBytes
+    {
+        get { lock (_gate) return _queuedBytes; }
     }
 
     /// <summary>Ephemeral events among <see cref="Queued"/>.</summary>
@@ -121,29 +136,38 @@ public sealed class ChatConnection
 
     private bool Enqueue(Outbound item, bool closeAfter)
     {
+        // Serialized here (once per protocol, shared by every connection of it) so the queue can count its bytes.
+        var size = SizeOf(item);
         lock (_gate)
         {
             if (_completed) return false;
             if (item.Ephemeral)
             {
-                if (_ephemeral.Count >= _ephemeralCapacity || _queue.Count >= _capacity)
+                if (_ephemeral.Count >= _ephemeralCapacity || _queue.Count >= _capacity
+                    || _queuedEphemeralBytes + size > _ephemeralCapacityBytes || _queuedBytes + size > _capacityBytes)
                 {
                     _ephemeralDropped++;
                     return false;
                 }
                 _ephemeral.Enqueue(_queue.AddLast((item, false)));
+                _queuedEphemeralBytes += size;
             }
             else
             {
-                if (_queue.Count >= _capacity)
+                while (_queue.Count >= _capacity || (_queuedBytes + size > _capacityBytes && _queue.Count > 0))
                 {
                     if (_ephemeral.Count == 0) return false;
-                    _queue.Remove(_ephemeral.Dequeue());
+                    var dropped = _ephemeral.Dequeue();
+                    _queue.Remove(dropped);
+                    var droppedSize = SizeOf(dropped.Value.Item);
+                    _queuedBytes -= droppedSize;
+                    _queuedEphemeralBytes -= droppedSize;
                     _ephemeralDropped++;
                 }
                 _queue.AddLast((item, closeAfter));
                 if (closeAfter) _completed = true;
             }
+            _queuedBytes += size;
         }
         _doorbell.Writer.TryWrite(true);
         return true;
@@ -159,12 +183,20 @@ public sealed class ChatConnection
                 return false;
             }
             _queue.RemoveFirst();
+            var size = SizeOf(first.Value.Item);
+            _queuedBytes -= size;
             // Ephemeral entries leave in order, so the first one queued is the oldest one listed.
-            if (first.Value.Item.Ephemeral) _ephemeral.Dequeue();
+            if (first.Value.Item.Ephemeral)
+            {
+                _ephemeral.Dequeue();
+                _queuedEphemeralBytes -= size;
+            }
             next = first.Value;
             return true;
         }
     }
+
+    private int SizeOf(Outbound item) => item.Message.GetSerializedMessage(_context.Protocol).Length;
 
     private async Task PumpAsync()
     {

@@ -23,6 +23,9 @@ public sealed record MessageArgs(string? ConversationId, long? Seq);
 public sealed record ReactionArgs(string? ConversationId, long? Seq, string? Reaction);
 public sealed record HistoryArgs(string? ConversationId, long? AfterSeq, string? Cursor, int? Limit);
 public sealed record UserArgs(string? UserId);
+public sealed record ResumeRoomArgs(string? ConversationId, long? EventSeq);
+public sealed record DeliveredArgs(string? ConversationId, long? Seq, long? EventSeq);
+public sealed record ResumeArgs(IReadOnlyList<ResumeRoomArgs>? Rooms);
 
 /// <summary>
 /// The chat hub at <c>/hubs/chat</c>. Every method answers a result object, <c>{success: true, …}</c> or
@@ -49,7 +52,8 @@ public sealed partial class ChatHub(
             Context.Abort();
             return;
         }
-        var connection = new ChatConnection(context, caller, Settings.OutboundBufferMessages, Settings.OutboundEphemeralMessages, log);
+        var connection = new ChatConnection(context, caller, Settings.OutboundBufferMessages, Settings.OutboundEphemeralMessages, log,
+            Settings.OutboundBufferBytes, Settings.OutboundEphemeralBytes);
         connections.Add(connection);
         ScheduleExpiry(connection);
         var opened = await gateway.AskAsync(new ConnectionOpened(caller.TenantId, caller.UserId, connection.Id, relay.NodeAddress));
@@ -65,18 +69,49 @@ public sealed partial class ChatHub(
         await gateway.AskAsync(new ConnectionClosed(caller.TenantId, caller.UserId, connection.Id));
     }
 
-    public Task<object> JoinRoom(RoomArgs args) => Guard(async (connection, caller) =>
+    /// <summary>Joins a room live. The answer's <c>event_seq</c> is where a later <see cref="Resume"/> may start if no event came since.</summary>
+    public Task<object> JoinRoom(RoomArgs args) => Guard((connection, caller) => JoinLiveAsync(connection, caller, args.ConversationId, null));
+
+    /// <summary>
+    /// On a new connection (to any node): joins each room and sends first what the client missed after its
+    /// <c>event_seq</c> (the last durable event it has), in order, then the live events, with no gap and no duplicate.
+    /// A room named without <c>event_seq</c> resumes from the user's saved delivered marker (see <see cref="MarkDelivered"/>).
+    /// A room further behind than <see cref="HubSettings.MaxResumeEvents"/> joins live with <c>resumed: false</c>.
+    /// </summary>
+    public Task<object> Resume(ResumeArgs args) => Guard(async (connection, caller) =>
     {
-        if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
-        var id = args.ConversationId!;
+        if (args.Rooms is not { Count: > 0 } rooms || rooms.Count > Settings.MaxResumeRooms)
+            return Fail(Rejection.Invalid("rooms", $"1 to {Settings.MaxResumeRooms} rooms, each {{conversation_id, event_seq}}."));
+        if (rooms.Any(r => r.EventSeq is < 0)) return Fail(Rejection.Invalid("event_seq", "0 or more, or left out for the saved delivered marker."));
+        var answers = new List<object>();
+        foreach (var room in rooms)
+        {
+            var from = room.EventSeq;
+            if (from is null && Ids.IsValid(room.ConversationId)
+                && await gateway.AskAsync(new GetDeliveredMarker(caller.TenantId, caller.UserId, room.ConversationId!)) is DeliveredMarker saved)
+                from = saved.EventSeq;
+            answers.Add(await JoinLiveAsync(connection, caller, room.ConversationId, from ?? 0));
+        }
+        return new { success = true, rooms = answers };
+    });
+
+    private async Task<object> JoinLiveAsync(ChatConnection connection, Caller caller, string? conversationId, long? resumeAfter)
+    {
+        if (!Ids.IsValid(conversationId)) return Fail(Rejection.NotFound());
+        var id = conversationId!;
         var reply = await gateway.AskAsync(new GetConversation(caller.TenantId, id, caller.UserId), Context.ConnectionAborted);
         if (reply is Rejection rejection) return Fail(rejection);
         var view = (ConversationView)reply;
+        var resumed = false;
+        long? eventSeq = null;
         if (connection.Rooms.TryAdd(id, 0))
         {
+            // Where the conversation's journal is before the connection is registered: a new feed starts there.
+            var position = await gateway.AskAsync(new GetReadAccess(caller.TenantId, id, caller.UserId), Context.ConnectionAborted) as ReadAccess;
+            resumed = resumeAfter is not null && position is not null && position.JournalSeq - resumeAfter <= Settings.MaxResumeEvents;
             await relay.Probe(JoinStage.Checked, connection, id);
-            await relay.Actor.Ask<Relay.Joined>(new Relay.Join(caller.TenantId, id, connection, view.LastSeq,
-                [.. view.Members.Select(m => m.UserId)]), TimeSpan.FromSeconds(10));
+            await relay.Actor.Ask<Relay.Joined>(new Relay.Join(caller.TenantId, id, connection, position?.LastSeq ?? view.LastSeq,
+                [.. view.Members.Select(m => m.UserId)], resumed ? resumeAfter : null, position?.JournalSeq ?? 0), TimeSpan.FromSeconds(10));
             await relay.Probe(JoinStage.Registered, connection, id);
             // Removal wins: a kick, ban or removal the feed handled between the check above and the registration found
             // no connection to evict. The feed is subscribed and holds the connection now, so asking the entity again
@@ -88,6 +123,7 @@ public sealed partial class ChatHub(
                 return Fail(removed);
             }
             if (!connection.Rooms.ContainsKey(id)) return Fail(Rejection.NotFound());
+            eventSeq = (again as ReadAccess)?.JournalSeq;
             relay.Publish(Signal(caller, id, RoomSignalKinds.MemberJoined, null));
         }
         var self = view.Members.FirstOrDefault(m => m.UserId == caller.UserId);
@@ -97,9 +133,11 @@ public sealed partial class ChatHub(
             conversation_id = id,
             role = self?.Role.ToWire(),
             last_seq = view.LastSeq,
+            event_seq = eventSeq,
+            resumed,
             members = view.Members.Select(m => new { user_id = m.UserId, role = m.Role.ToWire(), joined_at = Views.Utc(m.JoinedAt) }),
         };
-    });
+    }
 
     public Task<object> LeaveRoom(RoomArgs args) => Guard((connection, _) =>
     {
@@ -197,10 +235,24 @@ public sealed partial class ChatHub(
         return new { success = true, conversation_id = id, seq = marked };
     });
 
-    /// <summary>Tells the room that the caller's client has the message (not stored: delivery is a live signal).</summary>
-    public Task<object> MarkDelivered(MessageArgs args) => Guard(async (connection, caller) =>
+    /// <summary>
+    /// With <c>event_seq</c>: the caller's clients have every event of the conversation up to it (cumulative). Saved as
+    /// the user's delivered marker and sent to the room as a <c>delivered</c> receipt, both at most about once a second
+    /// per user and conversation (<see cref="DeliveryTracker"/>). With <c>seq</c> only: a live receipt, not stored.
+    /// </summary>
+    public Task<object> MarkDelivered(DeliveredArgs args) => Guard(async (connection, caller) =>
     {
-        var (id, seq, problem) = await ReceiptAsync(args, caller);
+        if (args.EventSeq is { } eventSeq)
+        {
+            if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
+            if (eventSeq < 1) return Fail(Rejection.Invalid("event_seq", "An event_seq the hub sent, 1 or more."));
+            var access = await gateway.AskAsync(new GetReadAccess(caller.TenantId, args.ConversationId!, caller.UserId));
+            if (access is Rejection denied) return Fail(denied);
+            if (access is ReadAccess { JournalSeq: var last } && eventSeq > last) return Fail(Rejection.Invalid("event_seq", "No such event yet."));
+            relay.Deliveries.Acknowledge(caller.TenantId, caller.UserId, args.ConversationId!, eventSeq);
+            return new { success = true, conversation_id = args.ConversationId, event_seq = eventSeq };
+        }
+        var (id, seq, problem) = await ReceiptAsync(new MessageArgs(args.ConversationId, args.Seq), caller);
         if (problem is not null) return problem;
         relay.Publish(Signal(caller, id, RoomSignalKinds.Delivered, seq, connection.Id));
         return new { success = true, conversation_id = id, seq };

@@ -18,13 +18,16 @@ public static class HubEvents
     public const string RoomError = "roomError";
     public const string MessageEnrichedMethod = "messageEnriched";
 
+    /// <summary>A room's joins, leaves and presence changes of one tick (see <see cref="RoomActivity"/>).</summary>
+    public const string RoomActivity = "roomActivity";
+
     /// <summary>
     /// Events a client can miss without missing state: live signals (typing, delivered, who is in the room, presence)
     /// and read receipts, whose marker is stored and read back over REST. A slow consumer loses these first; everything
     /// else (messages, edits, reactions, membership, moderation, replies to the client's own calls) is durable.
     /// </summary>
     public static bool IsEphemeral(string method) =>
-        method is "typing" or "delivered" or "readReceipt" or "memberJoined" or "memberLeft" or PresenceChanged;
+        method is "typing" or "delivered" or "readReceipt" or "memberJoined" or "memberLeft" or PresenceChanged or RoomActivity;
 
     public static object Message(string conversationId, MessagePosted p) => new
     {
@@ -90,7 +93,7 @@ public static class HubEvents
         RoomSignalKinds.MemberLeft => ("memberLeft", new { conversation_id = s.ConversationId, user_id = s.UserId }),
         RoomSignalKinds.Typing => ("typing", new { conversation_id = s.ConversationId, user_id = s.UserId, at = Views.Utc(s.At) }),
         RoomSignalKinds.ReadReceipt => ("readReceipt", new { conversation_id = s.ConversationId, user_id = s.UserId, seq = s.Seq, at = Views.Utc(s.At) }),
-        RoomSignalKinds.Delivered => ("delivered", new { conversation_id = s.ConversationId, user_id = s.UserId, seq = s.Seq, at = Views.Utc(s.At) }),
+        RoomSignalKinds.Delivered => ("delivered", new { conversation_id = s.ConversationId, user_id = s.UserId, seq = s.Seq, event_seq = s.EventSeq, at = Views.Utc(s.At) }),
         _ => null,
     };
 

@@ -21,6 +21,30 @@ public sealed record HubSettings
     /// <summary>Ephemeral events (typing, presence, receipts) queued at most per connection; beyond it they are dropped.</summary>
     public int OutboundEphemeralMessages { get; init; } = 100;
 
+    /// <summary>
+    /// Bytes queued per connection (in its protocol), beside <see cref="OutboundBufferMessages"/>: ephemeral events are
+    /// dropped first; a durable event that still does not fit closes the connection as a slow consumer.
+    /// </summary>
+    public long OutboundBufferBytes { get; init; } = 512 * 1024;
+
+    /// <summary>Bytes of ephemeral events queued at most per connection; beyond it they are dropped.</summary>
+    public long OutboundEphemeralBytes { get; init; } = 64 * 1024;
+
+    /// <summary>How long a room feed gathers joins, leaves and presence changes before it pushes them as one <c>roomActivity</c>.</summary>
+    public TimeSpan RoomActivityTick { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Most events one room's <c>Resume</c> replays from the journal; a client further behind joins live with
+    /// <c>resumed: false</c> and reloads the room with GetHistory.
+    /// </summary>
+    public int MaxResumeEvents { get; init; } = 10_000;
+
+    /// <summary>How often each node saves the delivered markers that moved and sends their receipts (one per user and conversation).</summary>
+    public TimeSpan DeliveredFlushInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Rooms one <c>Resume</c> call may name.</summary>
+    public int MaxResumeRooms { get; init; } = 100;
+
     /// <summary>At most one typing event per user per conversation is relayed in this window.</summary>
     public TimeSpan TypingWindow { get; init; } = TimeSpan.FromSeconds(2);
 

@@ -12,13 +12,19 @@ using Microsoft.AspNetCore.SignalR;
 namespace Caas.Web.Hubs;
 
 /// <summary>What a room feed needs from the node.</summary>
-public sealed record RelayContext(ClusterGateway Gateway, HubSettings Settings, IActorRef Mediator, string NodeAddress);
+public sealed record RelayContext(ClusterGateway Gateway, HubSettings Settings, IActorRef Mediator, string NodeAddress,
+    ConversationJournal Journal);
 
 /// <summary>Local messages between the hub and the relay (never cross the wire).</summary>
 public static class Relay
 {
-    public sealed record Join(string TenantId, string ConversationId, ChatConnection Connection, long LastSeq, IReadOnlyList<string> Members)
-        : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Registers a connection with the room's feed. With <paramref name="ResumeAfter"/> (a journal sequence number) the
+    /// connection first gets the conversation's events after it from the journal, then the live ones, with none
+    /// missing and none twice (see <see cref="RoomFeedActor"/>).
+    /// </summary>
+    public sealed record Join(string TenantId, string ConversationId, ChatConnection Connection, long LastSeq, IReadOnlyList<string> Members,
+        long? ResumeAfter = null, long JournalSeq = 0) : INoSerializationVerificationNeeded;
 
     public sealed record Joined : INoSerializationVerificationNeeded;
 
@@ -87,7 +93,6 @@ public sealed class RoomRelayActor : ReceiveActor
 /// </summary>
 public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
-    private const int MaxBackfillAttempts = 5;
     private const int MaxPresenceChecks = 10;
 
     private readonly string _tenantId;
@@ -104,18 +109,35 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private readonly List<IActorRef> _awaitingSubscription = [];
     // When each user's last relayed typing event was sent (its publisher's clock): at most one per window goes out.
     private readonly Dictionary<string, DateTimeOffset> _typingAt = new(StringComparer.Ordinal);
+    // Joins, leaves and presence changes since the last activity tick, pushed together as one roomActivity event.
+    private readonly RoomActivity _activity = new();
+    // Resuming connections: they get what they missed from the journal while the live events wait here for them.
+    private readonly Dictionary<string, CatchUp> _catchingUp = new(StringComparer.Ordinal);
     private bool _subscribed;
-    private long _lastPushed = -1;
     private long _lastJournalSeq;
     private int _joins;
-    private int _backfillAttempts;
+    private bool _acceptNextGap;
 
     private sealed record TailCheck : INoSerializationVerificationNeeded;
     private sealed record TailAnswer(object Reply) : INoSerializationVerificationNeeded;
-    private sealed record Backfilled(IReadOnlyList<MessageRow> Rows, long Target) : INoSerializationVerificationNeeded;
+    private sealed record Backfilled(IReadOnlyList<JournaledEvent> Events) : INoSerializationVerificationNeeded;
     /// <summary>Asks whether a user is offline. With <see cref="OfflineSince"/>, only an offline that began after it is news.</summary>
     private sealed record PresenceCheck(string UserId, int Attempt, DateTimeOffset? OfflineSince = null) : INoSerializationVerificationNeeded;
     private sealed record Announce : INoSerializationVerificationNeeded;
+    private sealed record ActivityTick : INoSerializationVerificationNeeded;
+    private sealed record CaughtUp(string ConnectionId, long After, IReadOnlyList<JournaledEvent>? Events) : INoSerializationVerificationNeeded;
+
+    /// <summary>A resuming connection: the last journal seq (and message seq) it has, and the live events held for it.</summary>
+    private sealed class CatchUp(ChatConnection connection, long after)
+    {
+        public ChatConnection Connection { get; } = connection;
+        public long Last { get; set; } = after;
+        public bool Reading { get; set; }
+
+        /// <summary>The journal read is done, but it went past the feed (which is back-filling): live events above <see cref="Last"/> go straight out.</summary>
+        public bool Ahead { get; set; }
+        public List<(long EventSeq, Outbound Message)> Held { get; } = [];
+    }
     private sealed record PresenceAnswer(PresenceCheck Check, object Reply) : INoSerializationVerificationNeeded;
     private sealed record MemberCheck(string UserId, object Reply) : INoSerializationVerificationNeeded;
 
@@ -146,7 +168,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         Receive<ConversationEventPublished>(OnEvent);
         Receive<TailAnswer>(a =>
         {
-            if (a.Reply is ReadAccess access && access.LastSeq > _lastPushed && _lastPushed >= 0) StartBackfill(access.LastSeq);
+            if (a.Reply is ReadAccess access && _lastJournalSeq > 0 && access.JournalSeq > _lastJournalSeq) StartBackfill();
         });
     }
 
@@ -158,8 +180,9 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         Receive<Backfilled>(OnBackfilled);
         Receive<Status.Failure>(f =>
         {
-            _log.Warning(f.Cause, "Back-fill of {0} failed", _topic);
-            FinishBackfill(_lastPushed);
+            _log.Warning(f.Cause, "Back-fill of {0} from the journal failed", _topic);
+            _acceptNextGap = true;
+            FinishBackfill();
         });
     }
 
@@ -178,13 +201,17 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             Timers.StartSingleTimer("announce", new Announce(), TimeSpan.FromSeconds(2));
             foreach (var waiting in _awaitingSubscription) waiting.Tell(new Relay.Joined());
             _awaitingSubscription.Clear();
+            // Read only now: an event persisted before the subscription is in the journal, one after it comes live.
+            foreach (var id in _catchingUp.Keys.ToList()) ReadMissed(id);
         });
         Receive<Relay.Join>(OnJoin);
         Receive<Relay.Leave>(l =>
         {
             if (_locals.Remove(l.ConnectionId, out var c)) c.Rooms.TryRemove(_conversationId, out _);
+            if (_catchingUp.Remove(l.ConnectionId, out var up)) up.Connection.Rooms.TryRemove(_conversationId, out _);
             IdleIfEmpty();
         });
+        Receive<CaughtUp>(OnCaughtUp);
         Receive<RoomSignal>(OnSignal);
         Receive<Announce>(_ => AnnouncePresent());
         Receive<Relay.NodeGone>(g =>
@@ -216,7 +243,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (_live.Values.Any(v => v.UserId == a.Check.UserId)) return;
             if (a.Reply is PresenceView { Status: PresenceStatus.Offline } p)
             {
-                if (a.Check.OfflineSince is not { } since || p.LastSeen >= since) PushAll(HubEvents.PresenceChanged, HubEvents.Presence(p));
+                if (a.Check.OfflineSince is not { } since || p.LastSeen >= since) QueueActivity(() => _activity.Presence(p.UserId, HubEvents.Presence(p)));
             }
             else if (a.Check.Attempt < MaxPresenceChecks)
                 Timers.StartSingleTimer("presence:" + a.Check.UserId, a.Check with { Attempt = a.Check.Attempt + 1 }, TimeSpan.FromSeconds(2));
@@ -225,41 +252,57 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         {
             if (m.Reply is Caas.Actors.Common.Rejection) Evict(m.UserId);
         });
+        Receive<ActivityTick>(_ =>
+        {
+            if (_activity.IsEmpty) return;
+            PushAll(HubEvents.RoomActivity, _activity.Take(_conversationId));
+        });
     }
 
     private void OnJoin(Relay.Join j)
     {
         _joins++;
-        _locals[j.Connection.Id] = j.Connection;
+        if (j.ResumeAfter is { } after)
+        {
+            _catchingUp[j.Connection.Id] = new CatchUp(j.Connection, after);
+            if (_subscribed) ReadMissed(j.Connection.Id);
+        }
+        else _locals[j.Connection.Id] = j.Connection;
         _members.UnionWith(j.Members);
-        if (_lastPushed < 0) _lastPushed = j.LastSeq;
-        else if (j.LastSeq > _lastPushed) Self.Tell(new TailAnswer(new ReadAccess(j.LastSeq, default)));
+        // A new feed starts where the entity was before the join registered; a later join may show that it trails.
+        if (_lastJournalSeq == 0) _lastJournalSeq = j.JournalSeq;
+        else if (j.JournalSeq > _lastJournalSeq) Self.Tell(new TailAnswer(new ReadAccess(j.LastSeq, default) { JournalSeq = j.JournalSeq }));
         if (_subscribed) Sender.Tell(new Relay.Joined());
         else _awaitingSubscription.Add(Sender);
     }
 
+    /// <summary>
+    /// Events are pushed in journal order, each once: one already pushed is skipped, and one after a gap (pub-sub is at
+    /// most once) waits while the gap is read from the journal, so every durable event reaches the room with its event_seq.
+    /// </summary>
     private void OnEvent(ConversationEventPublished published)
     {
-        var e = published.Event;
-        var journalGap = _lastJournalSeq > 0 && published.JournalSeq > _lastJournalSeq + 1;
-        if (published.JournalSeq > _lastJournalSeq) _lastJournalSeq = published.JournalSeq;
-        // A lost event may have been a kick: make sure every local user is still a member.
-        if (journalGap) VerifyMembers();
-
-        if (e is MessagePosted posted)
+        var seq = published.JournalSeq;
+        if (_lastJournalSeq > 0 && seq <= _lastJournalSeq) return;
+        if (_lastJournalSeq > 0 && seq > _lastJournalSeq + 1)
         {
-            if (_lastPushed < 0) _lastPushed = posted.Seq - 1;
-            if (posted.Seq <= _lastPushed) return;
-            if (posted.Seq > _lastPushed + 1)
+            if (!_acceptNextGap)
             {
                 Stash.Stash();
-                StartBackfill(posted.Seq - 1);
+                StartBackfill();
                 return;
             }
-            _lastPushed = posted.Seq;
+            // The journal could not be read: go on, and make sure a lost kick did not leave a user in the room.
+            _acceptNextGap = false;
+            VerifyMembers();
         }
+        Apply(seq, published.Event);
+    }
 
-        if (HubEvents.Of(_conversationId, e) is { } wire) PushAll(wire.Method, wire.Payload);
+    private void Apply(long seq, IConversationEvent e)
+    {
+        _lastJournalSeq = seq;
+        if (HubEvents.Of(_conversationId, e) is { } wire) PushAll(wire.Method, new Sequenced(seq, wire.Payload), seq);
         if (e is MemberAdded added) _members.Add(added.UserId);
         if (HubEvents.Removes(e) is { } removed)
         {
@@ -269,52 +312,22 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         if (e is ConversationDeleted) foreach (var user in _locals.Values.Select(c => c.Caller.UserId).Distinct().ToList()) Evict(user);
     }
 
-    private void StartBackfill(long target)
+    private void StartBackfill()
     {
         Become(Backfilling);
-        var after = _lastPushed;
-        BackfillAsync(after, target).PipeTo(Self, success: rows => new Backfilled(rows, target));
-    }
-
-    private async Task<IReadOnlyList<MessageRow>> BackfillAsync(long after, long target)
-    {
-        await _context.Gateway.WaitForProjectionAsync(_tenantId, _conversationId, target, CancellationToken.None);
-        var rows = new List<MessageRow>();
-        var cursor = after;
-        while (cursor < target)
-        {
-            var page = await _context.Gateway.Queries.MessagesAsync(_tenantId, _conversationId, 200, null, cursor);
-            if (page.Count == 0) break;
-            rows.AddRange(page.Where(r => r.Seq <= target));
-            cursor = page[^1].Seq;
-            if (page.Count < 200) break;
-        }
-        return rows;
+        _context.Journal.AfterAsync(_tenantId, _conversationId, _lastJournalSeq, _context.Settings.MaxResumeEvents, CancellationToken.None)
+            .PipeTo(Self, success: events => new Backfilled(events));
     }
 
     private void OnBackfilled(Backfilled b)
     {
-        foreach (var row in b.Rows.OrderBy(r => r.Seq))
-        {
-            if (row.Seq != _lastPushed + 1) continue;
-            PushAll(HubEvents.NewMessage, HubEvents.Message(row));
-            _lastPushed = row.Seq;
-        }
-        if (_lastPushed < b.Target && ++_backfillAttempts < MaxBackfillAttempts)
-        {
-            // The read model trails the journal by more than the wait cap: try again.
-            BackfillAsync(_lastPushed, b.Target).PipeTo(Self, success: rows => new Backfilled(rows, b.Target));
-            return;
-        }
-        if (_lastPushed < b.Target)
-            _log.Warning("Room {0}: messages {1}..{2} could not be back-filled; clients catch up with GetHistory", _topic, _lastPushed + 1, b.Target);
-        FinishBackfill(b.Target);
+        foreach (var (seq, e) in b.Events)
+            if (seq > _lastJournalSeq) Apply(seq, e);
+        FinishBackfill();
     }
 
-    private void FinishBackfill(long pushedUpTo)
+    private void FinishBackfill()
     {
-        _lastPushed = Math.Max(_lastPushed, pushedUpTo);
-        _backfillAttempts = 0;
         Become(Live);
         Stash.UnstashAll();
     }
@@ -330,8 +343,11 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
                 // A node new to this room: tell it who is here (it answers in kind once, as this node is new to it too).
                 if (_nodesSeen.Add(s.NodeAddress)) AnnouncePresent();
                 if (s.Kind == RoomSignalKinds.Present) return;
-                Push(s);
-                if (!wasLive) PushAll(HubEvents.PresenceChanged, HubEvents.Online(s.UserId));
+                QueueActivity(() =>
+                {
+                    _activity.Joined(s.UserId);
+                    if (!wasLive) _activity.Presence(s.UserId, HubEvents.Online(s.UserId));
+                });
                 return;
             case RoomSignalKinds.MemberLeft:
                 if (_live.ContainsKey(s.ConnectionId)) LiveConnectionGone(s.ConnectionId, s.UserId);
@@ -359,7 +375,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     {
         _live.Remove(connectionId);
         if (_live.Values.All(v => v.UserId != userId)) _typingAt.Remove(userId);
-        PushAll("memberLeft", new { conversation_id = _conversationId, user_id = userId });
+        QueueActivity(() => _activity.Left(userId));
         if (_live.Values.All(v => v.UserId != userId))
             Timers.StartSingleTimer("presence:" + userId, new PresenceCheck(userId, 0), _context.Settings.PresenceCheckDelay);
     }
@@ -380,12 +396,80 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             _locals.Remove(c.Id);
             c.Rooms.TryRemove(_conversationId, out _);
         }
+        foreach (var up in _catchingUp.Values.Where(u => u.Connection.Caller.UserId == userId).ToList())
+        {
+            _catchingUp.Remove(up.Connection.Id);
+            up.Connection.Rooms.TryRemove(_conversationId, out _);
+        }
         IdleIfEmpty();
     }
 
     private void IdleIfEmpty()
     {
-        if (_locals.Count == 0) Context.Parent.Tell(new Relay.RoomIdle(_topic, _joins));
+        if (_locals.Count == 0 && _catchingUp.Count == 0) Context.Parent.Tell(new Relay.RoomIdle(_topic, _joins));
+    }
+
+    private void ReadMissed(string connectionId)
+    {
+        if (!_catchingUp.TryGetValue(connectionId, out var up) || up.Reading) return;
+        up.Reading = true;
+        var after = up.Last;
+        _context.Journal.AfterAsync(_tenantId, _conversationId, after, _context.Settings.MaxResumeEvents + 1, CancellationToken.None)
+            .PipeTo(Self, success: events => new CaughtUp(connectionId, after, events), failure: _ => new CaughtUp(connectionId, after, null));
+    }
+
+    /// <summary>
+    /// The journal's events after the connection's point go out first, then the live events held meanwhile, skipping
+    /// those the read already had (by event_seq). Then the connection is live.
+    /// </summary>
+    private void OnCaughtUp(CaughtUp c)
+    {
+        if (!_catchingUp.TryGetValue(c.ConnectionId, out var up)) return;
+        up.Reading = false;
+        if (c.Events is null || c.Events.Count > _context.Settings.MaxResumeEvents)
+        {
+            _log.Warning("Room {0}: resume of {1} after {2} failed or went too far", _topic, c.ConnectionId, c.After);
+            _catchingUp.Remove(c.ConnectionId);
+            up.Connection.Rooms.TryRemove(_conversationId, out _);
+            up.Connection.Close("resume_failed: reconnect and resume again, or reload the room with GetHistory");
+            IdleIfEmpty();
+            return;
+        }
+        foreach (var (seq, e) in c.Events)
+        {
+            if (seq <= up.Last) continue;
+            up.Last = seq;
+            if (HubEvents.Of(_conversationId, e) is { } wire)
+                up.Connection.Push(ChatConnection.Message(wire.Method, new Sequenced(seq, wire.Payload)));
+        }
+        // The feed had pushed everything up to some F when the connection came; everything after F is held. The read
+        // began after that, so it has every event up to F at least: the held events continue it with no gap.
+        foreach (var (seq, message) in up.Held)
+        {
+            if (seq <= up.Last) continue;
+            up.Last = seq;
+            up.Connection.Push(message);
+        }
+        up.Held.Clear();
+        // The read may have gone past the feed (a back-fill of its own in flight): until the feed reaches the
+        // connection's point, the feed's events at or below it are not sent again (see PushAll).
+        if (up.Last > _lastJournalSeq)
+        {
+            up.Ahead = true;
+            return;
+        }
+        _catchingUp.Remove(c.ConnectionId);
+        _locals[c.ConnectionId] = up.Connection;
+    }
+
+    /// <summary>
+    /// Joins, leaves and presence go out once per tick per room, as one event every local connection shares: a room
+    /// that N members join costs about N / (joins per tick) pushes per connection, not N.
+    /// </summary>
+    private void QueueActivity(Action add)
+    {
+        if (_activity.IsEmpty) Timers.StartSingleTimer("activity", new ActivityTick(), _context.Settings.RoomActivityTick);
+        add();
     }
 
     private void Push(RoomSignal s, string? except = null)
@@ -396,12 +480,29 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (c.Id != except) c.Push(message);
     }
 
-    private void PushAll(string method, object payload)
+    private void PushAll(string method, object payload, long? eventSeq = null)
     {
-        if (_locals.Count == 0) return;
+        if (_locals.Count == 0 && _catchingUp.Count == 0) return;
         // Serialized once per protocol, however many connections get it.
         var message = ChatConnection.Message(method, payload);
         foreach (var c in _locals.Values) c.Push(message);
+        List<CatchUp>? caughtUp = null;
+        foreach (var up in _catchingUp.Values)
+        {
+            if (message.Ephemeral) up.Connection.Push(message);
+            else if (!up.Ahead) up.Held.Add((eventSeq ?? 0, message));
+            else if (eventSeq is not { } seq || seq > up.Last)
+            {
+                up.Connection.Push(message);
+                if (eventSeq is { } pushed) up.Last = pushed;
+            }
+            if (up.Ahead && eventSeq >= up.Last) (caughtUp ??= []).Add(up);
+        }
+        foreach (var up in caughtUp ?? [])
+        {
+            _catchingUp.Remove(up.Connection.Id);
+            _locals[up.Connection.Id] = up.Connection;
+        }
     }
 }
 
@@ -416,15 +517,29 @@ public enum JoinStage
 }
 
 /// <summary>The node's relay actor, started once the actor system is up.</summary>
-public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings)
+public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings,
+    Microsoft.Extensions.Logging.ILogger<DeliveryTracker> deliveryLog) : IDisposable
 {
     private readonly Lazy<(IActorRef Relay, IActorRef Mediator, string Node)> _started = new(() =>
     {
         var mediator = DistributedPubSub.Get(system).Mediator;
         var node = Cluster.Get(system).SelfAddress.ToString();
-        var relay = system.ActorOf(Props.Create(() => new RoomRelayActor(new RelayContext(gateway, settings.Value, mediator, node))), "room-relay");
+        var journal = new ConversationJournal(system);
+        var relay = system.ActorOf(Props.Create(() => new RoomRelayActor(new RelayContext(gateway, settings.Value, mediator, node, journal))), "room-relay");
         return (relay, mediator, node);
     });
+
+    private readonly Lazy<DeliveryTracker> _deliveries = new(() =>
+        new DeliveryTracker(gateway, s => DistributedPubSub.Get(system).Mediator.Tell(new Publish(RoomTopics.Of(s.TenantId, s.ConversationId), s)),
+            Cluster.Get(system).SelfAddress.ToString(), settings.Value.DeliveredFlushInterval, deliveryLog));
+
+    /// <summary>This node's coalescer of delivered acknowledgements (started on first use).</summary>
+    public DeliveryTracker Deliveries => _deliveries.Value;
+
+    public void Dispose()
+    {
+        if (_deliveries.IsValueCreated) _deliveries.Value.Dispose();
+    }
 
     public IActorRef Actor => _started.Value.Relay;
     public IActorRef Mediator => _started.Value.Mediator;

@@ -124,6 +124,18 @@ public sealed class HubClient : IAsyncDisposable
                 All.Enqueue((name, payload));
             });
         }
+        // A room's joins, leaves and presence changes come batched per tick (roomActivity); the kit also files each
+        // one under its own name, as a client SDK would hand them to an app.
+        connection.On<JsonElement>("roomActivity", batch =>
+        {
+            All.Enqueue(("roomActivity", batch));
+            Inbox("roomActivity").Writer.TryWrite(batch);
+            var room = batch.Str("conversation_id");
+            foreach (var (list, name) in new[] { ("joined", "memberJoined"), ("left", "memberLeft") })
+                foreach (var user in batch.GetProperty(list).EnumerateArray())
+                    File(name, JsonSerializer.SerializeToElement(new { conversation_id = room, user_id = user.GetString() }));
+            foreach (var presence in batch.GetProperty("presence").EnumerateArray()) File("presenceChanged", presence.Clone());
+        });
         connection.Closed += e =>
         {
             _closed.TrySetResult(e);
@@ -132,6 +144,12 @@ public sealed class HubClient : IAsyncDisposable
     }
 
     public HubConnection Connection { get; }
+
+    private void File(string name, JsonElement payload)
+    {
+        Inbox(name).Writer.TryWrite(payload);
+        All.Enqueue((name, payload));
+    }
 
     /// <summary>Every event in arrival order.</summary>
     public ConcurrentQueue<(string Name, JsonElement Payload)> All { get; } = new();

@@ -42,10 +42,10 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     {
         var options = node.App.Services.GetRequiredService<IOptions<HubOptions<ChatHub>>>().Value;
         Assert.Equal(1_048_576, options.MaximumReceiveMessageSize);
-        var (room, alice) = await RoomAsync("t-slow");
+        var (room, alice) = await RoomAsync(node, "t-slow");
         await using var _ = alice;
-        using var sloth = await SlothAsync("t-slow", room, alice);
-        var slothConnection = Single("t-slow", "sloth");
+        using var sloth = await SlothAsync(node, "t-slow", room, alice);
+        var slothConnection = Single(node, "t-slow", "sloth");
 
         var sent = 0;
         while (!slothConnection.Closing)
@@ -62,10 +62,10 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     [Fact(Timeout = 240_000)]
     public async Task A_slow_reader_loses_ephemeral_events_first_and_is_closed_only_for_durable_ones()
     {
-        var (room, alice) = await RoomAsync("t-ephemeral");
+        var (room, alice) = await RoomAsync(node, "t-ephemeral");
         await using var _ = alice;
-        using var sloth = await SlothAsync("t-ephemeral", room, alice);
-        var slothConnection = Single("t-ephemeral", "sloth");
+        using var sloth = await SlothAsync(node, "t-ephemeral", room, alice);
+        var slothConnection = Single(node, "t-ephemeral", "sloth");
 
         // Durable messages until the sloth's socket is full and its queue has begun to fill: its writer is stuck.
         var sent = 0;
@@ -137,7 +137,7 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
         }
     }
 
-    private async Task<(string Room, HubClient Alice)> RoomAsync(string tenant)
+    internal static async Task<(string Room, HubClient Alice)> RoomAsync(HubNode node, string tenant)
     {
         using (var admin = node.Rest(tenant, "root", "admin"))
             Assert.Equal(200, (await admin.ApiPut("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, max_message_chars = 100_000 })).Status);
@@ -149,17 +149,17 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     }
 
     /// <summary>Sends one message and waits for its own copy: the sender's queue never holds more than a few events.</summary>
-    private static async Task LockstepAsync(HubClient sender, string room, string text, int expectedSeq)
+    internal static async Task LockstepAsync(HubClient sender, string room, string text, int expectedSeq)
     {
         Assert.Equal(expectedSeq, (await sender.SendAsync(room, text)).Seq());
         await sender.NextAsync("newMessage:" + room, e => e.Seq() == expectedSeq, TimeSpan.FromSeconds(30));
     }
 
-    private ChatConnection Single(string tenant, string user) =>
+    internal static ChatConnection Single(HubNode node, string tenant, string user) =>
         Assert.Single(node.App.Services.GetRequiredService<ChatConnections>().OfUser(tenant, user));
 
     /// <summary>The sloth joins over a raw socket with a small receive buffer, and then never reads again.</summary>
-    private async Task<ClientWebSocket> SlothAsync(string tenant, string room, HubClient alice)
+    internal static async Task<ClientWebSocket> SlothAsync(HubNode node, string tenant, string room, HubClient alice)
     {
         var handler = new SocketsHttpHandler
         {
@@ -189,7 +189,7 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     }
 
     /// <summary>Reading now drains what the kernel held, then finds the connection closed by the server.</summary>
-    private static async Task AssertClosedAsync(ClientWebSocket sloth)
+    internal static async Task AssertClosedAsync(ClientWebSocket sloth)
     {
         var buffer = new byte[256 * 1024];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -42,6 +42,10 @@ async function connect(token) {
   hub.on("delivered", (e) => markReceipt(e.seq, `delivered to ${e.user_id}`, "delivered"));
   hub.on("presenceChanged", (e) => setPresence(e.user_id, e.status));
   hub.on("memberJoined", (e) => setPresence(e.user_id, "online"));
+  hub.on("roomActivity", (e) => {
+    e.joined.forEach((u) => setPresence(u, "online"));
+    e.presence.forEach((p) => setPresence(p.user_id, p.status));
+  });
   hub.on("userKicked", (e) => { if (e.user_id === state.me) leaveView("You were removed from the room."); });
   hub.on("userBanned", (e) => { if (e.user_id === state.me) leaveView("You were banned from the room."); });
   hub.on("sessionExpired", () => setStatus("expired"));
