@@ -17,7 +17,7 @@ public sealed class DeadLetterTests
         await using var node = await PipelineNode.StartAsync();
         var letters = node.Services.GetRequiredService<DeadLetterStore>();
         using var alice = node.Client("t-dlq", "alice");
-        var created = await alice.PostAsJsonAsync("/v1/conversations", new { type = "group" });
+        var created = await Caas.Tests.Shared.Retrying.PostAsJsonAsync(alice, "/v1/conversations", new { type = "group" });
         var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
 
         // bob was not a member when his message came in over a trusted path: it was refused and dead-lettered

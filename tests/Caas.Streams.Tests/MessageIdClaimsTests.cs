@@ -17,7 +17,7 @@ public sealed class MessageIdClaimsTests
 {
     private static async Task<string> CreateGroupAsync(HttpClient client, params string[] members)
     {
-        var response = await client.PostAsJsonAsync("/v1/conversations", new { type = "group", members });
+        var response = await Caas.Tests.Shared.Retrying.PostAsJsonAsync(client, "/v1/conversations", new { type = "group", members });
         Assert.Equal(201, (int)response.StatusCode);
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
     }

@@ -208,7 +208,7 @@ public sealed class OperationalStoreTests
 
     private static async Task<string> CreateGroupAsync(HttpClient client)
     {
-        var response = await client.PostAsJsonAsync("/v1/conversations", new { type = "group", members = Array.Empty<string>() });
+        var response = await Caas.Tests.Shared.Retrying.PostAsJsonAsync(client, "/v1/conversations", new { type = "group", members = Array.Empty<string>() });
         Assert.Equal(201, (int)response.StatusCode);
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
     }

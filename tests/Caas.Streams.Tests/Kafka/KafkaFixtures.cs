@@ -21,7 +21,7 @@ public static class KafkaFixtures
         var ids = new string[count];
         await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
         {
-            var response = await client.PostAsJsonAsync("/v1/conversations", new { type = "group", members }, ct);
+            var response = await Caas.Tests.Shared.Retrying.PostAsJsonAsync(client, "/v1/conversations", new { type = "group", members }, ct);
             response.EnsureSuccessStatusCode();
             ids[i] = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("id").GetString()!;
         });
