@@ -45,6 +45,7 @@ public static class CaasWeb
         services.AddSingleton<ReadYourWrites>();
         services.AddSingleton<ClusterGateway>();
         services.AddCaasTurn();
+        Caas.Web.Hubs.CallDisconnects.AddCaasCalls(services);
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>
         {
