@@ -167,6 +167,7 @@ public static class CaasWeb
         v1.MapAudit();
         v1.MapIntents();
         v1.MapTurn();
+        v1.MapCalls();
         return app;
     }
 

@@ -71,6 +71,16 @@ public sealed class CallHubTests(CallHubTests.Node node) : IClassFixture<CallHub
             Assert.Equal(["alice", "bob"], ended.GetProperty("participants").EnumerateArray().Select(p => p.GetString()));
         }
         await alice.Fails("AcceptCall", new { call_id = call }, "not_found");
+
+        // The conversation's call list: members only.
+        var (status, list) = await node.Rest("t1", "carol").ApiGet($"/v1/conversations/{conversation}/calls");
+        Assert.Equal(200, status);
+        Assert.Equal(JsonValueKind.Null, list.GetProperty("active").ValueKind);
+        var item = Assert.Single(list.GetProperty("items").EnumerateArray());
+        Assert.Equal((call, "video", "alice", "completed"), (item.Str("call_id"), item.Str("media"), item.Str("started_by"), item.Str("reason")));
+        Assert.Equal(404, (await node.Rest("t1", "mallory").ApiGet($"/v1/conversations/{conversation}/calls")).Status);
+        Assert.Equal(404, (await node.Rest("t2", "alice").ApiGet($"/v1/conversations/{conversation}/calls")).Status);
+        Assert.Equal(400, (await node.Rest("t1", "carol").ApiGet($"/v1/conversations/{conversation}/calls?limit=0")).Status);
     }
 
     [Fact]
