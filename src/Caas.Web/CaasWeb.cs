@@ -45,6 +45,7 @@ public static class CaasWeb
         services.AddSingleton<ReadYourWrites>();
         services.AddSingleton<ClusterGateway>();
         services.AddCaasTurn();
+        Caas.Web.Hubs.CallDisconnects.AddCaasCalls(services);
         services.AddCaasAuthentication(jwt);
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -172,6 +173,7 @@ public static class CaasWeb
             v1.MapMedia();
             app.MapMediaLinks();
         }
+        v1.MapCalls();
         return app;
     }
 

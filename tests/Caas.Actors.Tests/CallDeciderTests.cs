@@ -153,5 +153,8 @@ public sealed class CallDeciderTests
         }
         Assert.Equal(CallRoomState.HistoryKept, s.History.Count);
         Assert.Equal("call5", s.History[0].CallId);
+        var page = Assert.IsType<CallHistory>(Run(s, new GetCallHistory(T, C, "bob", 3)).Decision.Reply);
+        Assert.Equal(["call104", "call103", "call102"], page.Items.Select(i => i.CallId));
+        Assert.Null(page.Active);
     }
 }

@@ -205,6 +205,10 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new Caas.Actors.Calls.CallReply("call_1", "ended", [], [], "completed"),
             new Caas.Actors.Calls.CallNotice("acme", ["bob"], "callRinging", "{\"call_id\":\"call_1\"}", "conn-2"),
             new RoomSignal("acme", "c-1", RoomSignalKinds.Delivered, "bob", "", "akka.tcp://caas@127.0.0.1:4053", null, At, EventSeq: 97),
+            new Caas.Actors.Calls.GetCallHistory("acme", "c-1", "alice", 20),
+            new Caas.Actors.Calls.CallHistory(new Caas.Actors.Calls.CallReply("call_2", "ringing", ["alice"], ["bob"]), "audio", "alice", At,
+                [new Caas.Actors.Calls.CallSummary("call_1", "alice", "video", At, At.AddMinutes(2), "completed", 95.5, ["alice", "bob"])]),
+            new Caas.Actors.Calls.CallHistory(null, null, null, null, []),
             // shared
             new Rejection(ErrorCodes.ValidationFailed, "The request is not valid.",
                 new Dictionary<string, string[]> { ["content.text"] = ["Must not be empty."], ["user_id"] = ["Not valid.", "Too long."] }),

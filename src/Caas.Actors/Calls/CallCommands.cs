@@ -39,6 +39,9 @@ public sealed record RingTimedOut(string TenantId, string ConversationId, string
 /// <summary>May <c>UserId</c> relay a signal to <paramref name="ToUserId"/> in this call? Persists nothing.</summary>
 public sealed record CheckSignal(string TenantId, string ConversationId, string UserId, string CallId, string ToUserId) : CallCommand(TenantId, ConversationId, UserId);
 
+/// <summary>The conversation's calls: the active one (if any) and the most recent finished ones, newest first.</summary>
+public sealed record GetCallHistory(string TenantId, string ConversationId, string UserId, int Limit) : CallCommand(TenantId, ConversationId, UserId);
+
 public static class CallMedia
 {
     public const string Audio = "audio", Video = "video";

@@ -11,6 +11,10 @@ public sealed record CallDecision(IReadOnlyList<ICallEvent> Events, object Reply
 /// <summary>The reply to a call command that was carried out: the call as it is after it.</summary>
 public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null) : ICaasMessage;
 
+/// <summary>A conversation's calls: the active one and the finished ones, newest first.</summary>
+public sealed record CallHistory(CallReply? Active, string? ActiveMedia, string? ActiveStartedBy, DateTimeOffset? ActiveStartedAt,
+    IReadOnlyList<CallSummary> Items) : ICaasMessage;
+
 /// <summary>
 /// The rules of a conversation's calls, pure: one active call per conversation; at most
 /// <see cref="MaxParticipants"/> joined (a mesh); only the starter or a moderator+ ends a call for everyone; a
@@ -97,6 +101,12 @@ public static class CallDecider
                 if (c.ToUserId == c.UserId || !a.Participants.TryGetValue(c.ToUserId, out var to) || to.Presence != CallPresence.Joined)
                     return CallDecision.Refuse(Rejection.NotFound("participant"));
                 return new CallDecision([], Status(a));
+            }
+            case GetCallHistory q:
+            {
+                var items = s.History.AsEnumerable().Reverse().Take(Math.Clamp(q.Limit, 1, CallRoomState.HistoryKept)).ToList();
+                return new CallDecision([], new CallHistory(s.Active is { } a ? Status(a) : null, s.Active?.Media, s.Active?.StartedBy,
+                    s.Active?.StartedAt, items));
             }
             default:
                 return CallDecision.Refuse(Rejection.Invalid("command", "Unknown command."));

@@ -176,6 +176,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Calls.CheckSignal)] = "call.qry.check-signal",
         [typeof(Calls.CallReply)] = "call.rep.call",
         [typeof(Calls.CallNotice)] = "call.notice",
+        [typeof(Calls.GetCallHistory)] = "call.qry.history",
+        [typeof(Calls.CallHistory)] = "call.rep.history",
         // erasure
         [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
         // shared

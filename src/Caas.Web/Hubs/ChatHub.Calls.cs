@@ -26,7 +26,7 @@ public sealed partial class ChatHub
 
     private static readonly TimeSpan CallAskTimeout = TimeSpan.FromSeconds(10);
 
-    public Task<object> StartCall(StartCallArgs args, IRequiredActor<CallRoomRegion> calls) => Guard(async (_, caller) =>
+    public Task<object> StartCall(StartCallArgs args, IRequiredActor<CallRoomRegion> calls, CallConnections tracker) => Guard(async (_, caller) =>
     {
         if (!Ids.IsValid(args.ConversationId)) return Fail(Rejection.NotFound());
         if (!CallMedia.IsKnown(args.Media)) return Fail(Rejection.Invalid("media", "audio or video."));
@@ -34,21 +34,26 @@ public sealed partial class ChatHub
         if (reply is Rejection r) return Fail(r);
         var members = ((ConversationView)reply).Members.Select(m => m.UserId).ToList();
         var callId = CallIds.New(args.ConversationId!);
-        return Answer(await AskCallsAsync(calls, new StartCall(caller.TenantId, args.ConversationId!, caller.UserId, callId, args.Media!, members)));
+        var answer = await AskCallsAsync(calls, new StartCall(caller.TenantId, args.ConversationId!, caller.UserId, callId, args.Media!, members));
+        if (answer is CallReply) Track(tracker, caller, args.ConversationId!, callId, joined: true);
+        return Answer(answer);
     });
 
-    public Task<object> AcceptCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
-        CallCommand(args.CallId, calls, (caller, conversation, _) => new AcceptCall(caller.TenantId, conversation, caller.UserId, args.CallId!, Context.ConnectionId));
+    public Task<object> AcceptCall(CallArgs args, IRequiredActor<CallRoomRegion> calls, CallConnections tracker) =>
+        CallCommand(args.CallId, calls, tracker, (caller, conversation, _) => new AcceptCall(caller.TenantId, conversation, caller.UserId, args.CallId!, Context.ConnectionId),
+            joined: true);
 
-    public Task<object> DeclineCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
-        CallCommand(args.CallId, calls, (caller, conversation, _) => new DeclineCall(caller.TenantId, conversation, caller.UserId, args.CallId!));
+    public Task<object> DeclineCall(CallArgs args, IRequiredActor<CallRoomRegion> calls, CallConnections tracker) =>
+        CallCommand(args.CallId, calls, tracker, (caller, conversation, _) => new DeclineCall(caller.TenantId, conversation, caller.UserId, args.CallId!));
 
-    public Task<object> LeaveCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
-        CallCommand(args.CallId, calls, (caller, conversation, _) => new LeaveCall(caller.TenantId, conversation, caller.UserId, args.CallId!));
+    public Task<object> LeaveCall(CallArgs args, IRequiredActor<CallRoomRegion> calls, CallConnections tracker) =>
+        CallCommand(args.CallId, calls, tracker, (caller, conversation, _) => new LeaveCall(caller.TenantId, conversation, caller.UserId, args.CallId!),
+            joined: false);
 
     /// <summary>Ends the call for everyone: the caller's right, or a moderator's (their role in the conversation).</summary>
-    public Task<object> EndCall(CallArgs args, IRequiredActor<CallRoomRegion> calls) =>
-        CallCommand(args.CallId, calls, (caller, conversation, role) => new EndCall(caller.TenantId, conversation, caller.UserId, args.CallId!, role));
+    public Task<object> EndCall(CallArgs args, IRequiredActor<CallRoomRegion> calls, CallConnections tracker) =>
+        CallCommand(args.CallId, calls, tracker, (caller, conversation, role) => new EndCall(caller.TenantId, conversation, caller.UserId, args.CallId!, role),
+            joined: false);
 
     /// <summary>Relays an SDP offer/answer or an ICE candidate to another participant's connections, wherever they are.</summary>
     public Task<object> SendSignal(SignalArgs args, IRequiredActor<CallRoomRegion> calls, ActorSystem system) => Guard(async (connection, caller) =>
@@ -70,13 +75,24 @@ public sealed partial class ChatHub
         return new { success = true, call_id = args.CallId };
     });
 
-    private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, Func<Caller, string, Role, ICallCommand> command) =>
+    /// <param name="joined">After success: true, this connection is the caller's in the call; false, it is not any more; null, unchanged.</param>
+    private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, CallConnections tracker, Func<Caller, string, Role, ICallCommand> command,
+        bool? joined = null) =>
         Guard(async (_, caller) =>
         {
             var checkedCall = await CheckedAsync(callId, caller);
             if (checkedCall.Problem is not null) return checkedCall.Problem;
-            return Answer(await AskCallsAsync(calls, command(caller, checkedCall.ConversationId, checkedCall.Role)));
+            var answer = await AskCallsAsync(calls, command(caller, checkedCall.ConversationId, checkedCall.Role));
+            if (answer is CallReply && joined is { } j) Track(tracker, caller, checkedCall.ConversationId, callId!, j);
+            return Answer(answer);
         });
+
+    /// <summary>Remembers which connection is the caller's in a call, so its disconnect leaves the call (<see cref="CallDisconnects"/>).</summary>
+    private void Track(CallConnections tracker, Caller caller, string conversationId, string callId, bool joined)
+    {
+        if (joined) tracker.Joined(caller, conversationId, callId, Context.ConnectionId);
+        else tracker.Gone(caller, conversationId, callId);
+    }
 
     /// <summary>The call id's conversation, when the caller is a member of it (their role with it); else not_found.</summary>
     private async Task<(string ConversationId, Role Role, object? Problem)> CheckedAsync(string? callId, Caller caller)

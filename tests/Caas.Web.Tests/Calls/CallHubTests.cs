@@ -71,6 +71,16 @@ public sealed class CallHubTests(CallHubTests.Node node) : IClassFixture<CallHub
             Assert.Equal(["alice", "bob"], ended.GetProperty("participants").EnumerateArray().Select(p => p.GetString()));
         }
         await alice.Fails("AcceptCall", new { call_id = call }, "not_found");
+
+        // The conversation's call list: members only.
+        var (status, list) = await node.Rest("t1", "carol").ApiGet($"/v1/conversations/{conversation}/calls");
+        Assert.Equal(200, status);
+        Assert.Equal(JsonValueKind.Null, list.GetProperty("active").ValueKind);
+        var item = Assert.Single(list.GetProperty("items").EnumerateArray());
+        Assert.Equal((call, "video", "alice", "completed"), (item.Str("call_id"), item.Str("media"), item.Str("started_by"), item.Str("reason")));
+        Assert.Equal(404, (await node.Rest("t1", "mallory").ApiGet($"/v1/conversations/{conversation}/calls")).Status);
+        Assert.Equal(404, (await node.Rest("t2", "alice").ApiGet($"/v1/conversations/{conversation}/calls")).Status);
+        Assert.Equal(400, (await node.Rest("t1", "carol").ApiGet($"/v1/conversations/{conversation}/calls?limit=0")).Status);
     }
 
     [Fact]
@@ -158,5 +168,37 @@ public static class CallClients
             });
         }
         return client;
+    }
+}
+
+/// <summary>A participant's closed connection leaves the call; they can join again; the last one out ends it.</summary>
+public sealed class CallDisconnectTests(CallHubTests.Node node) : IClassFixture<CallHubTests.Node>
+{
+    [Fact]
+    public async Task Disconnecting_leaves_the_call_a_reload_rejoins_and_the_last_disconnect_ends_it()
+    {
+        var within = TimeSpan.FromMinutes(1);
+        var conversation = await node.Rest("t1", "jan").CreateGroupAsync("kim", "lee");
+        var jan = await CallClients.ConnectAsync(node, "t1", "jan");
+        var kim = await CallClients.ConnectAsync(node, "t1", "kim");
+        await using var lee = await CallClients.ConnectAsync(node, "t1", "lee");
+        var call = (await jan.Ok("StartCall", new { conversation_id = conversation, media = "video" })).Str("call_id");
+        Func<JsonElement, bool> of = e => e.Str("call_id") == call;
+        await kim.Ok("AcceptCall", new { call_id = call });
+        await jan.NextAsync(CallNotices.Joined, of, within);
+
+        await kim.DisposeAsync(); // a page reload: the old connection goes
+        var left = await jan.NextAsync(CallNotices.Left, of, within);
+        Assert.Equal(("kim", "disconnected"), (left.Str("user_id"), left.Str("reason")));
+        await using var kimAgain = await CallClients.ConnectAsync(node, "t1", "kim");
+        await kimAgain.Ok("AcceptCall", new { call_id = call });
+        Assert.Equal("kim", (await jan.NextAsync(CallNotices.Joined, of, within)).Str("user_id"));
+
+        await jan.DisposeAsync();
+        Assert.Equal("jan", (await kimAgain.NextAsync(CallNotices.Left, of, within)).Str("user_id"));
+        await kimAgain.Connection.StopAsync();
+        var ended = await lee.NextAsync(CallNotices.Ended, of, within);
+        Assert.Equal("completed", ended.Str("reason"));
+        Assert.Equal(["jan", "kim"], ended.GetProperty("participants").EnumerateArray().Select(p => p.GetString()!));
     }
 }

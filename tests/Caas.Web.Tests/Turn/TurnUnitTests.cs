@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Caas.Web.Turn;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Caas.Web.Tests.Turn;
 
@@ -59,6 +60,18 @@ public sealed class TurnUnitTests
         Assert.Equal((86_400.0, 10.0, 5.0), (defaults.Ttl.TotalSeconds, defaults.HealthInterval.TotalSeconds, defaults.CheckTimeout.TotalSeconds));
         Assert.Throws<InvalidOperationException>(() => TurnSettings.FromEnvironment(n => n == "CAAS_TURN_SERVERS" ? "http://x" : null));
         Assert.Throws<InvalidOperationException>(() => TurnSettings.FromEnvironment(n => n == "CAAS_TURN_HEALTH_INTERVAL" ? "0" : null));
+    }
+
+    [Fact]
+    public async Task With_no_server_configured_the_list_is_empty_with_a_warning()
+    {
+        using var services = new ServiceCollection().BuildServiceProvider();
+        using var turn = new TurnServers(TurnSettings.None, services, Microsoft.Extensions.Logging.Abstractions.NullLogger<TurnServers>.Instance);
+        await turn.RoundAsync(CancellationToken.None);
+        var list = turn.IceServersFor("alice", DateTimeOffset.UtcNow);
+        Assert.Empty(list.IceServers);
+        Assert.Equal(86_400, list.TtlSeconds);
+        Assert.Contains("No TURN server is configured", list.Warning);
     }
 
     [Fact]
