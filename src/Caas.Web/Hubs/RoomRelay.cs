@@ -127,7 +127,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private sealed record ActivityTick : INoSerializationVerificationNeeded;
     private sealed record CaughtUp(string ConnectionId, long After, IReadOnlyList<JournaledEvent>? Events) : INoSerializationVerificationNeeded;
 
-    /// <summary>A resuming connection: the last journal seq (and message seq) it has, and the live events held for it.</summary>
+    /// <summary>A resuming connection: the last journal seq it has, and the live events held for it while the journal is read.</summary>
     private sealed class CatchUp(ChatConnection connection, long after)
     {
         public ChatConnection Connection { get; } = connection;
