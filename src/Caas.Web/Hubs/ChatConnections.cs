@@ -37,6 +37,9 @@ public sealed class ChatConnection
     });
     private readonly ConcurrentDictionary<string, DateTimeOffset> _typingRelayed = new(StringComparer.Ordinal);
     private bool _completed;
+    // Tracked delivery: the rooms whose durable events this connection acknowledges, opted in by its first
+    // MarkDelivered {event_seq} in the room. Guarded by _gate.
+    private readonly Dictionary<string, TrackedRoom> _tracked = new(StringComparer.Ordinal);
     private long _queuedBytes;
     private long _queuedEphemeralBytes;
     private long _ephemeralDropped;
@@ -108,7 +111,74 @@ public sealed class ChatConnection
     }
 
     /// <summary>Forgets per-room state when the connection leaves a room.</summary>
-    public void LeftRoom(string conversationId) => _typingRelayed.TryRemove(conversationId, out _);
+    public void LeftRoom(string conversationId)
+    {
+        _typingRelayed.TryRemove(conversationId, out _);
+        lock (_gate) _tracked.Remove(conversationId);
+    }
+
+    private sealed class TrackedRoom
+    {
+        public long Acknowledged;
+        public readonly List<(long EventSeq, Outbound Message)> Unacknowledged = [];
+        public DateTimeOffset Since;
+        public int Attempts;
+    }
+
+    /// <summary>The client has every event of the room up to <paramref name="eventSeq"/>; from now on the room's durable events are tracked.</summary>
+    public void Acknowledge(string conversationId, long eventSeq, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (!_tracked.TryGetValue(conversationId, out var room)) _tracked[conversationId] = room = new TrackedRoom { Since = now };
+            if (eventSeq <= room.Acknowledged) return;
+            room.Acknowledged = eventSeq;
+            room.Unacknowledged.RemoveAll(u => u.EventSeq <= eventSeq);
+            room.Attempts = 0;
+            room.Since = now;
+        }
+    }
+
+    /// <summary>Queues a room's durable event; tracked until acknowledged when the client acknowledges the room's events.</summary>
+    public bool Push(Outbound message, string conversationId, long eventSeq)
+    {
+        lock (_gate)
+        {
+            if (_tracked.TryGetValue(conversationId, out var room) && eventSeq > room.Acknowledged)
+            {
+                if (room.Unacknowledged.Count == 0) room.Since = DateTimeOffset.UtcNow;
+                room.Unacknowledged.Add((eventSeq, message));
+            }
+        }
+        return Push(message);
+    }
+
+    /// <summary>
+    /// Sends again a tracked room's events not acknowledged within <paramref name="timeout"/> (the client drops
+    /// duplicates by event_seq), at most <paramref name="retries"/> times; then closes the connection as <c>stale</c>.
+    /// </summary>
+    public void CheckDelivery(DateTimeOffset now, TimeSpan timeout, int retries)
+    {
+        List<Outbound>? again = null;
+        var stale = false;
+        lock (_gate)
+        {
+            foreach (var room in _tracked.Values)
+            {
+                if (room.Unacknowledged.Count == 0 || now - room.Since < timeout) continue;
+                if (room.Attempts >= retries)
+                {
+                    stale = true;
+                    break;
+                }
+                room.Attempts++;
+                room.Since = now;
+                (again ??= []).AddRange(room.Unacknowledged.Select(u => u.Message));
+            }
+        }
+        if (stale) Close("stale: events were not acknowledged; resume from the last event_seq you have");
+        else foreach (var message in again ?? []) Push(message);
+    }
 
     /// <summary>Sends one last event after everything queued, then closes the connection.</summary>
     public void PushThenClose(string method, object payload)
@@ -233,6 +303,8 @@ public sealed class ChatConnections
     private readonly ConcurrentDictionary<string, ChatConnection> _connections = new(StringComparer.Ordinal);
 
     public int Count => _connections.Count;
+
+    public IEnumerable<ChatConnection> All => _connections.Values;
 
     public ChatConnection? Find(string connectionId) => _connections.GetValueOrDefault(connectionId);
 

@@ -250,6 +250,8 @@ public sealed partial class ChatHub(
             if (access is Rejection denied) return Fail(denied);
             if (access is ReadAccess { JournalSeq: var last } && eventSeq > last) return Fail(Rejection.Invalid("event_seq", "No such event yet."));
             relay.Deliveries.Acknowledge(caller.TenantId, caller.UserId, args.ConversationId!, eventSeq);
+            // A connection in the room that acknowledges is tracked from now on: what it does not acknowledge comes again.
+            if (connection.Rooms.ContainsKey(args.ConversationId!)) connection.Acknowledge(args.ConversationId!, eventSeq, DateTimeOffset.UtcNow);
             return new { success = true, conversation_id = args.ConversationId, event_seq = eventSeq };
         }
         var (id, seq, problem) = await ReceiptAsync(new MessageArgs(args.ConversationId, args.Seq), caller);

@@ -23,14 +23,18 @@ public sealed class DeliveryTracker : IDisposable
     private readonly string _node;
     private readonly ILogger _log;
     private readonly PeriodicTimer _timer;
+    private readonly HubSettings _settings;
+    private readonly ChatConnections _connections;
 
-    public DeliveryTracker(ClusterGateway gateway, Action<RoomSignal> publish, string node, TimeSpan interval, ILogger log)
+    public DeliveryTracker(ClusterGateway gateway, Action<RoomSignal> publish, string node, HubSettings settings, ChatConnections connections, ILogger log)
     {
         _gateway = gateway;
         _publish = publish;
         _node = node;
+        _settings = settings;
+        _connections = connections;
         _log = log;
-        _timer = new PeriodicTimer(interval);
+        _timer = new PeriodicTimer(settings.DeliveredFlushInterval);
         _ = RunAsync();
     }
 
@@ -48,6 +52,9 @@ public sealed class DeliveryTracker : IDisposable
         {
             try
             {
+                // Tracked connections get what they have not acknowledged again, or are closed as stale.
+                var now = DateTimeOffset.UtcNow;
+                foreach (var connection in _connections.All) connection.CheckDelivery(now, _settings.DeliveryTimeout, _settings.DeliveryRetries);
                 await FlushAsync();
             }
             catch (Exception e)

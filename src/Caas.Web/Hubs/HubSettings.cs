@@ -42,6 +42,24 @@ public sealed record HubSettings
     /// <summary>How often each node saves the delivered markers that moved and sends their receipts (one per user and conversation).</summary>
     public TimeSpan DeliveredFlushInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Tracked delivery on a live socket: a connection that acknowledges a room's events (<c>MarkDelivered {event_seq}</c>)
+    /// gets the ones it has not acknowledged within this again (<c>CAAS_DELIVERY_TIMEOUT</c>, seconds)…
+    /// </summary>
+    public TimeSpan DeliveryTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>…up to this many times (<c>CAAS_DELIVERY_RETRIES</c>); then it is closed with the reason <c>stale</c> and resumes.</summary>
+    public int DeliveryRetries { get; init; } = 3;
+
+    /// <summary>The settings with <c>CAAS_DELIVERY_TIMEOUT</c> and <c>CAAS_DELIVERY_RETRIES</c> applied when set.</summary>
+    public HubSettings WithEnvironment() => this with
+    {
+        DeliveryTimeout = double.TryParse(Environment.GetEnvironmentVariable("CAAS_DELIVERY_TIMEOUT"), System.Globalization.NumberStyles.Float,
+            System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : DeliveryTimeout,
+        DeliveryRetries = int.TryParse(Environment.GetEnvironmentVariable("CAAS_DELIVERY_RETRIES"), System.Globalization.CultureInfo.InvariantCulture,
+            out var retries) && retries >= 0 ? retries : DeliveryRetries,
+    };
+
     /// <summary>Rooms one <c>Resume</c> call may name.</summary>
     public int MaxResumeRooms { get; init; } = 100;
 

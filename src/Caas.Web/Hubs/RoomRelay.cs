@@ -127,7 +127,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private sealed record ActivityTick : INoSerializationVerificationNeeded;
     private sealed record CaughtUp(string ConnectionId, long After, IReadOnlyList<JournaledEvent>? Events) : INoSerializationVerificationNeeded;
 
-    /// <summary>A resuming connection: the last journal seq (and message seq) it has, and the live events held for it.</summary>
+    /// <summary>A resuming connection: the last journal seq it has, and the live events held for it while the journal is read.</summary>
     private sealed class CatchUp(ChatConnection connection, long after)
     {
         public ChatConnection Connection { get; } = connection;
@@ -440,7 +440,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (seq <= up.Last) continue;
             up.Last = seq;
             if (HubEvents.Of(_conversationId, e) is { } wire)
-                up.Connection.Push(ChatConnection.Message(wire.Method, new Sequenced(seq, wire.Payload)));
+                up.Connection.Push(ChatConnection.Message(wire.Method, new Sequenced(seq, wire.Payload)), _conversationId, seq);
         }
         // The feed had pushed everything up to some F when the connection came; everything after F is held. The read
         // began after that, so it has every event up to F at least: the held events continue it with no gap.
@@ -448,7 +448,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         {
             if (seq <= up.Last) continue;
             up.Last = seq;
-            up.Connection.Push(message);
+            up.Connection.Push(message, _conversationId, seq);
         }
         up.Held.Clear();
         // The read may have gone past the feed (a back-fill of its own in flight): until the feed reaches the
@@ -485,7 +485,11 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         if (_locals.Count == 0 && _catchingUp.Count == 0) return;
         // Serialized once per protocol, however many connections get it.
         var message = ChatConnection.Message(method, payload);
-        foreach (var c in _locals.Values) c.Push(message);
+        foreach (var c in _locals.Values)
+        {
+            if (eventSeq is { } tracked && !message.Ephemeral) c.Push(message, _conversationId, tracked);
+            else c.Push(message);
+        }
         List<CatchUp>? caughtUp = null;
         foreach (var up in _catchingUp.Values)
         {
@@ -493,8 +497,12 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             else if (!up.Ahead) up.Held.Add((eventSeq ?? 0, message));
             else if (eventSeq is not { } seq || seq > up.Last)
             {
-                up.Connection.Push(message);
-                if (eventSeq is { } pushed) up.Last = pushed;
+                if (eventSeq is { } pushed)
+                {
+                    up.Connection.Push(message, _conversationId, pushed);
+                    up.Last = pushed;
+                }
+                else up.Connection.Push(message);
             }
             if (up.Ahead && eventSeq >= up.Last) (caughtUp ??= []).Add(up);
         }
@@ -518,7 +526,7 @@ public enum JoinStage
 
 /// <summary>The node's relay actor, started once the actor system is up.</summary>
 public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings,
-    Microsoft.Extensions.Logging.ILogger<DeliveryTracker> deliveryLog) : IDisposable
+    ChatConnections connections, Microsoft.Extensions.Logging.ILogger<DeliveryTracker> deliveryLog) : IDisposable
 {
     private readonly Lazy<(IActorRef Relay, IActorRef Mediator, string Node)> _started = new(() =>
     {
@@ -531,7 +539,7 @@ public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Micros
 
     private readonly Lazy<DeliveryTracker> _deliveries = new(() =>
         new DeliveryTracker(gateway, s => DistributedPubSub.Get(system).Mediator.Tell(new Publish(RoomTopics.Of(s.TenantId, s.ConversationId), s)),
-            Cluster.Get(system).SelfAddress.ToString(), settings.Value.DeliveredFlushInterval, deliveryLog));
+            Cluster.Get(system).SelfAddress.ToString(), settings.Value.WithEnvironment(), connections, deliveryLog));
 
     /// <summary>This node's coalescer of delivered acknowledgements (started on first use).</summary>
     public DeliveryTracker Deliveries => _deliveries.Value;

@@ -163,3 +163,40 @@ public sealed class TwoNodeResumeTests(ITestOutputHelper output) : IAsyncLifetim
         await ResumeScenario.RunAsync(on(0), on(1), on(0), room);
     }
 }
+
+/// <summary>A node that sends unacknowledged events again after 1 s, twice, before it closes the connection as stale.</summary>
+public sealed class FastRedeliveryHubNode() : HubNode(new Dictionary<string, string?>
+{
+    ["DeliveryTimeout"] = "00:00:01",
+    ["DeliveryRetries"] = "2",
+});
+
+public sealed class RedeliveryTests(FastRedeliveryHubNode node) : IClassFixture<FastRedeliveryHubNode>
+{
+    [Fact(Timeout = 180_000)]
+    public async Task A_connection_that_acknowledges_gets_unacknowledged_events_again_and_is_then_closed_as_stale()
+    {
+        const string tenant = "t-redeliver";
+        string room;
+        using (var rest = node.Rest(tenant, "alice")) room = await rest.CreateGroupAsync("bob");
+        await using var alice = await node.ConnectAsync(tenant, "alice");
+        await alice.JoinAsync(room);
+        await using var bob = await node.ConnectAsync(tenant, "bob");
+        var joined = await bob.JoinAsync(room);
+        // Bob's first acknowledgement opts his connection in to tracked delivery for the room.
+        await bob.Ok("MarkDelivered", new { conversation_id = room, event_seq = joined.GetProperty("event_seq").GetInt64() });
+
+        await alice.SendAsync(room, "acknowledge me");
+        var first = await bob.NextAsync("newMessage:" + room, within: TimeSpan.FromMinutes(1));
+        var again = await bob.NextAsync("newMessage:" + room, within: TimeSpan.FromMinutes(1));
+        Assert.Equal(first.GetProperty("event_seq").GetInt64(), again.GetProperty("event_seq").GetInt64());
+        Assert.Equal(first.Str("message_id"), again.Str("message_id"));
+
+        // Never acknowledged: after its retries the connection is closed with the reason stale.
+        var closed = await bob.Closed.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Contains("stale", closed?.Message ?? string.Empty);
+        // Alice never acknowledged anything, so nothing was tracked for her and she is still connected.
+        Assert.False(alice.Closed.IsCompleted);
+        Assert.Equal(2, (await alice.SendAsync(room, "still here")).Seq());
+    }
+}
