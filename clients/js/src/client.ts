@@ -126,6 +126,7 @@ export class CaasClient {
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private connecting: Promise<void> | null = null;
   private reconnecting = false;
+  private wakeUp: (() => void) | null = null;
   /** Whether the server offers Resume/event_seq (null: not known yet). */
   resumeSupported: boolean | null = null;
 
@@ -173,7 +174,10 @@ export class CaasClient {
     return this.queue.isLeader;
   }
 
-  /** Connects; resolves once connected. Later drops are reconnected by themselves until close(). */
+  /**
+   * Connects; resolves once connected (retrying with backoff while the node cannot be reached). Later drops are
+   * reconnected by themselves until close(); a closed client is done (make a new one).
+   */
   async connect(): Promise<void> {
     this.closing = false;
     this.queue.start();
@@ -190,6 +194,7 @@ export class CaasClient {
         }
         if (this.closing) throw new CaasError("closed", "The client was closed.");
         await this.backoff();
+        if (this.closing) throw new CaasError("closed", "The client was closed.");
       }
     }
   }
@@ -197,6 +202,7 @@ export class CaasClient {
   async close(): Promise<void> {
     this.closing = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.wakeUp?.(); // a connect() waiting out a backoff ends now (with "closed")
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     for (const room of this.rooms.values()) if (room.deliveredTimer) clearTimeout(room.deliveredTimer);
     await this.queue.close();
@@ -422,6 +428,7 @@ export class CaasClient {
     const { initialDelayMs = 250, maxDelayMs = 10_000 } = this.options.reconnect ?? {};
     const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(this.attempt++, 16)) * (0.5 + Math.random() / 2);
     return new Promise((resolve) => {
+      this.wakeUp = resolve;
       this.reconnectTimer = setTimeout(resolve, delay);
     });
   }
