@@ -30,7 +30,7 @@ async function history(c, conversationId) {
   return (await c.rest.listMessages(conversationId, { after_seq: 0, limit: 200 })).items;
 }
 
-test("two tabs sharing a queue: one sends, the other's messages go out through it, none twice", async () => {
+test("two tabs sharing a queue: one sends, the other's messages go out through it, none twice", { timeout: 300_000 }, async () => {
   const storage = new MemoryQueueStorage();
   const tab1 = client("erin", { storage });
   const tab2 = client("erin", { storage });
@@ -60,7 +60,7 @@ test("two tabs sharing a queue: one sends, the other's messages go out through i
   assert.equal((await history(tab2, room.id)).length, 11);
 });
 
-test("a reload: messages queued while offline are sent by the next client on the same storage, in order", async () => {
+test("a reload: messages queued while offline are sent by the next client on the same storage, in order", { timeout: 300_000 }, async () => {
   const storage = new MemoryQueueStorage();
   const owner = client("frank");
   await owner.connect();
@@ -82,7 +82,7 @@ test("a reload: messages queued while offline are sent by the next client on the
   assert.equal((await after.outbox()).length, 0);
 });
 
-test("an expired session is surfaced and the client stops", async () => {
+test("an expired session is surfaced and the client stops", { timeout: 300_000 }, async () => {
   const short = client("gina", { token: node.token("gina", { lifetimeSeconds: 3 }) });
   const expired = [];
   short.on("sessionExpired", (e) => expired.push(e));
@@ -98,7 +98,7 @@ test("an expired session is surfaced and the client stops", async () => {
   assert.equal(expired[0].code, "token_expired");
 });
 
-test("a token refreshed before expiry keeps the client connected and receiving", async () => {
+test("a token refreshed before expiry keeps the client connected and receiving", { timeout: 300_000 }, async () => {
   const firstLifetime = 8;
   let refreshed = 0;
   const hank = client("hank", {
