@@ -1,4 +1,5 @@
-// Builds dist/esm (ES modules) and dist/cjs (CommonJS), each with its type declarations, with the pinned tsc.
+// Builds dist/esm (ES modules) and dist/cjs (CommonJS), each with its type declarations, with the pinned tsc; and
+// dist/browser/caas-client.js, one ES module with @microsoft/signalr inside, for a page without a bundler (esbuild).
 import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,4 +14,15 @@ for (const config of ["tsconfig.json", "tsconfig.cjs.json"]) {
 }
 // The package is "type": "module"; the CommonJS half says so for itself.
 writeFileSync(join(root, "dist/cjs/package.json"), JSON.stringify({ type: "commonjs" }) + "\n");
-console.log("built dist/esm and dist/cjs");
+const esbuild = createRequire(import.meta.url)("esbuild");
+await esbuild.build({
+  entryPoints: [join(root, "src/index.ts")],
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2020",
+  sourcemap: true,
+  outfile: join(root, "dist/browser/caas-client.js"),
+  logLevel: "warning",
+});
+console.log("built dist/esm, dist/cjs and dist/browser");

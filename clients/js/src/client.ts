@@ -126,6 +126,7 @@ export class CaasClient {
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private connecting: Promise<void> | null = null;
   private reconnecting = false;
+  private wakeUp: (() => void) | null = null;
   /** Whether the server offers Resume/event_seq (null: not known yet). */
   resumeSupported: boolean | null = null;
 
@@ -173,7 +174,10 @@ export class CaasClient {
     return this.queue.isLeader;
   }
 
-  /** Connects; resolves once connected. Later drops are reconnected by themselves until close(). */
+  /**
+   * Connects; resolves once connected (retrying with backoff while the node cannot be reached). Later drops are
+   * reconnected by themselves until close(); a closed client is done (make a new one).
+   */
   async connect(): Promise<void> {
     this.closing = false;
     this.queue.start();
@@ -190,6 +194,7 @@ export class CaasClient {
         }
         if (this.closing) throw new CaasError("closed", "The client was closed.");
         await this.backoff();
+        if (this.closing) throw new CaasError("closed", "The client was closed.");
       }
     }
   }
@@ -197,6 +202,7 @@ export class CaasClient {
   async close(): Promise<void> {
     this.closing = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.wakeUp?.(); // a connect() waiting out a backoff ends now (with "closed")
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     for (const room of this.rooms.values()) if (room.deliveredTimer) clearTimeout(room.deliveredTimer);
     await this.queue.close();
@@ -422,6 +428,7 @@ export class CaasClient {
     const { initialDelayMs = 250, maxDelayMs = 10_000 } = this.options.reconnect ?? {};
     const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(this.attempt++, 16)) * (0.5 + Math.random() / 2);
     return new Promise((resolve) => {
+      this.wakeUp = resolve;
       this.reconnectTimer = setTimeout(resolve, delay);
     });
   }
@@ -440,7 +447,11 @@ export class CaasClient {
         if (!result.success) throw new CaasError(result.error.code, result.error.message);
         result.rooms.forEach((answer, i) => {
           const room = resumable[i];
-          if (!answer.success) return this.dropRoom(room, answer.error);
+          if (!answer.success) {
+            if (hubError(answer.error).transient) void this.rejoin(room);
+            else this.dropRoom(room, answer.error);
+            return;
+          }
           if (answer.event_seq != null) room.lastEventSeq = Math.max(room.lastEventSeq ?? 0, answer.event_seq);
           if (answer.resumed) this.events.emit("resumed", { conversation_id: room.id, via: "resume", from_seq: room.lastSeq, to_seq: room.lastSeq });
           else void this.catchUp(room);
@@ -450,15 +461,31 @@ export class CaasClient {
         viaJoin.push(...resumable);
       }
     } else viaJoin.push(...resumable);
-    await Promise.all(viaJoin.map((room) => this.joinLive(room, true).catch((e) => this.events.emit("error", e))));
+    await Promise.all(viaJoin.map((room) => this.rejoin(room)));
+  }
+
+  /** Rejoins one room; a transient refusal (overloaded, unavailable, rate_limited) is tried again while connected. */
+  private async rejoin(room: Room, attempt = 0): Promise<void> {
+    const connection = this.connection;
+    try {
+      await this.joinLive(room, true);
+    } catch (e) {
+      this.events.emit("error", e);
+      if (!(e instanceof CaasError && e.transient) || this.rooms.get(room.id) !== room) return;
+      const delay = e.retryAfterMs ?? Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      // A new connection rejoins every room itself.
+      if (this.connection === connection && this.current === "connected") await this.rejoin(room, attempt + 1);
+    }
   }
 
   private async joinLive(room: Room, rejoin: boolean): Promise<JoinResult> {
     const from = room.lastSeq;
     const answer = await this.invoke<JoinResult & { event_seq?: number }>("JoinRoom", { conversation_id: room.id });
     if (!answer.success) {
-      if (rejoin) this.dropRoom(room, answer.error);
-      throw hubError(answer.error);
+      const error = hubError(answer.error);
+      if (rejoin && !error.transient) this.dropRoom(room, answer.error);
+      throw error;
     }
     if (answer.event_seq != null) {
       room.lastEventSeq = Math.max(room.lastEventSeq ?? 0, answer.event_seq);
@@ -550,10 +577,10 @@ export class CaasClient {
       }
     } catch (e) {
       // The connection or the node is down (the next rejoin catches up again), or the history read was refused
-      // (rate_limited): try again shortly while connected, so early messages never wait for the next message.
+      // (rate_limited, overloaded): try again shortly while connected, so what was missed never waits for a next message.
       this.events.emit("error", e);
       const retry = setTimeout(() => {
-        if (room.early.size > 0 && this.rooms.get(room.id) === room && this.current === "connected") void this.catchUp(room);
+        if (this.rooms.get(room.id) === room && this.current === "connected") void this.catchUp(room);
       }, e instanceof CaasError && e.retryAfterMs ? e.retryAfterMs : 1000);
       (retry as unknown as { unref?: () => void }).unref?.();
     }

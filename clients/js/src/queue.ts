@@ -128,6 +128,10 @@ export class SendQueue {
       if (this.closed || !this.leader || !this.o.connected()) return;
       const [item] = await this.o.storage.load();
       if (!item) return;
+      // The lease is renewed before every send: a tab whose timers were throttled (hidden) and whose lease another
+      // tab took meanwhile learns it here, before sending, and the renewed lease cannot be taken while this send runs.
+      this.leader = await this.o.storage.claimLease(this.owner, Date.now(), this.o.leaseTtlMs);
+      if (!this.leader) return;
       this.invocations++;
       let answer: Awaited<ReturnType<SendQueueOptions["send"]>>;
       try {

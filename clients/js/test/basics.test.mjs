@@ -23,7 +23,7 @@ after(async () => {
   await node?.dispose();
 });
 
-test("messages, edits, reactions, deletes and typing reach the other member, in order, once", async () => {
+test("messages, edits, reactions, deletes and typing reach the other member, in order, once", { timeout: 300_000 }, async () => {
   const alice = client("alice");
   const bob = client("bob");
   await Promise.all([alice.connect(), bob.connect()]);
@@ -69,7 +69,7 @@ test("messages, edits, reactions, deletes and typing reach the other member, in 
   assert.equal(got.length, 5, "no message twice");
 });
 
-test("unread counts follow new messages and read markers, also from the user's other device", async () => {
+test("unread counts follow new messages and read markers, also from the user's other device", { timeout: 300_000 }, async () => {
   const alice = client("alice");
   const alice2 = client("alice");
   const bob = client("bob");
@@ -93,7 +93,7 @@ test("unread counts follow new messages and read markers, also from the user's o
   assert.equal(alice.unreadCount(room.id), 0);
 });
 
-test("a rejected send is reported failed, not retried; hub and REST errors carry their code", async () => {
+test("a rejected send is reported failed, not retried; hub and REST errors carry their code", { timeout: 300_000 }, async () => {
   const carol = client("carol");
   await carol.connect();
   const failed = [];
@@ -110,7 +110,7 @@ test("a rejected send is reported failed, not retried; hub and REST errors carry
   await assert.rejects(carol.rest.getConversation("no-such-room"), (e) => e instanceof CaasError && e.code === "not_found" && e.status === 404);
 });
 
-test("the same message_id twice is persisted once", async () => {
+test("the same message_id twice is persisted once", { timeout: 300_000 }, async () => {
   const dave = client("dave");
   await dave.connect();
   const room = await dave.rest.createConversation({ type: "group", title: "Idempotent" });

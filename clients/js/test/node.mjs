@@ -112,16 +112,27 @@ export class CaasNode {
     return `${head}.${createHmac("sha256", this.secret).update(head).digest("base64url")}`;
   }
 
-  /** REST as a user (for setup): throws on an error status. */
+  /**
+   * REST as a user (for setup): throws on an error status, except 503 (a node just started, on busy cores, may not
+   * answer its first asks within their timeout), which is retried within a bounded wait.
+   */
   async rest(user, method, path, body, options) {
-    const r = await fetch(this.url + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token(user, options)}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
+    let last = "";
+    const answer = await waitFor(async () => {
+      const r = await fetch(this.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token(user, options)}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      if (r.status === 503) {
+        last = text;
+        return null;
+      }
+      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+      return { value: text ? JSON.parse(text) : undefined };
+    }, `${method} ${path} to answer other than 503 (last: ${last})`);
+    return answer.value;
   }
 
   /** Lifts the tenant's per-user message rate and hourly cap so bursts are not throttled. */
