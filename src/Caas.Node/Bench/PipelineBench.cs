@@ -150,7 +150,7 @@ public static class PipelineBench
     }
 
     /// <summary>
-    /// The seconds until the node's enrichment lag (any gauge on /metrics whose name has both "enrichment" and "lag")
+    /// The seconds until the node's enrichment lag (the gauges on /metrics named <c>caas_enrichment_…lag…</c>)
     /// reads 0 after the load stopped, and the catch-up rate: deferred enrichments recorded meanwhile
     /// (<c>caas_enrichment_deferred_recorded_total</c>) per second. "none" when the node exports no such gauge, "timeout"
     /// when it is not 0 in time. The lag gauges are sampled once a second, so the time has that resolution.
@@ -165,7 +165,7 @@ public static class PipelineBench
             var text = await http.GetStringAsync("/metrics", ct);
             var lines = text.Split('\n').Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
             var lags = lines
-                .Where(l => l.Contains("enrichment", StringComparison.Ordinal) && l.Contains("lag", StringComparison.Ordinal))
+                .Where(l => l.StartsWith("caas_enrichment_", StringComparison.Ordinal) && l.Contains("lag", StringComparison.Ordinal))
                 .Select(Value)
                 .ToList();
             var recorded = lines.Where(l => l.StartsWith("caas_enrichment_deferred_recorded_total ", StringComparison.Ordinal)).Select(Value).FirstOrDefault();
