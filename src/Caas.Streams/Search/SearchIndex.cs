@@ -66,7 +66,8 @@ public sealed class SearchIndex(ReadModelStore store)
                 """;
             yield return $"CREATE INDEX IF NOT EXISTS {t}_sender ON {t} (tenant_id, sender_id)";
             yield return $"CREATE INDEX IF NOT EXISTS {t}_recent ON {t} (tenant_id, created_at)";
-            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')";
+            // grams: CJK text again as character bigrams (see Cjk), so a CJK substring is found.
+            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, grams, tokenize = 'porter unicode61 remove_diacritics 2')";
         }
     }
 
@@ -252,16 +253,20 @@ public sealed class SearchIndex(ReadModelStore store)
         if (rows.Count == 0) return;
         await using var cmd = Command(c, tx,
             $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
-            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, to_tsvector('{Language}', v.x) " +
-            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z) AS v(t, c, s, m, u, a, x, h, n, i, z) " +
+            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, {Tsv("v.x", "v.g")} " +
+            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z, @g) AS v(t, c, s, m, u, a, x, h, n, i, z, g) " +
             "ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET text = excluded.text, has = excluded.has, entities = excluded.entities, " +
             "intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
             ("t", rows.Select(r => r.Tenant).ToArray()), ("c", rows.Select(r => r.Conversation).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
             ("m", rows.Select(r => r.MessageId).ToArray()), ("u", rows.Select(r => r.Sender).ToArray()), ("a", rows.Select(r => r.CreatedAt).ToArray()),
             ("x", rows.Select(r => r.Text).ToArray()), ("h", rows.Select(r => r.Has).ToArray()), ("n", rows.Select(r => r.Entities).ToArray()),
-            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()));
+            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()),
+            ("g", rows.Select(r => Cjk.Grams(r.Text!)).ToArray()));
         await cmd.ExecuteNonQueryAsync(ct);
     }
+
+    /// <summary>PostgreSQL's document: the text in the language's configuration, and its CJK bigrams in <c>simple</c>.</summary>
+    private static string Tsv(string text, string grams) => $"to_tsvector('{Language}', {text}) || to_tsvector('simple', {grams})";
 
     /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
     private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
@@ -277,7 +282,8 @@ public sealed class SearchIndex(ReadModelStore store)
             $"UPDATE {t} SET has = @h, entities = @n, intent = @i, sentiment = @z WHERE tenant_id = @t AND conversation_id = @c AND seq = @s RETURNING id",
             [.. names.Select(n => (n, (object?)string.Empty))]);
         await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", 0L), ("x", string.Empty));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
+            ("g", string.Empty));
         foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
         foreach (var e in rows)
         {
@@ -293,6 +299,7 @@ public sealed class SearchIndex(ReadModelStore store)
             }
             ins.Parameters[0].Value = id;
             ins.Parameters[1].Value = e.Text!;
+            ins.Parameters[2].Value = Cjk.Grams(e.Text!);
             await ins.ExecuteNonQueryAsync(ct);
         }
     }
@@ -301,7 +308,8 @@ public sealed class SearchIndex(ReadModelStore store)
     {
         await using (var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", id)))
             await del.ExecuteNonQueryAsync(ct);
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", id), ("x", text));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", id), ("x", text),
+            ("g", Cjk.Grams(text)));
         await ins.ExecuteNonQueryAsync(ct);
     }
 
@@ -310,8 +318,8 @@ public sealed class SearchIndex(ReadModelStore store)
         if (store.IsPostgres)
         {
             await using var cmd = Command(c, tx,
-                $"UPDATE {t} SET text = @x, tsv = to_tsvector('{Language}', @x) WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
-                ("x", e.Text), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+                $"UPDATE {t} SET text = @x, tsv = {Tsv("@x", "@g")} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+                ("x", e.Text), ("g", Cjk.Grams(e.Text!)), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
             await cmd.ExecuteNonQueryAsync(ct);
             return;
         }

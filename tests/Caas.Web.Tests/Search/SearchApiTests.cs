@@ -60,6 +60,32 @@ public abstract class SearchApiTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task Cjk_text_is_found_by_substrings_of_two_or_more_characters()
+    {
+        using var alice = node.Client("s-cjk", "alice");
+        var room = await alice.CreateGroupAsync("bob");
+        await alice.PostMessageAsync(room, "明日は東京タワーに行きます", "cjk-1");
+        await alice.PostMessageAsync(room, "京都の天気はどうですか", "cjk-2");
+        await alice.PostMessageAsync(room, "서울에서 만나요 tomorrow", "cjk-3");
+        await alice.SearchUntilAsync("/v1/search/messages?q=" + Q("서울"), b => HasAll(b, "cjk-3"));
+
+        async Task<List<string>> Find(string q) => [.. (await alice.ApiGet("/v1/search/messages?q=" + Q(q))).Body.Ids().Order()];
+        Assert.Equal(["cjk-1"], await Find("東京"));
+        Assert.Equal(["cjk-1"], await Find("タワー"));
+        Assert.Equal(["cjk-2"], await Find("京都"));
+        Assert.Equal(["cjk-3"], await Find("서울 tomorrow"));
+        Assert.Empty(await Find("東京 -タワー"));
+        // one character is not a bigram: not found inside a longer run (the documented limit)
+        Assert.Empty(await Find("京"));
+
+        var hit = Assert.Single((await alice.ApiGet("/v1/search/messages?q=" + Q("東京"))).Body.Items());
+        var highlight = hit.GetProperty("highlights")[0];
+        var fragment = highlight.Str("fragment");
+        var range = highlight.GetProperty("ranges")[0];
+        Assert.Equal("東京", fragment[range[0].GetInt32()..range[1].GetInt32()]);
+    }
+
+    [Fact]
     public async Task Query_syntax_phrases_exclusion_or_and_filters()
     {
         using var alice = node.Client("s-syntax", "alice");
