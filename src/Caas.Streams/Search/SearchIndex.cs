@@ -361,6 +361,7 @@ public sealed class SearchIndex(ReadModelStore store)
             }
             await tx.CommitAsync(ct);
         }
+        await SearchCache.BumpEpochAsync(c, ct);
         return erased;
     }
 

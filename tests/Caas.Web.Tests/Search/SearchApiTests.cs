@@ -86,6 +86,41 @@ public abstract class SearchApiTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task An_identical_search_is_answered_from_the_cache_and_an_erasure_makes_it_stale()
+    {
+        using var admin = node.Client("s-cache", "root", "admin");
+        using var alice = node.Client("s-cache", "alice");
+        using var bob = node.Client("s-cache", "bob");
+        using var anonymous = new HttpClient { BaseAddress = node.BaseAddress };
+        var room = await alice.CreateGroupAsync("bob");
+        await alice.PostMessageAsync(room, "cached narwhal", "ca-1");
+        await bob.PostMessageAsync(room, "bob's narwhal", "ca-2");
+        await bob.SearchUntilAsync("/v1/search/messages?q=narwhal", b => b.Items().Count == 2);
+
+        async Task<double> Hits()
+        {
+            var line = (await anonymous.GetStringAsync("/metrics")).Split('\n')
+                .FirstOrDefault(l => l.StartsWith("caas_search_cache_total{outcome=\"hit\"}", StringComparison.Ordinal));
+            return line is null ? 0 : double.Parse(line.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        // Two identical searches with nothing written between them: the second is a hit (tried until the projections are quiet).
+        var hit = false;
+        for (var i = 0; i < 200 && !hit; i++)
+        {
+            var before = await Hits();
+            var first = (await bob.ApiGet("/v1/search/messages?q=narwhal")).Body.Ids();
+            var second = (await bob.ApiGet("/v1/search/messages?q=narwhal")).Body.Ids();
+            Assert.Equal(first, second);
+            hit = await Hits() > before;
+        }
+        Assert.True(hit, "no search was answered from the cache");
+
+        // Erasure deletes entries without a new journal offset: the cached answer must not outlive it.
+        Assert.Equal(200, (await admin.ApiDelete("/v1/admin/users/alice")).Status);
+        Assert.Equal(["ca-2"], (await bob.ApiGet("/v1/search/messages?q=narwhal")).Body.Ids());
+    }
+
+    [Fact]
     public async Task Query_syntax_phrases_exclusion_or_and_filters()
     {
         using var alice = node.Client("s-syntax", "alice");
