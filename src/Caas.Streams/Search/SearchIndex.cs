@@ -39,6 +39,9 @@ public sealed class SearchIndex(ReadModelStore store)
     public static IEnumerable<string> Schema(bool postgres, string suffix)
     {
         var t = "search_messages" + suffix;
+        // Per persistence id, the highest sequence number applied: a hole below a batch's first event (an event committed
+        // after later ones were read by the tag stream) is read from the journal by persistence id first.
+        yield return $"CREATE TABLE IF NOT EXISTS search_progress{suffix} (persistence_id TEXT NOT NULL PRIMARY KEY, sequence_nr BIGINT NOT NULL)";
         if (postgres)
         {
             // pg_trgm (postgresql-contrib): the typo-tolerant suggestions and user search.
@@ -63,7 +66,8 @@ public sealed class SearchIndex(ReadModelStore store)
                 """;
             yield return $"CREATE INDEX IF NOT EXISTS {t}_sender ON {t} (tenant_id, sender_id)";
             yield return $"CREATE INDEX IF NOT EXISTS {t}_recent ON {t} (tenant_id, created_at)";
-            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')";
+            // grams: CJK text again as character bigrams (see Cjk), so a CJK substring is found.
+            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, grams, tokenize = 'porter unicode61 remove_diacritics 2')";
         }
     }
 
@@ -84,12 +88,29 @@ public sealed class SearchIndex(ReadModelStore store)
     /// Applies a batch of journal events to the index tables (<paramref name="suffix"/>) and stores the projection's
     /// offset, in one transaction. Idempotent: a replayed batch writes the same rows.
     /// </summary>
-    public async Task WriteAsync(IReadOnlyList<EventEnvelope> batch, string projection, string suffix, CancellationToken ct = default)
+    /// <param name="readJournal">Reads a persistence id's events by sequence number from the journal (fills holes); null: holes stay.</param>
+    public async Task WriteAsync(IReadOnlyList<EventEnvelope> batch, string projection, string suffix, CancellationToken ct = default,
+        ReadModelWriter.JournalReader? readJournal = null)
     {
         if (batch.Count == 0) return;
-        var changes = new Dictionary<(string, string, long), Entry>();
+        await using var c = await store.OpenAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        var marks = await LoadMarksAsync(c, tx, suffix, batch.Select(e => e.PersistenceId).ToHashSet(StringComparer.Ordinal), ct);
+        var ordered = new List<EventEnvelope>(batch.Count);
+        var firstSeen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var envelope in batch)
         {
+            var mark = marks.GetValueOrDefault(envelope.PersistenceId);
+            if (firstSeen.Add(envelope.PersistenceId) && envelope.SequenceNr > mark + 1 && readJournal is not null)
+                ordered.AddRange(await readJournal(envelope.PersistenceId, mark + 1, envelope.SequenceNr - 1, ct));
+            ordered.Add(envelope);
+        }
+        var changes = new Dictionary<(string, string, long), Entry>();
+        foreach (var envelope in ordered)
+        {
+            // Applied before (a replayed batch, or a hole already filled): skipped, so nothing is applied twice.
+            if (marks.TryGetValue(envelope.PersistenceId, out var applied) && envelope.SequenceNr <= applied) continue;
+            marks[envelope.PersistenceId] = envelope.SequenceNr;
             if (envelope.Event is not IConversationEvent stored || !envelope.PersistenceId.StartsWith("conversation|", StringComparison.Ordinal)) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
             switch (ContentSealing.InConversation(stored, conversation))
@@ -135,8 +156,6 @@ public sealed class SearchIndex(ReadModelStore store)
             }
         }
 
-        await using var c = await store.OpenAsync(ct);
-        await using var tx = await c.BeginTransactionAsync(ct);
         var t = "search_messages" + suffix;
         var upserts = new List<Entry>(changes.Count);
         foreach (var entry in changes.Values)
@@ -147,12 +166,51 @@ public sealed class SearchIndex(ReadModelStore store)
         }
         if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
         else await UpsertSqliteAsync(c, tx, t, upserts, ct);
+        await RaiseMarksAsync(c, tx, suffix, marks, ct);
         await using (var cmd = Command(c, tx,
                          "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
                          "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
                          ("name", projection), ("offset", ((Sequence)batch[^1].Offset).Value)))
             await cmd.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
+    }
+
+    private static async Task<Dictionary<string, long>> LoadMarksAsync(DbConnection c, DbTransaction tx, string suffix, HashSet<string> ids,
+        CancellationToken ct)
+    {
+        var marks = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var chunk in ids.Chunk(200))
+        {
+            var names = chunk.Select((_, i) => "@p" + i).ToArray();
+            await using var cmd = Command(c, tx,
+                $"SELECT persistence_id, sequence_nr FROM search_progress{suffix} WHERE persistence_id IN ({string.Join(", ", names)})",
+                [.. chunk.Select((id, i) => ("p" + i, (object?)id))]);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) marks[r.GetString(0)] = r.GetInt64(1);
+        }
+        return marks;
+    }
+
+    private async Task RaiseMarksAsync(DbConnection c, DbTransaction tx, string suffix, Dictionary<string, long> marks, CancellationToken ct)
+    {
+        const string upsert = " ON CONFLICT (persistence_id) DO UPDATE SET sequence_nr = excluded.sequence_nr WHERE {0}.sequence_nr < excluded.sequence_nr";
+        var table = "search_progress" + suffix;
+        if (store.IsPostgres)
+        {
+            await using var cmd = Command(c, tx, $"INSERT INTO {table} (persistence_id, sequence_nr) SELECT * FROM unnest(@ps, @ss)" + string.Format(upsert, table),
+                ("ps", marks.Keys.ToArray()), ("ss", marks.Values.ToArray()));
+            await cmd.ExecuteNonQueryAsync(ct);
+            return;
+        }
+        await using var one = Command(c, tx, $"INSERT INTO {table} (persistence_id, sequence_nr) VALUES (@p, @s)" + string.Format(upsert, table),
+            ("p", string.Empty), ("s", 0L));
+        await one.PrepareAsync(ct);
+        foreach (var (pid, seq) in marks)
+        {
+            one.Parameters[0].Value = pid;
+            one.Parameters[1].Value = seq;
+            await one.ExecuteNonQueryAsync(ct);
+        }
     }
 
     /// <summary>The text to index, or null: not text, empty, or erased (its author's key destroyed).</summary>
@@ -195,16 +253,20 @@ public sealed class SearchIndex(ReadModelStore store)
         if (rows.Count == 0) return;
         await using var cmd = Command(c, tx,
             $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
-            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, to_tsvector('{Language}', v.x) " +
-            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z) AS v(t, c, s, m, u, a, x, h, n, i, z) " +
+            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, {Tsv("v.x", "v.g")} " +
+            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z, @g) AS v(t, c, s, m, u, a, x, h, n, i, z, g) " +
             "ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET text = excluded.text, has = excluded.has, entities = excluded.entities, " +
             "intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
             ("t", rows.Select(r => r.Tenant).ToArray()), ("c", rows.Select(r => r.Conversation).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
             ("m", rows.Select(r => r.MessageId).ToArray()), ("u", rows.Select(r => r.Sender).ToArray()), ("a", rows.Select(r => r.CreatedAt).ToArray()),
             ("x", rows.Select(r => r.Text).ToArray()), ("h", rows.Select(r => r.Has).ToArray()), ("n", rows.Select(r => r.Entities).ToArray()),
-            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()));
+            ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()),
+            ("g", rows.Select(r => Cjk.Grams(r.Text!)).ToArray()));
         await cmd.ExecuteNonQueryAsync(ct);
     }
+
+    /// <summary>PostgreSQL's document: the text in the language's configuration, and its CJK bigrams in <c>simple</c>.</summary>
+    private static string Tsv(string text, string grams) => $"to_tsvector('{Language}', {text}) || to_tsvector('simple', {grams})";
 
     /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
     private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
@@ -220,7 +282,8 @@ public sealed class SearchIndex(ReadModelStore store)
             $"UPDATE {t} SET has = @h, entities = @n, intent = @i, sentiment = @z WHERE tenant_id = @t AND conversation_id = @c AND seq = @s RETURNING id",
             [.. names.Select(n => (n, (object?)string.Empty))]);
         await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", 0L), ("x", string.Empty));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
+            ("g", string.Empty));
         foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
         foreach (var e in rows)
         {
@@ -236,6 +299,7 @@ public sealed class SearchIndex(ReadModelStore store)
             }
             ins.Parameters[0].Value = id;
             ins.Parameters[1].Value = e.Text!;
+            ins.Parameters[2].Value = Cjk.Grams(e.Text!);
             await ins.ExecuteNonQueryAsync(ct);
         }
     }
@@ -244,7 +308,8 @@ public sealed class SearchIndex(ReadModelStore store)
     {
         await using (var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", id)))
             await del.ExecuteNonQueryAsync(ct);
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text) VALUES (@id, @x)", ("id", id), ("x", text));
+        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", id), ("x", text),
+            ("g", Cjk.Grams(text)));
         await ins.ExecuteNonQueryAsync(ct);
     }
 
@@ -253,8 +318,8 @@ public sealed class SearchIndex(ReadModelStore store)
         if (store.IsPostgres)
         {
             await using var cmd = Command(c, tx,
-                $"UPDATE {t} SET text = @x, tsv = to_tsvector('{Language}', @x) WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
-                ("x", e.Text), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+                $"UPDATE {t} SET text = @x, tsv = {Tsv("@x", "@g")} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+                ("x", e.Text), ("g", Cjk.Grams(e.Text!)), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
             await cmd.ExecuteNonQueryAsync(ct);
             return;
         }
@@ -296,6 +361,7 @@ public sealed class SearchIndex(ReadModelStore store)
             }
             await tx.CommitAsync(ct);
         }
+        await SearchCache.BumpEpochAsync(c, ct);
         return erased;
     }
 
@@ -334,11 +400,14 @@ public sealed class SearchIndex(ReadModelStore store)
                 "ALTER INDEX search_messages_next_tsv RENAME TO search_messages_tsv",
                 "ALTER INDEX search_messages_next_sender RENAME TO search_messages_sender",
                 "ALTER INDEX search_messages_next_recent RENAME TO search_messages_recent",
+                "ALTER TABLE search_progress_next RENAME TO search_progress",
+                "ALTER INDEX search_progress_next_pkey RENAME TO search_progress_pkey",
             ]
             :
             [
                 "ALTER TABLE search_messages_next RENAME TO search_messages",
                 "ALTER TABLE search_messages_next_fts RENAME TO search_messages_fts",
+                "ALTER TABLE search_progress_next RENAME TO search_progress",
                 // SQLite cannot rename an index: the live names are made again.
                 "DROP INDEX IF EXISTS search_messages_next_sender",
                 "DROP INDEX IF EXISTS search_messages_next_recent",
@@ -357,8 +426,8 @@ public sealed class SearchIndex(ReadModelStore store)
     }
 
     private IEnumerable<string> DropStatements(string suffix) => store.IsPostgres
-        ? [$"DROP TABLE IF EXISTS search_messages{suffix}"]
-        : [$"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}"];
+        ? [$"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}"]
+        : [$"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}"];
 
     private static async Task Exec(DbConnection c, DbTransaction tx, string sql, CancellationToken ct)
     {

@@ -117,7 +117,7 @@ public sealed class SearchProjection : ReceiveActor
                 {
                     // A batch of the stream stopped by a swap is dropped: the new tables' offset is the rebuild's.
                     if (generation != Volatile.Read(ref _liveGeneration)) return;
-                    await _index.WriteAsync(list, SearchIndex.ProjectionName, SearchIndex.Live);
+                    await _index.WriteAsync(list, SearchIndex.ProjectionName, SearchIndex.Live, default, ReadMissingAsync);
                 }
                 finally
                 {
@@ -134,9 +134,13 @@ public sealed class SearchProjection : ReceiveActor
             async list =>
             {
                 if (generation != Volatile.Read(ref _rebuildGeneration)) return;
-                await _index.WriteAsync(list, SearchIndex.RebuildName, SearchIndex.Next);
+                await _index.WriteAsync(list, SearchIndex.RebuildName, SearchIndex.Next, default, ReadMissingAsync);
             }, _materializer, _log);
     }
+
+    /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>
+    private async Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
+        await Journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Akka.Streams.Dsl.Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
 
     private async Task SwapAsync()
     {

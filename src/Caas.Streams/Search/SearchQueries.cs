@@ -105,7 +105,7 @@ public sealed class SearchQueries(SearchIndex index)
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
                 items.Add(new MessageHit(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetString(3),
-                    DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)), [Highlights.FromMarked("text", r.GetString(5))]));
+                    DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)), [WithCjk(Highlights.FromMarked("text", r.GetString(5)), q)]));
         long total;
         await using (var cmd = Command(c, null, count, [.. args]))
             total = Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
@@ -123,8 +123,9 @@ public sealed class SearchQueries(SearchIndex index)
         string Atom(SearchAtom a)
         {
             var name = "a" + args.Count;
-            args.Add((name, "\"" + a.Text + "\""));
-            return $"websearch_to_tsquery('{SearchIndex.Language}', @{name})";
+            args.Add((name, "\"" + (a.IsCjk ? a.Grams : a.Text) + "\""));
+            // CJK: the phrase of its bigrams, in the configuration the bigrams were indexed with.
+            return $"websearch_to_tsquery('{(a.IsCjk ? "simple" : SearchIndex.Language)}', @{name})";
         }
         var positive = q.HasTerms
             ? "(" + string.Join(" && ", q.Groups.Select(g => "(" + string.Join(" || ", g.Select(Atom)) + ")")) + ")"
@@ -136,10 +137,26 @@ public sealed class SearchQueries(SearchIndex index)
     /// <summary>SQLite FTS5: each atom a quoted string (a phrase), OR within a group, AND between groups.</summary>
     private static (string Positive, string? Negative) FtsMatch(SearchQuery q)
     {
-        static string Atom(SearchAtom a) => "\"" + a.Text.Replace("\"", "\"\"") + "\"";
+        static string Atom(SearchAtom a) => a.IsCjk ? "grams : \"" + a.Grams + "\"" : "text : \"" + a.Text.Replace("\"", "\"\"") + "\"";
         var positive = string.Join(" AND ", q.Groups.Select(g => "(" + string.Join(" OR ", g.Select(Atom)) + ")"));
         var negative = q.Excluded.Count == 0 ? null : string.Join(" OR ", q.Excluded.Select(Atom));
         return (positive, negative);
+    }
+
+    /// <summary>The engines mark words, not bigrams: a CJK atom's occurrences in the fragment are marked here.</summary>
+    private static Highlight WithCjk(Highlight h, SearchQuery q)
+    {
+        var cjk = q.Groups.SelectMany(g => g).Where(a => a.IsCjk).Select(a => a.Text).ToList();
+        if (cjk.Count == 0) return h;
+        var ranges = h.Ranges.Select(r => (r[0], r[1])).ToList();
+        foreach (var text in cjk)
+            for (var at = h.Fragment.IndexOf(text, StringComparison.Ordinal); at >= 0; at = h.Fragment.IndexOf(text, at + text.Length, StringComparison.Ordinal))
+                ranges.Add((at, at + text.Length));
+        var merged = new List<int[]>();
+        foreach (var (start, end) in ranges.Order())
+            if (merged.Count > 0 && start <= merged[^1][1]) merged[^1][1] = Math.Max(merged[^1][1], end);
+            else merged.Add([start, end]);
+        return h with { Ranges = merged };
     }
 
     /// <summary>Whether the caller is a member of the conversation now (a search filtered to it is refused otherwise).</summary>

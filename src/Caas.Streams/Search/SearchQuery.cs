@@ -8,6 +8,52 @@ namespace Caas.Streams.Search;
 public sealed record SearchAtom(IReadOnlyList<string> Tokens)
 {
     public string Text => string.Join(' ', Tokens);
+
+    /// <summary>Written in a script without spaces between words (Chinese, Japanese, Korean): found by its bigrams.</summary>
+    public bool IsCjk => Tokens.Any(Cjk.Contains);
+
+    /// <summary>The CJK characters' overlapping bigrams, as a phrase (see <see cref="Cjk"/>).</summary>
+    public string Grams => Cjk.Grams(Text);
+}
+
+/// <summary>
+/// Chinese, Japanese and Korean text has no spaces between words, so a word tokenizer sees a whole clause as one
+/// token. Both engines index such text a second time as overlapping character bigrams (東京タワー → 東京 京タ タワ ワー),
+/// and a CJK query is the phrase of its bigrams: any substring of two or more characters is found. A one-character
+/// query finds only a one-character run.
+/// </summary>
+public static class Cjk
+{
+    public static bool IsCjk(char c) =>
+        c is >= '\u3040' and <= '\u30FF' or >= '\u3400' and <= '\u4DBF' or >= '\u4E00' and <= '\u9FFF' or >= '\uAC00' and <= '\uD7AF'
+            or >= '\uF900' and <= '\uFAFF' or >= '\u1100' and <= '\u11FF' or >= '\u3130' and <= '\u318F';
+
+    public static bool Contains(string text) => text.Any(IsCjk);
+
+    /// <summary>The bigrams of every run of CJK characters in the text, space-separated (empty when there are none).</summary>
+    public static string Grams(string text)
+    {
+        var grams = new StringBuilder();
+        var i = 0;
+        while (i < text.Length)
+        {
+            if (!IsCjk(text[i]))
+            {
+                i++;
+                continue;
+            }
+            var start = i;
+            while (i < text.Length && IsCjk(text[i])) i++;
+            if (grams.Length > 0) grams.Append(' ');
+            if (i - start == 1) grams.Append(text[start]);
+            for (var k = start; k + 1 < i; k++)
+            {
+                if (k > start) grams.Append(' ');
+                grams.Append(text, k, 2);
+            }
+        }
+        return grams.ToString();
+    }
 }
 
 /// <summary>

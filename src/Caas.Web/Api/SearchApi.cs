@@ -64,6 +64,7 @@ public static class SearchApi
     {
         services.AddSingleton(new SearchLimiter(limits ?? new SearchLimits()));
         services.AddSingleton<SearchQueries>();
+        services.AddSingleton<SearchCache>();
         services.AddSingleton<RecentSearches>();
         return services;
     }
@@ -72,12 +73,14 @@ public static class SearchApi
     {
         var g = v1.MapGroup("/search").WithTags("Search");
 
-        g.MapGet("/messages", async (HttpContext http, Caller caller, SearchLimiter limiter, SearchQueries search, RecentSearches recent) =>
+        g.MapGet("/messages", async (HttpContext http, Caller caller, SearchLimiter limiter, SearchQueries search, RecentSearches recent, SearchCache cache) =>
         {
             if (limiter.Check(caller, false) is { } limited) return limited;
             var (request, problem) = await MessageRequestAsync(http, caller, search);
             if (problem is not null) return problem;
-            var hits = await search.MessagesAsync(request!, http.RequestAborted);
+            // The same user's identical query (every parameter) answers from the cache while nothing it depends on changed.
+            var (hits, _) = await cache.GetOrAddAsync(QueryHash(http, caller) + http.Request.QueryString.Value,
+                () => search.MessagesAsync(request!, http.RequestAborted), http.RequestAborted);
             await recent.RememberAsync(caller.TenantId, caller.UserId, http.Request.Query["q"].ToString().Trim(), DateTimeOffset.UtcNow, http.RequestAborted);
             return Results.Ok(new
             {

@@ -79,6 +79,18 @@ public sealed class SearchQueryTests
     }
 
     [Fact]
+    public void Cjk_runs_become_bigrams()
+    {
+        Assert.Equal("東京 京タ タワ ワー", Cjk.Grams("東京タワー"));
+        Assert.Equal("東京 서울", Cjk.Grams("東京 and ok? 서울"));
+        Assert.Equal("", Cjk.Grams("plain latin"));
+        Assert.Equal("京", Cjk.Grams("京"));
+        var q = SearchQuery.Parse("東京タワー report");
+        Assert.True(q.Groups[0][0].IsCjk);
+        Assert.False(q.Groups[1][0].IsCjk);
+    }
+
+    [Fact]
     public void Highlights_become_ranges_in_utf16_offsets()
     {
         var h = Highlights.FromMarked("text", "🎉 \u0001budget\u0002 and \u0001plan\u0002");
