@@ -55,7 +55,7 @@ public static class MediaHttp
     {
         var bytes = new byte[size];
         new Random(seed).NextBytes(bytes);
-        "\x89PNG\r\n\x1a\n"u8.CopyTo(bytes);
+        new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }.CopyTo(bytes, 0);
         return bytes;
     }
 
