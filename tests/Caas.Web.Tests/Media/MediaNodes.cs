@@ -22,10 +22,14 @@ public class MediaFileNode : NodeFixture
 
     protected virtual IMediaStore Store() => new FileMediaStore(Root);
 
+    /// <summary>The node's store, to prove bytes are gone after an erasure.</summary>
+    public IMediaStore MediaStore { get; private set; } = null!;
+
     protected override void Configure(WebApplicationBuilder builder)
     {
+        MediaStore = Store();
         builder.Services.AddSingleton(Settings);
-        builder.Services.AddSingleton(Store());
+        builder.Services.AddSingleton(MediaStore);
     }
 }
 
