@@ -19,7 +19,7 @@ public static class ContentSniffer
     public static string Sniff(ReadOnlySpan<byte> head)
     {
         if (head.IsEmpty) return OctetStream;
-        if (head.StartsWith("\x89PNG\r\n\x1a\n"u8)) return "image/png";
+        if (Has(head, [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])) return "image/png";
         if (Has(head, [0xFF, 0xD8, 0xFF])) return "image/jpeg";
         if (head.StartsWith("GIF87a"u8) || head.StartsWith("GIF89a"u8)) return "image/gif";
         if (head.Length >= 12 && head.StartsWith("RIFF"u8) && head[8..12].SequenceEqual("WEBP"u8)) return "image/webp";
@@ -32,7 +32,7 @@ public static class ContentSniffer
         if (head.Length >= 12 && head[4..8].SequenceEqual("ftyp"u8))
             return head[8..12].SequenceEqual("M4A "u8) ? "audio/mp4" : head[8..12].SequenceEqual("qt  "u8) ? "video/quicktime" : "video/mp4";
         if (Has(head, [0x1A, 0x45, 0xDF, 0xA3])) return "video/webm";
-        if (head.StartsWith("PK\x03\x04"u8))
+        if (Has(head, [0x50, 0x4B, 0x03, 0x04]))
             return head.IndexOf("word/"u8) >= 0 || head.IndexOf("[Content_Types].xml"u8) >= 0 ? Docx : "application/zip";
         // Programs: ELF, PE (MZ), Mach-O (both byte orders, fat), scripts with a shebang, Java classes.
         if (Has(head, [0x7F, (byte)'E', (byte)'L', (byte)'F']) || head.StartsWith("MZ"u8) || head.StartsWith("#!"u8)

@@ -60,6 +60,35 @@ public sealed class MediaUsage(OperationalStore store)
         return null;
     }
 
+    /// <summary>Records a stored file's owner (for erasure); idempotent.</summary>
+    public async Task AddOwnerAsync(string tenantId, string fileId, string ownerId, long size, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "INSERT INTO media_owners (tenant_id, file_id, owner_id, size) VALUES (@t, @f, @o, @s) ON CONFLICT DO NOTHING",
+            ("t", tenantId), ("f", fileId), ("o", ownerId), ("s", size));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>The files a user owns whose bytes are still stored.</summary>
+    public async Task<IReadOnlyList<(string FileId, long Size)>> FilesOfAsync(string tenantId, string ownerId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "SELECT file_id, size FROM media_owners WHERE tenant_id = @t AND owner_id = @o ORDER BY file_id",
+            ("t", tenantId), ("o", ownerId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<(string, long)>();
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), r.GetInt64(1)));
+        return list;
+    }
+
+    /// <summary>Forgets a file's owner once its bytes are gone; false when it was already forgotten.</summary>
+    public async Task<bool> RemoveOwnerAsync(string tenantId, string fileId, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "DELETE FROM media_owners WHERE tenant_id = @t AND file_id = @f", ("t", tenantId), ("f", fileId));
+        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+    }
+
     /// <summary>Gives a deleted file's bytes back on both rows.</summary>
     public async Task ReleaseAsync(string tenantId, string userId, long size, CancellationToken ct = default)
     {

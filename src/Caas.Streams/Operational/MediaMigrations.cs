@@ -34,3 +34,20 @@ public sealed class CreateMediaUsageTable : ForwardOnlyMigration
             tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, bytes BIGINT NOT NULL, files BIGINT NOT NULL, PRIMARY KEY (tenant_id, user_id))
         """);
 }
+
+/// <summary>
+/// Migration 1403: which user owns which stored file (authoritative, unlike the read model), so erasing a user finds
+/// every file of theirs at once, including one uploaded a moment before.
+/// </summary>
+[Migration(1403, "Media: file owners")]
+public sealed class CreateMediaOwnersTable : ForwardOnlyMigration
+{
+    public override void Up()
+    {
+        Execute.Sql("""
+            CREATE TABLE IF NOT EXISTS media_owners (
+                tenant_id TEXT NOT NULL, file_id TEXT NOT NULL, owner_id TEXT NOT NULL, size BIGINT NOT NULL, PRIMARY KEY (tenant_id, file_id))
+            """);
+        Execute.Sql("CREATE INDEX IF NOT EXISTS media_owners_by_owner ON media_owners (tenant_id, owner_id)");
+    }
+}

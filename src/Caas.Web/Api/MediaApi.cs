@@ -80,15 +80,14 @@ public static class MediaApi
             return problem ?? Results.Json(MediaUploads.View(file!), Json.Options);
         });
 
-        g.MapDelete("/files/{id}", async (string id, HttpContext http, Caller caller, MediaUploads uploads, MediaGateway media, MediaUsage usage) =>
+        g.MapDelete("/files/{id}", async (string id, HttpContext http, Caller caller, MediaUploads uploads, MediaGateway media) =>
         {
             var (file, role, problem) = await uploads.ReadableAsync(caller, id, http.RequestAborted);
             if (problem is not null) return problem;
             var reply = await media.AskAsync(new DeleteMedia(caller.TenantId, file!.FileId, caller.UserId, role >= Caas.Actors.Common.Role.Moderator), http.RequestAborted);
             if (reply is Rejection r) return Problems.From(r);
             // The bytes go now (no retention period yet): downloads answer 404 from the event on, and the quota is given back.
-            await uploads.Store.DeleteAsync(caller.TenantId, file.FileId, CancellationToken.None);
-            await usage.ReleaseAsync(caller.TenantId, file.OwnerId, file.Size, CancellationToken.None);
+            await uploads.PurgeAsync(caller.TenantId, file.FileId, file.OwnerId, file.Size, CancellationToken.None);
             return Results.NoContent();
         });
 

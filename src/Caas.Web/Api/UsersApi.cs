@@ -68,11 +68,15 @@ public static class UsersApi
 
         // GDPR erasure: the user's data keys are destroyed, so their message content reads as erased everywhere,
         // while the journal, its sequence numbers and its hash chain stay as they are. Repeatable; each call is audited.
-        g.MapDelete("/users/{userId}", async (string userId, Caller caller, UserErasure erasure, CancellationToken ct) =>
+        g.MapDelete("/users/{userId}", async (string userId, Caller caller, UserErasure erasure, HttpContext http, CancellationToken ct) =>
         {
             if (!caller.IsAdmin) return Problems.From(Rejection.Forbidden("The admin role is required."));
             if (!Ids.IsValid(userId)) return Problems.Invalid("user_id", "Not a valid user id.");
             var report = await erasure.EraseAsync(caller.TenantId, userId, caller.UserId, ct);
+            // The user's files are purged from the media store (README: Media, erasure).
+            var files = http.RequestServices.GetService(typeof(Caas.Web.Media.MediaUploads)) is Caas.Web.Media.MediaUploads media
+                ? await media.EraseFilesOfAsync(caller.TenantId, userId, caller.UserId, ct)
+                : 0;
             return Results.Ok(new
             {
                 user_id = report.UserId,
@@ -80,6 +84,7 @@ public static class UsersApi
                 keys_destroyed = report.KeysDestroyed,
                 messages_erased = report.MessagesErased,
                 dead_letters_erased = report.DeadLettersErased,
+                files_erased = files,
                 read_model_settled = report.ReadModelSettled,
                 search_entries_erased = report.SearchEntriesErased,
                 recent_searches_erased = report.RecentSearchesErased,

@@ -156,6 +156,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
             await store.DeleteAsync(caller.TenantId, fileId, CancellationToken.None);
             return Problems.From((Rejection)reply);
         }
+        await usage.AddOwnerAsync(caller.TenantId, fileId, caller.UserId, size, CancellationToken.None);
         UploadBytes.WithLabels(path).Inc(size);
         return Results.Json(View(file), Json.Options, statusCode: StatusCodes.Status201Created);
     }
@@ -383,6 +384,35 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         var n = 0;
         while (head is not null && n < buffer.Length && await head.ReadAsync(buffer.AsMemory(n), ct) is var read and > 0) n += read;
         return ContentSniffer.Sniff(buffer.AsSpan(0, n));
+    }
+
+    // ---- delete and erasure ---------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Purges a deleted file: its bytes leave the store, its quota is given back and its owner row goes. Idempotent:
+    /// the quota is given back only by the call that removed the owner row.
+    /// </summary>
+    public async Task PurgeAsync(string tenantId, string fileId, string ownerId, long size, CancellationToken ct = default)
+    {
+        await store.DeleteAsync(tenantId, fileId, ct);
+        if (await usage.RemoveOwnerAsync(tenantId, fileId, ct)) await usage.ReleaseAsync(tenantId, ownerId, size, ct);
+    }
+
+    /// <summary>
+    /// Erases a user's files (GDPR): each is soft-deleted in its entity (the event records who erased it) and purged
+    /// from the store. Returns how many files had bytes purged. Repeatable: a second call finds nothing left.
+    /// </summary>
+    public async Task<int> EraseFilesOfAsync(string tenantId, string userId, string actorId, CancellationToken ct = default)
+    {
+        var erased = 0;
+        foreach (var (fileId, size) in await usage.FilesOfAsync(tenantId, userId, ct))
+        {
+            var reply = await media.AskAsync(new DeleteMedia(tenantId, fileId, actorId, ActorModerates: true), ct);
+            if (reply is Rejection { Code: not ErrorCodes.NotFound } r) throw new InvalidOperationException($"Erasing {fileId}: {r.Code} {r.Message}");
+            await PurgeAsync(tenantId, fileId, userId, size, ct);
+            erased++;
+        }
+        return erased;
     }
 
     // ---- shared ---------------------------------------------------------------------------------------------------

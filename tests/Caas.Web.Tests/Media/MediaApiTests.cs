@@ -333,6 +333,30 @@ public abstract class MediaApiContract(MediaFileNode node)
     }
 
     [Fact]
+    public async Task Erasing_a_user_purges_their_files_from_the_store_and_says_how_many()
+    {
+        using var alice = node.Client(Tenant, "alice");
+        using var bob = node.Client(Tenant, "bob");
+        using var admin = node.Client(Tenant, "root", "admin");
+        var conv = await alice.CreateGroupAsync("bob");
+        var (_, b1) = await bob.UploadAsync(conv, MediaHttp.Png(3000, 1));
+        var (_, b2) = await bob.UploadAsync(conv, MediaHttp.Pdf(3000, 2), "b.pdf", "application/pdf");
+        var (_, a1) = await alice.UploadAsync(conv, MediaHttp.Png(3000, 3));
+        foreach (var f in new[] { b1, b2 }) Assert.NotNull(await node.MediaStore.SizeAsync(Tenant, f.Str("id")));
+
+        var (status, report) = await admin.ApiDelete("/v1/admin/users/bob");
+        Assert.True(status == 200, report.ToString());
+        Assert.Equal(2, report.GetProperty("files_erased").GetInt32());
+        foreach (var f in new[] { b1, b2 })
+        {
+            Assert.Null(await node.MediaStore.SizeAsync(Tenant, f.Str("id"))); // the bytes are gone from the store
+            Assert.Equal(404, (await alice.ApiGet($"/v1/media/download/{f.Str("id")}")).Status);
+        }
+        Assert.Equal(3000, (await alice.BytesAsync($"/v1/media/download/{a1.Str("id")}")).Length);
+        Assert.Equal(0, (await admin.ApiDelete("/v1/admin/users/bob")).Body.GetProperty("files_erased").GetInt32());
+    }
+
+    [Fact]
     public async Task The_gallery_lists_a_conversations_files_newest_first_by_type()
     {
         using var alice = node.Client(Tenant, "alice");

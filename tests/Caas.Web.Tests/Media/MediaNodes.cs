@@ -22,10 +22,14 @@ public class MediaFileNode : NodeFixture
 
     protected virtual IMediaStore Store() => new FileMediaStore(Root);
 
+    /// <summary>The node's store, to prove bytes are gone after an erasure.</summary>
+    public IMediaStore MediaStore { get; private set; } = null!;
+
     protected override void Configure(WebApplicationBuilder builder)
     {
+        MediaStore = Store();
         builder.Services.AddSingleton(Settings);
-        builder.Services.AddSingleton(Store());
+        builder.Services.AddSingleton(MediaStore);
     }
 }
 
@@ -55,7 +59,7 @@ public static class MediaHttp
     {
         var bytes = new byte[size];
         new Random(seed).NextBytes(bytes);
-        "\x89PNG\r\n\x1a\n"u8.CopyTo(bytes);
+        new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }.CopyTo(bytes, 0);
         return bytes;
     }
 
