@@ -86,13 +86,34 @@ public static class MediaHttp
         return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
     }
 
+    /// <summary>
+    /// Sends one chunk as a resumable-upload client does: a chunk is idempotent, so a request that fails at the
+    /// connection (a kept-alive connection the server closed after a refused request, met by the next request while its
+    /// body is being written: HTTP/1.1's reuse race) is sent once more on a new connection.
+    /// </summary>
     public static async Task<(int Status, System.Text.Json.JsonElement Body)> ChunkAsync(this HttpClient c, string uploadId, int index, byte[] bytes)
     {
-        using var content = new ByteArrayContent(bytes);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        using var response = await c.PostAsync($"/v1/media/upload/chunk/{uploadId}?index={index}", content);
-        var text = await response.Content.ReadAsStringAsync();
-        return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
+        for (var attempt = 1; ; attempt++)
+        {
+            using var content = new ByteArrayContent(bytes);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/media/upload/chunk/{uploadId}?index={index}") { Content = content };
+            if (attempt > 1) request.Headers.ConnectionClose = true;
+            HttpResponseMessage response;
+            try
+            {
+                response = await c.SendAsync(request);
+            }
+            catch (HttpRequestException e) when (attempt == 1 && e.InnerException is IOException)
+            {
+                continue;
+            }
+            using (response)
+            {
+                var text = await response.Content.ReadAsStringAsync();
+                return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
+            }
+        }
     }
 
     public static async Task<byte[]> BytesAsync(this HttpClient c, string path, int expect = 200)
