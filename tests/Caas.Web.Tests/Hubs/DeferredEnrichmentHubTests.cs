@@ -11,20 +11,11 @@ public sealed class DeferringHubNode() : HubNode(new Dictionary<string, string?>
 
 public sealed class DeferredEnrichmentHubTests(DeferringHubNode node) : IClassFixture<DeferringHubNode>
 {
-    /// <summary>Creates a group, retrying a 503 (a node just started on loaded cores) as a client honouring Retry-After does.</summary>
     private static async Task<string> CreateGroupRetryingAsync(HttpClient rest, params string[] members)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        while (true)
-        {
-            var response = await rest.PostAsJsonAsync("/v1/conversations", new { type = "group", members });
-            if ((int)response.StatusCode != 503 || DateTime.UtcNow > deadline)
-            {
-                Assert.Equal(201, (int)response.StatusCode);
-                return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
-            }
-            await Task.Delay(500);
-        }
+        using var response = await Caas.Tests.Shared.Retrying.PostAsJsonAsync(rest, "/v1/conversations", new { type = "group", members });
+        Assert.Equal(201, (int)response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
     }
 
     [Fact]
