@@ -209,7 +209,43 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         return (snapshot, null);
     }
 
+    /// <summary>
+    /// Takes one chunk. A refused chunk's body is still read to its end (at most one chunk's worth) before the answer is
+    /// sent. Answered early, an HTTP/1.1 client still writing its body had the connection closed under it: Kestrel's own
+    /// drain stops at the node's request-body limit (1 MiB by default, smaller than a chunk), so the client saw a broken
+    /// pipe instead of the problem. The limit is raised to the chunk size before anything can refuse.
+    /// </summary>
     public async Task<IResult> ChunkAsync(HttpContext http, Caller caller, string uploadId, int? index)
+    {
+        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = settings.ChunkBytes;
+        var result = await TakeChunkAsync(http, caller, uploadId, index);
+        await DiscardBodyAsync(http, Math.Max(settings.ChunkBytes, 1)); // a taken chunk's body is at its end already
+        return result;
+    }
+
+    /// <summary>Reads and drops what is left of the request body, up to <paramref name="limit"/> bytes; past that the
+    /// server closes the connection (Kestrel's own drain), as it should for a client sending more than any chunk.</summary>
+    private static async Task DiscardBodyAsync(HttpContext http, int limit)
+    {
+        if (http.Request.ContentLength is { } declared && declared > limit) return;
+        var scratch = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            long seen = 0;
+            while (seen <= limit && await http.Request.Body.ReadAsync(scratch, http.RequestAborted) is var read and > 0) seen += read;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or BadHttpRequestException)
+        {
+            // The client went away or sent past the body limit: nothing left to keep the connection for.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private async Task<IResult> TakeChunkAsync(HttpContext http, Caller caller, string uploadId, int? index)
     {
         var ct = http.RequestAborted;
         var (snapshot, problem) = await OwnSessionAsync(caller, uploadId, ct);

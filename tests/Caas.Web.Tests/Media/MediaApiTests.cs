@@ -168,6 +168,38 @@ public abstract class MediaApiContract(MediaFileNode node)
     }
 
     [Fact]
+    public async Task A_refused_chunk_is_answered_only_after_its_body_is_read_and_the_connection_stays_open()
+    {
+        // The failure this pins: a chunk refused before its body was read (here: the upload is complete) was answered
+        // at once, and a client still writing its 5 MiB body met a closed connection (a broken pipe, not the 409).
+        using var alice = node.Client(Tenant, "alice");
+        var conv = await alice.CreateGroupAsync();
+        var small = MediaHttp.Png(1_000);
+        var (_, start) = await alice.ApiPost("/v1/media/upload/chunk",
+            new { file_name = "a.png", size = small.Length, content_type = "image/png", conversation_id = conv });
+        var upload = start.Str("upload_id");
+        Assert.Equal(200, (await alice.ChunkAsync(upload, 0, small)).Status);
+        Assert.Equal(201, (await alice.ApiPost($"/v1/media/upload/complete/{upload}", null)).Status);
+
+        var body = new byte[Chunk];
+        using var raw = await RawHttp.ConnectAsync(alice);
+        await raw.SendHeadAsync("POST", $"/v1/media/upload/chunk/{upload}?index=0", body.Length, "application/octet-stream");
+        await raw.SendAsync(body.AsMemory(0, 64 * 1024));
+        // Nothing may come back while the body is still arriving: wait a while for an early answer, then send the rest.
+        Assert.False(await raw.AnswerArrivesWithinAsync(TimeSpan.FromSeconds(2)), $"the server answered before the chunk's body was complete: {raw.Received}");
+        await raw.SendAsync(body.AsMemory(64 * 1024));
+        var (status, text) = await raw.ReadResponseAsync();
+        Assert.Equal(409, status);
+        Assert.Equal("conflict", System.Text.Json.JsonDocument.Parse(text).RootElement.Code());
+
+        // The same connection takes the next request.
+        await raw.SendHeadAsync("GET", $"/v1/media/upload/{upload}/progress", null, null);
+        var (progress, state) = await raw.ReadResponseAsync();
+        Assert.Equal(200, progress);
+        Assert.Equal("complete", System.Text.Json.JsonDocument.Parse(state).RootElement.Str("state"));
+    }
+
+    [Fact]
     public async Task A_wrong_checksum_is_refused_and_nothing_is_kept()
     {
         using var alice = node.Client(Tenant, "alice");

@@ -86,34 +86,13 @@ public static class MediaHttp
         return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
     }
 
-    /// <summary>
-    /// Sends one chunk as a resumable-upload client does: a chunk is idempotent, so a request that fails at the
-    /// connection (a kept-alive connection the server closed after a refused request, met by the next request while its
-    /// body is being written: HTTP/1.1's reuse race) is sent once more on a new connection.
-    /// </summary>
     public static async Task<(int Status, System.Text.Json.JsonElement Body)> ChunkAsync(this HttpClient c, string uploadId, int index, byte[] bytes)
     {
-        for (var attempt = 1; ; attempt++)
-        {
-            using var content = new ByteArrayContent(bytes);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/media/upload/chunk/{uploadId}?index={index}") { Content = content };
-            if (attempt > 1) request.Headers.ConnectionClose = true;
-            HttpResponseMessage response;
-            try
-            {
-                response = await c.SendAsync(request);
-            }
-            catch (HttpRequestException e) when (attempt == 1 && e.InnerException is IOException)
-            {
-                continue;
-            }
-            using (response)
-            {
-                var text = await response.Content.ReadAsStringAsync();
-                return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
-            }
-        }
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        using var response = await c.PostAsync($"/v1/media/upload/chunk/{uploadId}?index={index}", content);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? default : System.Text.Json.JsonDocument.Parse(text).RootElement.Clone());
     }
 
     public static async Task<byte[]> BytesAsync(this HttpClient c, string path, int expect = 200)
@@ -122,4 +101,131 @@ public static class MediaHttp
         Assert.Equal(expect, (int)response.StatusCode);
         return await response.Content.ReadAsByteArrayAsync();
     }
+}
+
+/// <summary>HTTP/1.1 over a bare socket, to see when the server answers while a request body is still being sent.</summary>
+public sealed class RawHttp : IDisposable
+{
+    private readonly System.Net.Sockets.Socket socket;
+    private readonly string host;
+    private readonly string? authorization;
+    private readonly List<byte> pending = [];
+
+    private RawHttp(System.Net.Sockets.Socket socket, string host, string? authorization) =>
+        (this.socket, this.host, this.authorization) = (socket, host, authorization);
+
+    public static async Task<RawHttp> ConnectAsync(HttpClient like)
+    {
+        var uri = like.BaseAddress!;
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(uri.Host, uri.Port);
+        return new RawHttp(socket, uri.Authority, like.DefaultRequestHeaders.Authorization?.ToString());
+    }
+
+    public Task SendHeadAsync(string method, string path, long? contentLength, string? contentType)
+    {
+        var head = new System.Text.StringBuilder($"{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+        if (authorization is not null) head.Append($"Authorization: {authorization}\r\n");
+        if (contentType is not null) head.Append($"Content-Type: {contentType}\r\n");
+        if (contentLength is { } n) head.Append($"Content-Length: {n}\r\n");
+        head.Append("\r\n");
+        return SendAsync(System.Text.Encoding.ASCII.GetBytes(head.ToString()));
+    }
+
+    public async Task SendAsync(ReadOnlyMemory<byte> bytes)
+    {
+        while (!bytes.IsEmpty) bytes = bytes[await socket.SendAsync(bytes)..];
+    }
+
+    /// <summary>What has been received and not read yet.</summary>
+    public string Received => System.Text.Encoding.ASCII.GetString(pending.ToArray());
+
+    /// <summary>Whether any byte of an answer arrives within <paramref name="wait"/>.</summary>
+    public async Task<bool> AnswerArrivesWithinAsync(TimeSpan wait)
+    {
+        using var cts = new CancellationTokenSource(wait);
+        var buffer = new byte[4096];
+        try
+        {
+            var n = await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, cts.Token);
+            pending.AddRange(buffer.AsSpan(0, n).ToArray());
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Reads one response (a Content-Length or a chunked body), bounded at 60 s.</summary>
+    public async Task<(int Status, string Body)> ReadResponseAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var head = await ReadLineBlockAsync(cts.Token);
+        var lines = head.Split("\r\n");
+        var status = int.Parse(lines[0].Split(' ', 3)[1], System.Globalization.CultureInfo.InvariantCulture);
+        string? Header(string name) => lines.Skip(1).Select(l => l.Split(':', 2))
+            .Where(p => p.Length == 2 && p[0].Trim().Equals(name, StringComparison.OrdinalIgnoreCase)).Select(p => p[1].Trim()).FirstOrDefault();
+        var body = new List<byte>();
+        if (Header("Transfer-Encoding") is { } te && te.Contains("chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            while (true)
+            {
+                var size = Convert.ToInt32((await ReadLineAsync(cts.Token)).Split(';')[0].Trim(), 16);
+                if (size == 0)
+                {
+                    while ((await ReadLineAsync(cts.Token)).Length > 0) { } // trailers, then the empty line
+                    break;
+                }
+                body.AddRange(await ReadExactlyAsync(size, cts.Token));
+                await ReadLineAsync(cts.Token);
+            }
+        }
+        else if (Header("Content-Length") is { } length)
+        {
+            body.AddRange(await ReadExactlyAsync(int.Parse(length, System.Globalization.CultureInfo.InvariantCulture), cts.Token));
+        }
+        return (status, System.Text.Encoding.UTF8.GetString(body.ToArray()));
+    }
+
+    private async Task<string> ReadLineBlockAsync(CancellationToken ct)
+    {
+        var lines = new List<string>();
+        while (await ReadLineAsync(ct) is { Length: > 0 } line) lines.Add(line);
+        return string.Join("\r\n", lines);
+    }
+
+    private async Task<string> ReadLineAsync(CancellationToken ct)
+    {
+        int end;
+        while ((end = IndexOfLineEnd()) < 0) await ReceiveAsync(ct);
+        var line = System.Text.Encoding.ASCII.GetString(pending.GetRange(0, end).ToArray());
+        pending.RemoveRange(0, end + 2);
+        return line;
+    }
+
+    private async Task<byte[]> ReadExactlyAsync(int count, CancellationToken ct)
+    {
+        while (pending.Count < count) await ReceiveAsync(ct);
+        var bytes = pending.GetRange(0, count).ToArray();
+        pending.RemoveRange(0, count);
+        return bytes;
+    }
+
+    private async Task ReceiveAsync(CancellationToken ct)
+    {
+        var buffer = new byte[64 * 1024];
+        var n = await socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, ct);
+        if (n == 0) throw new IOException("The server closed the connection.");
+        pending.AddRange(buffer.AsSpan(0, n).ToArray());
+    }
+
+    private int IndexOfLineEnd()
+    {
+        for (var i = 0; i + 1 < pending.Count; i++)
+            if (pending[i] == '\r' && pending[i + 1] == '\n') return i;
+        return -1;
+    }
+
+    public void Dispose() => socket.Dispose();
 }
