@@ -307,7 +307,7 @@ public abstract class UserSessionActorSpecs(string kind) : JournalSpec(kind)
     public void Connected_but_idle_is_away_until_the_user_acts_again()
     {
         // idleness is measured against the entity's passivation time (away after 2.5 of it)
-        var actor = Start("u-idle", Settings(passivateAfter: TimeSpan.FromMilliseconds(200)));
+        var actor = Start("u-idle", Settings(passivateAfter: TimeSpan.FromMilliseconds(400)));
         Assert.Equal(PresenceStatus.Online, Ask<PresenceView>(actor, new ConnectionOpened(Tenant, "u-idle", "c1", "node-a")).Status);
         AwaitAssert(() =>
         {
@@ -316,8 +316,13 @@ public abstract class UserSessionActorSpecs(string kind) : JournalSpec(kind)
             Assert.Equal(1, p.Connections);
             Assert.NotNull(p.LastSeen);
         }, Wait, TimeSpan.FromMilliseconds(100));
-        Ask<MessageSlotGranted>(actor, new AcquireMessageSlot(Tenant, "u-idle", 60));
-        Assert.Equal(PresenceStatus.Online, Ask<PresenceView>(actor, new GetPresence(Tenant, "u-idle")).Status);
+        // Acting makes the user online again. On a loaded machine the next ask may come after the idle window has
+        // passed once more (away again, rightly), so the act and the look are repeated until one pair is close enough.
+        AwaitAssert(() =>
+        {
+            Ask<MessageSlotGranted>(actor, new AcquireMessageSlot(Tenant, "u-idle", 600));
+            Assert.Equal(PresenceStatus.Online, Ask<PresenceView>(actor, new GetPresence(Tenant, "u-idle")).Status);
+        }, Wait, TimeSpan.FromMilliseconds(100));
     }
 
     [Fact]
