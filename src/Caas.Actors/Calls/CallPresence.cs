@@ -58,6 +58,7 @@ public sealed class CallPresenceActor : ReceiveActor
             foreach (var user in u.Gone) Remove(user, u.CallId);
             foreach (var user in u.Joined)
                 _in = _in.SetItem(user, (_in.TryGetValue(user, out var calls) ? calls : ImmutableDictionary<string, DateTimeOffset>.Empty).SetItem(u.CallId, until));
+            if (!Sender.IsNobody()) Sender.Tell(new Done("presence"));
         });
         Receive<GetBusyUsers>(q =>
         {

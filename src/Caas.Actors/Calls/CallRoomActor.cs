@@ -32,6 +32,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     public const string KindTag = "call";
     private static readonly TimeSpan SummaryAskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan SummaryRetry = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan PresenceAskTimeout = TimeSpan.FromSeconds(5);
     private readonly EntitySettings _settings;
     private readonly CallSettings _calls;
     private readonly string _tenantId;
@@ -100,6 +101,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
         var tags = new[] { KindTag, Ids.TenantTag(_tenantId) };
         var connection = (command as AcceptCall)?.ConnectionId;
         var remaining = chained.Count;
+        var presence = new List<Task>();
         PersistAll(chained.Select(e => new Tagged(e, tags)), tagged =>
         {
             var e = (ICallEvent)tagged.Payload;
@@ -110,35 +112,35 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             var mediator = DistributedPubSub.Get(Context.System).Mediator;
             foreach (var notice in CallNotices.For(e, before, _conversationId, connection))
                 if (notice.Recipients.Count > 0) mediator.Tell(new Publish(CallNotices.Topic, notice));
-            Presence(e, before);
+            if (Presence(e, before) is { } update) presence.Add(update);
             if (--remaining == 0)
             {
-                replyTo.Tell(decision.Reply);
+                // Answered once the presence index has the change (or could not be reached in time): a call started
+                // after this answer finds the joined participant busy, whichever node it starts on.
+                if (presence.Count == 0) replyTo.Tell(decision.Reply);
+                else
+                {
+                    var reply = decision.Reply;
+                    Task.WhenAll(presence).ContinueWith(_ => reply, TaskScheduler.Default).PipeTo(replyTo);
+                }
                 AfterChange();
                 if (e is CallEnded) SendPendingSummaries();
             }
         });
     }
 
-    /// <summary>Tells the tenant's presence index what this event changed of who is joined.</summary>
-    private void Presence(ICallEvent e, CallRoomState before)
+    /// <summary>Tells the tenant's presence index what this event changed of who is joined; the task ends when it has it (or in 5 s).</summary>
+    private Task? Presence(ICallEvent e, CallRoomState before)
     {
-        var region = ClusterSharding.Get(Context.System).ShardRegion(CallSharding.TypeName);
-        switch (e)
+        CallPresenceUpdate? update = e switch
         {
-            case CallStarted s:
-                region.Tell(new CallPresenceUpdate(_tenantId, s.CallId, [s.StartedBy], []));
-                break;
-            case CallParticipantJoined j:
-                region.Tell(new CallPresenceUpdate(_tenantId, j.CallId, [j.UserId], []));
-                break;
-            case CallParticipantLeft l:
-                region.Tell(new CallPresenceUpdate(_tenantId, l.CallId, [], [l.UserId]));
-                break;
-            case CallEnded x:
-                region.Tell(new CallPresenceUpdate(_tenantId, x.CallId, [], [.. before.Active?.Participants.Keys ?? []]));
-                break;
-        }
+            CallStarted s => new CallPresenceUpdate(_tenantId, s.CallId, [s.StartedBy], []),
+            CallParticipantJoined j => new CallPresenceUpdate(_tenantId, j.CallId, [j.UserId], []),
+            CallParticipantLeft l => new CallPresenceUpdate(_tenantId, l.CallId, [], [l.UserId]),
+            CallEnded x => new CallPresenceUpdate(_tenantId, x.CallId, [], [.. before.Active?.Participants.Keys ?? []]),
+            _ => null,
+        };
+        return update is null ? null : ClusterSharding.Get(Context.System).ShardRegion(CallSharding.TypeName).Ask<Done>(update, PresenceAskTimeout);
     }
 
     /// <summary>The active call's joined participants, again (refreshes their entries in the presence index).</summary>
@@ -146,7 +148,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     {
         if (_state.Active is not { } a) return;
         ClusterSharding.Get(Context.System).ShardRegion(CallSharding.TypeName)
-            .Tell(new CallPresenceUpdate(_tenantId, a.CallId, [.. a.Joined], []));
+            .Tell(new CallPresenceUpdate(_tenantId, a.CallId, [.. a.Joined], []), ActorRefs.NoSender);
     }
 
     /// <summary>Sends every pending summary not already on its way to the conversation entity.</summary>
