@@ -20,9 +20,13 @@ public abstract record CallCommand(string TenantId, string ConversationId, strin
     public string EntityId => Ids.EntityId(TenantId, ConversationId);
 }
 
-/// <summary>Starts a call; <paramref name="Members"/> are the conversation's members when it starts (each is rung but the starter).</summary>
+/// <summary>
+/// Starts a call; <paramref name="Members"/> are the conversation's members when it starts (each is rung but the
+/// starter). <paramref name="Busy"/> are members already joined in another call (<see cref="CallPresenceActor"/>):
+/// they are not rung but recorded as declined, reason <c>busy</c>.
+/// </summary>
 public sealed record StartCall(string TenantId, string ConversationId, string UserId, string CallId, string Media,
-    IReadOnlyList<string> Members) : CallCommand(TenantId, ConversationId, UserId);
+    IReadOnlyList<string> Members, IReadOnlyList<string>? Busy = null) : CallCommand(TenantId, ConversationId, UserId);
 
 public sealed record AcceptCall(string TenantId, string ConversationId, string UserId, string CallId, string? ConnectionId = null) : CallCommand(TenantId, ConversationId, UserId);
 
@@ -39,6 +43,10 @@ public sealed record RingTimedOut(string TenantId, string ConversationId, string
 /// <summary>May <c>UserId</c> relay a signal to <paramref name="ToUserId"/> in this call? Persists nothing.</summary>
 public sealed record CheckSignal(string TenantId, string ConversationId, string UserId, string CallId, string ToUserId) : CallCommand(TenantId, ConversationId, UserId);
 
+/// <summary>A joined participant's quality report; the entity aggregates it in memory until the call ends (answered <see cref="Done"/>).</summary>
+public sealed record ReportCallQuality(string TenantId, string ConversationId, string UserId, string CallId, CallQualitySample Sample)
+    : CallCommand(TenantId, ConversationId, UserId);
+
 /// <summary>The conversation's calls: the active one (if any) and the most recent finished ones, newest first.</summary>
 public sealed record GetCallHistory(string TenantId, string ConversationId, string UserId, int Limit) : CallCommand(TenantId, ConversationId, UserId);
 
@@ -52,5 +60,5 @@ public static class CallMedia
 public static class CallReasons
 {
     public const string Left = "left", Disconnected = "disconnected", Declined = "declined", Missed = "missed",
-        Completed = "completed", EndedBy = "ended", NoAnswer = "no_answer";
+        Completed = "completed", EndedBy = "ended", NoAnswer = "no_answer", Busy = "busy";
 }

@@ -12,8 +12,9 @@ public sealed record CallDecision(IReadOnlyList<ICallEvent> Events, object Reply
 public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null) : ICaasMessage;
 
 /// <summary>A conversation's calls: the active one and the finished ones, newest first.</summary>
+/// <remarks><paramref name="ActiveQuality"/>: the active call's quality so far (the entity adds it from memory).</remarks>
 public sealed record CallHistory(CallReply? Active, string? ActiveMedia, string? ActiveStartedBy, DateTimeOffset? ActiveStartedAt,
-    IReadOnlyList<CallSummary> Items) : ICaasMessage;
+    IReadOnlyList<CallSummary> Items, IReadOnlyList<ParticipantQuality>? ActiveQuality = null) : ICaasMessage;
 
 /// <summary>
 /// The rules of a conversation's calls, pure: one active call per conversation; at most
@@ -36,9 +37,17 @@ public static class CallDecider
                 if (!c.Members.Contains(c.UserId)) return CallDecision.Refuse(Rejection.NotFound());
                 if (s.Active is { } busy)
                     return CallDecision.Refuse(new Rejection(ErrorCodes.Conflict, $"A call is already in progress in this conversation ({busy.CallId}); accept it instead."));
-                var ringing = c.Members.Where(m => m != c.UserId).Distinct().Order(StringComparer.Ordinal).ToList();
+                // Members already joined in another call are not rung: they are declined as busy at once.
+                var busyUsers = (c.Busy ?? []).Where(u => u != c.UserId && c.Members.Contains(u)).ToHashSet(StringComparer.Ordinal);
+                var ringing = c.Members.Where(m => m != c.UserId && !busyUsers.Contains(m)).Distinct().Order(StringComparer.Ordinal).ToList();
                 var started = new CallStarted(meta, c.CallId, c.ConversationId, c.UserId, c.Media, ringing);
-                return Reply(s, [started]);
+                if (busyUsers.Count == 0) return Reply(s, [started]);
+                var events = new List<ICallEvent> { started };
+                events.AddRange(busyUsers.Order(StringComparer.Ordinal).Select(u => new CallParticipantDeclined(meta, c.CallId, u, CallReasons.Busy)));
+                // Everyone it would ring is busy: the call is over before it rang.
+                if (ringing.Count == 0)
+                    events.Add(Ended(events.Aggregate(s, (state, e) => state.Apply(e)).Active!, meta, CallReasons.Busy, null));
+                return Reply(s, events);
             }
             case AcceptCall c:
             {
@@ -101,6 +110,14 @@ public static class CallDecider
                 if (c.ToUserId == c.UserId || !a.Participants.TryGetValue(c.ToUserId, out var to) || to.Presence != CallPresence.Joined)
                     return CallDecision.Refuse(Rejection.NotFound("participant"));
                 return new CallDecision([], Status(a));
+            }
+            case ReportCallQuality c:
+            {
+                if (CallQuality.Validate(c.Sample) is { } invalid) return CallDecision.Refuse(invalid);
+                if (Find(s, c.CallId, c.UserId) is { } missing) return missing;
+                if (!s.Active!.Participants.TryGetValue(c.UserId, out var p) || p.Presence != CallPresence.Joined)
+                    return CallDecision.Refuse(Rejection.Forbidden("Join the call before reporting its quality."));
+                return new CallDecision([], new Done("quality"));
             }
             case GetCallHistory q:
             {

@@ -19,7 +19,7 @@ public static class CallNotices
 
     public const string Ringing = "callRinging", Accepted = "callAccepted", AnsweredElsewhere = "callAnsweredElsewhere",
         Declined = "callDeclined", Joined = "participantJoined", Left = "participantLeft", Missed = "callMissed",
-        Ended = "callEnded", Signal = "signal";
+        Ended = "callEnded", Signal = "signal", Busy = "participantBusy";
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -44,6 +44,9 @@ public static class CallNotices
                 if (connectionId is not null)
                     yield return Of(t, [j.UserId], AnsweredElsewhere, new { call_id = j.CallId, conversation_id = conversationId }, connectionId);
                 break;
+            case CallParticipantDeclined { Reason: CallReasons.Busy } b:
+                yield return Of(t, everyone, Busy, new { call_id = b.CallId, conversation_id = conversationId, user_id = b.UserId });
+                break;
             case CallParticipantDeclined d:
                 yield return Of(t, everyone, Declined, new { call_id = d.CallId, conversation_id = conversationId, user_id = d.UserId });
                 break;
@@ -57,7 +60,7 @@ public static class CallNotices
                 yield return Of(t, everyone, Ended, new
                 {
                     call_id = x.CallId, conversation_id = conversationId, reason = x.Reason, ended_by = x.EndedBy,
-                    duration_seconds = x.DurationSeconds, participants = x.Participants,
+                    duration_seconds = x.DurationSeconds, participants = x.Participants, quality = CallQuality.View(x.Quality),
                 });
                 break;
         }

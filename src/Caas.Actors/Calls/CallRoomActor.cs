@@ -6,6 +6,7 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
+using System.Collections.Immutable;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 
@@ -21,11 +22,17 @@ public sealed record CallSettings(TimeSpan RingTimeout)
 /// <summary>
 /// A conversation's calls (<c>calls|tenant|conversation</c>): decides with <see cref="CallDecider"/>, persists, then
 /// replies and publishes the hub events (<see cref="CallNotices"/>). It times the ring itself and does not passivate
-/// while a call is active, so the ring timeout is never lost to passivation.
+/// while a call is active, so the ring timeout is never lost to passivation. It also tells the tenant's
+/// <see cref="CallPresenceActor"/> who is joined (after each change and every <see cref="CallPresenceActor.Refresh"/>),
+/// keeps the active call's quality reports aggregated in memory (stored with <see cref="CallEnded"/>), and posts each
+/// finished call's summary into the conversation (<see cref="CallSummaryMessage"/>) until the conversation has it.
 /// </summary>
-public sealed class CallRoomActor : ReceivePersistentActor
+public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
 {
     public const string KindTag = "call";
+    private static readonly TimeSpan SummaryAskTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan SummaryRetry = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan PresenceAskTimeout = TimeSpan.FromSeconds(5);
     private readonly EntitySettings _settings;
     private readonly CallSettings _calls;
     private readonly string _tenantId;
@@ -33,6 +40,10 @@ public sealed class CallRoomActor : ReceivePersistentActor
     private CallRoomState _state = CallRoomState.Empty;
     private string? _lastHash;
     private ICancelable? _ringTimer;
+    // The active call's quality reports, per participant (memory: lost if the entity stops mid-call).
+    private ImmutableDictionary<string, ParticipantQuality> _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
+    // Summaries being sent now (one ask at a time per call).
+    private readonly HashSet<string> _sending = [];
 
     public CallRoomActor(string entityId, EntitySettings settings, CallSettings calls)
     {
@@ -43,49 +54,151 @@ public sealed class CallRoomActor : ReceivePersistentActor
         _conversationId = entityId[(bar + 1)..];
         PersistenceId = "calls|" + entityId;
         Recover<ICallEvent>(e => { _state = _state.Apply(e); _lastHash = e.Meta.Hash ?? _lastHash; });
-        Recover<RecoveryCompleted>(_ => AfterChange());
+        Recover<RecoveryCompleted>(_ =>
+        {
+            AfterChange();
+            TellPresence();
+        });
+        Command<ReportCallQuality>(HandleQuality);
         Command<ICallCommand>(Handle);
+        Command<RefreshPresence>(_ => TellPresence());
+        Command<SendSummaries>(_ => SendPendingSummaries());
+        Command<SummaryAnswer>(OnSummaryAnswer);
         Command<StopEntity>(_ => Context.Stop(Self));
-        Command<ReceiveTimeout>(_ => { if (_state.Active is null) Context.Parent.Tell(new Passivate(StopEntity.Instance)); });
+        Command<ReceiveTimeout>(_ => { if (_state.Active is null && _state.SummariesPending.IsEmpty) Context.Parent.Tell(new Passivate(StopEntity.Instance)); });
     }
 
     public override string PersistenceId { get; }
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public static Props PropsFor(string entityId, EntitySettings settings, CallSettings calls) =>
         Props.Create(() => new CallRoomActor(entityId, settings, calls));
+
+    private void HandleQuality(ReportCallQuality r)
+    {
+        var decision = CallDecider.Decide(_state, r, DateTimeOffset.UtcNow);
+        if (decision.Reply is Done)
+            _quality = _quality.SetItem(r.UserId, CallQuality.Add(_quality.GetValueOrDefault(r.UserId), r.UserId, r.Sample));
+        Sender.Tell(decision.Reply);
+    }
 
     private void Handle(ICallCommand command)
     {
         var decision = CallDecider.Decide(_state, command, DateTimeOffset.UtcNow);
         if (decision.Events.Count == 0)
         {
-            Sender.Tell(decision.Reply);
+            Sender.Tell(decision.Reply is CallHistory h && _state.Active is not null
+                ? h with { ActiveQuality = CallQuality.Ordered(_quality) }
+                : decision.Reply);
             return;
         }
         var replyTo = Sender;
         var toBytes = (Func<object, byte[]>)(o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o));
-        var chained = HashChain.SealAll(decision.Events, _lastHash, toBytes, AuditKeySetup.Of(Context.System));
+        // The quality reports go with the end of the call (the decider knows nothing of them).
+        var events = decision.Events.Select(e => e is CallEnded x && !_quality.IsEmpty ? x with { Quality = CallQuality.Ordered(_quality) } : e).ToList();
+        var chained = HashChain.SealAll(events, _lastHash, toBytes, AuditKeySetup.Of(Context.System));
         var tags = new[] { KindTag, Ids.TenantTag(_tenantId) };
         var connection = (command as AcceptCall)?.ConnectionId;
         var remaining = chained.Count;
+        var presence = new List<Task>();
         PersistAll(chained.Select(e => new Tagged(e, tags)), tagged =>
         {
             var e = (ICallEvent)tagged.Payload;
             var before = _state;
             _state = _state.Apply(e);
             _lastHash = e.Meta.Hash;
+            if (e is CallStarted or CallEnded) _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
             var mediator = DistributedPubSub.Get(Context.System).Mediator;
             foreach (var notice in CallNotices.For(e, before, _conversationId, connection))
                 if (notice.Recipients.Count > 0) mediator.Tell(new Publish(CallNotices.Topic, notice));
+            if (Presence(e, before) is { } update) presence.Add(update);
             if (--remaining == 0)
             {
-                replyTo.Tell(decision.Reply);
+                // Answered once the presence index has the change (or could not be reached in time): a call started
+                // after this answer finds the joined participant busy, whichever node it starts on.
+                if (presence.Count == 0) replyTo.Tell(decision.Reply);
+                else
+                {
+                    var reply = decision.Reply;
+                    Task.WhenAll(presence).ContinueWith(_ => reply, TaskScheduler.Default).PipeTo(replyTo);
+                }
                 AfterChange();
+                if (e is CallEnded) SendPendingSummaries();
             }
         });
     }
 
-    /// <summary>Times the ring of an active call (again after recovery); idles out only with no call active.</summary>
+    /// <summary>Tells the tenant's presence index what this event changed of who is joined; the task ends when it has it (or in 5 s).</summary>
+    private Task? Presence(ICallEvent e, CallRoomState before)
+    {
+        CallPresenceUpdate? update = e switch
+        {
+            CallStarted s => new CallPresenceUpdate(_tenantId, s.CallId, [s.StartedBy], []),
+            CallParticipantJoined j => new CallPresenceUpdate(_tenantId, j.CallId, [j.UserId], []),
+            CallParticipantLeft l => new CallPresenceUpdate(_tenantId, l.CallId, [], [l.UserId]),
+            CallEnded x => new CallPresenceUpdate(_tenantId, x.CallId, [], [.. before.Active?.Participants.Keys ?? []]),
+            _ => null,
+        };
+        return update is null ? null : ClusterSharding.Get(Context.System).ShardRegion(CallSharding.TypeName).Ask<Done>(update, PresenceAskTimeout);
+    }
+
+    /// <summary>The active call's joined participants, again (refreshes their entries in the presence index).</summary>
+    private void TellPresence()
+    {
+        if (_state.Active is not { } a) return;
+        ClusterSharding.Get(Context.System).ShardRegion(CallSharding.TypeName)
+            .Tell(new CallPresenceUpdate(_tenantId, a.CallId, [.. a.Joined], []), ActorRefs.NoSender);
+    }
+
+    /// <summary>Sends every pending summary not already on its way to the conversation entity.</summary>
+    private void SendPendingSummaries()
+    {
+        var conversations = ClusterSharding.Get(Context.System).ShardRegion(ConversationSharding.TypeName);
+        foreach (var callId in _state.SummariesPending)
+        {
+            if (!_sending.Add(callId)) continue;
+            var summary = _state.History.FirstOrDefault(h => h.CallId == callId);
+            if (summary is null) continue;
+            var messageId = CallSummaryMessage.MessageIdOf(callId);
+            conversations.Ask<object>(new PostCallSummary(_tenantId, _conversationId, summary.StartedBy, messageId, CallSummaryMessage.Content(summary)),
+                    SummaryAskTimeout)
+                .ContinueWith(t => new SummaryAnswer(callId, messageId, t.IsCompletedSuccessfully ? t.Result : null), TaskScheduler.Default)
+                .PipeTo(Self);
+        }
+    }
+
+    private void OnSummaryAnswer(SummaryAnswer a)
+    {
+        _sending.Remove(a.CallId);
+        if (!_state.SummariesPending.Contains(a.CallId)) return;
+        long? seq = a.Reply switch
+        {
+            MessageAck ack => ack.Seq,
+            // The conversation is gone: nothing to post it into.
+            Rejection { Code: ErrorCodes.NotFound } => 0,
+            _ => null,
+        };
+        if (seq is null)
+        {
+            Timers.StartSingleTimer("summaries", SendSummaries.Instance, SummaryRetry);
+            return;
+        }
+        var posted = HashChain.SealAll([new CallSummaryPosted(new EventMeta(_tenantId, "system", DateTimeOffset.UtcNow), a.CallId, a.MessageId, seq.Value)],
+            _lastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o), AuditKeySetup.Of(Context.System));
+        Persist(new Tagged(posted[0], [KindTag, Ids.TenantTag(_tenantId)]), tagged =>
+        {
+            var e = (ICallEvent)tagged.Payload;
+            _state = _state.Apply(e);
+            _lastHash = e.Meta.Hash;
+            AfterChange();
+        });
+    }
+
+    /// <summary>
+    /// Times the ring of an active call (again after recovery) and the presence refresh; idles out only with no call
+    /// active and every summary posted; sends the summaries still pending after a recovery.
+    /// </summary>
     private void AfterChange()
     {
         _ringTimer?.Cancel();
@@ -96,7 +209,10 @@ public sealed class CallRoomActor : ReceivePersistentActor
             _ringTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(due < TimeSpan.Zero ? TimeSpan.Zero : due, Self,
                 new RingTimedOut(_tenantId, _conversationId, "system", a.CallId), Self);
         }
-        Context.SetReceiveTimeout(_state.Active is null ? _settings.PassivateAfter : null);
+        if (_state.Active is null) Timers.Cancel("presence");
+        else if (!Timers.IsTimerActive("presence")) Timers.StartPeriodicTimer("presence", RefreshPresence.Instance, CallPresenceActor.Refresh);
+        if (!_state.SummariesPending.IsEmpty && _sending.Count == 0) Self.Tell(SendSummaries.Instance);
+        Context.SetReceiveTimeout(_state.Active is null && _state.SummariesPending.IsEmpty ? _settings.PassivateAfter : null);
     }
 
     protected override void PostStop()
@@ -104,6 +220,18 @@ public sealed class CallRoomActor : ReceivePersistentActor
         _ringTimer?.Cancel();
         base.PostStop();
     }
+
+    private sealed class RefreshPresence : INoSerializationVerificationNeeded
+    {
+        public static readonly RefreshPresence Instance = new();
+    }
+
+    private sealed class SendSummaries : INoSerializationVerificationNeeded
+    {
+        public static readonly SendSummaries Instance = new();
+    }
+
+    private sealed record SummaryAnswer(string CallId, string MessageId, object? Reply) : INoSerializationVerificationNeeded;
 }
 
 public sealed class CallRoomRegion;
@@ -118,7 +246,8 @@ public static class CallSharding
             {
                 var settings = EntitySettings.From(system.Settings.Config);
                 var calls = CallSettings.From(system.Settings.Config);
-                return id => CallRoomActor.PropsFor(id, settings, calls);
+                // The tenant's presence index (busy) lives in this region too, under an id no conversation can have.
+                return id => CallPresenceIds.Is(id) ? CallPresenceActor.PropsFor() : CallRoomActor.PropsFor(id, settings, calls);
             },
             new EntityMessageExtractor(maxShards), EntitySharding.Options(role));
 }

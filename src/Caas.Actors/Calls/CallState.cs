@@ -23,9 +23,10 @@ public sealed record ActiveCall(string CallId, string StartedBy, string Media, D
     public IEnumerable<string> Ringing => Participants.Values.Where(p => p.Presence == CallPresence.Ringing).Select(p => p.UserId).Order(StringComparer.Ordinal);
 }
 
-/// <summary>A finished call, kept for the conversation's call list.</summary>
+/// <summary>A finished call, kept for the conversation's call list (and posted into the conversation as its summary).</summary>
 public sealed record CallSummary(string CallId, string StartedBy, string Media, DateTimeOffset StartedAt, DateTimeOffset EndedAt,
-    string Reason, double DurationSeconds, IReadOnlyList<string> Participants);
+    string Reason, double DurationSeconds, IReadOnlyList<string> Participants, string? EndedBy = null,
+    IReadOnlyList<ParticipantQuality>? Quality = null);
 
 /// <summary>A conversation's calls: at most one active, and the most recent finished ones.</summary>
 public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary> History)
@@ -33,6 +34,9 @@ public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary
     public const int HistoryKept = 100;
 
     public static CallRoomState Empty { get; } = new(null, []);
+
+    /// <summary>Finished calls whose summary message is not yet in the conversation (the entity sends it until it is).</summary>
+    public ImmutableHashSet<string> SummariesPending { get; init; } = ImmutableHashSet<string>.Empty;
 
     public CallRoomState Apply(ICallEvent e) => e switch
     {
@@ -59,13 +63,21 @@ public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary
             Active = a with { Participants = m.UserIds.Aggregate(a.Participants, (ps, u) => ps.SetItem(u, Set(a, u, CallPresence.Missed, m.Meta.OccurredAt))) },
         },
         CallEnded x when Active is { } a => End(a, x),
+        CallSummaryPosted p => this with { SummariesPending = SummariesPending.Remove(p.CallId) },
         _ => this,
     };
 
     private CallRoomState End(ActiveCall a, CallEnded x)
     {
-        var history = History.Add(new CallSummary(a.CallId, a.StartedBy, a.Media, a.StartedAt, x.Meta.OccurredAt, x.Reason, x.DurationSeconds, x.Participants));
-        return new CallRoomState(null, history.Count > HistoryKept ? history.RemoveAt(0) : history);
+        var history = History.Add(new CallSummary(a.CallId, a.StartedBy, a.Media, a.StartedAt, x.Meta.OccurredAt, x.Reason, x.DurationSeconds,
+            x.Participants, x.EndedBy, x.Quality));
+        var pending = SummariesPending.Add(a.CallId);
+        if (history.Count > HistoryKept)
+        {
+            pending = pending.Remove(history[0].CallId);
+            history = history.RemoveAt(0);
+        }
+        return new CallRoomState(null, history) { SummariesPending = pending };
     }
 
     private static CallParticipant Set(ActiveCall a, string user, CallPresence presence, DateTimeOffset at) =>

@@ -45,6 +45,7 @@ public static class ConversationDecider
             RemoveMember r => Remove(s, r, meta),
             ChangeRole rc => Change(s, rc, meta),
             PostMessage p => Post(s, p, meta, now),
+            PostCallSummary cs => CallSummaryPosting.Decide(s, cs, meta),
             AdmitMessage a => Admit(s, a.ActorId, a.ConversationId, a.MessageId, a.IdempotencyHorizon, now)
                               ?? Decision.Answer(new MessageAdmitted(a.ConversationId)),
             EditMessage e => Edit(s, e, meta, now),
@@ -67,6 +68,8 @@ public static class ConversationDecider
             case PostMessage p:
                 var posted = (MessagePosted)events[0];
                 return new MessageAck(p.MessageId, p.ConversationId, posted.Seq, p.ActorId, p.Content, posted.Meta.OccurredAt, Repeat: false);
+            case PostCallSummary cs:
+                return CallSummaryPosting.Reply(cs, events);
             case EditMessage e:
                 var edited = (MessageEdited)events[0];
                 return MessageChanged.Of(e.Seq, after.Messages[e.Seq], e.Content, edited.Meta.OccurredAt);

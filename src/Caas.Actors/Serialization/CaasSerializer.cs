@@ -178,6 +178,12 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Calls.CallNotice)] = "call.notice",
         [typeof(Calls.GetCallHistory)] = "call.qry.history",
         [typeof(Calls.CallHistory)] = "call.rep.history",
+        [typeof(Calls.CallSummaryPosted)] = "call.summary-posted.v1",
+        [typeof(Calls.ReportCallQuality)] = "call.cmd.report-quality",
+        [typeof(Calls.CallPresenceUpdate)] = "call.presence.update",
+        [typeof(Calls.GetBusyUsers)] = "call.qry.busy",
+        [typeof(Calls.BusyUsers)] = "call.rep.busy",
+        [typeof(PostCallSummary)] = "conv.cmd.post-call-summary",
         // erasure
         [typeof(DataKeysDestroyed)] = "privacy.data-keys-destroyed",
         // shared

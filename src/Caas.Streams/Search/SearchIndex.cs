@@ -215,7 +215,7 @@ public sealed class SearchIndex(ReadModelStore store)
 
     /// <summary>The text to index, or null: not text, empty, or erased (its author's key destroyed).</summary>
     private static string? Indexable(MessageContent content) =>
-        content.Type == ContentSealing.Erased.Type || string.IsNullOrWhiteSpace(content.Text) ? null : Highlights.Clean(content.Text);
+        content.Type == ContentSealing.Erased.Type || content.Type == Caas.Actors.Calls.CallSummaryMessage.ContentType || string.IsNullOrWhiteSpace(content.Text) ? null : Highlights.Clean(content.Text);
 
     /// <summary>What enrichment found, as space-delimited words the filters look for (" url phone ").</summary>
     private static void Attributes(Entry entry, MessageContent content, MessageEnrichment? enrichment)

@@ -39,12 +39,14 @@ public static class CallsApi
             {
                 active = h.Active is { } a
                     ? new { call_id = a.CallId, status = a.Status, media = h.ActiveMedia, started_by = h.ActiveStartedBy,
-                        started_at = Views.Utc(h.ActiveStartedAt!.Value), joined = a.Joined, ringing = a.Ringing }
+                        started_at = Views.Utc(h.ActiveStartedAt!.Value), joined = a.Joined, ringing = a.Ringing,
+                        quality = CallQuality.View(h.ActiveQuality) }
                     : null,
                 items = h.Items.Select(c => new
                 {
                     call_id = c.CallId, media = c.Media, started_by = c.StartedBy, started_at = Views.Utc(c.StartedAt),
                     ended_at = Views.Utc(c.EndedAt), reason = c.Reason, duration_seconds = c.DurationSeconds, participants = c.Participants,
+                    ended_by = c.EndedBy, quality = CallQuality.View(c.Quality),
                 }),
             });
         }).WithTags("Calls");

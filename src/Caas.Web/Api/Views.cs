@@ -64,7 +64,7 @@ public static class Views
         conversation_id = r.ConversationId,
         seq = r.Seq,
         sender_id = r.SenderId,
-        content = r.Deleted ? null : new { type = r.ContentType, text = r.Text },
+        content = r.Deleted ? null : Caas.Actors.Calls.CallSummaryMessage.View(r.ContentType, r.Text) ?? (object)new { type = r.ContentType, text = r.Text },
         created_at = Utc(r.CreatedAt),
         edited_at = r.EditedAt is { } e ? Utc(e) : null,
         deleted = r.Deleted,
@@ -89,7 +89,8 @@ public static class Views
         status = "persisted",
     };
 
-    public static object? Content(MessageContent? c) => c is null ? null : new { type = c.Type, text = c.Text };
+    public static object? Content(MessageContent? c) =>
+        c is null ? null : Caas.Actors.Calls.CallSummaryMessage.View(c.Type, c.Text) ?? (object)new { type = c.Type, text = c.Text };
 
     public static string Utc(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -11,6 +11,31 @@ namespace Caas.Web.Hubs;
 public sealed record StartCallArgs(string? ConversationId, string? Media);
 public sealed record CallArgs(string? CallId);
 public sealed record SignalArgs(string? CallId, string? ToUserId, string? Kind, JsonElement? Payload);
+/// <summary>The metrics arrive as raw JSON, so a string or an object where a number belongs is a validation error, not a binding failure.</summary>
+public sealed record QualityArgs(string? CallId, JsonElement? RttMs, JsonElement? JitterMs, JsonElement? PacketLossPct, JsonElement? BitrateKbps);
+
+/// <summary>The distribution of reported call quality, over every call of the node (no per-call or per-user label).</summary>
+public static class CallQualityMetrics
+{
+    private static readonly Prometheus.Histogram Rtt = Prometheus.Metrics.CreateHistogram("caas_call_quality_rtt_ms", "Reported call round-trip times (ms).",
+        new Prometheus.HistogramConfiguration { Buckets = [10, 25, 50, 100, 150, 200, 300, 500, 1000, 2000] });
+    private static readonly Prometheus.Histogram Jitter = Prometheus.Metrics.CreateHistogram("caas_call_quality_jitter_ms", "Reported call jitter (ms).",
+        new Prometheus.HistogramConfiguration { Buckets = [1, 5, 10, 20, 30, 50, 100, 200] });
+    private static readonly Prometheus.Histogram Loss = Prometheus.Metrics.CreateHistogram("caas_call_quality_packet_loss_pct", "Reported call packet loss (%).",
+        new Prometheus.HistogramConfiguration { Buckets = [0.1, 0.5, 1, 2, 5, 10, 20, 50] });
+    private static readonly Prometheus.Histogram Bitrate = Prometheus.Metrics.CreateHistogram("caas_call_quality_bitrate_kbps", "Reported call bitrates (kbit/s).",
+        new Prometheus.HistogramConfiguration { Buckets = [32, 64, 128, 256, 512, 1000, 2000, 4000, 8000] });
+    private static readonly Prometheus.Counter Reports = Prometheus.Metrics.CreateCounter("caas_call_quality_reports_total", "Call quality reports accepted.");
+
+    public static void Observe(CallQualitySample s)
+    {
+        Reports.Inc();
+        if (s.RttMs is { } r) Rtt.Observe(r);
+        if (s.JitterMs is { } j) Jitter.Observe(j);
+        if (s.PacketLossPct is { } l) Loss.Observe(l);
+        if (s.BitrateKbps is { } b) Bitrate.Observe(b);
+    }
+}
 
 /// <summary>
 /// Call signaling. A call belongs to a conversation (<see cref="CallRoomActor"/>, event-sourced); members are checked
@@ -34,7 +59,8 @@ public sealed partial class ChatHub
         if (reply is Rejection r) return Fail(r);
         var members = ((ConversationView)reply).Members.Select(m => m.UserId).ToList();
         var callId = CallIds.New(args.ConversationId!);
-        var answer = await AskCallsAsync(calls, new StartCall(caller.TenantId, args.ConversationId!, caller.UserId, callId, args.Media!, members));
+        var busy = await BusyAsync(calls, caller, members);
+        var answer = await AskCallsAsync(calls, new StartCall(caller.TenantId, args.ConversationId!, caller.UserId, callId, args.Media!, members, busy));
         if (answer is CallReply) Track(tracker, caller, args.ConversationId!, callId, joined: true);
         return Answer(answer);
     });
@@ -74,6 +100,52 @@ public sealed partial class ChatHub
         }));
         return new { success = true, call_id = args.CallId };
     });
+
+    /// <summary>
+    /// A joined participant's quality report (the browser's <c>getStats</c>): <c>{call_id, rtt_ms, jitter_ms,
+    /// packet_loss_pct, bitrate_kbps}</c>, each optional but one, each within its range (<see cref="CallQuality"/>).
+    /// Aggregated per participant by the call entity; observed into the <c>caas_call_quality_*</c> histograms.
+    /// </summary>
+    public Task<object> ReportCallQuality(QualityArgs args, IRequiredActor<CallRoomRegion> calls) => Guard(async (_, caller) =>
+    {
+        var notNumbers = new Dictionary<string, string[]>();
+        double? Number(JsonElement? e, string name)
+        {
+            if (e is not { } v || v.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) return null;
+            if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d)) return d;
+            notNumbers[name] = ["A number."];
+            return null;
+        }
+        var sample = new CallQualitySample(Number(args.RttMs, "rtt_ms"), Number(args.JitterMs, "jitter_ms"),
+            Number(args.PacketLossPct, "packet_loss_pct"), Number(args.BitrateKbps, "bitrate_kbps"));
+        if (notNumbers.Count > 0) return Fail(new Rejection(ErrorCodes.ValidationFailed, "The quality report is not valid.", notNumbers));
+        if (CallQuality.Validate(sample) is { } invalid) return Fail(invalid);
+        var checkedCall = await CheckedAsync(args.CallId, caller);
+        if (checkedCall.Problem is not null) return checkedCall.Problem;
+        var reply = await AskCallsAsync(calls, new ReportCallQuality(caller.TenantId, checkedCall.ConversationId, caller.UserId, args.CallId!, sample));
+        if (reply is not Done) return Answer(reply);
+        CallQualityMetrics.Observe(sample);
+        return new { success = true, call_id = args.CallId };
+    });
+
+    /// <summary>
+    /// The members already joined in a call (busy): asked of the tenant's presence index. If it does not answer in
+    /// time the call rings everyone, as it did before busy existed.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> BusyAsync(IRequiredActor<CallRoomRegion> calls, Caller caller, List<string> members)
+    {
+        var others = members.Where(m => m != caller.UserId).ToList();
+        if (others.Count == 0) return [];
+        try
+        {
+            var busy = await calls.ActorRef.Ask<BusyUsers>(new GetBusyUsers(caller.TenantId, others), CallAskTimeout, Context.ConnectionAborted);
+            return [.. busy.CallByUser.Keys];
+        }
+        catch (AskTimeoutException)
+        {
+            return [];
+        }
+    }
 
     /// <param name="joined">After success: true, this connection is the caller's in the call; false, it is not any more; null, unchanged.</param>
     private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, CallConnections tracker, Func<Caller, string, Role, ICallCommand> command,

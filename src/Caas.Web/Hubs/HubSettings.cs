@@ -86,6 +86,8 @@ public sealed record HubSettings
         ["MarkDelivered"] = new() { PermitsPerSecond = 20, Burst = 50 },
         ["GetHistory"] = new() { PermitsPerSecond = 5, Burst = 10 },
         ["GetPresence"] = new() { PermitsPerSecond = 5, Burst = 20 },
+        // A browser reports getStats every few seconds; more is noise.
+        ["ReportCallQuality"] = new() { PermitsPerSecond = 1, Burst = 5 },
     };
 
     public HubMethodLimit DefaultLimit { get; init; } = new();
