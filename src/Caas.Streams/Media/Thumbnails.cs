@@ -29,6 +29,9 @@ public sealed record ThumbnailLimits
     /// <summary>How often ready files without a thumbnail outcome are looked for (<c>CAAS_MEDIA_THUMB_SCAN_SECONDS</c>, default 300).</summary>
     public TimeSpan ScanEvery { get; init; } = TimeSpan.FromSeconds(300);
 
+    /// <summary>The scan takes files at least this old (newer ones are still queued on the node that took them; default a minute).</summary>
+    public TimeSpan ScanMinAge { get; init; } = TimeSpan.FromMinutes(1);
+
     public int JpegQuality { get; init; } = 80;
 }
 

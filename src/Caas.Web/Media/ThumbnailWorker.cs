@@ -56,13 +56,13 @@ public sealed class ThumbnailQueue(MediaSettings settings, IMediaStore store, Me
         try
         {
             // Let the node join and the projection catch up first.
-            await Task.Delay(TimeSpan.FromSeconds(5), stop);
+            await Task.Delay(TimeSpan.FromSeconds(Math.Min(5, Limits.ScanEvery.TotalSeconds)), stop);
             while (!stop.IsCancellationRequested)
             {
                 try
                 {
-                    // Only files older than a minute: newer ones are still in the queue of the node that took them.
-                    foreach (var (tenant, file) in await readModel.PendingThumbnailsAsync(DateTimeOffset.UtcNow.AddMinutes(-1), 1000, stop))
+                    // Only files older than ScanMinAge: newer ones are still in the queue of the node that took them.
+                    foreach (var (tenant, file) in await readModel.PendingThumbnailsAsync(DateTimeOffset.UtcNow - Limits.ScanMinAge, 1000, stop))
                         Enqueue(tenant, file);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
