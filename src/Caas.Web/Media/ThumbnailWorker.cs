@@ -193,11 +193,16 @@ public static class ThumbnailEndpoint
     public static async Task<IResult> ServeAsync(HttpContext http, IMediaStore store, MediaFile file)
     {
         if (file.Thumbnail is not { } thumb) return Problems.NotFound("thumbnail");
-        var body = await store.OpenReadAsync(file.TenantId, ThumbnailKeys.Of(file.FileId), 0, null, http.RequestAborted);
-        if (body is null) return Problems.NotFound("thumbnail");
+        // The thumbnail never changes once made: its tag derives from the original's SHA-256.
+        var etag = new EntityTagHeaderValue("\"" + file.Sha256[..32] + "-t\"");
         http.Response.Headers.XContentTypeOptions = "nosniff";
         http.Response.Headers.CacheControl = "private, max-age=0, must-revalidate";
-        http.Response.Headers.ETag = new EntityTagHeaderValue("\"" + file.Sha256[..16] + "-t\"").ToString();
+        http.Response.Headers.ETag = etag.ToString();
+        if (http.Request.GetTypedHeaders().IfNoneMatch is { Count: > 0 } inm
+            && inm.Any(t => t.Equals(EntityTagHeaderValue.Any) || t.Compare(etag, useStrongComparison: false)))
+            return Results.StatusCode(StatusCodes.Status304NotModified);
+        var body = await store.OpenReadAsync(file.TenantId, ThumbnailKeys.Of(file.FileId), 0, null, http.RequestAborted);
+        if (body is null) return Problems.NotFound("thumbnail");
         return Results.Stream(body, thumb.ContentType);
     }
 }

@@ -61,6 +61,9 @@ public abstract class MediaThumbnailContract(MediaThumbnailFileNode node)
         Assert.Equal(200, (int)response.StatusCode);
         Assert.Equal("image/jpeg", response.Content.Headers.ContentType!.MediaType);
         var thumb = await response.Content.ReadAsByteArrayAsync();
+        using var conditional = new HttpRequestMessage(HttpMethod.Get, $"/v1/media/files/{id}/thumbnail");
+        conditional.Headers.IfNoneMatch.Add(response.Headers.ETag!);
+        Assert.Equal(304, (int)(await bob.SendAsync(conditional)).StatusCode);
         Assert.DoesNotContain("Exif", Encoding.ASCII.GetString(thumb));
         Assert.DoesNotContain("GPS", Encoding.ASCII.GetString(thumb));
         using var codec = SKCodec.Create(SKData.CreateCopy(thumb));
