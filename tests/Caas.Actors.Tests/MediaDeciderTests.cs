@@ -32,6 +32,36 @@ public sealed class MediaDeciderTests
     }
 
     [Fact]
+    public void A_thumbnail_outcome_is_recorded_once_and_never_for_a_deleted_file()
+    {
+        var s = Uploaded();
+        var thumb = new MediaThumbnail("image/jpeg", 320, 160, 5000);
+        var (e, reply) = MediaDecider.Decide(s, new RecordThumbnail("acme", "f_1", thumb, 1000, 500, null, null), Now);
+        var processed = Assert.IsType<MediaProcessed>(e);
+        Assert.Null(processed.Skipped);
+        var file = Assert.IsType<MediaFile>(reply);
+        Assert.Equal((thumb, 1000, 500, true), (file.Thumbnail, file.Width, file.Height, file.Processed));
+        s = s.Apply(processed);
+        Assert.Equal(file, s.File);
+        // A second outcome (another node's scan) answers the first and persists nothing.
+        var (again, same) = MediaDecider.Decide(s, new RecordThumbnail("acme", "f_1", null, null, null, null, "timeout"), Now);
+        Assert.Null(again);
+        Assert.Equal(thumb, Assert.IsType<MediaFile>(same).Thumbnail);
+
+        // No thumbnail: why is kept, the dimensions too; the earlier ones stay where the outcome has none.
+        var (skip, skipped) = MediaDecider.Decide(Uploaded(), new RecordThumbnail("acme", "f_1", null, 60_000, null, null, "too_many_pixels"), Now);
+        Assert.Equal("too_many_pixels", Assert.IsType<MediaProcessed>(skip).Skipped);
+        Assert.Equal((null, "too_many_pixels", 60_000, 3), (((MediaFile)skipped).Thumbnail, ((MediaFile)skipped).ThumbnailSkipped,
+            ((MediaFile)skipped).Width, ((MediaFile)skipped).Height));
+
+        var (deleted, _) = MediaDecider.Decide(Uploaded(), new DeleteMedia("acme", "f_1", "alice", false), Now);
+        var gone = Uploaded().Apply(deleted!);
+        var (none, notFound) = MediaDecider.Decide(gone, new RecordThumbnail("acme", "f_1", thumb, 1, 1, null, null), Now);
+        Assert.Null(none);
+        Assert.Equal(ErrorCodes.NotFound, Assert.IsType<Rejection>(notFound).Code);
+    }
+
+    [Fact]
     public void A_zero_byte_file_is_refused()
     {
         var (e, reply) = MediaDecider.Decide(MediaState.Empty, Register with { Size = 0 }, Now);

@@ -178,6 +178,11 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new Caas.Actors.Media.RegisterMedia("acme", "f_1", "alice", "c-1", "cat.png", "image/png", 1234, new string('a', 64), 640, 480),
             new Caas.Actors.Media.DeleteMedia("acme", "f_1", "bob", ActorModerates: true),
             new Caas.Actors.Media.GetMedia("acme", "f_1", IncludeDeleted: true),
+            new Caas.Actors.Media.MediaProcessed(Meta, "f_1", new Caas.Actors.Media.MediaThumbnail("image/jpeg", 320, 240, 9000), 640, 480, null, null),
+            new Caas.Actors.Media.MediaProcessed(Meta, "f_1", null, 60_000, 60_000, null, "too_many_pixels"),
+            new Caas.Actors.Media.MediaThumbnail("image/jpeg", 320, 240, 9000),
+            MediaSample with { Thumbnail = new Caas.Actors.Media.MediaThumbnail("image/jpeg", 320, 240, 9000) },
+            new Caas.Actors.Media.RecordThumbnail("acme", "f_1", null, 10, 20, 3000, "not_applicable"),
             // live rooms
             new ConversationEventPublished("acme", "c-1", 7, new MessagePosted(Meta, 42, "m-42", Content)),
             new ConversationEventPublished("acme", "c-1", 8, new UserKicked(Meta, "mallory", null, null)),

@@ -19,6 +19,9 @@ public class NodeFixture : IAsyncLifetime
     public JwtSettings Jwt { get; } = new(Secret, null, null, null);
     public Uri BaseAddress { get; private set; } = null!;
 
+    /// <summary>The running node's services (to reach what the API does not show, e.g. the media store).</summary>
+    public IServiceProvider Services => _app!.Services;
+
     public async Task InitializeAsync()
     {
         _app = await NodeHost.BuildAsync(new NodeOptions

@@ -10,7 +10,7 @@ namespace Caas.Actors.Media;
 
 /// <summary>
 /// One file's entity (<c>media|tenant|file id</c>): decides, persists (hash-chained, tagged <c>media</c> and the
-/// tenant), replies after the journal write, snapshots never (a file has two events at most), passivates when idle.
+/// tenant), replies after the journal write, snapshots never (a file has three events at most), passivates when idle.
 /// </summary>
 public sealed class MediaActor : ReceivePersistentActor
 {

@@ -24,5 +24,9 @@ public sealed record RegisterMedia(string TenantId, string FileId, string ActorI
 /// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.</summary>
 public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates) : MediaCommand(TenantId, FileId);
 
+/// <summary>Records what the thumbnail worker made of a file (once: a file already processed answers its metadata).</summary>
+public sealed record RecordThumbnail(string TenantId, string FileId, MediaThumbnail? Thumbnail, int? Width, int? Height, long? DurationMs,
+    string? Skipped) : MediaCommand(TenantId, FileId);
+
 /// <summary>The file's metadata; a deleted file is not found unless <see cref="IncludeDeleted"/>.</summary>
 public sealed record GetMedia(string TenantId, string FileId, bool IncludeDeleted = false) : MediaCommand(TenantId, FileId);

@@ -9,3 +9,11 @@ public sealed record MediaUploaded(EventMeta Meta, MediaFile File) : IMediaEvent
 
 /// <summary>Soft-deleted: downloads answer 404 from now on; the bytes are purged from the store.</summary>
 public sealed record MediaDeleted(EventMeta Meta, string FileId, string ConversationId) : IMediaEvent;
+
+/// <summary>
+/// The file was looked at off the request path: its thumbnail (null when none could be made, with <see cref="Skipped"/>
+/// saying why: <c>too_many_pixels</c>, <c>too_large</c>, <c>undecodable</c>, <c>no_ffmpeg</c>, <c>timeout</c>,
+/// <c>not_applicable</c>), and the original's dimensions (as displayed, EXIF orientation applied) and duration where known.
+/// </summary>
+public sealed record MediaProcessed(EventMeta Meta, string FileId, MediaThumbnail? Thumbnail, int? Width, int? Height, long? DurationMs,
+    string? Skipped) : IMediaEvent;

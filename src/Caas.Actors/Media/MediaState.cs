@@ -8,13 +8,17 @@ namespace Caas.Actors.Media;
 /// </summary>
 public sealed record MediaFile(string FileId, string TenantId, string ConversationId, string OwnerId, string FileName, string ContentType,
     long Size, string Sha256, int? Width, int? Height, long? DurationMs, DateTimeOffset CreatedAt, DateTimeOffset? DeletedAt = null,
-    string? DeletedBy = null) : ICaasMessage
+    string? DeletedBy = null, MediaThumbnail? Thumbnail = null, string? ThumbnailSkipped = null) : ICaasMessage
 {
     public const string Ready = "ready";
     public const string Deleted = "deleted";
 
     [System.Text.Json.Serialization.JsonIgnore]
     public string State => DeletedAt is null ? Ready : Deleted;
+
+    /// <summary>Whether the thumbnail worker has recorded its outcome (a thumbnail, or why there is none).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Processed => Thumbnail is not null || ThumbnailSkipped is not null;
 
     /// <summary>image, video, audio or file: the gallery's filter and a message attachment's type.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -29,6 +33,9 @@ public sealed record MediaFile(string FileId, string TenantId, string Conversati
     };
 }
 
+/// <summary>A file's thumbnail (an image's, or a video's poster frame): re-encoded, no metadata, stored beside the original.</summary>
+public sealed record MediaThumbnail(string ContentType, int Width, int Height, long Size) : ICaasMessage;
+
 /// <summary>The entity's state: nothing yet, or the file.</summary>
 public sealed record MediaState(MediaFile? File) : ICaasMessage
 {
@@ -38,6 +45,14 @@ public sealed record MediaState(MediaFile? File) : ICaasMessage
     {
         MediaUploaded u => new MediaState(u.File),
         MediaDeleted d when File is not null => new MediaState(File with { DeletedAt = d.Meta.OccurredAt, DeletedBy = d.Meta.ActorId }),
+        MediaProcessed p when File is not null => new MediaState(File with
+        {
+            Thumbnail = p.Thumbnail,
+            ThumbnailSkipped = p.Thumbnail is null ? p.Skipped ?? "not_applicable" : null,
+            Width = p.Width ?? File.Width,
+            Height = p.Height ?? File.Height,
+            DurationMs = p.DurationMs ?? File.DurationMs,
+        }),
         _ => this,
     };
 }
@@ -69,6 +84,12 @@ public static class MediaDecider
                     return (null, Rejection.Forbidden("Only the file's owner or a moderator of its conversation deletes it."));
                 return (new MediaDeleted(new EventMeta(d.TenantId, d.ActorId, now), current.FileId, current.ConversationId),
                     new Done("deleted"));
+            case RecordThumbnail t:
+                if (s.File is not { DeletedAt: null } live) return (null, Rejection.NotFound("file"));
+                if (live.Processed) return (null, live);
+                var processed = new MediaProcessed(new EventMeta(t.TenantId, "system", now), live.FileId, t.Thumbnail, t.Width, t.Height,
+                    t.DurationMs, t.Thumbnail is null ? t.Skipped ?? "not_applicable" : null);
+                return (processed, s.Apply(processed).File!);
             default:
                 return (null, Rejection.Invalid("command", "Unknown command."));
         }

@@ -156,6 +156,9 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Media.RegisterMedia)] = "media.cmd.register",
         [typeof(Media.DeleteMedia)] = "media.cmd.delete",
         [typeof(Media.GetMedia)] = "media.qry.get",
+        [typeof(Media.MediaProcessed)] = "media.processed.v1",
+        [typeof(Media.MediaThumbnail)] = "media.thumbnail.v1",
+        [typeof(Media.RecordThumbnail)] = "media.cmd.record-thumbnail",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",

@@ -10,7 +10,7 @@ namespace Caas.Streams.Media;
 
 /// <summary>A gallery row: a file of a conversation, as the read model holds it.</summary>
 public sealed record MediaRow(string FileId, string ConversationId, string OwnerId, string FileName, string ContentType, string Kind, long Size,
-    string Sha256, int? Width, int? Height, long? DurationMs, DateTimeOffset CreatedAt);
+    string Sha256, int? Width, int? Height, long? DurationMs, DateTimeOffset CreatedAt, bool HasThumbnail = false);
 
 /// <summary>
 /// The media read model: <c>rm_media_files</c>, one row per file, written by <see cref="MediaProjection"/> from the
@@ -30,6 +30,12 @@ public sealed class MediaReadModel(ReadModelStore store)
             duration_ms BIGINT NULL, created_at BIGINT NOT NULL, deleted_at BIGINT NULL, PRIMARY KEY (tenant_id, file_id))
         """,
         "CREATE INDEX IF NOT EXISTS rm_media_files_gallery ON rm_media_files (tenant_id, conversation_id, created_at, file_id)",
+        // The thumbnail worker's outcome per file (a thumbnail, or why none): its own table, so the files' table stays as it was.
+        """
+        CREATE TABLE IF NOT EXISTS rm_media_thumbnails (
+            tenant_id TEXT NOT NULL, file_id TEXT NOT NULL, content_type TEXT NULL, width INTEGER NULL, height INTEGER NULL, skipped TEXT NULL,
+            PRIMARY KEY (tenant_id, file_id))
+        """,
     ];
 
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
@@ -64,6 +70,19 @@ public sealed class MediaReadModel(ReadModelStore store)
                                      ("at", f.CreatedAt.ToUnixTimeMilliseconds())))
                         await cmd.ExecuteNonQueryAsync(ct);
                     break;
+                case MediaProcessed p:
+                    await using (var cmd = Command(c, tx,
+                                     "INSERT INTO rm_media_thumbnails (tenant_id, file_id, content_type, width, height, skipped) " +
+                                     "VALUES (@t, @f, @ct, CAST(@w AS INTEGER), CAST(@h AS INTEGER), @s) ON CONFLICT (tenant_id, file_id) DO NOTHING",
+                                     ("t", p.Meta.TenantId), ("f", p.FileId), ("ct", p.Thumbnail?.ContentType), ("w", p.Thumbnail?.Width),
+                                     ("h", p.Thumbnail?.Height), ("s", p.Skipped)))
+                        await cmd.ExecuteNonQueryAsync(ct);
+                    await using (var cmd = Command(c, tx,
+                                     "UPDATE rm_media_files SET width = COALESCE(CAST(@w AS INTEGER), width), height = COALESCE(CAST(@h AS INTEGER), height), " +
+                                     "duration_ms = COALESCE(CAST(@d AS BIGINT), duration_ms) WHERE tenant_id = @t AND file_id = @f",
+                                     ("t", p.Meta.TenantId), ("f", p.FileId), ("w", p.Width), ("h", p.Height), ("d", p.DurationMs)))
+                        await cmd.ExecuteNonQueryAsync(ct);
+                    break;
                 case MediaDeleted d:
                     await using (var cmd = Command(c, tx, "UPDATE rm_media_files SET deleted_at = @at WHERE tenant_id = @t AND file_id = @f",
                                      ("t", d.Meta.TenantId), ("f", d.FileId), ("at", d.Meta.OccurredAt.ToUnixTimeMilliseconds())))
@@ -83,11 +102,13 @@ public sealed class MediaReadModel(ReadModelStore store)
         (long CreatedMs, string FileId)? before, CancellationToken ct = default)
     {
         await using var c = await store.OpenAsync(ct);
-        var sql = "SELECT file_id, conversation_id, owner_id, file_name, content_type, kind, size, sha256, width, height, duration_ms, created_at " +
-                  "FROM rm_media_files WHERE tenant_id = @t AND conversation_id = @c AND deleted_at IS NULL" +
-                  (kind is null ? "" : " AND kind = @k") +
-                  (before is null ? "" : " AND (created_at < @bt OR (created_at = @bt AND file_id < @bf))") +
-                  " ORDER BY created_at DESC, file_id DESC LIMIT @n";
+        var sql = "SELECT m.file_id, m.conversation_id, m.owner_id, m.file_name, m.content_type, m.kind, m.size, m.sha256, m.width, m.height, " +
+                  "m.duration_ms, m.created_at, th.content_type " +
+                  "FROM rm_media_files m LEFT JOIN rm_media_thumbnails th ON th.tenant_id = m.tenant_id AND th.file_id = m.file_id " +
+                  "WHERE m.tenant_id = @t AND m.conversation_id = @c AND m.deleted_at IS NULL" +
+                  (kind is null ? "" : " AND m.kind = @k") +
+                  (before is null ? "" : " AND (m.created_at < @bt OR (m.created_at = @bt AND m.file_id < @bf))") +
+                  " ORDER BY m.created_at DESC, m.file_id DESC LIMIT @n";
         await using var cmd = Command(c, null, sql, ("t", tenantId), ("c", conversationId), ("k", kind), ("bt", before?.CreatedMs ?? 0),
             ("bf", before?.FileId ?? ""), ("n", limit));
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -95,7 +116,25 @@ public sealed class MediaReadModel(ReadModelStore store)
         while (await r.ReadAsync(ct))
             rows.Add(new MediaRow(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6),
                 r.GetString(7), r.IsDBNull(8) ? null : r.GetInt32(8), r.IsDBNull(9) ? null : r.GetInt32(9), r.IsDBNull(10) ? null : r.GetInt64(10),
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(11))));
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(11)), !r.IsDBNull(12)));
+        return rows;
+    }
+
+    /// <summary>
+    /// Ready images, videos and audio files created before <paramref name="createdBefore"/> that have no thumbnail
+    /// outcome yet (the worker's restart path), oldest first, across tenants.
+    /// </summary>
+    public async Task<IReadOnlyList<(string TenantId, string FileId)>> PendingThumbnailsAsync(DateTimeOffset createdBefore, int limit,
+        CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT m.tenant_id, m.file_id FROM rm_media_files m LEFT JOIN rm_media_thumbnails th ON th.tenant_id = m.tenant_id AND th.file_id = m.file_id " +
+            "WHERE th.file_id IS NULL AND m.deleted_at IS NULL AND m.kind IN ('image', 'video', 'audio') AND m.created_at < @before " +
+            "ORDER BY m.created_at LIMIT @n", ("before", createdBefore.ToUnixTimeMilliseconds()), ("n", limit));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var rows = new List<(string, string)>();
+        while (await r.ReadAsync(ct)) rows.Add((r.GetString(0), r.GetString(1)));
         return rows;
     }
 }

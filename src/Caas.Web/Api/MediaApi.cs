@@ -80,6 +80,13 @@ public static class MediaApi
             return problem ?? Results.Json(MediaUploads.View(file!), Json.Options);
         });
 
+        g.MapGet("/files/{id}/thumbnail", async (string id, HttpContext http, Caller caller, MediaUploads uploads) =>
+        {
+            var (file, _, problem) = await uploads.ReadableAsync(caller, id, http.RequestAborted);
+            if (problem is not null) return problem;
+            return await ThumbnailEndpoint.ServeAsync(http, uploads.Store, file!);
+        });
+
         g.MapDelete("/files/{id}", async (string id, HttpContext http, Caller caller, MediaUploads uploads, MediaGateway media) =>
         {
             var (file, role, problem) = await uploads.ReadableAsync(caller, id, http.RequestAborted);
@@ -113,7 +120,8 @@ public static class MediaApi
                 {
                     id = f.FileId, conversation_id = f.ConversationId, owner_id = f.OwnerId, file_name = f.FileName, content_type = f.ContentType,
                     kind = f.Kind, size = f.Size, sha256 = f.Sha256, width = f.Width, height = f.Height, duration_ms = f.DurationMs,
-                    state = MediaFile.Ready, created_at = Views.Utc(f.CreatedAt), thumbnail_url = (string?)null,
+                    state = MediaFile.Ready, created_at = Views.Utc(f.CreatedAt),
+                    thumbnail_url = f.HasThumbnail ? MediaUploads.ThumbnailUrl(f.FileId) : null,
                 }),
                 next_cursor = rows.Count == n
                     ? Cursor.Encode("g", rows[^1].CreatedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) + ":" + rows[^1].FileId)

@@ -55,6 +55,8 @@ public static class MediaHosting
         services.AddSingleton(sp => new SignedLinks(sp.GetRequiredService<MediaSettings>()));
         services.AddSingleton<MediaGateway>();
         services.AddSingleton<MediaUploads>();
+        services.AddSingleton<ThumbnailQueue>();
+        services.AddHostedService(sp => sp.GetRequiredService<ThumbnailQueue>());
         services.AddHostedService(sp => new UploadSweep(sp.GetRequiredService<IUploadSessions>(), sp.GetRequiredService<IMediaStore>(),
             sp.GetRequiredService<ILogger<UploadSweep>>(), sp.GetRequiredService<MediaSettings>().SweepEvery));
         return services;

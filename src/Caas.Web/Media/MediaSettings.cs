@@ -45,6 +45,9 @@ public sealed record MediaSettings
 
     public MediaStoreSettings Store { get; init; } = MediaStoreSettings.FromEnvironment(_ => null);
 
+    /// <summary>Thumbnail work's bounds (<c>CAAS_MEDIA_THUMB_*</c>); see <see cref="ThumbnailLimits"/>.</summary>
+    public ThumbnailLimits Thumbnails { get; init; } = new();
+
     /// <summary>Redis for upload sessions (<c>CAAS_REDIS</c>, a StackExchange.Redis configuration string); null: the operational store.</summary>
     public string? Redis { get; init; }
 
@@ -72,6 +75,16 @@ public sealed record MediaSettings
             LinkKey = key,
             SweepEvery = TimeSpan.FromSeconds(Long("CAAS_MEDIA_SWEEP_SECONDS", 30)),
             Store = MediaStoreSettings.FromEnvironment(env),
+            Thumbnails = new ThumbnailLimits
+            {
+                MaxSide = (int)Math.Min(Long("CAAS_MEDIA_THUMB_SIDE", 320), 2048),
+                MaxPixels = Long("CAAS_MEDIA_THUMB_MAX_PIXELS", 40_000_000),
+                MaxImageBytes = Long("CAAS_MEDIA_THUMB_MAX_IMAGE_MB", 64) * MiB,
+                MaxVideoBytes = Long("CAAS_MEDIA_THUMB_MAX_VIDEO_MB", 1024) * MiB,
+                Timeout = TimeSpan.FromSeconds(Long("CAAS_MEDIA_THUMB_TIMEOUT_SECONDS", 60)),
+                Concurrency = (int)Math.Min(Long("CAAS_MEDIA_THUMB_CONCURRENCY", 2), 64),
+                ScanEvery = TimeSpan.FromSeconds(Long("CAAS_MEDIA_THUMB_SCAN_SECONDS", 300)),
+            },
             Redis = env("CAAS_REDIS") is { Length: > 0 } r ? r : null,
         };
     }

@@ -14,7 +14,7 @@ namespace Caas.Web.Media;
 
 /// <summary>The upload paths (single and resumable) and the access rules every media route shares.</summary>
 public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUploadSessions sessions, MediaUsage usage, MediaGateway media,
-    ClusterGateway conversations)
+    ClusterGateway conversations, ThumbnailQueue? thumbnails = null)
 {
     private static readonly Counter UploadBytes = Metrics.CreateCounter("caas_media_upload_bytes_total", "Media bytes accepted, by path.", "path");
     private static readonly Counter StoreErrors = Metrics.CreateCounter("caas_media_store_errors_total", "Media store calls that failed (unavailable).");
@@ -158,6 +158,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         }
         await usage.AddOwnerAsync(caller.TenantId, fileId, caller.UserId, size, CancellationToken.None);
         UploadBytes.WithLabels(path).Inc(size);
+        thumbnails?.Enqueue(file.TenantId, file.FileId); // off the request path (README: Media, thumbnails)
         return Results.Json(View(file), Json.Options, statusCode: StatusCodes.Status201Created);
     }
 
@@ -431,6 +432,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
     public async Task PurgeAsync(string tenantId, string fileId, string ownerId, long size, CancellationToken ct = default)
     {
         await store.DeleteAsync(tenantId, fileId, ct);
+        await store.DeleteAsync(tenantId, ThumbnailKeys.Of(fileId), ct);
         if (await usage.RemoveOwnerAsync(tenantId, fileId, ct)) await usage.ReleaseAsync(tenantId, ownerId, size, ct);
     }
 
@@ -468,9 +470,11 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         duration_ms = f.DurationMs,
         state = f.State,
         created_at = Api.Views.Utc(f.CreatedAt),
-        // Thumbnails are not generated yet (README: Media, not done).
-        thumbnail_url = (string?)null,
+        thumbnail_url = f.Thumbnail is null ? null : ThumbnailUrl(f.FileId),
     };
+
+    /// <summary>Where a file's thumbnail is served (same access rules as the file).</summary>
+    public static string ThumbnailUrl(string fileId) => $"/v1/media/files/{fileId}/thumbnail";
 
     private static string UploadJson(UploadState s) => s.ToString().ToLowerInvariant();
 
