@@ -26,7 +26,7 @@ public static class MessagesApi
             if (!Ids.IsValid(body!.ConversationId)) errors["conversation_id"] = ["A valid conversation id is required."];
             if (body.Content is null) errors["content"] = ["Required."];
             if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
-            var content = new MessageContent(body.Content!.Type ?? string.Empty, body.Content.Text);
+            var content = body.Content!.ToContent();
             var outcome = await ingest.SubmitAsync(new IngestMessage(caller.TenantId, body.ConversationId!, caller.UserId, body.MessageId,
                 content, IngestSource.Rest), req.HttpContext.RequestAborted);
             return outcome switch
