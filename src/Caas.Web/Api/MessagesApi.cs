@@ -83,7 +83,10 @@ public static class MessagesApi
                 return Problems.Of(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters.");
             var (row, problem) = await FindReadableAsync(id, caller, gw, tail, req.HttpContext.RequestAborted);
             if (problem is not null) return problem;
-            var content = new MessageContent("text", body.Content.Text);
+            // An attachment message's edit changes its caption; the file (and its type) stay.
+            var content = row!.Attachment is { } attached
+                ? new MessageContent(row.ContentType ?? "file", body.Content.Text) { Attachment = attached }
+                : new MessageContent("text", body.Content.Text);
             return await gw.SendAsync<MessageChanged>(new EditMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, content),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
         });

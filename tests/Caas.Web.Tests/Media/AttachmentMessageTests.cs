@@ -70,6 +70,12 @@ public sealed class AttachmentMessageTests(MediaFileNode node) : IClassFixture<M
         Assert.True(again == 200, repeat.ToString());
         Assert.Equal(1, await LastSeqAsync(alice, conv));
 
+        // An edit changes the caption; the file stays.
+        var (edited, editedBody) = await alice.ApiPut("/v1/messages/att-rest-1", new { content = new { type = "text", text = "my cat, asleep" } });
+        Assert.True(edited == 200, editedBody.ToString());
+        AssertShows(editedBody.GetProperty("content"), "image", id, "my cat, asleep", bytes, "cat.png", "image/png");
+        AssertShows((await alice.ApiGet("/v1/messages/att-rest-1")).Body.GetProperty("content"), "image", id, "my cat, asleep", bytes, "cat.png", "image/png");
+
         // Deleting the message leaves the file in the gallery and downloadable.
         Assert.Equal(200, (await alice.ApiDelete($"/v1/messages/att-rest-1")).Status);
         Assert.Equal(bytes, await alice.BytesAsync($"/v1/media/download/{id}"));
@@ -152,6 +158,31 @@ public sealed class AttachmentMessageTests(MediaFileNode node) : IClassFixture<M
         var history = await HistoryAsync(alice, conv);
         Assert.Equal(["bulk-att-1"], history.EnumerateArray().Select(m => m.Str("message_id")));
         AssertShows(history[0].GetProperty("content"), "image", id, "from the archive", bytes, "bulk.png", "image/png");
+    }
+
+    [Fact]
+    public async Task Erasing_the_author_erases_the_caption_and_the_attachment_and_purges_the_file()
+    {
+        using var bob = node.Client(Tenant, "bob");
+        using var alice = node.Client(Tenant, "alice");
+        using var admin = node.Client(Tenant, "root", "admin");
+        var conv = await alice.CreateGroupAsync("bob");
+        var bytes = MediaHttp.Png(1_500, 31);
+        var id = (await bob.UploadAsync(conv, bytes, "secret.png")).Body.Str("id");
+        var (status, ack) = await bob.ApiPost("/v1/messages",
+            new { conversation_id = conv, content = Attachment("image", id, "bob's secret"), message_id = "att-erase-1" });
+        Assert.True(status == 201, ack.ToString());
+        AssertShows((await HistoryAsync(alice, conv))[0].GetProperty("content"), "image", id, "bob's secret", bytes, "secret.png", "image/png");
+
+        var (erased, report) = await admin.ApiDelete("/v1/admin/users/bob");
+        Assert.True(erased == 200, report.ToString());
+        Assert.Equal(1, report.GetProperty("files_erased").GetInt32());
+        Assert.Equal(404, (await alice.ApiGet($"/v1/media/download/{id}")).Status);
+        var content = (await HistoryAsync(alice, conv))[0].GetProperty("content");
+        Assert.Equal("erased", content.Str("type"));
+        Assert.DoesNotContain("secret", content.ToString());
+        Assert.False(content.TryGetProperty("media_id", out _));
+        Assert.DoesNotContain("secret", (await alice.ApiGet("/v1/messages/att-erase-1")).Body.ToString());
     }
 
     [Fact]
