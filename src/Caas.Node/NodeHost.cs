@@ -195,6 +195,9 @@ public static class NodeHost
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"))
         {
             Rates = new RateLeases(system, sessions, RateLeaseSettings.From(system.Settings.Config), settings.AskTimeout),
+            // Messages with attachments (README: Media): the file's entity, and upload sessions for an upload's id.
+            Attachments = new AttachmentResolver(sp.GetRequiredService<IRequiredActor<MediaRegion>>().ActorRef,
+                sp.GetService<IUploadSessions>(), settings.AskTimeout),
         };
         return stages;
     }

@@ -12,8 +12,34 @@ public static class ConversationTypes
     public static bool IsKnown(string? type) => type is Direct or Group or Channel;
 }
 
-/// <summary>A message body. Until attachments arrive only <c>text</c> exists.</summary>
-public sealed record MessageContent(string Type, string? Text);
+/// <summary>
+/// A message body: <c>text</c>, or an attachment (<c>image</c>, <c>file</c>, <c>audio</c>, <c>video</c>) whose
+/// <see cref="Text"/> is its optional caption and whose <see cref="Attachment"/> names the file (and, once the pipeline
+/// resolved it, carries the file's metadata). The whole body, caption and attachment included, is sealed under the
+/// author's data key like text.
+/// </summary>
+public sealed record MessageContent(string Type, string? Text)
+{
+    /// <summary>The file of an attachment message; null for text (and then not written, so text bodies read as before).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public MessageAttachment? Attachment { get; init; }
+
+    public const string TextType = "text";
+
+    /// <summary>The content types that carry a file.</summary>
+    public static bool IsAttachmentType(string? type) => type is "image" or "file" or "audio" or "video";
+
+    /// <summary>An attachment message (its type names a file kind).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsAttachment => IsAttachmentType(Type);
+}
+
+/// <summary>The file a message carries: its media id and (once resolved from the Media entity) its metadata.</summary>
+public sealed record MessageAttachment(string MediaId, AttachedMedia? Media = null);
+
+/// <summary>A file's metadata as the message shows it, copied from the Media entity when the message was sent.</summary>
+public sealed record AttachedMedia(string FileName, string ContentType, long Size, string Sha256, int? Width, int? Height, long? DurationMs,
+    string? ThumbnailUrl);
 
 public sealed record InitialMember(string UserId, Role Role);
 

@@ -364,7 +364,13 @@ public static class ConversationDecider
 
     private static Rejection? ValidateContent(MessageContent content)
     {
-        if (content.Type != "text") return Rejection.Invalid("content.type", "Only \"text\" is supported.");
+        if (content.IsAttachment)
+        {
+            // The pipeline resolves the file (same tenant and conversation, complete) before a post reaches the entity.
+            if (content.Attachment is not { Media: not null }) return Rejection.Invalid("content.media_id", "The attachment was not resolved.");
+            return null;
+        }
+        if (content.Type != "text") return Rejection.Invalid("content.type", "One of text, image, file, audio, video.");
         if (string.IsNullOrWhiteSpace(content.Text)) return Rejection.Invalid("content.text", "Must not be empty.");
         return null;
     }

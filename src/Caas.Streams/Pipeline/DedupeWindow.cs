@@ -116,7 +116,7 @@ public sealed class DedupeWindow : IExtension
 
     private static string Key(string tenantId, string messageId) => tenantId + "|" + messageId;
 
-    private static byte[] Hash(MessageContent content) => SHA256.HashData(Encoding.UTF8.GetBytes(content.Type + "\0" + content.Text));
+    private static byte[] Hash(MessageContent content) => SHA256.HashData(Encoding.UTF8.GetBytes(content.Type + "\0" + content.Text + (content.Attachment is { } a ? "\0" + a.MediaId : "")));
 
     public sealed class DedupeWindowId : ExtensionIdProvider<DedupeWindow>
     {

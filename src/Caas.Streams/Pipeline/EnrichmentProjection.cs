@@ -94,8 +94,9 @@ public sealed class EnrichmentProjection : ReceiveActor
         await Parallel.ForEachAsync(pending, new ParallelOptions { MaxDegreeOfParallelism = _parallelism }, async (p, _) =>
         {
             var content = p.Posted.Content;
-            // Erased (the author's key destroyed), unreadable or not text: there is nothing to enrich or to record.
-            if (content.Type != "text" || content.Text is null)
+            // Erased (the author's key destroyed), unreadable, or neither text nor a captioned attachment: nothing to
+            // enrich or to record. An attachment's caption is enriched like text (inline it is too).
+            if ((content.Type != "text" && !content.IsAttachment) || content.Text is null)
             {
                 p.Skip = true;
                 return;

@@ -95,6 +95,33 @@ public sealed class PipelineStages(
         }
     });
 
+    /// <summary>Resolves attachments (<see cref="AttachmentResolver"/>); null on a host without media: attachments are refused.</summary>
+    public AttachmentResolver? Attachments { private get; init; }
+
+    /// <summary>
+    /// Attach: an admitted attachment message's file must be this tenant's and this conversation's and complete; its
+    /// metadata is copied into the content (another conversation's or tenant's file 404, an upload not yet complete 409).
+    /// Text passes untouched. After admit, so a non-member learns nothing about files.
+    /// </summary>
+    public Flow<Submission, Submission, NotUsed> Attach() => Decide("attach", async s =>
+    {
+        if (!s.Message.Content.IsAttachment) return;
+        if (Attachments is null)
+        {
+            await RefuseAsync(s, Rejection.Invalid("content.type", "Attachments are not served by this node."));
+            return;
+        }
+        switch (await Attachments.ResolveAsync(s.Message))
+        {
+            case MessageContent resolved:
+                s.Message = s.Message with { Content = resolved };
+                return;
+            case Rejection r:
+                await RefuseAsync(s, r);
+                return;
+        }
+    });
+
     /// <summary>
     /// Claim: an admitted message's client id is claimed tenant-wide. An id held by another conversation, or by a
     /// stored message of another sender or past the horizon, is a conflict; the sender's own stored message is
@@ -153,7 +180,7 @@ public sealed class PipelineStages(
         if (known.SenderId != s.Message.SenderId || known.ConversationId != s.Message.ConversationId
             || known.CreatedAt + s.Tenant.IdempotencyHorizon < DateTimeOffset.UtcNow)
             return new Rejected(UsedConflict);
-        var content = known.Deleted ? null : new MessageContent(known.ContentType ?? "text", known.Text);
+        var content = known.Content;
         return new Persisted(new MessageAck(known.MessageId, known.ConversationId, known.Seq, known.SenderId, content, known.CreatedAt, Repeat: true));
     }
 
@@ -346,7 +373,7 @@ public sealed class PipelineStages(
         while (true)
         {
             var row = await queries.MessageByIdAsync(s.Message.TenantId, s.MessageId);
-            if (row is not null) return row.Deleted ? null : new MessageContent(row.ContentType ?? "text", row.Text);
+            if (row is not null) return row.Content;
             if (DateTimeOffset.UtcNow >= deadline) return s.Message.Content;
             await Task.Delay(25);
         }
@@ -452,11 +479,16 @@ public static class Validation
         var errors = new Dictionary<string, string[]>();
         if (!Ids.IsValid(m.ConversationId)) errors["conversation_id"] = ["A valid conversation id is required."];
         if (!Ids.IsValid(m.SenderId)) errors["sender_id"] = ["A valid user id is required."];
-        if (m.Content.Type != "text") errors["content.type"] = ["Only \"text\" is supported."];
+        if (m.Content.IsAttachment)
+        {
+            if (!Ids.IsValid(m.Content.Attachment?.MediaId)) errors["content.media_id"] = ["The id of an uploaded file (1 to 128 of A-Z a-z 0-9 _ . @ -)."];
+        }
+        else if (m.Content.Type != "text") errors["content.type"] = ["One of text, image, file, audio, video."];
         else if (string.IsNullOrWhiteSpace(m.Content.Text)) errors["content.text"] = ["Must not be empty."];
         if (m.MessageId is not null && !Ids.IsValid(m.MessageId)) errors["message_id"] = ["1 to 128 of A-Z a-z 0-9 _ . @ -"];
         if (errors.Count > 0) return new Rejection(ErrorCodes.ValidationFailed, "The message is not valid.", errors);
-        if (m.Content.Text!.Length > tenant.MaxMessageChars)
+        // A caption counts toward the same limit as text.
+        if (m.Content.Text?.Length > tenant.MaxMessageChars)
             return new Rejection(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters.");
         return null;
     }

@@ -12,7 +12,8 @@ public sealed class Submission(IngestMessage message)
 {
     private readonly TaskCompletionSource<IngestOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public IngestMessage Message { get; } = message;
+    /// <summary>The message; the attach stage replaces its content with the resolved attachment.</summary>
+    public IngestMessage Message { get; set; } = message;
     public long StartedAt { get; } = Stopwatch.GetTimestamp();
     public string MessageId { get; set; } = message.MessageId ?? Caas.Actors.Common.Ids.NewMessageId();
     public TenantSettingsState Tenant { get; set; } = TenantSettingsState.Default;

@@ -83,9 +83,9 @@ public sealed class UserErasure(ContentVault vault, ReadModelStore store, Operat
         long messages, letters;
         await using (var c = await store.OpenAsync(ct))
         await using (var cmd = Command(c, null,
-                         "UPDATE rm_messages SET content_type = CASE WHEN deleted = 1 THEN NULL ELSE @erased END, text = NULL, enrichment = NULL, versions = '[]' " +
+                         "UPDATE rm_messages SET content_type = CASE WHEN deleted = 1 THEN NULL ELSE @erased END, text = NULL, enrichment = NULL, versions = '[]', attachment = NULL " +
                          "WHERE tenant_id = @t AND sender_id = @u AND (deleted = 0 AND (content_type IS NULL OR content_type <> @erased) " +
-                         "OR text IS NOT NULL OR enrichment IS NOT NULL OR versions <> '[]')",
+                         "OR text IS NOT NULL OR enrichment IS NOT NULL OR versions <> '[]' OR attachment IS NOT NULL)",
                          ("erased", ContentSealing.Erased.Type), ("t", tenantId), ("u", userId)))
             messages = await cmd.ExecuteNonQueryAsync(ct);
         await using (var c = await operational.OpenAsync(ct))

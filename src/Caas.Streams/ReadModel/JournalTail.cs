@@ -48,7 +48,8 @@ public sealed class JournalTail(ActorSystem system)
                 case MessagePosted p when !rows.ContainsKey(p.Seq):
                     rows[p.Seq] = new MessageRow(conversation, p.Seq, p.MessageId, p.Meta.ActorId, p.Content.Type, p.Content.Text,
                         p.Meta.OccurredAt, null, false, new Dictionary<string, string[]>(), [],
-                        p.Enrichment is null ? null : System.Text.Json.JsonSerializer.SerializeToElement(p.Enrichment, Caas.Actors.Serialization.CaasSerializer.Json));
+                        p.Enrichment is null ? null : System.Text.Json.JsonSerializer.SerializeToElement(p.Enrichment, Caas.Actors.Serialization.CaasSerializer.Json),
+                        p.Content.Attachment);
                     break;
                 default:
                     if (Target(e) is { } seq && rows.TryGetValue(seq, out var row)) rows[seq] = Apply(row, e);
@@ -100,14 +101,16 @@ public sealed class JournalTail(ActorSystem system)
                 return row with
                 {
                     Text = ed.Content.Text,
-                    ContentType = ed.Content.Type,
+                    // An attachment message's edit changes its caption; the file stays (as the projection does).
+                    ContentType = row.Attachment is not null && ed.Content.Type == MessageContent.TextType ? row.ContentType : ed.Content.Type,
+                    Attachment = ed.Content.Type == Caas.Actors.Privacy.ContentSealing.Erased.Type ? null : ed.Content.Attachment ?? row.Attachment,
                     EditedAt = ed.Meta.OccurredAt,
                     // As the projection does: an erased author's earlier versions go with the erasure.
                     Versions = ed.Content.Type == Caas.Actors.Privacy.ContentSealing.Erased.Type
                         ? [] : [.. row.Versions, new MessageVersion(row.Text, ed.Meta.OccurredAt)],
                 };
             case MessageDeleted:
-                return row with { Deleted = true, Text = null, ContentType = null, Versions = [], Enrichment = null };
+                return row with { Deleted = true, Text = null, ContentType = null, Versions = [], Enrichment = null, Attachment = null };
             case MessageEnriched en when !row.Deleted:
                 return row with
                 {

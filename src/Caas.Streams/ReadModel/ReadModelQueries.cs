@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Text.Json;
+using Caas.Actors.Conversations;
 using Caas.Actors.Serialization;
 using static Caas.Streams.ReadModel.ReadModelWriter;
 
@@ -17,7 +18,19 @@ public sealed record ConversationRow(string ConversationId, string Type, string?
 
 public sealed record MessageRow(string ConversationId, long Seq, string MessageId, string SenderId, string? ContentType, string? Text,
     DateTimeOffset CreatedAt, DateTimeOffset? EditedAt, bool Deleted, IReadOnlyDictionary<string, string[]> Reactions,
-    IReadOnlyList<MessageVersion> Versions, System.Text.Json.JsonElement? Enrichment);
+    IReadOnlyList<MessageVersion> Versions, System.Text.Json.JsonElement? Enrichment, MessageAttachment? Attachment = null)
+{
+    /// <summary>The row's content as the API shows it (null once deleted): text, or an attachment with its caption.</summary>
+    public MessageContent? Content => Deleted ? null : new MessageContent(ContentType ?? "text", Text) { Attachment = Attachment };
+}
+
+/// <summary>A message's attachment in the read model's <c>attachment</c> column: <c>{media_id, media}</c> as JSON.</summary>
+public static class AttachmentColumn
+{
+    public static string? Write(MessageAttachment? a) => a is null ? null : JsonSerializer.Serialize(a, CaasSerializer.Json);
+
+    public static MessageAttachment? Read(string? json) => json is null ? null : JsonSerializer.Deserialize<MessageAttachment>(json, CaasSerializer.Json);
+}
 
 public sealed record ModerationRow(long Id, string Action, string ActorId, string UserId, DateTimeOffset? Until, string? Reason,
     DateTimeOffset OccurredAt);
@@ -145,7 +158,7 @@ public sealed class ReadModelQueries(ReadModelStore store, Operational.Operation
     }
 
     private const string MessageColumns =
-        "SELECT conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment FROM rm_messages ";
+        "SELECT conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment, attachment FROM rm_messages ";
 
     private static async Task<IReadOnlyList<MessageRow>> ReadMessagesAsync(DbCommand cmd, CancellationToken ct)
     {
@@ -156,7 +169,8 @@ public sealed class ReadModelQueries(ReadModelStore store, Operational.Operation
                 r.IsDBNull(5) ? null : r.GetString(5), Ms(r.GetInt64(6)), r.IsDBNull(7) ? null : Ms(r.GetInt64(7)), r.GetInt64(8) != 0,
                 JsonSerializer.Deserialize<Dictionary<string, string[]>>(r.GetString(9)) ?? new(),
                 JsonSerializer.Deserialize<List<MessageVersion>>(r.GetString(10), CaasSerializer.Json) ?? [],
-                r.IsDBNull(11) ? null : JsonDocument.Parse(r.GetString(11)).RootElement.Clone()));
+                r.IsDBNull(11) ? null : JsonDocument.Parse(r.GetString(11)).RootElement.Clone(),
+                AttachmentColumn.Read(r.IsDBNull(12) ? null : r.GetString(12))));
         return rows;
     }
 

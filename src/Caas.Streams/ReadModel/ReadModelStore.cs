@@ -32,6 +32,24 @@ public sealed class ReadModelStore : IAsyncDisposable
         await using var connection = await OpenAsync(ct);
         if (!IsPostgres) await ExecuteAsync(connection, "PRAGMA journal_mode=WAL;", ct);
         foreach (var statement in Schema) await ExecuteAsync(connection, statement, ct);
+        await AddAttachmentColumnAsync(connection, ct);
+    }
+
+    /// <summary>
+    /// A message's attachment (<c>{media_id, media}</c> as JSON, null for text) in a read model created before attachments
+    /// existed. SQLite has no ADD COLUMN IF NOT EXISTS, so it asks first.
+    /// </summary>
+    private async Task AddAttachmentColumnAsync(DbConnection connection, CancellationToken ct)
+    {
+        if (IsPostgres)
+        {
+            await ExecuteAsync(connection, "ALTER TABLE rm_messages ADD COLUMN IF NOT EXISTS attachment TEXT NULL", ct);
+            return;
+        }
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM pragma_table_info('rm_messages') WHERE name = 'attachment'";
+        if (Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)) == 0)
+            await ExecuteAsync(connection, "ALTER TABLE rm_messages ADD COLUMN attachment TEXT NULL", ct);
     }
 
     /// <summary>Puts a SQLite file in WAL mode (readers do not block the one writer). No-op for PostgreSQL.</summary>
@@ -69,7 +87,7 @@ public sealed class ReadModelStore : IAsyncDisposable
             tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL,
             sender_id TEXT NOT NULL, content_type TEXT NULL, text TEXT NULL, created_at BIGINT NOT NULL,
             edited_at BIGINT NULL, deleted INTEGER NOT NULL, reactions TEXT NOT NULL, versions TEXT NOT NULL, enrichment TEXT NULL,
-            PRIMARY KEY (tenant_id, conversation_id, seq))
+            attachment TEXT NULL, PRIMARY KEY (tenant_id, conversation_id, seq))
         """,
         // Not unique: a second journal row with a message id already projected is stored under its own seq (and
         // reported), never dropped, so the read model has no seq holes; an older database loses its unique index.

@@ -296,7 +296,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         }
     }
 
-    private const string RowColumns = "tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment";
+    private const string RowColumns = "tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment, attachment";
 
     /// <summary>Reads the message rows that this batch's edits, deletes and reactions change, a few hundred per query.</summary>
     private static async Task<Dictionary<(string, string, long), MessageRow>> LoadRowsAsync(DbConnection c, DbTransaction tx,
@@ -341,6 +341,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         public long? EditedAt { get; private set; }
         public bool Deleted { get; private set; }
         public string? Enrichment { get; private set; }
+        public string? Attachment { get; private set; }
         public List<MessageVersion> Versions { get; private init; } = [];
         public SortedDictionary<string, SortedSet<string>> Reactions { get; private init; } = new(StringComparer.Ordinal);
 
@@ -349,6 +350,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             Tenant = tenant, Conversation = conversation, Seq = p.Seq, MessageId = p.MessageId, SenderId = p.Meta.ActorId,
             CreatedAt = p.Meta.OccurredAt.ToUnixTimeMilliseconds(), ContentType = p.Content.Type, Text = p.Content.Text,
             Enrichment = p.Enrichment is null ? null : JsonSerializer.Serialize(p.Enrichment, CaasSerializer.Json),
+            Attachment = AttachmentColumn.Write(p.Content.Attachment),
         };
 
         public static MessageRow Read(DbDataReader r) => new()
@@ -361,6 +363,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                 : new(StringComparer.Ordinal),
             Versions = JsonSerializer.Deserialize<List<MessageVersion>>(r.GetString(11), CaasSerializer.Json) ?? [],
             Enrichment = r.IsDBNull(12) ? null : r.GetString(12),
+            Attachment = r.IsDBNull(13) ? null : r.GetString(13),
             Existing = true,
         };
 
@@ -375,7 +378,10 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                     if (edit.Content.Type == ContentSealing.Erased.Type) Versions.Clear();
                     else Versions.Add(new MessageVersion(Text, edit.Meta.OccurredAt));
                     Text = edit.Content.Text;
-                    ContentType = edit.Content.Type;
+                    // An attachment message's edit changes its caption; the file stays. An erased author's goes.
+                    if (edit.Content.Type == ContentSealing.Erased.Type) Attachment = null;
+                    else if (edit.Content.Attachment is { } a) Attachment = AttachmentColumn.Write(a);
+                    if (Attachment is null || edit.Content.Type != MessageContent.TextType) ContentType = edit.Content.Type;
                     EditedAt = edit.Meta.OccurredAt.ToUnixTimeMilliseconds();
                     break;
                 case MessageDeleted:
@@ -384,6 +390,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                     ContentType = null;
                     Versions.Clear();
                     Enrichment = null;
+                    Attachment = null;
                     break;
                 case MessageEnriched enriched:
                     // A deleted message keeps no enrichment; an erased author's reads as none (null once the key is gone).
@@ -401,25 +408,25 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             Tenant, Conversation, Seq, MessageId, SenderId, ContentType, Text, CreatedAt,
             EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64), Deleted ? 1 : 0,
             Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions),
-            Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json), Enrichment,
+            Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json), Enrichment, Attachment,
         ];
 
         public (string, (string, object?)[]) Update() => (
-            "UPDATE rm_messages SET content_type = @y, text = @x, edited_at = @d, deleted = @z, reactions = @r, versions = @v, enrichment = @e " +
+            "UPDATE rm_messages SET content_type = @y, text = @x, edited_at = @d, deleted = @z, reactions = @r, versions = @v, enrichment = @e, attachment = @f " +
             "WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
             [("t", Tenant), ("c", Conversation), ("s", Seq), ("y", ContentType), ("x", Text),
              ("d", EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64)), ("z", Deleted ? 1 : 0),
              ("r", Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions)),
-             ("v", Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json)), ("e", Enrichment)]);
+             ("v", Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json)), ("e", Enrichment), ("f", Attachment)]);
     }
 
-    private static readonly string[] Names = ["t", "c", "s", "m", "u", "y", "x", "a", "d", "z", "r", "v", "e"];
+    private static readonly string[] Names = ["t", "c", "s", "m", "u", "y", "x", "a", "d", "z", "r", "v", "e", "f"];
 
     /// <summary>PostgreSQL: the batch's new rows in one statement, each column sent as one array and unnested.</summary>
     private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
     {
         await using var insert = Command(c, tx,
-            $"INSERT INTO rm_messages ({RowColumns}) SELECT * FROM unnest(@t, @c, @s, @m, @u, @y, @x, @a, @d, @z, @r, @v, @e) ON CONFLICT DO NOTHING",
+            $"INSERT INTO rm_messages ({RowColumns}) SELECT * FROM unnest(@t, @c, @s, @m, @u, @y, @x, @a, @d, @z, @r, @v, @e, @f) ON CONFLICT DO NOTHING",
             ("t", rows.Select(r => r.Tenant).ToArray()),
             ("c", rows.Select(r => r.Conversation).ToArray()),
             ("s", rows.Select(r => r.Seq).ToArray()),
@@ -432,7 +439,8 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             ("z", rows.Select(r => r.Deleted ? 1 : 0).ToArray()),
             ("r", rows.Select(r => r.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(r.Reactions)).ToArray()),
             ("v", rows.Select(r => r.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(r.Versions, CaasSerializer.Json)).ToArray()),
-            ("e", rows.Select(r => r.Enrichment).ToArray()));
+            ("e", rows.Select(r => r.Enrichment).ToArray()),
+            ("f", rows.Select(r => r.Attachment).ToArray()));
         await insert.ExecuteNonQueryAsync(ct);
     }
 

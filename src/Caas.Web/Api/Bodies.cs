@@ -6,7 +6,13 @@ using Microsoft.AspNetCore.Http;
 namespace Caas.Web.Api;
 
 [System.Text.Json.Serialization.JsonConverter(typeof(ContentBodyConverter))]
-public sealed record ContentBody(string? Type, string? Text);
+public sealed record ContentBody(string? Type, string? Text)
+{
+    /// <summary>The file of an attachment (<c>{type, media_id, caption?}</c>; the caption is <see cref="Text"/>).</summary>
+    public Caas.Actors.Conversations.MessageAttachment? Attachment { get; init; }
+
+    public Caas.Actors.Conversations.MessageContent ToContent() => new(Type ?? string.Empty, Text) { Attachment = Attachment };
+}
 public sealed record CreateConversationBody(string? Type, string? Title, string[]? Members, Dictionary<string, string>? Metadata);
 public sealed record UpdateConversationBody(string? Title, Dictionary<string, string>? Metadata);
 public sealed record AddMemberBody(string? UserId, string? Role);

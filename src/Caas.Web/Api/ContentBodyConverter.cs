@@ -11,14 +11,19 @@ public sealed class ContentBodyConverter : JsonConverter<ContentBody>
     {
         using var document = JsonDocument.ParseValue(ref reader);
         var content = MessageContentJson.Read(document.RootElement) ?? throw new JsonException("content is a text or {type, text}.");
-        return new ContentBody(content.Type, content.Text);
+        return new ContentBody(content.Type, content.Text) { Attachment = content.Attachment };
     }
 
     public override void Write(Utf8JsonWriter writer, ContentBody value, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
         writer.WriteString("type", value.Type);
-        writer.WriteString("text", value.Text);
+        if (value.Attachment is { } a)
+        {
+            writer.WriteString("media_id", a.MediaId);
+            writer.WriteString("caption", value.Text);
+        }
+        else writer.WriteString("text", value.Text);
         writer.WriteEndObject();
     }
 }

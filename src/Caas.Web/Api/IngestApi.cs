@@ -142,7 +142,7 @@ public static class IngestApi
             return Answer(new { line, message_id = parsed?.MessageId, status = "rejected", code = ErrorCodes.ValidationFailed, message = "content is required." });
 
         var outcome = await ingest.SubmitAsync(new IngestMessage(caller.TenantId, parsed.ConversationId ?? string.Empty, parsed.SenderId ?? string.Empty,
-            parsed.MessageId, new MessageContent(parsed.Content.Type ?? string.Empty, parsed.Content.Text), IngestSource.Bulk), ct);
+            parsed.MessageId, parsed.Content.ToContent(), IngestSource.Bulk), ct);
         return outcome switch
         {
             Persisted p => Answer(new { line, message_id = p.Ack.MessageId, status = p.Ack.Repeat ? "duplicate" : "persisted", seq = p.Ack.Seq }),

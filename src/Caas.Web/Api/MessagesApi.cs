@@ -26,7 +26,7 @@ public static class MessagesApi
             if (!Ids.IsValid(body!.ConversationId)) errors["conversation_id"] = ["A valid conversation id is required."];
             if (body.Content is null) errors["content"] = ["Required."];
             if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
-            var content = new MessageContent(body.Content!.Type ?? string.Empty, body.Content.Text);
+            var content = body.Content!.ToContent();
             var outcome = await ingest.SubmitAsync(new IngestMessage(caller.TenantId, body.ConversationId!, caller.UserId, body.MessageId,
                 content, IngestSource.Rest), req.HttpContext.RequestAborted);
             return outcome switch
@@ -83,7 +83,10 @@ public static class MessagesApi
                 return Problems.Of(ErrorCodes.PayloadTooLarge, $"A message is at most {tenant.MaxMessageChars} characters.");
             var (row, problem) = await FindReadableAsync(id, caller, gw, tail, req.HttpContext.RequestAborted);
             if (problem is not null) return problem;
-            var content = new MessageContent("text", body.Content.Text);
+            // An attachment message's edit changes its caption; the file (and its type) stay.
+            var content = row!.Attachment is { } attached
+                ? new MessageContent(row.ContentType ?? "file", body.Content.Text) { Attachment = attached }
+                : new MessageContent("text", body.Content.Text);
             return await gw.SendAsync<MessageChanged>(new EditMessage(caller.TenantId, row!.ConversationId, caller.UserId, row.Seq, content),
                 c => Results.Ok(Views.Message(c, row.ConversationId, row)));
         });

@@ -64,7 +64,7 @@ public static class Views
         conversation_id = r.ConversationId,
         seq = r.Seq,
         sender_id = r.SenderId,
-        content = r.Deleted ? null : Caas.Actors.Calls.CallSummaryMessage.View(r.ContentType, r.Text) ?? (object)new { type = r.ContentType, text = r.Text },
+        content = r.Deleted ? null : Content(r.Content),
         created_at = Utc(r.CreatedAt),
         edited_at = r.EditedAt is { } e ? Utc(e) : null,
         deleted = r.Deleted,
@@ -81,7 +81,7 @@ public static class Views
         conversation_id = conversationId,
         seq = c.Seq,
         sender_id = c.AuthorId,
-        content = c.Deleted ? null : Content(c.Content ?? (row is { Deleted: false } ? new MessageContent(row.ContentType ?? "text", row.Text) : null)),
+        content = c.Deleted ? null : Content(c.Content ?? row?.Content),
         created_at = Utc(c.CreatedAt),
         edited_at = c.EditedAt is { } e ? Utc(e) : row?.EditedAt is { } re ? Utc(re) : null,
         deleted = c.Deleted,
@@ -89,8 +89,23 @@ public static class Views
         status = "persisted",
     };
 
-    public static object? Content(MessageContent? c) =>
-        c is null ? null : Caas.Actors.Calls.CallSummaryMessage.View(c.Type, c.Text) ?? (object)new { type = c.Type, text = c.Text };
+    public static object? Content(MessageContent? c) => c switch
+    {
+        null => null,
+        { Type: Caas.Actors.Calls.CallSummaryMessage.ContentType } when Caas.Actors.Calls.CallSummaryMessage.View(c.Type, c.Text) is { } call => call,
+        { Attachment: { } a } => new
+        {
+            type = c.Type, media_id = a.MediaId, caption = c.Text,
+            media = a.Media is { } m
+                ? new
+                {
+                    file_name = m.FileName, content_type = m.ContentType, size = m.Size, sha256 = m.Sha256, width = m.Width, height = m.Height,
+                    duration_ms = m.DurationMs, thumbnail_url = m.ThumbnailUrl,
+                }
+                : null,
+        },
+        _ => new { type = c.Type, text = c.Text },
+    };
 
     public static string Utc(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -364,9 +364,8 @@ public sealed partial class ChatHub(
     private static MessageContent? ContentOf(JsonElement? content) => content switch
     {
         { ValueKind: JsonValueKind.String } s => new MessageContent("text", s.GetString()),
-        { ValueKind: JsonValueKind.Object } o => new MessageContent(
-            o.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "text",
-            o.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String ? x.GetString() : null),
+        { ValueKind: JsonValueKind.Object } o => Caas.Streams.Pipeline.MessageContentJson.ReadObject(o,
+            o.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "text"),
         _ => null,
     };
 
