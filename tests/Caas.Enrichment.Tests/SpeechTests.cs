@@ -148,7 +148,7 @@ public class SpeechTests
     [Fact]
     public void Word_error_rate_counts_words_not_case_or_punctuation()
     {
-        Assert.Equal((0, 4), WordErrorRate.Of("See you at 3 o'clock!", "see you at 3 o'clock"));
+        Assert.Equal((0, 5), WordErrorRate.Of("See you at 3 o'clock!", "see you at 3 o'clock"));
         Assert.Equal((1, 4), WordErrorRate.Of("see you at three", "see you three"));
         Assert.Equal((2, 2), WordErrorRate.Of("good morning", "good evening all"));
         Assert.Equal(["don't", "go"], WordErrorRate.Words("Don’t — go."));
