@@ -142,3 +142,24 @@ public sealed class DocumentTextEnricher(DocumentText documents) : IEnricher
         return ValueTask.FromResult(EnrichmentResult.From(this, new AttachmentTextPayload(false, documents.Read(attachment.Bytes))));
     }
 }
+
+/// <summary>
+/// Transcripts of voice notes (pocketsphinx); runs in the attachment pool, off the text hot path. A message without a
+/// recording, or a node without ffmpeg, pocketsphinx or its model, gets "not applicable" (a result, not a failure).
+/// </summary>
+public sealed class SpeechEnricher(SpeechRecognizer speech) : IEnricher
+{
+    public string Name => "speech";
+    public string Version => "1.0.0+pocketsphinx";
+    public bool NeedsAttachment => true;
+
+    public async ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
+    {
+        if (input.Attachment is not { } attachment || AudioSniffer.Sniff(attachment.Bytes.Span) == AudioKind.Unknown)
+            return EnrichmentResult.From(this, new NotApplicablePayload(true, "not_audio"));
+        var text = await speech.TranscribeAsync(attachment.Bytes, ct).ConfigureAwait(false);
+        if (text.ErrorCode == ExtractionErrors.AsrUnavailable)
+            return EnrichmentResult.From(this, new NotApplicablePayload(true, ExtractionErrors.AsrUnavailable));
+        return EnrichmentResult.From(this, new AttachmentTextPayload(false, text));
+    }
+}

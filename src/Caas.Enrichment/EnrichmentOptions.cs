@@ -22,6 +22,8 @@ public sealed record EnrichmentOptions
     public TimeSpan OcrTimeout { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>OCR processes at once: attachments have their own small pool so they never starve text messages.</summary>
     public int AttachmentConcurrency { get; init; } = 1;
+    /// <summary>The speech recogniser's tools, model, limits and pool (CAAS_ASR_*, CAAS_FFMPEG, CAAS_POCKETSPHINX*).</summary>
+    public Attachments.SpeechOptions Speech { get; init; } = new();
 
     public static EnrichmentOptions FromEnvironment() => new()
     {
@@ -29,6 +31,7 @@ public sealed record EnrichmentOptions
         DataDirectory = ShippedData.Locate(),
         TesseractPath = Environment.GetEnvironmentVariable("CAAS_TESSERACT") is { Length: > 0 } t ? t : "tesseract",
         AutotrainIntent = AutotrainFromEnvironment(),
+        Speech = Attachments.SpeechOptions.FromEnvironment(),
     };
 
     public static bool AutotrainFromEnvironment() =>

@@ -27,6 +27,7 @@ public sealed class EnrichmentRegistry
 
     public TesseractOcr Ocr { get; }
     public DocumentText Documents { get; }
+    public SpeechRecognizer Speech { get; private init; } = new();
     public IntentModel? Intents { get; }
     public SentimentAnalyzer Sentiment { get; }
 
@@ -47,6 +48,9 @@ public sealed class EnrichmentRegistry
     /// <summary>Text of a PDF or DOCX file.</summary>
     public ExtractedText ReadDocument(ReadOnlyMemory<byte> document) => Documents.Read(document);
 
+    /// <summary>Transcript of a voice note (WAV, Ogg/Opus, MP3, ...) by pocketsphinx.</summary>
+    public Task<ExtractedText> TranscribeAsync(ReadOnlyMemory<byte> audio, CancellationToken ct = default) => Speech.TranscribeAsync(audio, ct);
+
     public static EnrichmentRegistry CreateDefault(EnrichmentOptions options, TextWriter? log = null)
     {
         var dataDirectory = options.DataDirectory;
@@ -61,6 +65,7 @@ public sealed class EnrichmentRegistry
 
         var ocr = new TesseractOcr(options.TesseractPath, options.MaxAttachmentBytes, options.OcrTimeout, options.AttachmentConcurrency);
         var documents = new DocumentText(options.MaxAttachmentBytes);
+        var speech = new SpeechRecognizer(options.Speech);
         var enrichers = new List<IEnricher>
         {
             new EntityEnricher(),
@@ -68,9 +73,10 @@ public sealed class EnrichmentRegistry
             new ConversationContextEnricher(new ConversationContextTracker(), intents),
             new OcrEnricher(ocr),
             new DocumentTextEnricher(documents),
+            new SpeechEnricher(speech),
         };
         if (intents is not null) enrichers.Insert(1, new IntentEnricher(intents));
-        return new EnrichmentRegistry(enrichers, ocr, documents, intents, analyzer);
+        return new EnrichmentRegistry(enrichers, ocr, documents, intents, analyzer) { Speech = speech };
     }
 
     public static string IntentDirectory(EnrichmentOptions options) => Path.Combine(options.ModelDirectory, "intent");

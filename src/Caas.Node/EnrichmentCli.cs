@@ -18,8 +18,8 @@ public static class EnrichmentCli
 
     public static Command Eval()
     {
-        var task = new Option<string>("--task") { Description = "intent, sentiment, entities or ocr.", Required = true };
-        var data = new Option<string>("--data") { Description = "Labelled data (a file, or a folder of images with .txt truth for ocr).", Required = true };
+        var task = new Option<string>("--task") { Description = "intent, sentiment, entities, ocr or asr.", Required = true };
+        var data = new Option<string>("--data") { Description = "Labelled data (a file, a folder of images with .txt truth for ocr, a TSV of audio file and transcript for asr).", Required = true };
         var model = new Option<string?>("--model") { Description = "A trained model directory (default: the shipped model)." };
         var command = new Command("eval", "Measure an enricher on labelled data; the last line is machine-readable.") { task, data, model };
         command.SetAction(parse => EnrichmentCommands.Eval(parse.GetValue(task)!, parse.GetValue(data)!, parse.GetValue(model), Console.Out));

@@ -17,7 +17,7 @@ public class RegistryTests
         Assert.Null(registry.Intents);
         Assert.False(registry.Sentiment.HasModel);
         Assert.Equal(["entities", "sentiment", "conversation-context"], registry.TextEnrichers.Select(e => e.Name));
-        Assert.Equal(["ocr", "document-text"], registry.AttachmentEnrichers.Select(e => e.Name));
+        Assert.Equal(["ocr", "document-text", "speech"], registry.AttachmentEnrichers.Select(e => e.Name));
         Assert.Equal(registry.Enrichers.Count, registry.Enrichers.Select(e => e.Name).Distinct().Count());
 
         var sentiment = await registry.Find("sentiment")!.EnrichAsync(EnrichmentInput.ForText("this is great 😀"), CancellationToken.None);

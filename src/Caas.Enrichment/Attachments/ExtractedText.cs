@@ -19,6 +19,12 @@ public static class ExtractionErrors
     public const string EncryptedDocument = "encrypted_document";
     public const string OcrUnavailable = "ocr_unavailable";
     public const string Timeout = "extraction_timeout";
+    public const string AudioTooLong = "audio_too_long";
+    public const string CorruptAudio = "corrupt_audio";
+    /// <summary>ffmpeg, pocketsphinx or its model is missing: the speech enricher answers "not applicable".</summary>
+    public const string AsrUnavailable = "asr_unavailable";
+    public const string AsrFailed = "asr_failed";
+    public const string AsrBreakerOpen = "asr_breaker_open";
 }
 
 /// <summary>What kind of file the bytes are, by their first bytes rather than the declared MIME type, which senders get wrong.</summary>

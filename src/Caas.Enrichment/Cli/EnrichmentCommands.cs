@@ -53,7 +53,7 @@ public static class EnrichmentCommands
         }
     }
 
-    /// <summary><c>caas eval --task intent|sentiment|entities|ocr --data FILE [--model DIR]</c></summary>
+    /// <summary><c>caas eval --task intent|sentiment|entities|ocr|asr --data FILE [--model DIR]</c></summary>
     public static int Eval(string task, string dataPath, string? modelDir, TextWriter output)
     {
         try
@@ -65,7 +65,8 @@ public static class EnrichmentCommands
                 "sentiment" => EvalSentiment(dataPath, modelDir, output),
                 "entities" => EvalEntities(dataPath, output),
                 "ocr" => EvalOcr(dataPath, output),
-                _ => BadArguments(output, $"unknown task '{task}' (expected intent, sentiment, entities or ocr)"),
+                "asr" => SpeechEvaluation.Run(dataPath, new SpeechRecognizer(EnrichmentOptions.FromEnvironment().Speech), output),
+                _ => BadArguments(output, $"unknown task '{task}' (expected intent, sentiment, entities, ocr or asr)"),
             };
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException or ArgumentException)
