@@ -198,6 +198,8 @@ public static class NodeHost
             // Messages with attachments (README: Media): the file's entity, and upload sessions for an upload's id.
             Attachments = new AttachmentResolver(sp.GetRequiredService<IRequiredActor<MediaRegion>>().ActorRef,
                 sp.GetService<IUploadSessions>(), settings.AskTimeout),
+            // Attachment enrichment (README: Enrichment): the media store's bytes to OCR, document text and speech.
+            AttachmentEnrichers = NodeAttachmentEnrichers.Create(sp, settings),
         };
         return stages;
     }

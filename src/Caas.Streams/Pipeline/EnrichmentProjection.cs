@@ -94,9 +94,9 @@ public sealed class EnrichmentProjection : ReceiveActor
         await Parallel.ForEachAsync(pending, new ParallelOptions { MaxDegreeOfParallelism = _parallelism }, async (p, _) =>
         {
             var content = p.Posted.Content;
-            // Erased (the author's key destroyed), unreadable, or neither text nor a captioned attachment: nothing to
-            // enrich or to record. An attachment's caption is enriched like text (inline it is too).
-            if ((content.Type != "text" && !content.IsAttachment) || content.Text is null)
+            // Erased (the author's key destroyed), unreadable, or neither text nor an attachment: nothing to enrich or
+            // to record. An attachment's file (its bytes from the media store) and caption are enriched together.
+            if (content.IsAttachment ? content.Attachment is null : content.Type != "text" || content.Text is null)
             {
                 p.Skip = true;
                 return;

@@ -99,6 +99,13 @@ public sealed class PipelineStages(
     public AttachmentResolver? Attachments { private get; init; }
 
     /// <summary>
+    /// The attachment enrichers (OCR, document text, speech) fed from the media store. With them a message with an
+    /// attachment is always stored deferred: the enrichment projection reads its file and enriches it off the
+    /// acknowledgement path (a voice note never holds a chat message back).
+    /// </summary>
+    public AttachmentEnrichment? AttachmentEnrichers { private get; init; }
+
+    /// <summary>
     /// Attach: an admitted attachment message's file must be this tenant's and this conversation's and complete; its
     /// metadata is copied into the content (another conversation's or tenant's file 404, an upload not yet complete 409).
     /// Text passes untouched. After admit, so a non-member learns nothing about files.
@@ -263,6 +270,12 @@ public sealed class PipelineStages(
     /// </remarks>
     public Flow<Submission, Submission, NotUsed> Enrich() => Decide("enrich", async s =>
     {
+        if (s.Message.Content.IsAttachment && AttachmentEnrichers is { Any: true })
+        {
+            s.Enrichment = MessageEnrichment.DeferredForLater;
+            EnrichmentProjection.Deferred.Inc();
+            return;
+        }
         if (enrich.Names.Count == 0 || s.Message.Content.Text is null) return;
         if (settings.EnrichHighWater >= 0 && Volatile.Read(ref _inGraph) > settings.EnrichHighWater)
         {
@@ -288,6 +301,20 @@ public sealed class PipelineStages(
     /// inline, the sender's time zone and the tenant's phone region, dates relative to when the message was posted.
     /// </summary>
     public async Task<MessageEnrichment?> EnrichLaterAsync(string tenantId, string conversationId, string senderId, MessageContent content,
+        DateTimeOffset postedAt)
+    {
+        if (content.IsAttachment && content.Attachment is { } file && AttachmentEnrichers is { Any: true } attachments)
+        {
+            // The file's text first, then the text enrichers over caption + that text, all in the one result.
+            var (results, degraded, extracted) = await attachments.EnrichAsync(tenantId, conversationId, senderId, file, postedAt);
+            var text = string.Join("\n", new[] { content.Text, extracted }.Where(t => !string.IsNullOrWhiteSpace(t)));
+            var ofText = text.Length == 0 ? null : await EnrichTextLaterAsync(tenantId, conversationId, senderId, content with { Text = text }, postedAt);
+            return new MessageEnrichment(results.AddRange(ofText?.Results ?? []), degraded.AddRange(ofText?.Degraded ?? []));
+        }
+        return await EnrichTextLaterAsync(tenantId, conversationId, senderId, content, postedAt);
+    }
+
+    private async Task<MessageEnrichment?> EnrichTextLaterAsync(string tenantId, string conversationId, string senderId, MessageContent content,
         DateTimeOffset postedAt)
     {
         if (enrich.Names.Count == 0 || content.Text is null) return null;

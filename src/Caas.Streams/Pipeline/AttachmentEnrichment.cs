@@ -1,0 +1,116 @@
+using System.Collections.Immutable;
+using System.Text;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Pattern;
+using Caas.Actors.Conversations;
+using Caas.Enrichment;
+using Caas.Enrichment.Attachments;
+using Caas.Streams.Media;
+using Prometheus;
+
+namespace Caas.Streams.Pipeline;
+
+/// <summary>
+/// The attachment enrichers (OCR, document text, speech: <see cref="IEnricher.NeedsAttachment"/>) of a deferred
+/// attachment message, run by the enrichment projection, never on the acknowledgement path. The file's bytes come from
+/// the <see cref="IMediaStore"/>, at most <c>maxBytes</c> of them: a larger file is never loaded, each enricher answers
+/// its refusal (<see cref="ExtractionErrors.TooLarge"/>). A file that is gone (deleted, erased) gets "not applicable"
+/// (<see cref="Missing"/>) from each. Each enricher sits behind its own circuit breaker with a call timeout above the
+/// enrichers' own limits (OCR and speech time themselves out), so a slow or broken tool degrades, never stalls.
+/// </summary>
+public sealed class AttachmentEnrichment
+{
+    /// <summary>The reason an attachment enricher gives when the file's bytes are no longer in the store.</summary>
+    public const string Missing = "attachment_missing";
+
+    private static readonly Counter Degraded = Metrics.CreateCounter("caas_enrichment_attachment_degraded_total",
+        "Attachment messages that went on without an attachment enricher's result.", "enricher", "why");
+
+    private readonly (IEnricher Enricher, CircuitBreaker Breaker)[] _enrichers;
+    private readonly IMediaStore _store;
+    private readonly long _maxBytes;
+
+    public AttachmentEnrichment(IEnumerable<IEnricher> enrichers, IMediaStore store, long maxBytes, TimeSpan callTimeout, IScheduler scheduler,
+        PipelineSettings settings)
+    {
+        _store = store;
+        _maxBytes = maxBytes;
+        _enrichers = enrichers.Where(e => e.NeedsAttachment)
+            .Select(e => (e, new CircuitBreaker(scheduler, settings.BreakerMaxFailures, callTimeout, settings.BreakerReset))).ToArray();
+    }
+
+    public bool Any => _enrichers.Length > 0;
+
+    /// <summary>The attachment enrichers' outputs and degraded names, and the text they took out of the file (empty when none).</summary>
+    public async Task<(ImmutableArray<EnricherOutput> Results, ImmutableArray<string> Degraded, string Text)> EnrichAsync(string tenantId,
+        string conversationId, string senderId, MessageAttachment attachment, DateTimeOffset postedAt, CancellationToken ct = default)
+    {
+        var results = ImmutableArray.CreateBuilder<EnricherOutput>();
+        var degraded = ImmutableArray.CreateBuilder<string>();
+        var text = new StringBuilder();
+        if (_enrichers.Length == 0) return (results.ToImmutable(), degraded.ToImmutable(), "");
+
+        var size = await _store.SizeAsync(tenantId, attachment.MediaId, ct);
+        byte[]? bytes = null;
+        if (size is { } s && s <= _maxBytes) bytes = await ReadAsync(tenantId, attachment.MediaId, s, ct);
+
+        foreach (var (enricher, breaker) in _enrichers)
+        {
+            object payload;
+            if (size is null || (size <= _maxBytes && bytes is null))
+                payload = new NotApplicablePayload(true, Missing);
+            else if (bytes is null)
+                payload = new AttachmentTextPayload(false,
+                    ExtractedText.Failure(enricher.Name, ExtractionErrors.TooLarge, $"the file is {size} bytes; the limit is {_maxBytes}"));
+            else
+            {
+                var input = new EnrichmentInput(tenantId, conversationId, senderId, "", postedAt,
+                    Attachment: new Attachment(bytes, attachment.Media?.ContentType ?? "application/octet-stream", attachment.Media?.FileName));
+                try
+                {
+                    if (breaker.IsOpen) throw new OpenCircuitException("open");
+                    var result = await breaker.WithCircuitBreaker(token => enricher.EnrichAsync(input, token).AsTask().WaitAsync(token));
+                    payload = result.Payload;
+                    results.Add(Output(result.Enricher, result.Version, payload));
+                    if (payload is AttachmentTextPayload { Extracted: { Ok: true, Text: { Length: > 0 } found } })
+                        text.Append(text.Length > 0 ? "\n" : "").Append(found.Trim());
+                    continue;
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    var why = e switch
+                    {
+                        OpenCircuitException => "breaker_open",
+                        TimeoutException or OperationCanceledException => "over_budget",
+                        _ => "failed",
+                    };
+                    degraded.Add(enricher.Name);
+                    Degraded.WithLabels(enricher.Name, why).Inc();
+                    continue;
+                }
+            }
+            results.Add(Output(enricher.Name, enricher.Version, payload));
+        }
+        return (results.ToImmutable(), degraded.ToImmutable(), text.ToString());
+    }
+
+    private static EnricherOutput Output(string name, string version, object payload) =>
+        new(name, version, JsonSerializer.SerializeToElement(payload, payload.GetType(), EnrichmentJson.Options));
+
+    /// <summary>Exactly <paramref name="size"/> bytes (at most the limit), or null when the object is gone.</summary>
+    private async Task<byte[]?> ReadAsync(string tenantId, string fileId, long size, CancellationToken ct)
+    {
+        await using var stream = await _store.OpenReadAsync(tenantId, fileId, 0, size, ct);
+        if (stream is null) return null;
+        var buffer = new byte[size];
+        var read = 0;
+        while (read < buffer.Length)
+        {
+            var n = await stream.ReadAsync(buffer.AsMemory(read), ct);
+            if (n == 0) break;
+            read += n;
+        }
+        return read == buffer.Length ? buffer : null;
+    }
+}
