@@ -26,7 +26,7 @@ public sealed class EnrichmentProjection : ReceiveActor
     public const string Name = "enrichment";
 
     public static readonly Counter Deferred = Metrics.CreateCounter("caas_enrichment_deferred_total",
-        "Messages stored with their enrichment deferred (the pipeline was above its high-water mark).");
+        "Messages stored with their enrichment deferred (the pipeline was above its high-water mark, or the message carries an attachment).");
     public static readonly Counter Recorded = Metrics.CreateCounter("caas_enrichment_deferred_recorded_total",
         "Deferred messages whose enrichment the enrichment projection has had recorded (repeats after a restart included).");
     public static readonly Gauge LagMessages = Metrics.CreateGauge("caas_enrichment_lag_messages",
