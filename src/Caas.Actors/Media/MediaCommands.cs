@@ -21,8 +21,10 @@ public abstract record MediaCommand(string TenantId, string FileId) : IMediaComm
 public sealed record RegisterMedia(string TenantId, string FileId, string ActorId, string ConversationId, string FileName, string ContentType,
     long Size, string Sha256, int? Width = null, int? Height = null, long? DurationMs = null) : MediaCommand(TenantId, FileId);
 
-/// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.</summary>
-public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates) : MediaCommand(TenantId, FileId);
+/// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.
+/// <see cref="Erasure"/>: the owner's erasure (GDPR), carried to the event so media.events tells it apart.</summary>
+public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Erasure = false) : MediaCommand(TenantId, FileId);
 
 /// <summary>The file's metadata; a deleted file is not found unless <see cref="IncludeDeleted"/>.</summary>
 public sealed record GetMedia(string TenantId, string FileId, bool IncludeDeleted = false) : MediaCommand(TenantId, FileId);

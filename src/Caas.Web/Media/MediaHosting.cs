@@ -54,6 +54,7 @@ public static class MediaHosting
         services.AddSingleton(sp => new MediaReadModel(sp.GetRequiredService<ReadModelStore>()));
         services.AddSingleton(sp => new SignedLinks(sp.GetRequiredService<MediaSettings>()));
         services.AddSingleton<MediaGateway>();
+        services.AddSingleton<UploadProgressPush>();
         services.AddSingleton<MediaUploads>();
         services.AddHostedService(sp => new UploadSweep(sp.GetRequiredService<IUploadSessions>(), sp.GetRequiredService<IMediaStore>(),
             sp.GetRequiredService<ILogger<UploadSweep>>(), sp.GetRequiredService<MediaSettings>().SweepEvery));
