@@ -23,8 +23,8 @@ public sealed record RegisterMedia(string TenantId, string FileId, string ActorI
 
 /// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.
 /// <see cref="Erasure"/>: the owner's erasure (GDPR), carried to the event so media.events tells it apart.</summary>
-public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Erasure = false) : MediaCommand(TenantId, FileId);
+public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates, bool Erasure = false)
+    : MediaCommand(TenantId, FileId);
 
 /// <summary>The file's metadata; a deleted file is not found unless <see cref="IncludeDeleted"/>.</summary>
 public sealed record GetMedia(string TenantId, string FileId, bool IncludeDeleted = false) : MediaCommand(TenantId, FileId);

@@ -8,7 +8,5 @@ public interface IMediaEvent : IDomainEvent, ICaasMessage;
 public sealed record MediaUploaded(EventMeta Meta, MediaFile File) : IMediaEvent;
 
 /// <summary>Soft-deleted: downloads answer 404 from now on; the bytes are purged from the store.
-/// <see cref="Erasure"/>: part of the owner's erasure (absent from the stored form otherwise, as before it existed).</summary>
-public sealed record MediaDeleted(EventMeta Meta, string FileId, string ConversationId,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
-    bool Erasure = false) : IMediaEvent;
+/// <see cref="Erasure"/>: part of the owner's erasure (events stored before it existed read as false).</summary>
+public sealed record MediaDeleted(EventMeta Meta, string FileId, string ConversationId, bool Erasure = false) : IMediaEvent;

@@ -119,6 +119,8 @@ public static class MediaBench
 
     private const double Mb = 1024 * 1024;
 
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<string> NodeOutput = new();
+
     private sealed record Uploaded(string Id, long Size, string Sha256);
 
     public static async Task<int> RunAsync(Settings s, CancellationToken ct)
@@ -300,6 +302,13 @@ public static class MediaBench
             Console.WriteLine(Line($"upload_mb_per_s={uploadRate:F1} download_mb_per_s={downloadRate:F1} range_ttfb_p99_ms={ttfb.Percentile(0.99):F2}"));
             return 0;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Console.Error.WriteLine("bench-media failed: " + e.Message);
+            Console.Error.WriteLine("the node's last lines:");
+            foreach (var line in NodeOutput) Console.Error.WriteLine("  " + line);
+            throw;
+        }
         finally
         {
             foreach (var client in http) client?.Dispose();
@@ -465,9 +474,19 @@ public static class MediaBench
         start.Environment["CAAS_POSTGRES"] = string.Empty;
         start.Environment["CAAS_SEED_NODES"] = string.Empty;
         foreach (var (k, v) in env) start.Environment[k] = v;
-        var process = Process.Start(start)!;
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
+        var process = new Process { StartInfo = start };
+        // Its last lines are kept (errors only: CAAS_LOG_LEVEL=Error), to show why a request failed.
+        DataReceivedEventHandler keep = (_, e) =>
+        {
+            if (e.Data is null) return;
+            NodeOutput.Enqueue(e.Data);
+            while (NodeOutput.Count > 100) NodeOutput.TryDequeue(out string? _);
+        };
+        process.OutputDataReceived += keep;
+        process.ErrorDataReceived += keep;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
         return process;
     }
 }
