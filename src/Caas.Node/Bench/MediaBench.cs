@@ -307,6 +307,19 @@ public static class MediaBench
             Console.Error.WriteLine("bench-media failed: " + e.Message);
             Console.Error.WriteLine("the node's last lines:");
             foreach (var line in NodeOutput) Console.Error.WriteLine("  " + line);
+            // Best effort: the files uploaded so far leave the store (an S3 server may keep them in RAM).
+            using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            foreach (var file in uploaded.ToList())
+            {
+                try
+                {
+                    using var _ = await setup.DeleteAsync($"/v1/media/files/{file.Id}", cleanup.Token);
+                }
+                catch (Exception)
+                {
+                    break;
+                }
+            }
             throw;
         }
         finally
