@@ -16,5 +16,6 @@ root.Subcommands.Add(Caas.Node.Bench.SocketBench.Command());
 root.Subcommands.Add(Caas.Node.Bench.PipelineBench.Command());
 root.Subcommands.Add(Commands.BenchRest());
 root.Subcommands.Add(Caas.Node.Bench.SearchBench.Command());
+root.Subcommands.Add(Caas.Node.Bench.MediaBench.Command());
 root.Subcommands.Add(Caas.Node.Search.SearchCommands.Reindex());
 return await root.Parse(args).InvokeAsync();

@@ -21,8 +21,10 @@ public abstract record MediaCommand(string TenantId, string FileId) : IMediaComm
 public sealed record RegisterMedia(string TenantId, string FileId, string ActorId, string ConversationId, string FileName, string ContentType,
     long Size, string Sha256, int? Width = null, int? Height = null, long? DurationMs = null) : MediaCommand(TenantId, FileId);
 
-/// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.</summary>
-public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates) : MediaCommand(TenantId, FileId);
+/// <summary>A soft delete by the owner, or by a moderator (or above) of the file's conversation.
+/// <see cref="Erasure"/>: the owner's erasure (GDPR), carried to the event so media.events tells it apart.</summary>
+public sealed record DeleteMedia(string TenantId, string FileId, string ActorId, bool ActorModerates, bool Erasure = false)
+    : MediaCommand(TenantId, FileId);
 
 /// <summary>Records what the thumbnail worker made of a file (once: a file already processed answers its metadata).</summary>
 public sealed record RecordThumbnail(string TenantId, string FileId, MediaThumbnail? Thumbnail, int? Width, int? Height, long? DurationMs,

@@ -82,7 +82,7 @@ public static class MediaDecider
                 if (s.File is not { DeletedAt: null } current) return (null, Rejection.NotFound("file"));
                 if (current.OwnerId != d.ActorId && !d.ActorModerates)
                     return (null, Rejection.Forbidden("Only the file's owner or a moderator of its conversation deletes it."));
-                return (new MediaDeleted(new EventMeta(d.TenantId, d.ActorId, now), current.FileId, current.ConversationId),
+                return (new MediaDeleted(new EventMeta(d.TenantId, d.ActorId, now), current.FileId, current.ConversationId, d.Erasure),
                     new Done("deleted"));
             case RecordThumbnail t:
                 if (s.File is not { DeletedAt: null } live) return (null, Rejection.NotFound("file"));

@@ -34,7 +34,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
 
     public async Task StartAsync(CancellationToken ct)
     {
-        await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic, settings.EventsTopic, settings.DeadLetterTopic], logger);
+        await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic, settings.EventsTopic, settings.DeadLetterTopic, settings.MediaEventsTopic], logger);
         var system = services.GetRequiredService<ActorSystem>();
         var ingest = services.GetRequiredService<IMessageIngest>();
         var letters = services.GetRequiredService<DeadLetterStore>();

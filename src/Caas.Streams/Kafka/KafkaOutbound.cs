@@ -27,6 +27,11 @@ public sealed class KafkaOutbound(KafkaSettings settings, IServiceProvider servi
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ProjectionsRole)),
             "chat-events-projection");
+        system.ActorOf(ClusterSingletonManager.Props(
+                MediaEventsProjection.PropsFor(_publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config)),
+                PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(system).WithRole(ProjectionsRole)),
+            "media-events-projection");
         var letters = services.GetRequiredService<DeadLetterStore>();
         var publisher = _publisher;
         // A letter is in the table before it is published; a failed publish is logged, the table stays the record.

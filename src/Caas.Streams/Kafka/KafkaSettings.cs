@@ -30,6 +30,8 @@ public sealed record KafkaSettings
     public string MessagesTopic { get; init; } = "chat.messages";
     public string EventsTopic { get; init; } = "chat.events";
     public string DeadLetterTopic { get; init; } = "chat.dlq";
+    /// <summary>File uploads, deletions and erasures (<c>CAAS_KAFKA_TOPIC_MEDIA_EVENTS</c>; README: Media).</summary>
+    public string MediaEventsTopic { get; init; } = "media.events";
     public KafkaProfile Profile { get; init; } = KafkaProfile.Modern;
     public IReadOnlyDictionary<string, IReadOnlySet<string>> AllowedTenants { get; init; } = new Dictionary<string, IReadOnlySet<string>>();
     /// <summary>librdkafka properties passed through as they are (security settings, tuning).</summary>
@@ -95,6 +97,7 @@ public sealed record KafkaSettings
             MessagesTopic = env("CAAS_KAFKA_TOPIC_MESSAGES") is { Length: > 0 } m ? m : d.MessagesTopic,
             EventsTopic = env("CAAS_KAFKA_TOPIC_EVENTS") is { Length: > 0 } ev ? ev : d.EventsTopic,
             DeadLetterTopic = env("CAAS_KAFKA_TOPIC_DLQ") is { Length: > 0 } q ? q : d.DeadLetterTopic,
+            MediaEventsTopic = env("CAAS_KAFKA_TOPIC_MEDIA_EVENTS") is { Length: > 0 } me ? me : d.MediaEventsTopic,
             Profile = ParseProfile(env("CAAS_KAFKA_PROFILE")),
             AllowedTenants = ParseAllowedTenants(env("CAAS_KAFKA_ALLOWED_TENANTS")),
             Passthrough = passthrough,

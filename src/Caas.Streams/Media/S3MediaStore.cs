@@ -58,7 +58,7 @@ public sealed class S3MediaStore : IMediaStore, IDisposable
     {
         var key = MediaKeys.Of(tenantId, fileId);
         var first = ArrayPool<byte>.Shared.Rent(PartSize);
-        byte[]? next = null;
+        byte[]? next = null, second = null; // the loop swaps first and next: return the two rented arrays, each once
         string? uploadId = null;
         try
         {
@@ -75,7 +75,7 @@ public sealed class S3MediaStore : IMediaStore, IDisposable
             uploadId = (await Guard(() => _s3.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = Bucket, Key = key }, ct))).UploadId;
             var tags = new List<PartETag>();
             long total = 0;
-            next = ArrayPool<byte>.Shared.Rent(PartSize);
+            next = second = ArrayPool<byte>.Shared.Rent(PartSize);
             var (current, currentLength) = (first, n);
             while (currentLength > 0)
             {
@@ -97,8 +97,10 @@ public sealed class S3MediaStore : IMediaStore, IDisposable
         finally
         {
             if (uploadId is not null) await AbortQuietlyAsync(key, uploadId);
+            // Returning one array twice handed it to two uploads at once (parts of one file sent with another's
+            // bytes; radosgw refused such parts with 400); bench-media found it with 4 clients sending 8 MiB files.
             ArrayPool<byte>.Shared.Return(first);
-            if (next is not null) ArrayPool<byte>.Shared.Return(next);
+            if (second is not null) ArrayPool<byte>.Shared.Return(second);
         }
     }
 

@@ -54,6 +54,7 @@ public static class MediaHosting
         services.AddSingleton(sp => new MediaReadModel(sp.GetRequiredService<ReadModelStore>()));
         services.AddSingleton(sp => new SignedLinks(sp.GetRequiredService<MediaSettings>()));
         services.AddSingleton<MediaGateway>();
+        services.AddSingleton<UploadProgressPush>();
         services.AddSingleton<MediaUploads>();
         services.AddSingleton<ThumbnailQueue>();
         services.AddHostedService(sp => sp.GetRequiredService<ThumbnailQueue>());

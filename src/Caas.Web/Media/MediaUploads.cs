@@ -14,7 +14,7 @@ namespace Caas.Web.Media;
 
 /// <summary>The upload paths (single and resumable) and the access rules every media route shares.</summary>
 public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUploadSessions sessions, MediaUsage usage, MediaGateway media,
-    ClusterGateway conversations, ThumbnailQueue? thumbnails = null)
+    ClusterGateway conversations, ThumbnailQueue? thumbnails = null, UploadProgressPush? progress = null)
 {
     private static readonly Counter UploadBytes = Metrics.CreateCounter("caas_media_upload_bytes_total", "Media bytes accepted, by path.", "path");
     private static readonly Counter StoreErrors = Metrics.CreateCounter("caas_media_store_errors_total", "Media store calls that failed (unavailable).");
@@ -316,6 +316,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
     private async Task<IResult> ProgressReplyAsync(Caller caller, string uploadId, int index, CancellationToken ct)
     {
         var now = await sessions.GetAsync(caller.TenantId, uploadId, ct);
+        if (now is not null) progress?.Push(caller.TenantId, caller.UserId, now, index); // the hub's uploadProgress
         return Results.Json(new { upload_id = uploadId, index, received_bytes = now?.ReceivedBytes ?? 0 }, Json.Options);
     }
 
@@ -445,7 +446,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         var erased = 0;
         foreach (var (fileId, size) in await usage.FilesOfAsync(tenantId, userId, ct))
         {
-            var reply = await media.AskAsync(new DeleteMedia(tenantId, fileId, actorId, ActorModerates: true), ct);
+            var reply = await media.AskAsync(new DeleteMedia(tenantId, fileId, actorId, ActorModerates: true, Erasure: true), ct);
             if (reply is Rejection { Code: not ErrorCodes.NotFound } r) throw new InvalidOperationException($"Erasing {fileId}: {r.Code} {r.Message}");
             await PurgeAsync(tenantId, fileId, userId, size, ct);
             erased++;
