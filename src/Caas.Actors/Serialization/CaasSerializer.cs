@@ -148,6 +148,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(TenantSettingsState)] = "tenant.settings.v1",
         [typeof(GetTenantSettings)] = "tenant.qry.settings",
         [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
+        [typeof(UpdateTenantMediaSettings)] = "tenant.cmd.update-media",
         // media
         [typeof(Media.MediaUploaded)] = "media.uploaded.v1",
         [typeof(Media.MediaDeleted)] = "media.deleted.v1",

@@ -28,6 +28,7 @@ public static class MediaApi
     public static RouteGroupBuilder MapMedia(this RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/media").WithTags("Media").AddEndpointFilter(StoreOutages);
+        v1.MapTenantMediaSettings(); // README: Media, tenant settings
 
         g.MapPost("/upload", (HttpContext http, Caller caller, MediaUploads uploads) => uploads.SingleAsync(http, caller)).DisableAntiforgery();
 
