@@ -160,6 +160,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Media.MediaProcessed)] = "media.processed.v1",
         [typeof(Media.MediaThumbnail)] = "media.thumbnail.v1",
         [typeof(Media.RecordThumbnail)] = "media.cmd.record-thumbnail",
+        [typeof(Media.MediaPurged)] = "media.purged.v1",
+        [typeof(Media.RecordPurge)] = "media.cmd.record-purge",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",

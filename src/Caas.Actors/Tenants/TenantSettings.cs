@@ -40,13 +40,13 @@ public sealed record UpdateTenantSettings(string TenantId, string ActorId, int? 
 /// variable); quotas in bytes and files, per tenant and per user; the allowlist as exact types and <c>family/*</c>.
 /// </summary>
 public sealed record TenantMediaSettings(long? TenantQuotaBytes = null, long? TenantQuotaFiles = null, long? UserQuotaBytes = null,
-    long? UserQuotaFiles = null, IReadOnlyList<string>? AllowedTypes = null)
+    long? UserQuotaFiles = null, IReadOnlyList<string>? AllowedTypes = null, long? RetentionSeconds = null)
 {
     public static TenantMediaSettings Empty { get; } = new();
 
     public bool Equals(TenantMediaSettings? other) =>
         other is not null && TenantQuotaBytes == other.TenantQuotaBytes && TenantQuotaFiles == other.TenantQuotaFiles
-        && UserQuotaBytes == other.UserQuotaBytes && UserQuotaFiles == other.UserQuotaFiles
+        && UserQuotaBytes == other.UserQuotaBytes && UserQuotaFiles == other.UserQuotaFiles && RetentionSeconds == other.RetentionSeconds
         && (AllowedTypes ?? []).SequenceEqual(other.AllowedTypes ?? []) && (AllowedTypes is null) == (other.AllowedTypes is null);
 
     public override int GetHashCode() => HashCode.Combine(TenantQuotaBytes, TenantQuotaFiles, UserQuotaBytes, UserQuotaFiles, AllowedTypes?.Count);
@@ -101,6 +101,7 @@ public static class TenantSettingsDecider
         if (m.TenantQuotaFiles is < 0 or > maxFiles) errors["tenant_quota_files"] = [$"Between 0 and {maxFiles}."];
         if (m.UserQuotaBytes is < 0 or > maxBytes) errors["user_quota_bytes"] = [$"Between 0 and {maxBytes}."];
         if (m.UserQuotaFiles is < 0 or > maxFiles) errors["user_quota_files"] = [$"Between 0 and {maxFiles}."];
+        if (m.RetentionSeconds is < 0 or > 3650L * 86_400) errors["retention_seconds"] = ["Between 0 and 315360000 (ten years)."];
         if (m.AllowedTypes is { } types)
         {
             if (types.Count > 100) errors["allowed_types"] = ["At most 100 types."];

@@ -450,6 +450,43 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
     }
 
     /// <summary>
+    /// After a soft delete: with no retention (the default) the bytes are purged now; else they stay in the store until
+    /// the tenant's retention ran out and the retention sweep purges them (downloads answer 404 meanwhile).
+    /// </summary>
+    public async Task AfterDeleteAsync(MediaFile file, CancellationToken ct = default)
+    {
+        var retention = (await LimitsAsync(file.TenantId, ct)).Retention;
+        if (retention <= TimeSpan.Zero)
+        {
+            await RecordPurgeAndPurgeAsync(file.TenantId, file.FileId, file.OwnerId, file.Size, ct);
+            return;
+        }
+        await usage.SchedulePurgeAsync(file.TenantId, file.FileId, (DateTimeOffset.UtcNow + retention).ToUnixTimeMilliseconds(), ct);
+    }
+
+    /// <summary>
+    /// One pass of the retention sweep: purges up to <paramref name="limit"/> deleted files whose retention ran out.
+    /// Safe on every node at once: the entity records a file's purge once, and purging twice removes nothing more.
+    /// </summary>
+    public async Task<int> PurgeDueAsync(int limit, CancellationToken ct = default)
+    {
+        var purged = 0;
+        foreach (var (tenantId, fileId, ownerId, size) in await usage.DuePurgesAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), limit, ct))
+            if (await RecordPurgeAndPurgeAsync(tenantId, fileId, ownerId, size, ct)) purged++;
+        return purged;
+    }
+
+    /// <summary>Records the purge in the file's entity first (so a crash between the two is finished by the next sweep), then purges.</summary>
+    private async Task<bool> RecordPurgeAndPurgeAsync(string tenantId, string fileId, string ownerId, long size, CancellationToken ct)
+    {
+        var reply = await media.AskAsync(new RecordPurge(tenantId, fileId), ct);
+        if (reply is Rejection { Code: ErrorCodes.Overloaded }) return false; // the next pass tries again
+        if (reply is Rejection { Code: ErrorCodes.Conflict }) return false;   // not deleted: never purge a live file
+        await PurgeAsync(tenantId, fileId, ownerId, size, ct);
+        return true;
+    }
+
+    /// <summary>
     /// Erases a user's files (GDPR): each is soft-deleted in its entity (the event records who erased it) and purged
     /// from the store. Returns how many files had bytes purged. Repeatable: a second call finds nothing left.
     /// </summary>

@@ -12,12 +12,13 @@ using Microsoft.AspNetCore.Routing;
 namespace Caas.Web.Media;
 
 /// <summary>The media limits in force for one tenant: its settings where set, the node's defaults elsewhere.</summary>
-public sealed record EffectiveMediaLimits(MediaQuota TenantQuota, MediaQuota UserQuota, IReadOnlyList<string> AllowedTypes)
+public sealed record EffectiveMediaLimits(MediaQuota TenantQuota, MediaQuota UserQuota, IReadOnlyList<string> AllowedTypes, TimeSpan Retention)
 {
     public static EffectiveMediaLimits Of(MediaSettings node, TenantMediaSettings? tenant) => new(
         new MediaQuota(tenant?.TenantQuotaBytes ?? node.TenantQuota.Bytes, tenant?.TenantQuotaFiles ?? node.TenantQuota.Files),
         new MediaQuota(tenant?.UserQuotaBytes ?? node.UserQuota.Bytes, tenant?.UserQuotaFiles ?? node.UserQuota.Files),
-        tenant?.AllowedTypes ?? node.AllowedTypes);
+        tenant?.AllowedTypes ?? node.AllowedTypes,
+        tenant?.RetentionSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : node.Retention);
 }
 
 /// <summary>
@@ -28,7 +29,7 @@ public sealed record EffectiveMediaLimits(MediaQuota TenantQuota, MediaQuota Use
 public static class TenantMediaSettingsApi
 {
     public sealed record MediaSettingsBody(long? TenantQuotaBytes, long? TenantQuotaFiles, long? UserQuotaBytes, long? UserQuotaFiles,
-        List<string>? AllowedTypes);
+        List<string>? AllowedTypes, long? RetentionSeconds);
 
     public static RouteGroupBuilder MapTenantMediaSettings(this RouteGroupBuilder v1)
     {
@@ -45,10 +46,27 @@ public static class TenantMediaSettingsApi
             var (body, error) = await Body.ReadAsync<MediaSettingsBody>(req);
             if (error is not null) return error;
             var media = new TenantMediaSettings(body!.TenantQuotaBytes, body.TenantQuotaFiles, body.UserQuotaBytes, body.UserQuotaFiles,
-                body.AllowedTypes);
+                body.AllowedTypes, body.RetentionSeconds);
             var reply = await gw.AskAsync(new UpdateTenantMediaSettings(tenant, caller.UserId, media));
             gw.ForgetTenantSettings(tenant);
             return ClusterGateway.Map<TenantSettingsState>(reply, s => View(tenant, s.Media, uploads.Settings));
+        });
+
+        // A file's metadata as an admin sees it: deleted ones too, with when they were deleted and purged.
+        g.MapGet("/files/{fileId}", async (string tenant, string fileId, Caller caller, MediaGateway media, HttpContext http) =>
+        {
+            if (Allowed(caller, tenant) is { } refused) return refused;
+            if (!Ids.IsValid(fileId)) return Problems.NotFound("file");
+            var reply = await media.AskAsync(new Caas.Actors.Media.GetMedia(tenant, fileId, IncludeDeleted: true), http.RequestAborted);
+            return reply is Caas.Actors.Media.MediaFile f
+                ? Results.Ok(new
+                {
+                    file = MediaUploads.View(f),
+                    deleted_at = f.DeletedAt is { } d ? Views.Utc(d) : null,
+                    deleted_by = f.DeletedBy,
+                    purged_at = f.PurgedAt is { } p ? Views.Utc(p) : null,
+                })
+                : Problems.From((Rejection)reply);
         });
         return g;
     }
@@ -72,6 +90,7 @@ public static class TenantMediaSettingsApi
             user_quota_bytes = m?.UserQuotaBytes,
             user_quota_files = m?.UserQuotaFiles,
             allowed_types = m?.AllowedTypes,
+            retention_seconds = m?.RetentionSeconds,
             effective = new
             {
                 tenant_quota_bytes = e.TenantQuota.Bytes,
@@ -79,6 +98,7 @@ public static class TenantMediaSettingsApi
                 user_quota_bytes = e.UserQuota.Bytes,
                 user_quota_files = e.UserQuota.Files,
                 allowed_types = e.AllowedTypes,
+                retention_seconds = (long)e.Retention.TotalSeconds,
             },
         });
     }
