@@ -439,10 +439,10 @@ public abstract class MediaApiContract(MediaFileNode node)
         Assert.Equal(415, (await alice.ApiPost("/v1/media/upload/chunk",
             new { file_name = "a.pdf", content_type = "application/pdf", conversation_id = conv, size = 100 })).Status);
 
-        // The quota: exactly at the limit is accepted, one byte over is 413 with the tenant's figures.
+        // The quota: exactly at the limit is accepted, ten bytes over is 413 with the tenant's figures.
         Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(600))).Status);
         Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(400))).Status);
-        var (overStatus, over) = await alice.UploadAsync(conv, MediaHttp.Png(1));
+        var (overStatus, over) = await alice.UploadAsync(conv, MediaHttp.Png(10));
         Assert.Equal(413, overStatus);
         Assert.Equal("quota_exceeded", over.Code());
         Assert.Equal(1000, over.GetProperty("used_bytes").GetInt64());
@@ -453,7 +453,7 @@ public abstract class MediaApiContract(MediaFileNode node)
         var (resetStatus, reset) = await admin.ApiPut(route, new { });
         Assert.Equal(200, resetStatus);
         Assert.Equal(System.Text.Json.JsonValueKind.Null, reset.GetProperty("user_quota_bytes").ValueKind);
-        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(1))).Status);
+        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(10))).Status);
         Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Pdf(100), "a.pdf", "application/pdf")).Status);
     }
 
