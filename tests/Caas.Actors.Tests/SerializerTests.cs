@@ -171,6 +171,9 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             // media
             new Caas.Actors.Media.MediaUploaded(Meta, MediaSample),
             new Caas.Actors.Media.MediaDeleted(Meta, "f_1", "c-1"),
+            new Caas.Actors.Media.MediaPurged(Meta, "f_1"),
+            new Caas.Actors.Media.RecordPurge("acme", "f_1"),
+            new UpdateTenantMediaSettings("acme", "root", new TenantMediaSettings(1000, 10, 100, 5, ["image/*"], 30)),
             MediaSample,
             MediaSample with { Width = null, Height = null, DurationMs = 61_000, DeletedAt = At, DeletedBy = "bob" },
             new Caas.Actors.Media.MediaState(MediaSample),

@@ -30,5 +30,8 @@ public sealed record DeleteMedia(string TenantId, string FileId, string ActorId,
 public sealed record RecordThumbnail(string TenantId, string FileId, MediaThumbnail? Thumbnail, int? Width, int? Height, long? DurationMs,
     string? Skipped) : MediaCommand(TenantId, FileId);
 
+/// <summary>Records that a deleted file's bytes are purged (once; a file not deleted is a conflict).</summary>
+public sealed record RecordPurge(string TenantId, string FileId) : MediaCommand(TenantId, FileId);
+
 /// <summary>The file's metadata; a deleted file is not found unless <see cref="IncludeDeleted"/>.</summary>
 public sealed record GetMedia(string TenantId, string FileId, bool IncludeDeleted = false) : MediaCommand(TenantId, FileId);

@@ -12,6 +12,12 @@ public sealed record MediaUploaded(EventMeta Meta, MediaFile File) : IMediaEvent
 public sealed record MediaDeleted(EventMeta Meta, string FileId, string ConversationId, bool Erasure = false) : IMediaEvent;
 
 /// <summary>
+/// A deleted file's bytes (and thumbnail) were purged from the store: at once, or after the tenant's retention period.
+/// Recorded once; a second purge of the same file records nothing.
+/// </summary>
+public sealed record MediaPurged(EventMeta Meta, string FileId) : IMediaEvent;
+
+/// <summary>
 /// The file was looked at off the request path: its thumbnail (null when none could be made, with <see cref="Skipped"/>
 /// saying why: <c>too_many_pixels</c>, <c>too_large</c>, <c>undecodable</c>, <c>no_ffmpeg</c>, <c>timeout</c>,
 /// <c>not_applicable</c>), and the original's dimensions (as displayed, EXIF orientation applied) and duration where known.

@@ -8,7 +8,7 @@ namespace Caas.Actors.Media;
 /// </summary>
 public sealed record MediaFile(string FileId, string TenantId, string ConversationId, string OwnerId, string FileName, string ContentType,
     long Size, string Sha256, int? Width, int? Height, long? DurationMs, DateTimeOffset CreatedAt, DateTimeOffset? DeletedAt = null,
-    string? DeletedBy = null, MediaThumbnail? Thumbnail = null, string? ThumbnailSkipped = null) : ICaasMessage
+    string? DeletedBy = null, MediaThumbnail? Thumbnail = null, string? ThumbnailSkipped = null, DateTimeOffset? PurgedAt = null) : ICaasMessage
 {
     public const string Ready = "ready";
     public const string Deleted = "deleted";
@@ -45,6 +45,7 @@ public sealed record MediaState(MediaFile? File) : ICaasMessage
     {
         MediaUploaded u => new MediaState(u.File),
         MediaDeleted d when File is not null => new MediaState(File with { DeletedAt = d.Meta.OccurredAt, DeletedBy = d.Meta.ActorId }),
+        MediaPurged p when File is not null => new MediaState(File with { PurgedAt = p.Meta.OccurredAt }),
         MediaProcessed p when File is not null => new MediaState(File with
         {
             Thumbnail = p.Thumbnail,
@@ -84,6 +85,12 @@ public static class MediaDecider
                     return (null, Rejection.Forbidden("Only the file's owner or a moderator of its conversation deletes it."));
                 return (new MediaDeleted(new EventMeta(d.TenantId, d.ActorId, now), current.FileId, current.ConversationId, d.Erasure),
                     new Done("deleted"));
+            case RecordPurge p:
+                if (s.File is not { } gone) return (null, Rejection.NotFound("file"));
+                if (gone.DeletedAt is null) return (null, Rejection.Conflict("The file is not deleted."));
+                if (gone.PurgedAt is not null) return (null, gone);
+                var purged = new MediaPurged(new EventMeta(p.TenantId, "system", now), gone.FileId);
+                return (purged, s.Apply(purged).File!);
             case RecordThumbnail t:
                 if (s.File is not { DeletedAt: null } live) return (null, Rejection.NotFound("file"));
                 if (live.Processed) return (null, live);

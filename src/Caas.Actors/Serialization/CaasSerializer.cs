@@ -148,6 +148,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(TenantSettingsState)] = "tenant.settings.v1",
         [typeof(GetTenantSettings)] = "tenant.qry.settings",
         [typeof(UpdateTenantSettings)] = "tenant.cmd.update-settings",
+        [typeof(UpdateTenantMediaSettings)] = "tenant.cmd.update-media",
         // media
         [typeof(Media.MediaUploaded)] = "media.uploaded.v1",
         [typeof(Media.MediaDeleted)] = "media.deleted.v1",
@@ -159,6 +160,8 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Media.MediaProcessed)] = "media.processed.v1",
         [typeof(Media.MediaThumbnail)] = "media.thumbnail.v1",
         [typeof(Media.RecordThumbnail)] = "media.cmd.record-thumbnail",
+        [typeof(Media.MediaPurged)] = "media.purged.v1",
+        [typeof(Media.RecordPurge)] = "media.cmd.record-purge",
         // live rooms (DistributedPubSub)
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",

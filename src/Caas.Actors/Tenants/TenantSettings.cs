@@ -7,7 +7,8 @@ namespace Caas.Actors.Tenants;
 /// before a knob existed are read with that default (System.Text.Json fills a missing parameter from it), not zero.
 /// </summary>
 public sealed record TenantSettingsState(int MessageRatePerMinute = 60, int IdempotencyHorizonSeconds = 86_400,
-    string DefaultPhoneRegion = "US", int MaxMessageChars = 4_000, int RejectedAttemptsPerMinute = 30, int MessageCapPerHour = 1_000)
+    string DefaultPhoneRegion = "US", int MaxMessageChars = 4_000, int RejectedAttemptsPerMinute = 30, int MessageCapPerHour = 1_000,
+    TenantMediaSettings? Media = null)
     : ICaasMessage
 {
     public static TenantSettingsState Default { get; } = new();
@@ -34,6 +35,28 @@ public sealed record UpdateTenantSettings(string TenantId, string ActorId, int? 
     string? DefaultPhoneRegion, int? MaxMessageChars, int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null)
     : TenantCommand(TenantId);
 
+/// <summary>
+/// Media limits of a tenant (README: Media, tenant settings). A null field is the node's default (its environment
+/// variable); quotas in bytes and files, per tenant and per user; the allowlist as exact types and <c>family/*</c>.
+/// </summary>
+public sealed record TenantMediaSettings(long? TenantQuotaBytes = null, long? TenantQuotaFiles = null, long? UserQuotaBytes = null,
+    long? UserQuotaFiles = null, IReadOnlyList<string>? AllowedTypes = null, long? RetentionSeconds = null)
+{
+    public static TenantMediaSettings Empty { get; } = new();
+
+    public bool Equals(TenantMediaSettings? other) =>
+        other is not null && TenantQuotaBytes == other.TenantQuotaBytes && TenantQuotaFiles == other.TenantQuotaFiles
+        && UserQuotaBytes == other.UserQuotaBytes && UserQuotaFiles == other.UserQuotaFiles && RetentionSeconds == other.RetentionSeconds
+        && (AllowedTypes ?? []).SequenceEqual(other.AllowedTypes ?? []) && (AllowedTypes is null) == (other.AllowedTypes is null);
+
+    public override int GetHashCode() => HashCode.Combine(TenantQuotaBytes, TenantQuotaFiles, UserQuotaBytes, UserQuotaFiles, AllowedTypes?.Count);
+}
+
+/// <summary>
+/// Replaces the tenant's media settings as a whole (a PUT): a null field goes back to the node's default.
+/// </summary>
+public sealed record UpdateTenantMediaSettings(string TenantId, string ActorId, TenantMediaSettings Media) : TenantCommand(TenantId);
+
 public sealed record TenantSettingsChanged(EventMeta Meta, TenantSettingsState Settings) : IDomainEvent, ICaasMessage;
 
 public static class TenantSettingsDecider
@@ -57,10 +80,42 @@ public static class TenantSettingsDecider
                 var next = new TenantSettingsState(u.MessageRatePerMinute ?? s.MessageRatePerMinute,
                     u.IdempotencyHorizonSeconds ?? s.IdempotencyHorizonSeconds, u.DefaultPhoneRegion ?? s.DefaultPhoneRegion,
                     u.MaxMessageChars ?? s.MaxMessageChars, u.RejectedAttemptsPerMinute ?? s.RejectedAttemptsPerMinute,
-                    u.MessageCapPerHour ?? s.MessageCapPerHour);
+                    u.MessageCapPerHour ?? s.MessageCapPerHour, s.Media);
                 return next == s ? (null, s) : (new TenantSettingsChanged(new EventMeta(u.TenantId, u.ActorId, now), next), next);
+            case UpdateTenantMediaSettings m:
+                var problems = ValidateMedia(m.Media);
+                if (problems.Count > 0) return (null, new Rejection(ErrorCodes.ValidationFailed, "The media settings are not valid.", problems));
+                var media = m.Media with { AllowedTypes = m.Media.AllowedTypes?.Select(t => t.Trim().ToLowerInvariant()).Distinct().ToList() };
+                var updated = s with { Media = media == TenantMediaSettings.Empty ? null : media };
+                return updated == s ? (null, s) : (new TenantSettingsChanged(new EventMeta(m.TenantId, m.ActorId, now), updated), updated);
             default:
                 return (null, Rejection.Invalid("command", "Unknown command."));
         }
+    }
+
+    private static Dictionary<string, string[]> ValidateMedia(TenantMediaSettings m)
+    {
+        var errors = new Dictionary<string, string[]>();
+        const long maxBytes = 1L << 50, maxFiles = 1_000_000_000;
+        if (m.TenantQuotaBytes is < 0 or > maxBytes) errors["tenant_quota_bytes"] = [$"Between 0 and {maxBytes}."];
+        if (m.TenantQuotaFiles is < 0 or > maxFiles) errors["tenant_quota_files"] = [$"Between 0 and {maxFiles}."];
+        if (m.UserQuotaBytes is < 0 or > maxBytes) errors["user_quota_bytes"] = [$"Between 0 and {maxBytes}."];
+        if (m.UserQuotaFiles is < 0 or > maxFiles) errors["user_quota_files"] = [$"Between 0 and {maxFiles}."];
+        if (m.RetentionSeconds is < 0 or > 3650L * 86_400) errors["retention_seconds"] = ["Between 0 and 315360000 (ten years)."];
+        if (m.AllowedTypes is { } types)
+        {
+            if (types.Count > 100) errors["allowed_types"] = ["At most 100 types."];
+            else if (types.Any(t => !IsMediaType(t)))
+                errors["allowed_types"] = ["Each a media type such as image/png, or a family such as image/*."];
+        }
+        return errors;
+    }
+
+    private static bool IsMediaType(string? t)
+    {
+        if (string.IsNullOrWhiteSpace(t) || t.Length > 127) return false;
+        var parts = t.Trim().Split('/');
+        static bool Token(string p) => p.Length > 0 && p.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '+' or '_');
+        return parts.Length == 2 && Token(parts[0]) && (parts[1] == "*" || Token(parts[1]));
     }
 }

@@ -89,6 +89,32 @@ public sealed class MediaUsage(OperationalStore store)
         return await cmd.ExecuteNonQueryAsync(ct) == 1;
     }
 
+    /// <summary>
+    /// Keeps a deleted file's bytes until <paramref name="dueMs"/> (its tenant's retention): the retention sweep purges
+    /// it then. Its bytes count toward the quotas until they are purged (they are still stored).
+    /// </summary>
+    public async Task SchedulePurgeAsync(string tenantId, string fileId, long dueMs, CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null, "UPDATE media_owners SET purge_after = @d WHERE tenant_id = @t AND file_id = @f",
+            ("t", tenantId), ("f", fileId), ("d", dueMs));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Deleted files whose retention ran out by <paramref name="nowMs"/>, the earliest first (a bounded batch).</summary>
+    public async Task<IReadOnlyList<(string TenantId, string FileId, string OwnerId, long Size)>> DuePurgesAsync(long nowMs, int limit,
+        CancellationToken ct = default)
+    {
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = Command(c, null,
+            "SELECT tenant_id, file_id, owner_id, size FROM media_owners WHERE purge_after IS NOT NULL AND purge_after <= @n ORDER BY purge_after LIMIT @l",
+            ("n", nowMs), ("l", limit));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<(string, string, string, long)>();
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3)));
+        return list;
+    }
+
     /// <summary>Gives a deleted file's bytes back on both rows.</summary>
     public async Task ReleaseAsync(string tenantId, string userId, long size, CancellationToken ct = default)
     {

@@ -39,6 +39,16 @@ public sealed class CreateMediaUsageTable : ForwardOnlyMigration
 /// Migration 1403: which user owns which stored file (authoritative, unlike the read model), so erasing a user finds
 /// every file of theirs at once, including one uploaded a moment before.
 /// </summary>
+[Migration(1404, "Media: purge due time of a deleted file kept for its tenant's retention")]
+public sealed class AddMediaPurgeAfter : ForwardOnlyMigration
+{
+    public override void Up()
+    {
+        Execute.Sql("ALTER TABLE media_owners ADD COLUMN purge_after BIGINT NULL");
+        Execute.Sql("CREATE INDEX IF NOT EXISTS media_owners_by_purge ON media_owners (purge_after)");
+    }
+}
+
 [Migration(1403, "Media: file owners")]
 public sealed class CreateMediaOwnersTable : ForwardOnlyMigration
 {

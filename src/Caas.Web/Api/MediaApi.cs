@@ -28,6 +28,7 @@ public static class MediaApi
     public static RouteGroupBuilder MapMedia(this RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/media").WithTags("Media").AddEndpointFilter(StoreOutages);
+        v1.MapTenantMediaSettings(); // README: Media, tenant settings
 
         g.MapPost("/upload", (HttpContext http, Caller caller, MediaUploads uploads) => uploads.SingleAsync(http, caller)).DisableAntiforgery();
 
@@ -93,8 +94,8 @@ public static class MediaApi
             if (problem is not null) return problem;
             var reply = await media.AskAsync(new DeleteMedia(caller.TenantId, file!.FileId, caller.UserId, role >= Caas.Actors.Common.Role.Moderator), http.RequestAborted);
             if (reply is Rejection r) return Problems.From(r);
-            // The bytes go now (no retention period yet): downloads answer 404 from the event on, and the quota is given back.
-            await uploads.PurgeAsync(caller.TenantId, file.FileId, file.OwnerId, file.Size, CancellationToken.None);
+            // Downloads answer 404 from the event on; the bytes go now, or after the tenant's retention (README: Media).
+            await uploads.AfterDeleteAsync(file, CancellationToken.None);
             return Results.NoContent();
         });
 

@@ -60,6 +60,7 @@ public static class MediaHosting
         services.AddHostedService(sp => sp.GetRequiredService<ThumbnailQueue>());
         services.AddHostedService(sp => new UploadSweep(sp.GetRequiredService<IUploadSessions>(), sp.GetRequiredService<IMediaStore>(),
             sp.GetRequiredService<ILogger<UploadSweep>>(), sp.GetRequiredService<MediaSettings>().SweepEvery));
+        services.AddHostedService<MediaRetentionSweep>();
         return services;
     }
 

@@ -40,6 +40,12 @@ public sealed record MediaSettings
 
     public TimeSpan MaxLinkTtl { get; init; } = TimeSpan.FromSeconds(86_400);
 
+    /// <summary>How long a deleted file's bytes stay in the store (<c>CAAS_MEDIA_RETENTION_SECONDS</c>, default 0: purged at once); a tenant may set its own.</summary>
+    public TimeSpan Retention { get; init; } = TimeSpan.Zero;
+
+    /// <summary>How often deleted files past their retention are purged (<c>CAAS_MEDIA_RETENTION_SWEEP_SECONDS</c>, default 60).</summary>
+    public TimeSpan RetentionSweepEvery { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How often expired upload sessions are aborted (<c>CAAS_MEDIA_SWEEP_SECONDS</c>, default 30).</summary>
     public TimeSpan SweepEvery { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -74,6 +80,8 @@ public sealed record MediaSettings
                 : d.AllowedTypes,
             LinkKey = key,
             SweepEvery = TimeSpan.FromSeconds(Long("CAAS_MEDIA_SWEEP_SECONDS", 30)),
+            Retention = TimeSpan.FromSeconds(Long("CAAS_MEDIA_RETENTION_SECONDS", 0)),
+            RetentionSweepEvery = TimeSpan.FromSeconds(Long("CAAS_MEDIA_RETENTION_SWEEP_SECONDS", 60)),
             Store = MediaStoreSettings.FromEnvironment(env),
             Thumbnails = new ThumbnailLimits
             {

@@ -45,14 +45,21 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         return file.OwnerId == caller.UserId ? (file, null, null) : (null, null, Problems.NotFound("file"));
     }
 
+    /// <summary>
+    /// The tenant's media limits: its settings (README: Media, tenant settings) over the node's defaults. Read through
+    /// the gateway's short cache, so a change reaches every node within its TTL.
+    /// </summary>
+    public async Task<EffectiveMediaLimits> LimitsAsync(string tenantId, CancellationToken ct = default) =>
+        EffectiveMediaLimits.Of(settings, (await conversations.TenantSettingsAsync(tenantId, ct)).Media);
+
     /// <summary>The sniffed type's verdict: null when it may be stored.</summary>
-    public IResult? CheckType(string? declared, string sniffed)
+    public IResult? CheckType(string? declared, string sniffed, IReadOnlyList<string> allowed)
     {
         if (sniffed == ContentSniffer.Executable)
             return Problems.Of(ErrorCodes.UnsupportedMediaType, "Executables are not accepted.");
         if (!ContentSniffer.Matches(declared, sniffed))
             return Problems.Of(ErrorCodes.UnsupportedMediaType, $"The bytes are {sniffed}, not the declared {ContentSniffer.Normalize(declared)}.");
-        if (!ContentSniffer.Allowed(sniffed, settings.AllowedTypes))
+        if (!ContentSniffer.Allowed(sniffed, allowed))
             return Problems.Of(ErrorCodes.UnsupportedMediaType, $"{sniffed} is not an allowed type here.");
         return null;
     }
@@ -108,7 +115,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
     private async Task<IResult> StoreSingleAsync(Caller caller, string conversationId, string fileName, string? declared, Stream body, CancellationToken ct)
     {
         if (await AccessAsync(caller, conversationId, ct) is Rejection denied) return Problems.From(denied);
-        if (await usage.CheckAsync(caller.TenantId, caller.UserId, 0, settings.TenantQuota, settings.UserQuota, ct) is { } early) return Quota(early);
+        var limits = await LimitsAsync(caller.TenantId, ct);
+        if (await usage.CheckAsync(caller.TenantId, caller.UserId, 0, limits.TenantQuota, limits.UserQuota, ct) is { } early) return Quota(early);
 
         var head = ArrayPool<byte>.Shared.Rent(ContentSniffer.HeadBytes);
         try
@@ -117,7 +125,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
             while (n < ContentSniffer.HeadBytes && await body.ReadAsync(head.AsMemory(n, ContentSniffer.HeadBytes - n), ct) is var read and > 0) n += read;
             if (n == 0) return Problems.Invalid("file", "The file is empty: a file has at least one byte.");
             var sniffed = ContentSniffer.Sniff(head.AsSpan(0, n));
-            if (CheckType(declared, sniffed) is { } refused) return refused;
+            if (CheckType(declared, sniffed, limits.AllowedTypes) is { } refused) return refused;
 
             var fileId = NewFileId();
             var counted = new HashingStream(new PrefixedStream(head.AsMemory(0, n), body), settings.MaxSingleBytes);
@@ -144,7 +152,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
     private async Task<IResult> CommitAsync(Caller caller, string fileId, string conversationId, string fileName, string contentType, long size,
         string sha, string path, CancellationToken ct)
     {
-        if (await usage.ReserveAsync(caller.TenantId, caller.UserId, size, settings.TenantQuota, settings.UserQuota, ct) is { } over)
+        var limits = await LimitsAsync(caller.TenantId, ct);
+        if (await usage.ReserveAsync(caller.TenantId, caller.UserId, size, limits.TenantQuota, limits.UserQuota, ct) is { } over)
         {
             await store.DeleteAsync(caller.TenantId, fileId, CancellationToken.None);
             return Quota(over);
@@ -177,10 +186,11 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
         if (body.Size > settings.MaxFileBytes) return Problems.Of(ErrorCodes.PayloadTooLarge, $"A file is at most {settings.MaxFileBytes} bytes.");
         var declared = ContentSniffer.Normalize(body.ContentType);
-        if (declared == ContentSniffer.Executable || (declared != ContentSniffer.OctetStream && !ContentSniffer.Allowed(declared, settings.AllowedTypes)))
+        var limits = await LimitsAsync(caller.TenantId, ct);
+        if (declared == ContentSniffer.Executable || (declared != ContentSniffer.OctetStream && !ContentSniffer.Allowed(declared, limits.AllowedTypes)))
             return Problems.Of(ErrorCodes.UnsupportedMediaType, $"{declared} is not an allowed type here.");
         if (await AccessAsync(caller, body.ConversationId!, ct) is Rejection denied) return Problems.From(denied);
-        if (await usage.CheckAsync(caller.TenantId, caller.UserId, body.Size ?? 0, settings.TenantQuota, settings.UserQuota, ct) is { } over)
+        if (await usage.CheckAsync(caller.TenantId, caller.UserId, body.Size ?? 0, limits.TenantQuota, limits.UserQuota, ct) is { } over)
             return Quota(over);
 
         var fileId = NewFileId();
@@ -293,7 +303,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
             var stored = false;
             try
             {
-                if (i == 0 && CheckType(s.ContentType, ContentSniffer.Sniff(buffer.AsSpan(0, Math.Min(n, ContentSniffer.HeadBytes)))) is { } refused)
+                if (i == 0 && CheckType(s.ContentType, ContentSniffer.Sniff(buffer.AsSpan(0, Math.Min(n, ContentSniffer.HeadBytes))),
+                        (await LimitsAsync(caller.TenantId, ct)).AllowedTypes) is { } refused)
                     return refused;
                 var tag = await store.PutPartAsync(caller.TenantId, s.FileId, s.MultipartId, i, new MemoryStream(buffer, 0, n, writable: false), n, ct);
                 await sessions.RecordChunkAsync(caller.TenantId, uploadId, new UploadChunk(i, n, sha, tag), ct);
@@ -372,7 +383,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
                 return Problems.Invalid("chunks", $"Every chunk but the last is {s.ChunkSize} bytes.");
             if (s.Size is { } declaredSize && total != declaredSize)
                 return Problems.Of(ErrorCodes.ChecksumMismatch, $"Received {total} bytes, not the declared {declaredSize}.");
-            if (await usage.CheckAsync(caller.TenantId, caller.UserId, total, settings.TenantQuota, settings.UserQuota, ct) is { } over)
+            var limits = await LimitsAsync(caller.TenantId, ct);
+            if (await usage.CheckAsync(caller.TenantId, caller.UserId, total, limits.TenantQuota, limits.UserQuota, ct) is { } over)
                 return Quota(over);
 
             await store.CompleteMultipartAsync(caller.TenantId, s.FileId, s.MultipartId, chunks.Select(c => c.Tag).ToList(), ct);
@@ -435,6 +447,43 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         await store.DeleteAsync(tenantId, fileId, ct);
         await store.DeleteAsync(tenantId, ThumbnailKeys.Of(fileId), ct);
         if (await usage.RemoveOwnerAsync(tenantId, fileId, ct)) await usage.ReleaseAsync(tenantId, ownerId, size, ct);
+    }
+
+    /// <summary>
+    /// After a soft delete: with no retention (the default) the bytes are purged now; else they stay in the store until
+    /// the tenant's retention ran out and the retention sweep purges them (downloads answer 404 meanwhile).
+    /// </summary>
+    public async Task AfterDeleteAsync(MediaFile file, CancellationToken ct = default)
+    {
+        var retention = (await LimitsAsync(file.TenantId, ct)).Retention;
+        if (retention <= TimeSpan.Zero)
+        {
+            await RecordPurgeAndPurgeAsync(file.TenantId, file.FileId, file.OwnerId, file.Size, ct);
+            return;
+        }
+        await usage.SchedulePurgeAsync(file.TenantId, file.FileId, (DateTimeOffset.UtcNow + retention).ToUnixTimeMilliseconds(), ct);
+    }
+
+    /// <summary>
+    /// One pass of the retention sweep: purges up to <paramref name="limit"/> deleted files whose retention ran out.
+    /// Safe on every node at once: the entity records a file's purge once, and purging twice removes nothing more.
+    /// </summary>
+    public async Task<int> PurgeDueAsync(int limit, CancellationToken ct = default)
+    {
+        var purged = 0;
+        foreach (var (tenantId, fileId, ownerId, size) in await usage.DuePurgesAsync(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), limit, ct))
+            if (await RecordPurgeAndPurgeAsync(tenantId, fileId, ownerId, size, ct)) purged++;
+        return purged;
+    }
+
+    /// <summary>Records the purge in the file's entity first (so a crash between the two is finished by the next sweep), then purges.</summary>
+    private async Task<bool> RecordPurgeAndPurgeAsync(string tenantId, string fileId, string ownerId, long size, CancellationToken ct)
+    {
+        var reply = await media.AskAsync(new RecordPurge(tenantId, fileId), ct);
+        if (reply is Rejection { Code: ErrorCodes.Overloaded }) return false; // the next pass tries again
+        if (reply is Rejection { Code: ErrorCodes.Conflict }) return false;   // not deleted: never purge a live file
+        await PurgeAsync(tenantId, fileId, ownerId, size, ct);
+        return true;
     }
 
     /// <summary>

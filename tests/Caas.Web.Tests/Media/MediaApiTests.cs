@@ -418,6 +418,119 @@ public abstract class MediaApiContract(MediaFileNode node)
         Assert.Equal(400, (await alice.ApiGet($"/v1/conversations/{conv}/media?type=exe")).Status);
         Assert.Equal(400, (await alice.ApiGet($"/v1/conversations/{conv}/media?cursor=nope")).Status);
     }
+    [Fact]
+    public async Task Tenant_media_settings_set_by_an_admin_apply_to_the_next_upload()
+    {
+        using var admin = node.Client(Tenant, "root", "admin");
+        using var alice = node.Client(Tenant, "alice");
+        var conv = await alice.CreateGroupAsync();
+        var route = $"/v1/admin/tenants/{Tenant}/media";
+
+        var (status, set) = await admin.ApiPut(route, new { user_quota_bytes = 1000, allowed_types = new[] { "image/*" } });
+        Assert.True(status == 200, set.ToString());
+        Assert.Equal(1000, set.GetProperty("user_quota_bytes").GetInt64());
+        Assert.Equal(1000, set.GetProperty("effective").GetProperty("user_quota_bytes").GetInt64());
+        Assert.Equal(node.Settings.TenantQuota.Bytes, set.GetProperty("effective").GetProperty("tenant_quota_bytes").GetInt64());
+
+        // The allowlist: a PDF is now refused, on both paths; a PNG passes.
+        var (pdfStatus, pdf) = await alice.UploadAsync(conv, MediaHttp.Pdf(100), "a.pdf", "application/pdf");
+        Assert.Equal(415, pdfStatus);
+        Assert.Equal("unsupported_media_type", pdf.Code());
+        Assert.Equal(415, (await alice.ApiPost("/v1/media/upload/chunk",
+            new { file_name = "a.pdf", content_type = "application/pdf", conversation_id = conv, size = 100 })).Status);
+
+        // The quota: exactly at the limit is accepted, ten bytes over is 413 with the tenant's figures.
+        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(600))).Status);
+        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(400))).Status);
+        var (overStatus, over) = await alice.UploadAsync(conv, MediaHttp.Png(10));
+        Assert.Equal(413, overStatus);
+        Assert.Equal("quota_exceeded", over.Code());
+        Assert.Equal(1000, over.GetProperty("used_bytes").GetInt64());
+        Assert.Equal(1000, over.GetProperty("limit_bytes").GetInt64());
+        Assert.Equal(2, over.GetProperty("used_files").GetInt64());
+
+        // A PUT replaces the set: back to the node's defaults.
+        var (resetStatus, reset) = await admin.ApiPut(route, new { });
+        Assert.Equal(200, resetStatus);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, reset.GetProperty("user_quota_bytes").ValueKind);
+        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Png(10))).Status);
+        Assert.Equal(201, (await alice.UploadAsync(conv, MediaHttp.Pdf(100), "a.pdf", "application/pdf")).Status);
+    }
+
+    [Fact]
+    public async Task A_deleted_files_bytes_stay_for_the_tenants_retention_then_the_sweep_purges_them_once()
+    {
+        using var admin = node.Client(Tenant, "root", "admin");
+        using var alice = node.Client(Tenant, "alice");
+        var conv = await alice.CreateGroupAsync();
+        Assert.Equal(200, (await admin.ApiPut($"/v1/admin/tenants/{Tenant}/media", new { retention_seconds = 15 })).Status);
+        var (_, file) = await alice.UploadAsync(conv, MediaHttp.Png(4000));
+        var id = file.Str("id");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(204, (await alice.ApiDelete($"/v1/media/files/{id}")).Status);
+        Assert.Equal(404, (await alice.ApiGet($"/v1/media/download/{id}")).Status); // gone for users at once
+        var stored = await node.MediaStore.SizeAsync(Tenant, id);
+        var (_, before) = await admin.ApiGet($"/v1/admin/tenants/{Tenant}/media/files/{id}");
+        if (clock.Elapsed < TimeSpan.FromSeconds(14)) // still inside the retention (a slow machine only skips this check)
+        {
+            Assert.Equal(4000, stored); // the bytes are still in the store
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, before.GetProperty("purged_at").ValueKind);
+        }
+        Assert.Equal("deleted", before.GetProperty("file").Str("state"));
+
+        // The sweep purges it after the retention: polled, up to two minutes.
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (await node.MediaStore.SizeAsync(Tenant, id) is not null && DateTime.UtcNow < deadline) await Task.Delay(250);
+        Assert.Null(await node.MediaStore.SizeAsync(Tenant, id));
+        var (_, after) = await admin.ApiGet($"/v1/admin/tenants/{Tenant}/media/files/{id}");
+        Assert.Equal(System.Text.Json.JsonValueKind.String, after.GetProperty("purged_at").ValueKind);
+        Assert.Equal("alice", after.GetProperty("deleted_by").GetString());
+        Assert.Equal(404, (await alice.ApiGet($"/v1/media/download/{id}")).Status);
+        Assert.Equal(403, (await alice.ApiGet($"/v1/admin/tenants/{Tenant}/media/files/{id}")).Status);
+
+        // Erasure does not wait for the retention: a retained file of the user is purged at once.
+        Assert.Equal(200, (await admin.ApiPut($"/v1/admin/tenants/{Tenant}/media", new { retention_seconds = 86_400 })).Status);
+        var (_, kept) = await alice.UploadAsync(conv, MediaHttp.Png(2000, 9));
+        Assert.Equal(204, (await alice.ApiDelete($"/v1/media/files/{kept.Str("id")}")).Status);
+        Assert.Equal(2000, await node.MediaStore.SizeAsync(Tenant, kept.Str("id")));
+        var (_, report) = await admin.ApiDelete("/v1/admin/users/alice");
+        Assert.Equal(1, report.GetProperty("files_erased").GetInt32());
+        Assert.Null(await node.MediaStore.SizeAsync(Tenant, kept.Str("id")));
+    }
+
+    [Fact]
+    public async Task Bad_tenant_media_settings_are_400_and_only_admins_or_operators_change_them()
+    {
+        using var admin = node.Client(Tenant, "root", "admin");
+        var route = $"/v1/admin/tenants/{Tenant}/media";
+        Assert.Equal(200, (await admin.ApiPut(route, new { tenant_quota_files = 50 })).Status);
+        foreach (var bad in new object[]
+                 {
+                     new { user_quota_bytes = -1 }, new { tenant_quota_files = -5 },
+                     new { allowed_types = new[] { "not a type" } }, new { allowed_types = new[] { "image/png", "/x" } },
+                     new { user_quota_files = "many" }, new { retention_seconds = -1 },
+                 })
+        {
+            var (status, problem) = await admin.ApiPut(route, bad);
+            Assert.True(status == 400, $"{bad}: {status} {problem}");
+            Assert.Equal("validation_failed", problem.Code());
+        }
+        var (_, unchanged) = await admin.ApiGet(route);
+        Assert.Equal(50, unchanged.GetProperty("tenant_quota_files").GetInt64());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, unchanged.GetProperty("allowed_types").ValueKind);
+
+        using var member = node.Client(Tenant, "alice");
+        Assert.Equal(403, (await member.ApiPut(route, new { user_quota_bytes = 1 })).Status);
+        Assert.Equal(403, (await member.ApiGet(route)).Status);
+        using var otherAdmin = node.Client(Tenant + "-other", "root", "admin");
+        Assert.Equal(403, (await otherAdmin.ApiPut(route, new { user_quota_bytes = 1 })).Status);
+        using var operatorUser = node.Client(Tenant + "-ops", "ops", "operator");
+        var (opStatus, opView) = await operatorUser.ApiPut(route, new { user_quota_files = 7 });
+        Assert.Equal(200, opStatus);
+        Assert.Equal(7, opView.GetProperty("user_quota_files").GetInt64());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, opView.GetProperty("tenant_quota_files").ValueKind); // replaced as a whole
+    }
 }
 
 public sealed class FileStoreMediaApiTests(MediaFileNode node) : MediaApiContract(node), IClassFixture<MediaFileNode>;

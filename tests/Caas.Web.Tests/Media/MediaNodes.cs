@@ -18,6 +18,7 @@ public class MediaFileNode : NodeFixture
         // 5 MiB: the smallest chunk S3 takes, so the same tests run on both stores.
         ChunkBytes = 5 * 1024 * 1024,
         MaxSingleBytes = 2 * 1024 * 1024,
+        RetentionSweepEvery = TimeSpan.FromSeconds(1),
     };
 
     protected virtual IMediaStore Store() => new FileMediaStore(Root);
