@@ -69,6 +69,7 @@ public sealed class BrowserCallTests(TurnNodeFixture node, ITestOutputHelper out
             Assert.Equal("relay", side.GetProperty("local").Str("type"));
             Assert.Equal("relay", side.GetProperty("remote").Str("type"));
             Assert.True(side.GetProperty("bytesReceived").GetInt64() > side.GetProperty("bytesReceivedFirst").GetInt64());
+            Assert.Equal(["audio", "video"], side.GetProperty("inboundKinds").EnumerateArray().Select(k => k.GetString()));
             Assert.Equal(callId, side.GetProperty("ended").Str("call_id"));
         }
 
