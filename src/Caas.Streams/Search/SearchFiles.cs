@@ -71,10 +71,10 @@ public static class SearchFiles
             "CREATE INDEX IF NOT EXISTS search_files_sender ON search_files (tenant_id, sender_id)",
         ];
 
-    /// <summary>An attachment message without a caption: its file name (the message index's text for it); otherwise null.</summary>
+    /// <summary>An attachment message without a caption: its file name as words (the message index's text for it); otherwise null.</summary>
     public static string? CaptionlessName(MessageContent content) =>
         content.IsAttachment && string.IsNullOrWhiteSpace(content.Text) && content.Attachment?.Media?.FileName is { Length: > 0 } name
-            ? Highlights.Clean(name)
+            ? NameWords(name) // as words: PostgreSQL's parser would read "a_b-c.png" as one file-path token
             : null;
 
     /// <summary>The kind an attachment's MIME type names (image/*, audio/*, video/*), for <c>has=</c>; null otherwise.</summary>
