@@ -69,6 +69,7 @@ public sealed class SearchIndex(ReadModelStore store)
             // grams: CJK text again as character bigrams (see Cjk), so a CJK substring is found.
             yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, grams, tokenize = 'porter unicode61 remove_diacritics 2')";
         }
+        foreach (var sql in SearchFiles.Schema(postgres, suffix)) yield return sql;
     }
 
     /// <summary>What one message contributes to the index.</summary>
@@ -106,6 +107,7 @@ public sealed class SearchIndex(ReadModelStore store)
             ordered.Add(envelope);
         }
         var changes = new Dictionary<(string, string, long), Entry>();
+        var fileEvents = new List<(string, string, IConversationEvent)>();
         foreach (var envelope in ordered)
         {
             // Applied before (a replayed batch, or a hole already filled): skipped, so nothing is applied twice.
@@ -113,7 +115,9 @@ public sealed class SearchIndex(ReadModelStore store)
             marks[envelope.PersistenceId] = envelope.SequenceNr;
             if (envelope.Event is not IConversationEvent stored || !envelope.PersistenceId.StartsWith("conversation|", StringComparison.Ordinal)) continue;
             var (tenant, conversation) = Ids.SplitEntityId(envelope.PersistenceId["conversation|".Length..]);
-            switch (ContentSealing.InConversation(stored, conversation))
+            var opened = ContentSealing.InConversation(stored, conversation);
+            fileEvents.Add((tenant, conversation, opened));
+            switch (opened)
             {
                 case MessagePosted p:
                 {
@@ -122,7 +126,8 @@ public sealed class SearchIndex(ReadModelStore store)
                         Tenant = tenant, Conversation = conversation, Seq = p.Seq, MessageId = p.MessageId, Sender = p.Meta.ActorId,
                         CreatedAt = p.Meta.OccurredAt.ToUnixTimeMilliseconds(),
                     };
-                    if (Indexable(p.Content) is { } text)
+                    // An attachment without a caption is indexed under its file name, so has=image|file|… finds it.
+                    if ((Indexable(p.Content) ?? SearchFiles.CaptionlessName(p.Content)) is { } text)
                     {
                         entry.Text = text;
                         Attributes(entry, p.Content, p.Enrichment);
@@ -134,7 +139,7 @@ public sealed class SearchIndex(ReadModelStore store)
                 case MessageEdited e:
                 {
                     var key = (tenant, conversation, e.Seq);
-                    var text = Indexable(e.Content);
+                    var text = Indexable(e.Content) ?? SearchFiles.CaptionlessName(e.Content);
                     if (!changes.TryGetValue(key, out var entry))
                         changes[key] = entry = new Entry
                         {
@@ -166,6 +171,7 @@ public sealed class SearchIndex(ReadModelStore store)
         }
         if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
         else await UpsertSqliteAsync(c, tx, t, upserts, ct);
+        await SearchFiles.ApplyAsync(c, tx, store.IsPostgres, suffix, fileEvents, ct);
         await RaiseMarksAsync(c, tx, suffix, marks, ct);
         await using (var cmd = Command(c, tx,
                          "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
@@ -223,6 +229,7 @@ public sealed class SearchIndex(ReadModelStore store)
         var has = new SortedSet<string>(StringComparer.Ordinal);
         var entities = new SortedSet<string>(StringComparer.Ordinal);
         if (content.Type is "file" or "image" or "audio" or "video") has.Add(content.Type);
+        if (SearchFiles.KindOf(content) is { } kind) has.Add(kind);
         foreach (var result in enrichment?.Results ?? [])
         {
             var data = result.Data;
@@ -361,6 +368,7 @@ public sealed class SearchIndex(ReadModelStore store)
             }
             await tx.CommitAsync(ct);
         }
+        await SearchFiles.EraseUserAsync(c, store.IsPostgres, tenant, user, ct);
         await SearchCache.BumpEpochAsync(c, ct);
         return erased;
     }
@@ -414,7 +422,7 @@ public sealed class SearchIndex(ReadModelStore store)
                 "CREATE INDEX IF NOT EXISTS search_messages_sender ON search_messages (tenant_id, sender_id)",
                 "CREATE INDEX IF NOT EXISTS search_messages_recent ON search_messages (tenant_id, created_at)",
             ];
-        foreach (var sql in renames) await Exec(c, tx, sql, ct);
+        foreach (var sql in renames.Concat(SearchFiles.Renames(store.IsPostgres))) await Exec(c, tx, sql, ct);
         await Exec(c, tx,
             "UPDATE rm_projection_offsets SET last_offset = (SELECT last_offset FROM rm_projection_offsets WHERE name = '" + RebuildName + "') " +
             "WHERE name = '" + ProjectionName + "' AND EXISTS (SELECT 1 FROM rm_projection_offsets WHERE name = '" + RebuildName + "')", ct);
@@ -425,9 +433,10 @@ public sealed class SearchIndex(ReadModelStore store)
         await tx.CommitAsync(ct);
     }
 
-    private IEnumerable<string> DropStatements(string suffix) => store.IsPostgres
+    private IEnumerable<string> DropStatements(string suffix) => (store.IsPostgres
         ? [$"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}"]
-        : [$"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}"];
+        : new[] { $"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}" })
+        .Concat(SearchFiles.Drop(store.IsPostgres, suffix));
 
     private static async Task Exec(DbConnection c, DbTransaction tx, string sql, CancellationToken ct)
     {

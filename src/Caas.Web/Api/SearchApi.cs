@@ -108,7 +108,8 @@ public static class SearchApi
             return Results.Ok(new { items = hits.Select(UserView) });
         });
 
-        g.MapGet("", async (HttpContext http, Caller caller, SearchLimiter limiter, SearchQueries search, RecentSearches recent, string? q, int? limit) =>
+        g.MapGet("", async (HttpContext http, Caller caller, SearchLimiter limiter, SearchQueries search, RecentSearches recent, SearchIndex index,
+            string? q, int? limit) =>
         {
             if (limiter.Check(caller, false) is { } limited) return limited;
             if (CheckText(q) is { } bad) return bad;
@@ -120,14 +121,14 @@ public static class SearchApi
                 null, null, null, null, false, 0, n), http.RequestAborted);
             var conversations = await search.ConversationsAsync(caller.TenantId, caller.UserId, q!, n, http.RequestAborted);
             var users = await search.UsersAsync(caller.TenantId, q!, n, http.RequestAborted);
+            var files = await SearchFiles.SearchAsync(index, caller.TenantId, caller.UserId, query, n, http.RequestAborted);
             await recent.RememberAsync(caller.TenantId, caller.UserId, q!.Trim(), DateTimeOffset.UtcNow, http.RequestAborted);
             return Results.Ok(new
             {
                 messages = new { items = messages.Items.Select(MessageView) },
                 conversations = new { items = conversations.Select(ConversationView) },
                 users = new { items = users.Select(UserView) },
-                // Files (names, extracted text) join once media exists.
-                files = new { items = Array.Empty<object>() },
+                files = new { items = files.Select(SearchFilesView.View) },
             });
         });
 
