@@ -212,7 +212,11 @@ public sealed class SearchQueries(SearchIndex index)
         foreach (var u in await UsersAsync(tenant, text, limit, ct)) suggestions.Add(("user", u.DisplayName ?? u.UserId, u.UserId));
         foreach (var c in await ConversationsAsync(tenant, user, text, limit, ct))
             if (c.Title is not null) suggestions.Add(("conversation", c.Title, c.ConversationId));
-        return suggestions.Take(limit).ToList();
+        // Terms from message text the caller can see, interleaved so that people and titles do not crowd them out.
+        var terms = (await TermSuggestions.FindAsync(index, tenant, user, text, limit, ct)).Select(t => ("term", t, (string?)null)).ToList();
+        if (terms.Count == 0) return suggestions.Take(limit).ToList();
+        var keep = Math.Max(limit - terms.Count, (limit + 1) / 2);
+        return suggestions.Take(keep).Concat(terms).Take(limit).ToList();
     }
 
     internal static string Like(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
