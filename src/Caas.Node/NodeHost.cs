@@ -53,6 +53,8 @@ public static class NodeHost
         await store.EnsureSchemaAsync();
         var searchIndex = new Caas.Streams.Search.SearchIndex(store);
         await searchIndex.EnsureSchemaAsync();
+        var profileIndex = new Caas.Streams.Search.ProfileIndex(store);
+        await profileIndex.EnsureSchemaAsync();
         // Keys, claims, dead letters: migrated (one node at a time) before anything reads them.
         var operational = new OperationalStore(storage, store.Breaker);
         await operational.MigrateAsync();
@@ -137,6 +139,10 @@ public static class NodeHost
                 .WithSingleton<Caas.Streams.Search.SearchProjectionKey>("search-projection",
                     (system, _, _) => Caas.Streams.Search.SearchProjection.PropsFor(searchIndex, ProjectionSettings.From(system.Settings.Config), storage),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
+                // Display names from profiles, for the people search.
+                .WithSingleton<Caas.Streams.Search.ProfileProjectionKey>("search-profiles-projection",
+                    (system, _, _) => Caas.Streams.Search.ProfileProjection.PropsFor(profileIndex, ProjectionSettings.From(system.Settings.Config)),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");

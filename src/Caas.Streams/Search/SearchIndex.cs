@@ -369,6 +369,10 @@ public sealed class SearchIndex(ReadModelStore store)
             await tx.CommitAsync(ct);
         }
         await SearchFiles.EraseUserAsync(c, store.IsPostgres, tenant, user, ct);
+        // The display name too (the profile projection deletes it again when it reaches the UserErased event).
+        if (await JournalDb.TableExistsAsync(c, store.IsPostgres, "search_profiles", ct))
+            await using (var cmd = Command(c, null, "DELETE FROM search_profiles WHERE tenant_id = @t AND user_id = @u", ("t", tenant), ("u", user)))
+                erased += await cmd.ExecuteNonQueryAsync(ct);
         await SearchCache.BumpEpochAsync(c, ct);
         return erased;
     }

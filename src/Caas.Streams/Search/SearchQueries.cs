@@ -16,7 +16,7 @@ public sealed record MessageHits(IReadOnlyList<MessageHit> Items, bool More, lon
 
 public sealed record ConversationHit(string ConversationId, string Type, string? Title, IReadOnlyList<Highlight> Highlights);
 
-public sealed record UserHit(string UserId, IReadOnlyList<Highlight> Highlights);
+public sealed record UserHit(string UserId, IReadOnlyList<Highlight> Highlights, string? DisplayName = null);
 
 /// <summary>
 /// The searches, in the engine of the read-model database. Every query is scoped by tenant and joined with the caller's
@@ -197,46 +197,32 @@ public sealed class SearchQueries(SearchIndex index)
     }
 
     /// <summary>
-    /// People of the caller's tenant (those in any conversation of it) by user id: prefix and substring matches, and on
-    /// PostgreSQL typo-tolerant matches too (pg_trgm similarity). Never another tenant's.
+    /// People of the caller's tenant (those in any conversation of it, and those with a profile display name) by user id
+    /// and display name: prefix and substring matches, and typo-tolerant ones (PostgreSQL: pg_trgm; SQLite: the same
+    /// trigram measure computed here, <see cref="PeopleSearch"/>). Never another tenant's.
     /// </summary>
-    public async Task<IReadOnlyList<UserHit>> UsersAsync(string tenant, string text, int limit, CancellationToken ct = default)
-    {
-        var needle = text.Trim().ToLowerInvariant();
-        if (needle.Length == 0) return [];
-        var sql = index.IsPostgres
-            ? "SELECT user_id FROM (SELECT DISTINCT user_id FROM rm_memberships WHERE tenant_id = @t) u " +
-              "WHERE LOWER(user_id) LIKE @p ESCAPE '\\' OR similarity(LOWER(user_id), @q) > 0.3 " +
-              "ORDER BY CASE WHEN LOWER(user_id) LIKE @prefix ESCAPE '\\' THEN 0 ELSE 1 END, similarity(LOWER(user_id), @q) DESC, user_id LIMIT @n"
-            : "SELECT DISTINCT user_id FROM rm_memberships WHERE tenant_id = @t AND LOWER(user_id) LIKE @p ESCAPE '\\' " +
-              "ORDER BY CASE WHEN LOWER(user_id) LIKE @prefix ESCAPE '\\' THEN 0 ELSE 1 END, user_id LIMIT @n";
-        await using var c = await index.OpenAsync(ct);
-        await using var cmd = Command(c, null, sql, ("t", tenant), ("p", "%" + Like(needle) + "%"), ("prefix", Like(needle) + "%"), ("q", needle), ("n", limit));
-        var hits = new List<UserHit>();
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
-        {
-            var id = r.GetString(0);
-            hits.Add(new UserHit(id, Mark("user_id", id, needle) is { } h ? [h] : []));
-        }
-        return hits;
-    }
+    public async Task<IReadOnlyList<UserHit>> UsersAsync(string tenant, string text, int limit, CancellationToken ct = default) =>
+        await PeopleSearch.FindAsync(index, tenant, text, limit, ct);
 
     /// <summary>Completions as the user types: people and the caller's conversation titles starting with (or containing) the text.</summary>
     public async Task<IReadOnlyList<(string Kind, string Value, string? Id)>> SuggestionsAsync(string tenant, string user, string text, int limit,
         CancellationToken ct = default)
     {
         var suggestions = new List<(string, string, string?)>();
-        foreach (var u in await UsersAsync(tenant, text, limit, ct)) suggestions.Add(("user", u.UserId, u.UserId));
+        foreach (var u in await UsersAsync(tenant, text, limit, ct)) suggestions.Add(("user", u.DisplayName ?? u.UserId, u.UserId));
         foreach (var c in await ConversationsAsync(tenant, user, text, limit, ct))
             if (c.Title is not null) suggestions.Add(("conversation", c.Title, c.ConversationId));
-        return suggestions.Take(limit).ToList();
+        // Terms from message text the caller can see, interleaved so that people and titles do not crowd them out.
+        var terms = (await TermSuggestions.FindAsync(index, tenant, user, text, limit, ct)).Select(t => ("term", t, (string?)null)).ToList();
+        if (terms.Count == 0) return suggestions.Take(limit).ToList();
+        var keep = Math.Max(limit - terms.Count, (limit + 1) / 2);
+        return suggestions.Take(keep).Concat(terms).Take(limit).ToList();
     }
 
-    private static string Like(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
+    internal static string Like(string s) => s.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_");
 
     /// <summary>The field with every case-insensitive occurrence of the text marked; null when it does not occur.</summary>
-    private static Highlight? Mark(string field, string value, string needle)
+    internal static Highlight? Mark(string field, string value, string needle)
     {
         var ranges = new List<int[]>();
         var at = 0;

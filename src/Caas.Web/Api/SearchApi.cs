@@ -287,5 +287,5 @@ public static class SearchApi
         highlights = c.Highlights.Select(HighlightView),
     };
 
-    private static object UserView(UserHit u) => new { user_id = u.UserId, highlights = u.Highlights.Select(HighlightView) };
+    private static object UserView(UserHit u) => new { user_id = u.UserId, display_name = u.DisplayName, highlights = u.Highlights.Select(HighlightView) };
 }

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using static Caas.Web.Tests.Search.SearchHttp;
+
+namespace Caas.Web.Tests.Search;
+
+public sealed class PostgresPeopleSearchTests(PostgresSearchNode node) : PeopleSearchTests(node), IClassFixture<PostgresSearchNode>;
+
+public sealed class SqlitePeopleSearchTests(SqliteSearchNode node) : PeopleSearchTests(node), IClassFixture<SqliteSearchNode>;
+
+/// <summary>People by display name (from profiles, projected from the user-session events) and by id, on both engines.</summary>
+public abstract class PeopleSearchTests(SearchNodeFixture node)
+{
+    private static List<string> UserIds(JsonElement body) => body.Items().Select(i => i.Str("user_id")).ToList();
+
+    [Fact]
+    public async Task People_are_found_by_display_name_prefix_substring_and_typo_within_their_tenant()
+    {
+        using var alice = node.Client("p-names", "alice");
+        using var member = node.Client("p-names", "u-7731");
+        using var stranger = node.Client("p-other", "u-9001");
+        await alice.CreateGroupAsync("u-7731");
+        Assert.Equal(200, (await member.ApiPut("/v1/users/me", new { display_name = "Bartholomew Quigley" })).Status);
+        // the same name in another tenant is never found
+        Assert.Equal(200, (await stranger.ApiPut("/v1/users/me", new { display_name = "Bartholomew Quigley" })).Status);
+
+        var found = await alice.SearchUntilAsync("/v1/search/users?q=quig", b => UserIds(b).Contains("u-7731"));
+        var hit = Assert.Single(found.Items());
+        Assert.Equal("u-7731", hit.Str("user_id"));
+        Assert.Equal("Bartholomew Quigley", hit.Str("display_name"));
+        var h = hit.GetProperty("highlights")[0];
+        Assert.Equal("display_name", h.Str("field"));
+        Assert.Equal("Quig", h.Str("fragment")[h.GetProperty("ranges")[0][0].GetInt32()..h.GetProperty("ranges")[0][1].GetInt32()]);
+
+        Assert.Equal(["u-7731"], UserIds((await alice.ApiGet("/v1/search/users?q=barth")).Body));   // prefix
+        Assert.Equal(["u-7731"], UserIds((await alice.ApiGet("/v1/search/users?q=bartolomew")).Body)); // typo
+        Assert.Equal(["u-7731"], UserIds((await alice.ApiGet("/v1/search/users?q=quiglee")).Body));    // typo
+        Assert.Equal(["u-7731"], UserIds((await alice.ApiGet("/v1/search/users?q=u-77")).Body));       // id still
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=u-9001")).Body.Items());
+
+        var all = (await alice.ApiGet("/v1/search?q=quigley")).Body;
+        Assert.Equal(["u-7731"], UserIds(all.GetProperty("users")));
+        var suggestions = (await alice.ApiGet("/v1/search/suggestions?q=quig")).Body.Items();
+        Assert.Contains(suggestions, s => s.Str("kind") == "user" && s.Str("value") == "Bartholomew Quigley" && s.Str("id") == "u-7731");
+
+        // a rename replaces the indexed name
+        Assert.Equal(200, (await member.ApiPut("/v1/users/me", new { display_name = "Octavia Ramsbottom" })).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=ramsbot", b => UserIds(b).Contains("u-7731"));
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=quigley")).Body.Items());
+    }
+
+    [Fact]
+    public async Task A_person_with_a_profile_and_no_conversation_is_found_and_erasure_removes_the_name()
+    {
+        using var admin = node.Client("p-erase", "root", "admin");
+        using var alice = node.Client("p-erase", "alice");
+        using var loner = node.Client("p-erase", "loner");
+        Assert.Equal(200, (await loner.ApiPut("/v1/users/me", new { display_name = "Zebulon Hartmann" })).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=zebul", b => UserIds(b).Contains("loner"));
+
+        var (status, report) = await admin.ApiDelete("/v1/admin/users/loner");
+        Assert.Equal(200, status);
+        Assert.True(report.GetProperty("search_entries_erased").GetInt64() >= 1, report.ToString());
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=zebulon")).Body.Items());
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=hartman")).Body.Items());
+    }
+
+    [Fact]
+    public async Task Bad_people_queries_are_a_400_or_an_empty_200()
+    {
+        using var alice = node.Client("p-bad", "alice");
+        using var bob = node.Client("p-bad", "bob");
+        Assert.Equal(200, (await bob.ApiPut("/v1/users/me", new { display_name = "Bob Builder" })).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=builder", b => UserIds(b).Contains("bob"));
+
+        Assert.Equal(400, (await alice.ApiGet("/v1/search/users?q=")).Status);
+        Assert.Equal(400, (await alice.ApiGet("/v1/search/users?q=" + new string('b', 2000))).Status);
+        // LIKE and FTS operators are text: they match nothing rather than everything
+        foreach (var q in new[] { "%", "_", "'; DROP TABLE search_profiles; --", "NEAR(", "*", "\"" })
+        {
+            var (status, body) = await alice.ApiGet("/v1/search/users?q=" + Q(q));
+            Assert.Equal(200, status);
+            Assert.Empty(body.Items());
+        }
+        Assert.Equal(["bob"], UserIds((await alice.ApiGet("/v1/search/users?q=builder")).Body));
+    }
+}
