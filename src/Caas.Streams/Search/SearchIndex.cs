@@ -31,8 +31,11 @@ public sealed class SearchIndex(ReadModelStore store)
 
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
     {
-        await using var c = await store.OpenAsync(ct);
-        foreach (var sql in Schema(store.IsPostgres, Live)) await ReadModelStore.ExecuteAsync(c, sql, ct);
+        await using (var c = await store.OpenAsync(ct))
+            foreach (var sql in Schema(store.IsPostgres, Live)) await ReadModelStore.ExecuteAsync(c, sql, ct);
+        // People search reads the display names beside the index: whoever sets up the index (a node, the search bench)
+        // gets their table too, even before the profile projection runs.
+        await new ProfileIndex(store).EnsureSchemaAsync(ct);
     }
 
     /// <summary>The statements that create one set of index tables (<paramref name="suffix"/>: live or next).</summary>
