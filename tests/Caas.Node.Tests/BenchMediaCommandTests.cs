@@ -10,16 +10,17 @@ public sealed partial class BenchCommandTests
     private static readonly string[] TinyMedia =
     [
         "bench-media", "--clients", "2", "--files", "1", "--file-mb", "1", "--chunked-files", "1", "--chunked-mb", "6", "--chunk-mb", "5",
-        "--download-rounds", "1", "--ranges", "10", "--big-mb", "12",
+        "--download-rounds", "1", "--ranges", "10", "--thumbnails", "3", "--big-mb", "12",
     ];
 
-    [GeneratedRegex(@"^upload_mb_per_s=[\d.]+ download_mb_per_s=[\d.]+ range_ttfb_p99_ms=[\d.]+$")]
+    [GeneratedRegex(@"^upload_mb_per_s=[\d.]+ download_mb_per_s=[\d.]+ range_ttfb_p99_ms=[\d.]+ thumbnail_p99_ms=[\d.]+$")]
     private static partial Regex MediaLastLine();
 
     [Theory]
     [InlineData(new[] { "bench-media", "--clients", "0" }, "--clients")]
     [InlineData(new[] { "bench-media", "--file-mb", "0" }, "--file-mb")]
     [InlineData(new[] { "bench-media", "--store", "tape" }, "--store")]
+    [InlineData(new[] { "bench-media", "--thumbnails", "-1" }, "--thumbnails")]
     [InlineData(new[] { "bench-media", "--timeout", "soon" }, "--timeout")]
     [InlineData(new[] { "bench-media", "--store", "s3" }, "--s3-endpoint")]
     [InlineData(new[] { "bench-media", "--s3-endpoint", "http://192.0.2.10:80", "--s3-access-key", "a", "--s3-secret-key", "b" }, "loopback")]
@@ -60,12 +61,12 @@ public sealed partial class BenchCommandTests
     {
         Assert.Contains(store, result.Stdout);
         Assert.Matches(GcLine(), result.Stdout);
-        foreach (var phase in new[] { "warm-up: ", "single upload: ", "chunked upload: ", "download: ", "range ttfb: 10 reads" })
+        foreach (var phase in new[] { "warm-up: ", "single upload: ", "chunked upload: ", "download: ", "range ttfb: 10 reads", "thumbnails: 3 photos of 4000x3000" })
             Assert.Contains(phase, result.Stdout);
         Assert.Matches(new Regex(@"^big: 12 MB up in .* SHA-256 equal on both ends$", RegexOptions.Multiline), result.Stdout);
         Assert.Matches(new Regex(@"^big: node rss_mb before=\d+ max_up=\d+ max_down=\d+ after=\d+ ", RegexOptions.Multiline), result.Stdout);
-        // 2 clients x (warm-up 2 + single 1 + chunked 1) + the big file.
-        Assert.Contains("deleted 9 files", result.Stdout);
+        // 2 clients x (warm-up 2 + single 1 + chunked 1) + 3 photos + the big file.
+        Assert.Contains("deleted 12 files", result.Stdout);
         Assert.Matches(MediaLastLine(), result.LastLine);
     }
 }

@@ -14,11 +14,12 @@ namespace Caas.Node.Bench;
 /// <c>caas bench-media</c>: starts a node as a child process (<c>caas run</c> on SQLite; media on the file store
 /// <c>{data}/media</c>, or on S3 when S3 settings are given) and measures, from K parallel keep-alive HTTP clients on
 /// 127.0.0.1: single uploads (multipart), resumable uploads (chunks, then complete: which re-reads the file to hash it),
-/// downloads, and the time to the first byte of ranged reads (<c>/v1/media/stream</c>, 64 KiB at random offsets). With
+/// downloads, the time to the first byte of ranged reads (<c>/v1/media/stream</c>, 64 KiB at random offsets), and the
+/// time from a photo's upload to its thumbnail being served. With
 /// <c>--big-mb</c> one file of that size goes up in chunks and comes down again, both hashed on the client and compared
 /// with the node's SHA-256, while the node's RSS is sampled: it stays flat when nothing is buffered whole. Every phase
 /// is bounded by its counts and the whole run by <c>--timeout</c>. Files are deleted at the end (their bytes purged).
-/// The last line is <c>upload_mb_per_s=N download_mb_per_s=N range_ttfb_p99_ms=N</c> (MB = 2^20 bytes; upload over
+/// The last line is <c>upload_mb_per_s=N download_mb_per_s=N range_ttfb_p99_ms=N thumbnail_p99_ms=N</c> (MB = 2^20 bytes; upload over
 /// the single and the chunked phase together).
 /// </summary>
 public static class MediaBench
@@ -27,7 +28,7 @@ public static class MediaBench
     private const int RangeBytes = 64 * 1024;
 
     public sealed record Settings(string Store, int Clients, int Files, int FileMb, int ChunkedFiles, int ChunkedMb, int ChunkMb,
-        int DownloadRounds, int Ranges, int BigMb, TimeSpan Timeout, S3Target? S3);
+        int DownloadRounds, int Ranges, int BigMb, TimeSpan Timeout, S3Target? S3, int Thumbnails = 0);
 
     public sealed record S3Target(string Endpoint, string Bucket, string AccessKey, string SecretKey, string Region);
 
@@ -42,6 +43,7 @@ public static class MediaBench
         var chunkMb = new Option<int>("--chunk-mb") { Description = "The node's chunk size (CAAS_MEDIA_CHUNK_MB; at least 5 on S3).", DefaultValueFactory = _ => 8 };
         var rounds = new Option<int>("--download-rounds") { Description = "Times every uploaded file is downloaded.", DefaultValueFactory = _ => 2 };
         var ranges = new Option<int>("--ranges") { Description = "Ranged reads (64 KiB at random offsets) timed to the first byte.", DefaultValueFactory = _ => 400 };
+        var thumbnails = new Option<int>("--thumbnails") { Description = "Photos (4000x3000 JPEG) uploaded one after another per client, each timed from its upload's 201 to its thumbnail being served.", DefaultValueFactory = _ => 40 };
         var bigMb = new Option<int>("--big-mb") { Description = "One file of this size up and down (2048 for the 2 GB round trip), node RSS sampled; 0: none.", DefaultValueFactory = _ => 0 };
         var timeout = new Option<string>("--timeout") { Description = "The whole run's bound (e.g. 10m).", DefaultValueFactory = _ => "15m" };
         var s3Endpoint = new Option<string?>("--s3-endpoint") { Description = "S3 endpoint on loopback (else CAAS_S3_ENDPOINT)." };
@@ -51,7 +53,7 @@ public static class MediaBench
         var s3Region = new Option<string?>("--s3-region") { Description = "Else CAAS_S3_REGION (us-east-1)." };
         var command = new Command("bench-media",
             "Measure media: upload MB/s (single and chunked), download MB/s, ranged-read time to first byte; --big-mb for a large round trip with the node's RSS.")
-            { store, clients, files, fileMb, chunkedFiles, chunkedMb, chunkMb, rounds, ranges, bigMb, timeout, s3Endpoint, s3Bucket, s3Access, s3Secret, s3Region };
+            { store, clients, files, fileMb, chunkedFiles, chunkedMb, chunkMb, rounds, ranges, thumbnails, bigMb, timeout, s3Endpoint, s3Bucket, s3Access, s3Secret, s3Region };
         void Range(Option<int> o, int min, int max) =>
             o.Validators.Add(r => { if (r.GetValueOrDefault<int>() < min || r.GetValueOrDefault<int>() > max) r.AddError($"{o.Name} is {min} to {max}."); });
         Range(clients, 1, 64);
@@ -63,6 +65,7 @@ public static class MediaBench
         Range(rounds, 0, 100);
         Range(ranges, 0, 1_000_000);
         Range(bigMb, 0, 16_384);
+        Range(thumbnails, 0, 10_000);
         store.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is not (null or "file" or "s3")) r.AddError("--store is file or s3."); });
         timeout.Validators.Add(r =>
         {
@@ -98,7 +101,7 @@ public static class MediaBench
             }
             LoadOptions.TryParseDuration(parse.GetValue(timeout)!, out var bound);
             var settings = new Settings(kind, parse.GetValue(clients), parse.GetValue(files), parse.GetValue(fileMb), parse.GetValue(chunkedFiles),
-                parse.GetValue(chunkedMb), parse.GetValue(chunkMb), parse.GetValue(rounds), parse.GetValue(ranges), parse.GetValue(bigMb), bound, s3);
+                parse.GetValue(chunkedMb), parse.GetValue(chunkMb), parse.GetValue(rounds), parse.GetValue(ranges), parse.GetValue(bigMb), bound, s3, parse.GetValue(thumbnails));
             using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
             bounded.CancelAfter(bound);
             try
@@ -155,7 +158,7 @@ public static class MediaBench
             Console.WriteLine($"caas bench-media node pid={node.Id} at {baseAddress} store={s.Store}" +
                               (s.S3 is { } t ? $" endpoint={t.Endpoint} bucket={t.Bucket}" : " (file store under the node's data directory)") +
                               $" clients={s.Clients} single={s.Files}x{s.FileMb}MB chunked={s.ChunkedFiles}x{s.ChunkedMb}MB chunk={s.ChunkMb}MB " +
-                              $"download_rounds={s.DownloadRounds} ranges={s.Ranges} big={s.BigMb}MB timeout={s.Timeout} (clients and node share the cores)");
+                              $"download_rounds={s.DownloadRounds} ranges={s.Ranges} thumbnails={s.Thumbnails} big={s.BigMb}MB timeout={s.Timeout} (clients and node share the cores)");
             Console.WriteLine(BenchEnvironment.GcMode());
             await BenchEnvironment.WaitForStartUpAsync(async t =>
             {
@@ -215,18 +218,19 @@ public static class MediaBench
 
             // Resumable uploads: start, chunks in order, complete (the node reads the assembled file back to hash it).
             clock.Restart();
+            var completes = new LatencyHistogram();
             var chunkedList = await Task.WhenAll(Enumerable.Range(0, s.Clients).Select(async c =>
             {
                 var list = new List<Uploaded>();
                 var chunk = Content(chunkSize, 100 + c);
                 for (var f = 0; f < s.ChunkedFiles; f++)
-                    list.Add(await UploadChunkedAsync(http[c], conversation, (long)s.ChunkedMb * 1024 * 1024, chunk, c, f, null, ct));
+                    list.Add(await UploadChunkedAsync(http[c], conversation, (long)s.ChunkedMb * 1024 * 1024, chunk, c, f, null, ct, completes));
                 return list;
             }));
             var chunkedSeconds = clock.Elapsed.TotalSeconds;
             foreach (var u in chunkedList.SelectMany(x => x)) { uploaded.Add(u); chunkedBytes += u.Size; }
             var chunkedRate = chunkedBytes / Mb / Math.Max(chunkedSeconds, 1e-9);
-            Console.WriteLine(Line($"chunked upload: {chunkedBytes / Mb:F0} MB in {chunkedSeconds:F2} s = {chunkedRate:F1} MB/s (including complete)"));
+            Console.WriteLine(Line($"chunked upload: {chunkedBytes / Mb:F0} MB in {chunkedSeconds:F2} s = {chunkedRate:F1} MB/s (including complete: p50={completes.Percentile(0.5):F1} ms max={completes.MaxMs:F1} ms)"));
             var uploadRate = (singleBytes + chunkedBytes) / Mb / Math.Max(singleSeconds + chunkedSeconds, 1e-9);
 
             // Downloads: every file, round after round, spread over the clients.
@@ -289,6 +293,8 @@ public static class MediaBench
             var rssEnd = BenchEnvironment.RssMb(node.Id);
             Console.WriteLine($"rss_mb start={rssStart:0} end={rssEnd:0}");
 
+            var thumbs = await ThumbnailsAsync(s, http, conversation, uploaded, ct);
+
             if (bigBytes > 0) await BigRoundTripAsync(http[0], conversation, bigBytes, chunkSize, node, uploaded, ct);
 
             // Clean up: delete every file (its bytes are purged from the store).
@@ -299,7 +305,7 @@ public static class MediaBench
                     (await http[c].DeleteAsync($"/v1/media/files/{uploaded[i].Id}", ct)).EnsureSuccessStatusCode();
             }));
             Console.WriteLine($"deleted {uploaded.Count} files");
-            Console.WriteLine(Line($"upload_mb_per_s={uploadRate:F1} download_mb_per_s={downloadRate:F1} range_ttfb_p99_ms={ttfb.Percentile(0.99):F2}"));
+            Console.WriteLine(Line($"upload_mb_per_s={uploadRate:F1} download_mb_per_s={downloadRate:F1} range_ttfb_p99_ms={ttfb.Percentile(0.99):F2} thumbnail_p99_ms={thumbs.Percentile(0.99):F1}"));
             return 0;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -415,6 +421,74 @@ public static class MediaBench
         return bytes;
     }
 
+    /// <summary>
+    /// Thumbnails: each client uploads <c>--thumbnails / clients</c> photos one after another (a 4000x3000 JPEG, 12 MP, as a
+    /// phone takes them) and polls the file's thumbnail every 5 ms until it is served; the time from the upload's 201 to
+    /// the thumbnail's 200 covers the queue, reading the original, decoding, scaling, encoding, storing and recording it.
+    /// </summary>
+    private static async Task<LatencyHistogram> ThumbnailsAsync(Settings s, HttpClient[] http, string conversation, List<Uploaded> uploaded,
+        CancellationToken ct)
+    {
+        var latency = new LatencyHistogram();
+        if (s.Thumbnails == 0) return latency;
+        var photo = Photo(4000, 3000);
+        var clock = Stopwatch.StartNew();
+        var left = s.Thumbnails;
+        await Task.WhenAll(Enumerable.Range(0, s.Clients).Select(async c =>
+        {
+            while (Interlocked.Decrement(ref left) >= 0)
+            {
+                var file = await UploadSingleAsync(http[c], conversation, photo, ct, "image/jpeg", "photo.jpg");
+                lock (uploaded) uploaded.Add(file);
+                var started = Stopwatch.GetTimestamp();
+                while (true)
+                {
+                    using (var thumb = await http[c].GetAsync($"/v1/media/files/{file.Id}/thumbnail", ct))
+                    {
+                        if (thumb.StatusCode == HttpStatusCode.OK)
+                        {
+                            var bytes = await thumb.Content.ReadAsByteArrayAsync(ct);
+                            if (bytes.Length < 3 || bytes[0] != 0xFF || bytes[1] != 0xD8)
+                                throw new InvalidOperationException($"thumbnail of {file.Id}: not a JPEG ({bytes.Length} bytes)");
+                            break;
+                        }
+                        if (thumb.StatusCode != HttpStatusCode.NotFound)
+                            throw new InvalidOperationException($"thumbnail of {file.Id}: {(int)thumb.StatusCode}");
+                    }
+                    if (Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(60))
+                        throw new InvalidOperationException($"thumbnail of {file.Id}: none after 60 s");
+                    await Task.Delay(5, ct);
+                }
+                latency.Record(Stopwatch.GetElapsedTime(started));
+            }
+        }));
+        Console.WriteLine(Line($"thumbnails: {latency.Count} photos of 4000x3000 ({photo.Length / 1024} KiB JPEG) in {clock.Elapsed.TotalSeconds:F1} s, " +
+                               $"upload to thumbnail served p50={latency.Percentile(0.5):F1} ms p99={latency.Percentile(0.99):F1} ms max={latency.MaxMs:F1} ms"));
+        return latency;
+    }
+
+    /// <summary>A photo-like JPEG: smooth gradients with noise on top, so it neither compresses to nothing nor decodes trivially.</summary>
+    private static byte[] Photo(int width, int height)
+    {
+        using var bitmap = new SkiaSharp.SKBitmap(width, height, SkiaSharp.SKColorType.Rgba8888, SkiaSharp.SKAlphaType.Opaque);
+        var pixels = new byte[width * height * 4];
+        var random = new Random(7);
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var i = (y * width + x) * 4;
+            var noise = random.Next(-24, 25);
+            pixels[i] = (byte)Math.Clamp(x * 255 / width + noise, 0, 255);
+            pixels[i + 1] = (byte)Math.Clamp(y * 255 / height + noise, 0, 255);
+            pixels[i + 2] = (byte)Math.Clamp((x + y) * 255 / (width + height) + noise, 0, 255);
+            pixels[i + 3] = 255;
+        }
+        System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
+        using var image = SkiaSharp.SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(SkiaSharp.SKEncodedImageFormat.Jpeg, 88);
+        return data.ToArray();
+    }
+
     /// <summary>Makes each file (or chunk) distinct: its numbers right after the signature.</summary>
     private static void Stamp(byte[] bytes, int a, int b)
     {
@@ -423,20 +497,21 @@ public static class MediaBench
         BitConverter.TryWriteBytes(bytes.AsSpan(8), b);
     }
 
-    private static async Task<Uploaded> UploadSingleAsync(HttpClient http, string conversation, byte[] body, CancellationToken ct)
+    private static async Task<Uploaded> UploadSingleAsync(HttpClient http, string conversation, byte[] body, CancellationToken ct,
+        string contentType = "application/zip", string fileName = "bench.zip")
     {
         using var form = new MultipartFormDataContent();
         form.Add(new StringContent(conversation), "conversation_id");
         var file = new ByteArrayContent(body);
-        file.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        form.Add(file, "file", "bench.zip");
+        file.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        form.Add(file, "file", fileName);
         using var response = await http.PostAsync("/v1/media/upload", form, ct);
         return await UploadedAsync(response, ct);
     }
 
     /// <summary>A resumable upload of <paramref name="size"/> bytes: chunks in order from one buffer (stamped per chunk), then complete.</summary>
     private static async Task<Uploaded> UploadChunkedAsync(HttpClient http, string conversation, long size, byte[] chunk, int client, int file,
-        IncrementalHash? hash, CancellationToken ct)
+        IncrementalHash? hash, CancellationToken ct, LatencyHistogram? completeLatency = null)
     {
         using var start = await http.PostAsJsonAsync("/v1/media/upload/chunk",
             new { file_name = "bench.zip", size, content_type = "application/zip", conversation_id = conversation }, ct);
@@ -458,8 +533,11 @@ public static class MediaBench
             if (response.StatusCode != HttpStatusCode.OK)
                 throw new InvalidOperationException($"chunk {i}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
         }
+        var completeStarted = Stopwatch.GetTimestamp();
         using var complete = await http.PostAsync($"/v1/media/upload/complete/{uploadId}", null, ct);
-        return await UploadedAsync(complete, ct);
+        var uploaded = await UploadedAsync(complete, ct);
+        completeLatency?.Record(Stopwatch.GetElapsedTime(completeStarted));
+        return uploaded;
     }
 
     private static async Task<Uploaded> UploadedAsync(HttpResponseMessage response, CancellationToken ct)

@@ -52,6 +52,7 @@ public sealed class OperationalStore : IAsyncDisposable
         try
         {
             await connection.OpenAsync(ct);
+            SqliteWaits.WaitInSqlite(connection);
             await using var attach = connection.CreateCommand();
             attach.CommandText = "ATTACH DATABASE @file AS rm";
             attach.Parameters.AddWithValue("@file", StorageOptions.SqliteFile(Storage.ReadModelConnectionString));
