@@ -64,7 +64,10 @@ public static class SearchApi
     {
         services.AddSingleton(new SearchLimiter(limits ?? new SearchLimits()));
         services.AddSingleton<SearchQueries>();
-        services.AddSingleton<SearchCache>();
+        // One cache for the cluster in Redis when CAAS_REDIS is set (the media capability's connection), else this node's memory.
+        services.AddSingleton(sp => sp.GetService<Caas.Web.Media.MediaSettings>()?.Redis is { Length: > 0 }
+            ? new SearchCache(sp.GetRequiredService<SearchIndex>(), sp.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>())
+            : new SearchCache(sp.GetRequiredService<SearchIndex>()));
         services.AddSingleton<RecentSearches>();
         return services;
     }
@@ -79,7 +82,7 @@ public static class SearchApi
             var (request, problem) = await MessageRequestAsync(http, caller, search);
             if (problem is not null) return problem;
             // The same user's identical query (every parameter) answers from the cache while nothing it depends on changed.
-            var (hits, _) = await cache.GetOrAddAsync(QueryHash(http, caller) + http.Request.QueryString.Value,
+            var (hits, _) = await cache.GetOrAddAsync($"{caller.TenantId}|{caller.UserId}|{QueryHash(http, caller)}{http.Request.QueryString.Value}",
                 () => search.MessagesAsync(request!, http.RequestAborted), http.RequestAborted);
             await recent.RememberAsync(caller.TenantId, caller.UserId, http.Request.Query["q"].ToString().Trim(), DateTimeOffset.UtcNow, http.RequestAborted);
             return Results.Ok(new
