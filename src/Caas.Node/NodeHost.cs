@@ -142,7 +142,7 @@ public static class NodeHost
                 // Display names from profiles, for the people search.
                 .WithSingleton<Caas.Streams.Search.ProfileProjectionKey>("search-profiles-projection",
                     (system, _, _) => Caas.Streams.Search.ProfileProjection.PropsFor(profileIndex, ProjectionSettings.From(system.Settings.Config)),
-                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");

@@ -30,6 +30,10 @@ public static class SearchCommands
                 return 2;
             }
             var swaps = body.GetProperty("status").GetProperty("swaps").GetInt32();
+            // The people search's display names are rebuilt beside the index (null: no profile projection in this cluster).
+            var profiles = body.GetProperty("status").TryGetProperty("profiles", out var p) && p.ValueKind == JsonValueKind.Object
+                ? p.GetProperty("rebuilds").GetInt32()
+                : (int?)null;
             if (body.GetProperty("already_running").GetBoolean()) Console.WriteLine("a rebuild was already running; following it");
             JsonElement state;
             var shown = -1L;
@@ -42,7 +46,10 @@ public static class SearchCommands
                     Console.Error.WriteLine($"{status}: {state}");
                     return 2;
                 }
-                if (state.GetProperty("swaps").GetInt32() > swaps) break;
+                var profilesDone = profiles is not { } before
+                                   || (state.TryGetProperty("profiles", out var now) && now.ValueKind == JsonValueKind.Object
+                                       && now.GetProperty("state").GetString() == "idle" && now.GetProperty("rebuilds").GetInt32() > before);
+                if (state.GetProperty("swaps").GetInt32() > swaps && profilesDone) break;
                 var offset = state.GetProperty("offset").GetInt64();
                 if (offset != shown)
                     Console.WriteLine($"rebuilding: offset {offset} of {state.GetProperty("head").GetInt64()}");

@@ -156,28 +156,37 @@ public static class SearchApi
 
         // Rebuild the index from the journal (operators and admins): searches keep answering from the old index until the new one is complete.
         var admin = v1.MapGroup("/admin/search").WithTags("Admin");
-        admin.MapPost("/reindex", async (Caller caller, IRequiredActor<SearchProjectionKey> projection, HttpContext http) =>
+        admin.MapPost("/reindex", async (Caller caller, IRequiredActor<SearchProjectionKey> projection, ActorRegistry registry, HttpContext http) =>
         {
             if (!caller.HasAnyRole("admin", "operator")) return Problems.From(Rejection.Forbidden("The operator or admin role is required."));
             var started = await projection.ActorRef.Ask<ReindexStarted>(ReindexSearch.Instance, TimeSpan.FromSeconds(30), http.RequestAborted);
+            // The people search's display names are rebuilt beside it (their own projection, from the user-session events).
+            var profiles = registry.TryGet<ProfileProjectionKey>(out var profileProjection)
+                ? await profileProjection.Ask<ProfileRebuildStatus>(RebuildProfiles.Instance, TimeSpan.FromSeconds(30), http.RequestAborted)
+                : null;
             var status = await projection.ActorRef.Ask<ReindexStatus>(GetReindexStatus.Instance, TimeSpan.FromSeconds(30), http.RequestAborted);
-            return Results.Json(new { already_running = started.AlreadyRunning, status = StatusView(status) }, statusCode: StatusCodes.Status202Accepted);
+            return Results.Json(new { already_running = started.AlreadyRunning, status = StatusView(status, profiles) }, statusCode: StatusCodes.Status202Accepted);
         });
-        admin.MapGet("/reindex", async (Caller caller, IRequiredActor<SearchProjectionKey> projection, HttpContext http) =>
+        admin.MapGet("/reindex", async (Caller caller, IRequiredActor<SearchProjectionKey> projection, ActorRegistry registry, HttpContext http) =>
         {
             if (!caller.HasAnyRole("admin", "operator")) return Problems.From(Rejection.Forbidden("The operator or admin role is required."));
             var status = await projection.ActorRef.Ask<ReindexStatus>(GetReindexStatus.Instance, TimeSpan.FromSeconds(30), http.RequestAborted);
-            return Results.Ok(StatusView(status));
+            var profiles = registry.TryGet<ProfileProjectionKey>(out var profileProjection)
+                ? await profileProjection.Ask<ProfileRebuildStatus>(GetProfileRebuildStatus.Instance, TimeSpan.FromSeconds(30), http.RequestAborted)
+                : null;
+            return Results.Ok(StatusView(status, profiles));
         });
         return g;
     }
 
-    private static object StatusView(ReindexStatus s) => new
+    private static object StatusView(ReindexStatus s, ProfileRebuildStatus? profiles) => new
     {
         state = s.Running ? "running" : "idle",
         offset = s.Offset,
         head = s.Head,
         swaps = s.Swaps,
+        // The display names of the people search: null where this node's cluster runs no profile projection.
+        profiles = profiles is null ? null : new { state = profiles.Running ? "running" : "idle", rebuilds = profiles.Rebuilds },
     };
 
     private static IResult? CheckText(string? q)

@@ -65,6 +65,54 @@ public abstract class PeopleSearchTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task Reindex_rebuilds_the_display_names_from_the_journal_and_the_live_projection_goes_on()
+    {
+        using var admin = node.Client("p-reindex", "root", "admin");
+        using var alice = node.Client("p-reindex", "alice");
+        using var carol = node.Client("p-reindex", "carol");
+        using var dave = node.Client("p-reindex", "dave");
+        Assert.Equal(200, (await carol.ApiPut("/v1/users/me", new { display_name = "Philippa Wraxall" })).Status);
+        Assert.Equal(200, (await dave.ApiPut("/v1/users/me", new { display_name = "Temporary Name" })).Status);
+        Assert.Equal(200, (await dave.ApiPut("/v1/users/me", new { display_name = "Ignatius Fairweather" })).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=fairweather", b => UserIds(b).Contains("dave"));
+        await alice.SearchUntilAsync("/v1/search/users?q=wraxall", b => UserIds(b).Contains("carol"));
+
+        // The table loses the tenant's rows (a restore gone wrong, a hand-run DELETE): the people search finds nobody.
+        var store = (Caas.Streams.ReadModel.ReadModelStore)node.Services.GetService(typeof(Caas.Streams.ReadModel.ReadModelStore))!;
+        await using (var c = await store.OpenAsync())
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "DELETE FROM search_profiles WHERE tenant_id = 'p-reindex'";
+            Assert.Equal(2, await cmd.ExecuteNonQueryAsync());
+        }
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=wraxall")).Body.Items());
+
+        var (status, started) = await admin.ApiPost("/v1/admin/search/reindex", null);
+        Assert.Equal(202, status);
+        var before = started.GetProperty("status").GetProperty("profiles");
+        Assert.Equal(JsonValueKind.Object, before.ValueKind);
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        JsonElement profiles;
+        do
+        {
+            await Task.Delay(100);
+            profiles = (await admin.ApiGet("/v1/admin/search/reindex")).Body.GetProperty("profiles");
+        }
+        while (!(profiles.Str("state") == "idle" && profiles.GetProperty("rebuilds").GetInt32() > before.GetProperty("rebuilds").GetInt32())
+               && DateTime.UtcNow < until);
+        Assert.Equal("idle", profiles.Str("state"));
+
+        // Rebuilt from the events: the latest name of each, not the replaced one.
+        Assert.Equal(["carol"], UserIds((await alice.ApiGet("/v1/search/users?q=wraxall")).Body));
+        Assert.Equal(["dave"], UserIds((await alice.ApiGet("/v1/search/users?q=fairweather")).Body));
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=temporary")).Body.Items());
+        // The live projection resumed after the swap.
+        Assert.Equal(200, (await carol.ApiPut("/v1/users/me", new { display_name = "Philippa Quenby" })).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=quenby", b => UserIds(b).Contains("carol"));
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=wraxall")).Body.Items());
+    }
+
+    [Fact]
     public async Task Bad_people_queries_are_a_400_or_an_empty_200()
     {
         using var alice = node.Client("p-bad", "alice");

@@ -20,6 +20,9 @@ public abstract class SearchNodeFixture : IAsyncLifetime
     public JwtSettings Jwt { get; } = new(NodeFixture.Secret, null, null, null);
     public Uri BaseAddress { get; private set; } = null!;
 
+    /// <summary>The node's services (a test that damages a table to see a rebuild restore it).</summary>
+    public IServiceProvider Services => _app!.Services;
+
     public async Task InitializeAsync()
     {
         _app = await NodeHost.BuildAsync(new NodeOptions
