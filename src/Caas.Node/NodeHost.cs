@@ -143,6 +143,10 @@ public static class NodeHost
                 .WithSingleton<Caas.Streams.Search.ProfileProjectionKey>("search-profiles-projection",
                     (system, _, _) => Caas.Streams.Search.ProfileProjection.PropsFor(profileIndex, ProjectionSettings.From(system.Settings.Config)),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
+                // Each tenant's search language (default_language), from the tenant events.
+                .WithSingleton<Caas.Streams.Search.SearchLanguageProjectionKey>("search-languages-projection",
+                    (system, _, _) => Caas.Streams.Search.SearchLanguageProjection.PropsFor(searchIndex.Languages, ProjectionSettings.From(system.Settings.Config)),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");

@@ -8,7 +8,7 @@ namespace Caas.Actors.Tenants;
 /// </summary>
 public sealed record TenantSettingsState(int MessageRatePerMinute = 60, int IdempotencyHorizonSeconds = 86_400,
     string DefaultPhoneRegion = "US", int MaxMessageChars = 4_000, int RejectedAttemptsPerMinute = 30, int MessageCapPerHour = 1_000,
-    TenantMediaSettings? Media = null)
+    TenantMediaSettings? Media = null, string DefaultLanguage = SearchLanguages.Default)
     : ICaasMessage
 {
     public static TenantSettingsState Default { get; } = new();
@@ -32,8 +32,30 @@ public sealed record GetTenantSettings(string TenantId) : TenantCommand(TenantId
 
 /// <summary>Null fields stay as they are.</summary>
 public sealed record UpdateTenantSettings(string TenantId, string ActorId, int? MessageRatePerMinute, int? IdempotencyHorizonSeconds,
-    string? DefaultPhoneRegion, int? MaxMessageChars, int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null)
+    string? DefaultPhoneRegion, int? MaxMessageChars, int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null,
+    string? DefaultLanguage = null)
     : TenantCommand(TenantId);
+
+/// <summary>
+/// The languages a tenant's search can be in (<c>default_language</c>): PostgreSQL's built-in text-search
+/// configurations (stemming and stop words per language; <c>simple</c> only lower-cases). English is the default.
+/// </summary>
+public static class SearchLanguages
+{
+    public const string Default = "english";
+
+    public static readonly IReadOnlyList<string> All =
+    [
+        "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish", "french", "german", "greek", "hindi", "hungarian",
+        "indonesian", "irish", "italian", "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian", "serbian", "simple",
+        "spanish", "swedish", "tamil", "turkish", "yiddish",
+    ];
+
+    public static bool IsValid(string? language) => language is not null && All.Contains(language, StringComparer.Ordinal);
+
+    /// <summary>A stored or configured name as a configuration safe to put in SQL: one of <see cref="All"/>, else the default.</summary>
+    public static string Safe(string? language) => IsValid(language) ? language! : Default;
+}
 
 /// <summary>
 /// Media limits of a tenant (README: Media, tenant settings). A null field is the node's default (its environment
@@ -76,11 +98,13 @@ public static class TenantSettingsDecider
                 if (u.MaxMessageChars is < 1 or > 100_000) errors["max_message_chars"] = ["Between 1 and 100000."];
                 if (u.RejectedAttemptsPerMinute is < 1 or > 100_000) errors["rejected_attempts_per_minute"] = ["Between 1 and 100000."];
                 if (u.MessageCapPerHour is < 1 or > 1_000_000) errors["message_cap_per_hour"] = ["Between 1 and 1000000."];
+                if (u.DefaultLanguage is { } language && !SearchLanguages.IsValid(language))
+                    errors["default_language"] = ["One of: " + string.Join(", ", SearchLanguages.All) + "."];
                 if (errors.Count > 0) return (null, new Rejection(ErrorCodes.ValidationFailed, "The settings are not valid.", errors));
                 var next = new TenantSettingsState(u.MessageRatePerMinute ?? s.MessageRatePerMinute,
                     u.IdempotencyHorizonSeconds ?? s.IdempotencyHorizonSeconds, u.DefaultPhoneRegion ?? s.DefaultPhoneRegion,
                     u.MaxMessageChars ?? s.MaxMessageChars, u.RejectedAttemptsPerMinute ?? s.RejectedAttemptsPerMinute,
-                    u.MessageCapPerHour ?? s.MessageCapPerHour, s.Media);
+                    u.MessageCapPerHour ?? s.MessageCapPerHour, s.Media, u.DefaultLanguage ?? s.DefaultLanguage);
                 return next == s ? (null, s) : (new TenantSettingsChanged(new EventMeta(u.TenantId, u.ActorId, now), next), next);
             case UpdateTenantMediaSettings m:
                 var problems = ValidateMedia(m.Media);

@@ -23,7 +23,8 @@ namespace Caas.Streams.Search;
 public sealed class SearchCache
 {
     public static readonly TimeSpan Ttl = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan RedisBound = TimeSpan.FromMilliseconds(250);
+    /// <summary>The longest a search waits for Redis before it runs without the cache.</summary>
+    public static readonly TimeSpan DefaultRedisBound = TimeSpan.FromMilliseconds(250);
     private const int MaxEntries = 10_000;
     public const string EpochName = "search-epoch";
 
@@ -39,6 +40,7 @@ public sealed class SearchCache
     private readonly SearchIndex _index;
     private readonly IConnectionMultiplexer? _redis;
     private readonly string _prefix;
+    private readonly TimeSpan _redisBound;
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
 
     public SearchCache(SearchIndex index) : this(index, null)
@@ -47,11 +49,13 @@ public sealed class SearchCache
 
     /// <param name="redis">Null: this node's memory.</param>
     /// <param name="prefix">Keys' prefix in Redis (one per cluster sharing a Redis).</param>
-    public SearchCache(SearchIndex index, IConnectionMultiplexer? redis, string prefix = "caas")
+    /// <param name="redisBound">How long a search waits for Redis (default <see cref="DefaultRedisBound"/>).</param>
+    public SearchCache(SearchIndex index, IConnectionMultiplexer? redis, string prefix = "caas", TimeSpan? redisBound = null)
     {
         _index = index;
         _redis = redis;
         _prefix = prefix;
+        _redisBound = redisBound ?? DefaultRedisBound;
     }
 
     /// <summary>"redis" or "memory".</summary>
@@ -82,7 +86,7 @@ public sealed class SearchCache
         var failed = false;
         try
         {
-            var found = await db.StringGetAsync(redisKey).WaitAsync(RedisBound, ct);
+            var found = await db.StringGetAsync(redisKey).WaitAsync(_redisBound, ct);
             if (found.HasValue && JsonSerializer.Deserialize<Stored<T>>((byte[])found!, Json) is { } stored && stored.Generation == generation)
             {
                 Lookups.WithLabels("hit").Inc();
@@ -99,7 +103,7 @@ public sealed class SearchCache
         {
             try
             {
-                await db.StringSetAsync(redisKey, JsonSerializer.SerializeToUtf8Bytes(new Stored<T>(generation, value), Json), Ttl).WaitAsync(RedisBound, ct);
+                await db.StringSetAsync(redisKey, JsonSerializer.SerializeToUtf8Bytes(new Stored<T>(generation, value), Json), Ttl).WaitAsync(_redisBound, ct);
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {

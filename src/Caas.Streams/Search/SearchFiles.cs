@@ -105,16 +105,18 @@ public static class SearchFiles
 
     /// <summary>Applies a batch's opened conversation events (in journal order) to the file tables of <paramref name="suffix"/>.</summary>
     public static async Task ApplyAsync(DbConnection c, DbTransaction tx, bool postgres, string suffix,
-        IEnumerable<(string Tenant, string Conversation, IConversationEvent Event)> events, CancellationToken ct)
+        IEnumerable<(string Tenant, string Conversation, IConversationEvent Event)> events, CancellationToken ct,
+        IReadOnlyDictionary<string, string>? languages = null)
     {
         var t = "search_files" + suffix;
         foreach (var (tenant, conversation, ev) in events)
         {
+            var language = languages?.GetValueOrDefault(tenant) ?? SearchIndex.Language;
             switch (ev)
             {
                 case MessagePosted { Content: { IsAttachment: true, Attachment: { Media: { } m } a } } p:
                     await UpsertAsync(c, tx, postgres, t, tenant, conversation, p.Seq, p.MessageId, a.MediaId, p.Meta.ActorId, m.FileName,
-                        m.ContentType, m.Size, p.Meta.OccurredAt.ToUnixTimeMilliseconds(), ExtractedText(p.Enrichment), ct);
+                        m.ContentType, m.Size, p.Meta.OccurredAt.ToUnixTimeMilliseconds(), ExtractedText(p.Enrichment), language, ct);
                     break;
                 case MessagePosted p when p.Content.Type == ContentSealing.Erased.Type:
                     await DeleteAsync(c, tx, postgres, t, tenant, conversation, p.Seq, ct);
@@ -126,25 +128,24 @@ public static class SearchFiles
                     await DeleteAsync(c, tx, postgres, t, tenant, conversation, d.Seq, ct);
                     break;
                 case MessageEnriched { Enrichment: { } enrichment } en:
-                    await SetExtractedAsync(c, tx, postgres, t, tenant, conversation, en.Seq, ExtractedText(enrichment), ct);
+                    await SetExtractedAsync(c, tx, postgres, t, tenant, conversation, en.Seq, ExtractedText(enrichment), language, ct);
                     break;
             }
         }
     }
 
-    private static string Tsv(string name, string text, string grams) =>
-        $"to_tsvector('{SearchIndex.Language}', {name} || ' ' || {text}) || to_tsvector('simple', {grams})";
+    private static string Tsv(string name, string text, string grams) => SearchIndex.Tsv($"{name} || ' ' || {text}", grams, "@l");
 
     private static async Task UpsertAsync(DbConnection c, DbTransaction tx, bool postgres, string t, string tenant, string conversation, long seq,
         string messageId, string fileId, string sender, string fileName, string contentType, long size, long createdAt, string extracted,
-        CancellationToken ct)
+        string language, CancellationToken ct)
     {
         var words = NameWords(fileName);
         var grams = Cjk.Grams(words + " " + extracted);
         (string, object?)[] args =
         [
             ("t", tenant), ("c", conversation), ("s", seq), ("m", messageId), ("f", fileId), ("u", sender), ("n", fileName), ("ct", contentType),
-            ("z", size), ("a", createdAt), ("x", extracted), ("w", words), ("g", grams),
+            ("z", size), ("a", createdAt), ("x", extracted), ("w", words), ("g", grams), ("l", language),
         ];
         const string cols = "tenant_id, conversation_id, seq, message_id, file_id, sender_id, file_name, content_type, size, created_at, extracted";
         if (postgres)
@@ -161,7 +162,7 @@ public static class SearchFiles
             if (await find.ExecuteScalarAsync(ct) is { } found and not DBNull)
             {
                 // Indexed before (a replayed batch): its later extracted text stays unless this one brings some.
-                if (extracted.Length > 0) await SetExtractedAsync(c, tx, false, t, tenant, conversation, seq, extracted, ct);
+                if (extracted.Length > 0) await SetExtractedAsync(c, tx, false, t, tenant, conversation, seq, extracted, language, ct);
                 return;
             }
         await using var insert = Command(c, tx, $"INSERT INTO {t} ({cols}) VALUES (@t, @c, @s, @m, @f, @u, @n, @ct, @z, @a, @x) RETURNING id",
@@ -173,7 +174,7 @@ public static class SearchFiles
     }
 
     private static async Task SetExtractedAsync(DbConnection c, DbTransaction tx, bool postgres, string t, string tenant, string conversation,
-        long seq, string extracted, CancellationToken ct)
+        long seq, string extracted, string language, CancellationToken ct)
     {
         long id = 0;
         string? name = null;
@@ -192,7 +193,7 @@ public static class SearchFiles
         {
             await using var cmd = Command(c, tx,
                 $"UPDATE {t} SET extracted = @x, tsv = {Tsv("@w", "@x", "@g")} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
-                ("x", extracted), ("w", words), ("g", grams), ("t", tenant), ("c", conversation), ("s", seq));
+                ("x", extracted), ("w", words), ("g", grams), ("t", tenant), ("c", conversation), ("s", seq), ("l", language));
             await cmd.ExecuteNonQueryAsync(ct);
             return;
         }
@@ -264,15 +265,16 @@ public static class SearchFiles
         string sql;
         if (index.IsPostgres)
         {
+            var language = await index.Languages.LanguageOfAsync(tenant, ct);
             string Atom(SearchAtom a)
             {
                 var name = "a" + args.Count;
                 args.Add((name, "\"" + (a.IsCjk ? a.Grams : a.Text) + "\""));
-                return $"websearch_to_tsquery('{(a.IsCjk ? "simple" : SearchIndex.Language)}', @{name})";
+                return $"websearch_to_tsquery('{(a.IsCjk ? "simple" : language)}', @{name})";
             }
             var positive = "(" + string.Join(" && ", q.Groups.Select(g => "(" + string.Join(" || ", g.Select(Atom)) + ")")) + ")";
             var negative = q.Excluded.Count == 0 ? "" : " AND NOT (f.tsv @@ (" + string.Join(" || ", q.Excluded.Select(Atom)) + "))";
-            var headline = $"CASE WHEN f.extracted = '' THEN '' ELSE replace(ts_headline('{SearchIndex.Language}', replace(f.extracted, '<', chr({(int)Highlights.Lt})), " +
+            var headline = $"CASE WHEN f.extracted = '' THEN '' ELSE replace(ts_headline('{language}', replace(f.extracted, '<', chr({(int)Highlights.Lt})), " +
                            $"{positive}, 'StartSel=' || chr(1) || ', StopSel=' || chr(2) || ', MinWords=12, MaxWords=30'), chr({(int)Highlights.Lt}), '<') END";
             sql = $"SELECT {cols}, {headline} FROM search_files f{joins} WHERE f.tenant_id = @t AND f.tsv @@ {positive}{negative}{live}{where} " +
                   $"ORDER BY ts_rank_cd(f.tsv, {positive}) DESC, f.created_at DESC, f.file_id LIMIT @n";

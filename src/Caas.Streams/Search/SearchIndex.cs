@@ -22,10 +22,13 @@ public sealed class SearchIndex(ReadModelStore store)
     public const string ProjectionName = "search";
     public const string RebuildName = "search-rebuild";
     public const string Live = "", Next = "_next";
-    /// <summary>The text-search configuration of PostgreSQL (stemming and stop words).</summary>
-    public const string Language = "english";
+    /// <summary>The text-search configuration of PostgreSQL (stemming and stop words) for a tenant without <c>default_language</c>.</summary>
+    public const string Language = Caas.Actors.Tenants.SearchLanguages.Default;
 
     public bool IsPostgres => store.IsPostgres;
+
+    /// <summary>Each tenant's search language (<c>default_language</c>).</summary>
+    public SearchLanguageIndex Languages { get; } = new(store);
 
     public Task<DbConnection> OpenAsync(CancellationToken ct = default) => store.OpenAsync(ct);
 
@@ -36,6 +39,7 @@ public sealed class SearchIndex(ReadModelStore store)
         // People search reads the display names beside the index: whoever sets up the index (a node, the search bench)
         // gets their table too, even before the profile projection runs.
         await new ProfileIndex(store).EnsureSchemaAsync(ct);
+        await new SearchLanguageIndex(store).EnsureSchemaAsync(ct);
     }
 
     /// <summary>The statements that create one set of index tables (<paramref name="suffix"/>: live or next).</summary>
@@ -83,6 +87,8 @@ public sealed class SearchIndex(ReadModelStore store)
         public string? Text;
         public string Has = " ", Entities = " ";
         public string? Intent, Sentiment;
+        /// <summary>The tenant's text-search configuration (PostgreSQL), one of <see cref="Caas.Actors.Tenants.SearchLanguages.All"/>.</summary>
+        public string Language = SearchIndex.Language;
         /// <summary>True for an edit of a message indexed before this batch: only its text changes.</summary>
         public bool TextOnly;
         public bool Delete;
@@ -166,15 +172,19 @@ public sealed class SearchIndex(ReadModelStore store)
 
         var t = "search_messages" + suffix;
         var upserts = new List<Entry>(changes.Count);
+        var languages = store.IsPostgres
+            ? await SearchLanguageIndex.LoadAsync(c, tx, changes.Values.Select(e => e.Tenant).Concat(fileEvents.Select(f => f.Item1)), ct)
+            : null;
         foreach (var entry in changes.Values)
         {
+            if (languages is not null) entry.Language = languages[entry.Tenant];
             if (entry.Delete) await DeleteAsync(c, tx, t, entry, ct);
             else if (entry.TextOnly) await ReplaceTextAsync(c, tx, t, entry, ct);
             else upserts.Add(entry);
         }
         if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
         else await UpsertSqliteAsync(c, tx, t, upserts, ct);
-        await SearchFiles.ApplyAsync(c, tx, store.IsPostgres, suffix, fileEvents, ct);
+        await SearchFiles.ApplyAsync(c, tx, store.IsPostgres, suffix, fileEvents, ct, languages);
         await RaiseMarksAsync(c, tx, suffix, marks, ct);
         await using (var cmd = Command(c, tx,
                          "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
@@ -263,20 +273,25 @@ public sealed class SearchIndex(ReadModelStore store)
         if (rows.Count == 0) return;
         await using var cmd = Command(c, tx,
             $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, text, has, entities, intent, sentiment, tsv) " +
-            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, {Tsv("v.x", "v.g")} " +
-            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z, @g) AS v(t, c, s, m, u, a, x, h, n, i, z, g) " +
+            $"SELECT v.t, v.c, v.s, v.m, v.u, v.a, v.x, v.h, v.n, v.i, v.z, {Tsv("v.x", "v.g", "v.l")} " +
+            "FROM unnest(@t, @c, @s, @m, @u, @a, @x, @h, @n, @i, @z, @g, @l) AS v(t, c, s, m, u, a, x, h, n, i, z, g, l) " +
             "ON CONFLICT (tenant_id, conversation_id, seq) DO UPDATE SET text = excluded.text, has = excluded.has, entities = excluded.entities, " +
             "intent = excluded.intent, sentiment = excluded.sentiment, tsv = excluded.tsv",
             ("t", rows.Select(r => r.Tenant).ToArray()), ("c", rows.Select(r => r.Conversation).ToArray()), ("s", rows.Select(r => r.Seq).ToArray()),
             ("m", rows.Select(r => r.MessageId).ToArray()), ("u", rows.Select(r => r.Sender).ToArray()), ("a", rows.Select(r => r.CreatedAt).ToArray()),
             ("x", rows.Select(r => r.Text).ToArray()), ("h", rows.Select(r => r.Has).ToArray()), ("n", rows.Select(r => r.Entities).ToArray()),
             ("i", rows.Select(r => r.Intent).ToArray()), ("z", rows.Select(r => r.Sentiment).ToArray()),
-            ("g", rows.Select(r => Cjk.Grams(r.Text!)).ToArray()));
+            ("g", rows.Select(r => Cjk.Grams(r.Text!)).ToArray()), ("l", rows.Select(r => r.Language).ToArray()));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>PostgreSQL's document: the text in the language's configuration, and its CJK bigrams in <c>simple</c>.</summary>
-    private static string Tsv(string text, string grams) => $"to_tsvector('{Language}', {text}) || to_tsvector('simple', {grams})";
+    /// <summary>
+    /// PostgreSQL's document: the text in the tenant's language's configuration (<paramref name="language"/>: a
+    /// parameter or column holding one of <see cref="Caas.Actors.Tenants.SearchLanguages.All"/>), and its CJK bigrams in
+    /// <c>simple</c>.
+    /// </summary>
+    internal static string Tsv(string text, string grams, string language) =>
+        $"to_tsvector({language}::regconfig, {text}) || to_tsvector('simple', {grams})";
 
     /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
     private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
@@ -328,8 +343,8 @@ public sealed class SearchIndex(ReadModelStore store)
         if (store.IsPostgres)
         {
             await using var cmd = Command(c, tx,
-                $"UPDATE {t} SET text = @x, tsv = {Tsv("@x", "@g")} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
-                ("x", e.Text), ("g", Cjk.Grams(e.Text!)), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
+                $"UPDATE {t} SET text = @x, tsv = {Tsv("@x", "@g", "@l")} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
+                ("x", e.Text), ("g", Cjk.Grams(e.Text!)), ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq), ("l", e.Language));
             await cmd.ExecuteNonQueryAsync(ct);
             return;
         }

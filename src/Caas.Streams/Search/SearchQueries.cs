@@ -60,10 +60,12 @@ public sealed class SearchQueries(SearchIndex index)
         string select, count;
         if (index.IsPostgres)
         {
-            var match = PostgresMatch(q, args);
+            // The tenant's language: one of SearchLanguages.All, so safe as a literal (the plan stays the one of a constant).
+            var language = await index.Languages.LanguageOfAsync(s.Tenant, ct);
+            var match = PostgresMatch(q, args, language);
             var headline = q.HasTerms
                 // '<' is hidden from ts_headline (which drops anything that parses as an HTML tag) and put back after.
-                ? $"replace(ts_headline('{SearchIndex.Language}', replace(s.text, '<', chr({(int)Highlights.Lt})), {match.Positive}, " +
+                ? $"replace(ts_headline('{language}', replace(s.text, '<', chr({(int)Highlights.Lt})), {match.Positive}, " +
                   "'StartSel=' || chr(1) || ', StopSel=' || chr(2) || ', MinWords=12, MaxWords=30'), " + $"chr({(int)Highlights.Lt}), '<')"
                 : "s.text";
             var text = (q.HasTerms ? $" AND s.tsv @@ {match.Positive}" : "") + (match.Negative is null ? "" : $" AND NOT (s.tsv @@ {match.Negative})");
@@ -118,14 +120,14 @@ public sealed class SearchQueries(SearchIndex index)
     /// PostgreSQL: each atom becomes <c>websearch_to_tsquery</c> of its tokens (quoted, so a phrase stays a phrase; the
     /// tokens hold no operator), combined with tsquery operators: OR within a group, AND between groups.
     /// </summary>
-    private static (string Positive, string? Negative) PostgresMatch(SearchQuery q, List<(string, object?)> args)
+    private static (string Positive, string? Negative) PostgresMatch(SearchQuery q, List<(string, object?)> args, string language)
     {
         string Atom(SearchAtom a)
         {
             var name = "a" + args.Count;
             args.Add((name, "\"" + (a.IsCjk ? a.Grams : a.Text) + "\""));
             // CJK: the phrase of its bigrams, in the configuration the bigrams were indexed with.
-            return $"websearch_to_tsquery('{(a.IsCjk ? "simple" : SearchIndex.Language)}', @{name})";
+            return $"websearch_to_tsquery('{(a.IsCjk ? "simple" : language)}', @{name})";
         }
         var positive = q.HasTerms
             ? "(" + string.Join(" && ", q.Groups.Select(g => "(" + string.Join(" || ", g.Select(Atom)) + ")")) + ")"

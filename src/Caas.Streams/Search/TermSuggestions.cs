@@ -22,8 +22,9 @@ public static class TermSuggestions
         const string members =
             " JOIN rm_memberships m ON m.tenant_id = s.tenant_id AND m.conversation_id = s.conversation_id AND m.user_id = @me" +
             " JOIN rm_conversations v ON v.tenant_id = s.tenant_id AND v.conversation_id = s.conversation_id AND v.deleted = 0";
+        var language = await index.Languages.LanguageOfAsync(tenant, ct);
         var sql = index.IsPostgres
-            ? $"SELECT s.text FROM search_messages s{members} WHERE s.tenant_id = @t AND s.tsv @@ to_tsquery('" + SearchIndex.Language + "', @q) " +
+            ? $"SELECT s.text FROM search_messages s{members} WHERE s.tenant_id = @t AND s.tsv @@ to_tsquery('" + language + "', @q) " +
               "ORDER BY s.created_at DESC LIMIT @n"
             : $"SELECT search_messages_fts.text FROM search_messages_fts JOIN search_messages s ON s.id = search_messages_fts.rowid{members} " +
               "WHERE search_messages_fts MATCH @q AND s.tenant_id = @t ORDER BY s.created_at DESC LIMIT @n";

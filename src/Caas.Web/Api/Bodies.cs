@@ -24,7 +24,7 @@ public sealed record ModerationBody(string? UserId, long? DurationSeconds, strin
 public sealed record MarkReadBody(long? Seq);
 public sealed record ProfileBody(string? DisplayName, string? TimeZone, string? Locale);
 public sealed record TenantSettingsBody(int? MessageRatePerMinute, int? IdempotencyHorizonSeconds, string? DefaultPhoneRegion, int? MaxMessageChars,
-    int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null);
+    int? RejectedAttemptsPerMinute = null, int? MessageCapPerHour = null, string? DefaultLanguage = null);
 
 /// <summary>Reads a JSON body: not JSON → 400 malformed_json; a field of the wrong type → 400 validation_failed naming it.</summary>
 public static class Body

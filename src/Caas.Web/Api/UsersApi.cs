@@ -61,7 +61,8 @@ public static class UsersApi
             var (body, error) = await Body.ReadAsync<TenantSettingsBody>(req);
             if (error is not null) return error;
             var reply = await gw.AskAsync(new UpdateTenantSettings(caller.TenantId, caller.UserId, body!.MessageRatePerMinute,
-                body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars, body.RejectedAttemptsPerMinute, body.MessageCapPerHour));
+                body.IdempotencyHorizonSeconds, body.DefaultPhoneRegion, body.MaxMessageChars, body.RejectedAttemptsPerMinute, body.MessageCapPerHour,
+                body.DefaultLanguage));
             gw.ForgetTenantSettings(caller.TenantId);
             return ClusterGateway.Map<TenantSettingsState>(reply, Settings);
         });
@@ -101,5 +102,6 @@ public static class UsersApi
         max_message_chars = s.MaxMessageChars,
         rejected_attempts_per_minute = s.RejectedAttemptsPerMinute,
         message_cap_per_hour = s.MessageCapPerHour,
+        default_language = s.DefaultLanguage,
     });
 }

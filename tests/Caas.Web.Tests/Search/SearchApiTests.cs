@@ -412,6 +412,53 @@ public abstract class SearchApiTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task The_tenants_default_language_picks_how_text_is_indexed_and_parsed()
+    {
+        using var admin = node.Client("s-lang", "root", "admin");
+        using var alice = node.Client("s-lang", "alice");
+        using var english = node.Client("s-lang-en", "alice");
+        Assert.Equal("english", (await admin.ApiGet("/v1/admin/tenant/settings")).Body.Str("default_language"));
+        var (status, body) = await admin.ApiPut("/v1/admin/tenant/settings", new { default_language = "klingon" });
+        Assert.Equal(400, status);
+        Assert.Equal("validation_failed", body.Str("code"));
+        (status, body) = await admin.ApiPut("/v1/admin/tenant/settings", new { default_language = "simple" });
+        Assert.Equal(200, status);
+        Assert.Equal("simple", body.Str("default_language"));
+        Assert.Equal("simple", (await admin.ApiGet("/v1/admin/tenant/settings")).Body.Str("default_language"));
+
+        // English (another tenant, the default): "run" finds "running" by its stem.
+        var enRoom = await english.CreateGroupAsync("bob");
+        await english.PostMessageAsync(enRoom, "langcheck running late", "lang-en-1");
+        await english.SearchUntilAsync("/v1/search/messages?q=langcheck", b => b.Ids().Contains("lang-en-1"));
+        Assert.Equal(["lang-en-1"], (await english.ApiGet("/v1/search/messages?q=" + Q("run langcheck"))).Body.Ids());
+
+        var room = await alice.CreateGroupAsync("bob");
+        if (!node.IsPostgres)
+        {
+            // SQLite's FTS5 table has one tokenizer (porter): the setting is kept, and English stemming still applies.
+            await alice.PostMessageAsync(room, "langprobe running late", "lang-sq-1");
+            await alice.SearchUntilAsync("/v1/search/messages?q=langprobe", b => b.Ids().Contains("lang-sq-1"));
+            Assert.Equal(["lang-sq-1"], (await alice.ApiGet("/v1/search/messages?q=" + Q("run langprobe"))).Body.Ids());
+            return;
+        }
+        // PostgreSQL, simple: a message indexed once the language applies keeps "running" as it is, so the stem "run"
+        // no longer finds it and "running" does. (The change applies within a second: probes are posted until one lands.)
+        string? probe = null;
+        for (var i = 0; i < 60 && probe is null; i++)
+        {
+            var id = $"lang-{i}";
+            await alice.PostMessageAsync(room, $"langprobe{i} running late", id);
+            await alice.SearchUntilAsync($"/v1/search/messages?q=langprobe{i}", b => b.Ids().Contains(id));
+            if ((await alice.ApiGet("/v1/search/messages?q=" + Q($"run langprobe{i}"))).Body.Items().Count == 0) probe = $"langprobe{i}";
+            else await Task.Delay(200);
+        }
+        Assert.NotNull(probe);
+        await alice.SearchUntilAsync("/v1/search/messages?q=" + Q($"running {probe}"), b => b.Items().Count == 1);
+        // The other tenant is untouched.
+        Assert.Equal(["lang-en-1"], (await english.ApiGet("/v1/search/messages?q=" + Q("run langcheck"))).Body.Ids());
+    }
+
+    [Fact]
     public async Task Reindex_swaps_in_a_rebuilt_index_while_searches_keep_answering()
     {
         using var admin = node.Client("s-reindex", "root", "admin");

@@ -14,6 +14,8 @@ public abstract class SearchNodeFixture : IAsyncLifetime
 
     protected abstract bool Postgres { get; }
 
+    public bool IsPostgres => Postgres;
+
     /// <summary>The tests poll searches until the index has caught up: only the rate test's nodes keep the default budget.</summary>
     protected virtual Caas.Web.Api.SearchLimits Limits => new(SearchesPerMinute: 1_000_000, SuggestionsPerMinute: 1_000_000);
 
