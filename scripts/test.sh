@@ -16,6 +16,7 @@
 #   CAAS_TEST_HANG_TIMEOUT    per-test hang timeout for dotnet test (default 10m)
 #   CAAS_TEST_PG_MAX_CONNECTIONS  max_connections of the throwaway server (default 1000: the test projects run side by side, each node with its own pools)
 #   CAAS_TEST_PG_DURABILITY=default  keep PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes on)
+#   CAAS_TEST_PG_STAT_STATEMENTS=1   load pg_stat_statements (to profile a bench's statements)
 #                             instead of the fast settings (scripts/bench-postgres.sh uses it: the README's figures)
 #
 #   CAAS_TEST_KAFKA           use this Kafka broker (host:port) instead of starting one
@@ -144,6 +145,14 @@ unix_socket_directories = '$PG_DIR'
 max_connections = ${CAAS_TEST_PG_MAX_CONNECTIONS:-1000}
 logging_collector = off
 EOF
+  # Profiling (opt-in): CAAS_TEST_PG_STAT_STATEMENTS=1 loads pg_stat_statements (postgresql-contrib); then
+  # CREATE EXTENSION pg_stat_statements and read the view.
+  if [ "${CAAS_TEST_PG_STAT_STATEMENTS:-}" = 1 ]; then
+    pg_as_owner tee -a "$PG_DIR/data/postgresql.conf" >/dev/null <<EOF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+EOF
+  fi
   # A throwaway server for tests: durability is traded for speed. Benchmarks keep the defaults.
   if [ "${CAAS_TEST_PG_DURABILITY:-fast}" != default ]; then
     pg_as_owner tee -a "$PG_DIR/data/postgresql.conf" >/dev/null <<EOF
