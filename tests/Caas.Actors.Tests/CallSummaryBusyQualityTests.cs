@@ -154,6 +154,22 @@ public sealed class CallSummaryBusyQualityTests
         var forged = ConversationDecider.Decide(after, new PostMessage(T, C, "alice", "m-forged", content, TimeSpan.FromHours(1)), T0);
         Assert.Equal(ErrorCodes.ValidationFailed, forged.Rejection!.Code);
 
+        // Nor take a summary's id (it would never be posted) or edit a summary (the starter is its author).
+        var squat = ConversationDecider.Decide(s, new PostMessage(T, C, "alice", "call_0123456789abcdef0123456789abcdef",
+            new MessageContent("text", "call ended, 0 s"), TimeSpan.FromHours(1)), T0);
+        Assert.Equal(ErrorCodes.ValidationFailed, squat.Rejection!.Code);
+        Assert.Empty(squat.Events);
+        Assert.True(CallSummaryMessage.IsSummaryId(CallSummaryMessage.MessageIdOf(Call)));
+        Assert.False(CallSummaryMessage.IsSummaryId("call_0123456789ABCDEF0123456789abcdef"));
+        Assert.False(CallSummaryMessage.IsSummaryId("call_notes"));
+        var ownText = ConversationDecider.Decide(s, new PostMessage(T, C, "alice", "call_notes", new MessageContent("text", "agenda"), TimeSpan.FromHours(1)), T0);
+        Assert.Single(ownText.Events);
+        var byAlice = ConversationDecider.Decide(s, post with { ActorId = "alice" }, T0.AddSeconds(1));
+        var withSummary = s.Apply(Assert.IsType<MessagePosted>(Assert.Single(byAlice.Events)));
+        var edit = ConversationDecider.Decide(withSummary, new EditMessage(T, C, "alice", 1, new MessageContent("text", "a nicer summary")), T0.AddSeconds(2));
+        Assert.Equal(ErrorCodes.Forbidden, edit.Rejection!.Code);
+        Assert.Empty(edit.Events);
+
         var deleted = after.Apply(new ConversationDeleted(meta));
         Assert.Equal(ErrorCodes.NotFound, ConversationDecider.Decide(deleted, post with { MessageId = "call_ffffffffffffffffffffffffffffffff" }, T0).Rejection!.Code);
     }

@@ -20,6 +20,13 @@ public static class CallSummaryMessage
     /// <summary><c>call_&lt;32 hex&gt;</c>: the call id without its conversation (unique within the conversation).</summary>
     public static string MessageIdOf(string callId) => callId.Length >= 37 ? callId[..37] : callId;
 
+    /// <summary>
+    /// A message id of the summaries' form (<c>call_</c> and 32 lower-case hex digits): reserved, so a member can neither
+    /// take a call's summary id before the summary comes (it would then never be posted) nor post something in its place.
+    /// </summary>
+    public static bool IsSummaryId(string messageId) =>
+        messageId.Length == 37 && messageId.StartsWith("call_", StringComparison.Ordinal) && messageId.AsSpan(5).IndexOfAnyExcept("0123456789abcdef") < 0;
+
     public static MessageContent Content(CallSummary s) => new(ContentType, JsonSerializer.Serialize(new
     {
         call_id = s.CallId,

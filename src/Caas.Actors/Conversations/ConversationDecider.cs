@@ -225,6 +225,8 @@ public static class ConversationDecider
 
     private static Decision Post(ConversationState s, PostMessage p, EventMeta meta, DateTimeOffset now)
     {
+        if (Calls.CallSummaryMessage.IsSummaryId(p.MessageId))
+            return Rejection.Invalid("message_id", "Ids of the form call_<32 hex digits> are reserved for call summaries.");
         if (Admit(s, p.ActorId, p.ConversationId, p.MessageId, p.IdempotencyHorizon, now) is { } decided) return decided;
         if (ValidateContent(p.Content) is { } invalid) return invalid;
         return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment)
@@ -281,6 +283,8 @@ public static class ConversationDecider
         var facts = s.Messages[e.Seq];
         if (facts.AuthorId != e.ActorId) return Rejection.Forbidden("Only the author can edit a message.");
         if (facts.Deleted) return Rejection.Conflict("The message was deleted.");
+        // A call's summary is a record of the call, not its starter's words: nobody edits it (it can still be deleted).
+        if (Calls.CallSummaryMessage.IsSummaryId(facts.MessageId)) return Rejection.Forbidden("A call summary cannot be edited.");
         if (s.IsMuted(e.ActorId, now)) return Rejection.Muted();
         if (ValidateContent(e.Content) is { } invalid) return invalid;
         return Decision.Persist(new MessageEdited(meta, e.Seq, facts.MessageId, e.Content) { Edit = facts.Edits + 1 });
