@@ -39,6 +39,8 @@ public static class SearchBench
         messages.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1_000 or > 10_000_000) r.AddError("--messages is 1000 to 10000000."); });
         conversations.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 200 or > 1_000_000) r.AddError("--conversations is 200 to 1000000."); });
         queries.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 10_000) r.AddError("--queries is 1 to 10000."); });
+        var keep = new Option<bool>("--keep") { Description = "Keep the scratch database (or SQLite directory) after the run and print where, to profile its queries." };
+        command.Options.Add(keep);
         store.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("sqlite" or "postgres")) r.AddError("--store is sqlite or postgres."); });
         command.SetAction(async (parse, ct) =>
         {
@@ -56,13 +58,13 @@ public static class SearchBench
                 Console.Error.WriteLine("--messages must be at least 60 per query (the planted messages take up to 60 each).");
                 return 2;
             }
-            return await RunAsync(kind, pg, n, parse.GetValue(conversations), q, parse.GetValue(seed), ct);
+            return await RunAsync(kind, pg, n, parse.GetValue(conversations), q, parse.GetValue(seed), ct, parse.GetValue(keep));
         });
         return command;
     }
 
     public static async Task<int> RunAsync(string kind, string? postgres, int messageCount, int conversationCount, int queryCount, int seed,
-        CancellationToken ct)
+        CancellationToken ct, bool keep = false)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-search-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataDir);
@@ -120,6 +122,8 @@ public static class SearchBench
                 recall += (double)ids.Take(50).Count(query.Relevant.Contains) / query.Relevant.Count;
             }
             var suggest = new List<double>();
+            // Warmed up like the message queries above: each prefix once, untimed.
+            foreach (var name in Corpus.Names.Take(50)) await search.SuggestionsAsync(Tenant, Searcher, name[..3], 8, ct);
             foreach (var name in Corpus.Names.Take(50))
             {
                 var t = Stopwatch.StartNew();
@@ -136,10 +140,11 @@ public static class SearchBench
         }
         finally
         {
-            if (database is not null) await ReplayBench.DropDatabaseAsync(postgres!, database);
+            if (keep) Console.WriteLine(database is not null ? $"kept: database {database}" : $"kept: {dataDir}");
+            else if (database is not null) await ReplayBench.DropDatabaseAsync(postgres!, database);
             try
             {
-                Directory.Delete(dataDir, true);
+                if (!keep) Directory.Delete(dataDir, true);
             }
             catch (IOException)
             {
