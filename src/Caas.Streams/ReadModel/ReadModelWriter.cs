@@ -26,11 +26,23 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     /// <summary>Reads a persistence id's missing events (sequence numbers from..to) from the journal.</summary>
     public delegate Task<IReadOnlyList<EventEnvelope>> JournalReader(string persistenceId, long fromSeq, long toSeq, CancellationToken ct);
 
-    public async Task<long> LoadOffsetAsync(string name = ProjectionName, CancellationToken ct = default)
+    public Task<long> LoadOffsetAsync(string name = ProjectionName, CancellationToken ct = default) => LoadOffsetAsync(store, name, ct);
+
+    /// <summary>A projection's stored offset in the read model's database (0: none yet).</summary>
+    public static async Task<long> LoadOffsetAsync(ReadModelStore store, string name, CancellationToken ct = default)
     {
         await using var connection = await store.OpenAsync(ct);
         await using var cmd = Command(connection, null, "SELECT last_offset FROM rm_projection_offsets WHERE name = @name", ("name", name));
         return await cmd.ExecuteScalarAsync(ct) is { } value and not DBNull ? Convert.ToInt64(value) : 0L;
+    }
+
+    /// <summary>Stores a projection's offset, inside the transaction that wrote what it covers.</summary>
+    public static async Task SaveOffsetAsync(DbConnection c, DbTransaction? tx, string name, long offset, CancellationToken ct = default)
+    {
+        await using var cmd = Command(c, tx,
+            "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
+            ("name", name), ("offset", offset));
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>Empties the projection's tables and forgets its offset, in one transaction: a rebuild starts here.</summary>

@@ -72,12 +72,7 @@ public sealed class ProfileIndex(ReadModelStore store)
                     break;
             }
         }
-        if (table == Live)
-            await using (var cmd = Command(c, tx,
-                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
-                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                         ("name", ProjectionName), ("offset", ((Sequence)batch[^1].Offset).Value)))
-            await cmd.ExecuteNonQueryAsync(ct);
+        if (table == Live) await SaveOffsetAsync(c, tx, ProjectionName, ((Sequence)batch[^1].Offset).Value, ct);
         await tx.CommitAsync(ct);
     }
 
@@ -123,20 +118,11 @@ public sealed class ProfileIndex(ReadModelStore store)
             await Exec($"ALTER INDEX {Next}_pkey RENAME TO {Live}_pkey");
             await Exec($"CREATE INDEX IF NOT EXISTS search_profiles_name ON {Live} USING GIN (LOWER(display_name) gin_trgm_ops)");
         }
-        await using (var cmd = Command(c, tx,
-                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
-                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                         ("name", ProjectionName), ("offset", offset)))
-            await cmd.ExecuteNonQueryAsync(ct);
+        await SaveOffsetAsync(c, tx, ProjectionName, offset, ct);
         await tx.CommitAsync(ct);
     }
 
-    public async Task<long> LoadOffsetAsync(CancellationToken ct = default)
-    {
-        await using var c = await store.OpenAsync(ct);
-        await using var cmd = Command(c, null, "SELECT last_offset FROM rm_projection_offsets WHERE name = @name", ("name", ProjectionName));
-        return await cmd.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt64(v) : 0L;
-    }
+    public Task<long> LoadOffsetAsync(CancellationToken ct = default) => ReadModelWriter.LoadOffsetAsync(store, ProjectionName, ct);
 }
 
 /// <summary>Asks the profile projection to rebuild the display names from the journal's start (swap, not gap).</summary>

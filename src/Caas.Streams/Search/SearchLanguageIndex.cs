@@ -73,20 +73,11 @@ public sealed class SearchLanguageIndex(ReadModelStore store)
                 ("t", envelope.PersistenceId["tenant|".Length..]), ("l", SearchLanguages.Safe(changed.Settings.DefaultLanguage)));
             await cmd.ExecuteNonQueryAsync(ct);
         }
-        await using (var cmd = Command(c, tx,
-                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
-                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                         ("name", ProjectionName), ("offset", ((Sequence)batch[^1].Offset).Value)))
-            await cmd.ExecuteNonQueryAsync(ct);
+        await SaveOffsetAsync(c, tx, ProjectionName, ((Sequence)batch[^1].Offset).Value, ct);
         await tx.CommitAsync(ct);
     }
 
-    public async Task<long> LoadOffsetAsync(CancellationToken ct = default)
-    {
-        await using var c = await store.OpenAsync(ct);
-        await using var cmd = Command(c, null, "SELECT last_offset FROM rm_projection_offsets WHERE name = @name", ("name", ProjectionName));
-        return await cmd.ExecuteScalarAsync(ct) is { } v and not DBNull ? Convert.ToInt64(v) : 0L;
-    }
+    public Task<long> LoadOffsetAsync(CancellationToken ct = default) => ReadModelWriter.LoadOffsetAsync(store, ProjectionName, ct);
 }
 
 /// <summary>The search-language projection: tenant events by tag into <see cref="SearchLanguageIndex"/>. A cluster singleton.</summary>
