@@ -29,7 +29,13 @@ public static class TestDatabases
             using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", admin);
             cmd.ExecuteNonQuery();
         }
-        return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name, MaxPoolSize = 50 }.ConnectionString;
+        // Idle pooled connections close after 10 s: a test node that stopped leaves its idle connections in the
+        // process-wide pools (the query journal's among them), and at Npgsql's default of 300 s the nodes of a whole
+        // suite add up past the test server's max_connections ("53300: sorry, too many clients already").
+        return new NpgsqlConnectionStringBuilder(AdminConnectionString)
+        {
+            Database = name, MaxPoolSize = 50, ConnectionIdleLifetime = 10, ConnectionPruningInterval = 2,
+        }.ConnectionString;
     }
 
     public static string NewSqliteDirectory()
