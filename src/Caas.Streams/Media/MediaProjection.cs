@@ -1,7 +1,5 @@
 using Akka.Actor;
-using Akka.Event;
 using Akka.Persistence.Query;
-using Akka.Streams;
 using Caas.Actors.Media;
 using Caas.Streams.ReadModel;
 using static Caas.Streams.ReadModel.ReadModelWriter;
@@ -140,27 +138,8 @@ public sealed class MediaReadModel(ReadModelStore store)
 }
 
 /// <summary>The media projection (a cluster singleton on a projections node): events tagged <c>media</c> into <see cref="MediaReadModel"/>.</summary>
-public sealed class MediaProjection : ReceiveActor
+public static class MediaProjection
 {
-    private readonly MediaReadModel _model;
-    private readonly ProjectionSettings _settings;
-    private UniqueKillSwitch? _killSwitch;
-
-    public MediaProjection(MediaReadModel model, ProjectionSettings settings)
-    {
-        _model = model;
-        _settings = settings;
-        ReceiveAny(_ => { });
-    }
-
-    public static Props PropsFor(MediaReadModel model, ProjectionSettings settings) => Props.Create(() => new MediaProjection(model, settings));
-
-    protected override void PreStart()
-    {
-        var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(MediaReadModel.ProjectionName, MediaActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings,
-            () => _model.LoadOffsetAsync(), list => _model.WriteAsync(list), Context.Materializer(), Context.GetLogger());
-    }
-
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    public static Props PropsFor(MediaReadModel model, ProjectionSettings settings) =>
+        TagProjection.PropsFor(MediaReadModel.ProjectionName, MediaActor.KindTag, settings, () => model.LoadOffsetAsync(), list => model.WriteAsync(list));
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Akka;
+using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence.Query;
 using Akka.Persistence.Sql.Query;
@@ -132,4 +133,37 @@ public sealed class ProjectionLagSampler(StorageOptions storage, ILogger<Project
                 warned = true;
             }
     }
+}
+
+/// <summary>
+/// A projection with nothing but its stream: events tagged <c>tag</c> through <see cref="ProjectionRunner"/> into
+/// <c>write</c>, from the offset <c>loadOffset</c> answers, for as long as the actor lives (a cluster singleton).
+/// Projections with more to do (a rebuild, a swap) keep their own actor.
+/// </summary>
+public sealed class TagProjection : ReceiveActor
+{
+    private readonly string _name, _tag;
+    private readonly ProjectionSettings _settings;
+    private readonly Func<Task<long>> _loadOffset;
+    private readonly Func<IReadOnlyList<EventEnvelope>, Task> _write;
+    private UniqueKillSwitch? _killSwitch;
+
+    public TagProjection(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write)
+    {
+        (_name, _tag, _settings, _loadOffset, _write) = (name, tag, settings, loadOffset, write);
+        ReceiveAny(_ => { });
+    }
+
+    public static Props PropsFor(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset,
+        Func<IReadOnlyList<EventEnvelope>, Task> write) =>
+        Props.Create(() => new TagProjection(name, tag, settings, loadOffset, write));
+
+    protected override void PreStart()
+    {
+        var system = Context.System;
+        _killSwitch = ProjectionRunner.Run(_name, _tag, () => ProjectionRunner.ReadJournal(system), _settings, _loadOffset, _write,
+            Context.Materializer(), Context.GetLogger());
+    }
+
+    protected override void PostStop() => _killSwitch?.Shutdown();
 }

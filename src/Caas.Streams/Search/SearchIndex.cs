@@ -39,7 +39,7 @@ public sealed class SearchIndex(ReadModelStore store)
         // People search reads the display names beside the index: whoever sets up the index (a node, the search bench)
         // gets their table too, even before the profile projection runs.
         await new ProfileIndex(store).EnsureSchemaAsync(ct);
-        await new SearchLanguageIndex(store).EnsureSchemaAsync(ct);
+        await Languages.EnsureSchemaAsync(ct);
     }
 
     /// <summary>The statements that create one set of index tables (<paramref name="suffix"/>: live or next).</summary>

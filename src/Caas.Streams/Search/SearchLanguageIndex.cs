@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
-using Akka.Event;
 using Akka.Persistence.Query;
-using Akka.Streams;
 using Caas.Actors.Tenants;
 using Caas.Streams.ReadModel;
 using static Caas.Streams.ReadModel.ReadModelWriter;
@@ -81,29 +79,11 @@ public sealed class SearchLanguageIndex(ReadModelStore store)
 }
 
 /// <summary>The search-language projection: tenant events by tag into <see cref="SearchLanguageIndex"/>. A cluster singleton.</summary>
-public sealed class SearchLanguageProjection : ReceiveActor
+public static class SearchLanguageProjection
 {
-    private readonly SearchLanguageIndex _index;
-    private readonly ProjectionSettings _settings;
-    private Akka.Streams.UniqueKillSwitch? _killSwitch;
-
-    public SearchLanguageProjection(SearchLanguageIndex index, ProjectionSettings settings)
-    {
-        _index = index;
-        _settings = settings;
-        ReceiveAny(_ => { });
-    }
-
-    public static Props PropsFor(SearchLanguageIndex index, ProjectionSettings settings) => Props.Create(() => new SearchLanguageProjection(index, settings));
-
-    protected override void PreStart()
-    {
-        var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(SearchLanguageIndex.ProjectionName, TenantSettingsActor.KindTag, () => ProjectionRunner.ReadJournal(system),
-            _settings, () => _index.LoadOffsetAsync(), list => _index.WriteAsync(list), Context.Materializer(), Context.GetLogger());
-    }
-
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    public static Props PropsFor(SearchLanguageIndex index, ProjectionSettings settings) =>
+        TagProjection.PropsFor(SearchLanguageIndex.ProjectionName, TenantSettingsActor.KindTag, settings, () => index.LoadOffsetAsync(),
+            list => index.WriteAsync(list));
 }
 
 /// <summary>Registry key of the search-language projection singleton.</summary>
