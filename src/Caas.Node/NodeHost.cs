@@ -137,7 +137,8 @@ public static class NodeHost
                         PipelineSettings.From(system.Settings.Config).AskTimeout, Environment.ProcessorCount),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithSingleton<Caas.Streams.Search.SearchProjectionKey>("search-projection",
-                    (system, _, _) => Caas.Streams.Search.SearchProjection.PropsFor(searchIndex, ProjectionSettings.From(system.Settings.Config), storage),
+                    (system, _, _) => Caas.Streams.Search.SearchProjection.PropsFor(searchIndex, ProjectionSettings.From(system.Settings.Config), storage,
+                        storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 // Display names from profiles, for the people search.
                 .WithSingleton<Caas.Streams.Search.ProfileProjectionKey>("search-profiles-projection",

@@ -11,7 +11,7 @@ using Npgsql;
 namespace Caas.Streams.Tests;
 
 /// <summary>
-/// The read-model projection never skips a journal row: not a row whose transaction commits after rows with higher
+/// The read-model and search projections never skip a journal row: not a row whose transaction commits after rows with higher
 /// ordering values were already read (parallel journal writers on PostgreSQL), and not a second row with a message id
 /// the read model already holds.
 /// </summary>
@@ -33,6 +33,18 @@ public sealed class ProjectionProgressTests
 
     private static async Task<long[]> SeqsAsync(ReadModelQueries queries, string tenant, string conversation) =>
         [.. (await queries.MessagesAsync(tenant, conversation, 100, null, 0)).Select(m => m.Seq)];
+
+    /// <summary>The seqs of a conversation's messages in the live search index.</summary>
+    private static async Task<long[]> IndexedAsync(ReadModelStore store, string tenant, string conversation)
+    {
+        await using var c = await store.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT seq FROM search_messages WHERE tenant_id = '{tenant}' AND conversation_id = '{conversation}' ORDER BY seq";
+        var seqs = new List<long>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) seqs.Add(r.GetInt64(0));
+        return [.. seqs];
+    }
 
     [Theory]
     [InlineData("swept")]
@@ -64,7 +76,13 @@ public sealed class ProjectionProgressTests
         Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-1"));
 
         system.ActorOf(ConversationProjection.PropsFor(writer, ProjectionSettings.From(system.Settings.Config), ct => JournalDb.OpenAsync(storage, ct)));
+        // The search index, a projection of the same stream with its own marks, repairs itself the same way.
+        var index = new Caas.Streams.Search.SearchIndex(store);
+        await index.EnsureSchemaAsync();
+        system.ActorOf(Caas.Streams.Search.SearchProjection.PropsFor(index, ProjectionSettings.From(system.Settings.Config), storage,
+            ct => JournalDb.OpenAsync(storage, ct)));
         await Eventually(() => progress.MarkAsync(slowPid), m => m >= 2, "the first rows to be projected");
+        await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length == 1, "the first message to be indexed");
 
         // A journal writer whose transaction has its ordering value but does not commit yet: the row insert waits on an
         // advisory lock that this test holds on a connection of its own.
@@ -93,8 +111,10 @@ public sealed class ProjectionProgressTests
         // waits: the journal answers writes in the order they came.)
         var later = Post(fast, "c-fast", "f-1");
         await Eventually(() => progress.MarkAsync(fastPid), m => m >= 2, "the later row to be projected");
+        await Eventually(() => IndexedAsync(store, tenant, "c-fast"), s => s.Length == 1, "the later row to be indexed");
         Assert.False(held.IsCompleted);
         Assert.Equal(new long[] { 1L }, await SeqsAsync(queries, tenant, "c-slow"));
+        Assert.Equal(new long[] { 1L }, await IndexedAsync(store, tenant, "c-slow"));
 
         // The held transaction commits now, below the projection's offset.
         await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4242); DROP TRIGGER caas_test_hold ON journal;", admin))
@@ -108,11 +128,15 @@ public sealed class ProjectionProgressTests
         {
             await Eventually(() => SeqsAsync(queries, tenant, "c-slow"), s => s.Length >= 2, "the sweep to find the late row");
             Assert.Equal(3, await progress.MarkAsync(slowPid));
+            Assert.Equal(new long[] { 1L, 2L },
+                await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length >= 2, "the search sweep to index the late row"));
         }
         Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-3"));
         await Eventually(() => SeqsAsync(queries, tenant, "c-slow"), s => s.Length >= 3, "the late row");
         Assert.Equal(new long[] { 1L, 2L, 3L }, await SeqsAsync(queries, tenant, "c-slow"));
         Assert.Equal(4, await progress.MarkAsync(slowPid));
+        Assert.Equal(new long[] { 1L, 2L, 3L },
+            await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length >= 3, "the late row in the search index"));
         Assert.Equal(new long[] { 1L }, await SeqsAsync(queries, tenant, "c-fast"));
         await system.Terminate();
     }

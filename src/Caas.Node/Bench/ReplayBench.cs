@@ -108,9 +108,12 @@ public static class ReplayBench
             var equal = await DigestAsync(store, ct) == liveDigest;
             var rss = Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024);
             Console.WriteLine($"rebuild: {events} events in {rebuild:F1} s; rebuilt read model equals live row for row: {equal}; peak rss_mb={rss}");
+            var (reindex, messages) = await SearchReindexAsync(app.Services, store, lastOffset, ct);
+            Console.WriteLine($"search reindex: {messages} messages indexed from the journal's {events} events in {reindex:F1} s " +
+                              $"({messages / reindex:F0} messages/s), swapped in");
             var (recoveryMs, recovered) = await RecoveryAsync(storage, system, vault, region, writer, recoveryEvents, ct);
             // Printed once the node is down, so no shutdown log line comes after it.
-            last = $"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} " +
+            last = $"replay_events_per_s={lines / replay:F0} rebuild_events_per_s={events / rebuild:F0} search_reindex_s={reindex:F1} " +
                    $"recovery_ms={recoveryMs:F0} recovery_events_per_s={recoveryEvents / (recoveryMs / 1000):F0}";
             await app.StopAsync(CancellationToken.None);
             return equal && lines == events && recovered ? 0 : 1;
@@ -121,6 +124,30 @@ public static class ReplayBench
             if (database is not null) await DropDatabaseAsync(postgres!, database);
             if (last is not null) Console.WriteLine(last);
         }
+    }
+
+    /// <summary>
+    /// The search index rebuilt from the journal, as <c>POST /v1/admin/search/reindex</c> does: once the live search
+    /// projection has caught up (it ran during the fill), from the request to the swap of the rebuilt tables. Answers
+    /// the seconds and the messages in the index after it.
+    /// </summary>
+    private static async Task<(double Seconds, long Messages)> SearchReindexAsync(IServiceProvider services, ReadModelStore store, long lastOffset,
+        CancellationToken ct)
+    {
+        var projection = await services.GetRequiredService<IRequiredActor<Caas.Streams.Search.SearchProjectionKey>>().GetAsync(ct);
+        async Task<Caas.Streams.Search.ReindexStatus> StatusAsync() =>
+            await projection.Ask<Caas.Streams.Search.ReindexStatus>(Caas.Streams.Search.GetReindexStatus.Instance, TimeSpan.FromSeconds(30), ct);
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(30);
+        while ((await StatusAsync()).Offset < lastOffset && DateTime.UtcNow < until) await Task.Delay(200, ct);
+        var swaps = (await StatusAsync()).Swaps;
+        var clock = Stopwatch.StartNew();
+        await projection.Ask<Caas.Streams.Search.ReindexStarted>(Caas.Streams.Search.ReindexSearch.Instance, TimeSpan.FromSeconds(30), ct);
+        while ((await StatusAsync()).Swaps == swaps && DateTime.UtcNow < until) await Task.Delay(100, ct);
+        var seconds = clock.Elapsed.TotalSeconds;
+        await using var c = await store.OpenAsync(ct);
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM search_messages";
+        return (seconds, Convert.ToInt64(await cmd.ExecuteScalarAsync(ct)));
     }
 
     /// <summary>
@@ -277,6 +304,7 @@ public static class ReplayBench
                  {
                      "SELECT tenant_id, conversation_id, type, title, metadata, created_at, created_by, deleted, last_seq FROM rm_conversations ORDER BY tenant_id, conversation_id",
                      "SELECT tenant_id, conversation_id, user_id, role, joined_at FROM rm_memberships ORDER BY tenant_id, conversation_id, user_id",
+                     "SELECT tenant_id, user_id FROM rm_people ORDER BY tenant_id, user_id",
                      "SELECT tenant_id, conversation_id, seq, message_id, sender_id, content_type, text, created_at, edited_at, deleted, reactions, versions, enrichment FROM rm_messages ORDER BY tenant_id, conversation_id, seq",
                  })
         {

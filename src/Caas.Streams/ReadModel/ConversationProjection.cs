@@ -35,11 +35,8 @@ public sealed class ConversationProjection : ReceiveActor
     private SqlReadJournal Journal => ProjectionRunner.ReadJournal(_system);
     private readonly IMaterializer _materializer = Context.Materializer();
 
-    // Late-commit sweep: the journal's database (null: none, as on SQLite, whose single writer leaves no ordering gaps),
-    // the last offset written, and the offsets seen at earlier sweeps (the window's lower bound).
-    private readonly Func<CancellationToken, Task<System.Data.Common.DbConnection>>? _openJournal;
-    private long _writtenOffset;
-    private readonly Queue<(DateTimeOffset At, long Offset)> _sweeps = new();
+    // Late-commit sweep (null: none, as on SQLite, whose single writer leaves no ordering gaps).
+    private readonly LateCommitSweep? _lateCommits;
     private ICancelable? _sweeping;
 
     private sealed class Sweep
@@ -52,7 +49,7 @@ public sealed class ConversationProjection : ReceiveActor
     {
         _writer = writer;
         _settings = settings;
-        _openJournal = openJournal;
+        if (openJournal is not null && settings.LateCommitSweep > TimeSpan.Zero) _lateCommits = new LateCommitSweep(openJournal, settings.LateCommitWindow);
         ReceiveAsync<Sweep>(async _ =>
         {
             try
@@ -93,42 +90,22 @@ public sealed class ConversationProjection : ReceiveActor
     protected override void PreStart()
     {
         Start();
-        if (_openJournal is not null && _settings.LateCommitSweep > TimeSpan.Zero)
+        if (_lateCommits is not null)
             _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self, Sweep.Instance, Self);
     }
 
     /// <summary>
-    /// Finds conversation events in the journal at or below the written offset that the read model lacks (rows whose
-    /// transaction committed after the tag stream had moved past their ordering value) and applies them, without moving
-    /// the offset. Looks back over the offsets written in the last <see cref="ProjectionSettings.LateCommitWindow"/>.
+    /// Applies conversation events in the journal at or below the written offset that the read model lacks (see
+    /// <see cref="LateCommitSweep"/>), without moving the offset.
     /// </summary>
     private async Task SweepAsync()
     {
-        var now = DateTimeOffset.UtcNow;
-        var offset = Volatile.Read(ref _writtenOffset);
-        _sweeps.Enqueue((now, offset));
-        while (_sweeps.Count > 1 && _sweeps.ElementAt(1).At <= now - _settings.LateCommitWindow) _sweeps.Dequeue();
-        var from = _sweeps.Peek().Offset;
-        if (offset == 0) return;
-        var behind = new Dictionary<string, long>(StringComparer.Ordinal);
-        await using (var c = await _openJournal!(default))
-        await using (var cmd = c.CreateCommand())
-        {
-            // Bounded below by the window, so each sweep reads only recent rows (ordering is the journal's key).
-            cmd.CommandText = "SELECT persistence_id, MAX(sequence_number) FROM journal WHERE ordering > @from AND ordering <= @to " +
-                              "AND persistence_id LIKE 'conversation|%' GROUP BY persistence_id";
-            JournalDb.Parameter(cmd, "from", Math.Max(0, from - 1));
-            JournalDb.Parameter(cmd, "to", offset);
-            await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync()) behind[r.GetString(0)] = r.GetInt64(1);
-        }
-        if (behind.Count == 0) return;
+        var journaled = await _lateCommits!.JournaledAsync();
+        if (journaled.Count == 0) return;
         await _writeGate.WaitAsync();
         try
         {
-            var late = new List<EventEnvelope>();
-            foreach (var (pid, mark) in await _writer.MarksAsync(behind.Keys))
-                if (behind[pid] > mark) late.AddRange(await ReadMissingAsync(pid, mark + 1, behind[pid], default));
+            var late = await LateCommitSweep.MissingAsync(journaled, await _writer.MarksAsync(journaled.Keys), ReadMissingAsync);
             if (late.Count == 0) return;
             await _writer.WriteAsync(late, ReadModelWriter.ProjectionName, default, null, storeOffset: false);
             _log.Warning("Projection {0}: {1} events committed late (the tag stream had passed them); applied from the journal",
@@ -171,7 +148,7 @@ public sealed class ConversationProjection : ReceiveActor
                 {
                     _writeGate.Release();
                 }
-                Volatile.Write(ref _writtenOffset, ((Sequence)list[^1].Offset).Value);
+                _lateCommits?.Written(((Sequence)list[^1].Offset).Value);
             }, _materializer, log);
     }
 

@@ -82,6 +82,12 @@ public sealed class ReadModelStore : IAsyncDisposable
             joined_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, conversation_id, user_id))
         """,
         "CREATE INDEX IF NOT EXISTS rm_memberships_by_user ON rm_memberships (tenant_id, user_id, conversation_id)",
+        // The tenant's people: every user with at least one membership, one row each (the people search reads it
+        // instead of the distinct users of every membership, which cost a scan of the tenant's memberships per lookup).
+        "CREATE TABLE IF NOT EXISTS rm_people (tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (tenant_id, user_id))",
+        // A read model made before rm_people: fill it once from the memberships (an empty rm_people beside memberships).
+        "INSERT INTO rm_people (tenant_id, user_id) SELECT DISTINCT tenant_id, user_id FROM rm_memberships " +
+        "WHERE NOT EXISTS (SELECT 1 FROM rm_people) ON CONFLICT DO NOTHING",
         """
         CREATE TABLE IF NOT EXISTS rm_messages (
             tenant_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL,

@@ -50,7 +50,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     {
         await using var connection = await store.OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        foreach (var table in new[] { "rm_conversations", "rm_memberships", "rm_messages", "rm_moderation_log", "rm_progress" })
+        foreach (var table in new[] { "rm_conversations", "rm_memberships", "rm_people", "rm_messages", "rm_moderation_log", "rm_progress" })
             await using (var cmd = Command(connection, tx, "DELETE FROM " + table))
                 await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = Command(connection, tx, "DELETE FROM rm_projection_offsets WHERE name = @name", ("name", name)))
@@ -491,7 +491,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                 ("INSERT INTO rm_conversations (tenant_id, conversation_id, type, title, metadata, created_at, created_by, deleted, last_seq) " +
                  "VALUES (@t, @c, @type, @title, '{}', @at, @by, 0, 0) ON CONFLICT DO NOTHING",
                     [("t", tenant), ("c", conversation), ("type", cc.Type), ("title", cc.Title), ("at", at), ("by", cc.Meta.ActorId)]),
-                .. cc.Members.Select(m => UpsertMember(tenant, conversation, m.UserId, m.Role, at)),
+                .. cc.Members.SelectMany(m => UpsertMember(tenant, conversation, m.UserId, m.Role, at)),
             ],
             ConversationUpdated u =>
             [
@@ -501,15 +501,15 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
                      ("metadata", u.Metadata is null ? null : JsonSerializer.Serialize(u.Metadata))]),
             ],
             ConversationDeleted => [("UPDATE rm_conversations SET deleted = 1 WHERE tenant_id = @t AND conversation_id = @c", [("t", tenant), ("c", conversation)])],
-            MemberAdded a => [UpsertMember(tenant, conversation, a.UserId, a.Role, at)],
-            MemberRemoved r => [RemoveMember(tenant, conversation, r.UserId)],
+            MemberAdded a => [.. UpsertMember(tenant, conversation, a.UserId, a.Role, at)],
+            MemberRemoved r => [.. RemoveMember(tenant, conversation, r.UserId)],
             MemberRoleChanged rc =>
             [
                 ("UPDATE rm_memberships SET role = @role WHERE tenant_id = @t AND conversation_id = @c AND user_id = @u",
                     [("t", tenant), ("c", conversation), ("u", rc.UserId), ("role", rc.Role.ToWire())]),
             ],
-            UserBanned b => [RemoveMember(tenant, conversation, b.UserId), Log(tenant, conversation, offset, "ban", b.Meta, b.UserId, b.Until, b.Reason)],
-            UserKicked k => [RemoveMember(tenant, conversation, k.UserId), Log(tenant, conversation, offset, "kick", k.Meta, k.UserId, k.Until, k.Reason)],
+            UserBanned b => [.. RemoveMember(tenant, conversation, b.UserId), Log(tenant, conversation, offset, "ban", b.Meta, b.UserId, b.Until, b.Reason)],
+            UserKicked k => [.. RemoveMember(tenant, conversation, k.UserId), Log(tenant, conversation, offset, "kick", k.Meta, k.UserId, k.Until, k.Reason)],
             UserUnbanned ub => [Log(tenant, conversation, offset, "unban", ub.Meta, ub.UserId, null, ub.Reason)],
             UserMuted mu => [Log(tenant, conversation, offset, "mute", mu.Meta, mu.UserId, mu.Until, mu.Reason)],
             UserUnmuted um => [Log(tenant, conversation, offset, "unmute", um.Meta, um.UserId, null, um.Reason)],
@@ -538,14 +538,23 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         }
     }
 
-    private static (string, (string, object?)[]) UpsertMember(string tenant, string conversation, string user, Role role, long at) =>
+    /// <summary>The membership, and its user among the tenant's people (<c>rm_people</c>).</summary>
+    private static (string, (string, object?)[])[] UpsertMember(string tenant, string conversation, string user, Role role, long at) =>
+    [
         ("INSERT INTO rm_memberships (tenant_id, conversation_id, user_id, role, joined_at) VALUES (@t, @c, @u, @role, @at) " +
          "ON CONFLICT (tenant_id, conversation_id, user_id) DO UPDATE SET role = excluded.role",
-            [("t", tenant), ("c", conversation), ("u", user), ("role", role.ToWire()), ("at", at)]);
+            [("t", tenant), ("c", conversation), ("u", user), ("role", role.ToWire()), ("at", at)]),
+        ("INSERT INTO rm_people (tenant_id, user_id) VALUES (@t, @u) ON CONFLICT DO NOTHING", [("t", tenant), ("u", user)]),
+    ];
 
-    private static (string, (string, object?)[]) RemoveMember(string tenant, string conversation, string user) =>
+    /// <summary>The membership gone; the user leaves the tenant's people with their last membership.</summary>
+    private static (string, (string, object?)[])[] RemoveMember(string tenant, string conversation, string user) =>
+    [
         ("DELETE FROM rm_memberships WHERE tenant_id = @t AND conversation_id = @c AND user_id = @u",
-            [("t", tenant), ("c", conversation), ("u", user)]);
+            [("t", tenant), ("c", conversation), ("u", user)]),
+        ("DELETE FROM rm_people WHERE tenant_id = @t AND user_id = @u " +
+         "AND NOT EXISTS (SELECT 1 FROM rm_memberships WHERE tenant_id = @t AND user_id = @u)", [("t", tenant), ("u", user)]),
+    ];
 
     private static (string, (string, object?)[]) Log(string tenant, string conversation, long offset, string action, EventMeta meta,
         string user, DateTimeOffset? until, string? reason) =>

@@ -18,7 +18,7 @@ public static class PeopleSearch
     public const int ScanLimit = 20_000;
 
     private const string People =
-        "(SELECT user_id FROM rm_memberships WHERE tenant_id = @t UNION SELECT user_id FROM search_profiles WHERE tenant_id = @t) u " +
+        "(SELECT user_id FROM rm_people WHERE tenant_id = @t UNION SELECT user_id FROM search_profiles WHERE tenant_id = @t) u " +
         "LEFT JOIN search_profiles p ON p.tenant_id = @t AND p.user_id = u.user_id";
 
     public static async Task<IReadOnlyList<UserHit>> FindAsync(SearchIndex index, string tenant, string text, int limit, CancellationToken ct)

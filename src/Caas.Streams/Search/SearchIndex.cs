@@ -99,8 +99,9 @@ public sealed class SearchIndex(ReadModelStore store)
     /// offset, in one transaction. Idempotent: a replayed batch writes the same rows.
     /// </summary>
     /// <param name="readJournal">Reads a persistence id's events by sequence number from the journal (fills holes); null: holes stay.</param>
+    /// <param name="storeOffset">False for events applied out of the tag stream's order (late commits): the offset stays.</param>
     public async Task WriteAsync(IReadOnlyList<EventEnvelope> batch, string projection, string suffix, CancellationToken ct = default,
-        ReadModelWriter.JournalReader? readJournal = null)
+        ReadModelWriter.JournalReader? readJournal = null, bool storeOffset = true)
     {
         if (batch.Count == 0) return;
         await using var c = await store.OpenAsync(ct);
@@ -186,15 +187,29 @@ public sealed class SearchIndex(ReadModelStore store)
         else await UpsertSqliteAsync(c, tx, t, upserts, ct);
         await SearchFiles.ApplyAsync(c, tx, store.IsPostgres, suffix, fileEvents, ct, languages);
         await RaiseMarksAsync(c, tx, suffix, marks, ct);
-        await using (var cmd = Command(c, tx,
-                         "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
-                         "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
-                         ("name", projection), ("offset", ((Sequence)batch[^1].Offset).Value)))
-            await cmd.ExecuteNonQueryAsync(ct);
+        if (storeOffset)
+            await using (var cmd = Command(c, tx,
+                             "INSERT INTO rm_projection_offsets (name, last_offset) VALUES (@name, @offset) " +
+                             "ON CONFLICT (name) DO UPDATE SET last_offset = excluded.last_offset",
+                             ("name", projection), ("offset", ((Sequence)batch[^1].Offset).Value)))
+                await cmd.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
     }
 
-    private static async Task<Dictionary<string, long>> LoadMarksAsync(DbConnection c, DbTransaction tx, string suffix, HashSet<string> ids,
+    /// <summary>
+    /// The progress marks of these persistence ids in the index tables (<paramref name="suffix"/>): the highest journal
+    /// sequence number applied, 0 for an id never seen (the index tracks every id it applies, from its first event).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> MarksAsync(IEnumerable<string> persistenceIds, string suffix, CancellationToken ct = default)
+    {
+        var ids = persistenceIds.ToHashSet(StringComparer.Ordinal);
+        await using var c = await store.OpenAsync(ct);
+        var marks = await LoadMarksAsync(c, null, suffix, ids, ct);
+        foreach (var id in ids) marks.TryAdd(id, 0);
+        return marks;
+    }
+
+    private static async Task<Dictionary<string, long>> LoadMarksAsync(DbConnection c, DbTransaction? tx, string suffix, HashSet<string> ids,
         CancellationToken ct)
     {
         var marks = new Dictionary<string, long>(StringComparer.Ordinal);

@@ -39,6 +39,10 @@ public sealed record ReindexStatus(bool Running, long Offset, long Head, int Swa
 /// </summary>
 public sealed class SearchProjection : ReceiveActor
 {
+    private static readonly Prometheus.Counter.Child LateEvents = Prometheus.Metrics.CreateCounter("caas_projection_late_events_total",
+        "Events the events-by-tag stream passed by (committed after later ones were read), read by persistence id instead.", "projection")
+        .WithLabels(SearchIndex.ProjectionName);
+
     private readonly SearchIndex _index;
     private readonly ProjectionSettings _settings;
     private readonly StorageOptions _storage;
@@ -49,18 +53,38 @@ public sealed class SearchProjection : ReceiveActor
     private SqlReadJournal Journal => ProjectionRunner.ReadJournal(_system);
     private UniqueKillSwitch? _live, _rebuild;
     private int _liveGeneration, _rebuildGeneration, _swaps;
-    private ICancelable? _checking;
+    private ICancelable? _checking, _sweeping;
+    // Late-commit sweep of the live tables (null: none, as on SQLite, whose single writer leaves no ordering gaps).
+    private readonly LateCommitSweep? _lateCommits;
 
     private sealed record CheckRebuild
     {
         public static readonly CheckRebuild Instance = new();
     }
 
-    public SearchProjection(SearchIndex index, ProjectionSettings settings, StorageOptions storage)
+    private sealed record Sweep
+    {
+        public static readonly Sweep Instance = new();
+    }
+
+    public SearchProjection(SearchIndex index, ProjectionSettings settings, StorageOptions storage,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null)
     {
         _index = index;
         _settings = settings;
         _storage = storage;
+        if (openJournal is not null && settings.LateCommitSweep > TimeSpan.Zero) _lateCommits = new LateCommitSweep(openJournal, settings.LateCommitWindow);
+        ReceiveAsync<Sweep>(async _ =>
+        {
+            try
+            {
+                await SweepAsync();
+            }
+            catch (Exception e)
+            {
+                _log.Warning("Search index: the late-commit sweep failed (next one in {0}): {1}", _settings.LateCommitSweep, e.Message);
+            }
+        });
         ReceiveAsync<ReindexSearch>(async _ =>
         {
             if (_rebuild is not null)
@@ -100,10 +124,40 @@ public sealed class SearchProjection : ReceiveActor
         ReceiveAny(_ => { });
     }
 
-    public static Props PropsFor(SearchIndex index, ProjectionSettings settings, StorageOptions storage) =>
-        Props.Create(() => new SearchProjection(index, settings, storage));
+    public static Props PropsFor(SearchIndex index, ProjectionSettings settings, StorageOptions storage,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null) =>
+        Props.Create(() => new SearchProjection(index, settings, storage, openJournal));
 
-    protected override void PreStart() => StartLive();
+    protected override void PreStart()
+    {
+        StartLive();
+        if (_lateCommits is not null)
+            _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self, Sweep.Instance, Self);
+    }
+
+    /// <summary>
+    /// Applies to the live tables the conversation events the tag stream passed by (see <see cref="LateCommitSweep"/>),
+    /// without moving the offset, so a late event that is its conversation's last is searchable without waiting for the
+    /// next one.
+    /// </summary>
+    private async Task SweepAsync()
+    {
+        var journaled = await _lateCommits!.JournaledAsync();
+        if (journaled.Count == 0) return;
+        await _writeGate.WaitAsync();
+        try
+        {
+            var late = await LateCommitSweep.MissingAsync(journaled, await _index.MarksAsync(journaled.Keys, SearchIndex.Live), ReadMissingAsync);
+            if (late.Count == 0) return;
+            await _index.WriteAsync(late, SearchIndex.ProjectionName, SearchIndex.Live, default, null, storeOffset: false);
+            _log.Warning("Search index: {0} events committed late (the tag stream had passed them); applied from the journal", late.Count);
+            LateEvents.Inc(late.Count);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
 
     private void StartLive()
     {
@@ -118,6 +172,7 @@ public sealed class SearchProjection : ReceiveActor
                     // A batch of the stream stopped by a swap is dropped: the new tables' offset is the rebuild's.
                     if (generation != Volatile.Read(ref _liveGeneration)) return;
                     await _index.WriteAsync(list, SearchIndex.ProjectionName, SearchIndex.Live, default, ReadMissingAsync);
+                    _lateCommits?.Written(((Sequence)list[^1].Offset).Value);
                 }
                 finally
                 {
@@ -167,6 +222,7 @@ public sealed class SearchProjection : ReceiveActor
     protected override void PostStop()
     {
         _checking?.Cancel();
+        _sweeping?.Cancel();
         _live?.Shutdown();
         _rebuild?.Shutdown();
     }

@@ -4,7 +4,7 @@ using static Caas.Streams.ReadModel.ReadModelWriter;
 namespace Caas.Streams.Search;
 
 /// <summary>
-/// Term completions from indexed message text the caller can see: the newest <see cref="PerConversation"/> messages of
+/// Term completions from indexed message text the caller can see: the newest messages (<see cref="PerConversation"/>) of
 /// each conversation the caller is a member of now (a range of the index's primary key per conversation), of which those with a word starting with the prefix (PostgreSQL: the row's
 /// <c>tsvector</c> matches <c>prefix:*</c>; SQLite: checked here) give their words; most frequent first. Nothing is
 /// read from conversations the caller is not in, so no term leaks from them.
@@ -17,8 +17,15 @@ namespace Caas.Streams.Search;
 /// </summary>
 public static class TermSuggestions
 {
-    /// <summary>How many of each conversation's newest messages are looked at.</summary>
-    public const int PerConversation = 20;
+    /// <summary>
+    /// How many messages are looked at in all: each conversation's newest <c>Budget / conversations</c>, at least
+    /// <see cref="MinPerConversation"/> and at most <see cref="MaxPerConversation"/>. A caller in 200 conversations reads
+    /// 10 of each; one in 5 conversations, 100 of each. The cost is bounded near this many rows, not by the caller's history.
+    /// </summary>
+    public const int Budget = 2000, MinPerConversation = 10, MaxPerConversation = 100;
+
+    /// <summary>How many of each conversation's newest messages are looked at, for a caller in this many conversations.</summary>
+    public static int PerConversation(long conversations) => (int)Math.Clamp(Budget / Math.Max(1, conversations), MinPerConversation, MaxPerConversation);
 
     /// <summary>How many matching messages are read for their words (newest first).</summary>
     public const int Sample = 200;
@@ -38,11 +45,15 @@ public static class TermSuggestions
         await using var c = await index.OpenAsync(ct);
         if (index.IsPostgres)
         {
+            // How many per conversation: an uncorrelated subquery, computed once for the statement (an InitPlan).
+            const string perConversation =
+                "(SELECT GREATEST(@min, LEAST(@max, @budget / GREATEST(1, COUNT(*)))) FROM rm_memberships WHERE tenant_id = @t AND user_id = @me)";
             var sql = $"SELECT r.text, r.created_at{conversations} CROSS JOIN LATERAL (SELECT s.text, s.tsv, s.created_at FROM search_messages s " +
-                      "WHERE s.tenant_id = m.tenant_id AND s.conversation_id = m.conversation_id ORDER BY s.seq DESC LIMIT @k) r " +
+                      $"WHERE s.tenant_id = m.tenant_id AND s.conversation_id = m.conversation_id ORDER BY s.seq DESC LIMIT {perConversation}) r " +
                       $"WHERE m.tenant_id = @t AND m.user_id = @me AND r.tsv @@ to_tsquery('{language}', @q) ORDER BY r.created_at DESC LIMIT @n";
             // The prefix holds letters and digits only, so it is never operator syntax.
-            await using var cmd = Command(c, null, sql, ("t", tenant), ("me", user), ("q", prefix + ":*"), ("n", Sample), ("k", (long)PerConversation));
+            await using var cmd = Command(c, null, sql, ("t", tenant), ("me", user), ("q", prefix + ":*"), ("n", Sample),
+                ("min", (long)MinPerConversation), ("max", (long)MaxPerConversation), ("budget", (long)Budget));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) texts.Add((r.GetString(0), r.GetInt64(1)));
         }
@@ -56,13 +67,18 @@ public static class TermSuggestions
             await using var newest = Command(c, null,
                 "SELECT f.text, s.created_at FROM search_messages s JOIN search_messages_fts f ON f.rowid = s.id " +
                 "WHERE s.tenant_id = @t AND s.conversation_id = @c ORDER BY s.seq DESC LIMIT @k",
-                ("t", tenant), ("c", string.Empty), ("k", (long)PerConversation));
+                ("t", tenant), ("c", string.Empty), ("k", (long)PerConversation(ids.Count)));
             await newest.PrepareAsync(ct);
             foreach (var id in ids)
             {
                 newest.Parameters[1].Value = id;
                 await using var r = await newest.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct)) texts.Add((r.GetString(0), r.GetInt64(1)));
+                while (await r.ReadAsync(ct))
+                {
+                    // Most texts lack the prefix anywhere: skip them before splitting into words (PostgreSQL tests the tsvector).
+                    var body = r.GetString(0);
+                    if (body.Contains(prefix, StringComparison.OrdinalIgnoreCase)) texts.Add((body, r.GetInt64(1)));
+                }
             }
             texts.Sort((a, b) => b.At.CompareTo(a.At));
         }

@@ -10,6 +10,7 @@ public sealed class RebuildTests(TamperNodeFixture node) : IClassFixture<TamperN
     [
         "SELECT * FROM rm_conversations ORDER BY tenant_id, conversation_id",
         "SELECT * FROM rm_memberships ORDER BY tenant_id, conversation_id, user_id",
+        "SELECT * FROM rm_people ORDER BY tenant_id, user_id",
         "SELECT * FROM rm_messages ORDER BY tenant_id, conversation_id, seq",
         "SELECT * FROM rm_moderation_log ORDER BY tenant_id, conversation_id, journal_offset",
     ];
@@ -75,7 +76,7 @@ public sealed class RebuildTests(TamperNodeFixture node) : IClassFixture<TamperN
         Assert.Equal(200, (await alice.ApiPut($"/v1/conversations/{room}", new { title = "renamed" })).Status);
         await CaughtUpAsync();
         var live = await RowsAsync();
-        Assert.Equal(2 + 3 + 22 + 2, live.Count); // conversations, memberships (dave was kicked), messages, moderation log
+        Assert.Equal(2 + 3 + 3 + 22 + 2, live.Count); // conversations, memberships (dave was kicked), people (alice, bob, carol), messages, moderation log
 
         // Damage the read model; the rebuild comes from the journal, so it must not keep this.
         await using (var c = new NpgsqlConnection(node.Postgres))
@@ -83,6 +84,7 @@ public sealed class RebuildTests(TamperNodeFixture node) : IClassFixture<TamperN
             await c.OpenAsync();
             await new NpgsqlCommand("UPDATE rm_messages SET text = 'damaged' WHERE seq = 1", c).ExecuteNonQueryAsync();
             await new NpgsqlCommand("DELETE FROM rm_memberships WHERE user_id = 'bob'", c).ExecuteNonQueryAsync();
+            await new NpgsqlCommand("DELETE FROM rm_people WHERE user_id = 'bob'", c).ExecuteNonQueryAsync();
         }
         Assert.NotEqual(live, await RowsAsync());
 

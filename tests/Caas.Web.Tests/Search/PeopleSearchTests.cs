@@ -49,6 +49,30 @@ public abstract class PeopleSearchTests(SearchNodeFixture node)
     }
 
     [Fact]
+    public async Task A_member_without_a_profile_is_found_by_id_until_their_last_membership_ends()
+    {
+        using var alice = node.Client("p-people", "alice");
+        using var member = node.Client("p-people", "u-5151");
+        var first = await alice.CreateGroupAsync("u-5151");
+        var second = await alice.CreateGroupAsync("u-5151");
+        await alice.SearchUntilAsync("/v1/search/users?q=u-515", b => UserIds(b).Contains("u-5151"));
+        await member.SearchUntilAsync("/v1/search/conversations?q=g", b => b.Items().Count == 2);
+        Assert.Equal(["u-5151"], UserIds((await alice.ApiGet("/v1/search/users?q=u-5152")).Body)); // typo of the id
+
+        // one membership left: still a person of the tenant
+        Assert.Equal(204, (await alice.ApiDelete($"/v1/conversations/{first}/members/u-5151")).Status);
+        // the read model has applied the removal once the member's own conversation search (read-model memberships) drops it
+        await member.SearchUntilAsync("/v1/search/conversations?q=g", b => b.Items().Count == 1);
+        Assert.Equal(second, Assert.Single((await member.ApiGet("/v1/search/conversations?q=g")).Body.Items()).Str("conversation_id"));
+        Assert.Equal(["u-5151"], UserIds((await alice.ApiGet("/v1/search/users?q=u-515")).Body));
+
+        // the last one gone: nobody to find (no profile either)
+        Assert.Equal(204, (await alice.ApiDelete($"/v1/conversations/{second}/members/u-5151")).Status);
+        await alice.SearchUntilAsync("/v1/search/users?q=u-515", b => !UserIds(b).Contains("u-5151"));
+        Assert.Empty((await alice.ApiGet("/v1/search/users?q=u-5151")).Body.Items());
+    }
+
+    [Fact]
     public async Task A_person_with_a_profile_and_no_conversation_is_found_and_erasure_removes_the_name()
     {
         using var admin = node.Client("p-erase", "root", "admin");
