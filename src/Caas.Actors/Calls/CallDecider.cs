@@ -9,7 +9,9 @@ public sealed record CallDecision(IReadOnlyList<ICallEvent> Events, object Reply
 }
 
 /// <summary>The reply to a call command that was carried out: the call as it is after it.</summary>
-public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null) : ICaasMessage;
+/// <remarks><paramref name="Recording"/>: the call's recording while it may record (a joiner learns of it before any media flows).</remarks>
+public sealed record CallReply(string CallId, string Status, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, string? EndReason = null,
+    RecordingReply? Recording = null) : ICaasMessage;
 
 /// <summary>A conversation's calls: the active one and the finished ones, newest first.</summary>
 /// <remarks><paramref name="ActiveQuality"/>: the active call's quality so far (the entity adds it from memory).</remarks>
@@ -26,11 +28,18 @@ public static class CallDecider
 {
     public const int MaxParticipants = 8;
 
-    public static CallDecision Decide(CallRoomState s, ICallCommand command, DateTimeOffset now)
+    /// <summary>How long participants have to consent to a recording, unless the entity says otherwise (<c>caas.calls.recording-consent-timeout</c>).</summary>
+    public static readonly TimeSpan DefaultConsentTimeout = TimeSpan.FromSeconds(30);
+
+    public static CallDecision Decide(CallRoomState s, ICallCommand command, DateTimeOffset now, TimeSpan? consentTimeout = null)
     {
         var meta = new EventMeta(command.TenantId, command.UserId, now);
+        var timeout = consentTimeout ?? DefaultConsentTimeout;
         switch (command)
         {
+            case RequestRecording or ConsentRecording or StopRecording or RecordingConsentTimedOut or CheckRecordingUpload or AttachRecording
+                or DeleteRecording or GetRecording:
+                return CallRecordingRules.Decide(s, command, meta, timeout);
             case StartCall c:
             {
                 if (!CallMedia.IsKnown(c.Media)) return CallDecision.Refuse(Rejection.Invalid("media", "audio or video."));
@@ -57,6 +66,10 @@ public static class CallDecider
                     return Reply(s, [new CallParticipantJoined(meta, c.CallId, c.UserId)]); // a rejoin: told to the others again
                 if (a.Joined.Count() >= MaxParticipants)
                     return CallDecision.Refuse(Rejection.Conflict($"The call is full ({MaxParticipants} participants)."));
+                // Joining a call being recorded without having consented stops the recording until the joiner consents.
+                if (a.Recording is { Phase: RecordingPhase.Recording } r && !CallRoomState.Consented(r, c.UserId))
+                    return Reply(s, [new CallParticipantJoined(meta, c.CallId, c.UserId),
+                        new CallRecordingStopped(meta, c.CallId, r.RecordingId, RecordingReasons.ConsentPending, null, [c.UserId], now + timeout)]);
                 return Reply(s, [new CallParticipantJoined(meta, c.CallId, c.UserId)]);
             }
             case DeclineCall c:
@@ -81,7 +94,11 @@ public static class CallDecider
                 var left = new CallParticipantLeft(meta, c.CallId, c.UserId, c.Reason, Math.Max(0, (now - p.Since).TotalSeconds));
                 var after = s.Apply(left).Active!;
                 // One alone stays (the other may be reloading the page); the last one out ends it.
-                if (after.Joined.Any()) return Reply(s, [left]);
+                if (after.Joined.Any())
+                    // The one whose consent was awaited left: everyone still in has consented.
+                    return after.Recording is { Phase: not RecordingPhase.Recording, Awaiting.Count: 0 } r
+                        ? Reply(s, [left, new CallRecordingStarted(meta, c.CallId, r.RecordingId)])
+                        : Reply(s, [left]);
                 return Reply(s, [left, Ended(after, meta, after.AnsweredAt is null ? CallReasons.NoAnswer : CallReasons.Completed, null)]);
             }
             case EndCall c:
@@ -138,13 +155,37 @@ public static class CallDecider
         a.AnsweredAt is { } answered ? Math.Max(0, (meta.OccurredAt - answered).TotalSeconds) : 0,
         [.. a.Participants.Values.Where(p => p.EverJoined).Select(p => p.UserId).Order(StringComparer.Ordinal)]);
 
-    private static CallDecision Reply(CallRoomState s, IReadOnlyList<ICallEvent> events)
+    internal static CallDecision Reply(CallRoomState s, IReadOnlyList<ICallEvent> events)
     {
+        events = WithRecordingEnd(s, events);
         var after = events.Aggregate(s, (state, e) => state.Apply(e));
         if (after.Active is { } a) return new CallDecision(events, Status(a));
         var ended = events.OfType<CallEnded>().Last();
         return new CallDecision(events, new CallReply(ended.CallId, "ended", [], [], ended.Reason));
     }
 
-    private static CallReply Status(ActiveCall a) => new(a.CallId, a.AnsweredAt is null ? "ringing" : "active", [.. a.Joined], [.. a.Ringing]);
+    internal static CallReply Status(ActiveCall a) => new(a.CallId, a.AnsweredAt is null ? "ringing" : "active", [.. a.Joined], [.. a.Ringing], null,
+        a.Recording is { } r ? CallRecordingRules.View(a.CallId, r) : null);
+
+    /// <summary>A call that ends while it has a recording ends the recording first (stopped if anything was recorded, else declined).</summary>
+    private static IReadOnlyList<ICallEvent> WithRecordingEnd(CallRoomState s, IReadOnlyList<ICallEvent> events)
+    {
+        if (!events.Any(e => e is CallEnded)) return events;
+        var result = new List<ICallEvent>(events.Count + 1);
+        var state = s;
+        foreach (var e in events)
+        {
+            if (e is CallEnded x && state.Active?.Recording is { } r)
+            {
+                ICallEvent end = r.StartedAt is null
+                    ? new CallRecordingDeclined(x.Meta, x.CallId, r.RecordingId, RecordingReasons.CallEnded, [.. r.Awaiting])
+                    : new CallRecordingStopped(x.Meta, x.CallId, r.RecordingId, RecordingReasons.CallEnded);
+                result.Add(end);
+                state = state.Apply(end);
+            }
+            result.Add(e);
+            state = state.Apply(e);
+        }
+        return result;
+    }
 }

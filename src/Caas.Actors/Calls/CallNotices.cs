@@ -19,7 +19,16 @@ public static class CallNotices
 
     public const string Ringing = "callRinging", Accepted = "callAccepted", AnsweredElsewhere = "callAnsweredElsewhere",
         Declined = "callDeclined", Joined = "participantJoined", Left = "participantLeft", Missed = "callMissed",
-        Ended = "callEnded", Signal = "signal", Busy = "participantBusy";
+        Ended = "callEnded", Signal = "signal", Busy = "participantBusy",
+        RecordingConsentRequested = "recordingConsentRequested", RecordingConsented = "recordingConsented", RecordingStarted = "recordingStarted",
+        RecordingStopped = "recordingStopped", RecordingDeclined = "recordingDeclined";
+
+    private static object ConsentRequest(string callId, string conversationId, ActiveRecording r, IEnumerable<string> awaiting, DateTimeOffset deadline,
+        DateTimeOffset now) => new
+    {
+        call_id = callId, conversation_id = conversationId, recording_id = r.RecordingId, requested_by = r.RequestedBy, awaiting = awaiting.ToList(),
+        deadline, timeout_seconds = Math.Max(0, Math.Round((deadline - now).TotalSeconds, 1)),
+    };
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -43,6 +52,41 @@ public static class CallNotices
                 yield return Of(t, joined.Where(u => u != j.UserId), Joined, new { call_id = j.CallId, conversation_id = conversationId, user_id = j.UserId });
                 if (connectionId is not null)
                     yield return Of(t, [j.UserId], AnsweredElsewhere, new { call_id = j.CallId, conversation_id = conversationId }, connectionId);
+                // Joining while consents are awaited: the joiner is asked too (a recorded call stops first: see CallRecordingStopped).
+                if (before.Active?.Recording is { Phase: not RecordingPhase.Recording } asking && !CallRoomState.Consented(asking, j.UserId))
+                    yield return Of(t, [j.UserId], RecordingConsentRequested,
+                        ConsentRequest(j.CallId, conversationId, asking, asking.Awaiting.Add(j.UserId), asking.Deadline, j.Meta.OccurredAt));
+                break;
+            case CallRecordingRequested q:
+                yield return Of(t, joined, RecordingConsentRequested, new
+                {
+                    call_id = q.CallId, conversation_id = conversationId, recording_id = q.RecordingId, requested_by = q.RequestedBy, awaiting = q.Awaiting,
+                    deadline = q.Deadline, timeout_seconds = Math.Max(0, Math.Round((q.Deadline - q.Meta.OccurredAt).TotalSeconds, 1)),
+                });
+                break;
+            case CallRecordingConsented c:
+                yield return Of(t, joined, RecordingConsented,
+                    new { call_id = c.CallId, conversation_id = conversationId, recording_id = c.RecordingId, user_id = c.UserId, consent = c.Consent });
+                break;
+            case CallRecordingStarted st:
+                yield return Of(t, joined, RecordingStarted, new
+                {
+                    call_id = st.CallId, conversation_id = conversationId, recording_id = st.RecordingId, requested_by = before.Active?.Recording?.RecordingId == st.RecordingId
+                        ? before.Active.Recording.RequestedBy
+                        : null,
+                });
+                break;
+            case CallRecordingStopped p:
+                yield return Of(t, joined, RecordingStopped, new
+                {
+                    call_id = p.CallId, conversation_id = conversationId, recording_id = p.RecordingId, reason = p.Reason, by = p.By, awaiting = p.Awaiting ?? [],
+                });
+                if (p is { Reason: RecordingReasons.ConsentPending, Awaiting: { } newcomers, Deadline: { } due } && before.Active?.Recording is { } paused)
+                    yield return Of(t, newcomers, RecordingConsentRequested, ConsentRequest(p.CallId, conversationId, paused, newcomers, due, p.Meta.OccurredAt));
+                break;
+            case CallRecordingDeclined d:
+                yield return Of(t, joined, RecordingDeclined,
+                    new { call_id = d.CallId, conversation_id = conversationId, recording_id = d.RecordingId, reason = d.Reason, user_ids = d.UserIds });
                 break;
             case CallParticipantDeclined { Reason: CallReasons.Busy } b:
                 yield return Of(t, everyone, Busy, new { call_id = b.CallId, conversation_id = conversationId, user_id = b.UserId });

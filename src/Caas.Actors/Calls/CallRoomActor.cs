@@ -13,10 +13,14 @@ using Caas.Actors.Conversations;
 namespace Caas.Actors.Calls;
 
 /// <summary>Call settings (<c>caas.calls</c> in hocon/sharding.conf).</summary>
-public sealed record CallSettings(TimeSpan RingTimeout)
+/// <param name="ConsentTimeout">How long the participants have to consent to a recording (<c>recording-consent-timeout</c>).</param>
+public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout = null)
 {
+    public TimeSpan RecordingConsentTimeout => ConsentTimeout ?? CallDecider.DefaultConsentTimeout;
+
     public static CallSettings From(Config config) =>
-        new(config.GetTimeSpan("caas.calls.ring-timeout", TimeSpan.FromSeconds(45)));
+        new(config.GetTimeSpan("caas.calls.ring-timeout", TimeSpan.FromSeconds(45)),
+            config.GetTimeSpan("caas.calls.recording-consent-timeout", CallDecider.DefaultConsentTimeout));
 }
 
 /// <summary>
@@ -39,7 +43,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     private readonly string _conversationId;
     private CallRoomState _state = CallRoomState.Empty;
     private string? _lastHash;
-    private ICancelable? _ringTimer;
+    private ICancelable? _ringTimer, _consentTimer;
     // The active call's quality reports, per participant (memory: lost if the entity stops mid-call).
     private ImmutableDictionary<string, ParticipantQuality> _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
     // Summaries being sent now (one ask at a time per call).
@@ -77,7 +81,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
 
     private void HandleQuality(ReportCallQuality r)
     {
-        var decision = CallDecider.Decide(_state, r, DateTimeOffset.UtcNow);
+        var decision = CallDecider.Decide(_state, r, DateTimeOffset.UtcNow, _calls.RecordingConsentTimeout);
         if (decision.Reply is Done)
             _quality = _quality.SetItem(r.UserId, CallQuality.Add(_quality.GetValueOrDefault(r.UserId), r.UserId, r.Sample));
         Sender.Tell(decision.Reply);
@@ -85,7 +89,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
 
     private void Handle(ICallCommand command)
     {
-        var decision = CallDecider.Decide(_state, command, DateTimeOffset.UtcNow);
+        var decision = CallDecider.Decide(_state, command, DateTimeOffset.UtcNow, _calls.RecordingConsentTimeout);
         if (decision.Events.Count == 0)
         {
             Sender.Tell(decision.Reply is CallHistory h && _state.Active is not null
@@ -209,6 +213,15 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             _ringTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(due < TimeSpan.Zero ? TimeSpan.Zero : due, Self,
                 new RingTimedOut(_tenantId, _conversationId, "system", a.CallId), Self);
         }
+        // The recording's consent timeout (again after a recovery).
+        _consentTimer?.Cancel();
+        _consentTimer = null;
+        if (_state.Active is { Recording: { Phase: not RecordingPhase.Recording, Awaiting.Count: > 0 } r } call)
+        {
+            var due = r.Deadline - DateTimeOffset.UtcNow;
+            _consentTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(due < TimeSpan.Zero ? TimeSpan.Zero : due, Self,
+                new RecordingConsentTimedOut(_tenantId, _conversationId, "system", call.CallId, r.RecordingId), Self);
+        }
         if (_state.Active is null) Timers.Cancel("presence");
         else if (!Timers.IsTimerActive("presence")) Timers.StartPeriodicTimer("presence", RefreshPresence.Instance, CallPresenceActor.Refresh);
         if (!_state.SummariesPending.IsEmpty && _sending.Count == 0) Self.Tell(SendSummaries.Instance);
@@ -218,6 +231,7 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         _ringTimer?.Cancel();
+        _consentTimer?.Cancel();
         base.PostStop();
     }
 

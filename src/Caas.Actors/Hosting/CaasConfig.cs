@@ -76,8 +76,12 @@ public static class CaasConfig
         ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",
         ["CAAS_MESSAGE_WINDOW"] = "caas.entities.message-window",
         ["CAAS_CALL_RING_TIMEOUT"] = "caas.calls.ring-timeout",
+        ["CAAS_RECORDING_CONSENT_TIMEOUT"] = "caas.calls.recording-consent-timeout",
         ["CAAS_ENRICH_HIGH_WATER"] = "caas.pipeline.enrich-high-water",
     };
+
+    /// <summary>Durations whose variables are documented in seconds: a bare number means seconds (HOCON alone would read milliseconds).</summary>
+    private static readonly HashSet<string> SecondsIfBare = ["caas.calls.ring-timeout", "caas.calls.recording-consent-timeout"];
 
     public static Config FromEnvironment(Func<string, string?>? getEnv = null)
     {
@@ -85,7 +89,8 @@ public static class CaasConfig
         var lines = EnvOverrides
             .Select(kv => (kv.Value, Value: getEnv(kv.Key)))
             .Where(x => !string.IsNullOrWhiteSpace(x.Value))
-            .Select(x => $"{x.Item1} = {Quote(x.Value!)}");
+            .Select(x => $"{x.Item1} = {Quote(SecondsIfBare.Contains(x.Item1) && double.TryParse(x.Value, System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out _) ? x.Value!.Trim() + "s" : x.Value!)}");
         return ConfigurationFactory.ParseString(string.Join("\n", lines));
     }
 

@@ -7,10 +7,11 @@ namespace Caas.Streams.Media;
 /// A resumable upload: who started it, for which conversation, what it declared (size and SHA-256 are optional: a
 /// recorder streams without knowing them), the store's multipart upload behind it, and when it expires.
 /// <see cref="FileId"/> is chosen at the start, so the store's multipart upload is already the file's object.
+/// <see cref="RecordingId"/>: the call recording whose bytes these are (linked to it on completion); null for any other file.
 /// </summary>
 public sealed record UploadSession(
     string UploadId, string TenantId, string UserId, string ConversationId, string FileId, string FileName, string ContentType,
-    long? Size, string? Sha256, int ChunkSize, string MultipartId, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt)
+    long? Size, string? Sha256, int ChunkSize, string MultipartId, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt, string? RecordingId = null)
 {
     /// <summary>How many chunks a declared size makes (the last may be short); null while the size is open.</summary>
     [JsonIgnore]

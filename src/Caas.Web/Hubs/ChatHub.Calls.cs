@@ -148,14 +148,14 @@ public sealed partial class ChatHub
     }
 
     /// <param name="joined">After success: true, this connection is the caller's in the call; false, it is not any more; null, unchanged.</param>
-    private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, CallConnections tracker, Func<Caller, string, Role, ICallCommand> command,
+    private Task<object> CallCommand(string? callId, IRequiredActor<CallRoomRegion> calls, CallConnections? tracker, Func<Caller, string, Role, ICallCommand> command,
         bool? joined = null) =>
         Guard(async (_, caller) =>
         {
             var checkedCall = await CheckedAsync(callId, caller);
             if (checkedCall.Problem is not null) return checkedCall.Problem;
             var answer = await AskCallsAsync(calls, command(caller, checkedCall.ConversationId, checkedCall.Role));
-            if (answer is CallReply && joined is { } j) Track(tracker, caller, checkedCall.ConversationId, callId!, j);
+            if (answer is CallReply && joined is { } j) Track(tracker!, caller, checkedCall.ConversationId, callId!, j);
             return Answer(answer);
         });
 
@@ -189,7 +189,16 @@ public sealed partial class ChatHub
 
     private static object Answer(object reply) => reply switch
     {
-        CallReply c => new { success = true, call_id = c.CallId, status = c.Status, joined = c.Joined, ringing = c.Ringing, end_reason = c.EndReason },
+        CallReply c => new
+        {
+            success = true, call_id = c.CallId, status = c.Status, joined = c.Joined, ringing = c.Ringing, end_reason = c.EndReason,
+            recording = c.Recording is { } r ? RecordingView(r) : null,
+        },
+        RecordingReply r => new
+        {
+            success = true, call_id = r.CallId, recording_id = r.RecordingId, status = r.Status, awaiting = r.Awaiting,
+            consents = ConsentsView(r.Consents),
+        },
         Rejection r => Fail(r),
         _ => Fail(new Rejection(ErrorCodes.Overloaded, "No answer.")),
     };

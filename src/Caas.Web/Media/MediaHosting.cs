@@ -28,6 +28,22 @@ public sealed class MediaGateway(IRequiredActor<MediaRegion> region, Edge.EdgeSe
     }
 }
 
+/// <summary>The call entities, as the media uploads ask them about a recording's upload (<see cref="CheckRecordingUpload"/>, <see cref="AttachRecording"/>).</summary>
+public sealed class RecordingLinks(IRequiredActor<Caas.Actors.Calls.CallRoomRegion> calls, Edge.EdgeSettings edge)
+{
+    public async Task<object> AskAsync(Caas.Actors.Calls.ICallCommand command, CancellationToken ct = default)
+    {
+        try
+        {
+            return await calls.ActorRef.Ask<object>(command, edge.AskTimeout, ct);
+        }
+        catch (AskTimeoutException)
+        {
+            return new Rejection(ErrorCodes.Overloaded, "The cluster did not answer in time; retry.", RetryAfterSeconds: 1);
+        }
+    }
+}
+
 public static class MediaHosting
 {
     /// <summary>
@@ -55,6 +71,7 @@ public static class MediaHosting
         services.AddSingleton(sp => new SignedLinks(sp.GetRequiredService<MediaSettings>()));
         services.AddSingleton<MediaGateway>();
         services.AddSingleton<UploadProgressPush>();
+        services.AddSingleton<RecordingLinks>();
         services.AddSingleton<MediaUploads>();
         services.AddSingleton<ThumbnailQueue>();
         services.AddHostedService(sp => sp.GetRequiredService<ThumbnailQueue>());

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
+using Caas.Actors.Calls;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Media;
@@ -14,7 +15,7 @@ namespace Caas.Web.Media;
 
 /// <summary>The upload paths (single and resumable) and the access rules every media route shares.</summary>
 public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUploadSessions sessions, MediaUsage usage, MediaGateway media,
-    ClusterGateway conversations, ThumbnailQueue? thumbnails = null, UploadProgressPush? progress = null)
+    ClusterGateway conversations, ThumbnailQueue? thumbnails = null, UploadProgressPush? progress = null, RecordingLinks? recordings = null)
 {
     private static readonly Counter UploadBytes = Metrics.CreateCounter("caas_media_upload_bytes_total", "Media bytes accepted, by path.", "path");
     private static readonly Counter StoreErrors = Metrics.CreateCounter("caas_media_store_errors_total", "Media store calls that failed (unavailable).");
@@ -173,7 +174,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
 
     // ---- resumable ----------------------------------------------------------------------------------------------
 
-    public sealed record StartBody(string? FileName, long? Size, string? ContentType, string? ConversationId, string? Sha256);
+    /// <param name="RecordingId">A call recording's bytes: only its requester uploads them, into the call's conversation, once something was recorded.</param>
+    public sealed record StartBody(string? FileName, long? Size, string? ContentType, string? ConversationId, string? Sha256, string? RecordingId = null);
 
     public async Task<IResult> StartAsync(Caller caller, StartBody body, CancellationToken ct)
     {
@@ -183,6 +185,7 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         if (string.IsNullOrWhiteSpace(body.ConversationId)) errors["conversation_id"] = ["Required."];
         if (body.Size is <= 0) errors["size"] = ["A file has at least one byte."];
         if (body.Sha256 is { } h && (h.Length != 64 || !h.All(Uri.IsHexDigit))) errors["sha256"] = ["64 hexadecimal digits."];
+        if (body.RecordingId is not null && (!RecordingIds.IsValid(body.RecordingId) || recordings is null)) errors["recording_id"] = ["A recording id (rec_…)."];
         if (errors.Count > 0) return Problems.Of(ErrorCodes.ValidationFailed, "The request is not valid.", errors);
         if (body.Size > settings.MaxFileBytes) return Problems.Of(ErrorCodes.PayloadTooLarge, $"A file is at most {settings.MaxFileBytes} bytes.");
         var declared = ContentSniffer.Normalize(body.ContentType);
@@ -190,6 +193,9 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         if (declared == ContentSniffer.Executable || (declared != ContentSniffer.OctetStream && !ContentSniffer.Allowed(declared, limits.AllowedTypes)))
             return Problems.Of(ErrorCodes.UnsupportedMediaType, $"{declared} is not an allowed type here.");
         if (await AccessAsync(caller, body.ConversationId!, ct) is Rejection denied) return Problems.From(denied);
+        if (body.RecordingId is { } recording
+            && await recordings!.AskAsync(new CheckRecordingUpload(caller.TenantId, body.ConversationId!, caller.UserId, recording), ct) is Rejection notYours)
+            return Problems.From(notYours);
         if (await usage.CheckAsync(caller.TenantId, caller.UserId, body.Size ?? 0, limits.TenantQuota, limits.UserQuota, ct) is { } over)
             return Quota(over);
 
@@ -197,7 +203,8 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
         var multipart = await store.StartMultipartAsync(caller.TenantId, fileId, ct);
         var now = DateTimeOffset.UtcNow;
         var session = new UploadSession("u_" + Guid.CreateVersion7().ToString("N"), caller.TenantId, caller.UserId, body.ConversationId!, fileId,
-            CleanName(body.FileName!), declared, body.Size, body.Sha256?.ToLowerInvariant(), settings.ChunkBytes, multipart, now, now + settings.UploadTtl);
+            CleanName(body.FileName!), declared, body.Size, body.Sha256?.ToLowerInvariant(), settings.ChunkBytes, multipart, now, now + settings.UploadTtl,
+            body.RecordingId);
         try
         {
             await sessions.CreateAsync(session, ct);
@@ -357,7 +364,13 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
             case UploadState.Complete:
                 // Completing again answers the same metadata.
                 var again = await media.AskAsync(new GetMedia(caller.TenantId, s.FileId), ct);
-                return again is MediaFile done ? Results.Json(View(done), Json.Options) : Problems.From((Rejection)again);
+                if (again is not MediaFile done) return Problems.From((Rejection)again);
+                // A recording's link is made again (the entity answers a repeat with what it has), in case the first answer was lost.
+                if (s.RecordingId is { } relink
+                    && await recordings!.AskAsync(new AttachRecording(caller.TenantId, s.ConversationId, caller.UserId, relink,
+                        new RecordingFile(done.FileId, done.FileName, done.ContentType, done.Size, done.Sha256, StorageOf(caller.TenantId, done.FileId))), ct) is Rejection lost)
+                    return Problems.From(lost);
+                return Results.Json(View(done), Json.Options);
             case UploadState.Completing:
                 return Problems.From(Rejection.Conflict("The upload is being completed by another request; retry."));
             case UploadState.Failed:
@@ -401,12 +414,23 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
                 finished = true;
                 return Problems.Of(ErrorCodes.ChecksumMismatch, $"The file's SHA-256 is {sha}, not the declared {want}; nothing was kept.");
             }
-            var result = await CommitAsync(caller, s.FileId, s.ConversationId, s.FileName, await SniffStoredAsync(caller.TenantId, s, ct), total, sha,
-                "chunked", ct);
+            // A recording's upload: still the requester's to store (not deleted or stored meanwhile)? Checked before the quota is taken.
+            if (s.RecordingId is { } recordingId
+                && await recordings!.AskAsync(new CheckRecordingUpload(caller.TenantId, s.ConversationId, caller.UserId, recordingId), ct) is Rejection gone)
+                return Problems.From(gone);
+            var contentType = await SniffStoredAsync(caller.TenantId, s, ct);
+            var result = await CommitAsync(caller, s.FileId, s.ConversationId, s.FileName, contentType, total, sha, "chunked", ct);
             if (result is IStatusCodeHttpResult { StatusCode: StatusCodes.Status201Created })
             {
                 await sessions.TransitionAsync(caller.TenantId, uploadId, UploadState.Completing, UploadState.Complete, CancellationToken.None);
                 finished = true;
+                if (s.RecordingId is { } linked)
+                {
+                    // The file is the user's now whatever happens; the recording learns of it (a repeat of this is answered the same).
+                    var attached = await recordings!.AskAsync(new AttachRecording(caller.TenantId, s.ConversationId, caller.UserId, linked,
+                        new RecordingFile(s.FileId, s.FileName, contentType, total, sha, StorageOf(caller.TenantId, s.FileId))), CancellationToken.None);
+                    if (attached is Rejection refused) return Problems.From(refused);
+                }
             }
             return result;
         }
@@ -425,6 +449,10 @@ public sealed class MediaUploads(MediaSettings settings, IMediaStore store, IUpl
             }
         }
     }
+
+    /// <summary>Where a file's bytes are, for a recording's metadata: <c>s3://bucket/tenant/file</c> or <c>file:tenant/file</c> (under the node's media folder).</summary>
+    private string StorageOf(string tenantId, string fileId) =>
+        store is S3MediaStore s3 ? $"s3://{s3.Bucket}/{tenantId}/{fileId}" : $"file:{tenantId}/{fileId}";
 
     /// <summary>The stored file's type from its first bytes (chunk 0 was checked against the declared type when it came).</summary>
     private async Task<string> SniffStoredAsync(string tenantId, UploadSession s, CancellationToken ct)

@@ -153,6 +153,8 @@ public static class CallClients
     [
         CallNotices.Ringing, CallNotices.Accepted, CallNotices.AnsweredElsewhere, CallNotices.Declined, CallNotices.Joined,
         CallNotices.Left, CallNotices.Missed, CallNotices.Ended, CallNotices.Signal,
+        CallNotices.RecordingConsentRequested, CallNotices.RecordingConsented, CallNotices.RecordingStarted, CallNotices.RecordingStopped,
+        CallNotices.RecordingDeclined,
     ];
 
     public static async Task<HubClient> ConnectAsync(HubNode node, string tenant, string user)
