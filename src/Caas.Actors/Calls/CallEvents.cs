@@ -36,3 +36,10 @@ public sealed record CallEnded(EventMeta Meta, string CallId, string Reason, str
 /// the conversation was gone and nothing was posted): the entity stops (re)sending it.
 /// </summary>
 public sealed record CallSummaryPosted(EventMeta Meta, string CallId, string MessageId, long Seq) : ICallEvent;
+
+/// <summary>
+/// The active call's quality so far (every participant's aggregate), checkpointed so an entity restart mid-call loses at
+/// most <see cref="CallSettings.QualityCheckpoint"/> of reports: the first report of a call is checkpointed at once,
+/// later ones at most that often.
+/// </summary>
+public sealed record CallQualityCheckpointed(EventMeta Meta, string CallId, IReadOnlyList<ParticipantQuality> Quality) : ICallEvent;

@@ -14,13 +14,17 @@ namespace Caas.Actors.Calls;
 
 /// <summary>Call settings (<c>caas.calls</c> in hocon/sharding.conf).</summary>
 /// <param name="ConsentTimeout">How long the participants have to consent to a recording (<c>recording-consent-timeout</c>).</param>
-public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout = null)
+/// <param name="QualityCheckpoint">How often at most the active call's quality aggregates are persisted (<c>quality-checkpoint</c>).</param>
+public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout = null, TimeSpan? QualityCheckpoint = null)
 {
     public TimeSpan RecordingConsentTimeout => ConsentTimeout ?? CallDecider.DefaultConsentTimeout;
 
+    public TimeSpan QualityCheckpointEvery => QualityCheckpoint ?? TimeSpan.FromSeconds(30);
+
     public static CallSettings From(Config config) =>
         new(config.GetTimeSpan("caas.calls.ring-timeout", TimeSpan.FromSeconds(45)),
-            config.GetTimeSpan("caas.calls.recording-consent-timeout", CallDecider.DefaultConsentTimeout));
+            config.GetTimeSpan("caas.calls.recording-consent-timeout", CallDecider.DefaultConsentTimeout),
+            config.GetTimeSpan("caas.calls.quality-checkpoint", TimeSpan.FromSeconds(30)));
 }
 
 /// <summary>
@@ -44,8 +48,11 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     private CallRoomState _state = CallRoomState.Empty;
     private string? _lastHash;
     private ICancelable? _ringTimer, _consentTimer;
-    // The active call's quality reports, per participant (memory: lost if the entity stops mid-call).
+    // The active call's quality reports, per participant: in memory, checkpointed (CallQualityCheckpointed) at the first
+    // report and then at most every QualityCheckpointEvery, so a restart mid-call loses at most that much.
     private ImmutableDictionary<string, ParticipantQuality> _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
+    private DateTimeOffset? _checkpointedAt;
+    private bool _qualityDirty;
     // Summaries being sent now (one ask at a time per call).
     private readonly HashSet<string> _sending = [];
 
@@ -60,10 +67,14 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
         Recover<ICallEvent>(e => { _state = _state.Apply(e); _lastHash = e.Meta.Hash ?? _lastHash; });
         Recover<RecoveryCompleted>(_ =>
         {
+            // The quality reports of an active call come back from its last checkpoint.
+            _quality = (_state.Active?.Quality ?? []).ToImmutableDictionary(q => q.UserId);
+            _checkpointedAt = _state.Active?.Quality is null ? null : DateTimeOffset.UtcNow;
             AfterChange();
             TellPresence();
         });
         Command<ReportCallQuality>(HandleQuality);
+        Command<CheckpointQuality>(_ => CheckpointQualityNow(null, null));
         Command<ICallCommand>(Handle);
         Command<RefreshPresence>(_ => TellPresence());
         Command<SendSummaries>(_ => SendPendingSummaries());
@@ -81,10 +92,45 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
 
     private void HandleQuality(ReportCallQuality r)
     {
-        var decision = CallDecider.Decide(_state, r, DateTimeOffset.UtcNow, _calls.RecordingConsentTimeout);
-        if (decision.Reply is Done)
-            _quality = _quality.SetItem(r.UserId, CallQuality.Add(_quality.GetValueOrDefault(r.UserId), r.UserId, r.Sample));
-        Sender.Tell(decision.Reply);
+        var now = DateTimeOffset.UtcNow;
+        var decision = CallDecider.Decide(_state, r, now, _calls.RecordingConsentTimeout);
+        if (decision.Reply is not Done)
+        {
+            Sender.Tell(decision.Reply);
+            return;
+        }
+        _quality = _quality.SetItem(r.UserId, CallQuality.Add(_quality.GetValueOrDefault(r.UserId), r.UserId, r.Sample));
+        _qualityDirty = true;
+        // The call's first report is checkpointed before it is answered; later ones within the interval wait for the timer.
+        if (_checkpointedAt is null || now - _checkpointedAt >= _calls.QualityCheckpointEvery) CheckpointQualityNow(Sender, decision.Reply);
+        else
+        {
+            if (!Timers.IsTimerActive("quality"))
+                Timers.StartSingleTimer("quality", CheckpointQuality.Instance, _checkpointedAt.Value + _calls.QualityCheckpointEvery - now);
+            Sender.Tell(decision.Reply);
+        }
+    }
+
+    /// <summary>Persists the active call's quality aggregates if reports came since the last checkpoint; then answers <paramref name="replyTo"/>.</summary>
+    private void CheckpointQualityNow(IActorRef? replyTo, object? reply)
+    {
+        if (_state.Active is not { } call || !_qualityDirty)
+        {
+            replyTo?.Tell(reply);
+            return;
+        }
+        _qualityDirty = false;
+        _checkpointedAt = DateTimeOffset.UtcNow;
+        Timers.Cancel("quality");
+        var checkpoint = HashChain.SealAll([new CallQualityCheckpointed(new EventMeta(_tenantId, "system", _checkpointedAt.Value), call.CallId,
+            CallQuality.Ordered(_quality))], _lastHash, o => Context.System.Serialization.FindSerializerFor(o).ToBinary(o), AuditKeySetup.Of(Context.System));
+        Persist(new Tagged(checkpoint[0], [KindTag, Ids.TenantTag(_tenantId)]), tagged =>
+        {
+            var e = (ICallEvent)tagged.Payload;
+            _state = _state.Apply(e);
+            _lastHash = e.Meta.Hash;
+            replyTo?.Tell(reply);
+        });
     }
 
     private void Handle(ICallCommand command)
@@ -112,7 +158,13 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             var before = _state;
             _state = _state.Apply(e);
             _lastHash = e.Meta.Hash;
-            if (e is CallStarted or CallEnded) _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
+            if (e is CallStarted or CallEnded)
+            {
+                _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
+                _checkpointedAt = null;
+                _qualityDirty = false;
+                Timers.Cancel("quality");
+            }
             var mediator = DistributedPubSub.Get(Context.System).Mediator;
             foreach (var notice in CallNotices.For(e, before, _conversationId, connection))
                 if (notice.Recipients.Count > 0) mediator.Tell(new Publish(CallNotices.Topic, notice));
@@ -238,6 +290,11 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     private sealed class RefreshPresence : INoSerializationVerificationNeeded
     {
         public static readonly RefreshPresence Instance = new();
+    }
+
+    private sealed class CheckpointQuality : INoSerializationVerificationNeeded
+    {
+        public static readonly CheckpointQuality Instance = new();
     }
 
     private sealed class SendSummaries : INoSerializationVerificationNeeded

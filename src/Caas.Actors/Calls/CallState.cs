@@ -21,6 +21,9 @@ public sealed record ActiveCall(string CallId, string StartedBy, string Media, D
     /// <summary>The call's recording while it may still record (null: none asked for, or over).</summary>
     public ActiveRecording? Recording { get; init; }
 
+    /// <summary>The quality reports' aggregates at the last checkpoint (the entity keeps newer ones in memory).</summary>
+    public IReadOnlyList<ParticipantQuality>? Quality { get; init; }
+
     public IEnumerable<string> Joined => Participants.Values.Where(p => p.Presence == CallPresence.Joined).Select(p => p.UserId).Order(StringComparer.Ordinal);
 
     public IEnumerable<string> Ringing => Participants.Values.Where(p => p.Presence == CallPresence.Ringing).Select(p => p.UserId).Order(StringComparer.Ordinal);
@@ -84,6 +87,7 @@ public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary
             Active = a with { Participants = m.UserIds.Aggregate(a.Participants, (ps, u) => ps.SetItem(u, Set(a, u, CallPresence.Missed, m.Meta.OccurredAt))) },
         },
         CallEnded x when Active is { } a => End(a, x),
+        CallQualityCheckpointed q when Active is { } a && a.CallId == q.CallId => this with { Active = a with { Quality = q.Quality } },
         CallSummaryPosted p => this with { SummariesPending = SummariesPending.Remove(p.CallId) },
         _ => this,
     };

@@ -1,0 +1,49 @@
+using System.Text.Json;
+using Akka.Actor;
+using Caas.Actors.Calls;
+using Caas.Actors.Common;
+using Caas.Web.Tests.Hubs;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Caas.Web.Tests.Calls;
+
+/// <summary>An active call's quality reports survive a restart of its entity (from the last checkpoint).</summary>
+public sealed class CallQualityRestartTests(CallHubTests.Node node) : IClassFixture<CallHubTests.Node>
+{
+    private static readonly TimeSpan Within = TimeSpan.FromMinutes(1);
+
+    [Fact]
+    public async Task Quality_reports_come_back_from_their_checkpoint_when_the_call_entity_restarts_mid_call()
+    {
+        var conversation = await node.Rest("t1", "kai").CreateGroupAsync("lou");
+        await using var kai = await CallClients.ConnectAsync(node, "t1", "kai");
+        await using var lou = await CallClients.ConnectAsync(node, "t1", "lou");
+        var call = (await kai.Ok("StartCall", new { conversation_id = conversation, media = "audio" })).Str("call_id");
+        await lou.Ok("AcceptCall", new { call_id = call });
+        // The call's first report is checkpointed before it is answered.
+        await kai.Ok("ReportCallQuality", new { call_id = call, rtt_ms = 42, bitrate_kbps = 64 });
+
+        // The entity stops mid-call (as on a crash or a rebalance); the next command brings it back from the journal.
+        var system = node.App.Services.GetRequiredService<ActorSystem>();
+        var entity = await system.ActorSelection($"/system/sharding/{CallSharding.TypeName}/*/{Uri.EscapeDataString(Ids.EntityId("t1", conversation))}")
+            .ResolveOne(Within);
+        Assert.True(await entity.GracefulStop(Within));
+
+        var (status, calls) = await node.Rest("t1", "lou").ApiGet($"/v1/conversations/{conversation}/calls");
+        Assert.Equal(200, status);
+        var quality = calls.GetProperty("active").GetProperty("quality").EnumerateArray().ToList();
+        var restored = Assert.Single(quality);
+        Assert.Equal(("kai", 1), (restored.Str("user_id"), restored.GetProperty("reports").GetInt32()));
+        Assert.Equal(42, restored.GetProperty("rtt_ms").GetProperty("max").GetDouble());
+
+        // Reports after the restart add to what came back; the call's end carries both.
+        await lou.Ok("ReportCallQuality", new { call_id = call, packet_loss_pct = 0.5 });
+        await kai.Ok("ReportCallQuality", new { call_id = call, rtt_ms = 58 });
+        await kai.Ok("EndCall", new { call_id = call });
+        var ended = await lou.NextAsync(CallNotices.Ended, e => e.Str("call_id") == call, Within);
+        var byUser = ended.GetProperty("quality").EnumerateArray().ToDictionary(q => q.Str("user_id"));
+        Assert.Equal(2, byUser["kai"].GetProperty("reports").GetInt32());
+        Assert.Equal(50, byUser["kai"].GetProperty("rtt_ms").GetProperty("avg").GetDouble());
+        Assert.Equal(1, byUser["lou"].GetProperty("reports").GetInt32());
+    }
+}
