@@ -55,6 +55,8 @@ public static class NodeHost
         await searchIndex.EnsureSchemaAsync();
         var profileIndex = new Caas.Streams.Search.ProfileIndex(store);
         await profileIndex.EnsureSchemaAsync();
+        var recordings = new Caas.Streams.Calls.RecordingReadModel(store);
+        await recordings.EnsureSchemaAsync();
         // Keys, claims, dead letters: migrated (one node at a time) before anything reads them.
         var operational = new OperationalStore(storage, store.Breaker);
         await operational.MigrateAsync();
@@ -88,6 +90,7 @@ public static class NodeHost
             RecentSearches = sp.GetRequiredService<Caas.Streams.Search.RecentSearches>(),
         });
         builder.Services.AddSingleton(searchIndex);
+        builder.Services.AddSingleton(recordings);
         builder.Services.AddCaasSearch(options.SearchLimits);
         // The entity recogniser needs no trained model, so every node runs it; intent (tenant or shipped model) and
         // sentiment (lexicon) come from AddCaasIntents, which never trains in the foreground.
@@ -148,6 +151,10 @@ public static class NodeHost
                 .WithSingleton<Caas.Streams.Search.SearchLanguageProjectionKey>("search-languages-projection",
                     (system, _, _) => Caas.Streams.Search.SearchLanguageProjection.PropsFor(searchIndex.Languages, ProjectionSettings.From(system.Settings.Config)),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
+                // Call recordings (issue #16), from the call entities' events.
+                .WithSingleton<Caas.Streams.Calls.RecordingProjectionKey>("recordings-projection",
+                    (system, _, _) => Caas.Streams.Calls.RecordingProjection.PropsFor(recordings, ProjectionSettings.From(system.Settings.Config)),
+                    new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {
                     system.ActorOf(DataKeyEvictions.PropsFor(vault), "data-key-evictions");
@@ -168,6 +175,7 @@ public static class NodeHost
         // Media: the store, upload sessions, quotas, signed links (README: Media); a test host replaces the settings.
         builder.Services.AddCaasMedia(Caas.Web.Media.MediaSettings.FromEnvironment(options.JwtSecret), options.DataDir);
         if (Caas.Streams.Kafka.KafkaSettings.FromEnvironment() is { } kafka) Caas.Streams.Kafka.KafkaHostingExtensions.AddKafkaIngest(builder.Services, kafka);
+        builder.Services.AddHostedService<Caas.Streams.Calls.RecordingEventsOutbound>(); // webrtc.recording.events, when Kafka is on
         configure?.Invoke(builder);
 
         var app = builder.Build();

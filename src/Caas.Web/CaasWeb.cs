@@ -90,9 +90,13 @@ public static class CaasWeb
                 var headers = http.Response.Headers;
                 headers.XContentTypeOptions = "nosniff";
                 headers["Referrer-Policy"] = "no-referrer";
-                headers.XFrameOptions = "DENY";
+                // The call page is framed by the console (same origin only); nothing else may be framed.
+                var framedCallPage = http.Request.Path.Equals("/console/call.html", StringComparison.Ordinal);
+                headers.XFrameOptions = framedCallPage ? "SAMEORIGIN" : "DENY";
                 if (!headers.ContentSecurityPolicy.Any())
-                    headers.ContentSecurityPolicy = http.Request.Path.StartsWithSegments("/console") ? ConsolePolicy(http.Request) : "frame-ancestors 'none'";
+                    headers.ContentSecurityPolicy = http.Request.Path.StartsWithSegments("/console")
+                        ? ConsolePolicy(http.Request, framedCallPage)
+                        : "frame-ancestors 'none'";
                 return Task.CompletedTask;
             });
             return next(http);
@@ -174,6 +178,7 @@ public static class CaasWeb
             app.MapMediaLinks();
         }
         v1.MapCalls();
+        if (app.Services.GetService<Caas.Streams.Calls.RecordingReadModel>() is not null) v1.MapRecordingsAdmin();
         return app;
     }
 
@@ -183,13 +188,14 @@ public static class CaasWeb
 
     /// <summary>
     /// The console's policy: its script, style and SignalR bundle come from this origin, and it talks only to this
-    /// origin's API and hub (WebSockets named explicitly: not every browser counts ws: as 'self').
+    /// origin's API and hub (WebSockets named explicitly: not every browser counts ws: as 'self'). It frames only this
+    /// origin's call page (<c>frame-src 'self'</c>), and only the call page may be framed, by this origin.
     /// </summary>
-    private static string ConsolePolicy(HttpRequest request)
+    private static string ConsolePolicy(HttpRequest request, bool framedCallPage = false)
     {
         var ws = (request.IsHttps ? "wss://" : "ws://") + request.Host.Value;
-        return $"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' {ws}; " +
-               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+        return $"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' {ws}; frame-src 'self'; " +
+               $"base-uri 'none'; form-action 'none'; frame-ancestors {(framedCallPage ? "'self'" : "'none'")}";
     }
 
     /// <summary>Checks a read-model round trip; used by the health endpoints.</summary>

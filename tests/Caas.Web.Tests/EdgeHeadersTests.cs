@@ -112,7 +112,15 @@ public sealed class EdgeHeadersTests(NodeFixture node) : IClassFixture<NodeFixtu
         Assert.Contains("style-src 'self'", csp);
         Assert.Contains($"connect-src 'self' ws://{node.BaseAddress.Authority}", csp);
         Assert.Contains("frame-ancestors 'none'", csp);
+        Assert.Contains("frame-src 'self'", csp); // the call panel frames /console/call.html
         Assert.DoesNotContain("unsafe-inline", csp);
+        Assert.Equal("DENY", Assert.Single(page.Headers.GetValues("X-Frame-Options")));
+
+        // the call page alone may be framed, and only by this origin
+        using var callPage = await client.GetAsync("/console/call.html");
+        Assert.Equal(HttpStatusCode.OK, callPage.StatusCode);
+        Assert.Equal("SAMEORIGIN", Assert.Single(callPage.Headers.GetValues("X-Frame-Options")));
+        Assert.Contains("frame-ancestors 'self'", Assert.Single(callPage.Headers.GetValues("Content-Security-Policy")));
 
         // what the policy admits is what the page uses: relative scripts and styles, no inline code
         var html = await page.Content.ReadAsStringAsync();

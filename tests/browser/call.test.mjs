@@ -1,20 +1,23 @@
 // Two headless Chromium browsers call each other through /console/call.html: ICE servers (TURN REST credentials)
 // from the node, signaling only through the node's hub, iceTransportPolicy "relay" so the media must go through
-// coturn. Chromium's fake camera and microphone are the media. Run by Caas.Web.Tests (BrowserCallTests), which
-// starts the node (its TURN servers the coturn instances of scripts/test.sh), creates the conversation and passes:
-//   CAAS_URL, CAAS_TOKEN_ALICE, CAAS_TOKEN_BOB, CAAS_CONVERSATION, CAAS_ARTIFACTS (screenshot folder).
-// Prints "result: {...}" (what it saw) and exits 0 when every step held, 1 otherwise (with the failed step).
+// coturn. Chromium's fake camera and microphone are the media. Then a recording with consent: alice asks, bob allows,
+// alice's page records; carol opens the page, joins the call going on, and refuses, which ends the recording, and
+// alice's page uploads what was recorded. Run by Caas.Web.Tests (BrowserCallTests), which starts the node (its TURN
+// servers the coturn instances of scripts/test.sh), creates the conversation (alice, bob, carol) and passes:
+//   CAAS_URL, CAAS_TOKEN_ALICE, CAAS_TOKEN_BOB, CAAS_TOKEN_CAROL, CAAS_CONVERSATION, CAAS_ARTIFACTS (screenshot folder).
+// Prints "RECORDING {recording_id, file_id, bytes}" and "result: {...}" (what it saw) and exits 0 when every step
+// held, 1 otherwise (with the failed step).
 // Every wait polls for a condition, bounded but generous: nothing depends on the machine's speed.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const url = process.env.CAAS_URL;
-const tokens = { alice: process.env.CAAS_TOKEN_ALICE, bob: process.env.CAAS_TOKEN_BOB };
+const tokens = { alice: process.env.CAAS_TOKEN_ALICE, bob: process.env.CAAS_TOKEN_BOB, carol: process.env.CAAS_TOKEN_CAROL };
 const conversation = process.env.CAAS_CONVERSATION;
 const artifacts = process.env.CAAS_ARTIFACTS ?? "artifacts/browser";
-if (!url || !tokens.alice || !tokens.bob || !conversation) {
-  console.error("CAAS_URL, CAAS_TOKEN_ALICE, CAAS_TOKEN_BOB and CAAS_CONVERSATION are required");
+if (!url || !tokens.alice || !tokens.bob || !tokens.carol || !conversation) {
+  console.error("CAAS_URL, CAAS_TOKEN_ALICE, CAAS_TOKEN_BOB, CAAS_TOKEN_CAROL and CAAS_CONVERSATION are required");
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -57,10 +60,32 @@ async function until(what, probe, ms = WAIT) {
   throw new Error(`${what} did not happen within ${ms / 1000} s; last seen ${JSON.stringify(last?.value)}`);
 }
 
+// The recording as a page knows it (window.caasCall.recording without its recorder and blobs).
+const recording = (page) => page.evaluate(() => {
+  const r = window.caasCall.recording;
+  return r && { id: r.id, requestedBy: r.requestedBy, mine: r.mine, status: r.status, reason: r.reason, consents: r.consents,
+    bytes: r.bytes, pieces: r.pieces, recorder: r.recorder?.state ?? null, upload: r.upload, fileId: r.fileId, uploadedBytes: r.uploadedBytes ?? null,
+    error: r.error };
+});
+
 let browser;
 let failed = false;
 const pages = {};
 const result = {};
+
+async function open(who, extra = "") {
+  // A context each: separate browsers as far as the page can tell (own storage, own permissions).
+  const context = await browser.newContext({ viewport: { width: 800, height: 600 }, permissions: ["camera", "microphone"] });
+  context.setDefaultTimeout(WAIT);
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`${who} page error: ${e.message}`));
+  pages[who] = page;
+  step(`${who} opens the call page`);
+  await page.goto(`${url}/console/call.html?relay=1&conversation=${encodeURIComponent(conversation)}&token=${encodeURIComponent(tokens[who])}${extra}`);
+  await page.locator('#status[data-state="connected"]').waitFor();
+  return page;
+}
+
 try {
   browser = await chromium.launch({
     executablePath: process.env.CAAS_CHROMIUM ?? "/usr/bin/chromium",
@@ -70,17 +95,7 @@ try {
       "--autoplay-policy=no-user-gesture-required", "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
       "--disable-backgrounding-occluded-windows"],
   });
-  for (const who of ["alice", "bob"]) {
-    // A context each: two browsers as far as the page can tell (own storage, own permissions).
-    const context = await browser.newContext({ viewport: { width: 800, height: 600 }, permissions: ["camera", "microphone"] });
-    context.setDefaultTimeout(WAIT);
-    const page = await context.newPage();
-    page.on("pageerror", (e) => console.error(`${who} page error: ${e.message}`));
-    pages[who] = page;
-    step(`${who} opens the call page`);
-    await page.goto(`${url}/console/call.html?relay=1&conversation=${encodeURIComponent(conversation)}&token=${encodeURIComponent(tokens[who])}`);
-    await page.locator('#status[data-state="connected"]').waitFor();
-  }
+  for (const who of ["alice", "bob"]) await open(who);
   const { alice, bob } = pages;
 
   step("alice calls; bob's page rings and he accepts");
@@ -124,11 +139,53 @@ try {
     result[who] = { ...later, bytesReceivedFirst: first.bytesReceived };
   }
 
-  step("alice hangs up; both pages see the call end");
+  step("alice asks to record; bob's page asks him and he allows; both pages see it recording");
+  await alice.locator("#record:not([hidden])").click();
+  await bob.locator("#consent:not([hidden])").waitFor();
+  const asker = await bob.locator("#consent-from").textContent();
+  if (asker !== "alice") throw new Error(`bob's page says ${asker} asks to record`);
+  await bob.locator("#allow").click();
+  for (const page of [alice, bob]) await page.locator('#recording-state[data-state="recording"]').waitFor();
+  const recordingId = (await recording(alice)).id;
+  const bobs = await recording(bob);
+  if (bobs.id !== recordingId || bobs.mine || bobs.recorder) throw new Error(`bob's page has ${JSON.stringify(bobs)}`);
+
+  step("alice's page records the remote stream: a few seconds of data (a piece a second)");
+  result.recording = await until("alice's recorder to have 3 pieces", async () => {
+    const r = await recording(alice);
+    return { ok: r.recorder === "recording" && r.pieces >= 3 && r.bytes > 0, value: r };
+  });
+  for (const [who, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `call-${who}-recording.png`) });
+
+  step("carol opens the page, sees the call going on and joins; the recording pauses until she answers");
+  const carol = await open("carol");
+  await carol.locator("#ongoing:not([hidden])").waitFor();
+  await carol.locator("#join").click();
+  await carol.locator("#consent:not([hidden])").waitFor();
+  for (const page of [alice, bob]) await page.locator('#recording-state[data-state="paused"]').waitFor();
+  const paused = await recording(alice);
+  if (paused.recorder !== "paused") throw new Error(`alice's recorder is ${paused.recorder} while the recording is paused`);
+
+  step("carol refuses: every page sees the recording declined (refused); alice's page uploads what was recorded");
+  await carol.locator("#refuse").click();
+  for (const [who, page] of Object.entries(pages)) {
+    await page.locator('#recording-state[data-state="declined"]').waitFor();
+    const r = await recording(page);
+    if (r.id !== recordingId || r.reason !== "refused") throw new Error(`${who}'s page has ${JSON.stringify(r)}`);
+  }
+  await alice.locator('#recording-upload[data-state="uploaded"], #recording-upload[data-state="failed"]').waitFor();
+  const uploaded = await recording(alice);
+  if (uploaded.upload !== "uploaded" || !uploaded.fileId) throw new Error(`alice's upload: ${JSON.stringify(uploaded)}`);
+  result.recording = uploaded;
+  console.log(`RECORDING ${JSON.stringify({ recording_id: uploaded.id, file_id: uploaded.fileId, bytes: uploaded.uploadedBytes })}`);
+  for (const [who, page] of Object.entries(pages)) await page.screenshot({ path: join(artifacts, `call-${who}-declined.png`) });
+
+  step("carol hangs up, then alice; every page sees the call end");
+  await carol.locator("#hangup:not([disabled])").click();
   await alice.locator("#hangup:not([disabled])").click();
   for (const [who, page] of Object.entries(pages)) {
     await page.locator('#call-state[data-state="ended"]').waitFor();
-    result[who].ended = await page.evaluate(() => window.caasCall.ended);
+    result[who] = { ...result[who], ended: await page.evaluate(() => window.caasCall.ended) };
   }
   result.callId = result.alice.ended?.call_id;
 } catch (e) {

@@ -6,9 +6,12 @@ import { contentOf, RestClient, type ContentInput } from "./rest.js";
 import { defaultStorage, type QueuedMessage, type QueueStorage } from "./storage.js";
 import { decodeToken } from "./token.js";
 import type {
-  ConversationUpdatedEvent, HubError, HubResult, JoinResult, MemberAddedEvent, MemberPresenceEvent, MemberRemovedEvent,
-  MemberRoleChangedEvent, Message, MessageDeletedEvent, MessageEditedEvent, ModerationEvent, Presence, ReactionChangedEvent,
-  ReceiptEvent, RoomErrorEvent, SessionExpiredEvent, TypingEvent,
+  CallAnswer, CallAnsweredElsewhereEvent, CallEndedEvent, CallMedia, CallMissedEvent, CallParticipantEvent, CallQualitySample,
+  CallRingingEvent, ConversationUpdatedEvent, HubError, HubResult, IceServers, JoinResult, MemberAddedEvent, MemberPresenceEvent,
+  MemberRemovedEvent, MemberRoleChangedEvent, Message, MessageDeletedEvent, MessageEditedEvent, ModerationEvent, ParticipantLeftEvent,
+  Presence, ReactionChangedEvent, ReceiptEvent, RecordingConsentedEvent, RecordingConsentRequestedEvent, RecordingDeclinedEvent,
+  RecordingStartedEvent, RecordingStatus, RecordingStoppedEvent, RoomErrorEvent, SessionExpiredEvent, SignalEvent, SignalKind,
+  TypingEvent,
 } from "./types.js";
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "expired" | "closed";
@@ -77,6 +80,29 @@ export interface CaasEvents {
   /** A room was rejoined after a reconnect and what was missed was delivered. */
   resumed: ResumedEvent;
   tokenRefreshed: { expires_at: number | null };
+  // Calls: to every connection of the users concerned, whether or not they joined the conversation's room.
+  /** A member started a call and this user is rung. */
+  callRinging: CallRingingEvent;
+  /** Someone joined (to everyone else in the call, ringing or joined). */
+  callAccepted: CallParticipantEvent;
+  /** This user answered on another connection: stop ringing here. */
+  callAnsweredElsewhere: CallAnsweredElsewhereEvent;
+  callDeclined: CallParticipantEvent;
+  /** Someone joined (to those already joined: time to connect to them). */
+  participantJoined: CallParticipantEvent;
+  /** A member was not rung: they are in another call. */
+  participantBusy: CallParticipantEvent;
+  participantLeft: ParticipantLeftEvent;
+  /** This user's ring timed out. */
+  callMissed: CallMissedEvent;
+  callEnded: CallEndedEvent;
+  /** An SDP offer/answer or ICE candidate from another participant. */
+  signal: SignalEvent;
+  recordingConsentRequested: RecordingConsentRequestedEvent;
+  recordingConsented: RecordingConsentedEvent;
+  recordingStarted: RecordingStartedEvent;
+  recordingStopped: RecordingStoppedEvent;
+  recordingDeclined: RecordingDeclinedEvent;
   /** An error inside the SDK or a handler: reported, never thrown at the app. */
   error: unknown;
 }
@@ -104,6 +130,11 @@ const DURABLE_EVENTS = [
   "userUnmuted", "userBanned", "userUnbanned", "userKicked", "conversationUpdated",
 ] as const;
 const LIVE_EVENTS = ["memberJoined", "memberLeft", "typing", "readReceipt", "delivered", "presenceChanged"] as const;
+const CALL_EVENTS = [
+  "callRinging", "callAccepted", "callAnsweredElsewhere", "callDeclined", "participantJoined", "participantBusy", "participantLeft",
+  "callMissed", "callEnded", "signal", "recordingConsentRequested", "recordingConsented", "recordingStarted", "recordingStopped",
+  "recordingDeclined",
+] as const satisfies readonly (keyof CaasEvents)[];
 
 /**
  * A CAAS chat client: one hub connection (reconnected with backoff, every joined room rejoined and caught up), the
@@ -295,6 +326,56 @@ export class CaasClient {
     return true;
   }
 
+  // --- calls -------------------------------------------------------------------------------------------------
+
+  /** ICE servers for `RTCPeerConnection` (hub `GetIceServers`; the same list as `rest.iceServers()`). */
+  getIceServers(): Promise<IceServers> {
+    return this.call<IceServers>("GetIceServers").then(stripSuccess);
+  }
+
+  /** Starts a call in a conversation: every other member is rung (`callRinging`), a busy one skipped (`participantBusy`). */
+  startCall(conversationId: string, media: CallMedia): Promise<CallAnswer> {
+    return this.call<CallAnswer>("StartCall", { conversation_id: conversationId, media }).then(stripSuccess);
+  }
+  /** Joins a call (again after a reload or an ICE restart: allowed); its `recording`, if any, waits for this user's consent. */
+  acceptCall(callId: string): Promise<CallAnswer> {
+    return this.call<CallAnswer>("AcceptCall", { call_id: callId }).then(stripSuccess);
+  }
+  declineCall(callId: string): Promise<CallAnswer> {
+    return this.call<CallAnswer>("DeclineCall", { call_id: callId }).then(stripSuccess);
+  }
+  /** Leaves a call; the last one out ends it. Closing the connection leaves too. */
+  leaveCall(callId: string): Promise<CallAnswer> {
+    return this.call<CallAnswer>("LeaveCall", { call_id: callId }).then(stripSuccess);
+  }
+  /** Ends a call for everyone: its starter's or a moderator+'s right (else `forbidden`). */
+  endCall(callId: string): Promise<CallAnswer> {
+    return this.call<CallAnswer>("EndCall", { call_id: callId }).then(stripSuccess);
+  }
+  /**
+   * Relays an SDP offer/answer or an ICE candidate to another joined participant (their `signal` event); at most
+   * 16 KiB of JSON. A target not in the call (or ringing, or oneself) is `not_found`; a caller not joined `forbidden`.
+   */
+  sendSignal(callId: string, toUserId: string, kind: SignalKind, payload: unknown): Promise<{ call_id: string }> {
+    return this.call<{ call_id: string }>("SendSignal", { call_id: callId, to_user_id: toUserId, kind, payload }).then(stripSuccess);
+  }
+  /** A joined participant's `getStats` summary (at least one metric); aggregated per participant into the call's `quality`. */
+  reportCallQuality(callId: string, sample: CallQualitySample): Promise<{ call_id: string }> {
+    return this.call<{ call_id: string }>("ReportCallQuality", { ...sample, call_id: callId }).then(stripSuccess);
+  }
+  /** Asks every joined participant to consent to recording (asking is this user's consent): `recordingConsentRequested`. */
+  requestRecording(callId: string): Promise<RecordingStatus> {
+    return this.call<RecordingStatus>("RequestRecording", { call_id: callId }).then(stripSuccess);
+  }
+  /** This user's answer to a recording request; the last consent starts it (`recordingStarted`), a refusal ends it. */
+  consentRecording(callId: string, recordingId: string, consent: boolean): Promise<RecordingStatus> {
+    return this.call<RecordingStatus>("ConsentRecording", { call_id: callId, recording_id: recordingId, consent }).then(stripSuccess);
+  }
+  /** Ends the call's recording for good: who asked for it, or a moderator+. */
+  stopRecording(callId: string): Promise<RecordingStatus> {
+    return this.call<RecordingStatus>("StopRecording", { call_id: callId }).then(stripSuccess);
+  }
+
   // --- receipts and unread ------------------------------------------------------------------------------------
 
   /** Marks a conversation read up to seq (default: the last delivered message); stored on the server. */
@@ -379,6 +460,7 @@ export class CaasClient {
     connection.on("newMessage", mine((m: Message) => this.onMessage(m, "live")));
     for (const name of DURABLE_EVENTS) connection.on(name, mine((e: { conversation_id: string; event_seq?: number; user_id?: string }) => this.onDurable(name, e)));
     for (const name of LIVE_EVENTS) connection.on(name, mine((e: ReceiptEvent) => this.onLive(name, e)));
+    for (const name of CALL_EVENTS) connection.on(name, mine((e: never) => this.events.emit(name, e)));
     connection.on("roomError", mine((e: RoomErrorEvent) => {
       this.rooms.delete(e.conversation_id);
       this.events.emit("roomError", e);
@@ -690,15 +772,15 @@ export class CaasClient {
 
   // --- plumbing -----------------------------------------------------------------------------------------------
 
-  private async invoke<T>(method: string, args: unknown): Promise<HubResult<T>> {
+  private async invoke<T>(method: string, ...args: unknown[]): Promise<HubResult<T>> {
     const c = this.connection;
     if (!c || this.current !== "connected") throw new CaasError("disconnected", "Not connected.");
-    return c.invoke<HubResult<T>>(method, args);
+    return c.invoke<HubResult<T>>(method, ...args);
   }
 
-  /** Invokes a hub method; a failure answer throws a CaasError with its code. */
-  async call<T = Record<string, unknown>>(method: string, args: unknown): Promise<T> {
-    const answer = await this.invoke<T>(method, args);
+  /** Invokes a hub method (with one argument object, or none); a failure answer throws a CaasError with its code. */
+  async call<T = Record<string, unknown>>(method: string, ...args: unknown[]): Promise<T> {
+    const answer = await this.invoke<T>(method, ...args);
     if (!answer.success) throw hubError(answer.error);
     return answer as T;
   }
@@ -723,6 +805,12 @@ function hubError(error: HubError) {
     errors: error.errors ?? null,
     retryAfterMs: error.retry_after_ms ?? (error.retry_after_seconds ? error.retry_after_seconds * 1000 : undefined),
   });
+}
+
+/** A hub answer without its `success` flag: the typed shape the call methods promise. */
+function stripSuccess<T>(result: T): T {
+  const { success: _, ...rest } = result as T & { success?: unknown };
+  return rest as T;
 }
 
 function isMissingMethod(e: unknown) {

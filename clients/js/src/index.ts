@@ -8,4 +8,5 @@ export type { QueuedMessage, QueueStorage } from "./storage.js";
 export type { SendOutcome } from "./queue.js";
 export { decodeToken } from "./token.js";
 export * from "./types.js";
+export { isCallContent } from "./types.js";
 export { LogLevel } from "@microsoft/signalr";

@@ -1,6 +1,7 @@
 import { CaasError } from "./errors.js";
 import type {
-  Content, Conversation, ConversationType, Message, ModerationAction, ModerationLogEntry, ModerationResult, Page, Presence, Profile, Role,
+  CallList, Content, Conversation, ConversationType, IceServers, Message, ModerationAction, ModerationLogEntry, ModerationResult, Page,
+  Presence, Profile, Role,
 } from "./types.js";
 
 export interface RestOptions {
@@ -79,6 +80,16 @@ export class RestClient {
   }
   moderationLog(id: string, options: { limit?: number; cursor?: string } = {}) {
     return this.request<Page<ModerationLogEntry>>("GET", `/v1/conversations/${enc(id)}/moderation/log${query(options)}`);
+  }
+
+  // --- calls ---
+  /** A conversation's calls (members): the active one and up to `limit` (1–100, default 50) finished ones, newest first. */
+  calls(conversationId: string, limit?: number) {
+    return this.request<CallList>("GET", `/v1/conversations/${enc(conversationId)}/calls${query({ limit })}`);
+  }
+  /** ICE servers for `RTCPeerConnection` (TURN REST credentials); the same list as the hub's `getIceServers()`. */
+  iceServers() {
+    return this.request<IceServers>("GET", "/v1/webrtc/ice-servers");
   }
 
   // --- messages ---

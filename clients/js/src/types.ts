@@ -3,10 +3,87 @@
 export type Role = "owner" | "admin" | "moderator" | "member";
 export type ConversationType = "direct" | "group" | "channel";
 
-/** A message's content: a text, or {type, text}. */
+/** Content as the SDK sends it (`send`, `editMessage`, `rest.postMessage`): {type, text}; the server accepts "text". */
 export interface Content {
   type: string;
   text: string | null;
+}
+
+/** A text message's content, as read. */
+export interface TextContent {
+  type: "text";
+  text: string | null;
+}
+
+/** An attachment message's content, as read: the file (`media` once resolved) and an optional caption. */
+export interface AttachmentContent {
+  type: "image" | "file" | "audio" | "video";
+  media_id: string;
+  caption: string | null;
+  media: {
+    file_name: string;
+    content_type: string;
+    size: number;
+    sha256: string;
+    width: number | null;
+    height: number | null;
+    duration_ms: number | null;
+    thumbnail_url: string | null;
+  } | null;
+  text?: undefined;
+}
+
+export type CallMedia = "audio" | "video";
+
+/** Why a call ended: completed, ended (by EndCall), declined, missed, no_answer, busy. */
+export type CallEndReason = "completed" | "ended" | "declined" | "missed" | "no_answer" | "busy" | (string & {});
+
+/** One quality metric over a call's reports: min/avg/max over the `count` reports that carried it. */
+export interface CallQualityStats {
+  min: number;
+  avg: number;
+  max: number;
+  count: number;
+}
+
+/** A participant's aggregated quality reports (`reportCallQuality`); a metric no report carried is null. */
+export interface ParticipantCallQuality {
+  user_id: string;
+  reports: number;
+  rtt_ms: CallQualityStats | null;
+  jitter_ms: CallQualityStats | null;
+  packet_loss_pct: CallQualityStats | null;
+  bitrate_kbps: CallQualityStats | null;
+}
+
+/**
+ * A finished call's summary, posted by the server into the call's conversation as a message from the call's starter.
+ * Narrow with `content.type === "call"` or `isCallContent(content)` (which also checks the fields are there: a summary
+ * whose starter was erased reads as `{type: "call", text: null}`).
+ */
+export interface CallContent {
+  type: "call";
+  call_id: string;
+  media: CallMedia;
+  started_by: string;
+  started_at: string;
+  ended_at: string;
+  ended_by: string | null;
+  reason: CallEndReason;
+  duration_seconds: number;
+  participants: string[];
+  quality: ParticipantCallQuality[];
+  text?: undefined;
+}
+
+/** A message's content as read: text, an attachment or a call summary (narrow on `type`). */
+export type MessageContent = TextContent | AttachmentContent | CallContent;
+
+/** Whether a message's content is a call summary (with its fields). */
+export function isCallContent(content: unknown): content is CallContent {
+  if (!content || typeof content !== "object") return false;
+  const c = content as Record<string, unknown>;
+  return c.type === "call" && typeof c.call_id === "string";
 }
 
 export interface Member {
@@ -21,7 +98,7 @@ export interface MessagePreview {
   sender_id: string;
   created_at: string;
   deleted: boolean;
-  content: Content | null;
+  content: MessageContent | null;
 }
 
 export interface Conversation {
@@ -43,7 +120,7 @@ export interface Message {
   conversation_id: string;
   seq: number;
   sender_id: string;
-  content: Content | null;
+  content: MessageContent | null;
   created_at: string;
   edited_at?: string | null;
   deleted?: boolean;
@@ -103,7 +180,7 @@ interface Durable {
 export interface MessageEditedEvent extends Durable {
   seq: number;
   message_id: string;
-  content: Content | null;
+  content: MessageContent | null;
   edited_at: string;
   editor_id: string;
 }
@@ -153,3 +230,143 @@ export interface JoinResult {
   last_seq: number;
   members: Member[];
 }
+
+// --- calls -----------------------------------------------------------------------------------------------------
+
+/** An `RTCIceServer`: a STUN entry has no username or credential. */
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+/**
+ * ICE servers for `new RTCPeerConnection({iceServers: ice_servers})` (TURN REST credentials valid `ttl_seconds`);
+ * `warning` is set when no TURN server is healthy (or none is configured): the list may then be STUN only, or empty.
+ */
+export interface IceServers {
+  ice_servers: IceServer[];
+  ttl_seconds: number;
+  warning: string | null;
+}
+
+export interface RecordingConsent {
+  user_id: string;
+  consent: boolean;
+  at: string;
+  /** "requested" (asking is the requester's consent) or "hub". */
+  how: string;
+}
+
+/**
+ * A call recording as RequestRecording / ConsentRecording / StopRecording answer it. `status`: pending (consents
+ * awaited), recording, paused (a joiner must consent), declined, recorded, deleted.
+ */
+export interface RecordingStatus {
+  call_id: string;
+  recording_id: string;
+  status: "pending" | "recording" | "paused" | "declined" | "recorded" | "deleted" | (string & {});
+  awaiting: string[];
+  consents: RecordingConsent[];
+}
+
+/** A call as StartCall / AcceptCall / DeclineCall / LeaveCall / EndCall answer it. */
+export interface CallAnswer {
+  call_id: string;
+  status: "ringing" | "active" | "ended";
+  joined: string[];
+  ringing: string[];
+  /** Why it ended, when `status` is "ended" (e.g. "busy" when everyone it would ring is in another call). */
+  end_reason: CallEndReason | null;
+  /** The call's recording while it may record (a joiner learns of it before any media flows), else null. */
+  recording: RecordingStatus | null;
+}
+
+export type SignalKind = "offer" | "answer" | "ice";
+
+/** A `getStats` summary for `reportCallQuality`: at least one metric. */
+export interface CallQualitySample {
+  rtt_ms?: number;
+  jitter_ms?: number;
+  packet_loss_pct?: number;
+  bitrate_kbps?: number;
+}
+
+/** A finished call in `rest.calls()`. */
+export interface CallRecord {
+  call_id: string;
+  media: CallMedia;
+  started_by: string;
+  started_at: string;
+  ended_at: string;
+  reason: CallEndReason;
+  duration_seconds: number;
+  participants: string[];
+  ended_by: string | null;
+  quality: ParticipantCallQuality[];
+}
+
+/** `GET /v1/conversations/{id}/calls`: the active call (with its quality so far) and the finished ones, newest first. */
+export interface CallList {
+  active: {
+    call_id: string;
+    status: "ringing" | "active";
+    media: CallMedia;
+    started_by: string;
+    started_at: string;
+    joined: string[];
+    ringing: string[];
+    quality: ParticipantCallQuality[];
+  } | null;
+  items: CallRecord[];
+}
+
+// Call events: to every connection of the users concerned, whether or not they joined the conversation's room.
+
+interface CallEventBase {
+  call_id: string;
+  conversation_id: string;
+}
+
+/** To every member rung (each of their connections). */
+export interface CallRingingEvent extends CallEventBase { from_user_id: string; media: CallMedia }
+/** `callAccepted` (to everyone in the call but the joiner) and `participantJoined` (to those already joined). */
+export interface CallParticipantEvent extends CallEventBase { user_id: string }
+/** To the answering user's other connections: stop ringing there. */
+export type CallAnsweredElsewhereEvent = CallEventBase;
+export interface ParticipantLeftEvent extends CallEventBase { user_id: string; reason: "left" | "disconnected" | (string & {}) }
+/** To the members whose ring timed out. */
+export type CallMissedEvent = CallEventBase;
+export interface CallEndedEvent extends CallEventBase {
+  reason: CallEndReason;
+  ended_by: string | null;
+  duration_seconds: number;
+  participants: string[];
+  quality: ParticipantCallQuality[];
+}
+/** An SDP offer/answer or an ICE candidate relayed from another participant (`payload` as they sent it). */
+export interface SignalEvent {
+  call_id: string;
+  from_user_id: string;
+  from_connection_id: string;
+  kind: SignalKind;
+  payload: unknown;
+}
+
+interface RecordingEventBase extends CallEventBase { recording_id: string }
+export interface RecordingConsentRequestedEvent extends RecordingEventBase {
+  requested_by: string;
+  awaiting: string[];
+  deadline: string;
+  timeout_seconds: number;
+}
+export interface RecordingConsentedEvent extends RecordingEventBase { user_id: string; consent: boolean }
+export interface RecordingStartedEvent extends RecordingEventBase { requested_by: string | null }
+/** reason: "stopped" (StopRecording, `by`), "call_ended", or "consent_pending" (`awaiting` joined and must consent). */
+export interface RecordingStoppedEvent extends RecordingEventBase {
+  reason: "stopped" | "call_ended" | "consent_pending" | (string & {});
+  by: string | null;
+  awaiting: string[];
+}
+/** reason: "refused" (`user_ids` said no) or "timeout" (`user_ids` did not answer). */
+export interface RecordingDeclinedEvent extends RecordingEventBase { reason: "refused" | "timeout" | (string & {}); user_ids: string[] }

@@ -123,7 +123,7 @@ public sealed record ActiveRecording(string RecordingId, string RequestedBy, Dat
 /// </summary>
 public sealed record RecordingInfo(string RecordingId, string CallId, string RequestedBy, DateTimeOffset RequestedAt, string Status,
     IReadOnlyList<RecordingConsent> Consents, DateTimeOffset? StartedAt, DateTimeOffset? EndedAt, double DurationSeconds, string? EndReason,
-    RecordingFile? File, DateTimeOffset? DeletedAt = null, string? DeletedBy = null) : ICaasMessage;
+    RecordingFile? File, DateTimeOffset? DeletedAt = null, string? DeletedBy = null, string? DeleteReason = null) : ICaasMessage;
 
 /// <summary>The reply to a recording command: the recording as it is after it.</summary>
 public sealed record RecordingReply(string CallId, string RecordingId, string Status, IReadOnlyList<string> Awaiting, IReadOnlyList<RecordingConsent> Consents)

@@ -37,7 +37,8 @@ public sealed record CallSummary(string CallId, string StartedBy, string Media, 
 /// <summary>A conversation's calls: at most one active, and the most recent finished ones.</summary>
 public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary> History)
 {
-    public const int HistoryKept = 100, RecordingsKept = 100;
+    /// <remarks>A recording older than the conversation's last <see cref="RecordingsKept"/> is no longer known to the entity (it cannot be deleted through it; the read model still lists it).</remarks>
+    public const int HistoryKept = 100, RecordingsKept = 1000;
 
     public static CallRoomState Empty { get; } = new(null, []);
 
@@ -153,7 +154,7 @@ public sealed record CallRoomState(ActiveCall? Active, ImmutableList<CallSummary
             case CallRecordingStored st:
                 return Update(st.RecordingId, i => i with { File = st.File });
             case CallRecordingDeleted del:
-                return Update(del.RecordingId, i => i with { Status = "deleted", DeletedAt = at, DeletedBy = del.By });
+                return Update(del.RecordingId, i => i with { Status = "deleted", DeletedAt = at, DeletedBy = del.By, DeleteReason = del.Reason });
             default:
                 return this;
         }

@@ -78,6 +78,10 @@ public static class UsersApi
             var files = http.RequestServices.GetService(typeof(Caas.Web.Media.MediaUploads)) is Caas.Web.Media.MediaUploads media
                 ? await media.EraseFilesOfAsync(caller.TenantId, userId, caller.UserId, ct)
                 : 0;
+            // Every recording the user appears in is deleted as the admin recordings API deletes one (bytes purged, metadata kept).
+            var recordings = http.RequestServices.GetService(typeof(Caas.Streams.Calls.RecordingReadModel)) is not null
+                ? await RecordingsAdminApi.EraseRecordingsOfAsync(http.RequestServices, caller.TenantId, userId, caller.UserId, ct)
+                : 0;
             return Results.Ok(new
             {
                 user_id = report.UserId,
@@ -88,6 +92,7 @@ public static class UsersApi
                 files_erased = files,
                 read_model_settled = report.ReadModelSettled,
                 search_entries_erased = report.SearchEntriesErased,
+                recordings_deleted = recordings,
                 recent_searches_erased = report.RecentSearchesErased,
             });
         });

@@ -9,7 +9,7 @@ namespace Caas.Web.Tests.Hubs;
 /// </summary>
 public sealed class BrowserConsoleTests(HubNode node, ITestOutputHelper output) : IClassFixture<HubNode>
 {
-    [Fact(Timeout = 180_000)]
+    [Fact(Timeout = 300_000)]
     public async Task Two_browser_pages_chat_through_the_console()
     {
         var root = RepositoryRoot();
@@ -39,7 +39,7 @@ public sealed class BrowserConsoleTests(HubNode node, ITestOutputHelper output) 
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(150));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(270));
         try
         {
             await process.WaitForExitAsync(cts.Token);

@@ -1,13 +1,20 @@
 // A minimal one-to-one WebRTC call over CAAS: ICE servers (TURN REST credentials) from the hub's GetIceServers,
 // the call's lifecycle and the SDP/ICE exchange only through the hub (StartCall, AcceptCall, DeclineCall, SendSignal,
 // LeaveCall; events callRinging, callAccepted, signal, participantLeft, callEnded). Open
-// /console/call.html?token=JWT&conversation=ID[&relay=1]. window.caasCall exposes the state (for tests and debugging).
+// /console/call.html?token=JWT&conversation=ID[&relay=1][&call=CALL_ID]. A call already going on in the conversation
+// (GET /v1/conversations/{id}/calls, or the call parameter) can be joined (AcceptCall). Recording with consent:
+// Record (RequestRecording), a consent prompt on recordingConsentRequested (ConsentRecording); on the requester's page a
+// MediaRecorder over the remote stream (WebM) while every participant consents, paused while one who joined has not,
+// uploaded through the media API's chunked upload with the recording id once it is over (declined, stopped, hang-up).
+// window.caasCall exposes the state (for tests and debugging).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
+// Parameters come from the query or the fragment (#token=…: the /console page passes the token there, so it never
+// reaches a server's access log).
+const params = new URLSearchParams([location.search.slice(1), location.hash.slice(1)].filter(Boolean).join("&"));
 const call = { hub: null, me: null, conversation: params.get("conversation"), id: null, peer: null, pc: null,
-  local: null, pending: [], ended: null, iceServers: [] };
+  local: null, pending: [], ended: null, iceServers: [], token: params.get("token"), ongoing: null, recording: null };
 window.caasCall = call;
 
 function log(text) { $("log").textContent = text; }
@@ -27,12 +34,14 @@ async function invoke(method, arg) {
   return result;
 }
 
-// The node hands out only TURN servers its health check found working: ask again (bounded) until there is one.
+// The node hands out only TURN servers its health check found working: ask again (bounded) until there is one. Without
+// "relay only", a node with no TURN server (the embedded default) is fine after a few tries: on one machine or one LAN
+// the browsers reach each other directly.
 async function iceServers() {
   for (let attempt = 0; attempt < 120; attempt++) {
     try {
       const result = await invoke("GetIceServers");
-      if (result.ice_servers.length) return result.ice_servers;
+      if (result.ice_servers.length || (!$("relay-only").checked && attempt >= 2)) return result.ice_servers;
       log(result.warning || "no ICE server yet");
     } catch (e) {
       log(e.message); // e.g. rate_limited: ask again
@@ -87,6 +96,8 @@ async function startCall() {
   setState("call-state", "ringing");
   $("call").disabled = true;
   $("hangup").disabled = false;
+  $("ongoing").hidden = true;
+  $("record").hidden = false;
 }
 
 // The callee answered: the caller offers to them.
@@ -112,11 +123,32 @@ function onRinging(e) {
 
 async function accept() {
   $("incoming").hidden = true;
+  $("ongoing").hidden = true;
   await newPeerConnection(); // before AcceptCall: the offer may follow its answer at once
-  await invoke("AcceptCall", { call_id: call.id });
+  const joined = await invoke("AcceptCall", { call_id: call.id });
   setState("call-state", "connecting");
   $("call").disabled = true;
   $("hangup").disabled = false;
+  $("record").hidden = false;
+  if (joined.recording) onRecordingState(joined.recording); // a recording going on: asked to consent before media flows
+}
+
+// A call already going on in the conversation (one is rung only when it starts): joined like an answer.
+async function findOngoing() {
+  if (call.id) return;
+  const id = params.get("call")
+    ?? (await api("GET", `/v1/conversations/${encodeURIComponent(call.conversation)}/calls?limit=1`)).active?.call_id;
+  if (!id || call.id) return;
+  call.ongoing = id;
+  $("ongoing").hidden = false;
+}
+
+async function join() {
+  if (!call.ongoing || call.id) return;
+  call.id = call.ongoing;
+  call.ongoing = null;
+  call.ended = null;
+  await accept();
 }
 
 async function decline() {
@@ -132,6 +164,15 @@ async function hangup() {
 }
 
 function reset() {
+  const r = call.recording;
+  if (r && ["pending", "recording", "paused"].includes(r.status)) {
+    setRecording(r, "stopped", "hang-up");
+    finishRecording(r); // stops the recorder now (before the peer connection closes), uploads in the background
+  }
+  $("record").hidden = true;
+  $("consent").hidden = true;
+  $("ongoing").hidden = true;
+  call.ongoing = null;
   call.pc?.close();
   call.pc = null;
   call.id = null;
@@ -143,6 +184,200 @@ function reset() {
   $("hangup").disabled = true;
   setState("ice-state", "closed");
   setState("call-state", "idle");
+}
+
+// ---- recording with consent ---------------------------------------------------------------------------------------
+
+async function api(method, path, body, contentType) {
+  const headers = { Authorization: `Bearer ${call.token}` };
+  if (contentType) headers["Content-Type"] = contentType;
+  const response = await fetch(path, { method, headers, body });
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  if (!response.ok) {
+    const error = new Error(`${method} ${path.split("?")[0]}: ${response.status} ${json?.code ?? ""} ${json?.detail ?? text}`);
+    error.status = response.status;
+    throw error;
+  }
+  return json;
+}
+
+// A few attempts at what may be refused for a moment (a chunk or completion "being stored by another request", a
+// rate limit, an overloaded node, a network error), then the error.
+async function retrying(f) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (attempt >= 5 || (e.status && ![409, 429, 502, 503, 504].includes(e.status))) throw e;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
+// The call's recording as this page knows it; a new recording id starts a new one.
+function recordingFor(recordingId, requestedBy) {
+  let r = call.recording;
+  if (!r || r.id !== recordingId) {
+    r = call.recording = { id: recordingId, requestedBy: null, mine: false, status: "pending", reason: null, awaiting: [], consents: {},
+      recorder: null, stopped: null, chunks: [], bytes: 0, pieces: 0, startedAt: null, finishing: null, upload: "none", fileId: null, error: null };
+  }
+  if (requestedBy) {
+    r.requestedBy = requestedBy;
+    r.mine = requestedBy === call.me;
+  }
+  return r;
+}
+
+function setRecording(r, status, detail) {
+  r.status = status;
+  r.reason = detail ?? null;
+  setState("recording-state", status);
+  if (detail) $("recording-state").textContent = `${status} (${detail})`;
+}
+
+function setUpload(r, state, detail) {
+  r.upload = state;
+  setState("recording-upload", state);
+  $("recording-file").textContent = detail ?? "";
+}
+
+function askConsent(r) {
+  $("consent-from").textContent = r.requestedBy ?? "a participant";
+  $("consent").hidden = false;
+}
+
+async function record() {
+  const asked = await invoke("RequestRecording", { call_id: call.id });
+  const r = recordingFor(asked.recording_id, call.me);
+  if (r.status === "pending") setRecording(r, "pending", asked.awaiting.length ? `awaiting ${asked.awaiting.join(", ")}` : null);
+}
+
+async function consent(yes) {
+  const r = call.recording;
+  if (!r) return;
+  $("consent").hidden = true;
+  await invoke("ConsentRecording", { call_id: call.id, recording_id: r.id, consent: yes });
+}
+
+// AcceptCall's answer: the call's recording as it is (status pending|recording|paused, whose consent is awaited).
+function onRecordingState(state) {
+  const requester = state.consents?.find((c) => c.how === "requested")?.user_id;
+  const r = recordingFor(state.recording_id, requester);
+  if (r.status === "pending" || r.status === "paused" || r.status === "recording") {
+    setRecording(r, state.status, state.awaiting?.length ? `awaiting ${state.awaiting.join(", ")}` : null);
+    r.awaiting = state.awaiting ?? [];
+  }
+  if (r.awaiting.includes(call.me)) askConsent(r);
+}
+
+function onConsentRequested(e) {
+  e = payloadOf(e);
+  if (e.call_id !== call.id) return;
+  const r = recordingFor(e.recording_id, e.requested_by);
+  r.awaiting = e.awaiting ?? [];
+  if (r.status === "pending") setRecording(r, "pending", r.awaiting.length ? `awaiting ${r.awaiting.join(", ")}` : null);
+  if (r.awaiting.includes(call.me) && r.consents[call.me] === undefined) askConsent(r);
+}
+
+function onConsented(e) {
+  e = payloadOf(e);
+  if (e.call_id !== call.id || call.recording?.id !== e.recording_id) return;
+  call.recording.consents[e.user_id] = e.consent;
+  if (e.user_id === call.me) $("consent").hidden = true;
+}
+
+function onRecordingStarted(e) {
+  e = payloadOf(e);
+  if (e.call_id !== call.id) return;
+  const r = recordingFor(e.recording_id, e.requested_by);
+  setRecording(r, "recording");
+  $("consent").hidden = true;
+  if (r.mine) startRecorder(r);
+}
+
+function onRecordingStopped(e) {
+  e = payloadOf(e);
+  if (e.call_id !== call.id) return;
+  const r = recordingFor(e.recording_id);
+  if (e.reason === "consent_pending") {
+    // Someone joined who has not consented: paused until they do (recordingStarted resumes it).
+    setRecording(r, "paused", e.awaiting?.length ? `awaiting ${e.awaiting.join(", ")}` : e.reason);
+    if (r.recorder?.state === "recording") r.recorder.pause();
+    return;
+  }
+  setRecording(r, "stopped", e.reason);
+  $("consent").hidden = true;
+  finishRecording(r);
+}
+
+function onRecordingDeclined(e) {
+  e = payloadOf(e);
+  if (e.call_id !== call.id) return;
+  const r = recordingFor(e.recording_id);
+  setRecording(r, "declined", e.reason);
+  r.declinedBy = e.user_ids ?? [];
+  $("consent").hidden = true;
+  finishRecording(r); // after it had started: what was recorded is uploaded
+}
+
+// The requester records the remote stream (what the other side sends: the simplest robust choice) as WebM.
+function startRecorder(r) {
+  if (r.recorder) {
+    if (r.recorder.state === "paused") r.recorder.resume();
+    return;
+  }
+  const stream = $("remote").srcObject;
+  if (!stream) throw new Error("no remote stream to record");
+  const types = stream.getVideoTracks().length ? ["video/webm;codecs=vp8,opus", "video/webm"] : ["audio/webm;codecs=opus", "audio/webm"];
+  const mimeType = types.find((t) => MediaRecorder.isTypeSupported(t));
+  const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  recorder.ondataavailable = (e) => {
+    if (!e.data.size) return;
+    r.chunks.push(e.data);
+    r.bytes += e.data.size;
+    r.pieces++;
+  };
+  r.stopped = new Promise((resolve) => recorder.addEventListener("stop", resolve, { once: true }));
+  recorder.start(1000); // a piece a second: what was recorded is kept even if the page cannot stop it cleanly
+  r.recorder = recorder;
+  r.startedAt = Date.now();
+}
+
+// Once the recording is over: stop the recorder (synchronously, before anything closes its tracks) and upload its
+// bytes with the recording id. Only the requester's page records; once only.
+function finishRecording(r) {
+  if (!r.mine || !r.recorder) return Promise.resolve();
+  if (!r.finishing) {
+    if (r.recorder.state !== "inactive") r.recorder.stop();
+    r.finishing = uploadRecording(r).catch((e) => {
+      r.error = e.message;
+      setUpload(r, "failed", e.message);
+    });
+  }
+  return r.finishing;
+}
+
+async function uploadRecording(r) {
+  await r.stopped;
+  const type = (r.recorder.mimeType || "video/webm").split(";")[0];
+  const blob = new Blob(r.chunks, { type });
+  if (!blob.size) throw new Error("nothing was recorded");
+  setUpload(r, "uploading", `0 / ${blob.size} bytes`);
+  const start = await retrying(() => api("POST", "/v1/media/upload/chunk",
+    JSON.stringify({ file_name: `${r.id}.webm`, content_type: type, conversation_id: call.conversation, recording_id: r.id }), "application/json"));
+  // No size up front: every chunk but the last is exactly chunk_size bytes.
+  const size = start.chunk_size;
+  for (let index = 0; index * size < blob.size; index++) {
+    const part = blob.slice(index * size, (index + 1) * size);
+    await retrying(() => api("POST", `/v1/media/upload/chunk/${start.upload_id}?index=${index}`, part, "application/octet-stream"));
+    setUpload(r, "uploading", `${Math.min(blob.size, (index + 1) * size)} / ${blob.size} bytes`);
+  }
+  const file = await retrying(() => api("POST", `/v1/media/upload/complete/${start.upload_id}`));
+  r.fileId = file.id;
+  r.uploadedBytes = blob.size;
+  setUpload(r, "uploaded", file.id);
 }
 
 async function main() {
@@ -164,15 +399,27 @@ async function main() {
   hub.on("participantLeft", guard((e) => { e = payloadOf(e); if (e.call_id === call.id && e.user_id === call.peer) return hangup(); }));
   hub.on("callDeclined", guard((e) => { e = payloadOf(e); if (e.call_id === call.id) reset(); }));
   hub.on("callEnded", guard((e) => { e = payloadOf(e); call.ended = e; if (e.call_id === call.id) reset(); setState("call-state", "ended"); }));
+  hub.on("recordingConsentRequested", guard(onConsentRequested));
+  hub.on("recordingConsented", guard(onConsented));
+  hub.on("recordingStarted", guard(onRecordingStarted));
+  hub.on("recordingStopped", guard(onRecordingStopped));
+  hub.on("recordingDeclined", guard(onRecordingDeclined));
   hub.onclose(() => setState("status", "disconnected"));
   call.hub = hub;
   await hub.start();
   setState("status", "connected");
   $("call").disabled = false;
+  await findOngoing();
+  // start=1 (the console's Call button): call at once.
+  if (params.get("start") === "1" && !call.id && !call.ongoing) await startCall();
 }
 
 $("call").onclick = () => startCall().catch((e) => log(e.message));
 $("accept").onclick = () => accept().catch((e) => log(e.message));
 $("decline").onclick = () => decline().catch((e) => log(e.message));
 $("hangup").onclick = () => hangup().catch((e) => log(e.message));
+$("join").onclick = () => join().catch((e) => log(e.message));
+$("record").onclick = () => record().catch((e) => log(e.message));
+$("allow").onclick = () => consent(true).catch((e) => log(e.message));
+$("refuse").onclick = () => consent(false).catch((e) => log(e.message));
 main().catch((e) => log(e.message));

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, me: null, hub: null, room: null, typingTimers: new Map(), lastTypingSent: 0 };
+const state = { token: null, me: null, hub: null, room: null, typingTimers: new Map(), lastTypingSent: 0, ringing: null };
 
 function log(text) { $("log").textContent = text; }
 
@@ -38,8 +38,9 @@ async function connect(token) {
     .build();
   hub.on("newMessage", onMessage);
   hub.on("typing", (e) => showTyping(e.user_id));
-  hub.on("readReceipt", (e) => markReceipt(e.seq, `read by ${e.user_id}`, "read"));
-  hub.on("delivered", (e) => markReceipt(e.seq, `delivered to ${e.user_id}`, "delivered"));
+  // Receipts are the others' (one's own read of a later message is no receipt for one's earlier ones).
+  hub.on("readReceipt", (e) => { if (e.user_id !== state.me) markReceipt(e.seq, `read by ${e.user_id}`, "read"); });
+  hub.on("delivered", (e) => { if (e.user_id !== state.me) markReceipt(e.seq, `delivered to ${e.user_id}`, "delivered"); });
   hub.on("presenceChanged", (e) => setPresence(e.user_id, e.status));
   hub.on("memberJoined", (e) => setPresence(e.user_id, "online"));
   hub.on("roomActivity", (e) => {
@@ -48,6 +49,10 @@ async function connect(token) {
   });
   hub.on("userKicked", (e) => { if (e.user_id === state.me) leaveView("You were removed from the room."); });
   hub.on("userBanned", (e) => { if (e.user_id === state.me) leaveView("You were banned from the room."); });
+  // Calls: ringing shows on whatever room is open; Answer opens the call panel on that call (call.html in a frame).
+  hub.on("callRinging", (e) => ringing(e));
+  for (const name of ["callAnsweredElsewhere", "callEnded", "callMissed", "callDeclined"])
+    hub.on(name, (e) => { if (state.ringing?.call_id === e.call_id) clearRinging(); });
   hub.on("sessionExpired", () => setStatus("expired"));
   hub.onclose(() => setStatus("disconnected"));
   hub.onreconnecting(() => setStatus("reconnecting"));
@@ -85,14 +90,49 @@ async function join(id, again = false, title = null) {
   // Catch up from the last message seen (all of it when the room is new to this page), then go on live.
   const history = await state.hub.invoke("GetHistory", { conversation_id: id, after_seq: state.room.lastSeq, limit: 200 });
   if (history.success) for (const m of history.items) onMessage(m);
-  $("message").disabled = $("send").disabled = false;
+  $("message").disabled = $("send").disabled = $("call").disabled = false;
   $("message").focus();
+}
+
+// ---- calls -------------------------------------------------------------------------------------------------------
+// The call itself (WebRTC, ICE servers from the node, signaling through the hub, recording with consent) is the call
+// page, /console/call.html, shown in a frame here; the token goes in its fragment, never to a server log.
+function openCall(conversationId, callId = null) {
+  const fragment = new URLSearchParams({ token: state.token, conversation: conversationId, ...(callId ? { call: callId } : { start: "1" }) });
+  $("call-frame").src = `call.html#${fragment}`;
+  $("call-panel").hidden = false;
+  $("call-panel").dataset.conversation = conversationId;
+  $("call-panel").dataset.call = callId ?? "";
+}
+
+function closeCall() {
+  $("call-frame").src = "about:blank"; // the page's hang-up on unload is not awaited: leaving the call ends it for this user
+  $("call-panel").hidden = true;
+}
+
+function ringing(e) {
+  state.ringing = e;
+  $("incoming-text").textContent = `${e.from_user_id} is calling (${e.media})` +
+    (e.conversation_id === state.room?.id ? "" : ` in ${document.querySelector(`#conversations li[data-id="${CSS.escape(e.conversation_id)}"]`)?.textContent ?? e.conversation_id}`);
+  $("incoming").hidden = false;
+}
+
+function clearRinging() {
+  state.ringing = null;
+  $("incoming").hidden = true;
+}
+
+/** A call's summary message (content type "call") as one line. */
+function callLine(c) {
+  const minutes = Math.floor((c.duration_seconds ?? 0) / 60), seconds = Math.round((c.duration_seconds ?? 0) % 60);
+  const how = { completed: "", missed: " — missed", declined: " — declined", busy: " — busy", no_answer: " — no answer", ended: ` — ended by ${c.ended_by}` }[c.reason] ?? ` — ${c.reason}`;
+  return `📞 ${c.media} call${how}, ${minutes}:${String(seconds).padStart(2, "0")}, ${(c.participants ?? []).join(", ") || "nobody answered"}`;
 }
 
 function leaveView(reason) {
   state.room = null;
   $("room-title").textContent = reason;
-  $("message").disabled = $("send").disabled = true;
+  $("message").disabled = $("send").disabled = $("call").disabled = true;
 }
 
 function onMessage(m) {
@@ -103,7 +143,11 @@ function onMessage(m) {
   li.dataset.sender = m.sender_id;
   const seq = Object.assign(document.createElement("span"), { className: "seq", textContent: `#${m.seq}` });
   const who = Object.assign(document.createElement("span"), { className: "who", textContent: m.sender_id });
-  const text = Object.assign(document.createElement("span"), { className: "text", textContent: m.deleted ? "(deleted)" : m.content?.text ?? "" });
+  const isCall = m.content?.type === "call";
+  if (isCall) li.dataset.kind = "call";
+  const text = Object.assign(document.createElement("span"), {
+    className: "text", textContent: m.deleted ? "(deleted)" : isCall ? callLine(m.content) : m.content?.text ?? "",
+  });
   const receipt = Object.assign(document.createElement("span"), { className: "receipt" });
   li.append(seq, who, text, receipt);
   $("messages").append(li);
@@ -159,6 +203,10 @@ function setPresence(user, status) {
 
 $("signin").onsubmit = (e) => { e.preventDefault(); connect($("token").value.trim()).catch((err) => { setStatus("disconnected"); log(err.message); }); };
 $("refresh").onclick = () => refresh().catch((e) => log(e.message));
+$("call").onclick = () => { if (state.room) openCall(state.room.id); };
+$("answer").onclick = () => { if (state.ringing) openCall(state.ringing.conversation_id, state.ringing.call_id); clearRinging(); };
+$("dismiss").onclick = () => clearRinging();
+$("close-call").onclick = () => closeCall();
 $("create").onsubmit = async (e) => {
   e.preventDefault();
   try {
