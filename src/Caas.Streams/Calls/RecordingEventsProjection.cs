@@ -95,23 +95,16 @@ public sealed class RecordingEventsProjection : ReceiveActor
     private static readonly Counter Published = Metrics.CreateCounter("caas_kafka_recording_events_published_total",
         "webrtc.recording.events records acknowledged by the broker.");
 
-    private readonly KafkaPublisher _publisher;
     private readonly ProjectionOffsetStore _offsets;
-    private readonly string _topic;
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly CircuitBreaker _breaker;
+    private readonly KafkaSink _sink;
     private UniqueKillSwitch? _killSwitch;
 
     public RecordingEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, string topic, ProjectionSettings settings)
     {
-        (_publisher, _offsets, _topic, _settings) = (publisher, offsets, topic, settings);
-        _breaker = new CircuitBreaker(Context.System.Scheduler, kafka.BreakerMaxFailures, kafka.BreakerCallTimeout, kafka.BreakerReset);
-        var gauge = ChatEventsProjection.BreakerState.WithLabels(Name);
-        _breaker.OnOpen(() => gauge.Set(2));
-        _breaker.OnHalfOpen(() => gauge.Set(1));
-        _breaker.OnClose(() => gauge.Set(0));
-        gauge.Set(0);
+        (_offsets, _settings) = (offsets, settings);
+        _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, topic, _log, Published);
         ReceiveAny(_ => { });
     }
 
@@ -128,29 +121,9 @@ public sealed class RecordingEventsProjection : ReceiveActor
                     .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
                         new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
                     .ToList();
-                if (records.Count > 0) await PublishWithRetryAsync(records);
+                await _sink.PublishAsync(records);
                 await _offsets.SaveAsync(Name, ((Sequence)list[^1].Offset).Value);
             }, Context.Materializer(), _log);
-    }
-
-    private async Task PublishWithRetryAsync(List<KafkaPublisher.OutboundRecord> records)
-    {
-        var backoff = _settings.MinBackoff;
-        while (true)
-        {
-            try
-            {
-                await _breaker.WithCircuitBreaker(_ => _publisher.PublishAsync(_topic, records));
-                Published.Inc(records.Count);
-                return;
-            }
-            catch (Exception e)
-            {
-                _log.Debug("webrtc.recording.events batch of {0} not published ({1}); retrying in {2}", records.Count, e.Message, backoff);
-                await Task.Delay(backoff);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _settings.MaxBackoff.Ticks));
-            }
-        }
     }
 
     protected override void PostStop() => _killSwitch?.Shutdown();

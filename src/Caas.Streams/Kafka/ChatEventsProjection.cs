@@ -31,41 +31,24 @@ public sealed class ChatEventsProjection : ReceiveActor
     public static readonly Gauge BreakerState = Metrics.CreateGauge("caas_kafka_breaker_state",
         "Circuit breaker of a Kafka sink: 0 closed, 1 half-open, 2 open.", "sink");
 
-    private readonly KafkaPublisher _publisher;
     private readonly ProjectionOffsetStore _offsets;
-    private readonly KafkaSettings _kafka;
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly CircuitBreaker _breaker;
+    private readonly KafkaSink _sink;
     private UniqueKillSwitch? _killSwitch;
 
     public ChatEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings)
     {
-        _publisher = publisher;
         _offsets = offsets;
-        _kafka = kafka;
         _settings = settings;
-        _breaker = new CircuitBreaker(Context.System.Scheduler, kafka.BreakerMaxFailures, kafka.BreakerCallTimeout, kafka.BreakerReset);
-        var log = _log;
-        _breaker.OnOpen(() =>
-        {
-            BreakerState.WithLabels(Name).Set(2);
-            log.Warning("chat.events breaker open: the broker is not acknowledging; holding the offset");
-        });
-        _breaker.OnHalfOpen(() => BreakerState.WithLabels(Name).Set(1));
-        _breaker.OnClose(() =>
-        {
-            BreakerState.WithLabels(Name).Set(0);
-            log.Info("chat.events breaker closed: publishing again");
-        });
-        BreakerState.WithLabels(Name).Set(0);
+        _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, kafka.EventsTopic, _log, Published, BatchFailures);
         ReceiveAny(_ => { });
     }
 
     public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings) =>
         Props.Create(() => new ChatEventsProjection(publisher, offsets, kafka, settings));
 
-    public CircuitBreaker Breaker => _breaker;
+    public CircuitBreaker Breaker => _sink.Breaker;
 
     protected override void PreStart()
     {
@@ -80,30 +63,10 @@ public sealed class ChatEventsProjection : ReceiveActor
             }, Context.Materializer(), _log);
     }
 
-    private async Task PublishWithRetryAsync(IReadOnlyList<EventEnvelope> batch)
-    {
-        var records = batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
+    private Task PublishWithRetryAsync(IReadOnlyList<EventEnvelope> batch) =>
+        _sink.PublishAsync([.. batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
             .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
-                new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type, ["seq"] = r.Seq.ToString() }))
-            .ToList();
-        var backoff = _settings.MinBackoff;
-        while (true)
-        {
-            try
-            {
-                await _breaker.WithCircuitBreaker(_ => _publisher.PublishAsync(_kafka.EventsTopic, records));
-                Published.Inc(records.Count);
-                return;
-            }
-            catch (Exception e)
-            {
-                BatchFailures.Inc();
-                _log.Debug("chat.events batch of {0} not published ({1}); retrying in {2}", records.Count, e.Message, backoff);
-                await Task.Delay(backoff);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _settings.MaxBackoff.Ticks));
-            }
-        }
-    }
+                new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type, ["seq"] = r.Seq.ToString() }))]);
 
     protected override void PostStop() => _killSwitch?.Shutdown();
 }

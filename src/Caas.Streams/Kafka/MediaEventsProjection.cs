@@ -68,26 +68,17 @@ public sealed class MediaEventsProjection : ReceiveActor
 
     private static readonly Counter Published = Metrics.CreateCounter("caas_kafka_media_events_published_total", "media.events records acknowledged by the broker.");
 
-    private readonly KafkaPublisher _publisher;
     private readonly ProjectionOffsetStore _offsets;
-    private readonly KafkaSettings _kafka;
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly CircuitBreaker _breaker;
+    private readonly KafkaSink _sink;
     private UniqueKillSwitch? _killSwitch;
 
     public MediaEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings)
     {
-        _publisher = publisher;
         _offsets = offsets;
-        _kafka = kafka;
         _settings = settings;
-        _breaker = new CircuitBreaker(Context.System.Scheduler, kafka.BreakerMaxFailures, kafka.BreakerCallTimeout, kafka.BreakerReset);
-        var gauge = ChatEventsProjection.BreakerState.WithLabels(Name);
-        _breaker.OnOpen(() => gauge.Set(2));
-        _breaker.OnHalfOpen(() => gauge.Set(1));
-        _breaker.OnClose(() => gauge.Set(0));
-        gauge.Set(0);
+        _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, kafka.MediaEventsTopic, _log, Published);
         ReceiveAny(_ => { });
     }
 
@@ -101,7 +92,7 @@ public sealed class MediaEventsProjection : ReceiveActor
         _killSwitch = ProjectionRunner.Run(Name, MediaActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
             async list =>
             {
-                await PublishWithRetryAsync(await RecordsAsync(list, system, materializer));
+                await _sink.PublishAsync(await RecordsAsync(list, system, materializer));
                 await _offsets.SaveAsync(Name, ((Sequence)list[^1].Offset).Value);
             }, materializer, _log);
     }
@@ -124,26 +115,6 @@ public sealed class MediaEventsProjection : ReceiveActor
             .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
                 new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
             .ToList();
-    }
-
-    private async Task PublishWithRetryAsync(List<KafkaPublisher.OutboundRecord> records)
-    {
-        var backoff = _settings.MinBackoff;
-        while (true)
-        {
-            try
-            {
-                await _breaker.WithCircuitBreaker(_ => _publisher.PublishAsync(_kafka.MediaEventsTopic, records));
-                Published.Inc(records.Count);
-                return;
-            }
-            catch (Exception e)
-            {
-                _log.Debug("media.events batch of {0} not published ({1}); retrying in {2}", records.Count, e.Message, backoff);
-                await Task.Delay(backoff);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _settings.MaxBackoff.Ticks));
-            }
-        }
     }
 
     protected override void PostStop() => _killSwitch?.Shutdown();

@@ -100,22 +100,12 @@ public sealed class ConversationProjection : ReceiveActor
     /// </summary>
     private async Task SweepAsync()
     {
-        var journaled = await _lateCommits!.JournaledAsync();
-        if (journaled.Count == 0) return;
-        await _writeGate.WaitAsync();
-        try
-        {
-            var late = await LateCommitSweep.MissingAsync(journaled, await _writer.MarksAsync(journaled.Keys), ReadMissingAsync);
-            if (late.Count == 0) return;
-            await _writer.WriteAsync(late, ReadModelWriter.ProjectionName, default, null, storeOffset: false);
-            _log.Warning("Projection {0}: {1} events committed late (the tag stream had passed them); applied from the journal",
-                ReadModelWriter.ProjectionName, late.Count);
-            HolesFilled.WithLabels(ReadModelWriter.ProjectionName).Inc(late.Count);
-        }
-        finally
-        {
-            _writeGate.Release();
-        }
+        var applied = await _lateCommits!.SweepAsync(_writeGate, ids => _writer.MarksAsync(ids), ReadMissingAsync,
+            late => _writer.WriteAsync(late, ReadModelWriter.ProjectionName, default, null, storeOffset: false));
+        if (applied == 0) return;
+        _log.Warning("Projection {0}: {1} events committed late (the tag stream had passed them); applied from the journal",
+            ReadModelWriter.ProjectionName, applied);
+        HolesFilled.WithLabels(ReadModelWriter.ProjectionName).Inc(applied);
     }
 
     private void Start()

@@ -48,6 +48,29 @@ public sealed class LateCommitSweep(Func<CancellationToken, Task<DbConnection>> 
     }
 
     /// <summary>
+    /// One sweep: the journal's recent rows (outside the gate), then, holding the projection's write gate, the events
+    /// above its marks read by persistence id and applied by <paramref name="apply"/> (which must not move the offset).
+    /// Answers how many were applied.
+    /// </summary>
+    public async Task<int> SweepAsync(SemaphoreSlim gate, Func<IEnumerable<string>, Task<IReadOnlyDictionary<string, long>>> marks,
+        ReadModelWriter.JournalReader read, Func<IReadOnlyList<EventEnvelope>, Task> apply)
+    {
+        var journaled = await JournaledAsync();
+        if (journaled.Count == 0) return 0;
+        await gate.WaitAsync();
+        try
+        {
+            var late = await MissingAsync(journaled, await marks(journaled.Keys), read);
+            if (late.Count > 0) await apply(late);
+            return late.Count;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
     /// The events above each persistence id's mark up to what the journal holds, read by persistence id. Only ids with a
     /// mark are looked at (a projection whose marks are not complete leaves out the ids it cannot judge).
     /// </summary>

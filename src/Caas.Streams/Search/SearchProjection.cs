@@ -142,21 +142,11 @@ public sealed class SearchProjection : ReceiveActor
     /// </summary>
     private async Task SweepAsync()
     {
-        var journaled = await _lateCommits!.JournaledAsync();
-        if (journaled.Count == 0) return;
-        await _writeGate.WaitAsync();
-        try
-        {
-            var late = await LateCommitSweep.MissingAsync(journaled, await _index.MarksAsync(journaled.Keys, SearchIndex.Live), ReadMissingAsync);
-            if (late.Count == 0) return;
-            await _index.WriteAsync(late, SearchIndex.ProjectionName, SearchIndex.Live, default, null, storeOffset: false);
-            _log.Warning("Search index: {0} events committed late (the tag stream had passed them); applied from the journal", late.Count);
-            LateEvents.Inc(late.Count);
-        }
-        finally
-        {
-            _writeGate.Release();
-        }
+        var applied = await _lateCommits!.SweepAsync(_writeGate, ids => _index.MarksAsync(ids, SearchIndex.Live), ReadMissingAsync,
+            late => _index.WriteAsync(late, SearchIndex.ProjectionName, SearchIndex.Live, default, null, storeOffset: false));
+        if (applied == 0) return;
+        _log.Warning("Search index: {0} events committed late (the tag stream had passed them); applied from the journal", applied);
+        LateEvents.Inc(applied);
     }
 
     private void StartLive()
