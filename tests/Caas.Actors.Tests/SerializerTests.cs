@@ -229,6 +229,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new PostCallSummary("acme", "c-1", "alice", "call_1", new MessageContent("call", "{\"call_id\":\"call_1\"}")),
             new Caas.Actors.Calls.CallQualityCheckpointed(Meta, "call_1",
                 [new Caas.Actors.Calls.ParticipantQuality("alice", 3, new Caas.Actors.Calls.MetricStats(3, 40, 60, 150), null, new Caas.Actors.Calls.MetricStats(1, 0.5, 0.5, 0.5), null)]),
+            new Caas.Actors.Calls.CallHeartbeat("acme", "c-1", "system", "call_1", ["alice", "bob"]),
             // call recordings
             new Caas.Actors.Calls.CallRecordingRequested(Meta, "call_1", "rec_0190a1b2c3d4e5f60718293a4b5c6d7e", "alice", ["bob", "carol"], At.AddSeconds(30)),
             new Caas.Actors.Calls.CallRecordingConsented(Meta, "call_1", "rec_0190a1b2c3d4e5f60718293a4b5c6d7e", "bob", true, "hub"),

@@ -47,6 +47,15 @@ public sealed record CheckSignal(string TenantId, string ConversationId, string 
 public sealed record ReportCallQuality(string TenantId, string ConversationId, string UserId, string CallId, CallQualitySample Sample)
     : CallCommand(TenantId, ConversationId, UserId);
 
+/// <summary>
+/// A hub node still holds connections of <paramref name="Users"/> in the call (sent by every node every
+/// <c>caas.calls.heartbeat-every</c>, told, never answered). A joined participant no node has vouched for within
+/// <c>liveness-timeout</c> has left (disconnected): so a call whose participants' node died ends, and a heartbeat
+/// brings back a call entity whose own node died.
+/// </summary>
+public sealed record CallHeartbeat(string TenantId, string ConversationId, string UserId, string CallId, IReadOnlyList<string> Users)
+    : CallCommand(TenantId, ConversationId, UserId);
+
 /// <summary>The conversation's calls: the active one (if any) and the most recent finished ones, newest first.</summary>
 public sealed record GetCallHistory(string TenantId, string ConversationId, string UserId, int Limit) : CallCommand(TenantId, ConversationId, UserId);
 

@@ -15,16 +15,28 @@ namespace Caas.Actors.Calls;
 /// <summary>Call settings (<c>caas.calls</c> in hocon/sharding.conf).</summary>
 /// <param name="ConsentTimeout">How long the participants have to consent to a recording (<c>recording-consent-timeout</c>).</param>
 /// <param name="QualityCheckpoint">How often at most the active call's quality aggregates are persisted (<c>quality-checkpoint</c>).</param>
-public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout = null, TimeSpan? QualityCheckpoint = null)
+/// <param name="LivenessTimeout">A joined participant no hub node has vouched for (<see cref="CallHeartbeat"/>) this long has left (<c>liveness-timeout</c>).</param>
+/// <param name="LivenessCheck">How often the active call looks for such participants (<c>liveness-check</c>).</param>
+public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout = null, TimeSpan? QualityCheckpoint = null,
+    TimeSpan? LivenessTimeout = null, TimeSpan? LivenessCheck = null)
 {
     public TimeSpan RecordingConsentTimeout => ConsentTimeout ?? CallDecider.DefaultConsentTimeout;
 
     public TimeSpan QualityCheckpointEvery => QualityCheckpoint ?? TimeSpan.FromSeconds(30);
 
+    public TimeSpan LivenessTimeoutValue => LivenessTimeout ?? TimeSpan.FromSeconds(65);
+
+    public TimeSpan LivenessCheckEvery => LivenessCheck ?? TimeSpan.FromSeconds(20);
+
     public static CallSettings From(Config config) =>
         new(config.GetTimeSpan("caas.calls.ring-timeout", TimeSpan.FromSeconds(45)),
             config.GetTimeSpan("caas.calls.recording-consent-timeout", CallDecider.DefaultConsentTimeout),
-            config.GetTimeSpan("caas.calls.quality-checkpoint", TimeSpan.FromSeconds(30)));
+            config.GetTimeSpan("caas.calls.quality-checkpoint", TimeSpan.FromSeconds(30)),
+            config.GetTimeSpan("caas.calls.liveness-timeout", TimeSpan.FromSeconds(65)),
+            config.GetTimeSpan("caas.calls.liveness-check", TimeSpan.FromSeconds(20)));
+
+    /// <summary>How often each hub node vouches for its connections in calls (<c>heartbeat-every</c>; under the liveness timeout).</summary>
+    public static TimeSpan HeartbeatEvery(Config config) => config.GetTimeSpan("caas.calls.heartbeat-every", TimeSpan.FromSeconds(20));
 }
 
 /// <summary>
@@ -53,6 +65,9 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     private ImmutableDictionary<string, ParticipantQuality> _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
     private DateTimeOffset? _checkpointedAt;
     private bool _qualityDirty;
+    // When a hub node last vouched for each participant (CallHeartbeat), or they joined; memory only (a recovered
+    // call gives every joined participant a fresh liveness timeout).
+    private readonly Dictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     // Summaries being sent now (one ask at a time per call).
     private readonly HashSet<string> _sending = [];
 
@@ -70,10 +85,20 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             // The quality reports of an active call come back from its last checkpoint.
             _quality = (_state.Active?.Quality ?? []).ToImmutableDictionary(q => q.UserId);
             _checkpointedAt = _state.Active?.Quality is null ? null : DateTimeOffset.UtcNow;
+            foreach (var user in _state.Active?.Joined ?? []) _lastSeen[user] = DateTimeOffset.UtcNow;
             AfterChange();
             TellPresence();
         });
         Command<ReportCallQuality>(HandleQuality);
+        Command<CallHeartbeat>(h =>
+        {
+            if (_state.Active is { } call && call.CallId == h.CallId)
+                foreach (var user in h.Users) _lastSeen[user] = DateTimeOffset.UtcNow;
+        });
+        Command<CheckLiveness>(_ => LeaveTheSilent());
+        // Answers to the leave commands this entity sends itself (LeaveTheSilent).
+        Command<CallReply>(_ => { });
+        Command<Rejection>(_ => { });
         Command<CheckpointQuality>(_ => CheckpointQualityNow(null, null));
         Command<ICallCommand>(Handle);
         Command<RefreshPresence>(_ => TellPresence());
@@ -109,6 +134,20 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
                 Timers.StartSingleTimer("quality", CheckpointQuality.Instance, _checkpointedAt.Value + _calls.QualityCheckpointEvery - now);
             Sender.Tell(decision.Reply);
         }
+    }
+
+    /// <summary>
+    /// Joined participants no hub node has vouched for within the liveness timeout leave (reason <c>disconnected</c>),
+    /// as if their connection had closed; the last one out ends the call. This is what ends a call whose participants'
+    /// node died (its connections never said goodbye).
+    /// </summary>
+    private void LeaveTheSilent()
+    {
+        if (_state.Active is not { } call) return;
+        var now = DateTimeOffset.UtcNow;
+        foreach (var user in call.Joined)
+            if (!_lastSeen.TryGetValue(user, out var seen) || now - seen > _calls.LivenessTimeoutValue)
+                Self.Tell(new LeaveCall(_tenantId, _conversationId, user, call.CallId, CallReasons.Disconnected));
     }
 
     /// <summary>Persists the active call's quality aggregates if reports came since the last checkpoint; then answers <paramref name="replyTo"/>.</summary>
@@ -158,6 +197,9 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             var before = _state;
             _state = _state.Apply(e);
             _lastHash = e.Meta.Hash;
+            if (e is CallStarted startedNow) _lastSeen[startedNow.StartedBy] = DateTimeOffset.UtcNow;
+            if (e is CallParticipantJoined joinedNow) _lastSeen[joinedNow.UserId] = DateTimeOffset.UtcNow;
+            if (e is CallEnded) _lastSeen.Clear();
             if (e is CallStarted or CallEnded)
             {
                 _quality = ImmutableDictionary<string, ParticipantQuality>.Empty;
@@ -274,8 +316,16 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
             _consentTimer = Context.System.Scheduler.ScheduleTellOnceCancelable(due < TimeSpan.Zero ? TimeSpan.Zero : due, Self,
                 new RecordingConsentTimedOut(_tenantId, _conversationId, "system", call.CallId, r.RecordingId), Self);
         }
-        if (_state.Active is null) Timers.Cancel("presence");
-        else if (!Timers.IsTimerActive("presence")) Timers.StartPeriodicTimer("presence", RefreshPresence.Instance, CallPresenceActor.Refresh);
+        if (_state.Active is null)
+        {
+            Timers.Cancel("presence");
+            Timers.Cancel("liveness");
+        }
+        else
+        {
+            if (!Timers.IsTimerActive("presence")) Timers.StartPeriodicTimer("presence", RefreshPresence.Instance, CallPresenceActor.Refresh);
+            if (!Timers.IsTimerActive("liveness")) Timers.StartPeriodicTimer("liveness", CheckLiveness.Instance, _calls.LivenessCheckEvery);
+        }
         if (!_state.SummariesPending.IsEmpty && _sending.Count == 0) Self.Tell(SendSummaries.Instance);
         Context.SetReceiveTimeout(_state.Active is null && _state.SummariesPending.IsEmpty ? _settings.PassivateAfter : null);
     }
@@ -290,6 +340,11 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     private sealed class RefreshPresence : INoSerializationVerificationNeeded
     {
         public static readonly RefreshPresence Instance = new();
+    }
+
+    private sealed class CheckLiveness : INoSerializationVerificationNeeded
+    {
+        public static readonly CheckLiveness Instance = new();
     }
 
     private sealed class CheckpointQuality : INoSerializationVerificationNeeded

@@ -192,6 +192,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(PostCallSummary)] = "conv.cmd.post-call-summary",
         // call recordings with consent (issue #16)
         [typeof(Calls.CallQualityCheckpointed)] = "call.quality-checkpointed.v1",
+        [typeof(Calls.CallHeartbeat)] = "call.cmd.heartbeat",
         [typeof(Calls.CallRecordingRequested)] = "call.recording-requested.v1",
         [typeof(Calls.CallRecordingConsented)] = "call.recording-consented.v1",
         [typeof(Calls.CallRecordingStarted)] = "call.recording-started.v1",

@@ -20,6 +20,11 @@ public sealed class CallConnections
     public void Gone(Caller caller, string conversationId, string callId) =>
         _joinedBy.TryRemove((caller.TenantId, conversationId, callId, caller.UserId), out _);
 
+    /// <summary>Every call this node holds a joined connection in, with the users of those connections.</summary>
+    public IEnumerable<(string Tenant, string Conversation, string CallId, IReadOnlyList<string> Users)> Calls() =>
+        _joinedBy.Keys.GroupBy(k => (k.Tenant, k.Conversation, k.CallId))
+            .Select(g => (g.Key.Tenant, g.Key.Conversation, g.Key.CallId, (IReadOnlyList<string>)[.. g.Select(k => k.User).Distinct()]));
+
     /// <summary>The calls <paramref name="connectionId"/> was the user's connection in, forgotten as they are returned.</summary>
     public IReadOnlyList<(string Conversation, string CallId)> TakeCallsOf(Caller caller, string connectionId)
     {
@@ -53,8 +58,43 @@ public sealed class CallDisconnects(CallConnections calls, IRequiredActor<CallRo
     {
         services.AddSingleton<CallConnections>();
         services.AddSingleton<CallDisconnects>();
+        services.AddHostedService<CallHeartbeats>();
         // Global hub options: the hub-specific ones are copied from them when first read, which would drop a filter added there earlier.
         services.Configure<HubOptions>(o => o.AddFilter<CallDisconnects>());
         return services;
+    }
+}
+
+/// <summary>
+/// Vouches for this node's connections in calls: every <c>caas.calls.heartbeat-every</c> (20 s) each call it holds a
+/// joined connection in gets a <see cref="CallHeartbeat"/> with their users. A call entity lets a joined participant no
+/// node vouched for within its liveness timeout (65 s) leave, so the participants of a node that died leave their calls
+/// (its connections never said goodbye), and the heartbeat itself brings back a call entity whose node died.
+/// </summary>
+public sealed class CallHeartbeats(CallConnections calls, IRequiredActor<CallRoomRegion> region, ActorSystem system, ILogger<CallHeartbeats> log)
+    : Microsoft.Extensions.Hosting.BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(CallSettings.HeartbeatEvery(system.Settings.Config));
+        try
+        {
+            var shards = await region.GetAsync(stoppingToken);
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    foreach (var (tenant, conversation, callId, users) in calls.Calls())
+                        shards.Tell(new CallHeartbeat(tenant, conversation, "system", callId, users), ActorRefs.NoSender);
+                }
+                catch (Exception e)
+                {
+                    log.LogWarning(e, "Call heartbeats failed this round; the next one is in an interval");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
     }
 }
