@@ -47,12 +47,14 @@ public static class SearchFiles
                 """;
             yield return $"CREATE INDEX IF NOT EXISTS {t}_sender ON {t} (tenant_id, sender_id)";
             yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(name, extracted, grams, tokenize = 'porter unicode61 remove_diacritics 2')";
+            // Not English: the same without stems, as for messages (SearchIndex.Plain).
+            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts_plain USING fts5(name, extracted, grams, tokenize = 'unicode61 remove_diacritics 2')";
         }
     }
 
     public static IEnumerable<string> Drop(bool postgres, string suffix) => postgres
         ? [$"DROP TABLE IF EXISTS search_files{suffix}"]
-        : [$"DROP TABLE IF EXISTS search_files{suffix}_fts", $"DROP TABLE IF EXISTS search_files{suffix}"];
+        : [$"DROP TABLE IF EXISTS search_files{suffix}_fts", $"DROP TABLE IF EXISTS search_files{suffix}_fts_plain", $"DROP TABLE IF EXISTS search_files{suffix}"];
 
     /// <summary>Makes the rebuilt tables the live ones (inside the index's swap transaction; the live ones are dropped).</summary>
     public static IEnumerable<string> Renames(bool postgres) => postgres
@@ -67,6 +69,7 @@ public static class SearchFiles
         [
             "ALTER TABLE search_files_next RENAME TO search_files",
             "ALTER TABLE search_files_next_fts RENAME TO search_files_fts",
+            "ALTER TABLE search_files_next_fts_plain RENAME TO search_files_fts_plain",
             "DROP INDEX IF EXISTS search_files_next_sender",
             "CREATE INDEX IF NOT EXISTS search_files_sender ON search_files (tenant_id, sender_id)",
         ];
@@ -168,10 +171,14 @@ public static class SearchFiles
         await using var insert = Command(c, tx, $"INSERT INTO {t} ({cols}) VALUES (@t, @c, @s, @m, @f, @u, @n, @ct, @z, @a, @x) RETURNING id",
             [.. args.Take(11)]);
         var id = Convert.ToInt64(await insert.ExecuteScalarAsync(ct));
-        await using var fts = Command(c, tx, $"INSERT INTO {t}_fts (rowid, name, extracted, grams) VALUES (@id, @w, @x, @g)",
-            ("id", id), ("w", words), ("x", extracted), ("g", grams));
-        await fts.ExecuteNonQueryAsync(ct);
+        foreach (var table in FtsTables(t, language))
+            await using (var fts = Command(c, tx, $"INSERT INTO {table} (rowid, name, extracted, grams) VALUES (@id, @w, @x, @g)",
+                             ("id", id), ("w", words), ("x", extracted), ("g", grams)))
+                await fts.ExecuteNonQueryAsync(ct);
     }
+
+    /// <summary>SQLite: the FTS5 tables a row of a tenant of this language goes into (every row in the porter one).</summary>
+    private static string[] FtsTables(string t, string? language) => SearchIndex.Plain(language) ? [$"{t}_fts", $"{t}_fts_plain"] : [$"{t}_fts"];
 
     private static async Task SetExtractedAsync(DbConnection c, DbTransaction tx, bool postgres, string t, string tenant, string conversation,
         long seq, string extracted, string language, CancellationToken ct)
@@ -199,21 +206,24 @@ public static class SearchFiles
         }
         await using (var up = Command(c, tx, $"UPDATE {t} SET extracted = @x WHERE id = @id", ("x", extracted), ("id", id)))
             await up.ExecuteNonQueryAsync(ct);
-        await using (var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", id)))
-            await del.ExecuteNonQueryAsync(ct);
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, name, extracted, grams) VALUES (@id, @w, @x, @g)",
-            ("id", id), ("w", words), ("x", extracted), ("g", grams));
-        await ins.ExecuteNonQueryAsync(ct);
+        foreach (var table in new[] { $"{t}_fts", $"{t}_fts_plain" })
+            await using (var del = Command(c, tx, $"DELETE FROM {table} WHERE rowid = @id", ("id", id)))
+                await del.ExecuteNonQueryAsync(ct);
+        foreach (var table in FtsTables(t, language))
+            await using (var ins = Command(c, tx, $"INSERT INTO {table} (rowid, name, extracted, grams) VALUES (@id, @w, @x, @g)",
+                             ("id", id), ("w", words), ("x", extracted), ("g", grams)))
+                await ins.ExecuteNonQueryAsync(ct);
     }
 
     private static async Task DeleteAsync(DbConnection c, DbTransaction tx, bool postgres, string t, string tenant, string conversation, long seq,
         CancellationToken ct)
     {
         if (!postgres)
-            await using (var fts = Command(c, tx,
-                             $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s)",
-                             ("t", tenant), ("c", conversation), ("s", seq)))
-                await fts.ExecuteNonQueryAsync(ct);
+            foreach (var table in new[] { $"{t}_fts", $"{t}_fts_plain" })
+                await using (var fts = Command(c, tx,
+                                 $"DELETE FROM {table} WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s)",
+                                 ("t", tenant), ("c", conversation), ("s", seq)))
+                    await fts.ExecuteNonQueryAsync(ct);
         await using var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
             ("t", tenant), ("c", conversation), ("s", seq));
         await cmd.ExecuteNonQueryAsync(ct);
@@ -229,9 +239,10 @@ public static class SearchFiles
             if (!await JournalDb.TableExistsAsync(c, postgres, t, ct)) continue;
             await using var tx = await c.BeginTransactionAsync(ct);
             if (!postgres)
-                await using (var fts = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND sender_id = @u)",
-                                 ("t", tenant), ("u", user)))
-                    await fts.ExecuteNonQueryAsync(ct);
+                foreach (var table in new[] { $"{t}_fts", $"{t}_fts_plain" })
+                    await using (var fts = Command(c, tx, $"DELETE FROM {table} WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND sender_id = @u)",
+                                     ("t", tenant), ("u", user)))
+                        await fts.ExecuteNonQueryAsync(ct);
             await using (var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND sender_id = @u", ("t", tenant), ("u", user)))
             {
                 var n = await cmd.ExecuteNonQueryAsync(ct);
@@ -284,14 +295,16 @@ public static class SearchFiles
             static string Atom(SearchAtom a) => a.IsCjk ? "grams : \"" + a.Grams + "\"" : "{name extracted} : \"" + a.Text.Replace("\"", "\"\"") + "\"";
             args.Add(("fq", string.Join(" AND ", q.Groups.Select(g => "(" + string.Join(" OR ", g.Select(Atom)) + ")"))));
             var negative = "";
+            // The tenant's language: English matches stems (porter), any other words as they are (SearchIndex.Plain).
+            var fts = SearchIndex.Plain(await index.Languages.LanguageOfAsync(tenant, ct)) ? "search_files_fts_plain" : "search_files_fts";
             if (q.Excluded.Count > 0)
             {
                 args.Add(("fneg", string.Join(" OR ", q.Excluded.Select(Atom))));
-                negative = " AND f.id NOT IN (SELECT rowid FROM search_files_fts WHERE search_files_fts MATCH @fneg)";
+                negative = $" AND f.id NOT IN (SELECT rowid FROM {fts} WHERE {fts} MATCH @fneg)";
             }
-            sql = $"SELECT {cols}, snippet(search_files_fts, 1, char(1), char(2), '…', 24) FROM search_files_fts " +
-                  $"JOIN search_files f ON f.id = search_files_fts.rowid{joins} WHERE search_files_fts MATCH @fq AND f.tenant_id = @t{negative}{live}{where} " +
-                  "ORDER BY bm25(search_files_fts) ASC, f.created_at DESC, f.file_id LIMIT @n";
+            sql = $"SELECT {cols}, snippet({fts}, 1, char(1), char(2), '…', 24) FROM {fts} " +
+                  $"JOIN search_files f ON f.id = {fts}.rowid{joins} WHERE {fts} MATCH @fq AND f.tenant_id = @t{negative}{live}{where} " +
+                  $"ORDER BY bm25({fts}) ASC, f.created_at DESC, f.file_id LIMIT @n";
         }
 
         var terms = q.Groups.SelectMany(g => g).SelectMany(a => a.Tokens).Where(s => s.Length > 0).Distinct().ToList();

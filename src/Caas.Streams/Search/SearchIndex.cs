@@ -75,6 +75,9 @@ public sealed class SearchIndex(ReadModelStore store)
             yield return $"CREATE INDEX IF NOT EXISTS {t}_recent ON {t} (tenant_id, created_at)";
             // grams: CJK text again as character bigrams (see Cjk), so a CJK substring is found.
             yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(text, grams, tokenize = 'porter unicode61 remove_diacritics 2')";
+            // Tenants whose default_language is not English: their rows again, without the porter (English) stemmer;
+            // their text queries match here (see Plain).
+            yield return $"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts_plain USING fts5(text, grams, tokenize = 'unicode61 remove_diacritics 2')";
         }
         foreach (var sql in SearchFiles.Schema(postgres, suffix)) yield return sql;
     }
@@ -173,9 +176,7 @@ public sealed class SearchIndex(ReadModelStore store)
 
         var t = "search_messages" + suffix;
         var upserts = new List<Entry>(changes.Count);
-        var languages = store.IsPostgres
-            ? await SearchLanguageIndex.LoadAsync(c, tx, changes.Values.Select(e => e.Tenant).Concat(fileEvents.Select(f => f.Item1)), ct)
-            : null;
+        var languages = await SearchLanguageIndex.LoadAsync(c, tx, changes.Values.Select(e => e.Tenant).Concat(fileEvents.Select(f => f.Item1)), ct);
         foreach (var entry in changes.Values)
         {
             if (languages is not null) entry.Language = languages[entry.Tenant];
@@ -308,6 +309,14 @@ public sealed class SearchIndex(ReadModelStore store)
     internal static string Tsv(string text, string grams, string language) =>
         $"to_tsvector({language}::regconfig, {text}) || to_tsvector('simple', {grams})";
 
+    /// <summary>
+    /// SQLite: does a tenant of this language match in <c>_fts_plain</c> (words as they are) rather than <c>_fts</c>
+    /// (porter, English stems)? Every language but English: FTS5 has no other stemmer, so they are all <c>simple</c> here.
+    /// The porter table holds every row (its text serves displays and term suggestions); the plain one the rows of
+    /// tenants whose language was not English when the row was indexed.
+    /// </summary>
+    public static bool Plain(string? language) => language is not null && language != Caas.Actors.Tenants.SearchLanguages.Default;
+
     /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
     private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
     {
@@ -324,6 +333,9 @@ public sealed class SearchIndex(ReadModelStore store)
         await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
         await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
             ("g", string.Empty));
+        await using var delPlain = Command(c, tx, $"DELETE FROM {t}_fts_plain WHERE rowid = @id", ("id", 0L));
+        await using var insPlain = Command(c, tx, $"INSERT INTO {t}_fts_plain (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
+            ("g", string.Empty));
         foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
         foreach (var e in rows)
         {
@@ -334,23 +346,34 @@ public sealed class SearchIndex(ReadModelStore store)
             else
             {
                 id = Convert.ToInt64(await update.ExecuteScalarAsync(ct));
-                del.Parameters[0].Value = id;
+                del.Parameters[0].Value = delPlain.Parameters[0].Value = id;
                 await del.ExecuteNonQueryAsync(ct);
+                await delPlain.ExecuteNonQueryAsync(ct);
             }
+            var grams = Cjk.Grams(e.Text!);
             ins.Parameters[0].Value = id;
             ins.Parameters[1].Value = e.Text!;
-            ins.Parameters[2].Value = Cjk.Grams(e.Text!);
+            ins.Parameters[2].Value = grams;
             await ins.ExecuteNonQueryAsync(ct);
+            if (Plain(e.Language))
+            {
+                insPlain.Parameters[0].Value = id;
+                insPlain.Parameters[1].Value = e.Text!;
+                insPlain.Parameters[2].Value = grams;
+                await insPlain.ExecuteNonQueryAsync(ct);
+            }
         }
     }
 
-    private static async Task SetFtsTextAsync(DbConnection c, DbTransaction tx, string t, long id, string text, CancellationToken ct)
+    private static async Task SetFtsTextAsync(DbConnection c, DbTransaction tx, string t, long id, string text, string? language, CancellationToken ct)
     {
-        await using (var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", id)))
-            await del.ExecuteNonQueryAsync(ct);
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", id), ("x", text),
-            ("g", Cjk.Grams(text)));
-        await ins.ExecuteNonQueryAsync(ct);
+        foreach (var fts in new[] { $"{t}_fts", $"{t}_fts_plain" })
+            await using (var del = Command(c, tx, $"DELETE FROM {fts} WHERE rowid = @id", ("id", id)))
+                await del.ExecuteNonQueryAsync(ct);
+        foreach (var fts in Plain(language) ? new[] { $"{t}_fts", $"{t}_fts_plain" } : [$"{t}_fts"])
+            await using (var ins = Command(c, tx, $"INSERT INTO {fts} (rowid, text, grams) VALUES (@id, @x, @g)", ("id", id), ("x", text),
+                             ("g", Cjk.Grams(text))))
+                await ins.ExecuteNonQueryAsync(ct);
     }
 
     private async Task ReplaceTextAsync(DbConnection c, DbTransaction tx, string t, Entry e, CancellationToken ct)
@@ -365,16 +388,17 @@ public sealed class SearchIndex(ReadModelStore store)
         }
         await using var find = Command(c, tx, $"SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
             ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
-        if (await find.ExecuteScalarAsync(ct) is { } id and not DBNull) await SetFtsTextAsync(c, tx, t, Convert.ToInt64(id), e.Text!, ct);
+        if (await find.ExecuteScalarAsync(ct) is { } id and not DBNull) await SetFtsTextAsync(c, tx, t, Convert.ToInt64(id), e.Text!, e.Language, ct);
     }
 
     private async Task DeleteAsync(DbConnection c, DbTransaction tx, string t, Entry e, CancellationToken ct)
     {
         if (!store.IsPostgres)
-            await using (var fts = Command(c, tx,
-                             $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s)",
-                             ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq)))
-                await fts.ExecuteNonQueryAsync(ct);
+            foreach (var table in new[] { $"{t}_fts", $"{t}_fts_plain" })
+                await using (var fts = Command(c, tx,
+                                 $"DELETE FROM {table} WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s)",
+                                 ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq)))
+                    await fts.ExecuteNonQueryAsync(ct);
         await using var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
             ("t", e.Tenant), ("c", e.Conversation), ("s", e.Seq));
         await cmd.ExecuteNonQueryAsync(ct);
@@ -391,9 +415,10 @@ public sealed class SearchIndex(ReadModelStore store)
             if (!await JournalDb.TableExistsAsync(c, store.IsPostgres, t, ct)) continue;
             await using var tx = await c.BeginTransactionAsync(ct);
             if (!store.IsPostgres)
-                await using (var fts = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND sender_id = @u)",
-                                 ("t", tenant), ("u", user)))
-                    await fts.ExecuteNonQueryAsync(ct);
+                foreach (var table in new[] { $"{t}_fts", $"{t}_fts_plain" })
+                    await using (var fts = Command(c, tx, $"DELETE FROM {table} WHERE rowid IN (SELECT id FROM {t} WHERE tenant_id = @t AND sender_id = @u)",
+                                     ("t", tenant), ("u", user)))
+                        await fts.ExecuteNonQueryAsync(ct);
             await using (var cmd = Command(c, tx, $"DELETE FROM {t} WHERE tenant_id = @t AND sender_id = @u", ("t", tenant), ("u", user)))
             {
                 var n = await cmd.ExecuteNonQueryAsync(ct);
@@ -452,6 +477,7 @@ public sealed class SearchIndex(ReadModelStore store)
             [
                 "ALTER TABLE search_messages_next RENAME TO search_messages",
                 "ALTER TABLE search_messages_next_fts RENAME TO search_messages_fts",
+                "ALTER TABLE search_messages_next_fts_plain RENAME TO search_messages_fts_plain",
                 "ALTER TABLE search_progress_next RENAME TO search_progress",
                 // SQLite cannot rename an index: the live names are made again.
                 "DROP INDEX IF EXISTS search_messages_next_sender",
@@ -472,7 +498,11 @@ public sealed class SearchIndex(ReadModelStore store)
 
     private IEnumerable<string> DropStatements(string suffix) => (store.IsPostgres
         ? [$"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}"]
-        : new[] { $"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}" })
+        : new[]
+        {
+            $"DROP TABLE IF EXISTS search_messages{suffix}_fts", $"DROP TABLE IF EXISTS search_messages{suffix}_fts_plain",
+            $"DROP TABLE IF EXISTS search_messages{suffix}", $"DROP TABLE IF EXISTS search_progress{suffix}",
+        })
         .Concat(SearchFiles.Drop(store.IsPostgres, suffix));
 
     private static async Task Exec(DbConnection c, DbTransaction tx, string sql, CancellationToken ct)

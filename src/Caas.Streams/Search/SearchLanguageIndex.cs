@@ -48,7 +48,6 @@ public sealed class SearchLanguageIndex(ReadModelStore store)
     /// <summary>A tenant's language for its queries (cached for two seconds on this node).</summary>
     public async Task<string> LanguageOfAsync(string tenant, CancellationToken ct = default)
     {
-        if (!store.IsPostgres) return SearchLanguages.Default;
         if (_cache.TryGetValue(tenant, out var cached) && cached.Until > DateTime.UtcNow) return cached.Language;
         await using var c = await store.OpenAsync(ct);
         var language = (await LoadAsync(c, null, [tenant], ct))[tenant];

@@ -81,15 +81,17 @@ public sealed class SearchQueries(SearchIndex index)
             var (positive, negative) = FtsMatch(q);
             args.Add(("fq", positive));
             if (negative is not null) args.Add(("fneg", negative));
-            var neg = negative is null ? "" : " AND s.id NOT IN (SELECT rowid FROM search_messages_fts WHERE search_messages_fts MATCH @fneg)";
+            // The tenant's language: English matches stems (porter), any other words as they are (SearchIndex.Plain).
+            var fts = SearchIndex.Plain(await index.Languages.LanguageOfAsync(s.Tenant, ct)) ? "search_messages_fts_plain" : "search_messages_fts";
+            var neg = negative is null ? "" : $" AND s.id NOT IN (SELECT rowid FROM {fts} WHERE {fts} MATCH @fneg)";
             string from, headline, order;
             if (q.HasTerms)
             {
-                from = "FROM search_messages_fts JOIN search_messages s ON s.id = search_messages_fts.rowid" + members +
-                       " WHERE search_messages_fts MATCH @fq AND s.tenant_id = @t" + neg + where;
-                headline = "snippet(search_messages_fts, 0, char(1), char(2), '…', 24)";
+                from = $"FROM {fts} JOIN search_messages s ON s.id = {fts}.rowid" + members +
+                       $" WHERE {fts} MATCH @fq AND s.tenant_id = @t" + neg + where;
+                headline = $"snippet({fts}, 0, char(1), char(2), '…', 24)";
                 order = s.Recent ? "s.created_at DESC, s.conversation_id DESC, s.seq DESC"
-                    : "bm25(search_messages_fts) ASC, s.created_at DESC, s.conversation_id DESC, s.seq DESC";
+                    : $"bm25({fts}) ASC, s.created_at DESC, s.conversation_id DESC, s.seq DESC";
             }
             else
             {

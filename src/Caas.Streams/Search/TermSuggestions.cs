@@ -37,7 +37,6 @@ public static class TermSuggestions
         const string conversations =
             " FROM rm_memberships m" +
             " JOIN rm_conversations v ON v.tenant_id = m.tenant_id AND v.conversation_id = m.conversation_id AND v.deleted = 0";
-        var language = await index.Languages.LanguageOfAsync(tenant, ct);
         // Each conversation's newest messages by the index's primary key (tenant, conversation, seq). PostgreSQL walks it
         // backwards per conversation in one statement (LATERAL … LIMIT); SQLite (in-process: no round trips) runs one
         // prepared statement per conversation, which its planner does better than the correlated form.
@@ -45,6 +44,7 @@ public static class TermSuggestions
         await using var c = await index.OpenAsync(ct);
         if (index.IsPostgres)
         {
+            var language = await index.Languages.LanguageOfAsync(tenant, ct);
             // How many per conversation: an uncorrelated subquery, computed once for the statement (an InitPlan).
             const string perConversation =
                 "(SELECT GREATEST(@min, LEAST(@max, @budget / GREATEST(1, COUNT(*)))) FROM rm_memberships WHERE tenant_id = @t AND user_id = @me)";
