@@ -10,6 +10,9 @@ namespace Caas.Node.Tests;
 /// tiny run of each (seconds, a handful of conversations) that must end in its documented last line. The figures are
 /// never asserted: they depend on the machine.
 /// </summary>
+// The benches on PostgreSQL make and drop scratch databases (caas_bench_*); one test checks that none of its own is left,
+// so the classes that run them do not run side by side.
+[Collection(BenchScratchDatabases.Name)]
 public sealed partial class BenchCommandTests
 {
     private static readonly string CaasDll = Path.Combine(AppContext.BaseDirectory, "caas.dll");

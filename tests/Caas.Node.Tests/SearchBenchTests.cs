@@ -10,6 +10,9 @@ namespace Caas.Node.Tests;
 /// refused, and a small run on each store ends in the documented last line. Latency and rate figures depend on the
 /// machine and are never asserted; the quality figures depend only on the seed and the engine.
 /// </summary>
+// The benches on PostgreSQL make and drop scratch databases (caas_bench_*); one test checks that none of its own is left,
+// so the classes that run them do not run side by side.
+[Collection(BenchScratchDatabases.Name)]
 public sealed partial class SearchBenchTests
 {
     private static readonly string CaasDll = Path.Combine(AppContext.BaseDirectory, "caas.dll");
@@ -104,4 +107,11 @@ public sealed partial class SearchBenchTests
         }
         return (process.ExitCode, await stdout, await stderr);
     }
+}
+
+/// <summary>The xunit collection of the tests that run benches on PostgreSQL (they must not overlap: see BenchCommandTests).</summary>
+[CollectionDefinition(Name)]
+public sealed class BenchScratchDatabases
+{
+    public const string Name = "bench scratch databases";
 }
