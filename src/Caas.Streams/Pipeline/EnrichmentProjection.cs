@@ -1,7 +1,9 @@
+using System.Data.Common;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence.Query;
 using Akka.Streams;
+using Akka.Streams.Dsl;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Privacy;
@@ -20,6 +22,13 @@ namespace Caas.Streams.Pipeline;
 /// acknowledged, so a crash replays the batch; the entity records a message's enrichment once (a repeat is answered
 /// without a write). Each conversation's records go to its entity one after another, in journal order; conversations
 /// in parallel. Runs as a cluster singleton on a projections node.
+/// <para>
+/// Late commits (PostgreSQL, parallel journal writers): a deferred message whose transaction commits after the tag
+/// stream has read past its ordering value would never be enriched. With a journal to sweep, the projection remembers
+/// the ordering values it processed over the last <see cref="ProjectionSettings.LateCommitWindow"/> and, every
+/// <see cref="ProjectionSettings.LateCommitSweep"/>, reads the deferred rows of that range from the journal; those it
+/// never processed are read by persistence id and enriched like any other (without moving the offset).
+/// </para>
 /// </summary>
 public sealed class EnrichmentProjection : ReceiveActor
 {
@@ -45,10 +54,22 @@ public sealed class EnrichmentProjection : ReceiveActor
     private readonly TimeSpan _askTimeout;
     private readonly int _parallelism;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Func<CancellationToken, Task<DbConnection>>? _openJournal;
+    private readonly ProcessedWindow _processed;
+    // The stream's batches and the sweep never enrich at the same time (a message processed by both is harmless, the
+    // entity records it once, but costs the enrichers twice).
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly IMaterializer _materializer = Context.Materializer();
     private UniqueKillSwitch? _killSwitch;
+    private ICancelable? _sweeping;
+
+    private sealed class SweepTick
+    {
+        public static readonly SweepTick Instance = new();
+    }
 
     public EnrichmentProjection(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
-        TimeSpan askTimeout, int parallelism)
+        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null)
     {
         _enrich = enrich;
         _conversations = conversations;
@@ -56,21 +77,145 @@ public sealed class EnrichmentProjection : ReceiveActor
         _settings = settings;
         _askTimeout = askTimeout;
         _parallelism = Math.Max(1, parallelism);
+        _openJournal = settings.LateCommitSweep > TimeSpan.Zero ? openJournal : null;
+        _processed = new ProcessedWindow(settings.LateCommitWindow);
+        ReceiveAsync<SweepTick>(async _ =>
+        {
+            try
+            {
+                await SweepAsync();
+            }
+            catch (Exception e)
+            {
+                _log.Warning("Enrichment projection: the late-commit sweep failed (next one in {0}): {1}", _settings.LateCommitSweep, e.Message);
+            }
+        });
         ReceiveAny(_ => { });
     }
 
+    /// <param name="openJournal">Opens the journal's database for the late-commit sweep (PostgreSQL); null: no sweep.</param>
     public static Props PropsFor(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
-        TimeSpan askTimeout, int parallelism) =>
-        Props.Create(() => new EnrichmentProjection(enrich, conversations, offsets, settings, askTimeout, parallelism));
+        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null) =>
+        Props.Create(() => new EnrichmentProjection(enrich, conversations, offsets, settings, askTimeout, parallelism, openJournal));
 
     protected override void PreStart()
     {
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, EnrichmentTags.Deferred, () => ProjectionRunner.ReadJournal(system), _settings,
-            () => _offsets.LoadAsync(Name), WriteAsync, Context.Materializer(), _log);
+            async () =>
+            {
+                var offset = await _offsets.LoadAsync(Name);
+                _processed.Started(offset);
+                return offset;
+            }, WriteAsync, _materializer, _log);
+        if (_openJournal is not null)
+            _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self,
+                SweepTick.Instance, Self);
     }
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
+
+    /// <summary>
+    /// The ordering values the projection processed over the last window, batch by batch (ascending within a batch, as
+    /// the tag stream delivers them), each with the offset the stream stood at before it: the sweep looks at every row
+    /// after the oldest kept batch's start up to the highest value processed.
+    /// </summary>
+    internal sealed class ProcessedWindow(TimeSpan window)
+    {
+        private readonly Queue<(DateTimeOffset At, long After, long[] Orderings)> _batches = new();
+        private readonly object _lock = new();
+        private long _offset;
+        private long _highest;
+
+        /// <summary>The stream (re)starts after this offset.</summary>
+        public void Started(long offset)
+        {
+            lock (_lock) _offset = offset;
+        }
+
+        /// <summary>A batch the stream delivered (it stood at the previous batch's last offset before it).</summary>
+        public void Streamed(IReadOnlyList<long> orderings, DateTimeOffset now)
+        {
+            if (orderings.Count == 0) return;
+            lock (_lock)
+            {
+                Keep(now, _offset, [.. orderings]);
+                _offset = Math.Max(_offset, orderings[^1]);
+            }
+        }
+
+        /// <summary>Rows the sweep processed (they lie inside the range already).</summary>
+        public void Swept(IReadOnlyList<long> orderings, DateTimeOffset now)
+        {
+            if (orderings.Count == 0) return;
+            lock (_lock) Keep(now, orderings.Min() - 1, [.. orderings]);
+        }
+
+        private void Keep(DateTimeOffset now, long after, long[] orderings)
+        {
+            _batches.Enqueue((now, after, orderings));
+            _highest = Math.Max(_highest, orderings.Max());
+            while (_batches.Count > 1 && _batches.Peek().At < now - window) _batches.Dequeue();
+        }
+
+        /// <summary>The range to sweep (after the oldest kept start, up to the highest processed) and what was processed in it; null when nothing was.</summary>
+        public (long After, long To, HashSet<long> Seen)? Snapshot()
+        {
+            lock (_lock)
+            {
+                if (_batches.Count == 0) return null;
+                var seen = new HashSet<long>(_batches.Sum(b => b.Orderings.Length));
+                foreach (var (_, _, orderings) in _batches) seen.UnionWith(orderings);
+                return (_batches.Min(b => b.After), _highest, seen);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The deferred rows of the journal within the processed window that the tag stream passed by (committed after it
+    /// had read past their ordering value), read by persistence id and enriched without moving the offset.
+    /// </summary>
+    private async Task SweepAsync()
+    {
+        if (_processed.Snapshot() is not var (after, to, seen)) return;
+        var missed = new List<(long Ordering, string PersistenceId, long SequenceNr)>();
+        await using (var c = await _openJournal!(CancellationToken.None))
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "SELECT ordering, persistence_id, sequence_number FROM journal WHERE ordering > @f AND ordering <= @t AND tags LIKE @tag";
+            JournalDb.Parameter(cmd, "f", after);
+            JournalDb.Parameter(cmd, "t", to);
+            JournalDb.Parameter(cmd, "tag", "%;" + EnrichmentTags.Deferred + ";%");
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+                if (!seen.Contains(r.GetInt64(0))) missed.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
+        }
+        if (missed.Count == 0) return;
+        var journal = ProjectionRunner.ReadJournal(Context.System);
+        var envelopes = new List<EventEnvelope>(missed.Count);
+        foreach (var (_, pid, seqNr) in missed.OrderBy(m => m.Ordering))
+            envelopes.AddRange(await journal.CurrentEventsByPersistenceId(pid, seqNr, seqNr).RunWith(Sink.Seq<EventEnvelope>(), _materializer));
+        await _gate.WaitAsync();
+        try
+        {
+            await ProcessAsync(envelopes);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        _processed.Swept([.. missed.Select(m => m.Ordering)], DateTimeOffset.UtcNow);
+        LateRecorded.Inc(envelopes.Count);
+        _log.Warning("Enrichment projection: {0} deferred messages committed late (the tag stream had passed them); enriched from the journal",
+            envelopes.Count);
+    }
+
+    public static readonly Counter LateRecorded = Metrics.CreateCounter("caas_enrichment_late_commits_total",
+        "Deferred messages the enrichment projection's tag stream passed by (committed late) and its sweep enriched from the journal.");
 
     private sealed record Pending(string PersistenceId, string TenantId, string ConversationId, MessagePosted Posted)
     {
@@ -80,6 +225,22 @@ public sealed class EnrichmentProjection : ReceiveActor
 
     /// <summary>Enriches the batch, has every result recorded, then stores the batch's offset. Any failure fails the batch (replayed).</summary>
     private async Task WriteAsync(IReadOnlyList<EventEnvelope> batch)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            await ProcessAsync(batch);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        await _offsets.SaveAsync(Name, ((Sequence)batch[^1].Offset).Value);
+        if (_openJournal is not null) _processed.Streamed([.. batch.Select(e => ((Sequence)e.Offset).Value)], DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>Enriches the deferred messages among the envelopes and has every result recorded by its entity.</summary>
+    private async Task ProcessAsync(IReadOnlyList<EventEnvelope> batch)
     {
         var pending = new List<Pending>(batch.Count);
         foreach (var envelope in batch)
@@ -131,7 +292,6 @@ public sealed class EnrichmentProjection : ReceiveActor
                 }
             }
         }));
-        await _offsets.SaveAsync(Name, ((Sequence)batch[^1].Offset).Value);
         Recorded.Inc(recorded);
     }
 

@@ -181,6 +181,66 @@ public sealed class DeferredEnrichmentTests
     }
 
     [Fact]
+    public async Task A_deferred_message_that_commits_after_the_tag_stream_passed_it_is_enriched_by_the_sweep()
+    {
+        var postgres = TestDatabases.NewPostgresDatabase("defer");
+        var gate = new GateEnricher(open: true);
+        // The plugin gives up on an ordering gap after query-delay x max-tries; 50 ms x 4 keeps the pass short.
+        await using var node = await PipelineNode.StartOnAsync(postgres, DeferAll + """
+            akka.persistence.query.journal.sql.journal-sequence-retrieval { query-delay = 50ms, max-tries = 4 }
+            caas.projections.batch-window = 20ms
+            caas.projections.late-commit-sweep = 200ms
+            """, _ => { }, gate);
+        using var alice = node.Client("t-late-enrich", "alice");
+        var slow = await CreateGroupAsync(alice);
+        var fast = await CreateGroupAsync(alice);
+        var slowPid = Pid("t-late-enrich", slow);
+        var fastPid = Pid("t-late-enrich", fast);
+
+        // A journal writer whose transaction has its ordering value but does not commit yet: the slow conversation's row
+        // insert waits on an advisory lock this test holds on a connection of its own.
+        await using var admin = new NpgsqlConnection(postgres);
+        await admin.OpenAsync();
+        await using (var cmd = new NpgsqlCommand($"""
+            CREATE FUNCTION caas_test_hold() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.persistence_id = '{slowPid}' THEN PERFORM pg_advisory_xact_lock_shared(4343); END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER caas_test_hold AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION caas_test_hold();
+            SELECT pg_advisory_lock(4343);
+            """, admin))
+            await cmd.ExecuteNonQueryAsync();
+        var held = Submit(node, "t-late-enrich", slow, "late-1", "held back by its transaction");
+        await using (var probe = new NpgsqlConnection(postgres))
+        {
+            await probe.OpenAsync();
+            await Eventually(async () =>
+            {
+                await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", probe);
+                return (long)(await cmd.ExecuteScalarAsync())! == 1;
+            }, "the slow writer to hold its ordering value");
+        }
+
+        // A later deferred row commits and reaches the enrichers: the tag stream has read past the held ordering value.
+        // (Recording its result waits: the journal answers writes in the order they came.)
+        var later = Submit(node, "t-late-enrich", fast, "late-2", "committed first");
+        await Eventually(() => Task.FromResult(gate.Returned == 1), "the later message to be enriched");
+        if (held.IsCompleted) Assert.Fail($"the held message was answered {await held}");
+        Assert.Empty(await EnrichedSeqsAsync(postgres, slowPid));
+
+        // The held transaction commits now, below the projection's offset: the sweep finds it and has it enriched.
+        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4343); DROP TRIGGER caas_test_hold ON journal;", admin))
+            await cmd.ExecuteNonQueryAsync();
+        Assert.IsType<Persisted>(await held);
+        Assert.IsType<Persisted>(await later);
+        await Eventually(async () => (await EnrichedSeqsAsync(postgres, slowPid)).Count == 1, "the late message to be enriched by the sweep");
+        Assert.Equal([1L], await EnrichedSeqsAsync(postgres, slowPid));
+        await Eventually(async () => (await HistoryAsync(alice, slow)).All(m => EnrichedBy(m, "gate")), "the late message enriched in the read model");
+        Assert.Equal([1L], await EnrichedSeqsAsync(postgres, fastPid));
+    }
+
+    [Fact]
     public async Task Erasing_the_author_makes_the_recorded_enrichment_unreadable()
     {
         var postgres = TestDatabases.NewPostgresDatabase("defer");
