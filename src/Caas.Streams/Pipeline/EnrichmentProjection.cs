@@ -45,6 +45,8 @@ public sealed class EnrichmentProjection : ReceiveActor
     private readonly TimeSpan _askTimeout;
     private readonly int _parallelism;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    // The node's vault: the results are sealed here, before the entity is asked to record them (none: the entity's way).
+    private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
     private UniqueKillSwitch? _killSwitch;
 
     public EnrichmentProjection(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
@@ -75,6 +77,7 @@ public sealed class EnrichmentProjection : ReceiveActor
     private sealed record Pending(string PersistenceId, string TenantId, string ConversationId, MessagePosted Posted)
     {
         public MessageEnrichment? Enrichment { get; set; }
+        public SealedContent? Sealed { get; set; }
         public bool Skip { get; set; }
     }
 
@@ -103,6 +106,10 @@ public sealed class EnrichmentProjection : ReceiveActor
             }
             p.Enrichment = await _enrich(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId, content, p.Posted.Meta.OccurredAt)
                            ?? new MessageEnrichment([], []);
+            // Sealed here, so the entity records it without key I/O or AES (a key that cannot be loaded fails the batch).
+            if (_vault is not null)
+                p.Sealed = await ContentSealing.SealEnrichmentAsync(_vault, p.TenantId, p.ConversationId, p.Posted.Meta.ActorId,
+                    p.Posted.MessageId, p.Enrichment);
         });
 
         // Each conversation's records in journal order, one at a time; conversations in parallel.
@@ -112,7 +119,7 @@ public sealed class EnrichmentProjection : ReceiveActor
             foreach (var p in conversation)
             {
                 var reply = await _conversations.Ask<object>(new RecordEnrichment(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId,
-                    p.Posted.Seq, p.Posted.MessageId, p.Enrichment!), _askTimeout);
+                    p.Posted.Seq, p.Posted.MessageId, p.Enrichment!) { Sealed = p.Sealed }, _askTimeout);
                 switch (reply)
                 {
                     case Done:
