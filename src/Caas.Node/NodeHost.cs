@@ -220,6 +220,8 @@ public static class NodeHost
                 sp.GetService<IUploadSessions>(), settings.AskTimeout),
             // Attachment enrichment (README: Enrichment): the media store's bytes to OCR, document text and speech.
             AttachmentEnrichers = NodeAttachmentEnrichers.Create(sp, settings),
+            // Content sealed in the graph, before the entity (the entities' own vault, so both seal alike).
+            Vault = Caas.Actors.Privacy.ContentVaultSetup.Of(system),
         };
         return stages;
     }

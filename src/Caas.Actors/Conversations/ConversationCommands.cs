@@ -102,7 +102,16 @@ public sealed record ChangeRole(string TenantId, string ConversationId, string A
 /// </summary>
 public sealed record PostMessage(string TenantId, string ConversationId, string ActorId, string MessageId,
     MessageContent Content, TimeSpan IdempotencyHorizon, MessageEnrichment? Enrichment = null)
-    : ConversationCommand(TenantId, ConversationId, ActorId);
+    : ConversationCommand(TenantId, ConversationId, ActorId)
+{
+    /// <summary>
+    /// <see cref="Content"/> and <see cref="Enrichment"/> already sealed (the pipeline's seal stage,
+    /// <see cref="Privacy.ContentSealing.SealPostAsync"/>): the entity stores this ciphertext and touches no key. Null
+    /// (no vault, or a sender that does not seal) leaves the sealing to the entity.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Privacy.SealedContent? Sealed { get; init; }
+}
 
 /// <summary>
 /// Asks, before a message costs anything (enrichment, an id claim), whether <see cref="ActorId"/> may post it here
@@ -118,7 +127,15 @@ public sealed record AdmitMessage(string TenantId, string ConversationId, string
 /// enrichment is already recorded, or that was deleted, is answered <see cref="Done"/> without a write.
 /// </summary>
 public sealed record RecordEnrichment(string TenantId, string ConversationId, string ActorId, long Seq, string MessageId,
-    MessageEnrichment Enrichment) : ConversationCommand(TenantId, ConversationId, ActorId);
+    MessageEnrichment Enrichment) : ConversationCommand(TenantId, ConversationId, ActorId)
+{
+    /// <summary>
+    /// <see cref="Enrichment"/> already sealed by the sender (<see cref="Privacy.ContentSealing.SealEnrichmentAsync"/>);
+    /// null leaves the sealing to the entity.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Privacy.SealedContent? Sealed { get; init; }
+}
 
 public sealed record EditMessage(string TenantId, string ConversationId, string ActorId, long Seq, MessageContent Content)
     : ConversationCommand(TenantId, ConversationId, ActorId);

@@ -232,6 +232,9 @@ public static class ConversationDecider
         return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment)
         {
             EnrichmentDeferred = p.Enrichment?.Deferred == true,
+            // Sealed ahead (the pipeline): stored as it is, the entity seals nothing. Sealed for another conversation
+            // (or in an older format) it is not used: the entity seals the content itself.
+            Sealed = Presealed(p.Sealed, p.ConversationId),
         });
     }
 
@@ -250,8 +253,15 @@ public static class ConversationDecider
             if (facts.MessageId != re.MessageId || facts.AuthorId != re.ActorId) return Rejection.NotFound("message");
             if (facts.Deleted || !facts.AwaitingEnrichment) return done;
         }
-        return Decision.Persist(new MessageEnriched(meta, re.Seq, re.MessageId, re.Enrichment with { Deferred = false }));
+        return Decision.Persist(new MessageEnriched(meta, re.Seq, re.MessageId, Privacy.ContentSealing.Recorded(re.Enrichment))
+        {
+            Sealed = Presealed(re.Sealed, re.ConversationId),
+        });
     }
+
+    /// <summary>Content a command brings sealed, if it was sealed (current format) for this conversation.</summary>
+    private static Privacy.SealedContent? Presealed(Privacy.SealedContent? sealedContent, string conversationId) =>
+        sealedContent is { V: Privacy.SealedContent.Current } s && s.ConversationId == conversationId ? s : null;
 
     /// <summary>
     /// Whether the actor may post the message id here now; null when it may. The sender's own repeat inside the

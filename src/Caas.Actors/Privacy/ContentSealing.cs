@@ -39,14 +39,23 @@ public interface ISealable
 }
 
 /// <summary>
-/// The per-user data keys. <see cref="Seal"/> and <see cref="Open"/> are synchronous because they run inside the
-/// entity (before the hash is computed) and inside the serializer; keys are cached, so the database is reached once
-/// per user (and key) and node.
+/// The per-user data keys. <see cref="Open"/> is synchronous because it runs where content is read (opened on use);
+/// <see cref="Seal"/> stays synchronous for the entity's fallback (commands that arrive unsealed), while the message
+/// pipeline and the command senders seal ahead with <see cref="SealAsync"/>. Keys are cached, so the database is
+/// reached once per user (and key) and node.
 /// </summary>
 public interface IContentVault
 {
     /// <summary>Encrypts under the user's current data key, creating one if the user has none.</summary>
     SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData);
+
+    /// <summary>
+    /// <see cref="Seal"/> for callers off the entity (the pipeline's seal stage, the API): a key not cached is loaded
+    /// (or created) without blocking a thread. A vault without async loads seals synchronously.
+    /// </summary>
+    ValueTask<SealedContent> SealAsync(string tenantId, string userId, ReadOnlyMemory<byte> plaintext, ReadOnlyMemory<byte> associatedData,
+        CancellationToken ct = default) =>
+        ValueTask.FromResult(Seal(tenantId, userId, plaintext.Span, associatedData.Span));
 
     /// <summary>
     /// The plaintext, or null when the key was destroyed (the user was erased). A key that is not there at all, or
@@ -108,6 +117,33 @@ public static class ContentSealing
         },
         _ => e,
     };
+
+    /// <summary>
+    /// A post's content (and inline enrichment) sealed ahead of the entity, exactly as <see cref="Seal"/> would seal the
+    /// <see cref="MessagePosted"/> the entity decides for it (same body, same associated data, same format), so the
+    /// entity stores it as it is (<see cref="PostMessage.Sealed"/>) and does no key I/O and no AES for it.
+    /// </summary>
+    public static async ValueTask<SealedContent> SealPostAsync(IContentVault vault, string tenantId, string conversationId, string authorId,
+        string messageId, MessageContent content, MessageEnrichment? enrichment, CancellationToken ct = default) =>
+        (await vault.SealAsync(tenantId, authorId, Body(content, enrichment), Aad(tenantId, conversationId, authorId, messageId, "posted", 0), ct)) with
+        {
+            V = SealedContent.Current, ConversationId = conversationId,
+        };
+
+    /// <summary>
+    /// A deferred message's enrichment sealed ahead of the entity as the <see cref="MessageEnriched"/> it decides would be
+    /// (<see cref="RecordEnrichment.Sealed"/>): the enrichment as recorded, i.e. no longer deferred.
+    /// </summary>
+    public static async ValueTask<SealedContent> SealEnrichmentAsync(IContentVault vault, string tenantId, string conversationId, string authorId,
+        string messageId, MessageEnrichment enrichment, CancellationToken ct = default) =>
+        (await vault.SealAsync(tenantId, authorId, Body(new MessageContent("enrichment", null), Recorded(enrichment)),
+            Aad(tenantId, conversationId, authorId, messageId, "enriched", 0), ct)) with
+        {
+            V = SealedContent.Current, ConversationId = conversationId,
+        };
+
+    /// <summary>The enrichment a <see cref="MessageEnriched"/> records: no longer deferred.</summary>
+    public static MessageEnrichment Recorded(MessageEnrichment enrichment) => enrichment with { Deferred = false };
 
     /// <summary>The event with its plaintext restored from <see cref="ISealable.Sealed"/>: erased when the key is gone.</summary>
     public static object Open(object e, IContentVault? vault) => e switch

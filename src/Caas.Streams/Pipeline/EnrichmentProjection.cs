@@ -60,6 +60,8 @@ public sealed class EnrichmentProjection : ReceiveActor
     // entity records it once, but costs the enrichers twice).
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly IMaterializer _materializer = Context.Materializer();
+    // The node's vault: the results are sealed here, before the entity is asked to record them (none: the entity's way).
+    private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
     private UniqueKillSwitch? _killSwitch;
     private ICancelable? _sweeping;
 
@@ -220,6 +222,7 @@ public sealed class EnrichmentProjection : ReceiveActor
     private sealed record Pending(string PersistenceId, string TenantId, string ConversationId, MessagePosted Posted)
     {
         public MessageEnrichment? Enrichment { get; set; }
+        public SealedContent? Sealed { get; set; }
         public bool Skip { get; set; }
     }
 
@@ -264,6 +267,10 @@ public sealed class EnrichmentProjection : ReceiveActor
             }
             p.Enrichment = await _enrich(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId, content, p.Posted.Meta.OccurredAt)
                            ?? new MessageEnrichment([], []);
+            // Sealed here, so the entity records it without key I/O or AES (a key that cannot be loaded fails the batch).
+            if (_vault is not null)
+                p.Sealed = await ContentSealing.SealEnrichmentAsync(_vault, p.TenantId, p.ConversationId, p.Posted.Meta.ActorId,
+                    p.Posted.MessageId, p.Enrichment);
         });
 
         // Each conversation's records in journal order, one at a time; conversations in parallel.
@@ -273,7 +280,7 @@ public sealed class EnrichmentProjection : ReceiveActor
             foreach (var p in conversation)
             {
                 var reply = await _conversations.Ask<object>(new RecordEnrichment(p.TenantId, p.ConversationId, p.Posted.Meta.ActorId,
-                    p.Posted.Seq, p.Posted.MessageId, p.Enrichment!), _askTimeout);
+                    p.Posted.Seq, p.Posted.MessageId, p.Enrichment!) { Sealed = p.Sealed }, _askTimeout);
                 switch (reply)
                 {
                     case Done:

@@ -17,6 +17,7 @@ namespace Caas.Streams.Pipeline;
 ///     → claim    (tenant-wide message_id claim, many per statement; a stored id stays taken for good)
 ///     → rate     (the sender's UserSession entity: per minute and per hour)
 ///     → enrich   (enrichers under a time budget, behind breakers)
+///     → seal     (content and enrichment under the sender's data key; the key loaded asynchronously on a miss)
 ///     → order + persist (FIFO per conversation, no head-of-line blocking → the conversation entity persists)
 ///     → record   (the stored ids become permanently taken, many per statement; then the sender has its ack)
 /// </code>
@@ -42,6 +43,7 @@ public sealed class MessageGraph : IMessageIngest
             .Via(stages.Claim())
             .Via(stages.RateLimit())
             .Via(stages.Enrich())
+            .Via(stages.Seal())
             .Via(stages.OrderAndPersist())
             .Via(stages.RecordClaims())
             .To(Sink.Ignore<Submission>())

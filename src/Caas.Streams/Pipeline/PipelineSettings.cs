@@ -27,6 +27,12 @@ public sealed record PipelineSettings(
     /// </summary>
     public int EnrichHighWater { get; init; } = 1_000;
 
+    /// <summary>
+    /// Messages sealed at once by the seal stage (order kept). Sealing is a few microseconds of AES once the author's key
+    /// is cached; this bounds how many wait on key loads (the database) together.
+    /// </summary>
+    public int SealParallelism { get; init; } = 4;
+
     public static PipelineSettings Default { get; } = new(10_000, 64, 512, 32, 2_048, 512, 4, TimeSpan.FromSeconds(5),
         TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024,
         TimeSpan.FromMinutes(10));
@@ -46,6 +52,7 @@ public sealed record PipelineSettings(
             c.GetTimeSpan("claims-purge-interval", d.ClaimsPurgeInterval))
         {
             EnrichHighWater = c.GetInt("enrich-high-water", d.EnrichHighWater),
+            SealParallelism = Math.Max(1, c.GetInt("seal-parallelism", d.SealParallelism)),
         };
     }
 }

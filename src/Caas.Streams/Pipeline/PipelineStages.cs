@@ -4,6 +4,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
+using Caas.Actors.Privacy;
 using Caas.Actors.Sessions;
 using Caas.Actors.Tenants;
 using Caas.Streams.ReadModel;
@@ -287,6 +288,35 @@ public sealed class PipelineStages(
         s.Enrichment = await enrich.EnrichAsync(s.Message, zone, s.Tenant.DefaultPhoneRegion);
     });
 
+    /// <summary>The node's content vault; null (a test host, a node without one) leaves content to the entity, unsealed.</summary>
+    public IContentVault? Vault { private get; init; }
+
+    /// <summary>
+    /// Seal: the message's content and inline enrichment sealed under the sender's data key, with the associated data the
+    /// entity would bind (<see cref="ContentSealing.SealPostAsync"/>), and carried on the post, so the entity does no key
+    /// I/O and no AES on its thread. A key not cached is loaded asynchronously; a few messages at once, order kept. A
+    /// key that cannot be loaded answers that message 503 (nothing stored; the same message_id may be retried).
+    /// </summary>
+    public Flow<Submission, Submission, NotUsed> Seal() =>
+        Vault is not { } vault
+            ? Flow.Create<Submission>().Named("seal")
+            : Decide("seal", async s =>
+            {
+                var m = s.Message;
+                try
+                {
+                    s.Sealed = await ContentSealing.SealPostAsync(vault, m.TenantId, m.ConversationId, m.SenderId, s.MessageId, m.Content, s.Enrichment);
+                }
+                catch (Exception e) when (!StoreBreaker.IsOutage(e))
+                {
+                    logger.LogWarning(e, "Sealing a message of {Tenant}/{Conversation} failed; the sender may retry", m.TenantId, m.ConversationId);
+                    s.Complete(new Rejected(CouldNotSeal));
+                }
+            }, settings.SealParallelism);
+
+    private static readonly Rejection CouldNotSeal = new(ErrorCodes.Unavailable,
+        "The message could not be sealed now; retry with the same message_id.", RetryAfterSeconds: 2);
+
     private int _inGraph;
 
     /// <summary>Messages inside this node's graph now (ingested, not yet answered): the measure of the high-water mark.</summary>
@@ -359,7 +389,10 @@ public sealed class PipelineStages(
     {
         var m = s.Message;
         var reply = await AskAsync(conversations,
-            new PostMessage(m.TenantId, m.ConversationId, m.SenderId, s.MessageId, m.Content, s.Tenant.IdempotencyHorizon, s.Enrichment));
+            new PostMessage(m.TenantId, m.ConversationId, m.SenderId, s.MessageId, m.Content, s.Tenant.IdempotencyHorizon, s.Enrichment)
+            {
+                Sealed = s.Sealed,
+            });
         switch (reply)
         {
             case MessageAck { Repeat: true } repeat:

@@ -19,6 +19,9 @@ public sealed class Submission(IngestMessage message)
     public TenantSettingsState Tenant { get; set; } = TenantSettingsState.Default;
     public MessageEnrichment? Enrichment { get; set; }
 
+    /// <summary>The content and enrichment sealed by the seal stage, carried to the entity on the post (null without a vault).</summary>
+    public Caas.Actors.Privacy.SealedContent? Sealed { get; set; }
+
     /// <summary>The entity's acknowledgement of a new message, answered once its id is recorded as taken.</summary>
     public MessageAck? Ack { get; set; }
 

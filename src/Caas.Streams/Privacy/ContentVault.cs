@@ -93,12 +93,65 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
                 $"The configured master key (id {master.Id}) did not wrap the stored data keys (id {other}): set CAAS_MASTER_KEY to the key this database was written with.");
     }
 
-    public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData) =>
+        Encrypt(CachedActive(tenantId, userId) ?? LoadOrCreate(tenantId, userId), plaintext, associatedData);
+
+    /// <summary>
+    /// Like <see cref="Seal"/>; a key not cached is read (or created) asynchronously, and the concurrent seals of one user
+    /// that miss together share that one load. A failed load fails those seals only and is tried again by the next.
+    /// </summary>
+    public ValueTask<SealedContent> SealAsync(string tenantId, string userId, ReadOnlyMemory<byte> plaintext, ReadOnlyMemory<byte> associatedData,
+        CancellationToken ct = default) =>
+        CachedActive(tenantId, userId) is { } key
+            ? ValueTask.FromResult(Encrypt(key, plaintext.Span, associatedData.Span))
+            : SealAfterLoadAsync(tenantId, userId, plaintext, associatedData, ct);
+
+    private async ValueTask<SealedContent> SealAfterLoadAsync(string tenantId, string userId, ReadOnlyMemory<byte> plaintext,
+        ReadOnlyMemory<byte> associatedData, CancellationToken ct)
     {
-        // Re-read after the cache window too, so a node that missed an eviction notice stops sealing under a destroyed key.
-        var key = _active.TryGetValue((tenantId, userId), out var cached) && DateTime.UtcNow - cached.LoadedAt <= CacheTtl
-            ? cached
-            : LoadOrCreate(tenantId, userId);
+        var key = await LoadOrCreateSharedAsync(tenantId, userId).WaitAsync(ct);
+        return Encrypt(key, plaintext.Span, associatedData.Span);
+    }
+
+    // Re-read after the cache window too, so a node that missed an eviction notice stops sealing under a destroyed key.
+    private ActiveKey? CachedActive(string tenantId, string userId) =>
+        _active.TryGetValue((tenantId, userId), out var cached) && DateTime.UtcNow - cached.LoadedAt <= CacheTtl ? cached : null;
+
+    // The async loads in flight, one per user: the seals that miss while it runs wait for it instead of loading again.
+    private readonly ConcurrentDictionary<(string Tenant, string User), Task<ActiveKey>> _loading = new();
+
+    private Task<ActiveKey> LoadOrCreateSharedAsync(string tenantId, string userId)
+    {
+        var user = (tenantId, userId);
+        while (true)
+        {
+            if (_loading.TryGetValue(user, out var running)) return running;
+            var load = new TaskCompletionSource<ActiveKey>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_loading.TryAdd(user, load.Task)) continue;
+            _ = RunLoadAsync(user, load);
+            return load.Task;
+        }
+    }
+
+    private async Task RunLoadAsync((string Tenant, string User) user, TaskCompletionSource<ActiveKey> load)
+    {
+        try
+        {
+            // Not cancelled by one waiter: the others (and the cache) still want the key.
+            load.TrySetResult(await LoadOrCreateAsync(user.Tenant, user.User, CancellationToken.None));
+        }
+        catch (Exception e)
+        {
+            load.TrySetException(e);
+        }
+        finally
+        {
+            _loading.TryRemove(new KeyValuePair<(string, string), Task<ActiveKey>>(user, load.Task));
+        }
+    }
+
+    private SealedContent Encrypt(ActiveKey key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
         var output = new byte[NonceSize + plaintext.Length + TagSize];
         var nonce = output.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
@@ -200,6 +253,39 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         _active[(tenantId, userId)] = found;
         _known[found.KeyId] = new KnownKey(tenantId, found.Key, DateTime.UtcNow);
         return found;
+    }
+
+    private async Task<ActiveKey> LoadOrCreateAsync(string tenantId, string userId, CancellationToken ct)
+    {
+        KeyLoads.WithLabels("seal").Inc();
+        await using var c = await store.OpenAsync(ct);
+        var found = await ReadActiveAsync(c, tenantId, userId, ct);
+        if (found is null)
+        {
+            var keyId = "dk_" + Guid.CreateVersion7().ToString("N");
+            var key = RandomNumberGenerator.GetBytes(32);
+            await using (var insert = Command(c, null,
+                             "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) " +
+                             "VALUES (@id, @t, @u, @w, @m, @at) ON CONFLICT (tenant_id, user_id) WHERE destroyed_at IS NULL DO NOTHING",
+                             ("id", keyId), ("t", tenantId), ("u", userId), ("w", Wrap(keyId, tenantId, userId, key)), ("m", master.Id),
+                             ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())))
+                await insert.ExecuteNonQueryAsync(ct);
+            // Another node may have won the race: whichever row is live is the user's key.
+            found = await ReadActiveAsync(c, tenantId, userId, ct) ?? throw new InvalidOperationException("A new data key could not be stored.");
+        }
+        _active[(tenantId, userId)] = found;
+        _known[found.KeyId] = new KnownKey(tenantId, found.Key, DateTime.UtcNow);
+        return found;
+    }
+
+    private async Task<ActiveKey?> ReadActiveAsync(DbConnection c, string tenantId, string userId, CancellationToken ct)
+    {
+        await using var cmd = Command(c, null,
+            "SELECT key_id, wrapped_key FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        var keyId = r.GetString(0);
+        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)), DateTime.UtcNow);
     }
 
     private ActiveKey? ReadActive(DbConnection c, string tenantId, string userId)
