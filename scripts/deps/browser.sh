@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the browser tests need (tests/browser: console.test.mjs, call.test.mjs): Debian's chromium (driven headless by playwright-core) and the npm packages
-# pinned in tests/browser (playwright-core, and @microsoft/signalr for the Node.js side of the test). The /console page
-# does not need this: its SignalR bundle is vendored in src/Caas.Web/wwwroot/console/lib. Idempotent.
+# pinned in tests/browser (playwright-core, and @microsoft/signalr). The /console page does not need this: it runs on
+# the client SDK's browser bundle (SignalR inside), committed in src/Caas.Web/wwwroot/console/lib. Idempotent.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
