@@ -1,4 +1,6 @@
-// Two headless Chromium pages chat with each other through the node's /console page (SignalR over WebSockets).
+// Two headless Chromium pages chat with each other through the node's /console page (the JavaScript client SDK's
+// bundle: SignalR over WebSockets, REST). Bob's page goes through a TCP proxy this script can cut, to check the
+// console's reconnect and resume (what was missed comes once, in order; what he sent meanwhile goes out after).
 // Run by Caas.Web.Tests (BrowserConsoleTests), which starts the node and passes:
 //   CAAS_URL, CAAS_TOKEN_ALICE, CAAS_TOKEN_BOB (alice and bob in one tenant), CAAS_ARTIFACTS (screenshot folder).
 // Exits 0 when every step held, 1 otherwise (with the step that failed and both pages' screenshots).
@@ -6,6 +8,7 @@ import { chromium } from "playwright-core";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import net from "node:net";
 
 const url = process.env.CAAS_URL;
 const tokens = { alice: process.env.CAAS_TOKEN_ALICE, bob: process.env.CAAS_TOKEN_BOB };
@@ -17,12 +20,60 @@ if (!url || !tokens.alice || !tokens.bob) {
 mkdirSync(artifacts, { recursive: true });
 
 const step = (text) => console.log(`step: ${text}`);
+
+/** A TCP proxy to the node: `cut()` drops every socket through it and refuses new ones until `mend()`. */
+class CutProxy {
+  constructor(target) {
+    this.target = new URL(target);
+    this.sockets = new Set();
+    this.cutOff = false;
+    this.server = net.createServer((client) => {
+      if (this.cutOff) { client.destroy(); return; }
+      const upstream = net.connect(Number(this.target.port), this.target.hostname);
+      const close = () => { client.destroy(); upstream.destroy(); this.sockets.delete(client); this.sockets.delete(upstream); };
+      this.sockets.add(client).add(upstream);
+      client.on("error", close).on("close", close);
+      upstream.on("error", close).on("close", close);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+  async listen() {
+    await new Promise((r) => this.server.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+  cut() {
+    this.cutOff = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+  mend() { this.cutOff = false; }
+  close() { this.cut(); this.server.close(); }
+}
+
+/** What a console shows: each message's seq and text, in page order. */
+const shown = (page) => page.locator("#messages li").evaluateAll((lis) => lis.map((li) => ({
+  seq: Number(li.dataset.seq), text: li.querySelector(".text").textContent })));
+
+/** Every message once, seq 1..n in order, and each of `texts` exactly once. */
+async function onceInOrder(who, page, n, texts) {
+  const items = await shown(page);
+  const seqs = items.map((m) => m.seq).join(",");
+  const expected = Array.from({ length: n }, (_, i) => i + 1).join(",");
+  if (seqs !== expected) throw new Error(`${who} sees ${seqs}, expected ${expected}`);
+  for (const text of texts) {
+    const count = items.filter((m) => m.text === text).length;
+    if (count !== 1) throw new Error(`${who} sees "${text}" ${count} times`);
+  }
+}
 const profile = mkdtempSync(join(tmpdir(), "caas-chromium-"));
 const deadline = setTimeout(() => { console.error("timed out after 240 s"); process.exit(1); }, 240_000);
 let context;
 let failed = false;
 const pages = {};
+const proxy = new CutProxy(url);
 try {
+  const bobUrl = await proxy.listen();
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CAAS_CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -39,7 +90,7 @@ try {
     page.on("pageerror", (e) => console.error(`${who} page error: ${e.message}`));
     pages[who] = page;
     step(`${who} signs in`);
-    await page.goto(`${url}/console/?token=${encodeURIComponent(tokens[who])}`);
+    await page.goto(`${who === "bob" ? bobUrl : url}/console/?token=${encodeURIComponent(tokens[who])}`);
     await page.locator('#status[data-state="connected"]').waitFor();
   }
   const { alice, bob } = pages;
@@ -84,6 +135,52 @@ try {
   step("alice sees bob's read receipt on her message");
   await alice.locator('#messages li[data-seq="2"] .receipt[data-kind="read"]', { hasText: "read by bob" }).waitFor();
 
+  step("a message from bob's other client (REST) shows on both consoles once, in order");
+  const room = await alice.evaluate(() => window.caasConsole.room.id);
+  const posted = await fetch(`${url}/v1/messages`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${tokens.bob}`, "content-type": "application/json" },
+    body: JSON.stringify({ conversation_id: room, content: { type: "text", text: "from bob's phone" } }),
+  });
+  if (posted.status !== 201 && posted.status !== 200) throw new Error(`POST /v1/messages: ${posted.status} ${await posted.text()}`);
+  for (const page of [alice, bob]) await page.locator("#messages li", { hasText: "from bob's phone" }).waitFor();
+  await bob.waitForTimeout(500); // a second copy would come right after the first
+  await onceInOrder("alice", alice, 3, ["from bob's phone"]);
+  await onceInOrder("bob", bob, 3, ["from bob's phone"]);
+
+  step("bob's connection is cut: his console shows reconnecting");
+  const slow = { timeout: 90_000 };
+  proxy.cut();
+  await bob.locator('#status[data-state="reconnecting"]').waitFor(slow);
+
+  step("meanwhile alice sends two messages and bob writes one (queued by his console)");
+  for (const text of ["while you were away 1", "while you were away 2"]) {
+    await alice.fill("#message", text);
+    await alice.press("#message", "Enter");
+    await alice.locator("#messages li", { hasText: text }).waitFor();
+  }
+  await bob.fill("#message", "written while offline");
+  await bob.press("#message", "Enter");
+  await bob.waitForTimeout(1000);
+  if (await bob.locator("#messages li", { hasText: "while you were away" }).count()) throw new Error("bob got messages while cut off");
+
+  step("the connection is back: bob's console resumes, with what he missed and what he wrote, each once and in order");
+  proxy.mend();
+  await bob.locator('#status[data-state="connected"]').waitFor(slow);
+  await bob.locator("#messages li", { hasText: "written while offline" }).waitFor(slow);
+  await alice.locator("#messages li", { hasText: "written while offline" }).waitFor(slow);
+  await bob.waitForTimeout(500);
+  const texts = ["from bob's phone", "while you were away 1", "while you were away 2", "written while offline"];
+  await onceInOrder("alice", alice, 6, texts);
+  await onceInOrder("bob", bob, 6, texts);
+  const resumed = (await shown(bob)).slice(3).map((m) => m.text).join(" | ");
+  if (resumed !== texts.slice(1).join(" | ")) throw new Error(`bob's console shows ${resumed}`);
+  step("bob's console is live again: alice's next message reaches it");
+  await alice.fill("#message", "welcome back");
+  await alice.press("#message", "Enter");
+  await bob.locator("#messages li", { hasText: "welcome back" }).waitFor(slow);
+  await onceInOrder("bob", bob, 7, ["welcome back"]);
+
   // Calls from the console: the call page in a frame (WebRTC, signaling through the hub). This node has no TURN
   // server, so the page uses what the node hands out (nothing) and the two pages reach each other on loopback.
   const long = { timeout: 120_000 };
@@ -116,6 +213,7 @@ try {
     await page.screenshot({ path: join(artifacts, `console-${who}.png`), fullPage: true }).catch(() => {});
   }
   await context?.close().catch(() => {});
+  proxy.close();
   rmSync(profile, { recursive: true, force: true });
   clearTimeout(deadline);
 }

@@ -1,5 +1,6 @@
 // Builds dist/esm (ES modules) and dist/cjs (CommonJS), each with its type declarations, with the pinned tsc; and
 // dist/browser/caas-client.js, one ES module with @microsoft/signalr inside, for a page without a bundler (esbuild).
+// The node's /console page has its own committed copy (minified): `npm run bundle-console` (scripts/console-bundle.mjs).
 import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";

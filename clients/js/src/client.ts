@@ -10,8 +10,8 @@ import type {
   CallRingingEvent, ConversationUpdatedEvent, HubError, HubResult, IceServers, JoinResult, MemberAddedEvent, MemberPresenceEvent,
   MemberRemovedEvent, MemberRoleChangedEvent, Message, MessageDeletedEvent, MessageEditedEvent, ModerationEvent, ParticipantLeftEvent,
   Presence, ReactionChangedEvent, ReceiptEvent, RecordingConsentedEvent, RecordingConsentRequestedEvent, RecordingDeclinedEvent,
-  RecordingStartedEvent, RecordingStatus, RecordingStoppedEvent, RoomErrorEvent, SessionExpiredEvent, SignalEvent, SignalKind,
-  TypingEvent,
+  RecordingStartedEvent, RecordingStatus, RecordingStoppedEvent, RoomActivityEvent, RoomErrorEvent, SessionExpiredEvent, SignalEvent,
+  SignalKind, TypingEvent,
 } from "./types.js";
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "expired" | "closed";
@@ -63,6 +63,8 @@ export interface CaasEvents {
   userKicked: ModerationEvent;
   conversationUpdated: ConversationUpdatedEvent;
   roomError: RoomErrorEvent;
+  /** A room's joins, leaves and presence changes of one server tick; each is also handed out on its own below. */
+  roomActivity: RoomActivityEvent;
   memberJoined: MemberPresenceEvent;
   memberLeft: MemberPresenceEvent;
   typing: TypingEvent;
@@ -461,6 +463,7 @@ export class CaasClient {
     for (const name of DURABLE_EVENTS) connection.on(name, mine((e: { conversation_id: string; event_seq?: number; user_id?: string }) => this.onDurable(name, e)));
     for (const name of LIVE_EVENTS) connection.on(name, mine((e: ReceiptEvent) => this.onLive(name, e)));
     for (const name of CALL_EVENTS) connection.on(name, mine((e: never) => this.events.emit(name, e)));
+    connection.on("roomActivity", mine((e: RoomActivityEvent) => this.onRoomActivity(e)));
     connection.on("roomError", mine((e: RoomErrorEvent) => {
       this.rooms.delete(e.conversation_id);
       this.events.emit("roomError", e);
@@ -685,6 +688,14 @@ export class CaasClient {
     // The same user read on another device: this one's count follows.
     if (name === "readReceipt" && e.user_id === this.userId) this.applyRead(e.conversation_id, e.seq);
     this.events.emit(name, e as never);
+  }
+
+  /** The batch as it came, then each change on its own (what a server that does not batch sends). */
+  private onRoomActivity(e: RoomActivityEvent) {
+    this.events.emit("roomActivity", e);
+    for (const user of e.joined ?? []) this.events.emit("memberJoined", { conversation_id: e.conversation_id, user_id: user });
+    for (const user of e.left ?? []) this.events.emit("memberLeft", { conversation_id: e.conversation_id, user_id: user });
+    for (const p of e.presence ?? []) this.events.emit("presenceChanged", p);
   }
 
   private applyRead(conversationId: string, seq: number) {

@@ -2,7 +2,7 @@ export { CaasClient, newMessageId } from "./client.js";
 export type { CaasClientOptions, CaasEvents, ConnectionState, ResumedEvent } from "./client.js";
 export { CaasError, TRANSIENT } from "./errors.js";
 export { RestClient, contentOf } from "./rest.js";
-export type { ContentInput, RestOptions } from "./rest.js";
+export type { Bytes, ChunkedUploadOptions, ContentInput, RestOptions } from "./rest.js";
 export { MemoryQueueStorage, IndexedDbQueueStorage, defaultStorage } from "./storage.js";
 export type { QueuedMessage, QueueStorage } from "./storage.js";
 export type { SendOutcome } from "./queue.js";

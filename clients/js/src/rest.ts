@@ -1,7 +1,7 @@
 import { CaasError } from "./errors.js";
 import type {
-  CallList, Content, Conversation, ConversationType, IceServers, Message, ModerationAction, ModerationLogEntry, ModerationResult, Page,
-  Presence, Profile, Role,
+  CallList, ChunkReceived, Content, Conversation, ConversationType, IceServers, MediaFile, Message, ModerationAction, ModerationLogEntry,
+  ModerationResult, Page, Presence, Profile, Role, UploadStart, UploadStarted,
 } from "./types.js";
 
 export interface RestOptions {
@@ -14,6 +14,21 @@ export interface RestOptions {
 
 export type ContentInput = string | Content;
 
+/** Bytes for an upload chunk: what `fetch` takes as a body. */
+export type Bytes = Blob | ArrayBuffer | Uint8Array;
+
+export interface ChunkedUploadOptions extends Omit<UploadStart, "size"> {
+  /**
+   * Declare the size up front (default true). A recording's bytes may be sent without it, as a recorder would: the
+   * short last chunk ends the file.
+   */
+  declareSize?: boolean;
+  /** Attempts per request (start, each chunk, completion) for what may pass later (409, 429, 5xx, a network error). */
+  attempts?: number;
+  /** Called after each chunk with the bytes sent so far and the total. */
+  onProgress?: (sent: number, total: number) => void;
+}
+
 /** The REST API v1 with typed methods; an error answer throws a CaasError with the problem's `code`. */
 export class RestClient {
   private readonly base: string;
@@ -25,11 +40,16 @@ export class RestClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return this.send<T>(method, path, body === undefined ? undefined : { bytes: JSON.stringify(body), type: "application/json" }, signal);
+  }
+
+  /** A request with a raw body (bytes and their content type); the answer as `request`'s. */
+  async send<T>(method: string, path: string, body?: { bytes: Bytes | string; type: string }, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${await this.options.token()}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
+    if (body !== undefined) headers["content-type"] = body.type;
     let response: Response;
     try {
-      response = await this.fetchImpl(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      response = await this.fetchImpl(this.base + path, { method, headers, body: body?.bytes as BodyInit | undefined, signal });
     } catch (e) {
       throw new CaasError("network_error", `The request failed: ${(e as Error).message}`);
     }
@@ -92,6 +112,36 @@ export class RestClient {
     return this.request<IceServers>("GET", "/v1/webrtc/ice-servers");
   }
 
+  // --- media: the resumable (chunked) upload ---
+  /** Starts a resumable upload into a conversation (with `recording_id`: a call recording's bytes, its requester's only). */
+  startUpload(body: UploadStart) {
+    return this.request<UploadStarted>("POST", "/v1/media/upload/chunk", body);
+  }
+  /** One chunk (every chunk but the last exactly `chunk_size` bytes; any order; the same bytes again are fine). */
+  uploadChunk(uploadId: string, index: number, bytes: Bytes) {
+    return this.send<ChunkReceived>("POST", `/v1/media/upload/chunk/${enc(uploadId)}?index=${index}`, { bytes, type: "application/octet-stream" });
+  }
+  /** Assembles the file (checks size and SHA-256 when declared); again: the same metadata. */
+  completeUpload(uploadId: string) {
+    return this.request<MediaFile>("POST", `/v1/media/upload/complete/${enc(uploadId)}`);
+  }
+  /**
+   * Uploads a Blob through the resumable upload: start, the chunks in order, completion; each request tried again
+   * (with a growing delay) while its failure may pass (`conflict` of a chunk being stored, 429, 5xx, network errors).
+   */
+  async uploadChunked(data: Blob, options: ChunkedUploadOptions): Promise<MediaFile> {
+    const { declareSize = true, attempts = 5, onProgress, ...start } = options;
+    const retrying = <T>(f: () => Promise<T>) => retry(f, attempts);
+    const started = await retrying(() => this.startUpload({ ...start, ...(declareSize ? { size: data.size } : {}) }));
+    const size = started.chunk_size;
+    for (let index = 0; index * size < data.size; index++) {
+      const part = data.slice(index * size, (index + 1) * size);
+      await retrying(() => this.uploadChunk(started.upload_id, index, part));
+      onProgress?.(Math.min(data.size, (index + 1) * size), data.size);
+    }
+    return retrying(() => this.completeUpload(started.upload_id));
+  }
+
   // --- messages ---
   postMessage(conversationId: string, content: ContentInput, messageId?: string) {
     return this.request<Message>("POST", "/v1/messages", { conversation_id: conversationId, content: contentOf(content), message_id: messageId });
@@ -133,6 +183,18 @@ export function contentOf(content: ContentInput): Content {
 }
 
 const enc = encodeURIComponent;
+
+async function retry<T>(f: () => Promise<T>, attempts: number): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      const again = e instanceof CaasError && (e.transient || e.status === 409);
+      if (attempt >= attempts || !again) throw e;
+      await new Promise((r) => setTimeout(r, (e as CaasError).retryAfterMs ?? 500 * attempt));
+    }
+  }
+}
 
 function query(options: Record<string, string | number | undefined>): string {
   const parts = Object.entries(options)

@@ -370,3 +370,59 @@ export interface RecordingStoppedEvent extends RecordingEventBase {
 }
 /** reason: "refused" (`user_ids` said no) or "timeout" (`user_ids` did not answer). */
 export interface RecordingDeclinedEvent extends RecordingEventBase { reason: "refused" | "timeout" | (string & {}); user_ids: string[] }
+
+/**
+ * A room's joins, leaves and presence changes since the feed's last tick, in one event (the server batches them; the
+ * client also hands each one out as `memberJoined`, `memberLeft` and `presenceChanged`). Per user the tick's last
+ * change wins.
+ */
+export interface RoomActivityEvent {
+  conversation_id: string;
+  joined: string[];
+  left: string[];
+  presence: Presence[];
+}
+
+// --- media -----------------------------------------------------------------------------------------------------
+
+/** `POST /v1/media/upload/chunk`: a resumable upload into a conversation; without `size`, the short last chunk ends it. */
+export interface UploadStart {
+  file_name: string;
+  content_type: string;
+  conversation_id: string;
+  size?: number;
+  sha256?: string;
+  /** A call recording's bytes (`rec_…`): only its requester, once something was recorded, once. */
+  recording_id?: string;
+}
+
+export interface UploadStarted {
+  upload_id: string;
+  /** Every chunk but the last is exactly this many bytes. */
+  chunk_size: number;
+  expires_at: string;
+}
+
+export interface ChunkReceived {
+  upload_id: string;
+  index: number;
+  received_bytes: number;
+}
+
+/** A stored file's metadata (`content_type` as sniffed from its bytes). */
+export interface MediaFile {
+  id: string;
+  conversation_id: string;
+  owner_id: string;
+  file_name: string;
+  content_type: string;
+  kind: string;
+  size: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  duration_ms: number | null;
+  state: string;
+  created_at: string;
+  thumbnail_url: string | null;
+}

@@ -13,6 +13,7 @@ const client = (user, options = {}) => {
 };
 
 before(async () => {
+  process.env.CAAS_MEDIA_CHUNK_MB ??= "1"; // uploads of a few chunks stay small
   node = new CaasNode();
   await node.start();
   await node.liftLimits();
@@ -122,4 +123,60 @@ test("the same message_id twice is persisted once", { timeout: 300_000 }, async 
   assert.equal(again.repeat, true);
   const history = await dave.rest.listMessages(room.id, { after_seq: 0 });
   assert.equal(history.items.length, 1);
+});
+
+test("a room's batched roomActivity comes as it is and split into memberJoined, memberLeft and presenceChanged", { timeout: 300_000 }, async () => {
+  const erin = client("erin");
+  const frank = client("frank");
+  await Promise.all([erin.connect(), frank.connect()]);
+  const room = await erin.rest.createConversation({ type: "group", title: "Activity", members: ["frank"] });
+  await erin.joinRoom(room.id);
+  const seen = [];
+  for (const name of ["roomActivity", "memberJoined", "memberLeft", "presenceChanged"]) erin.on(name, (e) => seen.push({ name, e }));
+
+  await frank.joinRoom(room.id);
+  const batch = await waitFor(() => seen.find((x) => x.name === "roomActivity" && x.e.joined.includes("frank"))?.e, "erin's roomActivity with frank");
+  assert.equal(batch.conversation_id, room.id);
+  assert.ok(Array.isArray(batch.left) && Array.isArray(batch.presence));
+  const joined = seen.find((x) => x.name === "memberJoined" && x.e.user_id === "frank");
+  assert.deepEqual(joined?.e, { conversation_id: room.id, user_id: "frank" }, "the join on its own");
+
+  await frank.leaveRoom(room.id);
+  await waitFor(() => seen.find((x) => x.name === "memberLeft" && x.e.user_id === "frank" && x.e.conversation_id === room.id), "erin's memberLeft for frank");
+  // Every batch's changes came out one by one too, right after it, in its order.
+  const batches = seen.filter((x) => x.name === "roomActivity").map((x) => x.e);
+  const split = seen.filter((x) => x.name !== "roomActivity");
+  const expected = batches.flatMap((b) => [
+    ...b.joined.map((u) => ({ name: "memberJoined", e: { conversation_id: b.conversation_id, user_id: u } })),
+    ...b.left.map((u) => ({ name: "memberLeft", e: { conversation_id: b.conversation_id, user_id: u } })),
+    ...b.presence.map((p) => ({ name: "presenceChanged", e: p })),
+  ]);
+  assert.deepEqual(split, expected);
+});
+
+test("a file through the resumable upload (rest.uploadChunked), then downloaded byte for byte", { timeout: 300_000 }, async () => {
+  const gina = client("gina");
+  const room = await gina.rest.createConversation({ type: "group", title: "Files" });
+  const bytes = new Uint8Array(2_500_000).map((_, i) => (i % 80 === 79 ? 10 : 97 + ((i * 7) % 26))); // text: sniffed text/plain
+  const progress = [];
+  const file = await gina.rest.uploadChunked(new Blob([bytes]), {
+    file_name: "data.txt", content_type: "text/plain", conversation_id: room.id, onProgress: (sent, total) => progress.push([sent, total]),
+  });
+  assert.equal(file.size, bytes.length);
+  assert.equal(file.conversation_id, room.id);
+  assert.equal(file.owner_id, "gina");
+  assert.equal(progress.length, Math.ceil(bytes.length / (1024 * 1024)), "a chunk of 1 MiB at a time");
+  assert.deepEqual(progress.at(-1), [bytes.length, bytes.length]);
+  const download = await fetch(`${node.url}/v1/media/download/${file.id}`, { headers: { authorization: `Bearer ${node.token("gina")}` } });
+  assert.equal(download.status, 200);
+  assert.deepEqual(new Uint8Array(await download.arrayBuffer()), bytes);
+
+  // The steps one by one: a chunk of an upload that is not one's own is not_found; a bad start is validation_failed.
+  const started = await gina.rest.startUpload({ file_name: "x.txt", content_type: "text/plain", conversation_id: room.id, size: 3 });
+  assert.ok(started.upload_id && started.chunk_size > 0);
+  await assert.rejects(client("hank").rest.uploadChunk(started.upload_id, 0, new TextEncoder().encode("abc")), (e) => e instanceof CaasError && e.status === 404);
+  assert.equal((await gina.rest.uploadChunk(started.upload_id, 0, new TextEncoder().encode("abc"))).received_bytes, 3);
+  assert.equal((await gina.rest.completeUpload(started.upload_id)).size, 3);
+  await assert.rejects(gina.rest.startUpload({ file_name: "", content_type: "text/plain", conversation_id: room.id }),
+    (e) => e instanceof CaasError && e.code === "validation_failed");
 });

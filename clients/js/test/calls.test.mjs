@@ -127,6 +127,15 @@ test("a call: ringing, accept, signal, quality, a consented recording, the end a
   assert.equal(list.items[0].call_id, callId);
   assert.equal(list.items[0].reason, "ended");
   assert.deepEqual([...list.items[0].participants].sort(), ["alice", "bob"]);
+
+  // The recording's bytes: its requester's page uploads them with the recording id, without a size (as a recorder).
+  const recorded = new Blob([new Uint8Array([0x1a, 0x45, 0xdf, 0xa3]), new Uint8Array(4092)]); // a WebM head
+  const upload = { file_name: `${recordingId}.webm`, content_type: "video/webm", conversation_id: room.id, recording_id: recordingId, declareSize: false };
+  await assert.rejects(bob.rest.uploadChunked(recorded, upload), (e) => e instanceof CaasError && e.code === "forbidden", "only the requester uploads");
+  const file = await alice.rest.uploadChunked(recorded, upload);
+  assert.equal(file.size, 4096);
+  assert.equal(file.conversation_id, room.id);
+  await assert.rejects(alice.rest.uploadChunked(recorded, upload), (e) => e instanceof CaasError && e.code === "conflict", "once");
 });
 
 test("ICE servers from the hub and REST (an empty list with a warning is fine without TURN)", { timeout: 300_000 }, async () => {

@@ -17,10 +17,12 @@ public sealed class BrowserConsoleTests(HubNode node, ITestOutputHelper output) 
         Assert.True(File.Exists("/usr/bin/chromium") && Directory.Exists(Path.Combine(browser, "node_modules", "playwright-core")),
             "Chromium or the npm packages are missing: run scripts/deps/browser.sh (scripts/test.sh does).");
 
-        // The page itself, and the SignalR bundle it loads, are served by the node.
+        // The page itself, its script (a module on the client SDK) and the SDK's committed bundle (SignalR inside) are
+        // served by the node.
         using var http = new HttpClient { BaseAddress = node.BaseAddress };
-        Assert.Contains("signalr.min.js", await GetAsync(http, "/console/"));
-        Assert.Contains("HubConnectionBuilder", await GetAsync(http, "/console/lib/signalr.min.js"));
+        Assert.Contains("<script type=\"module\" src=\"console.js\">", await GetAsync(http, "/console/"));
+        Assert.Contains("./lib/caas-client.js", await GetAsync(http, "/console/console.js"));
+        Assert.Contains("HubConnectionBuilder", await GetAsync(http, "/console/lib/caas-client.js"));
 
         var artifacts = Path.Combine(root, "artifacts", "browser");
         var start = new ProcessStartInfo("node", "console.test.mjs")

@@ -1,19 +1,19 @@
-// A minimal one-to-one WebRTC call over CAAS: ICE servers (TURN REST credentials) from the hub's GetIceServers,
-// the call's lifecycle and the SDP/ICE exchange only through the hub (StartCall, AcceptCall, DeclineCall, SendSignal,
-// LeaveCall; events callRinging, callAccepted, signal, participantLeft, callEnded). Open
-// /console/call.html?token=JWT&conversation=ID[&relay=1][&call=CALL_ID]. A call already going on in the conversation
-// (GET /v1/conversations/{id}/calls, or the call parameter) can be joined (AcceptCall). Recording with consent:
-// Record (RequestRecording), a consent prompt on recordingConsentRequested (ConsentRecording); on the requester's page a
-// MediaRecorder over the remote stream (WebM) while every participant consents, paused while one who joined has not,
-// uploaded through the media API's chunked upload with the recording id once it is over (declined, stopped, hang-up).
-// window.caasCall exposes the state (for tests and debugging).
-"use strict";
+// A minimal one-to-one WebRTC call over CAAS, through the JavaScript client SDK (lib/caas-client.js): ICE servers
+// (TURN REST credentials) from the hub (getIceServers), the call's lifecycle and the SDP/ICE exchange only through the
+// hub (startCall, acceptCall, declineCall, sendSignal, leaveCall; events callRinging, callAccepted, signal,
+// participantLeft, callEnded). Open /console/call.html?token=JWT&conversation=ID[&relay=1][&call=CALL_ID]. A call
+// already going on in the conversation (rest.calls, or the call parameter) can be joined (acceptCall). Recording with
+// consent: Record (requestRecording), a consent prompt on recordingConsentRequested (consentRecording); on the
+// requester's page a MediaRecorder over the remote stream (WebM) while every participant consents, paused while one who
+// joined has not, uploaded through the media API's chunked upload (rest.uploadChunked) with the recording id once it is
+// over (declined, stopped, hang-up). window.caasCall exposes the state (for tests and debugging).
+import { CaasClient, MemoryQueueStorage } from "./lib/caas-client.js";
 
 const $ = (id) => document.getElementById(id);
 // Parameters come from the query or the fragment (#token=…: the /console page passes the token there, so it never
 // reaches a server's access log).
 const params = new URLSearchParams([location.search.slice(1), location.hash.slice(1)].filter(Boolean).join("&"));
-const call = { hub: null, me: null, conversation: params.get("conversation"), id: null, peer: null, pc: null,
+const call = { client: null, me: null, conversation: params.get("conversation"), id: null, peer: null, pc: null,
   local: null, pending: [], ended: null, iceServers: [], token: params.get("token"), ongoing: null, recording: null };
 window.caasCall = call;
 
@@ -21,18 +21,7 @@ function log(text) { $("log").textContent = text; }
 function setState(id, text) { $(id).textContent = text; $(id).dataset.state = text; }
 const payloadOf = (e) => (typeof e === "string" ? JSON.parse(e) : e);
 
-function claims(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part.padEnd(part.length + (4 - part.length % 4) % 4, "=")));
-  } catch { return {}; }
-}
-
-async function invoke(method, arg) {
-  const result = arg === undefined ? await call.hub.invoke(method) : await call.hub.invoke(method, arg);
-  if (!result.success) throw new Error(`${method}: ${result.error.code}: ${result.error.message}`);
-  return result;
-}
+const problem = (e) => (e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? e));
 
 // The node hands out only TURN servers its health check found working: ask again (bounded) until there is one. Without
 // "relay only", a node with no TURN server (the embedded default) is fine after a few tries: on one machine or one LAN
@@ -40,11 +29,11 @@ async function invoke(method, arg) {
 async function iceServers() {
   for (let attempt = 0; attempt < 120; attempt++) {
     try {
-      const result = await invoke("GetIceServers");
+      const result = await call.client.getIceServers();
       if (result.ice_servers.length || (!$("relay-only").checked && attempt >= 2)) return result.ice_servers;
       log(result.warning || "no ICE server yet");
     } catch (e) {
-      log(e.message); // e.g. rate_limited: ask again
+      log(problem(e)); // e.g. rate_limited: ask again
     }
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -58,7 +47,7 @@ async function newPeerConnection() {
   const pc = new RTCPeerConnection({ iceServers: call.iceServers, iceTransportPolicy: $("relay-only").checked ? "relay" : "all" });
   call.local.getTracks().forEach((t) => pc.addTrack(t, call.local));
   pc.onicecandidate = (e) => {
-    if (e.candidate && call.peer) signal("ice", e.candidate.toJSON()).catch((err) => log(err.message));
+    if (e.candidate && call.peer) signal("ice", e.candidate.toJSON()).catch((err) => log(problem(err)));
   };
   pc.oniceconnectionstatechange = () => setState("ice-state", pc.iceConnectionState);
   pc.onconnectionstatechange = () => { if (pc.connectionState === "connected") setState("call-state", "connected"); };
@@ -67,7 +56,7 @@ async function newPeerConnection() {
   return pc;
 }
 
-const signal = (kind, payload) => invoke("SendSignal", { call_id: call.id, to_user_id: call.peer, kind, payload });
+const signal = (kind, payload) => call.client.sendSignal(call.id, call.peer, kind, payload);
 
 async function onSignal(e) {
   e = payloadOf(e);
@@ -90,7 +79,7 @@ async function onSignal(e) {
 
 async function startCall() {
   await newPeerConnection();
-  const started = await invoke("StartCall", { conversation_id: call.conversation, media: "video" });
+  const started = await call.client.startCall(call.conversation, "video");
   call.id = started.call_id;
   call.ended = null;
   setState("call-state", "ringing");
@@ -125,7 +114,7 @@ async function accept() {
   $("incoming").hidden = true;
   $("ongoing").hidden = true;
   await newPeerConnection(); // before AcceptCall: the offer may follow its answer at once
-  const joined = await invoke("AcceptCall", { call_id: call.id });
+  const joined = await call.client.acceptCall(call.id);
   setState("call-state", "connecting");
   $("call").disabled = true;
   $("hangup").disabled = false;
@@ -137,7 +126,7 @@ async function accept() {
 async function findOngoing() {
   if (call.id) return;
   const id = params.get("call")
-    ?? (await api("GET", `/v1/conversations/${encodeURIComponent(call.conversation)}/calls?limit=1`)).active?.call_id;
+    ?? (await call.client.rest.calls(call.conversation, 1)).active?.call_id;
   if (!id || call.id) return;
   call.ongoing = id;
   $("ongoing").hidden = false;
@@ -153,14 +142,14 @@ async function join() {
 
 async function decline() {
   $("incoming").hidden = true;
-  await invoke("DeclineCall", { call_id: call.id });
+  await call.client.declineCall(call.id);
   reset();
 }
 
 async function hangup() {
   const id = call.id;
   reset();
-  if (id) await invoke("LeaveCall", { call_id: id });
+  if (id) await call.client.leaveCall(id);
 }
 
 function reset() {
@@ -187,34 +176,6 @@ function reset() {
 }
 
 // ---- recording with consent ---------------------------------------------------------------------------------------
-
-async function api(method, path, body, contentType) {
-  const headers = { Authorization: `Bearer ${call.token}` };
-  if (contentType) headers["Content-Type"] = contentType;
-  const response = await fetch(path, { method, headers, body });
-  const text = await response.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  if (!response.ok) {
-    const error = new Error(`${method} ${path.split("?")[0]}: ${response.status} ${json?.code ?? ""} ${json?.detail ?? text}`);
-    error.status = response.status;
-    throw error;
-  }
-  return json;
-}
-
-// A few attempts at what may be refused for a moment (a chunk or completion "being stored by another request", a
-// rate limit, an overloaded node, a network error), then the error.
-async function retrying(f) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await f();
-    } catch (e) {
-      if (attempt >= 5 || (e.status && ![409, 429, 502, 503, 504].includes(e.status))) throw e;
-      await new Promise((r) => setTimeout(r, 500 * attempt));
-    }
-  }
-}
 
 // The call's recording as this page knows it; a new recording id starts a new one.
 function recordingFor(recordingId, requestedBy) {
@@ -249,7 +210,7 @@ function askConsent(r) {
 }
 
 async function record() {
-  const asked = await invoke("RequestRecording", { call_id: call.id });
+  const asked = await call.client.requestRecording(call.id);
   const r = recordingFor(asked.recording_id, call.me);
   if (r.status === "pending") setRecording(r, "pending", asked.awaiting.length ? `awaiting ${asked.awaiting.join(", ")}` : null);
 }
@@ -258,7 +219,7 @@ async function consent(yes) {
   const r = call.recording;
   if (!r) return;
   $("consent").hidden = true;
-  await invoke("ConsentRecording", { call_id: call.id, recording_id: r.id, consent: yes });
+  await call.client.consentRecording(call.id, r.id, yes);
 }
 
 // AcceptCall's answer: the call's recording as it is (status pending|recording|paused, whose consent is awaited).
@@ -352,8 +313,8 @@ function finishRecording(r) {
   if (!r.finishing) {
     if (r.recorder.state !== "inactive") r.recorder.stop();
     r.finishing = uploadRecording(r).catch((e) => {
-      r.error = e.message;
-      setUpload(r, "failed", e.message);
+      r.error = problem(e);
+      setUpload(r, "failed", r.error);
     });
   }
   return r.finishing;
@@ -365,16 +326,11 @@ async function uploadRecording(r) {
   const blob = new Blob(r.chunks, { type });
   if (!blob.size) throw new Error("nothing was recorded");
   setUpload(r, "uploading", `0 / ${blob.size} bytes`);
-  const start = await retrying(() => api("POST", "/v1/media/upload/chunk",
-    JSON.stringify({ file_name: `${r.id}.webm`, content_type: type, conversation_id: call.conversation, recording_id: r.id }), "application/json"));
-  // No size up front: every chunk but the last is exactly chunk_size bytes.
-  const size = start.chunk_size;
-  for (let index = 0; index * size < blob.size; index++) {
-    const part = blob.slice(index * size, (index + 1) * size);
-    await retrying(() => api("POST", `/v1/media/upload/chunk/${start.upload_id}?index=${index}`, part, "application/octet-stream"));
-    setUpload(r, "uploading", `${Math.min(blob.size, (index + 1) * size)} / ${blob.size} bytes`);
-  }
-  const file = await retrying(() => api("POST", `/v1/media/upload/complete/${start.upload_id}`));
+  // No size up front (as a recorder: the short last chunk ends the file); each request retried while it may pass.
+  const file = await call.client.rest.uploadChunked(blob, {
+    file_name: `${r.id}.webm`, content_type: type, conversation_id: call.conversation, recording_id: r.id, declareSize: false,
+    onProgress: (sent, total) => setUpload(r, "uploading", `${sent} / ${total} bytes`),
+  });
   r.fileId = file.id;
   r.uploadedBytes = blob.size;
   setUpload(r, "uploaded", file.id);
@@ -384,42 +340,40 @@ async function main() {
   const token = params.get("token");
   if (!token || !call.conversation) { log("open with ?token=JWT&conversation=ID"); return; }
   if (params.get("relay") === "1") $("relay-only").checked = true;
-  call.me = claims(token).sub;
+  // Its own queue in memory: this page sends no messages, and leaves the console's IndexedDB queue to the console.
+  const client = new CaasClient({ url: location.origin, token, storage: new MemoryQueueStorage() });
+  call.me = client.userId;
   $("me").textContent = call.me ?? "";
   $("conversation").textContent = call.conversation;
-  const hub = new signalR.HubConnectionBuilder()
-    .withUrl("/hubs/chat", { accessTokenFactory: () => token, transport: signalR.HttpTransportType.WebSockets, skipNegotiation: true })
-    .withAutomaticReconnect()
-    .build();
-  const guard = (f) => (e) => Promise.resolve(f(e)).catch((err) => log(err.message));
-  hub.on("callRinging", guard(onRinging));
-  hub.on("callAccepted", guard(onAccepted));
-  hub.on("signal", guard(onSignal));
+  const guard = (f) => (e) => Promise.resolve(f(e)).catch((err) => log(problem(err)));
+  client.on("callRinging", guard(onRinging));
+  client.on("callAccepted", guard(onAccepted));
+  client.on("signal", guard(onSignal));
   // One to one: the other side leaving ends it here too.
-  hub.on("participantLeft", guard((e) => { e = payloadOf(e); if (e.call_id === call.id && e.user_id === call.peer) return hangup(); }));
-  hub.on("callDeclined", guard((e) => { e = payloadOf(e); if (e.call_id === call.id) reset(); }));
-  hub.on("callEnded", guard((e) => { e = payloadOf(e); call.ended = e; if (e.call_id === call.id) reset(); setState("call-state", "ended"); }));
-  hub.on("recordingConsentRequested", guard(onConsentRequested));
-  hub.on("recordingConsented", guard(onConsented));
-  hub.on("recordingStarted", guard(onRecordingStarted));
-  hub.on("recordingStopped", guard(onRecordingStopped));
-  hub.on("recordingDeclined", guard(onRecordingDeclined));
-  hub.onclose(() => setState("status", "disconnected"));
-  call.hub = hub;
-  await hub.start();
-  setState("status", "connected");
+  client.on("participantLeft", guard((e) => { e = payloadOf(e); if (e.call_id === call.id && e.user_id === call.peer) return hangup(); }));
+  client.on("callDeclined", guard((e) => { e = payloadOf(e); if (e.call_id === call.id) reset(); }));
+  client.on("callEnded", guard((e) => { e = payloadOf(e); call.ended = e; if (e.call_id === call.id) reset(); setState("call-state", "ended"); }));
+  client.on("recordingConsentRequested", guard(onConsentRequested));
+  client.on("recordingConsented", guard(onConsented));
+  client.on("recordingStarted", guard(onRecordingStarted));
+  client.on("recordingStopped", guard(onRecordingStopped));
+  client.on("recordingDeclined", guard(onRecordingDeclined));
+  // The SDK reconnects by itself (call events keep coming on the new connection); closed: disconnected.
+  client.on("state", (e) => setState("status", e.state === "closed" ? "disconnected" : e.state));
+  call.client = client;
+  await client.connect();
   $("call").disabled = false;
   await findOngoing();
   // start=1 (the console's Call button): call at once.
   if (params.get("start") === "1" && !call.id && !call.ongoing) await startCall();
 }
 
-$("call").onclick = () => startCall().catch((e) => log(e.message));
-$("accept").onclick = () => accept().catch((e) => log(e.message));
-$("decline").onclick = () => decline().catch((e) => log(e.message));
-$("hangup").onclick = () => hangup().catch((e) => log(e.message));
-$("join").onclick = () => join().catch((e) => log(e.message));
-$("record").onclick = () => record().catch((e) => log(e.message));
-$("allow").onclick = () => consent(true).catch((e) => log(e.message));
-$("refuse").onclick = () => consent(false).catch((e) => log(e.message));
-main().catch((e) => log(e.message));
+$("call").onclick = () => startCall().catch((e) => log(problem(e)));
+$("accept").onclick = () => accept().catch((e) => log(problem(e)));
+$("decline").onclick = () => decline().catch((e) => log(problem(e)));
+$("hangup").onclick = () => hangup().catch((e) => log(problem(e)));
+$("join").onclick = () => join().catch((e) => log(problem(e)));
+$("record").onclick = () => record().catch((e) => log(problem(e)));
+$("allow").onclick = () => consent(true).catch((e) => log(problem(e)));
+$("refuse").onclick = () => consent(false).catch((e) => log(problem(e)));
+main().catch((e) => log(problem(e)));
