@@ -75,6 +75,7 @@ public static class NodeHost
             .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
             .Enrich.FromLogContext()
             .WriteTo.Console(new CompactJsonFormatter()));
+        CachedLoggerFactory.CacheLoggers(builder.Services);
 
         builder.Services.AddSingleton(store);
         builder.Services.AddSingleton(operational);

@@ -67,6 +67,14 @@ public static class SocketBench
                               $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s warmup={s.WarmupSeconds}s seconds={s.Seconds}");
             await BenchEnvironment.PrintAsync(Console.Out, s.Postgres, ct);
             Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
+            // As the other benches: the node's start-up training of the intent model (a fresh data directory has none
+            // saved) otherwise shared the cores with the join phase and grew the node's memory while it was measured.
+            await BenchEnvironment.WaitForStartUpAsync(async t =>
+            {
+                using var health = await http.GetAsync("/health", t);
+                var body = await health.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(t);
+                return body.TryGetProperty("intent", out var intent) && intent.ValueKind == System.Text.Json.JsonValueKind.String ? intent.GetString() : null;
+            }, Console.Out, ct);
 
             http.DefaultRequestHeaders.Authorization = new("Bearer", jwt.Issue(Tenant, "root", ["admin"]));
             (await http.PutAsJsonAsync("/v1/admin/tenant/settings", new { message_rate_per_minute = 100_000, message_cap_per_hour = 1_000_000 }, ct)).EnsureSuccessStatusCode();

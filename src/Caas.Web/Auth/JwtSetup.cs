@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using Caas.Actors.Common;
@@ -110,6 +111,7 @@ public static class JwtSetup
                 {
                     if (ctx.Principal is null || Caller.From(ctx.Principal) is null)
                         ctx.Fail("The token's sub and tenant_id must be valid ids.");
+                    else ctx.Principal = Detached(ctx.Principal);
                     return Task.CompletedTask;
                 },
                 OnChallenge = async ctx =>
@@ -126,4 +128,12 @@ public static class JwtSetup
         services.AddAuthorization();
         return services;
     }
+
+    /// <summary>
+    /// The same claims in an identity of the same kind (claim types compared case-sensitively), without the parsed
+    /// token behind them: the handler's identity keeps the whole token (its text, header and payload maps), and a hub
+    /// connection holds its principal for as long as it is open, so every idle connection held its token twice over.
+    /// </summary>
+    internal static ClaimsPrincipal Detached(ClaimsPrincipal principal) => new(principal.Identities.Select(i =>
+        new CaseSensitiveClaimsIdentity(i.Claims, i.AuthenticationType, i.NameClaimType, i.RoleClaimType)));
 }

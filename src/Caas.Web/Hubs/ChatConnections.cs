@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Caas.Web.Auth;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Protocol;
@@ -30,13 +29,12 @@ public sealed class ChatConnection
     // Arrival order is kept; the ephemeral entries are also listed oldest first, so a durable event can push one out.
     private readonly LinkedList<(Outbound Item, bool CloseAfter)> _queue = new();
     private readonly Queue<LinkedListNode<(Outbound Item, bool CloseAfter)>> _ephemeral = new();
-    private readonly Channel<bool> _doorbell = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
-    {
-        SingleReader = true,
-        FullMode = BoundedChannelFullMode.DropWrite,
-    });
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _typingRelayed = new(StringComparer.Ordinal);
+    // Made on the first Typing: most connections never type, and an idle connection should cost little.
+    private ConcurrentDictionary<string, DateTimeOffset>? _typingRelayed;
     private bool _completed;
+    // True while a pump writes the queue out (guarded by _gate). The pump runs only while there is something to
+    // write, so an idle connection holds no pump, no doorbell and no wait on its abort token.
+    private bool _pumping;
     // Tracked delivery: the rooms whose durable events this connection acknowledges, opted in by its first
     // MarkDelivered {event_seq} in the room. Guarded by _gate.
     private readonly Dictionary<string, TrackedRoom> _tracked = new(StringComparer.Ordinal);
@@ -55,14 +53,13 @@ public sealed class ChatConnection
         _capacity = Math.Max(1, capacity);
         _ephemeralCapacity = Math.Clamp(ephemeralCapacity, 0, _capacity);
         Caller = caller;
-        _ = PumpAsync();
     }
 
     public string Id => _context.ConnectionId;
     public Caller Caller { get; }
 
     /// <summary>Conversation ids of the rooms this connection is in.</summary>
-    public ConcurrentDictionary<string, byte> Rooms { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, byte> Rooms { get; } = new(concurrencyLevel: 1, capacity: 1, StringComparer.Ordinal);
 
     /// <summary>Events waiting to be written to the socket.</summary>
     public int Queued
@@ -104,16 +101,17 @@ public sealed class ChatConnection
     /// <summary>Relays the caller's typing in a room at most once per window; false when this one is coalesced away.</summary>
     public bool TypingDue(string conversationId, DateTimeOffset now, TimeSpan window)
     {
-        var last = _typingRelayed.GetValueOrDefault(conversationId);
+        var relayed = _typingRelayed ?? Interlocked.CompareExchange(ref _typingRelayed, new(StringComparer.Ordinal), null) ?? _typingRelayed;
+        var last = relayed.GetValueOrDefault(conversationId);
         if (now - last < window) return false;
-        _typingRelayed[conversationId] = now;
+        relayed[conversationId] = now;
         return true;
     }
 
     /// <summary>Forgets per-room state when the connection leaves a room.</summary>
     public void LeftRoom(string conversationId)
     {
-        _typingRelayed.TryRemove(conversationId, out _);
+        _typingRelayed?.TryRemove(conversationId, out _);
         lock (_gate) _tracked.Remove(conversationId);
     }
 
@@ -201,7 +199,6 @@ public sealed class ChatConnection
     public void Complete()
     {
         lock (_gate) _completed = true;
-        _doorbell.Writer.TryComplete();
     }
 
     private bool Enqueue(Outbound item, bool closeAfter)
@@ -238,17 +235,21 @@ public sealed class ChatConnection
                 if (closeAfter) _completed = true;
             }
             _queuedBytes += size;
+            if (_pumping) return true;
+            _pumping = true;
         }
-        _doorbell.Writer.TryWrite(true);
+        _ = PumpAsync();
         return true;
     }
 
+    /// <summary>The next event to write; when there is none the pump stops (under the same lock an enqueue starts one).</summary>
     private bool TryTake(out (Outbound Item, bool CloseAfter) next)
     {
         lock (_gate)
         {
             if (_queue.First is not { } first)
             {
+                _pumping = false;
                 next = default;
                 return false;
             }
@@ -268,22 +269,22 @@ public sealed class ChatConnection
 
     private int SizeOf(Outbound item) => item.Message.GetSerializedMessage(_context.Protocol).Length;
 
+    /// <summary>Writes the queue out in order, one event at a time, and ends when it is empty (see <see cref="TryTake"/>).</summary>
     private async Task PumpAsync()
     {
+        // Off the caller's thread: an enqueue (a room feed pushing to every connection) never waits on a socket.
+        await Task.Yield();
         try
         {
             var token = _context.ConnectionAborted;
-            while (await _doorbell.Reader.WaitToReadAsync(token))
+            while (TryTake(out var next))
             {
-                _doorbell.Reader.TryRead(out _);
-                while (TryTake(out var next))
-                {
-                    await _context.WriteAsync(next.Item.Message, token);
-                    if (!next.CloseAfter) continue;
-                    Complete();
-                    _context.Abort();
-                    return;
-                }
+                if (token.IsCancellationRequested) break;
+                await _context.WriteAsync(next.Item.Message, token);
+                if (!next.CloseAfter) continue;
+                Complete();
+                _context.Abort();
+                break;
             }
         }
         catch (OperationCanceledException)

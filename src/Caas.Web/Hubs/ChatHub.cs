@@ -102,6 +102,7 @@ public sealed partial class ChatHub(
         var reply = await gateway.AskAsync(new GetConversation(caller.TenantId, id, caller.UserId), Context.ConnectionAborted);
         if (reply is Rejection rejection) return Fail(rejection);
         var view = (ConversationView)reply;
+        var members = RoomMembers.Of(view.Members);
         var resumed = false;
         long? eventSeq = null;
         if (connection.Rooms.TryAdd(id, 0))
@@ -111,7 +112,7 @@ public sealed partial class ChatHub(
             resumed = resumeAfter is not null && position is not null && position.JournalSeq - resumeAfter <= Settings.MaxResumeEvents;
             await relay.Probe(JoinStage.Checked, connection, id);
             await relay.Actor.Ask<Relay.Joined>(new Relay.Join(caller.TenantId, id, connection, position?.LastSeq ?? view.LastSeq,
-                [.. view.Members.Select(m => m.UserId)], resumed ? resumeAfter : null, position?.JournalSeq ?? 0), TimeSpan.FromSeconds(10));
+                members.UserIds, resumed ? resumeAfter : null, position?.JournalSeq ?? 0), TimeSpan.FromSeconds(10));
             await relay.Probe(JoinStage.Registered, connection, id);
             // Removal wins: a kick, ban or removal the feed handled between the check above and the registration found
             // no connection to evict. The feed is subscribed and holds the connection now, so asking the entity again
@@ -135,7 +136,7 @@ public sealed partial class ChatHub(
             last_seq = view.LastSeq,
             event_seq = eventSeq,
             resumed,
-            members = view.Members.Select(m => new { user_id = m.UserId, role = m.Role.ToWire(), joined_at = Views.Utc(m.JoinedAt) }),
+            members,
         };
     }
 

@@ -117,6 +117,7 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private long _lastJournalSeq;
     private int _joins;
     private bool _acceptNextGap;
+    private IReadOnlyList<string>? _lastJoinMembers;
 
     private sealed record TailCheck : INoSerializationVerificationNeeded;
     private sealed record TailAnswer(object Reply) : INoSerializationVerificationNeeded;
@@ -268,7 +269,12 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (_subscribed) ReadMissed(j.Connection.Id);
         }
         else _locals[j.Connection.Id] = j.Connection;
-        _members.UnionWith(j.Members);
+        // Joins of one membership share one list (RoomMembers): a room that 1,000 join adds it once, not 1,000 times.
+        if (!ReferenceEquals(j.Members, _lastJoinMembers))
+        {
+            _members.UnionWith(j.Members);
+            _lastJoinMembers = j.Members;
+        }
         // A new feed starts where the entity was before the join registered; a later join may show that it trails.
         if (_lastJournalSeq == 0) _lastJournalSeq = j.JournalSeq;
         else if (j.JournalSeq > _lastJournalSeq) Self.Tell(new TailAnswer(new ReadAccess(j.LastSeq, default) { JournalSeq = j.JournalSeq }));
