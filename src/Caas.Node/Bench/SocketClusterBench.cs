@@ -399,7 +399,7 @@ internal static class SocketClusterBench
             Console.WriteLine($"killed node{node.Index} (pid {node.Process.Id}, SIGKILL) {intoPhase:0.0} s into the measured phase; {affected} clients were connected to it");
         }
 
-        /// <summary>Sends again what is due: answered with a retryable failure a second ago, or unanswered for 8 s.</summary>
+        /// <summary>Sends again what is due: answered with a retryable failure (backing off from 1 s to 8 s), or unanswered for 8 s.</summary>
         private Task ResendDueAsync()
         {
             var now = Now;
@@ -736,7 +736,8 @@ internal static class SocketClusterBench
                 foreach (var p in _pending.Values)
                 {
                     var waited = (now - p.LastSentTicks) / (double)Stopwatch.Frequency;
-                    if (!(p.Failed ? waited >= 1 : waited >= 8)) continue;
+                    // A refused send waits 1, 2, 4, then 8 s between tries (a persist_timeout is still being written).
+                    if (!(p.Failed ? waited >= Math.Min(8, 1 << Math.Min(3, p.Attempts - 1)) : waited >= 8)) continue;
                     (due ??= []).Add(p);
                 }
                 if (due is null) return;
