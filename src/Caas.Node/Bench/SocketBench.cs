@@ -37,6 +37,7 @@ public static class SocketBench
         var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string (default: SQLite in a temp dir, or CAAS_POSTGRES)." };
         var command = new Command("bench-sockets", "Measure the chat hub: connections held, deliveries/s, send-to-receive latency, memory per idle connection.")
             { connections, roomSize, rate, seconds, warmup, idle, connectParallel, postgres };
+        var cluster = new SocketClusterBench.Options(command);
         command.SetAction(async (parse, ct) =>
         {
             var k = Math.Clamp(parse.GetValue(connections), 2, 50_000);
@@ -44,12 +45,13 @@ public static class SocketBench
             var settings = new Settings(k, r, Math.Clamp(parse.GetValue(rate), 1, 100_000), Math.Clamp(parse.GetValue(seconds), 1, 600),
                 Math.Clamp(parse.GetValue(warmup), 0, 600), Math.Clamp(parse.GetValue(idle), 1, 120), Math.Clamp(parse.GetValue(connectParallel), 1, 1_000),
                 parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"));
+            if (cluster.Read(parse) is { } clustered) return await SocketClusterBench.RunAsync(settings, clustered, ct);
             return await RunAsync(settings, ct);
         });
         return command;
     }
 
-    private sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int WarmupSeconds, int IdleSeconds, int ConnectParallel, string? Postgres);
+    internal sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int WarmupSeconds, int IdleSeconds, int ConnectParallel, string? Postgres);
 
     private static async Task<int> RunAsync(Settings s, CancellationToken ct)
     {
@@ -216,7 +218,8 @@ public static class SocketBench
 
     private static string User(int i) => $"u{i}";
 
-    internal static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres)
+    internal static Process StartNode(string dataDir, Uri baseAddress, string secret, string? postgres,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         // The same program, as `caas run`: through the apphost, or through dotnet when this runs as `dotnet caas.dll`.
         var self = Environment.ProcessPath!;
@@ -230,12 +233,16 @@ public static class SocketBench
         start.Environment["CAAS_LOG_LEVEL"] = "Error";
         start.Environment["CAAS_POSTGRES"] = postgres ?? string.Empty;
         start.Environment["CAAS_SEED_NODES"] = string.Empty;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         var process = Process.Start(start)!;
         // Drain its output so the node never blocks on a full pipe.
         _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
+        NodeErrors.AddOrUpdate(process, process.StandardError.ReadToEndAsync());
         return process;
     }
+
+    /// <summary>What each node started here writes to stderr, once it exits (to show why a node did not start).</summary>
+    internal static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Process, Task<string>> NodeErrors = new();
 
     internal static async Task WaitUntilLiveAsync(HttpClient http, Process node, CancellationToken ct)
     {
@@ -270,7 +277,7 @@ public static class SocketBench
         }
     }
 
-    private static async Task ForEachAsync<T>(IEnumerable<T> items, int parallel, Func<T, Task> body, CancellationToken ct)
+    internal static async Task ForEachAsync<T>(IEnumerable<T> items, int parallel, Func<T, Task> body, CancellationToken ct)
     {
         using var gate = new SemaphoreSlim(parallel);
         var tasks = new List<Task>();
@@ -329,7 +336,7 @@ public static class SocketBench
     }
 
     /// <summary>Millisecond buckets up to 60 s; lock-free, so receive loops can record without allocating.</summary>
-    private sealed class LatencyHistogram
+    internal sealed class LatencyHistogram
     {
         private readonly long[] _buckets = new long[60_001];
         private readonly Stopwatch _clock = Stopwatch.StartNew();
