@@ -232,6 +232,7 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         foreach (var id in keyIds) _known[id] = new KnownKey(tenantId, null, DateTime.UtcNow);
     }
 
+    // The sync and async key loads share their statements and bookkeeping; they differ only in how they wait.
     private ActiveKey LoadOrCreate(string tenantId, string userId)
     {
         KeyLoads.WithLabels("seal").Inc();
@@ -239,20 +240,11 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         var found = ReadActive(c, tenantId, userId);
         if (found is null)
         {
-            var keyId = "dk_" + Guid.CreateVersion7().ToString("N");
-            var key = RandomNumberGenerator.GetBytes(32);
-            using (var insert = Command(c, null,
-                       "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) " +
-                       "VALUES (@id, @t, @u, @w, @m, @at) ON CONFLICT (tenant_id, user_id) WHERE destroyed_at IS NULL DO NOTHING",
-                       ("id", keyId), ("t", tenantId), ("u", userId), ("w", Wrap(keyId, tenantId, userId, key)), ("m", master.Id),
-                       ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())))
-                insert.ExecuteNonQuery();
+            using (var insert = NewKeyInsert(c, tenantId, userId)) insert.ExecuteNonQuery();
             // Another node may have won the race: whichever row is live is the user's key.
             found = ReadActive(c, tenantId, userId) ?? throw new InvalidOperationException("A new data key could not be stored.");
         }
-        _active[(tenantId, userId)] = found;
-        _known[found.KeyId] = new KnownKey(tenantId, found.Key, DateTime.UtcNow);
-        return found;
+        return Remember(tenantId, userId, found);
     }
 
     private async Task<ActiveKey> LoadOrCreateAsync(string tenantId, string userId, CancellationToken ct)
@@ -262,41 +254,50 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         var found = await ReadActiveAsync(c, tenantId, userId, ct);
         if (found is null)
         {
-            var keyId = "dk_" + Guid.CreateVersion7().ToString("N");
-            var key = RandomNumberGenerator.GetBytes(32);
-            await using (var insert = Command(c, null,
-                             "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) " +
-                             "VALUES (@id, @t, @u, @w, @m, @at) ON CONFLICT (tenant_id, user_id) WHERE destroyed_at IS NULL DO NOTHING",
-                             ("id", keyId), ("t", tenantId), ("u", userId), ("w", Wrap(keyId, tenantId, userId, key)), ("m", master.Id),
-                             ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())))
-                await insert.ExecuteNonQueryAsync(ct);
-            // Another node may have won the race: whichever row is live is the user's key.
+            await using (var insert = NewKeyInsert(c, tenantId, userId)) await insert.ExecuteNonQueryAsync(ct);
             found = await ReadActiveAsync(c, tenantId, userId, ct) ?? throw new InvalidOperationException("A new data key could not be stored.");
         }
+        return Remember(tenantId, userId, found);
+    }
+
+    /// <summary>A new data key for the user, stored unless a live one appeared meanwhile (then that one is read back).</summary>
+    private DbCommand NewKeyInsert(DbConnection c, string tenantId, string userId)
+    {
+        var keyId = "dk_" + Guid.CreateVersion7().ToString("N");
+        var key = RandomNumberGenerator.GetBytes(32);
+        return Command(c, null,
+            "INSERT INTO data_keys (key_id, tenant_id, user_id, wrapped_key, master_key_id, created_at) " +
+            "VALUES (@id, @t, @u, @w, @m, @at) ON CONFLICT (tenant_id, user_id) WHERE destroyed_at IS NULL DO NOTHING",
+            ("id", keyId), ("t", tenantId), ("u", userId), ("w", Wrap(keyId, tenantId, userId, key)), ("m", master.Id),
+            ("at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+    }
+
+    private ActiveKey Remember(string tenantId, string userId, ActiveKey found)
+    {
         _active[(tenantId, userId)] = found;
         _known[found.KeyId] = new KnownKey(tenantId, found.Key, DateTime.UtcNow);
         return found;
     }
 
-    private async Task<ActiveKey?> ReadActiveAsync(DbConnection c, string tenantId, string userId, CancellationToken ct)
-    {
-        await using var cmd = Command(c, null,
-            "SELECT key_id, wrapped_key FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        if (!await r.ReadAsync(ct)) return null;
-        var keyId = r.GetString(0);
-        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)), DateTime.UtcNow);
-    }
+    private static DbCommand ActiveKeyQuery(DbConnection c, string tenantId, string userId) => Command(c, null,
+        "SELECT key_id, wrapped_key FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
 
     private ActiveKey? ReadActive(DbConnection c, string tenantId, string userId)
     {
-        using var cmd = Command(c, null,
-            "SELECT key_id, wrapped_key FROM data_keys WHERE tenant_id = @t AND user_id = @u AND destroyed_at IS NULL", ("t", tenantId), ("u", userId));
+        using var cmd = ActiveKeyQuery(c, tenantId, userId);
         using var r = cmd.ExecuteReader();
-        if (!r.Read()) return null;
-        var keyId = r.GetString(0);
-        return new ActiveKey(keyId, Unwrap(keyId, tenantId, userId, r.GetString(1)), DateTime.UtcNow);
+        return r.Read() ? Active(tenantId, userId, r.GetString(0), r.GetString(1)) : null;
     }
+
+    private async Task<ActiveKey?> ReadActiveAsync(DbConnection c, string tenantId, string userId, CancellationToken ct)
+    {
+        await using var cmd = ActiveKeyQuery(c, tenantId, userId);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? Active(tenantId, userId, r.GetString(0), r.GetString(1)) : null;
+    }
+
+    private ActiveKey Active(string tenantId, string userId, string keyId, string wrapped) =>
+        new(keyId, Unwrap(keyId, tenantId, userId, wrapped), DateTime.UtcNow);
 
     private KnownKey Load(string keyId)
     {
