@@ -49,6 +49,16 @@ public sealed class StoreBreaker(StoreBreakerSettings? settings = null)
         get { lock (_gate) return _failures >= _settings.FailuresToOpen && DateTime.UtcNow < _openUntil; }
     }
 
+    /// <summary>
+    /// True from the breaker's opening until a call gets a connection again, half-open included: the database is not
+    /// known to be back. A caller that waited past the break (an entity's ask on a loaded node) reads this, not
+    /// <see cref="IsOpen"/>, to tell an outage from a busy cluster.
+    /// </summary>
+    public bool IsDown
+    {
+        get { lock (_gate) return _failures >= _settings.FailuresToOpen; }
+    }
+
     public TimeSpan RetryAfter => _settings.BreakDuration;
 
     /// <summary>Gets a connection through the breaker; an outage becomes <see cref="StoreUnavailableException"/>.</summary>

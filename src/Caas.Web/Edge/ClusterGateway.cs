@@ -75,7 +75,7 @@ public sealed class ClusterGateway(
         {
             return await region.Ask<object>(command, settings.AskTimeout, ct);
         }
-        catch (AskTimeoutException) when (queries.Breaker.IsOpen)
+        catch (AskTimeoutException) when (queries.Breaker.IsDown)
         {
             // The entity could not reach its journal: the database is down, not the cluster busy.
             return new Rejection(ErrorCodes.Unavailable, "The database is unavailable; retry shortly (a repeated message_id is safe).",
