@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using Caas.Web.Auth;
 using Microsoft.AspNetCore.SignalR;
@@ -242,34 +243,54 @@ public sealed class ChatConnection
         return true;
     }
 
-    /// <summary>The next event to write; when there is none the pump stops (under the same lock an enqueue starts one).</summary>
-    private bool TryTake(out (Outbound Item, bool CloseAfter) next)
+    /// <summary>Most bytes the pump writes as one batch (one frame, one flush); a single larger event goes alone.</summary>
+    internal const int BatchBytes = 64 * 1024;
+
+    /// <summary>
+    /// The events to write next, oldest first, up to <see cref="BatchBytes"/>, ending at one that closes the
+    /// connection; when there is none the pump stops (under the same lock an enqueue starts one).
+    /// </summary>
+    private bool TryTakeBatch(List<Outbound> batch, out bool closeAfter)
     {
+        batch.Clear();
+        closeAfter = false;
+        long bytes = 0;
         lock (_gate)
         {
-            if (_queue.First is not { } first)
+            while (_queue.First is { } first)
             {
-                _pumping = false;
-                next = default;
-                return false;
+                var size = SizeOf(first.Value.Item);
+                if (batch.Count > 0 && bytes + size > BatchBytes) break;
+                _queue.RemoveFirst();
+                _queuedBytes -= size;
+                bytes += size;
+                // Ephemeral entries leave in order, so the first one queued is the oldest one listed.
+                if (first.Value.Item.Ephemeral)
+                {
+                    _ephemeral.Dequeue();
+                    _queuedEphemeralBytes -= size;
+                }
+                batch.Add(first.Value.Item);
+                if (first.Value.CloseAfter)
+                {
+                    closeAfter = true;
+                    break;
+                }
             }
-            _queue.RemoveFirst();
-            var size = SizeOf(first.Value.Item);
-            _queuedBytes -= size;
-            // Ephemeral entries leave in order, so the first one queued is the oldest one listed.
-            if (first.Value.Item.Ephemeral)
-            {
-                _ephemeral.Dequeue();
-                _queuedEphemeralBytes -= size;
-            }
-            next = first.Value;
-            return true;
+            if (batch.Count == 0) _pumping = false;
+            return batch.Count > 0;
         }
     }
 
     private int SizeOf(Outbound item) => item.Message.GetSerializedMessage(_context.Protocol).Length;
 
-    /// <summary>Writes the queue out in order, one event at a time, and ends when it is empty (see <see cref="TryTake"/>).</summary>
+    /// <summary>
+    /// Writes the queue out in order and ends when it is empty (see <see cref="TryTakeBatch"/>). Whatever queued up while
+    /// the previous write was on its way goes out together: the events' bytes, already serialized in this connection's
+    /// protocol, are concatenated into one message for SignalR (both protocols delimit each message themselves: JSON
+    /// ends each with the record separator, MessagePack prefixes each with its length), so a connection that fell
+    /// behind costs one write, one flush, one WebSocket frame and one socket send per batch instead of per event.
+    /// </summary>
     private async Task PumpAsync()
     {
         // Off the caller's thread: an enqueue (a room feed pushing to every connection) never waits on a socket.
@@ -277,11 +298,13 @@ public sealed class ChatConnection
         try
         {
             var token = _context.ConnectionAborted;
-            while (TryTake(out var next))
+            var batch = new List<Outbound>();
+            while (TryTakeBatch(batch, out var closeAfter))
             {
                 if (token.IsCancellationRequested) break;
-                await _context.WriteAsync(next.Item.Message, token);
-                if (!next.CloseAfter) continue;
+                if (batch.Count == 1) await _context.WriteAsync(batch[0].Message, token);
+                else await WriteBatchAsync(batch, token);
+                if (!closeAfter) continue;
                 Complete();
                 _context.Abort();
                 break;
@@ -293,6 +316,30 @@ public sealed class ChatConnection
         catch (Exception e)
         {
             _log.LogDebug(e, "Outbound pump of {ConnectionId} ended", Id);
+        }
+    }
+
+    private async ValueTask WriteBatchAsync(List<Outbound> batch, CancellationToken token)
+    {
+        var protocol = _context.Protocol;
+        var length = 0;
+        foreach (var item in batch) length += item.Message.GetSerializedMessage(protocol).Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            var at = 0;
+            foreach (var item in batch)
+            {
+                var bytes = item.Message.GetSerializedMessage(protocol);
+                bytes.Span.CopyTo(buffer.AsSpan(at));
+                at += bytes.Length;
+            }
+            // SignalR copies the bytes into the transport's pipe before the write completes, so the buffer goes back after.
+            await _context.WriteAsync(new SerializedHubMessage([new SerializedMessage(protocol.Name, buffer.AsMemory(0, length))]), token);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

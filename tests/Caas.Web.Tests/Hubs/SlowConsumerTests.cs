@@ -101,6 +101,55 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     }
 
     [Fact(Timeout = 240_000)]
+    public async Task A_reader_that_fell_behind_gets_its_backlog_once_and_in_order_when_it_reads_again()
+    {
+        var (room, alice) = await RoomAsync(node, "t-backlog");
+        await using var _ = alice;
+        using var sloth = await SlothAsync(node, "t-backlog", room, alice);
+        var slothConnection = Single(node, "t-backlog", "sloth");
+
+        // Big messages until the sloth's socket is full and its queue holds several: its writer is stuck, and what is
+        // queued behind it goes out in batches (several events to one write and one frame) once the socket drains.
+        var sent = 0;
+        while (slothConnection.Queued < 4)
+        {
+            Assert.True(sent < MaxRounds, $"the sloth's queue did not fill after {sent} messages");
+            await LockstepAsync(alice, room, Big, ++sent);
+        }
+        Assert.False(slothConnection.Closing);
+
+        // The sloth reads again: every message, once, in order, each record whole, then one more sent after.
+        var seqs = new List<long>();
+        var buffer = new byte[256 * 1024];
+        var message = new MemoryStream();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var finalSent = false;
+        while (seqs.Count == 0 || seqs[^1] < sent + 1)
+        {
+            var r = await sloth.ReceiveAsync(buffer, cts.Token);
+            Assert.NotEqual(WebSocketMessageType.Close, r.MessageType);
+            message.Write(buffer, 0, r.Count);
+            if (!r.EndOfMessage) continue;
+            var text = Encoding.UTF8.GetString(message.ToArray());
+            message.SetLength(0);
+            Assert.EndsWith("\u001e", text);
+            foreach (var record in text.Split('\u001e', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(record);
+                if (!json.RootElement.TryGetProperty("target", out var target) || target.GetString() != "newMessage") continue;
+                seqs.Add(json.RootElement.GetProperty("arguments")[0].GetProperty("seq").GetInt64());
+            }
+            if (!finalSent && seqs.Count > 0 && seqs[^1] == sent)
+            {
+                finalSent = true;
+                await alice.SendAsync(room, "after the backlog");
+            }
+        }
+        Assert.Equal(Enumerable.Range(1, sent + 1).Select(i => (long)i), seqs);
+        Assert.False(slothConnection.Closing);
+    }
+
+    [Fact(Timeout = 240_000)]
     public async Task A_member_spamming_typing_cannot_get_another_member_closed()
     {
         const string tenant = "t-typing";
