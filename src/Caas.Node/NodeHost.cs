@@ -187,7 +187,32 @@ public static class NodeHost
         await app.Services.PrepareMediaAsync();
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
         app.MapCaasHub();
+        WarmEnrichersOnStart(app);
         return app;
+    }
+
+    /// <summary>
+    /// Once the node is up, each text enricher runs once on a sample (<see cref="Caas.Enrichment.EnricherWarmUp"/>), in the
+    /// background, so the first real message is not the one that pays for their first use and goes past the enrich budget.
+    /// </summary>
+    private static void WarmEnrichersOnStart(WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Enrichment");
+        app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
+        {
+            try
+            {
+                foreach (var w in await Caas.Enrichment.EnricherWarmUp.RunAsync(app.Services.GetServices<Caas.Enrichment.IEnricher>(),
+                             app.Lifetime.ApplicationStopping))
+                {
+                    if (w.Error is null) log.LogInformation("Enricher {Enricher} warmed up in {Milliseconds:0} ms", w.Enricher, w.Took.TotalMilliseconds);
+                    else log.LogWarning("Enricher {Enricher} failed its warm-up ({Error}); the first messages may go on without it", w.Enricher, w.Error);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }));
     }
 
     /// <summary>The message graph, materialized once the actor system runs; every ingest source submits to it.</summary>

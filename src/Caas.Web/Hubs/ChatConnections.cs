@@ -119,6 +119,8 @@ public sealed class ChatConnection
     private sealed class TrackedRoom
     {
         public long Acknowledged;
+        // The highest event_seq known to have reached this connection's queue (or acknowledged after a check).
+        public long Pushed;
         public readonly List<(long EventSeq, Outbound Message)> Unacknowledged = [];
         public DateTimeOffset Since;
         public int Attempts;
@@ -130,6 +132,7 @@ public sealed class ChatConnection
         lock (_gate)
         {
             if (!_tracked.TryGetValue(conversationId, out var room)) _tracked[conversationId] = room = new TrackedRoom { Since = now };
+            room.Pushed = Math.Max(room.Pushed, eventSeq);
             if (eventSeq <= room.Acknowledged) return;
             room.Acknowledged = eventSeq;
             room.Unacknowledged.RemoveAll(u => u.EventSeq <= eventSeq);
@@ -143,13 +146,24 @@ public sealed class ChatConnection
     {
         lock (_gate)
         {
-            if (_tracked.TryGetValue(conversationId, out var room) && eventSeq > room.Acknowledged)
+            if (_tracked.TryGetValue(conversationId, out var room)) room.Pushed = Math.Max(room.Pushed, eventSeq);
+            if (room is not null && eventSeq > room.Acknowledged)
             {
                 if (room.Unacknowledged.Count == 0) room.Since = DateTimeOffset.UtcNow;
                 room.Unacknowledged.Add((eventSeq, message));
             }
         }
         return Push(message);
+    }
+
+    /// <summary>
+    /// True when this connection acknowledges a room it tracks up to an event the hub itself queued to it (or one it
+    /// acknowledged before): the client can only have what it was sent, so the hub need not ask the conversation
+    /// whether the event exists and the user may read it. Leaving or losing the room forgets it.
+    /// </summary>
+    public bool WasSent(string conversationId, long eventSeq)
+    {
+        lock (_gate) return _tracked.TryGetValue(conversationId, out var room) && eventSeq <= room.Pushed;
     }
 
     /// <summary>
