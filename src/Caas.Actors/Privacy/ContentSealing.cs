@@ -96,24 +96,15 @@ public static class ContentSealing
     {
         MessagePosted { Sealed: null } p => p with
         {
-            Sealed = vault.Seal(p.Meta.TenantId, p.Meta.ActorId, Body(p.Content, p.Enrichment), Aad(p, conversationId)) with
-            {
-                V = SealedContent.Current, ConversationId = conversationId,
-            },
+            Sealed = Stamp(vault.Seal(p.Meta.TenantId, p.Meta.ActorId, Body(p.Content, p.Enrichment), Aad(p, conversationId)), conversationId),
         },
         MessageEdited { Sealed: null } m => m with
         {
-            Sealed = vault.Seal(m.Meta.TenantId, m.Meta.ActorId, Body(m.Content, null), Aad(m, conversationId)) with
-            {
-                V = SealedContent.Current, ConversationId = conversationId,
-            },
+            Sealed = Stamp(vault.Seal(m.Meta.TenantId, m.Meta.ActorId, Body(m.Content, null), Aad(m, conversationId)), conversationId),
         },
         MessageEnriched { Sealed: null, Enrichment: { } en } x => x with
         {
-            Sealed = vault.Seal(x.Meta.TenantId, x.Meta.ActorId, Body(new MessageContent("enrichment", null), en), Aad(x, conversationId)) with
-            {
-                V = SealedContent.Current, ConversationId = conversationId,
-            },
+            Sealed = Stamp(vault.Seal(x.Meta.TenantId, x.Meta.ActorId, Body(new MessageContent("enrichment", null), en), Aad(x, conversationId)), conversationId),
         },
         _ => e,
     };
@@ -125,10 +116,8 @@ public static class ContentSealing
     /// </summary>
     public static async ValueTask<SealedContent> SealPostAsync(IContentVault vault, string tenantId, string conversationId, string authorId,
         string messageId, MessageContent content, MessageEnrichment? enrichment, CancellationToken ct = default) =>
-        (await vault.SealAsync(tenantId, authorId, Body(content, enrichment), Aad(tenantId, conversationId, authorId, messageId, "posted", 0), ct)) with
-        {
-            V = SealedContent.Current, ConversationId = conversationId,
-        };
+        Stamp(await vault.SealAsync(tenantId, authorId, Body(content, enrichment), Aad(tenantId, conversationId, authorId, messageId, "posted", 0), ct),
+            conversationId);
 
     /// <summary>
     /// A deferred message's enrichment sealed ahead of the entity as the <see cref="MessageEnriched"/> it decides would be
@@ -136,11 +125,12 @@ public static class ContentSealing
     /// </summary>
     public static async ValueTask<SealedContent> SealEnrichmentAsync(IContentVault vault, string tenantId, string conversationId, string authorId,
         string messageId, MessageEnrichment enrichment, CancellationToken ct = default) =>
-        (await vault.SealAsync(tenantId, authorId, Body(new MessageContent("enrichment", null), Recorded(enrichment)),
-            Aad(tenantId, conversationId, authorId, messageId, "enriched", 0), ct)) with
-        {
-            V = SealedContent.Current, ConversationId = conversationId,
-        };
+        Stamp(await vault.SealAsync(tenantId, authorId, Body(new MessageContent("enrichment", null), Recorded(enrichment)),
+            Aad(tenantId, conversationId, authorId, messageId, "enriched", 0), ct), conversationId);
+
+    /// <summary>Marks what the vault sealed with the current format and the conversation it is bound to (every seal does).</summary>
+    private static SealedContent Stamp(SealedContent sealedContent, string conversationId) =>
+        sealedContent with { V = SealedContent.Current, ConversationId = conversationId };
 
     /// <summary>The enrichment a <see cref="MessageEnriched"/> records: no longer deferred.</summary>
     public static MessageEnrichment Recorded(MessageEnrichment enrichment) => enrichment with { Deferred = false };
