@@ -11,13 +11,7 @@ public class EnricherContractTests
     [Fact]
     public async Task Text_enrichers_declare_name_and_version_and_results_carry_them_as_json()
     {
-        var lexicon = new LexiconSentiment(SentimentLexicon.Load(TestData.File("sentiment")));
-        IEnricher[] enrichers =
-        [
-            new EntityEnricher(),
-            new SentimentEnricher(new SentimentAnalyzer(lexicon), "vader"),
-            new ConversationContextEnricher(new ConversationContextTracker(), null),
-        ];
+        var enrichers = TestData.TextEnrichers();
         var input = new EnrichmentInput("t1", "conv-1", "u1", "Call me at +1 415 555 0132 tomorrow at 3pm, I LOVE it 😍",
             new DateTimeOffset(2026, 11, 23, 9, 30, 0, TimeSpan.Zero), "Europe/Berlin", "US");
         foreach (var enricher in enrichers)

@@ -1,5 +1,3 @@
-using Caas.Enrichment.Context;
-using Caas.Enrichment.Sentiment;
 using Xunit;
 
 namespace Caas.Enrichment.Tests;
@@ -9,13 +7,7 @@ public class EnricherWarmUpTests
     [Fact]
     public async Task The_warm_up_runs_every_text_enricher_once_on_a_sample_that_reaches_each_recogniser()
     {
-        var lexicon = new LexiconSentiment(SentimentLexicon.Load(TestData.File("sentiment")));
-        IEnricher[] enrichers =
-        [
-            new EntityEnricher(),
-            new SentimentEnricher(new SentimentAnalyzer(lexicon), "vader"),
-            new ConversationContextEnricher(new ConversationContextTracker(), null),
-        ];
+        var enrichers = TestData.TextEnrichers();
         var warmed = await EnricherWarmUp.RunAsync(enrichers, CancellationToken.None);
         Assert.Equal(enrichers.Select(e => e.Name), warmed.Select(w => w.Enricher));
         Assert.All(warmed, w => Assert.Null(w.Error));

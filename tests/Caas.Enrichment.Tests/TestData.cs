@@ -12,6 +12,14 @@ public static class TestData
 
     public static string File(params string[] parts) => Path.Combine([SharedData, .. parts]);
 
+    /// <summary>The node's text enrichers that need no trained model: entities, sentiment (the shared lexicon) and context.</summary>
+    public static IEnricher[] TextEnrichers() =>
+    [
+        new EntityEnricher(),
+        new SentimentEnricher(new Sentiment.SentimentAnalyzer(new Sentiment.LexiconSentiment(Sentiment.SentimentLexicon.Load(File("sentiment")))), "vader"),
+        new ConversationContextEnricher(new Context.ConversationContextTracker(), null),
+    ];
+
     public static string NewTempDirectory()
     {
         var dir = Path.Combine(Path.GetTempPath(), "caas-enrich-test-" + Guid.NewGuid().ToString("N"));

@@ -140,10 +140,8 @@ public sealed class OutboxBytesTests(ByteBoundOutboxHubNode node) : IClassFixtur
     [Fact(Timeout = 240_000)]
     public async Task A_slow_reader_holds_at_most_its_byte_budget_and_is_closed_only_for_durable_events()
     {
-        var (room, alice) = await SlowConsumerTests.RoomAsync(node, "t-bytes");
-        await using var _ = alice;
-        using var sloth = await SlowConsumerTests.SlothAsync(node, "t-bytes", room, alice);
-        var slothConnection = SlowConsumerTests.Single(node, "t-bytes", "sloth");
+        await using var stalled = await SlowConsumerTests.StalledAsync(node, "t-bytes");
+        var (room, alice, sloth, slothConnection) = stalled;
 
         var sent = 0;
         while (slothConnection.Queued < 2)

@@ -42,10 +42,8 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     {
         var options = node.App.Services.GetRequiredService<IOptions<HubOptions<ChatHub>>>().Value;
         Assert.Equal(1_048_576, options.MaximumReceiveMessageSize);
-        var (room, alice) = await RoomAsync(node, "t-slow");
-        await using var _ = alice;
-        using var sloth = await SlothAsync(node, "t-slow", room, alice);
-        var slothConnection = Single(node, "t-slow", "sloth");
+        await using var stalled = await StalledAsync(node, "t-slow");
+        var (room, alice, sloth, slothConnection) = stalled;
 
         var sent = 0;
         while (!slothConnection.Closing)
@@ -62,19 +60,11 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     [Fact(Timeout = 240_000)]
     public async Task A_slow_reader_loses_ephemeral_events_first_and_is_closed_only_for_durable_ones()
     {
-        var (room, alice) = await RoomAsync(node, "t-ephemeral");
-        await using var _ = alice;
-        using var sloth = await SlothAsync(node, "t-ephemeral", room, alice);
-        var slothConnection = Single(node, "t-ephemeral", "sloth");
+        await using var stalled = await StalledAsync(node, "t-ephemeral");
+        var (room, alice, sloth, slothConnection) = stalled;
 
         // Durable messages until the sloth's socket is full and its queue has begun to fill: its writer is stuck.
-        var sent = 0;
-        while (slothConnection.Queued < 3)
-        {
-            Assert.True(sent < MaxRounds, $"the sloth's queue did not fill after {sent} messages");
-            await LockstepAsync(alice, room, Big, ++sent);
-        }
-        Assert.False(slothConnection.Closing);
+        var sent = await FillQueueAsync(alice, room, slothConnection, 3);
 
         // A flood of receipts (ephemeral) many times the queue's size: dropped, never a reason to close.
         for (var i = 0; i < 200 && slothConnection.EphemeralDropped < 50; i++)
@@ -103,20 +93,12 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     [Fact(Timeout = 240_000)]
     public async Task A_reader_that_fell_behind_gets_its_backlog_once_and_in_order_when_it_reads_again()
     {
-        var (room, alice) = await RoomAsync(node, "t-backlog");
-        await using var _ = alice;
-        using var sloth = await SlothAsync(node, "t-backlog", room, alice);
-        var slothConnection = Single(node, "t-backlog", "sloth");
+        await using var stalled = await StalledAsync(node, "t-backlog");
+        var (room, alice, sloth, slothConnection) = stalled;
 
         // Big messages until the sloth's socket is full and its queue holds several: its writer is stuck, and what is
         // queued behind it goes out in batches (several events to one write and one frame) once the socket drains.
-        var sent = 0;
-        while (slothConnection.Queued < 4)
-        {
-            Assert.True(sent < MaxRounds, $"the sloth's queue did not fill after {sent} messages");
-            await LockstepAsync(alice, room, Big, ++sent);
-        }
-        Assert.False(slothConnection.Closing);
+        var sent = await FillQueueAsync(alice, room, slothConnection, 4);
 
         // The sloth reads again: every message, once, in order, each record whole, then one more sent after.
         var seqs = new List<long>();
@@ -186,6 +168,23 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
         }
     }
 
+    /// <summary>A room of alice and the sloth: alice on the hub, the sloth joined over a raw socket it never reads (<see cref="SlothAsync"/>).</summary>
+    internal sealed record Stalled(string Room, HubClient Alice, ClientWebSocket Sloth, ChatConnection Connection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Sloth.Dispose();
+            await Alice.DisposeAsync();
+        }
+    }
+
+    internal static async Task<Stalled> StalledAsync(HubNode node, string tenant)
+    {
+        var (room, alice) = await RoomAsync(node, tenant);
+        var sloth = await SlothAsync(node, tenant, room, alice);
+        return new Stalled(room, alice, sloth, Single(node, tenant, "sloth"));
+    }
+
     internal static async Task<(string Room, HubClient Alice)> RoomAsync(HubNode node, string tenant)
     {
         using (var admin = node.Rest(tenant, "root", "admin"))
@@ -195,6 +194,19 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
         var alice = await node.ConnectAsync(tenant, "alice");
         await alice.JoinAsync(room);
         return (room, alice);
+    }
+
+    /// <summary>Big messages in lockstep until the stalled reader's queue holds <paramref name="queued"/>; answers how many were sent.</summary>
+    private static async Task<int> FillQueueAsync(HubClient alice, string room, ChatConnection stalled, int queued)
+    {
+        var sent = 0;
+        while (stalled.Queued < queued)
+        {
+            Assert.True(sent < MaxRounds, $"the stalled reader's queue did not fill after {sent} messages");
+            await LockstepAsync(alice, room, Big, ++sent);
+        }
+        Assert.False(stalled.Closing);
+        return sent;
     }
 
     /// <summary>Sends one message and waits for its own copy: the sender's queue never holds more than a few events.</summary>
