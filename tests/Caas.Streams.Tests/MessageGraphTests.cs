@@ -91,6 +91,37 @@ public sealed class MessageGraphTests
     }
 
     [Fact]
+    public async Task An_interactive_message_behind_a_backlog_is_refused_at_once_and_bulk_is_not()
+    {
+        // A graph that persists one message at a time, and a budget no backlog can meet: while bulk messages fill it,
+        // a REST or hub message is expected to wait past the budget.
+        await using var node = await PipelineNode.StartAsync("caas.pipeline.persist-in-flight = 1\ncaas.pipeline.per-conversation-in-flight = 1\n" +
+                                                             "caas.pipeline.interactive-wait-budget = 1ms\ncaas.pipeline.interactive-shed-min-in-graph = 8");
+        using var alice = node.Client("t-shed", "alice");
+        var id = await CreateGroupAsync(alice);
+        var bulk = Enumerable.Range(0, 200).Select(n =>
+            node.Ingest.SubmitAsync(new IngestMessage("t-shed", id, "alice", $"b{n}", new MessageContent("text", "x"), IngestSource.Bulk))).ToList();
+
+        foreach (var source in new[] { IngestSource.Rest, IngestSource.Hub })
+        {
+            var refused = Assert.IsType<Rejected>(await node.Ingest.SubmitAsync(
+                new IngestMessage("t-shed", id, "alice", $"i-{source}", new MessageContent("text", "now"), source)));
+            Assert.Equal(ErrorCodes.Overloaded, refused.Rejection.Code);
+            Assert.InRange(refused.Rejection.RetryAfterSeconds ?? 0, 1, 30);
+        }
+        // Bulk behind the same backlog waits its turn, and everything bulk is stored.
+        bulk.Add(node.Ingest.SubmitAsync(new IngestMessage("t-shed", id, "alice", "b-late", new MessageContent("text", "x"), IngestSource.Bulk)));
+        var outcomes = await Task.WhenAll(bulk);
+        Assert.All(outcomes, o => Assert.IsType<Persisted>(o));
+
+        // Once the graph is (nearly) empty, the refused message goes through with its id: nothing of it was kept.
+        var retried = Assert.IsType<Persisted>(await node.Ingest.SubmitAsync(
+            new IngestMessage("t-shed", id, "alice", "i-Rest", new MessageContent("text", "now"), IngestSource.Rest)));
+        Assert.False(retried.Ack.Repeat);
+        Assert.Equal(202, retried.Ack.Seq);
+    }
+
+    [Fact]
     public async Task Bulk_ndjson_answers_every_line_in_order_and_a_replay_is_all_duplicates()
     {
         await using var node = await PipelineNode.StartAsync();

@@ -9,7 +9,7 @@ namespace Caas.Streams.Pipeline;
 /// <summary>
 /// The one graph every message travels, whichever way it came in (REST, the hub, bulk NDJSON, Kafka):
 /// <code>
-///   ingest (bounded queue: full → 503 + Retry-After)
+///   ingest (bounded queue: full → 503 + Retry-After; an interactive message expected to wait past its budget → 503 at once)
 ///     → recall   (the sender's own retry answered from the dedupe window)
 ///     → validate (structure, size, tenant limits)
 ///     → admit    (the conversation entity: member, not banned or muted; a refusal costs nothing more)
@@ -29,12 +29,18 @@ public sealed class MessageGraph : IMessageIngest
     private static readonly Gauge Queued = Metrics.CreateGauge("caas_pipeline_in_flight", "Messages inside the pipeline graph.");
     private static readonly Counter Refused = Metrics.CreateCounter("caas_pipeline_overloaded_total", "Messages refused at ingest because the queue was full.");
 
+    private static readonly Counter Shed = Metrics.CreateCounter("caas_pipeline_shed_total",
+        "Interactive messages refused at ingest because their expected wait in the graph was past the budget.");
+
     private readonly ISourceQueueWithComplete<Submission> _ingest;
     private readonly PipelineStages _stages;
+    private readonly PipelineSettings _settings;
+    private readonly IngestWaitEstimate _wait = new();
 
     public MessageGraph(PipelineStages stages, PipelineSettings settings, IMaterializer materializer)
     {
         _stages = stages;
+        _settings = settings;
         _ingest = Source.Queue<Submission>(settings.QueueSize, OverflowStrategy.DropNew)
             .Via(stages.Recall())
             .Via(stages.Validate())
@@ -55,8 +61,19 @@ public sealed class MessageGraph : IMessageIngest
             .Run(materializer);
     }
 
+    /// <summary>How long a message entering now is expected to wait (null while the graph holds few).</summary>
+    public TimeSpan? ExpectedWait => _wait.ExpectedWait(_stages.InGraph, _settings.InteractiveShedMinInGraph);
+
     public async Task<IngestOutcome> SubmitAsync(IngestMessage message, CancellationToken ct = default)
     {
+        if (message.Source is IngestSource.Rest or IngestSource.Hub && _settings.InteractiveWaitBudget > TimeSpan.Zero
+            && ExpectedWait is { } wait && wait > _settings.InteractiveWaitBudget)
+        {
+            Shed.Inc();
+            var retryAfter = wait == TimeSpan.MaxValue ? 2 : Math.Clamp(Math.Ceiling((wait - _settings.InteractiveWaitBudget).TotalSeconds), 1, 30);
+            return new Rejected(new Rejection(ErrorCodes.Overloaded,
+                "The node is behind; retry shortly (a repeated message_id is safe).", RetryAfterSeconds: retryAfter));
+        }
         var submission = new Submission(message);
         // Counted before it is offered, so a message always counts itself when it reaches the enrich stage.
         _stages.Entered();
@@ -86,6 +103,7 @@ public sealed class MessageGraph : IMessageIngest
         {
             Queued.Dec();
             _stages.Left();
+            _wait.Answered();
         }
     }
 

@@ -33,6 +33,15 @@ public sealed record PipelineSettings(
     /// </summary>
     public int SealParallelism { get; init; } = 4;
 
+    /// <summary>
+    /// The longest an interactive message (REST, the hub) may be expected to wait in the graph (see
+    /// <see cref="IngestWaitEstimate"/>); beyond it the sender is answered 503 <c>overloaded</c> at once. Zero turns it off.
+    /// </summary>
+    public TimeSpan InteractiveWaitBudget { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Below this many messages inside the graph no interactive message is refused for the expected wait.</summary>
+    public int InteractiveShedMinInGraph { get; init; } = 256;
+
     public static PipelineSettings Default { get; } = new(10_000, 64, 512, 32, 2_048, 512, 4, TimeSpan.FromSeconds(5),
         TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024,
         TimeSpan.FromMinutes(10));
@@ -53,6 +62,8 @@ public sealed record PipelineSettings(
         {
             EnrichHighWater = c.GetInt("enrich-high-water", d.EnrichHighWater),
             SealParallelism = Math.Max(1, c.GetInt("seal-parallelism", d.SealParallelism)),
+            InteractiveWaitBudget = c.GetTimeSpan("interactive-wait-budget", d.InteractiveWaitBudget),
+            InteractiveShedMinInGraph = c.GetInt("interactive-shed-min-in-graph", d.InteractiveShedMinInGraph),
         };
     }
 }
