@@ -17,6 +17,9 @@ public static class EnricherWarmUp
 
     public sealed record Warmed(string Enricher, TimeSpan Took, string? Error);
 
+    /// <summary>How long the warm-up waits for one enricher before it goes on to the next (the call itself is not stopped).</summary>
+    public static readonly TimeSpan PerEnricher = TimeSpan.FromSeconds(30);
+
     /// <summary>Each text enricher once, one after another (a node starting has little to spare); failures are reported, never thrown.</summary>
     public static async Task<IReadOnlyList<Warmed>> RunAsync(IEnumerable<IEnricher> enrichers, CancellationToken ct)
     {
@@ -28,7 +31,7 @@ public static class EnricherWarmUp
             var clock = Stopwatch.StartNew();
             try
             {
-                await enricher.EnrichAsync(input, ct);
+                await enricher.EnrichAsync(input, ct).AsTask().WaitAsync(PerEnricher, ct);
                 warmed.Add(new Warmed(enricher.Name, clock.Elapsed, null));
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)

@@ -187,7 +187,7 @@ public static class NodeHost
         await app.Services.PrepareMediaAsync();
         app.UseCaasWeb(ct => HealthAsync(app.Services, storage, store, ct));
         app.MapCaasHub();
-        WarmEnrichersOnStart(app);
+        if (options.WarmUpEnrichers) WarmEnrichersOnStart(app);
         return app;
     }
 

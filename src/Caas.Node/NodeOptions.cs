@@ -37,6 +37,8 @@ public sealed record NodeOptions
     public string LogLevel { get; init; } = "Information";
     /// <summary>Run the enrichers in the pipeline (CAAS_ENRICHMENT=off turns them off).</summary>
     public bool Enrichment { get; init; } = true;
+    /// <summary>Run each text enricher once on a sample when the node starts (<see cref="Caas.Enrichment.EnricherWarmUp"/>).</summary>
+    public bool WarmUpEnrichers { get; init; } = true;
     /// <summary>
     /// Train the shipped intent model in the background on first start when none is saved under {data}/models
     /// (CAAS_INTENT_AUTOTRAIN=0 turns it off; the default is read when the options are made).

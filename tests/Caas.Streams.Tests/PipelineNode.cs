@@ -37,6 +37,8 @@ public sealed class PipelineNode : IAsyncDisposable
             // A loaded CI machine can be slow to persist: a generous ask timeout keeps "overloaded" for real overload.
             ExtraHocon = "caas.pipeline.ask-timeout = 20s\n" + hocon,
             RequestLimits = new RequestLimits(10_000, 10_000),
+            // A test's own enrichers count or hold their calls: the start-up warm-up must not be one of them.
+            WarmUpEnrichers = enrichers.Length == 0,
         }, builder =>
         {
             foreach (var e in enrichers) builder.Services.AddSingleton(e);
