@@ -37,7 +37,7 @@ public sealed record NodeOptions
     public string LogLevel { get; init; } = "Information";
     /// <summary>Run the enrichers in the pipeline (CAAS_ENRICHMENT=off turns them off).</summary>
     public bool Enrichment { get; init; } = true;
-    /// <summary>Run each text enricher once on a sample when the node starts (<see cref="Caas.Enrichment.EnricherWarmUp"/>).</summary>
+    /// <summary>Run each text enricher once on a sample when the node starts (<see cref="Caas.Enrichment.EnricherWarmUp"/>; CAAS_ENRICH_WARMUP=0 turns it off).</summary>
     public bool WarmUpEnrichers { get; init; } = true;
     /// <summary>
     /// Train the shipped intent model in the background on first start when none is saved under {data}/models
@@ -74,6 +74,7 @@ public sealed record NodeOptions
             LogLevel = env("CAAS_LOG_LEVEL") is { Length: > 0 } l ? l : o.LogLevel,
             Enrichment = !string.Equals(env("CAAS_ENRICHMENT"), "off", StringComparison.OrdinalIgnoreCase),
             IntentAutotrain = env("CAAS_INTENT_AUTOTRAIN") is not ("0" or "false" or "off"),
+            WarmUpEnrichers = env("CAAS_ENRICH_WARMUP") is not ("0" or "false" or "off"),
             ModelDir = env("CAAS_MODEL_DIR") is { Length: > 0 } md ? md : null,
         };
     }
