@@ -24,7 +24,10 @@ public static class Batches
             {
                 try
                 {
-                    await step(batch);
+                    // Off the graph's thread: a store without real async I/O (Microsoft.Data.Sqlite runs its statements
+                    // and their commit synchronously) would otherwise block the whole fused graph for every statement,
+                    // and, finishing before the next element arrived, never let a batch form.
+                    await Task.Run(() => step(batch));
                 }
                 catch (Exception e)
                 {

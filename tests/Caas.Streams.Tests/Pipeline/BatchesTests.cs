@@ -41,6 +41,34 @@ public sealed class BatchesTests() : Akka.TestKit.Xunit2.TestKit(StreamTests.Con
     }
 
     [Fact]
+    public async Task A_step_that_blocks_its_thread_does_not_block_the_graph_and_the_rest_gather_behind_it()
+    {
+        // Microsoft.Data.Sqlite runs a statement and its commit synchronously under its async API. Run on the graph's
+        // thread, such a step held the whole fused graph for every statement and, done before the next element came,
+        // never let a batch form (one commit per message). The first step here blocks its thread until the last element
+        // has been pulled, which can only happen while the graph runs on without it.
+        var lastPulled = new ManualResetEventSlim();
+        var batches = new ConcurrentQueue<int[]>();
+        var done = Source.From(Enumerable.Range(1, 100))
+            .Select(n =>
+            {
+                if (n == 100) lastPulled.Set();
+                return n;
+            })
+            .Via(Batches.InBatches<int>(512, 1, batch =>
+            {
+                batches.Enqueue(batch.ToArray());
+                if (batches.Count == 1) Assert.True(lastPulled.Wait(TimeSpan.FromSeconds(20)), "the graph stood still behind the blocked step");
+                return Task.CompletedTask;
+            }, (_, e) => throw e))
+            .RunWith(Sink.Seq<int>(), Materializer);
+
+        var result = await done.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(Enumerable.Range(1, 100), result);
+        Assert.Equal([[1], Enumerable.Range(2, 99).ToArray()], batches.ToArray());
+    }
+
+    [Fact]
     public void Busy_steps_and_a_full_batch_stop_pulling_upstream()
     {
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
