@@ -182,6 +182,42 @@ public sealed class ConversationWriteBatchSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Admission_is_answered_during_a_write_from_what_is_written_and_the_write_decides_again()
+    {
+        var actor = Start("b7");
+        Create(actor, "b7");
+        var first = _journal.Hold("m0");
+        actor.Tell(Post("b7", "m0"), TestActor);
+        actor.Tell(new RemoveMember(Tenant, "b7", "alice", "bob"), TestActor);
+        actor.Tell(Post("b7", "m1"), TestActor);
+        ExpectNoMsg(Quiet);
+
+        // m0's write is held and two commands wait behind it; admission does not wait for either.
+        actor.Tell(new AdmitMessage(Tenant, "b7", "bob", "b1", Horizon), TestActor);
+        Assert.Equal("b7", ExpectMsg<MessageAdmitted>(Wait).ConversationId);
+        // m0 is not written yet: its id is no repeat (a repeat answer would claim a write that may still fail).
+        actor.Tell(new AdmitMessage(Tenant, "b7", "alice", "m0", Horizon), TestActor);
+        ExpectMsg<MessageAdmitted>(Wait);
+        actor.Tell(new AdmitMessage(Tenant, "b7", "mallory", "x1", Horizon), TestActor);
+        Assert.Equal(ErrorCodes.NotFound, ExpectMsg<Rejection>(Wait).Code);
+        Assert.Empty(_journal.PostedIds());
+
+        first.SetResult();
+        Assert.Equal(1, ExpectMsg<MessageAck>(Wait).Seq);
+        ExpectMsg<ConversationReply>(Wait);
+        Assert.Equal(2, ExpectMsg<MessageAck>(Wait).Seq);
+        // bob was admitted before his removal was written; his message is decided again when it is written.
+        actor.Tell(Post("b7", "b1", actor: "bob"), TestActor);
+        Assert.Equal(ErrorCodes.NotFound, ExpectMsg<Rejection>(Wait).Code);
+        // Once written, m0 is a repeat for admission too.
+        actor.Tell(new AdmitMessage(Tenant, "b7", "alice", "m0", Horizon), TestActor);
+        var repeat = ExpectMsg<MessageAck>(Wait);
+        Assert.True(repeat.Repeat);
+        Assert.Equal(1, repeat.Seq);
+        Assert.Equal(["m0", "m1"], _journal.PostedIds());
+    }
+
+    [Fact]
     public void A_batch_the_journal_refuses_is_retried_one_command_per_write_so_only_the_culprit_is_refused()
     {
         var actor = Start("b3");

@@ -82,7 +82,7 @@ public sealed class ConversationActor : ReceivePersistentActor
 
     /// <summary>The write in flight: its payloads (to recognise the journal's answer), the state after it, its answers.</summary>
     private sealed record InFlight(IReadOnlyList<Tagged> Payloads, ConversationState After, IReadOnlyList<Held> Answers,
-        ImmutableArray<ConversationEventPublished>.Builder Published);
+        ImmutableArray<ConversationEventPublished>.Builder Published, long WrittenSeq);
 
     // Commands that arrived while a write was in flight: decided and written together, in order, once it completes
     // (one journal write for all of them instead of one each).
@@ -94,6 +94,19 @@ public sealed class ConversationActor : ReceivePersistentActor
 
     private void Handle(IConversationCommand command)
     {
+        if (_inFlight is { } flight && command is IConversationRead)
+        {
+            // A read does not wait for the write in flight nor for the commands queued behind it: it is answered now
+            // from the state the journal holds, stamped with that state's position. Whatever its asker has been told is
+            // in that state (answers go out only once written), and nothing it says can be undone by that write
+            // failing. Admission is advisory: the entity decides again when the message itself is written.
+            var decision = ConversationDecider.Decide(_state, command, DateTimeOffset.UtcNow);
+            if (decision.Events.IsEmpty)
+            {
+                Sender.Tell(Stamp(decision.Rejection ?? decision.Immediate ?? new Done(command.GetType().Name), flight.WrittenSeq));
+                return;
+            }
+        }
         _queued.Add(new Waiting(command, Sender));
         if (_inFlight is null) WriteNext();
     }
@@ -154,7 +167,8 @@ public sealed class ConversationActor : ReceivePersistentActor
         // A message stored with its enrichment deferred is also tagged for the enrichment projection, which reads only those.
         var deferredTags = tags.Add(EnrichmentTags.Deferred);
         var payloads = events.Select(e => new Tagged(e, e is MessagePosted { EnrichmentDeferred: true } ? deferredTags : tags)).ToList();
-        var flight = _inFlight = new InFlight(payloads, state, held, ImmutableArray.CreateBuilder<ConversationEventPublished>(events.Count));
+        var flight = _inFlight = new InFlight(payloads, state, held, ImmutableArray.CreateBuilder<ConversationEventPublished>(events.Count),
+            LastSequenceNr);
         var remaining = payloads.Count;
         var (tenantId, conversationId) = (batch[0].Command.TenantId, batch[0].Command.ConversationId);
         PersistAllAsync(payloads, tagged =>
