@@ -94,12 +94,11 @@ public sealed class ConversationActor : ReceivePersistentActor
 
     private void Handle(IConversationCommand command)
     {
-        if (_inFlight is { } flight && command is IConversationRead)
+        if (_inFlight is { } flight && command is IAdvisoryRead)
         {
-            // A read does not wait for the write in flight nor for the commands queued behind it: it is answered now
-            // from the state the journal holds, stamped with that state's position. Whatever its asker has been told is
-            // in that state (answers go out only once written), and nothing it says can be undone by that write
-            // failing. Admission is advisory: the entity decides again when the message itself is written.
+            // Not behind the write in flight nor the commands queued for the next one: answered now from the state the
+            // journal holds, stamped with that state's position. Whatever its asker has been told is in that state
+            // (answers go out only once written), and nothing it says can be undone by that write failing.
             var decision = ConversationDecider.Decide(_state, command, DateTimeOffset.UtcNow);
             if (decision.Events.IsEmpty)
             {

@@ -63,15 +63,15 @@ public sealed record MessageEnrichment(ImmutableArray<EnricherOutput> Results, I
     public static MessageEnrichment DeferredForLater { get; } = new([], []) { Deferred = true };
 }
 
-/// <summary>Every conversation command names its tenant, its conversation and the acting user.</summary>
 /// <summary>
-/// A command that only reads and may be answered out of turn: while a write is in flight the entity answers it at once
-/// from the state the journal holds, instead of after that write and the commands queued behind it. Only advisory reads
-/// are (<see cref="AdmitMessage"/>: the entity decides again when the message is written); the other reads keep their
-/// turn, so their answer reflects every command sent to the entity before them.
+/// A read whose answer is advisory, so the entity may give it out of turn: while a write is in flight it is answered at
+/// once from the state the journal holds, instead of after that write and the commands queued behind it
+/// (<see cref="AdmitMessage"/>: the entity decides again when the message is written). Other reads keep their turn, so
+/// their answer reflects every command sent to the entity before them.
 /// </summary>
-public interface IConversationRead : IConversationCommand;
+public interface IAdvisoryRead : IConversationCommand;
 
+/// <summary>Every conversation command names its tenant, its conversation and the acting user.</summary>
 public interface IConversationCommand : IEntityMessage, ICaasMessage
 {
     string TenantId { get; }
@@ -127,7 +127,7 @@ public sealed record PostMessage(string TenantId, string ConversationId, string 
 /// rejection <see cref="PostMessage"/> would get. The entity decides again when the message is persisted.
 /// </summary>
 public sealed record AdmitMessage(string TenantId, string ConversationId, string ActorId, string? MessageId, TimeSpan IdempotencyHorizon)
-    : ConversationCommand(TenantId, ConversationId, ActorId), IConversationRead;
+    : ConversationCommand(TenantId, ConversationId, ActorId), IAdvisoryRead;
 
 /// <summary>
 /// Records the enrichment of a message stored with its enrichment deferred (sent by the enrichment projection;
