@@ -99,34 +99,44 @@ public sealed class RecordingEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
+    private readonly OrderedOutbound _outbound;
     private UniqueKillSwitch? _killSwitch;
+    private readonly IMaterializer _materializer = Context.Materializer();
+    private ICancelable? _sweeping;
 
-    public RecordingEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, string topic, ProjectionSettings settings)
+    public RecordingEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, string topic, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null)
     {
         (_offsets, _settings) = (offsets, settings);
         _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, topic, _log, Published);
+        _outbound = OutboundProjection.Create(Name, "calls|", Context.System, _materializer, offsets, _sink, Records, settings, openJournal, _log);
+        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
         ReceiveAny(_ => { });
     }
 
-    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, string topic, ProjectionSettings settings) =>
-        Props.Create(() => new RecordingEventsProjection(publisher, offsets, kafka, topic, settings));
+    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, string topic, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null) =>
+        Props.Create(() => new RecordingEventsProjection(publisher, offsets, kafka, topic, settings, openJournal));
 
     protected override void PreStart()
     {
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, CallRoomActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
-            async list =>
-            {
-                var records = list.Select(RecordingEventRecord.From).OfType<RecordingEventRecord>()
-                    .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
-                        new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
-                    .ToList();
-                await _sink.PublishAsync(records);
-                await _offsets.SaveAsync(Name, ((Sequence)list[^1].Offset).Value);
-            }, Context.Materializer(), _log);
+            list => _outbound.WriteAsync(list), _materializer, _log);
+        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
     }
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> list) =>
+        Task.FromResult<IReadOnlyList<KafkaPublisher.OutboundRecord>>(list.Select(RecordingEventRecord.From).OfType<RecordingEventRecord>()
+            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
+                new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
+            .ToList());
+
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 }
 
 /// <summary>
@@ -157,7 +167,7 @@ public sealed class RecordingEventsOutbound(IServiceProvider services, ILogger<R
         _publisher = new KafkaPublisher(settings, logger);
         system.ActorOf(ClusterSingletonManager.Props(
                 RecordingEventsProjection.PropsFor(_publisher, new ProjectionOffsetStore(services.GetRequiredService<ReadModelStore>()), settings, topic,
-                    ProjectionSettings.From(system.Settings.Config)),
+                    ProjectionSettings.From(system.Settings.Config), Kafka.KafkaOutbound.OpenJournal(services)),
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(KafkaOutbound.ProjectionsRole)),
             "recording-events-projection");

@@ -35,18 +35,26 @@ public sealed class ChatEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
+    private readonly OrderedOutbound _outbound;
     private UniqueKillSwitch? _killSwitch;
+    private readonly IMaterializer _materializer = Context.Materializer();
+    private ICancelable? _sweeping;
 
-    public ChatEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings)
+    public ChatEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null)
     {
         _offsets = offsets;
         _settings = settings;
         _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, kafka.EventsTopic, _log, Published, BatchFailures);
+        _outbound = OutboundProjection.Create(Name, "conversation|", Context.System, _materializer, offsets, _sink, Records, settings,
+            openJournal, _log);
+        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
         ReceiveAny(_ => { });
     }
 
-    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings) =>
-        Props.Create(() => new ChatEventsProjection(publisher, offsets, kafka, settings));
+    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null) =>
+        Props.Create(() => new ChatEventsProjection(publisher, offsets, kafka, settings, openJournal));
 
     public CircuitBreaker Breaker => _sink.Breaker;
 
@@ -54,26 +62,27 @@ public sealed class ChatEventsProjection : ReceiveActor
     {
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
-            async list =>
-            {
-                await PublishWithRetryAsync(list);
-                var last = ((Sequence)list[^1].Offset).Value;
-                await _offsets.SaveAsync(Name, last);
-                Offset.Set(last);
-            }, Context.Materializer(), _log);
+            async list => Offset.Set(await _outbound.WriteAsync(list)), _materializer, _log);
+        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
     }
 
-    private Task PublishWithRetryAsync(IReadOnlyList<EventEnvelope> batch) =>
-        _sink.PublishAsync([.. batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
+    private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> batch) =>
+        Task.FromResult<IReadOnlyList<KafkaPublisher.OutboundRecord>>([.. batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
             .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
                 new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type, ["seq"] = r.Seq.ToString() }))]);
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 }
 
 /// <summary>A projection's stored offset in <c>rm_projection_offsets</c>, for projections that write no table rows.</summary>
 public sealed class ProjectionOffsetStore(ReadModelStore store)
 {
+    public ReadModelStore Store => store;
+
     private readonly ReadModelWriter _reader = new(store);
 
     public Task<long> LoadAsync(string name) => _reader.LoadOffsetAsync(name);

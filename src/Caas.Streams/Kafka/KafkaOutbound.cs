@@ -22,13 +22,14 @@ public sealed class KafkaOutbound(KafkaSettings settings, IServiceProvider servi
         var system = services.GetRequiredService<ActorSystem>();
         _publisher = new KafkaPublisher(settings, logger);
         var offsets = new ProjectionOffsetStore(services.GetRequiredService<ReadModelStore>());
+        var openJournal = OpenJournal(services);
         system.ActorOf(ClusterSingletonManager.Props(
-                ChatEventsProjection.PropsFor(_publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config)),
+                ChatEventsProjection.PropsFor(_publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config), openJournal),
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ProjectionsRole)),
             "chat-events-projection");
         system.ActorOf(ClusterSingletonManager.Props(
-                MediaEventsProjection.PropsFor(_publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config)),
+                MediaEventsProjection.PropsFor(_publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config), openJournal),
                 PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(system).WithRole(ProjectionsRole)),
             "media-events-projection");
@@ -48,6 +49,10 @@ public sealed class KafkaOutbound(KafkaSettings settings, IServiceProvider servi
         };
         return Task.CompletedTask;
     }
+
+    /// <summary>The journal's database for the outbound projections' late-commit sweeps: PostgreSQL only (SQLite's one writer leaves no gaps).</summary>
+    public static Func<CancellationToken, Task<System.Data.Common.DbConnection>>? OpenJournal(IServiceProvider services) =>
+        services.GetService<Caas.Actors.Hosting.StorageOptions>() is { IsPostgres: true } storage ? ct => JournalDb.OpenAsync(storage, ct) : null;
 
     public Task StopAsync(CancellationToken ct)
     {

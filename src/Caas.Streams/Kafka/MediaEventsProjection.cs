@@ -72,29 +72,35 @@ public sealed class MediaEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
+    private readonly OrderedOutbound _outbound;
     private UniqueKillSwitch? _killSwitch;
+    private readonly IMaterializer _materializer = Context.Materializer();
+    private ICancelable? _sweeping;
 
-    public MediaEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings)
+    public MediaEventsProjection(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null)
     {
         _offsets = offsets;
         _settings = settings;
         _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, kafka.MediaEventsTopic, _log, Published);
+        var system = Context.System;
+        var materializer = _materializer;
+        _outbound = OutboundProjection.Create(Name, "media|", system, materializer, offsets, _sink,
+            async list => await RecordsAsync(list, system, materializer), settings, openJournal, _log);
+        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
         ReceiveAny(_ => { });
     }
 
-    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings) =>
-        Props.Create(() => new MediaEventsProjection(publisher, offsets, kafka, settings));
+    public static Props PropsFor(KafkaPublisher publisher, ProjectionOffsetStore offsets, KafkaSettings kafka, ProjectionSettings settings,
+        Func<CancellationToken, Task<System.Data.Common.DbConnection>>? openJournal = null) =>
+        Props.Create(() => new MediaEventsProjection(publisher, offsets, kafka, settings, openJournal));
 
     protected override void PreStart()
     {
         var system = Context.System;
-        var materializer = Context.Materializer();
         _killSwitch = ProjectionRunner.Run(Name, MediaActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
-            async list =>
-            {
-                await _sink.PublishAsync(await RecordsAsync(list, system, materializer));
-                await _offsets.SaveAsync(Name, ((Sequence)list[^1].Offset).Value);
-            }, materializer, _log);
+            list => _outbound.WriteAsync(list), _materializer, _log);
+        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
     }
 
     /// <summary>The batch's records; a deletion's file facts come from its upload (in this batch, else the file's journal).</summary>
@@ -117,5 +123,9 @@ public sealed class MediaEventsProjection : ReceiveActor
             .ToList();
     }
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 }

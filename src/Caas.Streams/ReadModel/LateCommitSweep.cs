@@ -14,7 +14,8 @@ namespace Caas.Streams.ReadModel;
 /// </summary>
 /// <param name="openJournal">Opens the journal's database.</param>
 /// <param name="window">How far back (in time, as offsets written) a sweep looks.</param>
-public sealed class LateCommitSweep(Func<CancellationToken, Task<DbConnection>> openJournal, TimeSpan window)
+/// <param name="persistenceIdPrefix">The entities it looks at (their persistence ids' prefix): conversations unless told.</param>
+public sealed class LateCommitSweep(Func<CancellationToken, Task<DbConnection>> openJournal, TimeSpan window, string persistenceIdPrefix = "conversation|")
 {
     private long _writtenOffset;
     private readonly Queue<(DateTimeOffset At, long Offset)> _sweeps = new();
@@ -39,9 +40,10 @@ public sealed class LateCommitSweep(Func<CancellationToken, Task<DbConnection>> 
         await using var cmd = c.CreateCommand();
         // Bounded below by the window, so each sweep reads only recent rows (ordering is the journal's key).
         cmd.CommandText = "SELECT persistence_id, MAX(sequence_number) FROM journal WHERE ordering > @from AND ordering <= @to " +
-                          "AND persistence_id LIKE 'conversation|%' GROUP BY persistence_id";
+                          "AND persistence_id LIKE @prefix GROUP BY persistence_id";
         JournalDb.Parameter(cmd, "from", Math.Max(0, from - 1));
         JournalDb.Parameter(cmd, "to", offset);
+        JournalDb.Parameter(cmd, "prefix", persistenceIdPrefix + "%");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) journaled[r.GetString(0)] = r.GetInt64(1);
         return journaled;

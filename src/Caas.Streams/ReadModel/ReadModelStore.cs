@@ -106,6 +106,10 @@ public sealed class ReadModelStore : IAsyncDisposable
             PRIMARY KEY (tenant_id, conversation_id, journal_offset))
         """,
         "CREATE TABLE IF NOT EXISTS rm_projection_offsets (name TEXT NOT NULL PRIMARY KEY, last_offset BIGINT NOT NULL)",
+        // An outbound (Kafka) projection's marks (OutboundOrder): per persistence id, the highest sequence number the broker
+        // acknowledged; the row with persistence id '' holds the offset the marks are complete from.
+        "CREATE TABLE IF NOT EXISTS rm_outbound_progress (name TEXT NOT NULL, persistence_id TEXT NOT NULL, sequence_nr BIGINT NOT NULL, " +
+        "PRIMARY KEY (name, persistence_id))",
         // The progress mark (ProjectionProgress): per persistence id, the highest journal sequence number applied.
         "CREATE TABLE IF NOT EXISTS rm_progress (persistence_id TEXT NOT NULL PRIMARY KEY, sequence_nr BIGINT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_messages_by_sender ON rm_messages (tenant_id, sender_id)",

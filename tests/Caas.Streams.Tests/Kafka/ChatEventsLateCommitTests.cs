@@ -1,0 +1,154 @@
+using System.Text.Json;
+using Akka.Actor;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
+using Caas.Actors.Hosting;
+using Caas.Streams.Kafka;
+using Caas.Streams.ReadModel;
+using Caas.Tests.Shared;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Xunit;
+
+namespace Caas.Streams.Tests.Kafka;
+
+/// <summary>
+/// chat.events against the real broker when a journal transaction commits after later rows were read (parallel journal
+/// writers on PostgreSQL) and the plugin's gap wait has run out: the tag stream passes the row by, and the topic must
+/// still carry every event of the conversation once, in order.
+/// </summary>
+[Collection("kafka")]
+public sealed class ChatEventsLateCommitTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static async Task Eventually(Func<Task<bool>> done, string what)
+    {
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+        while (!await done())
+        {
+            if (DateTimeOffset.UtcNow > deadline) Assert.Fail($"Timed out waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    [Theory]
+    [InlineData("swept")]
+    [InlineData("with-the-next-event")]
+    public async Task An_event_the_tag_stream_passed_by_is_published_in_order_and_once(string repair)
+    {
+        var storage = TestDatabases.Storage("postgres");
+        // The plugin gives up on an ordering gap after query-delay x max-tries; 50 ms x 4 keeps this test short.
+        using var system = ActorSystem.Create("kafka-gaps", CaasConfig.Compose(storage, """
+            akka.actor.provider = local
+            akka.loglevel = WARNING
+            akka.persistence.query.journal.sql.journal-sequence-retrieval { query-delay = 50ms, max-tries = 4 }
+            caas.projections.batch-window = 20ms
+            caas.projections.min-backoff = 200ms
+            caas.projections.max-backoff = 2s
+            """ + (repair == "swept" ? "\ncaas.projections.late-commit-sweep = 200ms" : "\ncaas.projections.late-commit-sweep = 0s")));
+        await using var store = new ReadModelStore(storage);
+        await store.EnsureSchemaAsync();
+        var name = KafkaTestBroker.NewName("late");
+        var settings = KafkaTestBroker.Settings(name);
+        await KafkaTestBroker.CreateTopicsAsync(2, settings.EventsTopic);
+
+        const string tenant = "t-klate";
+        var slow = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-slow"), EntitySettings.Default));
+        var fast = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-fast"), EntitySettings.Default));
+        Task<object> Post(IActorRef entity, string conversation, string id) =>
+            entity.Ask<object>(new PostMessage(tenant, conversation, "alice", id, new MessageContent("text", id), TimeSpan.FromHours(1)), Timeout);
+        Assert.IsType<ConversationReply>(await slow.Ask<object>(new CreateConversation(tenant, "c-slow", "alice", ConversationTypes.Group, null, []), Timeout));
+        Assert.IsType<ConversationReply>(await fast.Ask<object>(new CreateConversation(tenant, "c-fast", "alice", ConversationTypes.Group, null, []), Timeout));
+        Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-1"));
+
+        var offsets = new ProjectionOffsetStore(store);
+        using var publisher = new KafkaPublisher(settings, NullLogger.Instance);
+        var projection = system.ActorOf(ChatEventsProjection.PropsFor(publisher, offsets, settings, ProjectionSettings.From(system.Settings.Config),
+            ct => JournalDb.OpenAsync(storage, ct)));
+        async Task<long> JournalMaxAsync()
+        {
+            await using var c = await store.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT MAX(ordering) FROM journal";
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+        }
+        var first = await JournalMaxAsync();
+        await Eventually(async () => await offsets.LoadAsync(ChatEventsProjection.Name) >= first, "the first rows to be published");
+
+        // A journal writer whose transaction has its ordering value but does not commit yet: the row insert waits on an
+        // advisory lock that this test holds on a connection of its own.
+        await using var admin = new NpgsqlConnection(storage.JournalConnectionString);
+        await admin.OpenAsync();
+        await using (var cmd = new NpgsqlCommand("""
+            CREATE FUNCTION caas_test_hold() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.persistence_id LIKE '%c-slow' THEN PERFORM pg_advisory_xact_lock_shared(4243); END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER caas_test_hold AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION caas_test_hold();
+            SELECT pg_advisory_lock(4243);
+            """, admin))
+            await cmd.ExecuteNonQueryAsync();
+        var held = Post(slow, "c-slow", "s-2");
+        await using var probe = new NpgsqlConnection(storage.JournalConnectionString);
+        await probe.OpenAsync();
+        await Eventually(async () =>
+        {
+            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", probe);
+            return (long)(await cmd.ExecuteScalarAsync())! == 1;
+        }, "the slow writer to hold its ordering value");
+
+        // A later row commits and is published: the tag stream has read past the held ordering value. (Its acknowledgement
+        // waits: the journal answers writes in the order they came.)
+        var later = Post(fast, "c-fast", "f-1");
+        var passed = 0L;
+        await Eventually(async () =>
+        {
+            await using var c = await store.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT MAX(ordering) FROM journal WHERE persistence_id = '{ConversationActor.PersistenceIdOf(Ids.EntityId(tenant, "c-fast"))}'";
+            passed = Convert.ToInt64(await cmd.ExecuteScalarAsync());
+            return await offsets.LoadAsync(ChatEventsProjection.Name) >= passed && passed > first;
+        }, "the later row to be published");
+        Assert.False(held.IsCompleted);
+
+        // The held transaction commits now, below the projection's offset.
+        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4243); DROP TRIGGER caas_test_hold ON journal;", admin))
+            await cmd.ExecuteNonQueryAsync();
+        Assert.Equal(2, Assert.IsType<MessageAck>(await held).Seq);
+        Assert.IsType<MessageAck>(await later);
+        // Swept: the late row is the conversation's last, found by the sweep. Otherwise the next event shows the hole.
+        var expected = 3;
+        if (repair != "swept")
+        {
+            Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-3"));
+            expected = 4;
+        }
+
+        var config = settings.ConsumerConfig("verify");
+        config.GroupId = "verify-" + name;
+        using var consumer = new ConsumerBuilder<string, string>(config).Build();
+        consumer.Subscribe(settings.EventsTopic);
+        var slowSeqs = new List<long>();
+        var fastSeqs = new List<long>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while ((slowSeqs.Count < expected || fastSeqs.Count < 2) && DateTime.UtcNow < deadline)
+        {
+            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            if (r is null) continue;
+            var value = JsonDocument.Parse(r.Message.Value).RootElement;
+            var seq = value.GetProperty("seq").GetInt64();
+            (value.GetProperty("conversation_id").GetString() == "c-slow" ? slowSeqs : fastSeqs).Add(seq);
+        }
+        // Nothing missing, nothing twice, and in each conversation's order.
+        Assert.Equal(Enumerable.Range(1, expected).Select(n => (long)n), slowSeqs);
+        Assert.Equal([1L, 2L], fastSeqs);
+        // Nothing more arrives (a repeat would come after them).
+        var extra = consumer.Consume(TimeSpan.FromSeconds(2));
+        Assert.Null(extra);
+        await projection.GracefulStop(TimeSpan.FromSeconds(10));
+        await system.Terminate();
+    }
+}
