@@ -139,7 +139,8 @@ public static class NodeHost
                             sp.GetRequiredService<PipelineStages>().EnrichLaterAsync(tenant, conversation, sender, content, at),
                         registry.Get<ConversationRegion>(), new ProjectionOffsetStore(store), ProjectionSettings.From(system.Settings.Config),
                         PipelineSettings.From(system.Settings.Config).AskTimeout, Environment.ProcessorCount,
-                        storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null),
+                        storage.IsPostgres ? ct => JournalDb.OpenAsync(storage, ct) : null,
+                        () => sp.GetRequiredService<PipelineStages>().Bursting, PipelineSettings.From(system.Settings.Config).EnrichYieldMax),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithSingleton<Caas.Streams.Search.SearchProjectionKey>("search-projection",
                     (system, _, _) => Caas.Streams.Search.SearchProjection.PropsFor(searchIndex, ProjectionSettings.From(system.Settings.Config), storage,

@@ -78,6 +78,7 @@ public static class CaasConfig
         ["CAAS_CALL_RING_TIMEOUT"] = "caas.calls.ring-timeout",
         ["CAAS_RECORDING_CONSENT_TIMEOUT"] = "caas.calls.recording-consent-timeout",
         ["CAAS_ENRICH_HIGH_WATER"] = "caas.pipeline.enrich-high-water",
+        ["CAAS_ENRICH_YIELD_MAX"] = "caas.pipeline.enrich-yield-max",
     };
 
     /// <summary>Durations whose variables are documented in seconds: a bare number means seconds (HOCON alone would read milliseconds).</summary>

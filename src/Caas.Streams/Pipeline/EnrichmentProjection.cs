@@ -64,6 +64,11 @@ public sealed class EnrichmentProjection : ReceiveActor
     private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
     private UniqueKillSwitch? _killSwitch;
     private ICancelable? _sweeping;
+    private readonly Func<bool>? _bursting;
+    private readonly TimeSpan _yieldMax;
+
+    public static readonly Counter YieldedSeconds = Metrics.CreateCounter("caas_enrichment_yielded_seconds_total",
+        "Time the enrichment projection waited before its batches because this node's graph was in a burst (above the high-water mark).");
 
     private sealed class SweepTick
     {
@@ -71,8 +76,11 @@ public sealed class EnrichmentProjection : ReceiveActor
     }
 
     public EnrichmentProjection(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
-        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null)
+        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null, Func<bool>? bursting = null,
+        TimeSpan yieldMax = default)
     {
+        _bursting = yieldMax > TimeSpan.Zero ? bursting : null;
+        _yieldMax = yieldMax;
         _enrich = enrich;
         _conversations = conversations;
         _offsets = offsets;
@@ -96,9 +104,12 @@ public sealed class EnrichmentProjection : ReceiveActor
     }
 
     /// <param name="openJournal">Opens the journal's database for the late-commit sweep (PostgreSQL); null: no sweep.</param>
+    /// <param name="bursting">True while this node's graph is in a burst: each batch then waits (up to <paramref name="yieldMax"/>) for it to end.</param>
+    /// <param name="yieldMax">The longest a batch waits for a burst to end (zero: never waits).</param>
     public static Props PropsFor(Enricher enrich, IActorRef conversations, ProjectionOffsetStore offsets, ProjectionSettings settings,
-        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null) =>
-        Props.Create(() => new EnrichmentProjection(enrich, conversations, offsets, settings, askTimeout, parallelism, openJournal));
+        TimeSpan askTimeout, int parallelism, Func<CancellationToken, Task<DbConnection>>? openJournal = null, Func<bool>? bursting = null,
+        TimeSpan yieldMax = default) =>
+        Props.Create(() => new EnrichmentProjection(enrich, conversations, offsets, settings, askTimeout, parallelism, openJournal, bursting, yieldMax));
 
     protected override void PreStart()
     {
@@ -229,6 +240,7 @@ public sealed class EnrichmentProjection : ReceiveActor
     /// <summary>Enriches the batch, has every result recorded, then stores the batch's offset. Any failure fails the batch (replayed).</summary>
     private async Task WriteAsync(IReadOnlyList<EventEnvelope> batch)
     {
+        await YieldToBurstAsync();
         await _gate.WaitAsync();
         try
         {
@@ -240,6 +252,27 @@ public sealed class EnrichmentProjection : ReceiveActor
         }
         await _offsets.SaveAsync(Name, ((Sequence)batch[^1].Offset).Value);
         if (_openJournal is not null) _processed.Streamed([.. batch.Select(e => ((Sequence)e.Offset).Value)], DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// While this node's graph is in a burst, waits for it to end, at most <see cref="PipelineSettings.EnrichYieldMax"/>:
+    /// the enrichers are CPU, and during a burst the cores belong to ingest (the batch then grows, and the projection
+    /// catches up after the burst). It never waits longer, so enrichment still moves under a burst that does not end.
+    /// </summary>
+    private async Task YieldToBurstAsync()
+    {
+        if (_bursting is null) return;
+        var waited = await YieldAsync(_bursting, _yieldMax);
+        if (waited > TimeSpan.Zero) YieldedSeconds.Inc(waited.TotalSeconds);
+    }
+
+    /// <summary>Waits while <paramref name="bursting"/> holds, polling every 50 ms, at most <paramref name="max"/>; answers how long it waited.</summary>
+    public static async Task<TimeSpan> YieldAsync(Func<bool> bursting, TimeSpan max)
+    {
+        if (!bursting()) return TimeSpan.Zero;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (bursting() && System.Diagnostics.Stopwatch.GetElapsedTime(started) < max) await Task.Delay(50);
+        return System.Diagnostics.Stopwatch.GetElapsedTime(started);
     }
 
     /// <summary>Enriches the deferred messages among the envelopes and has every result recorded by its entity.</summary>

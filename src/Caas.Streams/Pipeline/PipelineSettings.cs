@@ -28,6 +28,13 @@ public sealed record PipelineSettings(
     public int EnrichHighWater { get; init; } = 1_000;
 
     /// <summary>
+    /// While this node's graph is above <see cref="EnrichHighWater"/> (a burst), the enrichment projection on this node
+    /// waits up to this long before each batch, so the deferred enrichers do not take the cores the burst needs; it
+    /// catches up once the graph is below the mark. Zero never waits; so does a high-water mark of 0 or less.
+    /// </summary>
+    public TimeSpan EnrichYieldMax { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Messages sealed at once by the seal stage (order kept). Sealing is a few microseconds of AES once the author's key
     /// is cached; this bounds how many wait on key loads (the database) together.
     /// </summary>
@@ -61,6 +68,7 @@ public sealed record PipelineSettings(
             c.GetTimeSpan("claims-purge-interval", d.ClaimsPurgeInterval))
         {
             EnrichHighWater = c.GetInt("enrich-high-water", d.EnrichHighWater),
+            EnrichYieldMax = c.GetTimeSpan("enrich-yield-max", d.EnrichYieldMax),
             SealParallelism = Math.Max(1, c.GetInt("seal-parallelism", d.SealParallelism)),
             InteractiveWaitBudget = c.GetTimeSpan("interactive-wait-budget", d.InteractiveWaitBudget),
             InteractiveShedMinInGraph = c.GetInt("interactive-shed-min-in-graph", d.InteractiveShedMinInGraph),

@@ -330,6 +330,15 @@ public sealed class PipelineStages(
     /// <summary>Messages inside this node's graph now (ingested, not yet answered): the measure of the high-water mark.</summary>
     public int InGraph => Volatile.Read(ref _inGraph);
 
+    /// <summary>
+    /// The graph is in a burst (above a positive high-water mark): deferred enrichment on this node should yield the
+    /// cores (<see cref="PipelineSettings.EnrichYieldMax"/>).
+    /// </summary>
+    public bool Bursting => IsBursting(settings, Volatile.Read(ref _inGraph));
+
+    /// <summary>A graph holding <paramref name="inGraph"/> messages is in a burst: above a positive high-water mark.</summary>
+    public static bool IsBursting(PipelineSettings settings, int inGraph) => settings.EnrichHighWater > 0 && inGraph > settings.EnrichHighWater;
+
     internal void Entered() => Interlocked.Increment(ref _inGraph);
 
     internal void Left() => Interlocked.Decrement(ref _inGraph);
