@@ -120,13 +120,17 @@ public static class NodeHost
                 setup.AddLoggerFactory();
             });
             var entitiesRole = NodeOptions.RoleEntities;
+            // Late-commit repair of the tag projections without marks of their own: PostgreSQL only (SQLite's one journal
+            // writer commits in ordering order, so the tag stream never passes a row by).
+            TagRepair? Repair(string prefix) => storage.IsPostgres ? new TagRepair(store, prefix, ct => JournalDb.OpenAsync(storage, ct)) : null;
             akka.AddConversationSharding(entitiesRole)
                 .AddUserSessionSharding(entitiesRole)
                 .AddTenantSettingsSharding(entitiesRole)
                 .AddCallRoomSharding(entitiesRole)
                 .AddMediaSharding(entitiesRole)
                 .WithSingleton<MediaProjectionKey>("media-projection",
-                    (system, _, _) => MediaProjection.PropsFor(sp.GetRequiredService<MediaReadModel>(), ProjectionSettings.From(system.Settings.Config)),
+                    (system, _, _) => MediaProjection.PropsFor(sp.GetRequiredService<MediaReadModel>(), ProjectionSettings.From(system.Settings.Config),
+                        Repair("media|")),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithSingleton<ReadModelProjection>("read-model-projection",
                     (system, _, _) => ConversationProjection.PropsFor(sp.GetRequiredService<ReadModelWriter>(),
@@ -152,11 +156,12 @@ public static class NodeHost
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 // Each tenant's search language (default_language), from the tenant events.
                 .WithSingleton<Caas.Streams.Search.SearchLanguageProjectionKey>("search-languages-projection",
-                    (system, _, _) => Caas.Streams.Search.SearchLanguageProjection.PropsFor(searchIndex.Languages, ProjectionSettings.From(system.Settings.Config)),
+                    (system, _, _) => Caas.Streams.Search.SearchLanguageProjection.PropsFor(searchIndex.Languages, ProjectionSettings.From(system.Settings.Config),
+                        Repair("tenant|")),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 // Call recordings (issue #16), from the call entities' events.
                 .WithSingleton<Caas.Streams.Calls.RecordingProjectionKey>("recordings-projection",
-                    (system, _, _) => Caas.Streams.Calls.RecordingProjection.PropsFor(recordings, ProjectionSettings.From(system.Settings.Config)),
+                    (system, _, _) => Caas.Streams.Calls.RecordingProjection.PropsFor(recordings, ProjectionSettings.From(system.Settings.Config), Repair("calls|")),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: false)
                 .WithActors((system, _) =>
                 {

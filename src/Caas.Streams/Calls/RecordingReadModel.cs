@@ -432,8 +432,10 @@ public sealed class RecordingReadModel(ReadModelStore store)
 /// <summary>The recordings projection (a cluster singleton on a projections node): events tagged <c>call</c> into <see cref="RecordingReadModel"/>.</summary>
 public static class RecordingProjection
 {
-    public static Props PropsFor(RecordingReadModel model, ProjectionSettings settings) =>
-        TagProjection.PropsFor(RecordingReadModel.ProjectionName, CallRoomActor.KindTag, settings, () => model.LoadOffsetAsync(), list => model.WriteAsync(list));
+    /// <param name="repair">Late-commit repair (PostgreSQL; its prefix <c>calls|</c>), or none.</param>
+    public static Props PropsFor(RecordingReadModel model, ProjectionSettings settings, TagRepair? repair = null) =>
+        TagProjection.PropsFor(RecordingReadModel.ProjectionName, CallRoomActor.KindTag, settings, () => model.LoadOffsetAsync(), list => model.WriteAsync(list),
+            repair);
 }
 
 /// <summary>Registry key of the recordings projection singleton.</summary>

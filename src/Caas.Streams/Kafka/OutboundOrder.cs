@@ -45,8 +45,12 @@ public sealed class OutboundOrder(ReadModelStore store, string name, ReadModelWr
     public sealed record Plan(IReadOnlyList<EventEnvelope> Events, IReadOnlyDictionary<string, long> Marks, IReadOnlyList<Hole> Holes,
         long? TrackedSince);
 
-    /// <summary>Orders a batch from the tag stream against the marks: repeats out, holes filled from the journal.</summary>
-    public async Task<Plan> PlanAsync(IReadOnlyList<EventEnvelope> batch, CancellationToken ct = default)
+    /// <summary>
+    /// Orders a batch from the tag stream against the marks: holes filled from the journal, repeats out (kept, with
+    /// <paramref name="keepRepeats"/>, for a table projection whose writes are idempotent and whose offset may have been
+    /// reset for a rebuild).
+    /// </summary>
+    public async Task<Plan> PlanAsync(IReadOnlyList<EventEnvelope> batch, CancellationToken ct = default, bool keepRepeats = false)
     {
         var ids = batch.Select(e => e.PersistenceId).ToHashSet(StringComparer.Ordinal);
         var (marks, trackedSince) = await LoadAsync(ids, ct);
@@ -72,7 +76,8 @@ public sealed class OutboundOrder(ReadModelStore store, string name, ReadModelWr
             {
                 if (e.SequenceNr <= known)
                 {
-                    repeats++;
+                    if (keepRepeats) events.Add(e);
+                    else repeats++;
                     continue;
                 }
                 if (e.SequenceNr > known + 1)

@@ -140,6 +140,8 @@ public sealed class MediaReadModel(ReadModelStore store)
 /// <summary>The media projection (a cluster singleton on a projections node): events tagged <c>media</c> into <see cref="MediaReadModel"/>.</summary>
 public static class MediaProjection
 {
-    public static Props PropsFor(MediaReadModel model, ProjectionSettings settings) =>
-        TagProjection.PropsFor(MediaReadModel.ProjectionName, MediaActor.KindTag, settings, () => model.LoadOffsetAsync(), list => model.WriteAsync(list));
+    /// <param name="repair">Late-commit repair (PostgreSQL; its prefix <c>media|</c>), or none.</param>
+    public static Props PropsFor(MediaReadModel model, ProjectionSettings settings, TagRepair? repair = null) =>
+        TagProjection.PropsFor(MediaReadModel.ProjectionName, MediaActor.KindTag, settings, () => model.LoadOffsetAsync(), list => model.WriteAsync(list),
+            repair);
 }

@@ -147,23 +147,124 @@ public sealed class TagProjection : ReceiveActor
     private readonly Func<Task<long>> _loadOffset;
     private readonly Func<IReadOnlyList<EventEnvelope>, Task> _write;
     private UniqueKillSwitch? _killSwitch;
+    private readonly IMaterializer _materializer = Context.Materializer();
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Kafka.OutboundOrder? _order;
+    private readonly LateCommitSweep? _sweep;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private ICancelable? _sweeping;
+    private long _written;
 
-    public TagProjection(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write)
+    public TagProjection(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write,
+        TagRepair? repair = null)
     {
         (_name, _tag, _settings, _loadOffset, _write) = (name, tag, settings, loadOffset, write);
+        if (repair is not null)
+        {
+            var system = Context.System;
+            var materializer = _materializer;
+            async Task<IReadOnlyList<EventEnvelope>> Read(string pid, long from, long to, CancellationToken ct) =>
+                await ProjectionRunner.ReadJournal(system).CurrentEventsByPersistenceId(pid, from, to).RunWith(Sink.Seq<EventEnvelope>(), materializer).WaitAsync(ct);
+            _order = new Kafka.OutboundOrder(repair.Store, name, Read);
+            if (repair.OpenJournal is not null && settings.LateCommitSweep > TimeSpan.Zero)
+                _sweep = new LateCommitSweep(repair.OpenJournal, settings.LateCommitWindow, repair.PersistenceIdPrefix);
+        }
+        ReceiveAsync<Kafka.OutboundProjection.Sweep>(async _ =>
+        {
+            try
+            {
+                await SweepAsync();
+            }
+            catch (Exception e)
+            {
+                _log.Warning("Projection {0}: the late-commit sweep failed (next one in {1}): {2}", _name, _settings.LateCommitSweep, e.Message);
+            }
+        });
         ReceiveAny(_ => { });
     }
 
     public static Props PropsFor(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset,
-        Func<IReadOnlyList<EventEnvelope>, Task> write) =>
-        Props.Create(() => new TagProjection(name, tag, settings, loadOffset, write));
+        Func<IReadOnlyList<EventEnvelope>, Task> write, TagRepair? repair = null) =>
+        Props.Create(() => new TagProjection(name, tag, settings, loadOffset, write, repair));
 
     protected override void PreStart()
     {
         var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(_name, _tag, () => ProjectionRunner.ReadJournal(system), _settings, _loadOffset, _write,
-            Context.Materializer(), Context.GetLogger());
+        _killSwitch = ProjectionRunner.Run(_name, _tag, () => ProjectionRunner.ReadJournal(system), _settings, _loadOffset,
+            _order is null ? _write : WriteInOrderAsync, _materializer, _log);
+        if (_sweep is not null)
+            _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self,
+                Kafka.OutboundProjection.Sweep.Instance, Self);
     }
 
-    protected override void PostStop() => _killSwitch?.Shutdown();
+    /// <summary>
+    /// A batch with the events the tag stream passed by (committed late) read from the journal and put in front of the
+    /// entity's next event, then the marks; the writer stores the batch's own last offset. Writes are idempotent, so
+    /// a replay is written again (and a crash between the rows and the marks only reads a hole twice).
+    /// </summary>
+    private async Task WriteInOrderAsync(IReadOnlyList<EventEnvelope> batch)
+    {
+        var last = ((Sequence)batch[^1].Offset).Value;
+        await _gate.WaitAsync();
+        try
+        {
+            var plan = await _order!.PlanAsync(batch, keepRepeats: true);
+            foreach (var h in plan.Holes)
+                _log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
+                    _name, h.From, h.To, h.PersistenceId);
+            await _write(plan.Holes.Count == 0 ? batch : AtOffset(plan.Events, last));
+            await _order.CommitAsync(plan, null);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        Volatile.Write(ref _written, last);
+        _sweep?.Written(last);
+    }
+
+    /// <summary>Applies an entity's passed-by last events the sweep found, without moving the offset.</summary>
+    private async Task SweepAsync()
+    {
+        if (_sweep is null || _order is null) return;
+        await _gate.WaitAsync();
+        try
+        {
+            var written = Volatile.Read(ref _written);
+            if (written == 0) return;
+            var plan = await _order.SweepAsync(_sweep);
+            if (plan.Events.Count == 0) return;
+            foreach (var h in plan.Holes)
+                _log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal by the sweep",
+                    _name, h.From, h.To, h.PersistenceId);
+            await _write(AtOffset(plan.Events, written));
+            await _order.CommitAsync(plan, null);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The events, the last one carrying <paramref name="offset"/> (the writers store the last envelope's offset).</summary>
+    private static List<EventEnvelope> AtOffset(IReadOnlyList<EventEnvelope> events, long offset)
+    {
+        var list = events.ToList();
+        var e = list[^1];
+        list[^1] = new EventEnvelope(Akka.Persistence.Query.Offset.Sequence(offset), e.PersistenceId, e.SequenceNr, e.Event, e.Timestamp, e.Tags);
+        return list;
+    }
+
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 }
+
+/// <summary>
+/// Late-commit repair for a <see cref="TagProjection"/> (PostgreSQL's parallel journal writers; see <see cref="Kafka.OutboundOrder"/>):
+/// marks per entity in <paramref name="Store"/>, holes read by persistence id, and, with <paramref name="OpenJournal"/>,
+/// a sweep over the entities whose persistence ids start with <paramref name="PersistenceIdPrefix"/>.
+/// </summary>
+public sealed record TagRepair(ReadModelStore Store, string PersistenceIdPrefix, Func<CancellationToken, Task<System.Data.Common.DbConnection>>? OpenJournal);

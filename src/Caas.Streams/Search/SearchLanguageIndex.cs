@@ -80,9 +80,10 @@ public sealed class SearchLanguageIndex(ReadModelStore store)
 /// <summary>The search-language projection: tenant events by tag into <see cref="SearchLanguageIndex"/>. A cluster singleton.</summary>
 public static class SearchLanguageProjection
 {
-    public static Props PropsFor(SearchLanguageIndex index, ProjectionSettings settings) =>
+    /// <param name="repair">Late-commit repair (PostgreSQL; its prefix <c>tenant|</c>), or none.</param>
+    public static Props PropsFor(SearchLanguageIndex index, ProjectionSettings settings, TagRepair? repair = null) =>
         TagProjection.PropsFor(SearchLanguageIndex.ProjectionName, TenantSettingsActor.KindTag, settings, () => index.LoadOffsetAsync(),
-            list => index.WriteAsync(list));
+            list => index.WriteAsync(list), repair);
 }
 
 /// <summary>Registry key of the search-language projection singleton.</summary>
