@@ -84,28 +84,10 @@ public sealed class ProjectionProgressTests
         await Eventually(() => progress.MarkAsync(slowPid), m => m >= 2, "the first rows to be projected");
         await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length == 1, "the first message to be indexed");
 
-        // A journal writer whose transaction has its ordering value but does not commit yet: the row insert waits on an
-        // advisory lock that this test holds on a connection of its own.
-        await using var admin = new NpgsqlConnection(storage.JournalConnectionString);
-        await admin.OpenAsync();
-        await using (var cmd = new NpgsqlCommand("""
-            CREATE FUNCTION caas_test_hold() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.persistence_id LIKE '%c-slow' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER caas_test_hold AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION caas_test_hold();
-            SELECT pg_advisory_lock(4242);
-            """, admin))
-            await cmd.ExecuteNonQueryAsync();
+        // A journal writer whose transaction has its ordering value but does not commit yet.
+        await using var hold = await JournalHold.StartAsync(storage, "c-slow", 4242);
         var held = Post(slow, "c-slow", "s-2");
-        await using var probe = new NpgsqlConnection(storage.JournalConnectionString);
-        await probe.OpenAsync();
-        await Eventually(async () =>
-        {
-            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", probe);
-            return (long)(await cmd.ExecuteScalarAsync())!;
-        }, n => n == 1, "the slow writer to hold its ordering value");
+        await hold.WaitUntilHeldAsync();
 
         // A later row commits and is projected: the tag stream has read past the held ordering value. (Its acknowledgement
         // waits: the journal answers writes in the order they came.)
@@ -117,8 +99,7 @@ public sealed class ProjectionProgressTests
         Assert.Equal(new long[] { 1L }, await IndexedAsync(store, tenant, "c-slow"));
 
         // The held transaction commits now, below the projection's offset.
-        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4242); DROP TRIGGER caas_test_hold ON journal;", admin))
-            await cmd.ExecuteNonQueryAsync();
+        await hold.ReleaseAsync();
         Assert.Equal(2, Assert.IsType<MessageAck>(await held).Seq);
         Assert.IsType<MessageAck>(await later);
 

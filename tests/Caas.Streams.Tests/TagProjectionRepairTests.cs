@@ -21,16 +21,6 @@ public sealed class TagProjectionRepairTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private static async Task Eventually(Func<Task<bool>> done, string what)
-    {
-        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await done())
-        {
-            if (DateTimeOffset.UtcNow > deadline) Assert.Fail($"Timed out waiting for {what}");
-            await Task.Delay(50);
-        }
-    }
-
     [Theory]
     [InlineData("swept")]
     [InlineData("with-the-next-event")]
@@ -67,38 +57,20 @@ public sealed class TagProjectionRepairTests
                 await offsets.SaveAsync(name, ((Sequence)list[^1].Offset).Value);
             }, new TagRepair(store, "conversation|", ct => JournalDb.OpenAsync(storage, ct))));
         long[] Seqs(string pid) => [.. applied.Where(a => a.Pid == pid).Select(a => a.Seq).Distinct()];
-        await Eventually(() => Task.FromResult(Seqs(slowPid).Length == 2), "the first rows to be applied");
+        await Polling.TrueAsync(() => Task.FromResult(Seqs(slowPid).Length == 2), "the first rows to be applied");
 
-        // A journal writer whose transaction has its ordering value but does not commit yet (an advisory lock in a trigger).
-        await using var admin = new NpgsqlConnection(storage.JournalConnectionString);
-        await admin.OpenAsync();
-        await using (var cmd = new NpgsqlCommand("""
-            CREATE FUNCTION caas_test_hold() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.persistence_id LIKE '%c-slow' THEN PERFORM pg_advisory_xact_lock_shared(4244); END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER caas_test_hold AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION caas_test_hold();
-            SELECT pg_advisory_lock(4244);
-            """, admin))
-            await cmd.ExecuteNonQueryAsync();
+        // A journal writer whose transaction has its ordering value but does not commit yet.
+        await using var hold = await JournalHold.StartAsync(storage, "c-slow", 4244);
         var held = Post(slow, "c-slow", "s-2");
-        await using var probe = new NpgsqlConnection(storage.JournalConnectionString);
-        await probe.OpenAsync();
-        await Eventually(async () =>
-        {
-            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", probe);
-            return (long)(await cmd.ExecuteScalarAsync())! == 1;
-        }, "the slow writer to hold its ordering value");
+        await hold.WaitUntilHeldAsync();
 
         // A later row commits and is applied: the tag stream has read past the held ordering value.
         var later = Post(fast, "c-fast", "f-1");
-        await Eventually(() => Task.FromResult(Seqs(fastPid).Length == 2), "the later row to be applied");
+        await Polling.TrueAsync(() => Task.FromResult(Seqs(fastPid).Length == 2), "the later row to be applied");
         Assert.False(held.IsCompleted);
         Assert.Equal([1L, 2L], Seqs(slowPid));
 
-        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4244); DROP TRIGGER caas_test_hold ON journal;", admin))
-            await cmd.ExecuteNonQueryAsync();
+        await hold.ReleaseAsync();
         Assert.Equal(2, Assert.IsType<MessageAck>(await held).Seq);
         Assert.IsType<MessageAck>(await later);
 
@@ -108,7 +80,7 @@ public sealed class TagProjectionRepairTests
             Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-3"));
             expected = 4;
         }
-        await Eventually(() => Task.FromResult(Seqs(slowPid).Length >= expected), "the late row to be applied");
+        await Polling.TrueAsync(() => Task.FromResult(Seqs(slowPid).Length >= expected), "the late row to be applied");
         Assert.Equal(Enumerable.Range(1, expected).Select(n => (long)n), Seqs(slowPid));
         // In order: no event of the entity was applied before one with a lower seq.
         var order = applied.Where(a => a.Pid == slowPid).Select(a => a.Seq).Distinct().ToList();

@@ -23,16 +23,6 @@ public sealed class ChatEventsLateCommitTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private static async Task Eventually(Func<Task<bool>> done, string what)
-    {
-        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await done())
-        {
-            if (DateTimeOffset.UtcNow > deadline) Assert.Fail($"Timed out waiting for {what}");
-            await Task.Delay(50);
-        }
-    }
-
     [Theory]
     [InlineData("swept")]
     [InlineData("with-the-next-event")]
@@ -75,36 +65,18 @@ public sealed class ChatEventsLateCommitTests
             return Convert.ToInt64(await cmd.ExecuteScalarAsync());
         }
         var first = await JournalMaxAsync();
-        await Eventually(async () => await offsets.LoadAsync(ChatEventsProjection.Name) >= first, "the first rows to be published");
+        await Polling.TrueAsync(async () => await offsets.LoadAsync(ChatEventsProjection.Name) >= first, "the first rows to be published");
 
-        // A journal writer whose transaction has its ordering value but does not commit yet: the row insert waits on an
-        // advisory lock that this test holds on a connection of its own.
-        await using var admin = new NpgsqlConnection(storage.JournalConnectionString);
-        await admin.OpenAsync();
-        await using (var cmd = new NpgsqlCommand("""
-            CREATE FUNCTION caas_test_hold() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.persistence_id LIKE '%c-slow' THEN PERFORM pg_advisory_xact_lock_shared(4243); END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            CREATE TRIGGER caas_test_hold AFTER INSERT ON journal FOR EACH ROW EXECUTE FUNCTION caas_test_hold();
-            SELECT pg_advisory_lock(4243);
-            """, admin))
-            await cmd.ExecuteNonQueryAsync();
+        // A journal writer whose transaction has its ordering value but does not commit yet.
+        await using var hold = await JournalHold.StartAsync(storage, "c-slow", 4243);
         var held = Post(slow, "c-slow", "s-2");
-        await using var probe = new NpgsqlConnection(storage.JournalConnectionString);
-        await probe.OpenAsync();
-        await Eventually(async () =>
-        {
-            await using var cmd = new NpgsqlCommand("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", probe);
-            return (long)(await cmd.ExecuteScalarAsync())! == 1;
-        }, "the slow writer to hold its ordering value");
+        await hold.WaitUntilHeldAsync();
 
         // A later row commits and is published: the tag stream has read past the held ordering value. (Its acknowledgement
         // waits: the journal answers writes in the order they came.)
         var later = Post(fast, "c-fast", "f-1");
         var passed = 0L;
-        await Eventually(async () =>
+        await Polling.TrueAsync(async () =>
         {
             await using var c = await store.OpenAsync();
             await using var cmd = c.CreateCommand();
@@ -115,8 +87,7 @@ public sealed class ChatEventsLateCommitTests
         Assert.False(held.IsCompleted);
 
         // The held transaction commits now, below the projection's offset.
-        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(4243); DROP TRIGGER caas_test_hold ON journal;", admin))
-            await cmd.ExecuteNonQueryAsync();
+        await hold.ReleaseAsync();
         Assert.Equal(2, Assert.IsType<MessageAck>(await held).Seq);
         Assert.IsType<MessageAck>(await later);
         // Swept: the late row is the conversation's last, found by the sweep. Otherwise the next event shows the hole.
