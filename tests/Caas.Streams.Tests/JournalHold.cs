@@ -1,4 +1,8 @@
+using Akka.Actor;
+using Caas.Actors.Common;
+using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
+using Caas.Tests.Shared;
 using Npgsql;
 
 namespace Caas.Streams.Tests;
@@ -71,4 +75,55 @@ public static class Polling
             await Task.Delay(50);
         }
     }
+}
+
+/// <summary>
+/// The scene of the late-commit tests: a local actor system on a fresh PostgreSQL whose events-by-tag gives up on an
+/// ordering gap after 50 ms x 4 (keeps the tests short), the late-commit sweep on (200 ms) or off, and two
+/// conversations, <c>c-slow</c> (whose next write the test holds) and <c>c-fast</c>, created, with one message in c-slow.
+/// </summary>
+public sealed class GapScene : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    public required ActorSystem System { get; init; }
+    public required StorageOptions Storage { get; init; }
+    public required string Tenant { get; init; }
+    public required IActorRef Slow { get; init; }
+    public required IActorRef Fast { get; init; }
+
+    public string SlowPid => ConversationActor.PersistenceIdOf(Ids.EntityId(Tenant, "c-slow"));
+    public string FastPid => ConversationActor.PersistenceIdOf(Ids.EntityId(Tenant, "c-fast"));
+
+    public static async Task<GapScene> StartAsync(string name, string tenant, bool sweep, string hocon = "")
+    {
+        var storage = TestDatabases.Storage("postgres");
+        var system = ActorSystem.Create(name, CaasConfig.Compose(storage, """
+            akka.actor.provider = local
+            akka.loglevel = WARNING
+            akka.persistence.query.journal.sql.journal-sequence-retrieval { query-delay = 50ms, max-tries = 4 }
+            caas.projections.batch-window = 20ms
+            """ + (sweep ? "\ncaas.projections.late-commit-sweep = 200ms" : "\ncaas.projections.late-commit-sweep = 0s") + "\n" + hocon));
+        var scene = new GapScene
+        {
+            System = system, Storage = storage, Tenant = tenant,
+            Slow = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-slow"), EntitySettings.Default)),
+            Fast = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-fast"), EntitySettings.Default)),
+        };
+        Xunit.Assert.IsType<ConversationReply>(await scene.Slow.Ask<object>(
+            new CreateConversation(tenant, "c-slow", "alice", ConversationTypes.Group, null, []), Timeout));
+        Xunit.Assert.IsType<ConversationReply>(await scene.Fast.Ask<object>(
+            new CreateConversation(tenant, "c-fast", "alice", ConversationTypes.Group, null, []), Timeout));
+        Xunit.Assert.IsType<MessageAck>(await scene.PostSlow("s-1"));
+        return scene;
+    }
+
+    public Task<object> PostSlow(string id) => Post(Slow, "c-slow", id);
+
+    public Task<object> PostFast(string id) => Post(Fast, "c-fast", id);
+
+    private Task<object> Post(IActorRef entity, string conversation, string id) =>
+        entity.Ask<object>(new PostMessage(Tenant, conversation, "alice", id, new MessageContent("text", id), TimeSpan.FromHours(1)), Timeout);
+
+    public void Dispose() => System.Dispose();
 }

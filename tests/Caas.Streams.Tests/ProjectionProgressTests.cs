@@ -51,29 +51,13 @@ public sealed class ProjectionProgressTests
     [InlineData("with-the-next-event")]
     public async Task A_journal_row_that_commits_after_later_rows_were_projected_is_not_skipped(string repair)
     {
-        var storage = TestDatabases.Storage("postgres");
-        // The plugin gives up on an ordering gap after query-delay x max-tries; 50 ms x 4 keeps this test short.
-        using var system = ActorSystem.Create("gaps", CaasConfig.Compose(storage, """
-            akka.actor.provider = local
-            akka.loglevel = WARNING
-            akka.persistence.query.journal.sql.journal-sequence-retrieval { query-delay = 50ms, max-tries = 4 }
-            caas.projections.batch-window = 20ms
-            """ + (repair == "swept" ? "\ncaas.projections.late-commit-sweep = 200ms" : "\ncaas.projections.late-commit-sweep = 0s")));
+        using var scene = await GapScene.StartAsync("gaps", "t-gap", repair == "swept");
+        var (system, storage, tenant) = (scene.System, scene.Storage, scene.Tenant);
         await using var store = new ReadModelStore(storage);
         await store.EnsureSchemaAsync();
         var progress = new ProjectionProgress(store);
         var writer = new ReadModelWriter(store, progress);
         var queries = new ReadModelQueries(store);
-        const string tenant = "t-gap";
-        var slow = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-slow"), EntitySettings.Default));
-        var fast = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-fast"), EntitySettings.Default));
-        var slowPid = ConversationActor.PersistenceIdOf(Ids.EntityId(tenant, "c-slow"));
-        var fastPid = ConversationActor.PersistenceIdOf(Ids.EntityId(tenant, "c-fast"));
-        Task<object> Post(IActorRef entity, string conversation, string id) =>
-            entity.Ask<object>(new PostMessage(tenant, conversation, "alice", id, new MessageContent("text", id), TimeSpan.FromHours(1)), Timeout);
-        Assert.IsType<ConversationReply>(await slow.Ask<object>(new CreateConversation(tenant, "c-slow", "alice", ConversationTypes.Group, null, []), Timeout));
-        Assert.IsType<ConversationReply>(await fast.Ask<object>(new CreateConversation(tenant, "c-fast", "alice", ConversationTypes.Group, null, []), Timeout));
-        Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-1"));
 
         system.ActorOf(ConversationProjection.PropsFor(writer, ProjectionSettings.From(system.Settings.Config), ct => JournalDb.OpenAsync(storage, ct)));
         // The search index, a projection of the same stream with its own marks, repairs itself the same way.
@@ -81,18 +65,18 @@ public sealed class ProjectionProgressTests
         await index.EnsureSchemaAsync();
         system.ActorOf(Caas.Streams.Search.SearchProjection.PropsFor(index, ProjectionSettings.From(system.Settings.Config), storage,
             ct => JournalDb.OpenAsync(storage, ct)));
-        await Eventually(() => progress.MarkAsync(slowPid), m => m >= 2, "the first rows to be projected");
+        await Eventually(() => progress.MarkAsync(scene.SlowPid), m => m >= 2, "the first rows to be projected");
         await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length == 1, "the first message to be indexed");
 
         // A journal writer whose transaction has its ordering value but does not commit yet.
         await using var hold = await JournalHold.StartAsync(storage, "c-slow", 4242);
-        var held = Post(slow, "c-slow", "s-2");
+        var held = scene.PostSlow("s-2");
         await hold.WaitUntilHeldAsync();
 
         // A later row commits and is projected: the tag stream has read past the held ordering value. (Its acknowledgement
         // waits: the journal answers writes in the order they came.)
-        var later = Post(fast, "c-fast", "f-1");
-        await Eventually(() => progress.MarkAsync(fastPid), m => m >= 2, "the later row to be projected");
+        var later = scene.PostFast("f-1");
+        await Eventually(() => progress.MarkAsync(scene.FastPid), m => m >= 2, "the later row to be projected");
         await Eventually(() => IndexedAsync(store, tenant, "c-fast"), s => s.Length == 1, "the later row to be indexed");
         Assert.False(held.IsCompleted);
         Assert.Equal(new long[] { 1L }, await SeqsAsync(queries, tenant, "c-slow"));
@@ -108,18 +92,17 @@ public sealed class ProjectionProgressTests
         if (repair == "swept")
         {
             await Eventually(() => SeqsAsync(queries, tenant, "c-slow"), s => s.Length >= 2, "the sweep to find the late row");
-            Assert.Equal(3, await progress.MarkAsync(slowPid));
+            Assert.Equal(3, await progress.MarkAsync(scene.SlowPid));
             Assert.Equal(new long[] { 1L, 2L },
                 await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length >= 2, "the search sweep to index the late row"));
         }
-        Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-3"));
+        Assert.IsType<MessageAck>(await scene.PostSlow("s-3"));
         await Eventually(() => SeqsAsync(queries, tenant, "c-slow"), s => s.Length >= 3, "the late row");
         Assert.Equal(new long[] { 1L, 2L, 3L }, await SeqsAsync(queries, tenant, "c-slow"));
-        Assert.Equal(4, await progress.MarkAsync(slowPid));
+        Assert.Equal(4, await progress.MarkAsync(scene.SlowPid));
         Assert.Equal(new long[] { 1L, 2L, 3L },
             await Eventually(() => IndexedAsync(store, tenant, "c-slow"), s => s.Length >= 3, "the late row in the search index"));
         Assert.Equal(new long[] { 1L }, await SeqsAsync(queries, tenant, "c-fast"));
-        await system.Terminate();
     }
 
     [Theory]

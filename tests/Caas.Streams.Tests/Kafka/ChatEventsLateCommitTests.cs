@@ -28,30 +28,14 @@ public sealed class ChatEventsLateCommitTests
     [InlineData("with-the-next-event")]
     public async Task An_event_the_tag_stream_passed_by_is_published_in_order_and_once(string repair)
     {
-        var storage = TestDatabases.Storage("postgres");
-        // The plugin gives up on an ordering gap after query-delay x max-tries; 50 ms x 4 keeps this test short.
-        using var system = ActorSystem.Create("kafka-gaps", CaasConfig.Compose(storage, """
-            akka.actor.provider = local
-            akka.loglevel = WARNING
-            akka.persistence.query.journal.sql.journal-sequence-retrieval { query-delay = 50ms, max-tries = 4 }
-            caas.projections.batch-window = 20ms
-            caas.projections.min-backoff = 200ms
-            caas.projections.max-backoff = 2s
-            """ + (repair == "swept" ? "\ncaas.projections.late-commit-sweep = 200ms" : "\ncaas.projections.late-commit-sweep = 0s")));
+        using var scene = await GapScene.StartAsync("kafka-gaps", "t-klate", repair == "swept",
+            "caas.projections.min-backoff = 200ms\ncaas.projections.max-backoff = 2s");
+        var (system, storage, tenant) = (scene.System, scene.Storage, scene.Tenant);
         await using var store = new ReadModelStore(storage);
         await store.EnsureSchemaAsync();
         var name = KafkaTestBroker.NewName("late");
         var settings = KafkaTestBroker.Settings(name);
         await KafkaTestBroker.CreateTopicsAsync(2, settings.EventsTopic);
-
-        const string tenant = "t-klate";
-        var slow = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-slow"), EntitySettings.Default));
-        var fast = system.ActorOf(ConversationActor.PropsFor(Ids.EntityId(tenant, "c-fast"), EntitySettings.Default));
-        Task<object> Post(IActorRef entity, string conversation, string id) =>
-            entity.Ask<object>(new PostMessage(tenant, conversation, "alice", id, new MessageContent("text", id), TimeSpan.FromHours(1)), Timeout);
-        Assert.IsType<ConversationReply>(await slow.Ask<object>(new CreateConversation(tenant, "c-slow", "alice", ConversationTypes.Group, null, []), Timeout));
-        Assert.IsType<ConversationReply>(await fast.Ask<object>(new CreateConversation(tenant, "c-fast", "alice", ConversationTypes.Group, null, []), Timeout));
-        Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-1"));
 
         var offsets = new ProjectionOffsetStore(store);
         using var publisher = new KafkaPublisher(settings, NullLogger.Instance);
@@ -69,12 +53,12 @@ public sealed class ChatEventsLateCommitTests
 
         // A journal writer whose transaction has its ordering value but does not commit yet.
         await using var hold = await JournalHold.StartAsync(storage, "c-slow", 4243);
-        var held = Post(slow, "c-slow", "s-2");
+        var held = scene.PostSlow("s-2");
         await hold.WaitUntilHeldAsync();
 
         // A later row commits and is published: the tag stream has read past the held ordering value. (Its acknowledgement
         // waits: the journal answers writes in the order they came.)
-        var later = Post(fast, "c-fast", "f-1");
+        var later = scene.PostFast("f-1");
         var passed = 0L;
         await Polling.TrueAsync(async () =>
         {
@@ -94,7 +78,7 @@ public sealed class ChatEventsLateCommitTests
         var expected = 3;
         if (repair != "swept")
         {
-            Assert.IsType<MessageAck>(await Post(slow, "c-slow", "s-3"));
+            Assert.IsType<MessageAck>(await scene.PostSlow("s-3"));
             expected = 4;
         }
 
@@ -120,6 +104,5 @@ public sealed class ChatEventsLateCommitTests
         var extra = consumer.Consume(TimeSpan.FromSeconds(2));
         Assert.Null(extra);
         await projection.GracefulStop(TimeSpan.FromSeconds(10));
-        await system.Terminate();
     }
 }
