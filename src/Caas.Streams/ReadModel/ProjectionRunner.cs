@@ -214,12 +214,13 @@ public sealed class TagProjection : ReceiveActor
                     _name, h.From, h.To, h.PersistenceId);
             await _write(plan.Holes.Count == 0 ? batch : AtOffset(plan.Events, last));
             await _order.CommitAsync(plan, null);
+            // Inside the gate: a sweep after this batch must store this offset again, not the one before it.
+            Volatile.Write(ref _written, last);
         }
         finally
         {
             _gate.Release();
         }
-        Volatile.Write(ref _written, last);
         _sweep?.Written(last);
     }
 
