@@ -260,13 +260,10 @@ public static class OutboundProjection
         ProjectionOffsetStore offsets, KafkaSink sink, Func<IReadOnlyList<EventEnvelope>, Task<IReadOnlyList<KafkaPublisher.OutboundRecord>>> records,
         ProjectionSettings settings, Func<CancellationToken, Task<DbConnection>>? openJournal, Akka.Event.ILoggingAdapter log)
     {
-        async Task<IReadOnlyList<EventEnvelope>> Read(string pid, long from, long to, CancellationToken ct) =>
-            await ProjectionRunner.ReadJournal(system).CurrentEventsByPersistenceId(pid, from, to)
-                .RunWith(Akka.Streams.Dsl.Sink.Seq<EventEnvelope>(), materializer).WaitAsync(ct);
         var sweep = openJournal is not null && settings.LateCommitSweep > TimeSpan.Zero
             ? new LateCommitSweep(openJournal, settings.LateCommitWindow, persistenceIdPrefix)
             : null;
-        return new OrderedOutbound(new OutboundOrder(offsets.Store, name, Read), sink, records, sweep, log);
+        return new OrderedOutbound(new OutboundOrder(offsets.Store, name, ProjectionRunner.ByPersistenceId(system, materializer)), sink, records, sweep, log);
     }
 
     public static Akka.Actor.ICancelable? ScheduleSweeps(OrderedOutbound outbound, ProjectionSettings settings, Akka.Actor.IActorRef self,

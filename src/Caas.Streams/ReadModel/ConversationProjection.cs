@@ -142,9 +142,8 @@ public sealed class ConversationProjection : ReceiveActor
             }, _materializer, log);
     }
 
-    /// <summary>A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free).</summary>
-    private async Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
-        await Journal.CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), _materializer).WaitAsync(ct);
+    private Task<IReadOnlyList<EventEnvelope>> ReadMissingAsync(string persistenceId, long from, long to, CancellationToken ct) =>
+        ProjectionRunner.ByPersistenceId(_system, _materializer)(persistenceId, from, to, ct);
 
     protected override void PostStop()
     {

@@ -88,6 +88,14 @@ public static class ProjectionRunner
     public static SqlReadJournal ReadJournal(Akka.Actor.ActorSystem system) =>
         PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
 
+    /// <summary>
+    /// A persistence id's events by sequence number, straight from the journal (the per-entity order is gap-free): how
+    /// the projections read the events their tag stream passed by (late commits).
+    /// </summary>
+    public static ReadModelWriter.JournalReader ByPersistenceId(Akka.Actor.ActorSystem system, IMaterializer materializer) =>
+        async (persistenceId, from, to, ct) =>
+            await ReadJournal(system).CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), materializer).WaitAsync(ct);
+
     /// <summary>The offset the projection last wrote on this node; null when it does not run here.</summary>
     public static long? WrittenOffset(string name) => Written.TryGetValue(name, out var o) ? o : null;
 
@@ -161,11 +169,7 @@ public sealed class TagProjection : ReceiveActor
         (_name, _tag, _settings, _loadOffset, _write) = (name, tag, settings, loadOffset, write);
         if (repair is not null)
         {
-            var system = Context.System;
-            var materializer = _materializer;
-            async Task<IReadOnlyList<EventEnvelope>> Read(string pid, long from, long to, CancellationToken ct) =>
-                await ProjectionRunner.ReadJournal(system).CurrentEventsByPersistenceId(pid, from, to).RunWith(Sink.Seq<EventEnvelope>(), materializer).WaitAsync(ct);
-            _order = new Kafka.OutboundOrder(repair.Store, name, Read);
+            _order = new Kafka.OutboundOrder(repair.Store, name, ProjectionRunner.ByPersistenceId(Context.System, _materializer));
             if (repair.OpenJournal is not null && settings.LateCommitSweep > TimeSpan.Zero)
                 _sweep = new LateCommitSweep(repair.OpenJournal, settings.LateCommitWindow, repair.PersistenceIdPrefix);
         }
