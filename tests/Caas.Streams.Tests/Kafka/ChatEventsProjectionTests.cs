@@ -85,7 +85,7 @@ public sealed class ChatEventsProjectionTests
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (keys.Count < expected && DateTime.UtcNow < deadline)
         {
-            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            var r = KafkaFixtures.ConsumeNext(consumer);
             if (r is null) continue;
             var value = JsonDocument.Parse(r.Message.Value).RootElement;
             var conversation = value.GetProperty("conversation_id").GetString()!;

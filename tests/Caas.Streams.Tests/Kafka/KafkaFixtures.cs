@@ -16,6 +16,23 @@ namespace Caas.Streams.Tests.Kafka;
 /// <summary>What the Kafka tests share: conversations to write to, records to produce, and read-model checks.</summary>
 public static class KafkaFixtures
 {
+    /// <summary>
+    /// The next record within 500 ms, or null. A transient broker error is null too (the 0.9 broker answers offset
+    /// queries with an error for a moment after a restart or a new topic): the caller's loop asks again until its deadline.
+    /// </summary>
+    public static ConsumeResult<string, string>? ConsumeNext(IConsumer<string, string> consumer)
+    {
+        try
+        {
+            return consumer.Consume(TimeSpan.FromMilliseconds(500));
+        }
+        catch (ConsumeException e) when (!e.Error.IsFatal)
+        {
+            Thread.Sleep(200);
+            return null;
+        }
+    }
+
     public static async Task<List<string>> CreateConversationsAsync(HttpClient client, int count, params string[] members)
     {
         var ids = new string[count];

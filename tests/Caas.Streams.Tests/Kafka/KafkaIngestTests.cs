@@ -123,7 +123,7 @@ public sealed class KafkaIngestTests
             var published = new Dictionary<string, string>();
             var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
             while (published.Count < 5 && DateTime.UtcNow < until)
-                if (reader.Consume(TimeSpan.FromMilliseconds(500)) is { } r) published[r.Message.Key] = r.Message.Value;
+                if (KafkaFixtures.ConsumeNext(reader) is { } r) published[r.Message.Key] = r.Message.Value;
             Assert.Equal(all.Select(l => l.Id).ToHashSet(), published.Keys.ToHashSet());
             Assert.Equal(ErrorCodes.MalformedJson, JsonDocument.Parse(published[malformed.Id]).RootElement.GetProperty("code").GetString());
         }

@@ -53,7 +53,7 @@ public sealed class MediaEventsProjectionTests
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         while (records.Count < 5 && DateTime.UtcNow < deadline)
         {
-            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            var r = KafkaFixtures.ConsumeNext(consumer);
             if (r is null) continue;
             // Keyed by file and type here: a record's own key ends with the file entity's event seq, and other events of
             // the file (its thumbnail outcome, made off the request path) take seqs in between, in an order of their own.

@@ -66,7 +66,7 @@ public sealed class RecordingEventsProjectionTests
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         while (records.Count < 10 && DateTime.UtcNow < deadline)
         {
-            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            var r = KafkaFixtures.ConsumeNext(consumer);
             if (r is null) continue;
             records.Add((r.Message.Key, JsonDocument.Parse(r.Message.Value).RootElement.Clone(), r.Partition.Value));
             Assert.DoesNotContain("private name", r.Message.Value);
