@@ -152,7 +152,8 @@ public static class NodeHost
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 // Display names from profiles, for the people search.
                 .WithSingleton<Caas.Streams.Search.ProfileProjectionKey>("search-profiles-projection",
-                    (system, _, _) => Caas.Streams.Search.ProfileProjection.PropsFor(profileIndex, ProjectionSettings.From(system.Settings.Config)),
+                    (system, _, _) => Caas.Streams.Search.ProfileProjection.PropsFor(profileIndex, ProjectionSettings.From(system.Settings.Config),
+                        Repair("user-session|")),
                     new ClusterSingletonOptions { Role = NodeOptions.RoleProjections }, createProxyToo: true)
                 // Each tenant's search language (default_language), from the tenant events.
                 .WithSingleton<Caas.Streams.Search.SearchLanguageProjectionKey>("search-languages-projection",

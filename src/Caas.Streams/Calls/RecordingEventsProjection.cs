@@ -99,7 +99,7 @@ public sealed class RecordingEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
-    private readonly OrderedOutbound _outbound;
+    private readonly OrderedWriter _outbound;
     private UniqueKillSwitch? _killSwitch;
     private readonly IMaterializer _materializer = Context.Materializer();
     private ICancelable? _sweeping;
@@ -110,7 +110,7 @@ public sealed class RecordingEventsProjection : ReceiveActor
         (_offsets, _settings) = (offsets, settings);
         _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, topic, _log, Published);
         _outbound = OutboundProjection.Create(Name, "calls|", Context.System, _materializer, offsets, _sink, Records, settings, openJournal, _log);
-        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
+        ReceiveAsync<SweepLateCommits>(_ => _outbound.SweepOrLogAsync());
         ReceiveAny(_ => { });
     }
 
@@ -123,7 +123,7 @@ public sealed class RecordingEventsProjection : ReceiveActor
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, CallRoomActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
             list => _outbound.WriteAsync(list), _materializer, _log);
-        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
+        _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }
 
     private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> list) =>

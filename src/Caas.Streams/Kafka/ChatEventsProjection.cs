@@ -35,7 +35,7 @@ public sealed class ChatEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
-    private readonly OrderedOutbound _outbound;
+    private readonly OrderedWriter _outbound;
     private UniqueKillSwitch? _killSwitch;
     private readonly IMaterializer _materializer = Context.Materializer();
     private ICancelable? _sweeping;
@@ -48,7 +48,7 @@ public sealed class ChatEventsProjection : ReceiveActor
         _sink = new KafkaSink(Context.System.Scheduler, publisher, kafka, settings, Name, kafka.EventsTopic, _log, Published, BatchFailures);
         _outbound = OutboundProjection.Create(Name, "conversation|", Context.System, _materializer, offsets, _sink, Records, settings,
             openJournal, _log);
-        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
+        ReceiveAsync<SweepLateCommits>(_ => _outbound.SweepOrLogAsync());
         ReceiveAny(_ => { });
     }
 
@@ -63,7 +63,7 @@ public sealed class ChatEventsProjection : ReceiveActor
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
             async list => Offset.Set(await _outbound.WriteAsync(list)), _materializer, _log);
-        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
+        _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }
 
     private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> batch) =>

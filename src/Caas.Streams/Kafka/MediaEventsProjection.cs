@@ -72,7 +72,7 @@ public sealed class MediaEventsProjection : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly KafkaSink _sink;
-    private readonly OrderedOutbound _outbound;
+    private readonly OrderedWriter _outbound;
     private UniqueKillSwitch? _killSwitch;
     private readonly IMaterializer _materializer = Context.Materializer();
     private ICancelable? _sweeping;
@@ -87,7 +87,7 @@ public sealed class MediaEventsProjection : ReceiveActor
         var materializer = _materializer;
         _outbound = OutboundProjection.Create(Name, "media|", system, materializer, offsets, _sink,
             async list => await RecordsAsync(list, system, materializer), settings, openJournal, _log);
-        ReceiveAsync<OutboundProjection.Sweep>(_ => OutboundProjection.SweepAsync(_outbound, _settings, _log));
+        ReceiveAsync<SweepLateCommits>(_ => _outbound.SweepOrLogAsync());
         ReceiveAny(_ => { });
     }
 
@@ -100,7 +100,7 @@ public sealed class MediaEventsProjection : ReceiveActor
         var system = Context.System;
         _killSwitch = ProjectionRunner.Run(Name, MediaActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
             list => _outbound.WriteAsync(list), _materializer, _log);
-        _sweeping = OutboundProjection.ScheduleSweeps(_outbound, _settings, Self, Context.System.Scheduler);
+        _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }
 
     /// <summary>The batch's records; a deletion's file facts come from its upload (in this batch, else the file's journal).</summary>

@@ -157,33 +157,16 @@ public sealed class TagProjection : ReceiveActor
     private UniqueKillSwitch? _killSwitch;
     private readonly IMaterializer _materializer = Context.Materializer();
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Kafka.OutboundOrder? _order;
-    private readonly LateCommitSweep? _sweep;
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly OrderedWriter? _ordered;
     private ICancelable? _sweeping;
-    private long _written;
 
+    /// <param name="repair">Late-commit repair (PostgreSQL), or none: see <see cref="OrderedWriter.ForTable"/>.</param>
     public TagProjection(string name, string tag, ProjectionSettings settings, Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write,
         TagRepair? repair = null)
     {
         (_name, _tag, _settings, _loadOffset, _write) = (name, tag, settings, loadOffset, write);
-        if (repair is not null)
-        {
-            _order = new Kafka.OutboundOrder(repair.Store, name, ProjectionRunner.ByPersistenceId(Context.System, _materializer));
-            if (repair.OpenJournal is not null && settings.LateCommitSweep > TimeSpan.Zero)
-                _sweep = new LateCommitSweep(repair.OpenJournal, settings.LateCommitWindow, repair.PersistenceIdPrefix);
-        }
-        ReceiveAsync<Kafka.OutboundProjection.Sweep>(async _ =>
-        {
-            try
-            {
-                await SweepAsync();
-            }
-            catch (Exception e)
-            {
-                _log.Warning("Projection {0}: the late-commit sweep failed (next one in {1}): {2}", _name, _settings.LateCommitSweep, e.Message);
-            }
-        });
+        _ordered = OrderedWriter.ForTable(name, repair, settings, Context.System, _materializer, write, _log);
+        ReceiveAsync<SweepLateCommits>(_ => _ordered!.SweepOrLogAsync());
         ReceiveAny(_ => { });
     }
 
@@ -194,70 +177,11 @@ public sealed class TagProjection : ReceiveActor
     protected override void PreStart()
     {
         var system = Context.System;
+        var ordered = _ordered;
         _killSwitch = ProjectionRunner.Run(_name, _tag, () => ProjectionRunner.ReadJournal(system), _settings, _loadOffset,
-            _order is null ? _write : WriteInOrderAsync, _materializer, _log);
-        if (_sweep is not null)
-            _sweeping = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(_settings.LateCommitSweep, _settings.LateCommitSweep, Self,
-                Kafka.OutboundProjection.Sweep.Instance, Self);
-    }
-
-    /// <summary>
-    /// A batch with the events the tag stream passed by (committed late) read from the journal and put in front of the
-    /// entity's next event, then the marks; the writer stores the batch's own last offset. Writes are idempotent, so
-    /// a replay is written again (and a crash between the rows and the marks only reads a hole twice).
-    /// </summary>
-    private async Task WriteInOrderAsync(IReadOnlyList<EventEnvelope> batch)
-    {
-        var last = ((Sequence)batch[^1].Offset).Value;
-        await _gate.WaitAsync();
-        try
-        {
-            var plan = await _order!.PlanAsync(batch, keepRepeats: true);
-            foreach (var h in plan.Holes)
-                _log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal",
-                    _name, h.From, h.To, h.PersistenceId);
-            await _write(plan.Holes.Count == 0 ? batch : AtOffset(plan.Events, last));
-            await _order.CommitAsync(plan, null);
-            // Inside the gate: a sweep after this batch must store this offset again, not the one before it.
-            Volatile.Write(ref _written, last);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-        _sweep?.Written(last);
-    }
-
-    /// <summary>Applies an entity's passed-by last events the sweep found, without moving the offset.</summary>
-    private async Task SweepAsync()
-    {
-        if (_sweep is null || _order is null) return;
-        await _gate.WaitAsync();
-        try
-        {
-            var written = Volatile.Read(ref _written);
-            if (written == 0) return;
-            var plan = await _order.SweepAsync(_sweep);
-            if (plan.Events.Count == 0) return;
-            foreach (var h in plan.Holes)
-                _log.Warning("Projection {0}: events {1}..{2} of {3} committed late (the tag stream had passed them); applied from the journal by the sweep",
-                    _name, h.From, h.To, h.PersistenceId);
-            await _write(AtOffset(plan.Events, written));
-            await _order.CommitAsync(plan, null);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    /// <summary>The events, the last one carrying <paramref name="offset"/> (the writers store the last envelope's offset).</summary>
-    private static List<EventEnvelope> AtOffset(IReadOnlyList<EventEnvelope> events, long offset)
-    {
-        var list = events.ToList();
-        var e = list[^1];
-        list[^1] = new EventEnvelope(Akka.Persistence.Query.Offset.Sequence(offset), e.PersistenceId, e.SequenceNr, e.Event, e.Timestamp, e.Tags);
-        return list;
+            ordered is null ? _write : batch => ordered.WriteAsync(batch), _materializer, _log);
+        if (ordered is not null)
+            _sweeping = ordered.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }
 
     protected override void PostStop()
@@ -266,10 +190,3 @@ public sealed class TagProjection : ReceiveActor
         _killSwitch?.Shutdown();
     }
 }
-
-/// <summary>
-/// Late-commit repair for a <see cref="TagProjection"/> (PostgreSQL's parallel journal writers; see <see cref="Kafka.OutboundOrder"/>):
-/// marks per entity in <paramref name="Store"/>, holes read by persistence id, and, with <paramref name="OpenJournal"/>,
-/// a sweep over the entities whose persistence ids start with <paramref name="PersistenceIdPrefix"/>.
-/// </summary>
-public sealed record TagRepair(ReadModelStore Store, string PersistenceIdPrefix, Func<CancellationToken, Task<System.Data.Common.DbConnection>>? OpenJournal);

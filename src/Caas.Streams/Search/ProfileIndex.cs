@@ -158,16 +158,33 @@ public sealed class ProfileProjection : ReceiveActor
     private readonly ActorSystem _system = Context.System;
     private readonly IMaterializer _materializer = Context.Materializer();
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly OrderedWriter? _ordered;
     private UniqueKillSwitch? _killSwitch;
+    private ICancelable? _sweeping;
     private int _liveGeneration, _rebuilds;
     private bool _rebuilding;
 
     private sealed record RebuildEnded(Exception? Failure);
 
-    public ProfileProjection(ProfileIndex index, ProjectionSettings settings)
+    /// <param name="repair">Late-commit repair (PostgreSQL; its prefix <c>user-session|</c>), or none.</param>
+    public ProfileProjection(ProfileIndex index, ProjectionSettings settings, TagRepair? repair = null)
     {
         _index = index;
         _settings = settings;
+        _ordered = OrderedWriter.ForTable(ProfileIndex.ProjectionName, repair, settings, _system, _materializer, list => _index.WriteAsync(list), _log);
+        ReceiveAsync<SweepLateCommits>(async _ =>
+        {
+            if (_rebuilding) return;
+            await _writeGate.WaitAsync();
+            try
+            {
+                await _ordered!.SweepOrLogAsync();
+            }
+            finally
+            {
+                _writeGate.Release();
+            }
+        });
         ReceiveAsync<RebuildProfiles>(async _rebuild =>
         {
             if (_rebuilding)
@@ -195,9 +212,20 @@ public sealed class ProfileProjection : ReceiveActor
         Receive<GetProfileRebuildStatus>(_ => Sender.Tell(new ProfileRebuildStatus(_rebuilding, _rebuilds)));
     }
 
-    public static Props PropsFor(ProfileIndex index, ProjectionSettings settings) => Props.Create(() => new ProfileProjection(index, settings));
+    public static Props PropsFor(ProfileIndex index, ProjectionSettings settings, TagRepair? repair = null) =>
+        Props.Create(() => new ProfileProjection(index, settings, repair));
 
-    protected override void PreStart() => StartLive();
+    protected override void PreStart()
+    {
+        StartLive();
+        if (_ordered is not null) _sweeping = _ordered.ScheduleSweeps(_settings, Self, _system.Scheduler);
+    }
+
+    protected override void PostStop()
+    {
+        _sweeping?.Cancel();
+        _killSwitch?.Shutdown();
+    }
 
     private void StartLive()
     {
@@ -210,7 +238,8 @@ public sealed class ProfileProjection : ReceiveActor
                 {
                     // A batch of a stream stopped for a rebuild is dropped: the rebuilt table's offset is the rebuild's.
                     if (generation != Volatile.Read(ref _liveGeneration)) return;
-                    await _index.WriteAsync(list);
+                    if (_ordered is null) await _index.WriteAsync(list);
+                    else await _ordered.WriteAsync(list);
                 }
                 finally
                 {
@@ -227,6 +256,8 @@ public sealed class ProfileProjection : ReceiveActor
             Interlocked.Increment(ref _liveGeneration);
             _killSwitch?.Shutdown();
             _killSwitch = null;
+            // The rebuild's swap sets the offset: sweeps wait for the first batch after it.
+            if (_ordered is not null) await _ordered.ResetAsync();
         }
         finally
         {
@@ -251,8 +282,6 @@ public sealed class ProfileProjection : ReceiveActor
         // Nothing in the journal: the live offset stays where it was (an empty rebuild cannot be ahead of it).
         await _index.SwapAsync(Math.Max(offset, await _index.LoadOffsetAsync()));
     }
-
-    protected override void PostStop() => _killSwitch?.Shutdown();
 }
 
 /// <summary>Registry key of the profile projection singleton.</summary>

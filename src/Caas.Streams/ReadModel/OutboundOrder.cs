@@ -2,10 +2,9 @@ using System.Data.Common;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence.Query;
-using Caas.Streams.ReadModel;
 using Prometheus;
 
-namespace Caas.Streams.Kafka;
+namespace Caas.Streams.ReadModel;
 
 /// <summary>
 /// Keeps an outbound topic complete and in each entity's order although the events-by-tag stream can pass an event by.
@@ -180,105 +179,5 @@ public sealed class OutboundOrder(ReadModelStore store, string name, ReadModelWr
     {
         await using var cmd = ReadModelWriter.Command(c, tx, sql, args);
         await cmd.ExecuteNonQueryAsync(ct);
-    }
-}
-
-/// <summary>
-/// How an outbound projection writes a batch: planned by <see cref="OutboundOrder"/> (repeats out, holes filled),
-/// published through its <see cref="KafkaSink"/> (retried until acknowledged), then marks and offset saved together; and
-/// the late-commit sweep that publishes an entity's passed-by last events (PostgreSQL only: SQLite's one writer leaves no gaps).
-/// Batches and sweeps take turns.
-/// </summary>
-public sealed class OrderedOutbound(OutboundOrder order, KafkaSink sink,
-    Func<IReadOnlyList<EventEnvelope>, Task<IReadOnlyList<KafkaPublisher.OutboundRecord>>> records, LateCommitSweep? sweep,
-    Akka.Event.ILoggingAdapter log)
-{
-    private readonly SemaphoreSlim _gate = new(1, 1);
-
-    public bool Sweeps => sweep is not null;
-
-    /// <summary>Publishes a batch from the tag stream and stores its offset; answers the offset.</summary>
-    public async Task<long> WriteAsync(IReadOnlyList<EventEnvelope> batch)
-    {
-        var last = ((Sequence)batch[^1].Offset).Value;
-        await _gate.WaitAsync();
-        try
-        {
-            var plan = await order.PlanAsync(batch);
-            foreach (var h in plan.Holes)
-                log.Warning("{0}: events {1}..{2} of {3} committed late (the tag stream had passed them); published in order from the journal",
-                    order.Name, h.From, h.To, h.PersistenceId);
-            if (plan.Events.Count > 0) await sink.PublishAsync(await records(plan.Events));
-            await order.CommitAsync(plan, last);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-        sweep?.Written(last);
-        return last;
-    }
-
-    /// <summary>One sweep: publishes the passed-by last events it finds (without moving the offset); answers how many.</summary>
-    public async Task<int> SweepAsync()
-    {
-        if (sweep is null) return 0;
-        await _gate.WaitAsync();
-        try
-        {
-            var plan = await order.SweepAsync(sweep);
-            if (plan.Events.Count == 0) return 0;
-            foreach (var h in plan.Holes)
-                log.Warning("{0}: events {1}..{2} of {3} committed late (the tag stream had passed them); published from the journal by the sweep",
-                    order.Name, h.From, h.To, h.PersistenceId);
-            await sink.PublishAsync(await records(plan.Events));
-            await order.CommitAsync(plan, null);
-            return plan.Events.Count;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-}
-
-/// <summary>The parts every outbound projection (chat.events, media.events, webrtc.recording.events) shares.</summary>
-public static class OutboundProjection
-{
-    /// <summary>The message that runs one late-commit sweep in the projection's actor.</summary>
-    public sealed class Sweep
-    {
-        public static readonly Sweep Instance = new();
-    }
-
-    /// <summary>
-    /// The projection's ordered writer: marks in the read-model store, holes read from the journal by persistence id,
-    /// and a sweep over the entities whose persistence ids start with <paramref name="persistenceIdPrefix"/> when
-    /// <paramref name="openJournal"/> is given (PostgreSQL) and <see cref="ProjectionSettings.LateCommitSweep"/> is on.
-    /// </summary>
-    public static OrderedOutbound Create(string name, string persistenceIdPrefix, Akka.Actor.ActorSystem system, Akka.Streams.IMaterializer materializer,
-        ProjectionOffsetStore offsets, KafkaSink sink, Func<IReadOnlyList<EventEnvelope>, Task<IReadOnlyList<KafkaPublisher.OutboundRecord>>> records,
-        ProjectionSettings settings, Func<CancellationToken, Task<DbConnection>>? openJournal, Akka.Event.ILoggingAdapter log)
-    {
-        var sweep = openJournal is not null && settings.LateCommitSweep > TimeSpan.Zero
-            ? new LateCommitSweep(openJournal, settings.LateCommitWindow, persistenceIdPrefix)
-            : null;
-        return new OrderedOutbound(new OutboundOrder(offsets.Store, name, ProjectionRunner.ByPersistenceId(system, materializer)), sink, records, sweep, log);
-    }
-
-    public static Akka.Actor.ICancelable? ScheduleSweeps(OrderedOutbound outbound, ProjectionSettings settings, Akka.Actor.IActorRef self,
-        Akka.Actor.IScheduler scheduler) =>
-        outbound.Sweeps ? scheduler.ScheduleTellRepeatedlyCancelable(settings.LateCommitSweep, settings.LateCommitSweep, self, Sweep.Instance, self) : null;
-
-    public static async Task SweepAsync(OrderedOutbound outbound, ProjectionSettings settings, Akka.Event.ILoggingAdapter log)
-    {
-        try
-        {
-            await outbound.SweepAsync();
-        }
-        catch (Exception e)
-        {
-            log.Warning("Outbound projection: the late-commit sweep failed (next one in {0}): {1}", settings.LateCommitSweep, e.Message);
-        }
     }
 }
