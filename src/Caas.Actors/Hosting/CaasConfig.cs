@@ -20,6 +20,16 @@ public sealed record StorageOptions(bool IsPostgres, string JournalConnectionStr
         ? ReadModelConnectionString.TrimEnd(';') + ";Search Path=" + OperationalSchema + ",public"
         : SqliteConnectionString(Path.Combine(Path.GetDirectoryName(SqliteFile(ReadModelConnectionString)) ?? ".", "operational.db"));
 
+    /// <summary>
+    /// Whether each read-model commit waits for its flush to disk (<c>CAAS_READMODEL_SYNC=full</c>). By default it does
+    /// not (<c>relaxed</c>): everything in the read model is a projection of the journal whose offset commits with its
+    /// rows, so a commit lost to an operating-system or database-server crash is projected again from the journal.
+    /// SQLite: <c>PRAGMA synchronous = NORMAL</c> on readmodel.db (WAL: the flush happens at checkpoints); PostgreSQL:
+    /// <c>synchronous_commit = off</c> on the read model's sessions. The journal and the operational store always flush.
+    /// </summary>
+    public bool ReadModelFlushesEachCommit { get; init; } =
+        string.Equals(Environment.GetEnvironmentVariable("CAAS_READMODEL_SYNC"), "full", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The file of a SQLite connection string (its Data Source).</summary>
     public static string SqliteFile(string connectionString) =>
         connectionString.Split(';').Select(part => part.Split('=', 2))

@@ -17,7 +17,7 @@ public sealed class ReadModelStore : IAsyncDisposable
     public ReadModelStore(StorageOptions storage, StoreBreaker? breaker = null)
     {
         IsPostgres = storage.IsPostgres;
-        _connections = new StoreConnections(storage.ReadModelConnectionString, IsPostgres, breaker ?? new StoreBreaker());
+        _connections = new StoreConnections(storage.ReadModelConnectionString, IsPostgres, breaker ?? new StoreBreaker(), storage.ReadModelFlushesEachCommit);
     }
 
     public bool IsPostgres { get; }

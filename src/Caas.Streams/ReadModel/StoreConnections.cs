@@ -7,11 +7,21 @@ namespace Caas.Streams.ReadModel;
 /// <summary>
 /// How a store opens its connections: PostgreSQL through a pooled data source behind the <see cref="StoreBreaker"/>,
 /// SQLite as a new connection to its file (a file has no outage to break on). The read model and the operational store
-/// each hold one.
+/// each hold one. A store of projections only (<paramref name="flushEachCommit"/> false: the read model) does not wait
+/// for each commit's flush to disk: a commit lost to a crash is projected again from the journal, its offset with it.
 /// </summary>
-public sealed class StoreConnections(string connectionString, bool postgres, StoreBreaker breaker) : IAsyncDisposable
+public sealed class StoreConnections(string connectionString, bool postgres, StoreBreaker breaker, bool flushEachCommit = true) : IAsyncDisposable
 {
-    private readonly NpgsqlDataSource? _postgres = postgres ? NpgsqlDataSource.Create(connectionString) : null;
+    private readonly NpgsqlDataSource? _postgres = postgres
+        ? NpgsqlDataSource.Create(flushEachCommit ? connectionString : WithoutSynchronousCommit(connectionString))
+        : null;
+
+    private static string WithoutSynchronousCommit(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        builder.Options = ((builder.Options ?? "") + " -c synchronous_commit=off").Trim();
+        return builder.ConnectionString;
+    }
 
     public StoreBreaker Breaker { get; } = breaker;
 
@@ -20,7 +30,7 @@ public sealed class StoreConnections(string connectionString, bool postgres, Sto
         if (_postgres is not null) return await Breaker.OpenAsync(async token => (DbConnection)await _postgres.OpenConnectionAsync(token), ct);
         var connection = new SqliteConnection(connectionString);
         await connection.OpenAsync(ct);
-        SqliteWaits.WaitInSqlite(connection);
+        SqliteWaits.WaitInSqlite(connection, flushEachCommit);
         return connection;
     }
 
@@ -30,7 +40,7 @@ public sealed class StoreConnections(string connectionString, bool postgres, Sto
         if (_postgres is not null) return Breaker.Open<DbConnection>(_postgres.OpenConnection);
         var connection = new SqliteConnection(connectionString);
         connection.Open();
-        SqliteWaits.WaitInSqlite(connection);
+        SqliteWaits.WaitInSqlite(connection, flushEachCommit);
         return connection;
     }
 
@@ -60,10 +70,12 @@ public static class SqliteWaits
     /// <summary>How much of a database file is read through the memory map.</summary>
     public const long MmapBytes = 256L * 1024 * 1024;
 
-    public static void WaitInSqlite(SqliteConnection connection)
+    /// <param name="flushEachCommit">False for a file of projections only: <c>synchronous = NORMAL</c> (in WAL mode a
+    /// commit is not flushed; checkpoints are), instead of SQLite's default FULL.</param>
+    public static void WaitInSqlite(SqliteConnection connection, bool flushEachCommit = true)
     {
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = $"PRAGMA busy_timeout = {BusyTimeoutMs}; PRAGMA mmap_size = {MmapBytes}";
+        pragma.CommandText = $"PRAGMA busy_timeout = {BusyTimeoutMs}; PRAGMA mmap_size = {MmapBytes}" + (flushEachCommit ? "" : "; PRAGMA synchronous = NORMAL");
         pragma.ExecuteNonQuery();
     }
 }
