@@ -26,10 +26,12 @@ namespace Caas.Streams.ReadModel;
 /// </summary>
 public sealed class OutboundOrder(ReadModelStore store, string name, ReadModelWriter.JournalReader read)
 {
-    private static readonly Counter LateEvents = Metrics.CreateCounter("caas_kafka_late_events_total",
-        "Events an outbound projection's tag stream passed by (committed late), read by persistence id and published in order.", "projection");
-    private static readonly Counter Repeats = Metrics.CreateCounter("caas_kafka_repeats_skipped_total",
-        "Events of a replayed batch an outbound projection had already published (not published again).", "projection");
+    // The same counters as every other projection's (labelled by projection): the outbound topics and the table
+    // projections that share this class are projections like the read model, not Kafka clients.
+    private static readonly Counter LateEvents = Metrics.CreateCounter("caas_projection_late_events_total",
+        "Events the events-by-tag stream passed by (committed after later ones were read), read by persistence id instead.", "projection");
+    private static readonly Counter Repeats = Metrics.CreateCounter("caas_projection_repeats_skipped_total",
+        "Events of a replayed batch a projection had already written or published (not written again).", "projection");
 
     /// <summary>The key of the row that holds the offset from which the marks are complete.</summary>
     private const string TrackedSinceKey = "";

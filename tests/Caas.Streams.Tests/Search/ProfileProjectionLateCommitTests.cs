@@ -18,6 +18,10 @@ public sealed class ProfileProjectionLateCommitTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    private static double LateEvents() => Prometheus.Metrics.CreateCounter("caas_projection_late_events_total",
+        "Events the events-by-tag stream passed by (committed after later ones were read), read by persistence id instead.", "projection")
+        .WithLabels(ProfileIndex.ProjectionName).Value;
+
     [Fact]
     public async Task A_profile_change_the_tag_stream_passed_by_reaches_the_people_search()
     {
@@ -58,11 +62,13 @@ public sealed class ProfileProjectionLateCommitTests
         Assert.False(held.IsCompleted);
         Assert.Equal("Slow One", await NameOf("u-slow"));
 
-        // Committed now, well after the tag stream's gap wait (4 x 50 ms): the sweep applies it.
+        // Committed now, well after the tag stream's gap wait (4 x 50 ms): the sweep applies it, and counts it.
+        var lateBefore = LateEvents();
         await hold.ReleaseAsync();
         Assert.IsType<ProfileView>(await held);
         Assert.IsType<ProfileView>(await later);
         await Polling.TrueAsync(async () => await NameOf("u-slow") == "Slow Two", "the late change to reach the people search");
+        Assert.True(LateEvents() > lateBefore, "caas_projection_late_events_total counts the repaired change");
 
         // And a change after it is applied over it, not under it.
         Assert.IsType<ProfileView>(await Rename(slow, "u-slow", "Slow Three"));
