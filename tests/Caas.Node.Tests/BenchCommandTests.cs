@@ -143,6 +143,8 @@ public sealed partial class BenchCommandTests
     [InlineData(new[] { "bench-rest", "--senders", "0" }, "--senders")]
     [InlineData(new[] { "bench-rest", "--clients", "0" }, "--clients")]
     [InlineData(new[] { "bench-rest", "--store", "postgres" }, "--postgres")]
+    [InlineData(new[] { "bench-sockets", "--protocol", "xml" }, "Must be one of")]
+    [InlineData(new[] { "bench-sockets", "--protocol", "messagepack", "--nodes", "3", "--postgres", "Host=127.0.0.1;Port=1" }, "--protocol messagepack is for one node")]
     public async Task Bad_bench_arguments_are_refused_before_anything_runs(string[] args, string message)
     {
         var result = await CaasAsync(args);

@@ -17,7 +17,8 @@ namespace Caas.Node.Bench;
 /// The last line reads <c>connections=N deliveries_per_s=N p50_ms=N p99_ms=N rss_mb=N kb_per_idle_connection=N join_s=N</c>
 /// (join_s: the time to connect and join every connection). CPU is reported for the node and for the clients apart,
 /// as each process's user + system time over a phase, in cores (1.0 = one core busy all of the phase).
-/// The clients speak SignalR's JSON protocol over raw sockets: one small buffer each, so 10,000 fit in this process.
+/// The clients speak SignalR's JSON protocol (or, with <c>--protocol messagepack</c>, its MessagePack protocol) over raw
+/// sockets: one small buffer each, so 10,000 fit in this process.
 /// Loopback only; every loop is bounded in count and time.
 /// </summary>
 public static class SocketBench
@@ -34,9 +35,14 @@ public static class SocketBench
         var warmup = new Option<int>("--warmup-seconds") { Description = "How long to send at the same rate before measuring.", DefaultValueFactory = _ => 10 };
         var idle = new Option<int>("--idle-seconds") { Description = "How long the connections sit idle before memory is measured.", DefaultValueFactory = _ => 10 };
         var connectParallel = new Option<int>("--connect-parallel") { Description = "Connections opened at once.", DefaultValueFactory = _ => 64 };
+        var protocol = new Option<string>("--protocol")
+        {
+            Description = "The hub protocol the clients speak (one node only).", DefaultValueFactory = _ => "json",
+        };
+        protocol.AcceptOnlyFromAmong("json", "messagepack");
         var postgres = new Option<string?>("--postgres") { Description = "Npgsql connection string (default: SQLite in a temp dir, or CAAS_POSTGRES)." };
         var command = new Command("bench-sockets", "Measure the chat hub: connections held, deliveries/s, send-to-receive latency, memory per idle connection.")
-            { connections, roomSize, rate, seconds, warmup, idle, connectParallel, postgres };
+            { connections, roomSize, rate, seconds, warmup, idle, connectParallel, protocol, postgres };
         var cluster = new SocketClusterBench.Options(command);
         command.SetAction(async (parse, ct) =>
         {
@@ -44,14 +50,23 @@ public static class SocketBench
             var r = Math.Clamp(parse.GetValue(roomSize), 2, Math.Min(k, 1_000));
             var settings = new Settings(k, r, Math.Clamp(parse.GetValue(rate), 1, 100_000), Math.Clamp(parse.GetValue(seconds), 1, 600),
                 Math.Clamp(parse.GetValue(warmup), 0, 600), Math.Clamp(parse.GetValue(idle), 1, 120), Math.Clamp(parse.GetValue(connectParallel), 1, 1_000),
-                parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"));
-            if (cluster.Read(parse) is { } clustered) return await SocketClusterBench.RunAsync(settings, clustered, ct);
+                parse.GetValue(postgres) ?? Environment.GetEnvironmentVariable("CAAS_POSTGRES"), parse.GetValue(protocol) == "messagepack");
+            if (cluster.Read(parse) is { } clustered)
+            {
+                if (settings.MessagePack)
+                {
+                    Console.Error.WriteLine("--protocol messagepack is for one node; the cluster bench's clients speak JSON.");
+                    return 2;
+                }
+                return await SocketClusterBench.RunAsync(settings, clustered, ct);
+            }
             return await RunAsync(settings, ct);
         });
         return command;
     }
 
-    internal sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int WarmupSeconds, int IdleSeconds, int ConnectParallel, string? Postgres);
+    internal sealed record Settings(int Connections, int RoomSize, int Rate, int Seconds, int WarmupSeconds, int IdleSeconds, int ConnectParallel, string? Postgres,
+        bool MessagePack = false);
 
     private static async Task<int> RunAsync(Settings s, CancellationToken ct)
     {
@@ -66,7 +81,8 @@ public static class SocketBench
             using var http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
             await WaitUntilLiveAsync(http, node, ct);
             Console.WriteLine($"node pid={node.Id} at {baseAddress} store={(s.Postgres is null ? "sqlite" : "postgres")} cores={Environment.ProcessorCount} " +
-                              $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s warmup={s.WarmupSeconds}s seconds={s.Seconds}");
+                              $"(client load runs on the same cores); connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s warmup={s.WarmupSeconds}s seconds={s.Seconds} " +
+                              $"protocol={(s.MessagePack ? "messagepack" : "json")}");
             await BenchEnvironment.PrintAsync(Console.Out, s.Postgres, ct);
             Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
             // As the other benches: the node's start-up training of the intent model (a fresh data directory has none
@@ -109,7 +125,7 @@ public static class SocketBench
             {
                 try
                 {
-                    var client = await BenchClient.ConnectAsync(baseAddress, jwt.Issue(Tenant, User(i), lifetime: TimeSpan.FromHours(2)), latencies, ct);
+                    var client = await BenchClient.ConnectAsync(baseAddress, jwt.Issue(Tenant, User(i), lifetime: TimeSpan.FromHours(2)), latencies, ct, s.MessagePack);
                     await client.InvokeAsync("JoinRoom", $"{{\"conversation_id\":\"{rooms[i / s.RoomSize]}\"}}", TimeSpan.FromSeconds(60));
                     client.Room = rooms[i / s.RoomSize];
                     lock (lockObj) clients.Add(client);
@@ -377,24 +393,30 @@ public static class SocketBench
         }
     }
 
-    /// <summary>One hub connection speaking SignalR's JSON protocol over a raw WebSocket.</summary>
+    /// <summary>
+    /// One hub connection speaking SignalR's JSON protocol, or its MessagePack protocol (binary frames, each message
+    /// prefixed by its length as a VarInt), over a raw WebSocket.
+    /// </summary>
     private sealed class BenchClient
     {
         public static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> RefusedByCode = new();
         /// <summary>Send to acknowledgement (the hub's completion of SendMessage: persisted), for the acknowledged sends.</summary>
         public static readonly LatencyHistogram AckLatencies = new();
         private static readonly byte[] Ping = Encoding.UTF8.GetBytes("{\"type\":6}" + RecordSeparator);
+        private static readonly byte[] PackedPing = Framed((ref MessagePack.MessagePackWriter w) => { w.WriteArrayHeader(1); w.Write(6); });
         private readonly ClientWebSocket _socket;
         private readonly LatencyHistogram _latencies;
+        private readonly bool _messagePack;
         private readonly SemaphoreSlim _sendLock = new(1, 1);
         private readonly Dictionary<string, TaskCompletionSource<string>> _pending = new();
         private int _invocations;
         private long _delivered, _acked, _rejected;
 
-        private BenchClient(ClientWebSocket socket, LatencyHistogram latencies)
+        private BenchClient(ClientWebSocket socket, LatencyHistogram latencies, bool messagePack)
         {
             _socket = socket;
             _latencies = latencies;
+            _messagePack = messagePack;
         }
 
         public string? Room { get; set; }
@@ -403,15 +425,17 @@ public static class SocketBench
         public long Acked => Interlocked.Read(ref _acked);
         public long Rejected => Interlocked.Read(ref _rejected);
 
-        public static async Task<BenchClient> ConnectAsync(Uri baseAddress, string token, LatencyHistogram latencies, CancellationToken ct)
+        public static async Task<BenchClient> ConnectAsync(Uri baseAddress, string token, LatencyHistogram latencies, CancellationToken ct, bool messagePack = false)
         {
             var socket = new ClientWebSocket();
             socket.Options.KeepAliveInterval = TimeSpan.Zero;
             socket.Options.SetBuffer(4096, 4096);
             var uri = new UriBuilder(baseAddress) { Scheme = "ws", Path = "/hubs/chat", Query = "access_token=" + token }.Uri;
             await socket.ConnectAsync(uri, ct);
-            var client = new BenchClient(socket, latencies);
-            await client.SendRawAsync(Encoding.UTF8.GetBytes("{\"protocol\":\"json\",\"version\":1}" + RecordSeparator));
+            var client = new BenchClient(socket, latencies, messagePack);
+            // The handshake is JSON in both protocols.
+            await client.SendRawAsync(Encoding.UTF8.GetBytes($"{{\"protocol\":\"{(messagePack ? "messagepack" : "json")}\",\"version\":1}}" + RecordSeparator),
+                WebSocketMessageType.Text);
             var buffer = new byte[256];
             var first = await socket.ReceiveAsync(buffer, ct);
             if (Encoding.UTF8.GetString(buffer, 0, first.Count) != "{}" + RecordSeparator)
@@ -425,7 +449,9 @@ public static class SocketBench
             var id = Interlocked.Increment(ref _invocations).ToString(System.Globalization.CultureInfo.InvariantCulture);
             var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             lock (_pending) _pending[id] = done;
-            await SendRawAsync(Encoding.UTF8.GetBytes($"{{\"type\":1,\"invocationId\":\"{id}\",\"target\":\"{target}\",\"arguments\":[{argumentJson}]}}{RecordSeparator}"));
+            await SendRawAsync(_messagePack
+                ? Invocation(id, target, MessagePack.MessagePackSerializer.ConvertFromJson(argumentJson))
+                : Encoding.UTF8.GetBytes($"{{\"type\":1,\"invocationId\":\"{id}\",\"target\":\"{target}\",\"arguments\":[{argumentJson}]}}{RecordSeparator}"));
             var result = await done.Task.WaitAsync(timeout);
             if (!result.Contains("\"success\":true", StringComparison.Ordinal)) throw new InvalidOperationException($"{target} failed: {result}");
             return result;
@@ -433,17 +459,66 @@ public static class SocketBench
 
         /// <summary>Sends without waiting for the acknowledgement; the receive loop counts it.</summary>
         public Task SendMessageAsync(long sentTicks) =>
-            SendRawAsync(Encoding.UTF8.GetBytes(
-                $"{{\"type\":1,\"invocationId\":\"s{sentTicks}\",\"target\":\"SendMessage\",\"arguments\":[{{\"conversation_id\":\"{Room}\",\"content\":\"b:{sentTicks}\"}}]}}{RecordSeparator}"));
+            SendRawAsync(_messagePack
+                ? Invocation("s" + sentTicks, "SendMessage", Packed((ref MessagePack.MessagePackWriter w) =>
+                {
+                    w.WriteMapHeader(2);
+                    w.Write("conversation_id");
+                    w.Write(Room);
+                    w.Write("content");
+                    w.Write("b:" + sentTicks);
+                }))
+                : Encoding.UTF8.GetBytes(
+                    $"{{\"type\":1,\"invocationId\":\"s{sentTicks}\",\"target\":\"SendMessage\",\"arguments\":[{{\"conversation_id\":\"{Room}\",\"content\":\"b:{sentTicks}\"}}]}}{RecordSeparator}"));
 
-        public Task PingAsync() => IsOpen ? SendRawAsync(Ping) : Task.CompletedTask;
+        public Task PingAsync() => IsOpen ? SendRawAsync(_messagePack ? PackedPing : Ping) : Task.CompletedTask;
 
-        private async Task SendRawAsync(byte[] bytes)
+        private delegate void Write(ref MessagePack.MessagePackWriter writer);
+
+        private static byte[] Packed(Write write)
+        {
+            var buffer = new ArrayBufferWriter<byte>(128);
+            var writer = new MessagePack.MessagePackWriter(buffer);
+            write(ref writer);
+            writer.Flush();
+            return buffer.WrittenSpan.ToArray();
+        }
+
+        /// <summary>A MessagePack message with its VarInt length in front, as SignalR's binary framing wants.</summary>
+        private static byte[] Framed(Write write)
+        {
+            var body = Packed(write);
+            var frame = new List<byte>(body.Length + 5);
+            for (var n = (uint)body.Length; ; n >>= 7)
+            {
+                frame.Add((byte)(n < 0x80 ? n : (n & 0x7f) | 0x80));
+                if (n < 0x80) break;
+            }
+            frame.AddRange(body);
+            return frame.ToArray();
+        }
+
+        /// <summary>An invocation <c>[1, headers, invocationId, target, [argument]]</c>.</summary>
+        private static byte[] Invocation(string id, string target, byte[] argument) => Framed((ref MessagePack.MessagePackWriter w) =>
+        {
+            w.WriteArrayHeader(5);
+            w.Write(1);
+            w.WriteMapHeader(0);
+            w.Write(id);
+            w.Write(target);
+            w.WriteArrayHeader(1);
+            w.WriteRaw(argument);
+        });
+
+        private Task SendRawAsync(byte[] bytes) =>
+            SendRawAsync(bytes, _messagePack ? WebSocketMessageType.Binary : WebSocketMessageType.Text);
+
+        private async Task SendRawAsync(byte[] bytes, WebSocketMessageType type)
         {
             await _sendLock.WaitAsync();
             try
             {
-                if (IsOpen) await _socket.SendAsync(bytes, WebSocketMessageType.Text, true, CancellationToken.None);
+                if (IsOpen) await _socket.SendAsync(bytes, type, true, CancellationToken.None);
             }
             catch (WebSocketException)
             {
@@ -466,7 +541,8 @@ public static class SocketBench
                     if (r.MessageType == WebSocketMessageType.Close) break;
                     message.Write(buffer.AsSpan(0, r.Count));
                     if (!r.EndOfMessage) continue;
-                    foreach (var record in Records(message.WrittenSpan)) Handle(record);
+                    if (_messagePack) HandlePacked(message.WrittenMemory);
+                    else foreach (var record in Records(message.WrittenSpan)) Handle(record);
                     message.Clear();
                 }
             }
@@ -500,6 +576,75 @@ public static class SocketBench
         private static readonly byte[] Completion = "\"type\":3"u8.ToArray();
         private static readonly byte[] SendCompletion = "\"invocationId\":\"s"u8.ToArray();
         private static readonly byte[] Success = "\"success\":true"u8.ToArray();
+
+        private static readonly byte[] NewMessageName = "newMessage"u8.ToArray();
+
+        /// <summary>
+        /// The MessagePack messages of one WebSocket message. A delivery (<c>newMessage</c>) is read in place for its
+        /// <c>b:</c> stamp; a completion (few: sends and joins) is turned into the JSON protocol's text and handled as one.
+        /// </summary>
+        private void HandlePacked(ReadOnlyMemory<byte> bytes)
+        {
+            while (!bytes.IsEmpty)
+            {
+                uint length = 0;
+                var at = 0;
+                for (var shift = 0; ; shift += 7)
+                {
+                    var b = bytes.Span[at++];
+                    length |= (uint)(b & 0x7f) << shift;
+                    if (b < 0x80) break;
+                }
+                var body = bytes.Slice(at, (int)length);
+                bytes = bytes[(at + (int)length)..];
+                var reader = new MessagePack.MessagePackReader(body);
+                var count = reader.ReadArrayHeader();
+                var type = reader.ReadInt32();
+                if (type == 1 && count >= 5)
+                {
+                    reader.Skip(); // headers
+                    reader.Skip(); // invocation id (nil for events)
+                    if (!reader.TryReadStringSpan(out var target) || !target.SequenceEqual(NewMessageName)) continue;
+                    Interlocked.Increment(ref _delivered);
+                    if (FindStamp(ref reader) is { } ticks) _latencies.Record(ticks);
+                }
+                else if (type == 3 && count >= 4)
+                {
+                    reader.Skip(); // headers
+                    var id = reader.ReadString();
+                    var kind = reader.ReadInt32();
+                    var text = kind switch
+                    {
+                        1 => $"{{\"type\":3,\"invocationId\":\"{id}\",\"error\":{System.Text.Json.JsonSerializer.Serialize(reader.ReadString())}}}",
+                        3 => $"{{\"type\":3,\"invocationId\":\"{id}\",\"result\":{MessagePack.MessagePackSerializer.ConvertToJson(body[(int)reader.Consumed..])}}}",
+                        _ => $"{{\"type\":3,\"invocationId\":\"{id}\"}}",
+                    };
+                    Handle(Encoding.UTF8.GetBytes(text));
+                }
+            }
+        }
+
+        /// <summary>The first string of the arguments that starts with <c>b:</c>, as the ticks that follow it.</summary>
+        private static long? FindStamp(ref MessagePack.MessagePackReader reader)
+        {
+            switch (reader.NextMessagePackType)
+            {
+                case MessagePack.MessagePackType.Array:
+                    for (var n = reader.ReadArrayHeader(); n > 0; n--)
+                        if (FindStamp(ref reader) is { } inArray) return inArray;
+                    return null;
+                case MessagePack.MessagePackType.Map:
+                    for (var n = reader.ReadMapHeader() * 2; n > 0; n--)
+                        if (FindStamp(ref reader) is { } inMap) return inMap;
+                    return null;
+                case MessagePack.MessagePackType.String:
+                    return reader.TryReadStringSpan(out var span) && span.Length > 2 && span[0] == (byte)'b' && span[1] == (byte)':' &&
+                           Utf8Parser.TryParse(span[2..], out long ticks, out _) ? ticks : null;
+                default:
+                    reader.Skip();
+                    return null;
+            }
+        }
 
         private void Handle(byte[] record)
         {
