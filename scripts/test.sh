@@ -163,7 +163,7 @@ EOF
   fi
 
   local port started=""
-  for port in $(seq 55432 55531); do
+  for port in $(seq 15432 15531); do
     port_in_use "$port" && continue
     # Another run may take the same port between the check and the start: then the start fails; try the next.
     if pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 -o "-p $port" start >/dev/null; then
@@ -200,8 +200,10 @@ stop_postgres() {
 # ZooKeeper has expired the killed broker's session).
 
 KAFKA_TMP_PREFIX="${CAAS_TEST_TMP:-/tmp}/caas-test-kafka."
-KAFKA_DIR=""
+KAFKA_DIR="" KAFKA_ZK_PORT=16180 KAFKA_PORT=16091
 
+# Every service listens below the kernel's ephemeral port range (32768-60999 here): a port in that range can be the
+# local port of any outgoing connection (a test's client, radosgw's link to its OSD), and a server then fails to bind it.
 free_port() {
   local port
   for port in $(seq "$1" "$2"); do
@@ -240,11 +242,28 @@ start_kafka() {
   [ -f "$libs/kafka_2.11-0.9.0.1.jar" ] || { log "no Kafka jars in $libs (scripts/deps/kafka.sh installs them)"; return 1; }
   command -v java >/dev/null 2>&1 || { log "no java (scripts/deps/kafka.sh installs it)"; return 1; }
   kafka_reap_orphans
+  # A port free when checked can still be taken before ZooKeeper or the broker binds it (another run starting at the
+  # same time): then this start fails and the next ports are tried.
+  local attempt zk_from=16181 kafka_from=16092
+  for attempt in 1 2 3 4 5; do
+    kafka_start_on "$libs" "$zk_from" "$kafka_from" && return 0
+    zk_from=$((KAFKA_ZK_PORT + 1)) kafka_from=$((KAFKA_PORT + 1))
+    if [ -n "$KAFKA_DIR" ]; then kafka_kill_dir "$KAFKA_DIR"; KAFKA_DIR=""; fi
+    log "Kafka did not start (attempt $attempt); trying the next ports"
+  done
+  log "could not start Kafka"
+  return 1
+}
+
+# Starts ZooKeeper and the broker on the first free ports from $2 and $3 (KAFKA_ZK_PORT and KAFKA_PORT say which).
+kafka_start_on() {
+  local libs="$1"
   KAFKA_DIR="$(mktemp -d "${KAFKA_TMP_PREFIX}XXXXXX")"
   echo "$$" >"$KAFKA_DIR/owner.pid"
   local zk_port kafka_port
-  zk_port="$(free_port 56181 56280)"
-  kafka_port="$(free_port 56092 56180)"
+  zk_port="$(free_port "$2" 16280)" || { log "no free port for ZooKeeper"; return 1; }
+  kafka_port="$(free_port "$3" 16180)" || { log "no free port for Kafka"; return 1; }
+  KAFKA_ZK_PORT="$zk_port" KAFKA_PORT="$kafka_port"
   cat >"$KAFKA_DIR/zk.properties" <<EOF
 dataDir=$KAFKA_DIR/zk
 clientPort=$zk_port
@@ -310,7 +329,7 @@ EOF
   port_in_use "$zk_port" || { tail -n 30 "$KAFKA_DIR/zk.log" >&2; log "ZooKeeper did not start"; return 1; }
   if ! "$KAFKA_DIR/start-broker.sh"; then
     tail -n 30 "$KAFKA_DIR/broker.log" >&2
-    log "could not start Kafka"
+    log "the Kafka broker did not start on port $kafka_port"
     return 1
   fi
   # The topics the tests use, created up front (0.9 has no CreateTopics request): 8 partitions each.
@@ -385,7 +404,7 @@ start_coturn() {
   for n in 1 2; do
     port=""
     local p
-    for p in $(seq 34780 34979); do
+    for p in $(seq 14780 14979); do
       port_in_use "$p" || udp_port_in_use "$p" || grep -qx "$p" "$TURN_DIR"/*/port 2>/dev/null || { port="$p"; break; }
     done
     [ -n "$port" ] || { log "no free port for coturn"; return 1; }
@@ -393,7 +412,7 @@ start_coturn() {
     echo "$port" >"$TURN_DIR/$n/port"
     # Each instance relays on its own 50 UDP ports, derived from its listening port (so concurrent runs differ), below
     # the kernel's ephemeral range.
-    local relay_min=$((20000 + (port - 34780) * 50))
+    local relay_min=$((20000 + (port - 14780) * 50))
     cat >"$TURN_DIR/$n/start.sh" <<EOF
 #!/usr/bin/env bash
 # Starts this coturn instance (daemonized, pid in turn.pid) and waits until it listens on UDP and TCP $port.
@@ -489,9 +508,9 @@ start_s3() {
   local R="$S3_DIR" fsid mon2 mon1 rgw
   mkdir -p "$R"/{mon,osd/ceph-0,run,log,rgw}
   fsid="$(cat /proc/sys/kernel/random/uuid)"
-  mon2="$(free_port 57300 57399)"
-  mon1="$(free_port $((mon2 + 1)) 57499)"
-  rgw="$(free_port 57500 57599)"
+  mon2="$(free_port 17300 17399)"
+  mon1="$(free_port $((mon2 + 1)) 17499)"
+  rgw="$(free_port 17500 17599)"
   cat >"$R/ceph.conf" <<EOC
 [global]
 fsid = $fsid
@@ -601,7 +620,7 @@ start_redis() {
   REDIS_DIR="$(mktemp -d "${REDIS_TMP_PREFIX}XXXXXX")"
   echo "$$" >"$REDIS_DIR/owner.pid"
   local port started=""
-  for port in $(seq 56379 56478); do
+  for port in $(seq 16379 16478); do
     port_in_use "$port" && continue
     # Another run may take the port between the check and the start: then this start fails; try the next.
     if redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \

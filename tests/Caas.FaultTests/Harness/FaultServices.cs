@@ -88,11 +88,12 @@ public sealed class FaultServices : IAsyncDisposable
         var done = await Task.WhenAny(ready.Task, script.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(6)));
         if (done != ready.Task)
         {
+            // Read before the dispose below, which releases the process (asked after it, HasExited throws and hides the output).
+            var how = script.HasExited ? $"it exited with {script.ExitCode}" : "not within 6 minutes";
             await services.DisposeAsync();
             string lines;
             lock (log) lines = log.ToString() ?? "";
-            throw new InvalidOperationException("scripts/test.sh --services did not start PostgreSQL and Kafka " +
-                                                $"({(script.HasExited ? $"it exited with {script.ExitCode}" : "not within 6 minutes")}); its output:\n{lines}");
+            throw new InvalidOperationException($"scripts/test.sh --services did not start PostgreSQL and Kafka ({how}); its output:\n{lines}");
         }
         foreach (var name in new[] { "CAAS_TEST_POSTGRES", "CAAS_TEST_POSTGRES_DATA", "CAAS_TEST_POSTGRES_BIN", "CAAS_TEST_POSTGRES_OS_USER", "CAAS_TEST_KAFKA", "CAAS_TEST_KAFKA_HOME" })
             if (!env.ContainsKey(name))
