@@ -28,10 +28,18 @@ public sealed class RecentSearches(OperationalStore store)
     {
         await using var c = await store.OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
+        // The clock's milliseconds tie when one user searches quickly (a script, a fast typist with suggestions off):
+        // each new search is kept strictly after the user's latest, so "most recent first" and the cut at Keep follow
+        // the order the searches arrived in, not the text's order.
+        var atMs = at.ToUnixTimeMilliseconds();
+        await using (var cmd = Command(c, tx, "SELECT MAX(searched_at) FROM search_recent WHERE tenant_id = @t AND user_id = @u",
+                         ("t", tenant), ("u", user)))
+            if (await cmd.ExecuteScalarAsync(ct) is { } latest and not DBNull)
+                atMs = Math.Max(atMs, Convert.ToInt64(latest) + 1);
         await using (var cmd = Command(c, tx,
                          "INSERT INTO search_recent (tenant_id, user_id, query, searched_at) VALUES (@t, @u, @q, @at) " +
                          "ON CONFLICT (tenant_id, user_id, query) DO UPDATE SET searched_at = excluded.searched_at",
-                         ("t", tenant), ("u", user), ("q", query), ("at", at.ToUnixTimeMilliseconds())))
+                         ("t", tenant), ("u", user), ("q", query), ("at", atMs)))
             await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = Command(c, tx,
                          "DELETE FROM search_recent WHERE tenant_id = @t AND user_id = @u AND query NOT IN " +
