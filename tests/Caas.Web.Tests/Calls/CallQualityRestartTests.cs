@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using Caas.Actors.Calls;
 using Caas.Actors.Common;
 using Caas.Web.Tests.Hubs;
@@ -25,9 +26,22 @@ public sealed class CallQualityRestartTests(CallHubTests.Node node) : IClassFixt
 
         // The entity stops mid-call (as on a crash or a rebalance); the next command brings it back from the journal.
         var system = node.App.Services.GetRequiredService<ActorSystem>();
-        var entity = await system.ActorSelection($"/system/sharding/{CallSharding.TypeName}/*/{Uri.EscapeDataString(Ids.EntityId("t1", conversation))}")
+        var entityId = Ids.EntityId("t1", conversation);
+        var entity = await system.ActorSelection($"/system/sharding/{CallSharding.TypeName}/*/{Uri.EscapeDataString(entityId)}")
             .ResolveOne(Within);
         Assert.True(await entity.GracefulStop(Within));
+        // The entity's end reaches its shard a moment after it reaches us; a command sent in between would go to the
+        // stopped actor and be lost (sharding's at-most-once). Go on once the shard no longer lists it, so the next
+        // command starts a new incarnation.
+        var region = ClusterSharding.Get(system).ShardRegion(CallSharding.TypeName);
+        var deadline = DateTime.UtcNow + Within;
+        while (true)
+        {
+            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Within);
+            if (!state.Shards.Any(s => s.EntityIds.Contains(entityId))) break;
+            Assert.True(DateTime.UtcNow < deadline, "the shard still lists the stopped call entity");
+            await Task.Delay(20);
+        }
 
         var (status, calls) = await node.Rest("t1", "lou").ApiGet($"/v1/conversations/{conversation}/calls");
         Assert.Equal(200, status);
