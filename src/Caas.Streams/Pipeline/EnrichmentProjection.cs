@@ -353,11 +353,63 @@ public sealed class EnrichmentProjection : ReceiveActor
         return (count, age);
     }
 
-    /// <summary>Sets the lag gauges (on the node the projection runs on, once a second with the journal's head).</summary>
-    public static async Task SampleLagAsync(System.Data.Common.DbConnection journal, long offset, CancellationToken ct)
+}
+
+/// <summary>
+/// The enrichment lag, sampled once a second without reading the journal's whole tail each time. The projection reads
+/// only deferred rows, so its offset stays where the last deferred message was while everything after it is ordinary
+/// traffic: <see cref="EnrichmentProjection.LagAsync"/> from that offset would scan every row since, every second, a scan
+/// that grows with the journal (on a node whose enrichment never deferred, the whole journal). This keeps the deferred
+/// rows it has seen beyond the offset and reads only the rows added since its last sample, plus
+/// <see cref="Overlap"/> rows behind it (a PostgreSQL transaction that took its ordering earlier and committed after
+/// the sample). What it keeps is bounded by the lag itself (16 bytes per deferred message not yet enriched).
+/// </summary>
+public sealed class DeferredLag(long overlap = DeferredLag.Overlap)
+{
+    /// <summary>Rows read again behind the previous sample's head, by default.</summary>
+    public const long Overlap = 10_000;
+
+    private readonly SortedDictionary<long, long> _pending = new(); // ordering → created (ticks)
+    private long _scannedTo = -1;
+    private long _offset = -1;
+
+    /// <summary>Where the last sample's read began (exclusive): the rows it read are those after it, up to the head.</summary>
+    public long LastReadFrom { get; private set; }
+
+    /// <summary>Deferred messages after <paramref name="offset"/> up to <paramref name="head"/>, and the oldest one's age in seconds.</summary>
+    public async Task<(long Messages, double OldestSeconds)> SampleAsync(System.Data.Common.DbConnection journal, long offset, long head,
+        CancellationToken ct = default)
     {
-        var (count, age) = await LagAsync(journal, offset, ct);
-        LagMessages.Set(count);
-        LagSeconds.Set(age);
+        if (offset < _offset || _scannedTo < 0)
+        {
+            // First sample, or the projection went back (a reset): start again from its offset.
+            _pending.Clear();
+            _scannedTo = offset;
+        }
+        _offset = offset;
+        LastReadFrom = Math.Max(offset, _scannedTo - overlap);
+        await using (var cmd = journal.CreateCommand())
+        {
+            // A range of the primary key; only the deferred rows come back.
+            cmd.CommandText = "SELECT ordering, created FROM journal WHERE ordering > @f AND ordering <= @h AND tags LIKE @t";
+            JournalDb.Parameter(cmd, "f", LastReadFrom);
+            JournalDb.Parameter(cmd, "h", head);
+            JournalDb.Parameter(cmd, "t", "%;" + EnrichmentTags.Deferred + ";%");
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) _pending[r.GetInt64(0)] = r.GetInt64(1);
+        }
+        _scannedTo = Math.Max(_scannedTo, head);
+        while (_pending.Count > 0 && _pending.First().Key <= offset) _pending.Remove(_pending.First().Key);
+        if (_pending.Count == 0) return (0, 0);
+        var oldest = _pending.Values.Min();
+        return (_pending.Count, Math.Max(0, (DateTime.UtcNow.Ticks - oldest) / (double)TimeSpan.TicksPerSecond));
+    }
+
+    /// <summary>Samples and sets the lag gauges (on the node the projection runs on, once a second with the journal's head).</summary>
+    public async Task SampleGaugesAsync(System.Data.Common.DbConnection journal, long offset, long head, CancellationToken ct)
+    {
+        var (count, age) = await SampleAsync(journal, offset, head, ct);
+        EnrichmentProjection.LagMessages.Set(count);
+        EnrichmentProjection.LagSeconds.Set(age);
     }
 }

@@ -123,6 +123,7 @@ public sealed class ProjectionLagSampler(StorageOptions storage, ILogger<Project
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         var warned = false;
+        var deferred = new Pipeline.DeferredLag();
         while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             try
             {
@@ -130,9 +131,10 @@ public sealed class ProjectionLagSampler(StorageOptions storage, ILogger<Project
                 if (!await JournalDb.TableExistsAsync(c, storage.IsPostgres, "journal", stopping)) continue;
                 await using var cmd = c.CreateCommand();
                 cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
-                ProjectionRunner.ObserveHead(Convert.ToInt64(await cmd.ExecuteScalarAsync(stopping)));
+                var head = Convert.ToInt64(await cmd.ExecuteScalarAsync(stopping));
+                ProjectionRunner.ObserveHead(head);
                 if (ProjectionRunner.WrittenOffset(Pipeline.EnrichmentProjection.Name) is { } enriched)
-                    await Pipeline.EnrichmentProjection.SampleLagAsync(c, enriched, stopping);
+                    await deferred.SampleGaugesAsync(c, enriched, head, stopping);
                 warned = false;
             }
             catch (Exception e) when (e is not OperationCanceledException)
