@@ -25,6 +25,7 @@ public sealed class ConversationActor : ReceivePersistentActor
     private readonly EntitySettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ConversationState _state;
+    private ConversationState.Replay? _replay;
     // Live fan-out needs a cluster; the actor also runs without one (unit tests with the local provider).
     private readonly bool _publishes = Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal);
     // The node's content vault; none (unit tests, a node without one) stores content in the clear.
@@ -41,7 +42,15 @@ public sealed class ConversationActor : ReceivePersistentActor
         {
             if (offer.Snapshot is ConversationState s) _state = s with { MessageWindow = settings.MessageWindow };
         });
-        Recover<IConversationEvent>(e => _state = _state.Apply(e));
+        // Events replay into a builder; the state is built once, when the replay is complete.
+        Recover<IConversationEvent>(e => (_replay ??= new ConversationState.Replay(_state)).Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (_replay is not null) _state = _replay.State;
+            _replay = null;
+            // Armed only now: while it is armed, every message (each replayed event too) re-schedules it on the timer.
+            Context.SetReceiveTimeout(_settings.PassivateAfter);
+        });
 
         Command<IConversationCommand>(Handle);
         Command<WriteQueued>(_ => WriteNext());
@@ -64,12 +73,6 @@ public sealed class ConversationActor : ReceivePersistentActor
 
     public static Props PropsFor(string entityId, EntitySettings settings) =>
         Props.Create(() => new ConversationActor(entityId, settings));
-
-    protected override void PreStart()
-    {
-        base.PreStart();
-        Context.SetReceiveTimeout(_settings.PassivateAfter);
-    }
 
     /// <summary>Replies carry the journal position they reflect, for the readers' progress-mark wait.</summary>
     private static object Stamp(object reply, long journalSeq) => reply is IJournalStamped s ? s.At(journalSeq) : reply;

@@ -95,15 +95,7 @@ public sealed record ConversationState(
             ? this with { Members = Members.SetItem(rc.UserId, m with { Role = rc.Role }) }
             : this,
         MessagePosted p => ApplyPosted(p),
-        MessageEdited ed => UpdateMessage(ed.Seq, f => f with { Edits = ed.Edit > 0 ? ed.Edit : f.Edits + 1 }),
-        MessageDeleted d => UpdateMessage(d.Seq, f => f with { Deleted = true }),
-        MessageEnriched en => UpdateMessage(en.Seq, f => f with { AwaitingEnrichment = false }),
-        ReactionAdded ra => UpdateMessage(ra.Seq, f => f with
-        {
-            Reactions = f.Reactions.SetItem(ra.Reaction,
-                (f.Reactions.TryGetValue(ra.Reaction, out var users) ? users : ImmutableHashSet<string>.Empty).Add(ra.Meta.ActorId)),
-        }),
-        ReactionRemoved rr => UpdateMessage(rr.Seq, f => f with { Reactions = RemoveReactionOf(f.Reactions, rr.Reaction, rr.Meta.ActorId) }),
+        MessageEdited or MessageDeleted or MessageEnriched or ReactionAdded or ReactionRemoved => UpdateMessage(e),
         UserBanned b => this with
         {
             Bans = Bans.SetItem(b.UserId, new Restriction(b.Until, b.Reason)),
@@ -122,22 +114,112 @@ public sealed record ConversationState(
 
     private ConversationState ApplyPosted(MessagePosted p)
     {
-        var facts = new MessageFacts(p.MessageId, p.Meta.ActorId, p.Meta.OccurredAt, false,
-            ImmutableDictionary<string, ImmutableHashSet<string>>.Empty, AwaitingEnrichment: p.EnrichmentDeferred);
-        var messages = Messages.SetItem(p.Seq, facts);
-        var ids = MessageIds.SetItem(p.MessageId, p.Seq);
-        // Keep the window bounded: forget the facts that fell out of it (all of them at once when the window was
-        // configured smaller since the snapshot; kept facts are contiguous, so the walk stops at the first gap).
-        for (var evicted = p.Seq - MessageWindow; evicted >= 1 && messages.TryGetValue(evicted, out var old); evicted--)
-        {
-            messages = messages.Remove(evicted);
-            ids = ids.Remove(old.MessageId);
-        }
-        return this with { LastSeq = p.Seq, Messages = messages, MessageIds = ids };
+        var messages = Messages.ToBuilder();
+        var ids = MessageIds.ToBuilder();
+        Post(messages, ids, p, MessageWindow);
+        return this with { LastSeq = p.Seq, Messages = messages.ToImmutable(), MessageIds = ids.ToImmutable() };
     }
 
-    private ConversationState UpdateMessage(long seq, Func<MessageFacts, MessageFacts> change) =>
-        Messages.TryGetValue(seq, out var f) ? this with { Messages = Messages.SetItem(seq, change(f)) } : this;
+    /// <summary>Records a posted message's facts and forgets those that fell out of the window.</summary>
+    private static void Post(ImmutableDictionary<long, MessageFacts>.Builder messages, ImmutableDictionary<string, long>.Builder ids,
+        MessagePosted p, int window)
+    {
+        messages[p.Seq] = new MessageFacts(p.MessageId, p.Meta.ActorId, p.Meta.OccurredAt, false,
+            ImmutableDictionary<string, ImmutableHashSet<string>>.Empty, AwaitingEnrichment: p.EnrichmentDeferred);
+        ids[p.MessageId] = p.Seq;
+        // Keep the window bounded: forget the facts that fell out of it (all of them at once when the window was
+        // configured smaller since the snapshot; kept facts are contiguous, so the walk stops at the first gap).
+        for (var evicted = p.Seq - window; evicted >= 1 && messages.TryGetValue(evicted, out var old); evicted--)
+        {
+            messages.Remove(evicted);
+            ids.Remove(old.MessageId);
+        }
+    }
+
+    /// <summary>The message an edit, delete, enrichment or reaction changes; false for every other event.</summary>
+    private static bool ChangesMessage(IConversationEvent e, out long seq)
+    {
+        seq = e switch
+        {
+            MessageEdited x => x.Seq,
+            MessageDeleted x => x.Seq,
+            MessageEnriched x => x.Seq,
+            ReactionAdded x => x.Seq,
+            ReactionRemoved x => x.Seq,
+            _ => long.MinValue,
+        };
+        return seq != long.MinValue;
+    }
+
+    /// <summary>A kept message's facts after <paramref name="e"/> (one of the events <see cref="ChangesMessage"/> names).</summary>
+    private static MessageFacts Changed(IConversationEvent e, MessageFacts f) => e switch
+    {
+        MessageEdited ed => f with { Edits = ed.Edit > 0 ? ed.Edit : f.Edits + 1 },
+        MessageDeleted => f with { Deleted = true },
+        MessageEnriched => f with { AwaitingEnrichment = false },
+        ReactionAdded ra => f with
+        {
+            Reactions = f.Reactions.SetItem(ra.Reaction,
+                (f.Reactions.TryGetValue(ra.Reaction, out var users) ? users : ImmutableHashSet<string>.Empty).Add(ra.Meta.ActorId)),
+        },
+        ReactionRemoved rr => f with { Reactions = RemoveReactionOf(f.Reactions, rr.Reaction, rr.Meta.ActorId) },
+        _ => f,
+    };
+
+    private ConversationState UpdateMessage(IConversationEvent e) =>
+        ChangesMessage(e, out var seq) && Messages.TryGetValue(seq, out var f) ? this with { Messages = Messages.SetItem(seq, Changed(e, f)) } : this;
+
+    /// <summary>
+    /// Recovery's way to apply events: the same changes as <see cref="Apply"/>, but the message facts (nearly every event
+    /// of a long conversation) go into mutable builders instead of a new immutable dictionary per event; the state is
+    /// built once, when <see cref="State"/> is read (at the end of the replay).
+    /// </summary>
+    public sealed class Replay(ConversationState start)
+    {
+        private ConversationState _state = start;
+        private ImmutableDictionary<long, MessageFacts>.Builder? _messages;
+        private ImmutableDictionary<string, long>.Builder? _ids;
+        private long _lastSeq;
+        private string? _lastHash;
+
+        public void Apply(IConversationEvent e)
+        {
+            if (e is MessagePosted p)
+            {
+                Open();
+                Post(_messages!, _ids!, p, _state.MessageWindow);
+                _lastSeq = p.Seq;
+            }
+            else if (ChangesMessage(e, out var seq))
+            {
+                Open();
+                if (_messages!.TryGetValue(seq, out var f)) _messages[seq] = Changed(e, f);
+            }
+            else
+            {
+                // Anything else is rare in a long history: apply it to the state as built so far.
+                _state = State.Apply(e);
+                _messages = null;
+                _ids = null;
+                return;
+            }
+            _lastHash = e.Meta.Hash ?? _lastHash;
+        }
+
+        /// <summary>The state after every event applied so far.</summary>
+        public ConversationState State => _messages is null
+            ? _state
+            : _state with { Messages = _messages.ToImmutable(), MessageIds = _ids!.ToImmutable(), LastSeq = _lastSeq, LastHash = _lastHash };
+
+        private void Open()
+        {
+            if (_messages is not null) return;
+            _messages = _state.Messages.ToBuilder();
+            _ids = _state.MessageIds.ToBuilder();
+            _lastSeq = _state.LastSeq;
+            _lastHash = _state.LastHash;
+        }
+    }
 
     private static ImmutableDictionary<string, ImmutableHashSet<string>> RemoveReactionOf(
         ImmutableDictionary<string, ImmutableHashSet<string>> reactions, string reaction, string userId)

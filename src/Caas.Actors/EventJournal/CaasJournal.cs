@@ -169,13 +169,76 @@ public sealed class CaasJournal : AsyncWriteJournal
         return await _store.HighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
+    /// <summary>From this many events on, a replay reads rows and deserializes them side by side (see <see cref="ReplayMessagesAsync"/>).</summary>
+    public const long PipelinedReplayFrom = 2_000;
+
+    /// <summary>Rows handed from the reader to the deserializer at a time, and how many such chunks may wait.</summary>
+    private const int ChunkRows = 256, ChunksAhead = 8;
+
+    /// <summary>
+    /// Replays in sequence order. A long replay (a conversation recovering without a snapshot, <see cref="PipelinedReplayFrom"/>
+    /// events or more) reads the rows on one thread and deserializes them on another, in chunks, so the database read
+    /// and the JSON overlap on two cores; its events still reach the entity one by one in order, and a failure on
+    /// either side fails the replay (the entity's recovery) with that failure. A short one does both in turn.
+    /// </summary>
     public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
     {
         await Initialized();
-        await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max,
-            r => recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid)),
-            _stopping.Token);
+        void Deliver(in StoredRow r) =>
+            recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid));
+
+        if (Math.Min(max, toSequenceNr - fromSequenceNr + 1) < PipelinedReplayFrom)
+        {
+            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
+            {
+                Deliver(r);
+                return ValueTask.CompletedTask;
+            }, _stopping.Token);
+            return;
+        }
+
+        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        var chunks = Channel.CreateBounded<StoredRow[]>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
+        var deserializing = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var chunk in chunks.Reader.ReadAllAsync(abandon.Token))
+                    foreach (var row in chunk) Deliver(row);
+            }
+            catch
+            {
+                abandon.Cancel(); // the reader stops too, instead of waiting for room that never comes
+                throw;
+            }
+        });
+        try
+        {
+            var buffer = new StoredRow[ChunkRows];
+            var count = 0;
+            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
+            {
+                buffer[count++] = r;
+                if (count < ChunkRows) return ValueTask.CompletedTask;
+                var full = buffer;
+                (buffer, count) = (new StoredRow[ChunkRows], 0);
+                return chunks.Writer.WriteAsync(full, abandon.Token);
+            }, abandon.Token);
+            if (count > 0) await chunks.Writer.WriteAsync(buffer[..count], abandon.Token);
+            chunks.Writer.Complete();
+        }
+        catch (Exception readFailed)
+        {
+            abandon.Cancel();
+            chunks.Writer.TryComplete(readFailed);
+            // A deserialization failure is the cause when there is one; the read's own failure otherwise.
+            try { await deserializing; }
+            catch (Exception e) when (e is not OperationCanceledException) { throw; }
+            catch (OperationCanceledException) { }
+            throw;
+        }
+        await deserializing;
     }
 
     protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)

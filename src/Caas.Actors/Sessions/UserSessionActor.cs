@@ -46,6 +46,8 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         Recover<IUserSessionEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
+            // Armed after the replay: while armed, every replayed event would re-schedule it.
+            Context.SetReceiveTimeout(_settings.PassivateAfter);
             // Connections do not survive the entity: whatever it last said, nobody is connected now.
             if (_state.Status != PresenceStatus.Offline) Persist(Tag(new PresenceChanged(Meta(), PresenceStatus.Offline)), ApplyTagged);
         });
@@ -89,12 +91,6 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     public static string PersistenceIdOf(string entityId) => "user-session|" + entityId;
 
     public static Props PropsFor(string entityId, EntitySettings settings) => Props.Create(() => new UserSessionActor(entityId, settings));
-
-    protected override void PreStart()
-    {
-        base.PreStart();
-        Context.SetReceiveTimeout(_settings.PassivateAfter);
-    }
 
     protected override void PostStop()
     {

@@ -11,6 +11,7 @@ using Caas.Actors.Privacy;
 using Caas.Streams.Audit;
 using Caas.Streams.Privacy;
 using Caas.Streams.ReadModel;
+using Caas.Streams.Search;
 using Caas.Web.Auth;
 using Npgsql;
 using NpgsqlTypes;
@@ -163,14 +164,24 @@ public static class ReplayBench
         foreach (var (prefix, count) in new[] { ("recovery-warmup", Math.Max(1, events / 10)), ("recovery", events) })
         {
             var offset = await FillAsync(storage, system, vault, count, 1, prefix, ct);
-            // The live projection reads the new events first, so it does not compete with the recovery for the cores.
+            // The live projections (read model and search index, both in rm_projection_offsets) take the new events first,
+            // so they do not compete with the recovery for the cores: the figure is the recovery's alone.
             await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct);
+            await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct, SearchIndex.ProjectionName);
+            var gcBefore = (Pause: GC.GetTotalPauseDuration(), Allocated: GC.GetTotalAllocatedBytes(), G0: GC.CollectionCount(0),
+                G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Cpu: Process.GetCurrentProcess().TotalProcessorTime);
             var started = Stopwatch.GetTimestamp();
             var reply = await region.Ask<object>(new GetReadAccess(Tenant, $"{prefix}-000000", "u0"), TimeSpan.FromMinutes(5), ct);
             ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var good = reply is ReadAccess;
             ok &= good;
-            Console.WriteLine($"recovery: {prefix}, {count} events, back in {ms:F0} ms ({count / (ms / 1000):F0} events/s){(good ? "" : $"; answered {reply}")}");
+            // What the process's GC did meanwhile (the whole node's, not the recovery's alone).
+            Console.WriteLine($"recovery: {prefix}, {count} events, back in {ms:F0} ms ({count / (ms / 1000):F0} events/s); " +
+                              $"process cpu {(Process.GetCurrentProcess().TotalProcessorTime - gcBefore.Cpu).TotalMilliseconds:F0} ms, " +
+                              $"gc pause {(GC.GetTotalPauseDuration() - gcBefore.Pause).TotalMilliseconds:F0} ms, " +
+                              $"allocated {(GC.GetTotalAllocatedBytes() - gcBefore.Allocated) / 1e6:F0} MB, collections " +
+                              $"gen0 {GC.CollectionCount(0) - gcBefore.G0} gen1 {GC.CollectionCount(1) - gcBefore.G1} gen2 {GC.CollectionCount(2) - gcBefore.G2}" +
+                              (good ? "" : $"; answered {reply}"));
         }
         return (ms, ok);
     }
@@ -206,7 +217,7 @@ public static class ReplayBench
                         new MessageContent("text", $"edited message {n}")),
                 _ when seq % 10 == 5 && lastMessage[i].Id is not null =>
                     new ReactionAdded(new EventMeta(Tenant, author, at), lastMessage[i].Seq, lastMessage[i].Id, "thumbs_up"),
-                _ => new MessagePosted(new EventMeta(Tenant, author, at), seq, $"m-{n}",
+                _ => new MessagePosted(new EventMeta(Tenant, author, at), seq, $"{idPrefix}-m-{n}",
                     new MessageContent("text", $"benchmark message {n}: see https://example.com/{n} or call +1 415 555 {n % 10000:D4}")),
             };
             if (e is MessagePosted p) lastMessage[i] = (p.Seq, p.MessageId, author);
@@ -278,19 +289,20 @@ public static class ReplayBench
         await tx.CommitAsync(ct);
     }
 
-    private static async Task WaitForOffsetAsync(ReadModelWriter writer, long offset, TimeSpan timeout, CancellationToken ct)
+    private static async Task WaitForOffsetAsync(ReadModelWriter writer, long offset, TimeSpan timeout, CancellationToken ct,
+        string projection = ReadModelWriter.ProjectionName)
     {
         var until = DateTime.UtcNow + timeout;
         // A projection that stopped (it can fail to start on an overloaded machine) never moves: say so instead of waiting it out.
         var stall = TimeSpan.FromMinutes(3);
         var (seen, movedAt) = (-1L, DateTime.UtcNow);
         long now;
-        while ((now = await writer.LoadOffsetAsync(ReadModelWriter.ProjectionName, ct)) < offset)
+        while ((now = await writer.LoadOffsetAsync(projection, ct)) < offset)
         {
             if (now != seen) (seen, movedAt) = (now, DateTime.UtcNow);
             if (DateTime.UtcNow > until) throw new TimeoutException($"The projection did not reach offset {offset} in {timeout}.");
             if (DateTime.UtcNow - movedAt > stall)
-                throw new TimeoutException($"The read-model projection made no progress for {stall.TotalMinutes:0} min (offset {now} of {offset}); see the node's log.");
+                throw new TimeoutException($"The {projection} projection made no progress for {stall.TotalMinutes:0} min (offset {now} of {offset}); see the node's log.");
             await Task.Delay(100, ct);
         }
     }
