@@ -74,13 +74,8 @@ public sealed class TestNode : IAsyncDisposable
 
     public Api As(string tenant, string user, params string[] roles) => new(BaseAddress, Jwt.Issue(tenant, user, roles));
 
-    public static int FreeTcpPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
-        finally { listener.Stop(); }
-    }
+    /// <summary>A port for a node to listen on, outside the ephemeral range (see <see cref="Caas.Tests.Shared.TestPorts"/>).</summary>
+    public static int FreeTcpPort() => Caas.Tests.Shared.TestPorts.Free();
 }
 
 /// <summary>The REST API of one node as one caller (a bearer token).</summary>

@@ -129,11 +129,8 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
             var dir = Path.Combine(Path.GetTempPath(), "caas-outage-pg-" + Guid.NewGuid().ToString("N")[..8]);
             Directory.CreateDirectory(dir);
             if (IsRoot) await RunAsync("chown", ["postgres:", dir]);
-            using (var probe = new TcpListener(IPAddress.Loopback, 0))
             {
-                probe.Start();
-                var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-                probe.Stop();
+                var port = Caas.Tests.Shared.TestPorts.Free();
                 var pg = new ThrowawayPostgres(bin, dir, port, output);
                 await pg.AsOwner("initdb", "-D", pg.Data, "-U", "postgres", "--auth-local=trust", "--auth-host=trust", "--no-locale",
                     "--encoding=UTF8", "--no-sync");

@@ -167,11 +167,6 @@ public sealed class NodeProcess : IAsyncDisposable
         p.Dispose();
     }
 
-    public static int FreeTcpPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
-        finally { listener.Stop(); }
-    }
+    /// <summary>A port for a node to listen on, outside the ephemeral range (see <see cref="Caas.Tests.Shared.TestPorts"/>).</summary>
+    public static int FreeTcpPort() => Caas.Tests.Shared.TestPorts.Free();
 }

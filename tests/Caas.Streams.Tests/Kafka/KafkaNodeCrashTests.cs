@@ -90,12 +90,7 @@ public sealed class KafkaNodeCrashTests
         return client;
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
+    private static int FreePort() => TestPorts.Free();
 
     /// <summary><c>dotnet caas.dll run</c> with PostgreSQL and Kafka from its environment.</summary>
     private sealed class ChildNode(Process process, StringBuilder log)

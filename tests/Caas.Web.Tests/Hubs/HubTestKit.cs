@@ -87,13 +87,8 @@ public class HubNode : IAsyncLifetime
     public Task<HubClient> ConnectAsync(string tenant, string user, TimeSpan? lifetime = null) =>
         HubClient.ConnectAsync(BaseAddress, Jwt.Issue(tenant, user, lifetime: lifetime));
 
-    public static int FreeTcpPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
-        finally { listener.Stop(); }
-    }
+    /// <summary>A port for a node to listen on, outside the ephemeral range (see <see cref="Caas.Tests.Shared.TestPorts"/>).</summary>
+    public static int FreeTcpPort() => Caas.Tests.Shared.TestPorts.Free();
 }
 
 /// <summary>A chat client on the official .NET SignalR client, recording every server event it receives.</summary>
