@@ -26,6 +26,7 @@ public sealed class CaasJournal : AsyncWriteJournal
     private readonly ConcurrentDictionary<string, Task> _inFlight = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly int _maxBatchRows;
+    private readonly long _pipelinedFrom;
     private readonly int _writers;
     private readonly bool _autoInitialize;
     private readonly object _initLock = new();
@@ -37,6 +38,7 @@ public sealed class CaasJournal : AsyncWriteJournal
         var connectionString = config.GetString("connection-string");
         var postgres = config.GetString("provider-name").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase);
         _maxBatchRows = Math.Max(1, config.GetInt("max-batch-rows", 1000));
+        _pipelinedFrom = config.GetLong("replay-pipelined-from", 0);
         // SQLite takes one writer at a time: a second would only wait on the first's lock.
         _writers = postgres ? Math.Max(1, config.GetInt("writers", 2)) : 1;
         var readConnections = Math.Max(1, config.GetInt("read-connections", Environment.ProcessorCount));
@@ -169,17 +171,16 @@ public sealed class CaasJournal : AsyncWriteJournal
         return await _store.HighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
-    /// <summary>From this many events on, a replay reads rows and deserializes them side by side (see <see cref="ReplayMessagesAsync"/>).</summary>
-    public const long PipelinedReplayFrom = 2_000;
 
     /// <summary>Rows handed from the reader to the deserializer at a time, and how many such chunks may wait.</summary>
     private const int ChunkRows = 256, ChunksAhead = 8;
 
     /// <summary>
-    /// Replays in sequence order. A long replay (a conversation recovering without a snapshot, <see cref="PipelinedReplayFrom"/>
-    /// events or more) reads the rows on one thread and deserializes them on another, in chunks, so the database read
-    /// and the JSON overlap on two cores; its events still reach the entity one by one in order, and a failure on
-    /// either side fails the replay (the entity's recovery) with that failure. A short one does both in turn.
+    /// Replays in sequence order. With <c>replay-pipelined-from</c> set (N &gt; 0), a replay of N events or more reads the
+    /// rows on one thread and deserializes them on another, in chunks, so the database read and the JSON overlap; its
+    /// events still reach the entity one by one in order, and a failure on either side fails the replay (the entity's
+    /// recovery) with that failure. Otherwise (the default) one thread does both in turn: measured on 2 cores with the
+    /// direct event reader, the second thread made the entity's mailbox, and with it the GC's work, grow (README).
     /// </summary>
     public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
@@ -188,7 +189,7 @@ public sealed class CaasJournal : AsyncWriteJournal
         void Deliver(in StoredRow r) =>
             recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid));
 
-        if (Math.Min(max, toSequenceNr - fromSequenceNr + 1) < PipelinedReplayFrom)
+        if (_pipelinedFrom <= 0 || Math.Min(max, toSequenceNr - fromSequenceNr + 1) < _pipelinedFrom)
         {
             await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
             {

@@ -259,7 +259,9 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
     {
         if (!TypesByManifest.TryGetValue(manifest, out var type))
             throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");
-        var value = JsonSerializer.Deserialize(bytes, type, Json)
+        // The journal's most common rows (posts, edits, deletes, reactions) have a direct reader; it declines anything else.
+        var value = (object?)MessageEventReader.TryRead(manifest, bytes)
+                    ?? JsonSerializer.Deserialize(bytes, type, Json)
                     ?? throw new System.Runtime.Serialization.SerializationException($"Null payload for {manifest}.");
         return value is ISealable { Sealed: not null } ? ContentSealing.OpenOnUse(value, _vault) : value;
     }

@@ -168,6 +168,9 @@ public static class ReplayBench
             // so they do not compete with the recovery for the cores: the figure is the recovery's alone.
             await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct);
             await WaitForOffsetAsync(writer, offset, TimeSpan.FromMinutes(30), ct, SearchIndex.ProjectionName);
+            // A SQLite journal's write-ahead log at the start: a long one means every page read looks there first.
+            var wal = storage.IsPostgres ? null : new FileInfo(Caas.Actors.Hosting.StorageOptions.SqliteFile(storage.JournalConnectionString) + "-wal");
+            var walMb = wal is { Exists: true } ? wal.Length / 1e6 : 0;
             var gcBefore = (Pause: GC.GetTotalPauseDuration(), Allocated: GC.GetTotalAllocatedBytes(), G0: GC.CollectionCount(0),
                 G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Cpu: Process.GetCurrentProcess().TotalProcessorTime);
             var started = Stopwatch.GetTimestamp();
@@ -181,6 +184,7 @@ public static class ReplayBench
                               $"gc pause {(GC.GetTotalPauseDuration() - gcBefore.Pause).TotalMilliseconds:F0} ms, " +
                               $"allocated {(GC.GetTotalAllocatedBytes() - gcBefore.Allocated) / 1e6:F0} MB, collections " +
                               $"gen0 {GC.CollectionCount(0) - gcBefore.G0} gen1 {GC.CollectionCount(1) - gcBefore.G1} gen2 {GC.CollectionCount(2) - gcBefore.G2}" +
+                              (wal is null ? "" : $", journal wal {walMb:F0} MB") +
                               (good ? "" : $"; answered {reply}"));
         }
         return (ms, ok);
