@@ -129,20 +129,18 @@ public sealed class StoreOutageTests(ITestOutputHelper output)
             var dir = Path.Combine(Path.GetTempPath(), "caas-outage-pg-" + Guid.NewGuid().ToString("N")[..8]);
             Directory.CreateDirectory(dir);
             if (IsRoot) await RunAsync("chown", ["postgres:", dir]);
-            {
-                var port = Caas.Tests.Shared.TestPorts.Free();
-                var pg = new ThrowawayPostgres(bin, dir, port, output);
-                await pg.AsOwner("initdb", "-D", pg.Data, "-U", "postgres", "--auth-local=trust", "--auth-host=trust", "--no-locale",
-                    "--encoding=UTF8", "--no-sync");
-                await File.AppendAllTextAsync(Path.Combine(pg.Data, "postgresql.conf"),
-                    $"\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\nfsync = off\nmax_connections = 100\n");
-                await pg.StartAgainAsync();
-                await using var admin = new NpgsqlConnection($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres");
-                await admin.OpenAsync();
-                await using var create = new NpgsqlCommand("CREATE DATABASE caas", admin);
-                await create.ExecuteNonQueryAsync();
-                return pg;
-            }
+            var port = Caas.Tests.Shared.TestPorts.Free();
+            var pg = new ThrowawayPostgres(bin, dir, port, output);
+            await pg.AsOwner("initdb", "-D", pg.Data, "-U", "postgres", "--auth-local=trust", "--auth-host=trust", "--no-locale",
+                "--encoding=UTF8", "--no-sync");
+            await File.AppendAllTextAsync(Path.Combine(pg.Data, "postgresql.conf"),
+                $"\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\nfsync = off\nmax_connections = 100\n");
+            await pg.StartAgainAsync();
+            await using var admin = new NpgsqlConnection($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres");
+            await admin.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE DATABASE caas", admin);
+            await create.ExecuteNonQueryAsync();
+            return pg;
         }
 
         private string Data => Path.Combine(_dir, "data");

@@ -26,7 +26,6 @@ public sealed class CaasJournal : AsyncWriteJournal
     private readonly ConcurrentDictionary<string, Task> _inFlight = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly int _maxBatchRows;
-    private readonly long _pipelinedFrom;
     private readonly int _writers;
     private readonly bool _autoInitialize;
     private readonly object _initLock = new();
@@ -38,7 +37,6 @@ public sealed class CaasJournal : AsyncWriteJournal
         var connectionString = config.GetString("connection-string");
         var postgres = config.GetString("provider-name").StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase);
         _maxBatchRows = Math.Max(1, config.GetInt("max-batch-rows", 1000));
-        _pipelinedFrom = config.GetLong("replay-pipelined-from", 0);
         // SQLite takes one writer at a time: a second would only wait on the first's lock.
         _writers = postgres ? Math.Max(1, config.GetInt("writers", 2)) : 1;
         var readConnections = Math.Max(1, config.GetInt("read-connections", Environment.ProcessorCount));
@@ -171,75 +169,13 @@ public sealed class CaasJournal : AsyncWriteJournal
         return await _store.HighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
-
-    /// <summary>Rows handed from the reader to the deserializer at a time, and how many such chunks may wait.</summary>
-    private const int ChunkRows = 256, ChunksAhead = 8;
-
-    /// <summary>
-    /// Replays in sequence order. With <c>replay-pipelined-from</c> set (N &gt; 0), a replay of N events or more reads the
-    /// rows on one thread and deserializes them on another, in chunks, so the database read and the JSON overlap; its
-    /// events still reach the entity one by one in order, and a failure on either side fails the replay (the entity's
-    /// recovery) with that failure. Otherwise (the default) one thread does both in turn: measured on 2 cores with the
-    /// direct event reader, the second thread made the entity's mailbox, and with it the GC's work, grow (README).
-    /// </summary>
     public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
     {
         await Initialized();
-        void Deliver(in StoredRow r) =>
-            recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid));
-
-        if (_pipelinedFrom <= 0 || Math.Min(max, toSequenceNr - fromSequenceNr + 1) < _pipelinedFrom)
-        {
-            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
-            {
-                Deliver(r);
-                return ValueTask.CompletedTask;
-            }, _stopping.Token);
-            return;
-        }
-
-        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        var chunks = Channel.CreateBounded<StoredRow[]>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
-        var deserializing = Task.Run(async () =>
-        {
-            try
-            {
-                await foreach (var chunk in chunks.Reader.ReadAllAsync(abandon.Token))
-                    foreach (var row in chunk) Deliver(row);
-            }
-            catch
-            {
-                abandon.Cancel(); // the reader stops too, instead of waiting for room that never comes
-                throw;
-            }
-        });
-        try
-        {
-            var buffer = new StoredRow[ChunkRows];
-            var count = 0;
-            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
-            {
-                buffer[count++] = r;
-                if (count < ChunkRows) return ValueTask.CompletedTask;
-                var full = buffer;
-                (buffer, count) = (new StoredRow[ChunkRows], 0);
-                return chunks.Writer.WriteAsync(full, abandon.Token);
-            }, abandon.Token);
-            if (count > 0) await chunks.Writer.WriteAsync(buffer[..count], abandon.Token);
-            chunks.Writer.Complete();
-        }
-        catch (Exception readFailed)
-        {
-            abandon.Cancel();
-            chunks.Writer.TryComplete(readFailed);
-            // A deserialization failure is the cause when there is one; the read's own failure otherwise.
-            try { await deserializing; }
-            catch (Exception e) when (e is not OperationCanceledException) { throw; }
-            catch (OperationCanceledException) { }
-            throw;
-        }
-        await deserializing;
+        await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max,
+            r => recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid)),
+            _stopping.Token);
     }
 
     protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)

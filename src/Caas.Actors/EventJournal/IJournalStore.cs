@@ -17,11 +17,8 @@ public interface IJournalStore : IAsyncDisposable
     /// </summary>
     Task WriteAsync(IReadOnlyList<PendingWrite> batch, CancellationToken ct);
 
-    /// <summary>
-    /// Rows of one persistence id in sequence order, not marked deleted, at most <paramref name="max"/>; the next row is
-    /// read once <paramref name="onRow"/>'s task for the one before it completes.
-    /// </summary>
-    Task ReplayAsync(string persistenceId, long from, long to, long max, Func<StoredRow, ValueTask> onRow, CancellationToken ct);
+    /// <summary>Rows of one persistence id in sequence order, not marked deleted, at most <paramref name="max"/>.</summary>
+    Task ReplayAsync(string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct);
 
     /// <summary>The highest sequence number stored at or above <paramref name="from"/>, deleted rows included (0 when none).</summary>
     Task<long> HighestSequenceNrAsync(string persistenceId, long from, CancellationToken ct);

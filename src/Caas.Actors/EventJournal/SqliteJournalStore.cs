@@ -135,7 +135,7 @@ public sealed class SqliteJournalStore(string connectionString) : IJournalStore
         _writer = null;
     }
 
-    public async Task ReplayAsync(string persistenceId, long from, long to, long max, Func<StoredRow, ValueTask> onRow, CancellationToken ct)
+    public async Task ReplayAsync(string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct)
     {
         if (max <= 0) return;
         await using var c = await OpenAsync(ct);
@@ -151,7 +151,7 @@ public sealed class SqliteJournalStore(string connectionString) : IJournalStore
         cmd.Parameters.AddWithValue("$n", max);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
-            await onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2),
+            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2),
                 reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt32(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5)));
     }

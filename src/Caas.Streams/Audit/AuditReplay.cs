@@ -115,21 +115,13 @@ public sealed class AuditReplay
     }
 
     /// <summary>
-    /// The event as an auditor reads it: the journal's JSON, except that sealed content is shown opened (or as
-    /// <c>{"type":"erased"}</c> once its author was erased) instead of as ciphertext.
+    /// Writes one NDJSON line: <c>{persistence_id, seq, type, timestamp, actor, payload}</c>. The payload is the event as
+    /// an auditor reads it: the journal's JSON, except that sealed content is shown opened (or as <c>{"type":"erased"}</c>
+    /// once its author was erased) instead of as ciphertext; it is serialized straight into the line.
     /// </summary>
-    public static byte[] BytesOf(IDomainEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, e.GetType(), CaasSerializer.ViewJson);
-
-    // One JSON writer per thread, reset onto each line's output: a line is written in one synchronous call.
-    [ThreadStatic] private static Utf8JsonWriter? _lineWriter;
-    private static readonly ArrayBufferWriter<byte> Detached = new(1);
-
-    /// <summary>Writes one NDJSON line: <c>{persistence_id, seq, type, timestamp, actor, payload}</c>.</summary>
     public void WriteLine(IBufferWriter<byte> output, AuditEvent e)
     {
-        var json = _lineWriter ??= new Utf8JsonWriter(Detached, new JsonWriterOptions { Encoder = CaasSerializer.Json.Encoder });
-        json.Reset(output);
-        try
+        using (var json = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = CaasSerializer.Json.Encoder }))
         {
             json.WriteStartObject();
             json.WriteString("persistence_id", e.PersistenceId);
@@ -138,14 +130,8 @@ public sealed class AuditReplay
             json.WriteString("timestamp", e.Timestamp.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture));
             json.WriteString("actor", e.ActorId);
             json.WritePropertyName("payload");
-            // The same bytes BytesOf gives, written in place.
             JsonSerializer.Serialize(json, e.Event, e.Event.GetType(), CaasSerializer.ViewJson);
             json.WriteEndObject();
-            json.Flush();
-        }
-        finally
-        {
-            json.Reset(Detached); // holds no reference to the response after the line
         }
         output.Write("\n"u8);
     }

@@ -17,12 +17,8 @@ namespace Caas.Actors.Tests;
 /// persist and recover through it, the plugin's read journal reads what it wrote, a taken sequence number rejects
 /// only its own write, and a connection dropped mid-write fails only the writes in flight.
 /// </summary>
-public abstract class CaasJournalSpecs(string kind)
-    : JournalSpec(kind, $"caas.journal.writer = caas\nakka.persistence.journal.caas.replay-pipelined-from = {PipelinedFrom}")
+public abstract class CaasJournalSpecs(string kind) : JournalSpec(kind, "caas.journal.writer = caas")
 {
-    /// <summary>Replays this long or longer take the two-thread read here (off by default in the node).</summary>
-    private const int PipelinedFrom = 2_000;
-
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
     private IActorRef Journal => Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
@@ -172,10 +168,9 @@ public abstract class CaasJournalSpecs(string kind)
     }
 
     [Fact]
-    public void A_long_history_recovers_whole_and_in_order_through_the_pipelined_replay()
+    public void A_long_history_recovers_whole_and_in_order()
     {
-        // Longer than the replay that reads and deserializes side by side starts at, and not a multiple of its chunk.
-        var total = PipelinedFrom * 2 + 77;
+        var total = 4_077;
         var diary = Start("long-1");
         for (var from = 1; from <= total; from += 500)
         {
@@ -192,8 +187,7 @@ public abstract class CaasJournalSpecs(string kind)
     [Fact]
     public void A_row_that_cannot_be_read_fails_the_long_recovery_and_the_journal_goes_on()
     {
-        // Long enough that the reader, ahead of the failed deserializer, fills the chunks it may hold and has to wait.
-        var total = PipelinedFrom + 4_000;
+        var total = 6_000;
         var diary = Start("broken-1");
         for (var from = 1; from <= total; from += 500)
         {
