@@ -34,6 +34,29 @@ public abstract class ConversationActorSpecs(string kind) : JournalSpec(kind)
             [new InitialMember("bob", Role.Member)]));
 
     [Fact]
+    public void A_stale_incarnation_whose_sequence_number_another_wrote_stops_and_its_command_is_retried_not_refused()
+    {
+        // Two incarnations of one entity, as when a node is downed while it still runs and its shards have moved on.
+        var first = Start("twin");
+        CreateGroup(first, "twin");
+        var stale = Start("twin");
+        Assert.Equal(0, Ask<ConversationView>(stale, new GetConversation(Tenant, "twin", "alice")).LastSeq);
+        Assert.Equal(1, Ask<MessageAck>(first, new PostMessage(Tenant, "twin", "bob", "m1", new MessageContent("text", "one"), Horizon)).Seq);
+
+        // The stale one's write collides with the other's: not a refusal (the sender would give the message up) but
+        // a retry, and the entity stops so that the retry meets a recovered incarnation.
+        Watch(stale);
+        var answer = Ask<Rejection>(stale, new PostMessage(Tenant, "twin", "bob", "m2", new MessageContent("text", "two"), Horizon));
+        Assert.Equal(ErrorCodes.Unavailable, answer.Code);
+        ExpectTerminated(stale, Wait);
+
+        StopAndWait(first);
+        var again = Start("twin");
+        Assert.Equal(2, Ask<MessageAck>(again, new PostMessage(Tenant, "twin", "bob", "m2", new MessageContent("text", "two"), Horizon)).Seq);
+        Assert.Equal(2, Ask<ConversationView>(again, new GetConversation(Tenant, "twin", "alice")).LastSeq);
+    }
+
+    [Fact]
     public void Persists_and_recovers_every_kind_of_change()
     {
         var actor = Start("c1");

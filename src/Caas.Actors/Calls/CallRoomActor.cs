@@ -358,6 +358,18 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SummaryAnswer(string CallId, string MessageId, object? Reply) : INoSerializationVerificationNeeded;
+
+    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        if (cause is not EventJournal.DuplicateJournalRowException)
+        {
+            base.OnPersistRejected(cause, @event, sequenceNr);
+            return;
+        }
+        OnPersistFailure(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
 }
 
 public sealed class CallRoomRegion;

@@ -44,6 +44,18 @@ public sealed class MediaActor : ReceivePersistentActor
     public override string PersistenceId { get; }
 
     public static Props PropsFor(string entityId, EntitySettings settings) => Props.Create(() => new MediaActor(entityId, settings));
+
+    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        if (cause is not EventJournal.DuplicateJournalRowException)
+        {
+            base.OnPersistRejected(cause, @event, sequenceNr);
+            return;
+        }
+        OnPersistFailure(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
 }
 
 public sealed class MediaRegion;

@@ -269,4 +269,16 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
         _state = _state.Apply((IUserSessionEvent)t.Payload);
         if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
     }
+
+    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        if (cause is not EventJournal.DuplicateJournalRowException)
+        {
+            base.OnPersistRejected(cause, @event, sequenceNr);
+            return;
+        }
+        OnPersistFailure(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
 }

@@ -75,7 +75,8 @@ public static class Verifier
             foreach (var id in expected.Where(id => !counts.ContainsKey(id)))
             {
                 lost++;
-                problems.Add($"{conversation}: acknowledged {id} is not in the journal (last error: {mine[id].LastError})");
+                problems.Add($"{conversation}: acknowledged {id} is not in the journal (last error: {mine[id].LastError}" +
+                             $"{await DeadLettersOfAsync(cluster, id)})");
             }
             foreach (var (id, n) in counts.Where(kv => kv.Value > 1))
             {
@@ -124,6 +125,21 @@ public static class Verifier
         if (cluster.Settings.Report is { } report)
             await File.AppendAllTextAsync(report, result.Row + $" <!-- unacknowledged {result.Unacknowledged}, problems {problems.Count} -->\n");
         return result;
+    }
+
+    /// <summary>A lost message's dead letters, if the pipeline gave it up (a Kafka record is dead-lettered, not retried).</summary>
+    private static async Task<string> DeadLettersOfAsync(FaultCluster cluster, string messageId)
+    {
+        try
+        {
+            var letters = await Sql.TextsAsync(cluster.Database,
+                "SELECT code || ': ' || reason FROM dead_letters WHERE strpos(payload, @id) > 0", ("id", messageId));
+            return letters.Count == 0 ? "; no dead letter" : "; dead-lettered: " + string.Join(" | ", letters);
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            return "; dead letters unread: " + e.Message;
+        }
     }
 
     private static bool Same(List<(string Id, long Seq, string Sender)> journal, List<(string Id, long Seq, string Sender)> model) =>
@@ -186,6 +202,19 @@ public static class Verifier
 
 public static class Sql
 {
+    /// <summary>The first column of every row, as text.</summary>
+    public static async Task<List<string>> TextsAsync(string connectionString, string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var c = new Npgsql.NpgsqlConnection(connectionString);
+        await c.OpenAsync();
+        await using var cmd = new Npgsql.NpgsqlCommand(sql, c);
+        foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+        var texts = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) texts.Add(reader.GetString(0));
+        return texts;
+    }
+
     public static async Task<long> ScalarAsync(string connectionString, string sql)
     {
         await using var c = new Npgsql.NpgsqlConnection(connectionString);
