@@ -121,8 +121,7 @@ public sealed record ConversationState(
     }
 
     /// <summary>Records a posted message's facts and forgets those that fell out of the window.</summary>
-    private static void Post(ImmutableDictionary<long, MessageFacts>.Builder messages, ImmutableDictionary<string, long>.Builder ids,
-        MessagePosted p, int window)
+    private static void Post(IDictionary<long, MessageFacts> messages, IDictionary<string, long> ids, MessagePosted p, int window)
     {
         messages[p.Seq] = new MessageFacts(p.MessageId, p.Meta.ActorId, p.Meta.OccurredAt, false,
             ImmutableDictionary<string, ImmutableHashSet<string>>.Empty, AwaitingEnrichment: p.EnrichmentDeferred);
@@ -171,16 +170,17 @@ public sealed record ConversationState(
 
     /// <summary>
     /// Recovery's way to apply events: the same changes as <see cref="Apply"/>, but the message facts (nearly every event
-    /// of a long conversation) go into mutable builders instead of a new immutable dictionary per event; the state is
-    /// built once, when <see cref="State"/> is read (at the end of the replay).
+    /// of a long conversation) go into plain hash maps instead of an immutable dictionary (a balanced tree: each post and
+    /// each eviction rebuilt a path of its nodes); the immutable state is built once, when <see cref="State"/> is read
+    /// (at the end of the replay), from the window's facts only.
     /// </summary>
     public sealed class Replay(ConversationState start)
     {
         private ConversationState _state = start;
-        private ImmutableDictionary<long, MessageFacts>.Builder? _messages;
-        private ImmutableDictionary<string, long>.Builder? _ids;
-        private long _lastSeq;
-        private string? _lastHash;
+        private Dictionary<long, MessageFacts>? _messages;
+        private Dictionary<string, long>? _ids;
+        private long _lastSeq = start.LastSeq;
+        private string? _lastHash = start.LastHash;
 
         public void Apply(IConversationEvent e)
         {
@@ -197,27 +197,27 @@ public sealed record ConversationState(
             }
             else
             {
-                // Anything else is rare in a long history: apply it to the state as built so far.
-                _state = State.Apply(e);
-                _messages = null;
-                _ids = null;
-                return;
+                // Every other event leaves the message facts, the ids and the last seq alone: it applies to the rest of
+                // the state, and the maps stay open.
+                _state = _state.Apply(e);
             }
             _lastHash = e.Meta.Hash ?? _lastHash;
         }
 
         /// <summary>The state after every event applied so far.</summary>
         public ConversationState State => _messages is null
-            ? _state
-            : _state with { Messages = _messages.ToImmutable(), MessageIds = _ids!.ToImmutable(), LastSeq = _lastSeq, LastHash = _lastHash };
+            ? _state // nothing but other events yet: they kept its last seq and hash themselves
+            : _state with
+            {
+                Messages = ImmutableDictionary.CreateRange(_messages), MessageIds = ImmutableDictionary.CreateRange(_ids!),
+                LastSeq = _lastSeq, LastHash = _lastHash,
+            };
 
         private void Open()
         {
             if (_messages is not null) return;
-            _messages = _state.Messages.ToBuilder();
-            _ids = _state.MessageIds.ToBuilder();
-            _lastSeq = _state.LastSeq;
-            _lastHash = _state.LastHash;
+            _messages = new Dictionary<long, MessageFacts>(_state.Messages);
+            _ids = new Dictionary<string, long>(_state.MessageIds);
         }
     }
 

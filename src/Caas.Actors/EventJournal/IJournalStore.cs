@@ -1,8 +1,20 @@
 namespace Caas.Actors.EventJournal;
 
-/// <summary>A stored journal row as recovery reads it.</summary>
-public readonly record struct StoredRow(string PersistenceId, long SequenceNr, long Created, byte[] Message, string? Manifest, int? Identifier,
-    string? WriterUuid);
+/// <summary>
+/// A stored journal row as recovery reads it. <see cref="Message"/> is the store's own buffer, valid only while the row
+/// is being handled (SQLite hands it over in place): copy it to keep it.
+/// </summary>
+public readonly ref struct StoredRow(string persistenceId, long sequenceNr, long created, ReadOnlySpan<byte> message, string? manifest,
+    int? identifier, string? writerUuid)
+{
+    public string PersistenceId { get; } = persistenceId;
+    public long SequenceNr { get; } = sequenceNr;
+    public long Created { get; } = created;
+    public ReadOnlySpan<byte> Message { get; } = message;
+    public string? Manifest { get; } = manifest;
+    public int? Identifier { get; } = identifier;
+    public string? WriterUuid { get; } = writerUuid;
+}
 
 /// <summary>The journal table of one database, in the Akka.Persistence.Sql layout (see <see cref="JournalRow"/>).</summary>
 public interface IJournalStore : IAsyncDisposable
@@ -17,7 +29,10 @@ public interface IJournalStore : IAsyncDisposable
     /// </summary>
     Task WriteAsync(IReadOnlyList<PendingWrite> batch, CancellationToken ct);
 
-    /// <summary>Rows of one persistence id in sequence order, not marked deleted, at most <paramref name="max"/>.</summary>
+    /// <summary>
+    /// Rows of one persistence id in sequence order, not marked deleted, at most <paramref name="max"/>; each row is
+    /// handed to <paramref name="onRow"/> as it is read (its message bytes are valid only during that call).
+    /// </summary>
     Task ReplayAsync(string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct);
 
     /// <summary>The highest sequence number stored at or above <paramref name="from"/>, deleted rows included (0 when none).</summary>

@@ -3,6 +3,7 @@ using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Akka.Serialization;
 using Akka.Util;
+using Caas.Actors.Serialization;
 
 namespace Caas.Actors.EventJournal;
 
@@ -19,6 +20,7 @@ public sealed class JournalRowCodec(ExtendedActorSystem system, string writerUui
 {
     private readonly Akka.Serialization.Serialization _serialization = system.Serialization;
     private readonly string[] _separator = [tagSeparator];
+    private CaasSerializer? _caas;
 
     public string WriterUuid { get; } = writerUuid;
 
@@ -48,19 +50,25 @@ public sealed class JournalRowCodec(ExtendedActorSystem system, string writerUui
             serializer.Identifier, WriterUuid);
     }
 
-    /// <summary>A stored row back as the representation the persistent actor recovers from (tags are not part of it).</summary>
-    public IPersistentRepresentation FromRow(string persistenceId, long sequenceNr, long created, byte[] message, string? manifest,
+    /// <summary>
+    /// A stored row back as the representation the persistent actor recovers from (tags are not part of it). CAAS's own
+    /// rows are read in place (their events hold no actor references, so no transport is needed); any other serializer
+    /// gets a copy of the bytes, with the system as transport, as the plugin does.
+    /// </summary>
+    public IPersistentRepresentation FromRow(string persistenceId, long sequenceNr, long created, ReadOnlySpan<byte> message, string? manifest,
         int? identifier, string? writerUuid)
     {
         manifest ??= string.Empty;
-        var payload = Akka.Serialization.Serialization.WithTransport(system, (message, manifest, identifier), state =>
-        {
-            var (bytes, m, id) = state;
-            if (id is { } serializerId) return _serialization.Deserialize(bytes, serializerId, m);
-            // Rows from writers that stored no serializer id: the manifest is the type.
-            var type = Type.GetType(m, throwOnError: true)!;
-            return _serialization.FindSerializerForType(type).FromBinary(bytes, type);
-        });
+        var payload = identifier == CaasSerializer.Id && (_caas ??= _serialization.FindSerializerForType(typeof(Conversations.MessagePosted)) as CaasSerializer) is { } caas
+            ? caas.FromBytes(message, manifest)
+            : Akka.Serialization.Serialization.WithTransport(system, (message.ToArray(), manifest, identifier), state =>
+            {
+                var (bytes, m, id) = state;
+                if (id is { } serializerId) return _serialization.Deserialize(bytes, serializerId, m);
+                // Rows from writers that stored no serializer id: the manifest is the type.
+                var type = Type.GetType(m, throwOnError: true)!;
+                return _serialization.FindSerializerForType(type).FromBinary(bytes, type);
+            });
         return new Persistent(payload, sequenceNr, persistenceId, manifest, false, ActorRefs.NoSender, writerUuid, created);
     }
 

@@ -150,7 +150,7 @@ public sealed class PostgresJournalStore : IJournalStore
         cmd.Parameters.AddWithValue("n", max);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
-            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), reader.GetFieldValue<byte[]>(2),
+            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), reader.GetFieldValue<byte[]>(2).AsSpan(),
                 reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt32(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5)));
     }

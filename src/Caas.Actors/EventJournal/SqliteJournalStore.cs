@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Caas.Actors.EventJournal;
 
@@ -135,25 +136,80 @@ public sealed class SqliteJournalStore(string connectionString) : IJournalStore
         _writer = null;
     }
 
+    private const string ReplaySql = """
+        SELECT sequence_number, created, message, manifest, identifier, writer_uuid FROM journal
+        WHERE persistence_id = ?1 AND sequence_number >= ?2 AND sequence_number <= ?3 AND deleted = 0
+        ORDER BY sequence_number LIMIT ?4
+        """;
+
     public async Task ReplayAsync(string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct)
     {
         if (max <= 0) return;
         await using var c = await OpenAsync(ct);
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            SELECT sequence_number, created, message, manifest, identifier, writer_uuid FROM journal
-            WHERE persistence_id = $p AND sequence_number >= $f AND sequence_number <= $t AND deleted = 0
-            ORDER BY sequence_number LIMIT $n
-            """;
-        cmd.Parameters.AddWithValue("$p", persistenceId);
-        cmd.Parameters.AddWithValue("$f", from);
-        cmd.Parameters.AddWithValue("$t", to);
-        cmd.Parameters.AddWithValue("$n", max);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2),
-                reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt32(4),
-                reader.IsDBNull(5) ? null : reader.GetString(5)));
+        ReadRows(c.Handle!, persistenceId, from, to, max, onRow, ct);
+    }
+
+    /// <summary>
+    /// The replay through SQLite's own statement API rather than the ADO.NET reader (profiled: its per-column calls were a
+    /// quarter of a recovery's reading thread): each row's message is handed over in place, without a copy, and the
+    /// manifest and writer are the previous row's strings whenever their bytes are the same (they nearly always are).
+    /// </summary>
+    private static void ReadRows(sqlite3 db, string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct)
+    {
+        Check(db, raw.sqlite3_prepare_v2(db, ReplaySql, out var stmt));
+        using (stmt)
+        {
+            Check(db, raw.sqlite3_bind_text(stmt, 1, persistenceId));
+            Check(db, raw.sqlite3_bind_int64(stmt, 2, from));
+            Check(db, raw.sqlite3_bind_int64(stmt, 3, to));
+            Check(db, raw.sqlite3_bind_int64(stmt, 4, max));
+            var manifest = new Utf8Strings();
+            var writer = new Utf8Strings();
+            var busySince = 0L;
+            for (var n = 0L; ; n++)
+            {
+                var rc = raw.sqlite3_step(stmt);
+                if (rc == raw.SQLITE_DONE) return;
+                if ((rc & 0xFF) is raw.SQLITE_BUSY or raw.SQLITE_LOCKED && n == 0)
+                {
+                    // Before the first row only (a reader of a WAL database is busy at most while it opens its snapshot),
+                    // retried for as long as Microsoft.Data.Sqlite's command timeout.
+                    if (busySince == 0) busySince = Environment.TickCount64;
+                    if (Environment.TickCount64 - busySince > 30_000) Check(db, rc);
+                    raw.sqlite3_reset(stmt);
+                    Thread.Sleep(10);
+                    n = -1;
+                    continue;
+                }
+                if (rc != raw.SQLITE_ROW) Check(db, rc);
+                if ((n & 1023) == 0) ct.ThrowIfCancellationRequested();
+                onRow(new StoredRow(persistenceId, raw.sqlite3_column_int64(stmt, 0), raw.sqlite3_column_int64(stmt, 1),
+                    raw.sqlite3_column_blob(stmt, 2), manifest.Of(stmt, 3),
+                    raw.sqlite3_column_type(stmt, 4) == raw.SQLITE_NULL ? null : raw.sqlite3_column_int(stmt, 4), writer.Of(stmt, 5)));
+            }
+        }
+    }
+
+    private static void Check(sqlite3 db, int rc)
+    {
+        if (rc is not (raw.SQLITE_OK or raw.SQLITE_ROW or raw.SQLITE_DONE)) SqliteException.ThrowExceptionForRC(rc, db);
+    }
+
+    /// <summary>A text column's values as strings, the last one reused while the bytes repeat.</summary>
+    private sealed class Utf8Strings
+    {
+        private byte[] _bytes = [];
+        private string? _text;
+
+        public string? Of(sqlite3_stmt stmt, int column)
+        {
+            if (raw.sqlite3_column_type(stmt, column) == raw.SQLITE_NULL) return null;
+            // A text value's bytes, UTF-8 (SQLite converts nothing: the database's encoding is UTF-8).
+            var bytes = raw.sqlite3_column_blob(stmt, column);
+            if (_text is not null && bytes.SequenceEqual(_bytes)) return _text;
+            _bytes = bytes.ToArray();
+            return _text = System.Text.Encoding.UTF8.GetString(bytes);
+        }
     }
 
     public async Task<long> HighestSequenceNrAsync(string persistenceId, long from, CancellationToken ct)

@@ -255,7 +255,10 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
     /// Reads any stored version; a sealed event comes back opened (or erased) with the node's vault when its content
     /// is first read (<see cref="ContentSealing.OpenOnUse"/>), so recovery, which reads none, decrypts nothing.
     /// </summary>
-    public override object FromBinary(byte[] bytes, string manifest)
+    public override object FromBinary(byte[] bytes, string manifest) => FromBytes(bytes, manifest);
+
+    /// <summary><see cref="FromBinary(byte[], string)"/> over bytes lent for the call (a journal row read in place): nothing keeps them.</summary>
+    public object FromBytes(ReadOnlySpan<byte> bytes, string manifest)
     {
         if (!TypesByManifest.TryGetValue(manifest, out var type))
             throw new System.Runtime.Serialization.SerializationException($"Unknown manifest '{manifest}'.");

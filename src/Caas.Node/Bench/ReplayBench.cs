@@ -173,6 +173,8 @@ public static class ReplayBench
             var walMb = wal is { Exists: true } ? wal.Length / 1e6 : 0;
             var gcBefore = (Pause: GC.GetTotalPauseDuration(), Allocated: GC.GetTotalAllocatedBytes(), G0: GC.CollectionCount(0),
                 G1: GC.CollectionCount(1), G2: GC.CollectionCount(2), Cpu: Process.GetCurrentProcess().TotalProcessorTime);
+            // A profiler can attach on this line (the 1,000,000-event recovery takes seconds).
+            Console.WriteLine($"recovery: {prefix}, {count} events, starting");
             var started = Stopwatch.GetTimestamp();
             var reply = await region.Ask<object>(new GetReadAccess(Tenant, $"{prefix}-000000", "u0"), TimeSpan.FromMinutes(5), ct);
             ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;

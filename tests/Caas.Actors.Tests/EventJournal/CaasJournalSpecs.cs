@@ -270,6 +270,60 @@ public abstract class CaasJournalSpecs(string kind) : JournalSpec(kind, "caas.jo
 public sealed class CaasJournalOnSqlite() : CaasJournalSpecs("sqlite")
 {
     [Fact]
+    public async Task The_replay_reads_every_column_of_each_row_as_stored_nulls_repeats_and_changes_included()
+    {
+        await using var store = new SqliteJournalStore(Storage.JournalConnectionString);
+        await store.InitializeAsync(CancellationToken.None);
+        // (seq, created, message, manifest, identifier, writer, deleted): manifests and writers that repeat, change back
+        // and are missing, a message of no bytes, a row marked deleted.
+        var rows = new (long Seq, long Created, byte[] Message, string? Manifest, int? Identifier, string? Writer, bool Deleted)[]
+        {
+            (1, 100, [1, 2, 3], "m.a", 7, "w-1", false),
+            (2, 101, [4], "m.a", 7, "w-1", false),
+            (3, 102, [], "m.b", null, "w-1", false),
+            (4, 103, [5, 6], "m.a", 7, "w-2", false),
+            (5, 104, [7], null, 7, null, false),
+            (6, 105, [8], "m.a", 7, "w-2", true),
+            (7, 106, [9, 10], "m.é", 8, "w-2", false),
+            (8, 107, [11], "m.a", 7, "w-1", false),
+        };
+        await using (var c = new SqliteConnection(Storage.JournalConnectionString))
+        {
+            c.Open();
+            foreach (var r in rows)
+            {
+                await using var insert = c.CreateCommand();
+                insert.CommandText = "INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, tags, manifest, identifier, writer_uuid) " +
+                                     "VALUES ($c, $d, 'mixed', $s, $m, '', $mf, $i, $w)";
+                insert.Parameters.AddWithValue("$c", r.Created);
+                insert.Parameters.AddWithValue("$d", r.Deleted ? 1 : 0);
+                insert.Parameters.AddWithValue("$s", r.Seq);
+                insert.Parameters.AddWithValue("$m", r.Message);
+                insert.Parameters.AddWithValue("$mf", (object?)r.Manifest ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$i", (object?)r.Identifier ?? DBNull.Value);
+                insert.Parameters.AddWithValue("$w", (object?)r.Writer ?? DBNull.Value);
+                await insert.ExecuteNonQueryAsync();
+            }
+        }
+
+        async Task<List<string>> Read(long from, long to, long max)
+        {
+            var read = new List<string>();
+            await store.ReplayAsync("mixed", from, to, max, row => read.Add(
+                $"{row.PersistenceId} {row.SequenceNr} {row.Created} [{string.Join(",", row.Message.ToArray())}] {row.Manifest ?? "null"} " +
+                $"{row.Identifier?.ToString() ?? "null"} {row.WriterUuid ?? "null"}"), CancellationToken.None);
+            return read;
+        }
+        static string Expected((long Seq, long Created, byte[] Message, string? Manifest, int? Identifier, string? Writer, bool Deleted) r) =>
+            $"mixed {r.Seq} {r.Created} [{string.Join(",", r.Message)}] {r.Manifest ?? "null"} {r.Identifier?.ToString() ?? "null"} {r.Writer ?? "null"}";
+
+        Assert.Equal(rows.Where(r => !r.Deleted).Select(Expected), await Read(1, long.MaxValue, long.MaxValue));
+        Assert.Equal(rows.Where(r => !r.Deleted && r.Seq is >= 3 and <= 7).Take(2).Select(Expected), await Read(3, 7, 2));
+        Assert.Empty(await Read(9, long.MaxValue, long.MaxValue));
+        Assert.Empty(await Read(1, long.MaxValue, 0));
+    }
+
+    [Fact]
     public void Rows_go_to_the_plugins_journal_table_with_csv_tags()
     {
         Persist(Start("t-1", "a"), "x");
