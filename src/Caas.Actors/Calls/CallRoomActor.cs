@@ -47,7 +47,7 @@ public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout
 /// keeps the active call's quality reports aggregated in memory (stored with <see cref="CallEnded"/>), and posts each
 /// finished call's summary into the conversation (<see cref="CallSummaryMessage"/>) until the conversation has it.
 /// </summary>
-public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
+public sealed class CallRoomActor : EntityActor, IWithTimers
 {
     public const string KindTag = "call";
     private static readonly TimeSpan SummaryAskTimeout = TimeSpan.FromSeconds(10);
@@ -358,18 +358,6 @@ public sealed class CallRoomActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record SummaryAnswer(string CallId, string MessageId, object? Reply) : INoSerializationVerificationNeeded;
-
-    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
-    {
-        if (cause is not EventJournal.DuplicateJournalRowException)
-        {
-            base.OnPersistRejected(cause, @event, sequenceNr);
-            return;
-        }
-        OnPersistFailure(cause, @event, sequenceNr);
-        Context.Stop(Self);
-    }
 }
 
 public sealed class CallRoomRegion;

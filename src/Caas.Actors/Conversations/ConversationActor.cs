@@ -6,7 +6,6 @@ using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Caas.Actors.Common;
-using Caas.Actors.EventJournal;
 using Caas.Actors.Privacy;
 using Caas.Actors.Rooms;
 using Caas.Actors.Serialization;
@@ -19,7 +18,7 @@ namespace Caas.Actors.Conversations;
 /// Commands that arrive while a write is in flight are decided in order once it completes and written together in
 /// one write (one atomic write, one publish), each answered only after that write.
 /// </summary>
-public sealed class ConversationActor : ReceivePersistentActor
+public sealed class ConversationActor : EntityActor
 {
     public const string KindTag = "conversation";
 
@@ -232,22 +231,13 @@ public sealed class ConversationActor : ReceivePersistentActor
     }
 
     /// <summary>
-    /// The journal refused the batch (it was not written; the entity goes on, unless another incarnation took its
-    /// sequence numbers). A batch of one command is refused; a larger one is retried one command per write, so the
-    /// others are written and only the culprit is refused.
+    /// The journal refused the batch (it was not written; the entity goes on; a collision with another incarnation's
+    /// write is a failure instead, see <see cref="EntityActor"/>). A batch of one command is refused; a larger one is
+    /// retried one command per write, so the others are written and only the culprit is refused.
     /// </summary>
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    protected override void OnRejected(Exception cause, object @event, long sequenceNr)
     {
-        if (cause is DuplicateJournalRowException)
-        {
-            // Another incarnation of this entity wrote these sequence numbers (a node downed while it still ran, whose
-            // shards had moved): this one's state is stale, and each write it tries would collide again. It stops, as on
-            // a failed write, so its commands are retried and the next one recovers it with the other's events.
-            OnPersistFailure(cause, @event, sequenceNr);
-            Context.Stop(Self);
-            return;
-        }
-        base.OnPersistRejected(cause, @event, sequenceNr);
+        base.OnRejected(cause, @event, sequenceNr);
         var payload = @event is Tagged tagged ? tagged.Payload : @event;
         if (_inFlight is not { } flight || !flight.Payloads.Any(p => ReferenceEquals(p.Payload, payload))) return;
         _inFlight = null;

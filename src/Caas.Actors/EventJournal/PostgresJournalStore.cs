@@ -149,10 +149,18 @@ public sealed class PostgresJournalStore : IJournalStore
         cmd.Parameters.AddWithValue("t", to);
         cmd.Parameters.AddWithValue("n", max);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
+        // Each row's message is copied into one buffer that grows as needed (the row is handed over only for the call),
+        // not into an array of its own.
+        var buffer = new byte[4096];
         while (await reader.ReadAsync(ct))
-            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), reader.GetFieldValue<byte[]>(2).AsSpan(),
+        {
+            var length = (int)reader.GetBytes(2, 0, null, 0, 0);
+            if (length > buffer.Length) buffer = new byte[Math.Max(length, buffer.Length * 2)];
+            var read = (int)reader.GetBytes(2, 0, buffer, 0, length);
+            onRow(new StoredRow(persistenceId, reader.GetInt64(0), reader.GetInt64(1), buffer.AsSpan(0, read),
                 reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt32(4),
                 reader.IsDBNull(5) ? null : reader.GetString(5)));
+        }
     }
 
     public async Task<long> HighestSequenceNrAsync(string persistenceId, long from, CancellationToken ct)

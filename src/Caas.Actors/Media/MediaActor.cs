@@ -12,7 +12,7 @@ namespace Caas.Actors.Media;
 /// One file's entity (<c>media|tenant|file id</c>): decides, persists (hash-chained, tagged <c>media</c> and the
 /// tenant), replies after the journal write, snapshots never (a file has three events at most), passivates when idle.
 /// </summary>
-public sealed class MediaActor : ReceivePersistentActor
+public sealed class MediaActor : EntityActor
 {
     public const string KindTag = "media";
     private MediaState _state = MediaState.Empty;
@@ -44,18 +44,6 @@ public sealed class MediaActor : ReceivePersistentActor
     public override string PersistenceId { get; }
 
     public static Props PropsFor(string entityId, EntitySettings settings) => Props.Create(() => new MediaActor(entityId, settings));
-
-    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
-    {
-        if (cause is not EventJournal.DuplicateJournalRowException)
-        {
-            base.OnPersistRejected(cause, @event, sequenceNr);
-            return;
-        }
-        OnPersistFailure(cause, @event, sequenceNr);
-        Context.Stop(Self);
-    }
 }
 
 public sealed class MediaRegion;

@@ -12,7 +12,7 @@ namespace Caas.Actors.Sessions;
 /// In memory only: live connections (a node that leaves takes its connections with it), the message-rate and hourly-cap
 /// windows with the slots leased to pipelines, and the rejected-attempt budget.
 /// </summary>
-public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
+public sealed class UserSessionActor : EntityActor, IWithTimers
 {
     public const string KindTag = "user-session";
 
@@ -268,17 +268,5 @@ public sealed class UserSessionActor : ReceivePersistentActor, IWithTimers
     {
         _state = _state.Apply((IUserSessionEvent)t.Payload);
         if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
-    }
-
-    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
-    {
-        if (cause is not EventJournal.DuplicateJournalRowException)
-        {
-            base.OnPersistRejected(cause, @event, sequenceNr);
-            return;
-        }
-        OnPersistFailure(cause, @event, sequenceNr);
-        Context.Stop(Self);
     }
 }

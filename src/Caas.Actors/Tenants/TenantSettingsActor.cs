@@ -6,7 +6,7 @@ using Caas.Actors.Common;
 
 namespace Caas.Actors.Tenants;
 
-public sealed class TenantSettingsActor : ReceivePersistentActor
+public sealed class TenantSettingsActor : EntityActor
 {
     public const string KindTag = "tenant";
     private TenantSettingsState _state = TenantSettingsState.Default;
@@ -33,16 +33,4 @@ public sealed class TenantSettingsActor : ReceivePersistentActor
     public override string PersistenceId { get; }
 
     public static Props PropsFor(string tenantId, EntitySettings settings) => Props.Create(() => new TenantSettingsActor(tenantId, settings));
-
-    /// <summary>Another incarnation took these sequence numbers: this one is stale and stops (see <see cref="EventJournal.DuplicateJournalRowException"/>).</summary>
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
-    {
-        if (cause is not EventJournal.DuplicateJournalRowException)
-        {
-            base.OnPersistRejected(cause, @event, sequenceNr);
-            return;
-        }
-        OnPersistFailure(cause, @event, sequenceNr);
-        Context.Stop(Self);
-    }
 }

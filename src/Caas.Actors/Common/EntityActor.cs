@@ -1,0 +1,28 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Caas.Actors.EventJournal;
+
+namespace Caas.Actors.Common;
+
+/// <summary>
+/// A CAAS event-sourced entity. A write whose sequence numbers another incarnation of the same entity took first (a
+/// node downed while it still ran, whose shards had already moved) is not an ordinary rejection: this incarnation's
+/// state is stale and each write it tried would collide again, so it is handled as a failed write and the entity stops;
+/// its next command recovers it with the other incarnation's events.
+/// </summary>
+public abstract class EntityActor : ReceivePersistentActor
+{
+    protected sealed override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        if (cause is not DuplicateJournalRowException)
+        {
+            OnRejected(cause, @event, sequenceNr);
+            return;
+        }
+        OnPersistFailure(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
+
+    /// <summary>The journal refused a write for any other reason (not written; the entity goes on).</summary>
+    protected virtual void OnRejected(Exception cause, object @event, long sequenceNr) => base.OnPersistRejected(cause, @event, sequenceNr);
+}
