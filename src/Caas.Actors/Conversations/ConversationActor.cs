@@ -42,7 +42,7 @@ public sealed class ConversationActor : EntityActor
         {
             if (offer.Snapshot is ConversationState s) _state = s with { MessageWindow = settings.MessageWindow };
         });
-        // Events replay into a builder; the state is built once, when the replay is complete.
+        // Events replay into ConversationState.Replay (hash maps); the state is built once, when the replay is complete.
         Recover<IConversationEvent>(e => (_replay ??= new ConversationState.Replay(_state)).Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {

@@ -157,36 +157,34 @@ public sealed class SqliteJournalStore(string connectionString) : IJournalStore
     private static void ReadRows(sqlite3 db, string persistenceId, long from, long to, long max, Action<StoredRow> onRow, CancellationToken ct)
     {
         Check(db, raw.sqlite3_prepare_v2(db, ReplaySql, out var stmt));
-        using (stmt)
+        // A reader of a WAL database is busy at most while it opens its snapshot: SQLite waits that out itself, for as long
+        // as Microsoft.Data.Sqlite's command timeout (the pooled connection gets its setting back afterwards).
+        raw.sqlite3_busy_timeout(db, 30_000);
+        try
         {
-            Check(db, raw.sqlite3_bind_text(stmt, 1, persistenceId));
-            Check(db, raw.sqlite3_bind_int64(stmt, 2, from));
-            Check(db, raw.sqlite3_bind_int64(stmt, 3, to));
-            Check(db, raw.sqlite3_bind_int64(stmt, 4, max));
-            var manifest = new Utf8Strings();
-            var writer = new Utf8Strings();
-            var busySince = 0L;
-            for (var n = 0L; ; n++)
+            using (stmt)
             {
-                var rc = raw.sqlite3_step(stmt);
-                if (rc == raw.SQLITE_DONE) return;
-                if ((rc & 0xFF) is raw.SQLITE_BUSY or raw.SQLITE_LOCKED && n == 0)
+                Check(db, raw.sqlite3_bind_text(stmt, 1, persistenceId));
+                Check(db, raw.sqlite3_bind_int64(stmt, 2, from));
+                Check(db, raw.sqlite3_bind_int64(stmt, 3, to));
+                Check(db, raw.sqlite3_bind_int64(stmt, 4, max));
+                var manifest = new Utf8Strings();
+                var writer = new Utf8Strings();
+                for (var n = 0L; ; n++)
                 {
-                    // Before the first row only (a reader of a WAL database is busy at most while it opens its snapshot),
-                    // retried for as long as Microsoft.Data.Sqlite's command timeout.
-                    if (busySince == 0) busySince = Environment.TickCount64;
-                    if (Environment.TickCount64 - busySince > 30_000) Check(db, rc);
-                    raw.sqlite3_reset(stmt);
-                    Thread.Sleep(10);
-                    n = -1;
-                    continue;
+                    var rc = raw.sqlite3_step(stmt);
+                    if (rc == raw.SQLITE_DONE) return;
+                    if (rc != raw.SQLITE_ROW) Check(db, rc);
+                    if ((n & 1023) == 0) ct.ThrowIfCancellationRequested();
+                    onRow(new StoredRow(persistenceId, raw.sqlite3_column_int64(stmt, 0), raw.sqlite3_column_int64(stmt, 1),
+                        raw.sqlite3_column_blob(stmt, 2), manifest.Of(stmt, 3),
+                        raw.sqlite3_column_type(stmt, 4) == raw.SQLITE_NULL ? null : raw.sqlite3_column_int(stmt, 4), writer.Of(stmt, 5)));
                 }
-                if (rc != raw.SQLITE_ROW) Check(db, rc);
-                if ((n & 1023) == 0) ct.ThrowIfCancellationRequested();
-                onRow(new StoredRow(persistenceId, raw.sqlite3_column_int64(stmt, 0), raw.sqlite3_column_int64(stmt, 1),
-                    raw.sqlite3_column_blob(stmt, 2), manifest.Of(stmt, 3),
-                    raw.sqlite3_column_type(stmt, 4) == raw.SQLITE_NULL ? null : raw.sqlite3_column_int(stmt, 4), writer.Of(stmt, 5)));
             }
+        }
+        finally
+        {
+            raw.sqlite3_busy_timeout(db, 0);
         }
     }
 

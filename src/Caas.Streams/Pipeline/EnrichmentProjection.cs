@@ -352,7 +352,6 @@ public sealed class EnrichmentProjection : ReceiveActor
         var age = count == 0 || r.IsDBNull(1) ? 0 : Math.Max(0, (DateTime.UtcNow.Ticks - Convert.ToInt64(r.GetValue(1))) / (double)TimeSpan.TicksPerSecond);
         return (count, age);
     }
-
 }
 
 /// <summary>
