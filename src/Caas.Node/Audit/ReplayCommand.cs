@@ -55,7 +55,7 @@ public static class ReplayCommand
                 .And(new Caas.Actors.Privacy.ContentVaultSetup(vault)));
             try
             {
-                var replay = new AuditReplay(system);
+                var replay = new AuditReplay(system, storage);
                 await using var stream = path is null ? Console.OpenStandardOutput() : File.Create(path);
                 // The bar goes to the terminal only: never into the NDJSON, and not into a pipe or a log.
                 var showProgress = !Console.IsErrorRedirected && (path is not null || Console.IsOutputRedirected);
@@ -94,23 +94,23 @@ public static class ReplayCommand
     private static async Task<long> RunAsync(AuditReplay replay, string tenant, string? conversation, TimeRange range, string? type,
         Stream output, Action scanned, CancellationToken ct)
     {
-        var source = conversation is null
-            ? replay.TenantEvents(tenant, range, type, scanned)
-            : replay.ConversationEvents(tenant, conversation, range, scanned).Where(e => type is null || AuditReplay.TypeMatches(e.Type, type));
+        var pages = conversation is null
+            ? replay.TenantEvents(tenant, range, type, scanned, ct)
+            : replay.ConversationEvents(tenant, conversation, range, type, scanned, ct);
         var buffer = new ArrayBufferWriter<byte>(1 << 16);
         long written = 0;
-        // Backpressure: the stream waits while the buffer is written out.
-        await source.SelectAsync(1, async e =>
+        // The next page is read once the buffer is written out.
+        await foreach (var page in pages)
         {
-            replay.WriteLine(buffer, e);
-            written++;
-            if (buffer.WrittenCount >= 1 << 16)
+            foreach (var e in page)
             {
-                await output.WriteAsync(buffer.WrittenMemory, ct);
-                buffer.ResetWrittenCount();
+                replay.WriteLine(buffer, e);
+                written++;
             }
-            return Akka.NotUsed.Instance;
-        }).RunWith(Sink.Ignore<Akka.NotUsed>(), replay.Materializer);
+            if (buffer.WrittenCount < 1 << 16) continue;
+            await output.WriteAsync(buffer.WrittenMemory, ct);
+            buffer.ResetWrittenCount();
+        }
         await output.WriteAsync(buffer.WrittenMemory, ct);
         await output.FlushAsync(ct);
         return written;

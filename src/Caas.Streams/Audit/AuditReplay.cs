@@ -11,6 +11,7 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
+using Caas.Actors.Hosting;
 using Caas.Actors.Serialization;
 
 namespace Caas.Streams.Audit;
@@ -46,17 +47,20 @@ public sealed partial record TimeRange(DateTimeOffset? From, DateTimeOffset? To)
 }
 
 /// <summary>
-/// Replays the journal for auditors through Akka.Persistence.Query: a conversation's events (by persistence id) or
-/// a tenant's (by the tenant tag, in journal order), filtered by the envelope's time. Everything is a stream, so a
-/// consumer pulls at its own pace (constant memory) and may stop whenever it likes.
+/// Replays the journal for auditors: a conversation's events (by persistence id) or a tenant's (by the tenant tag, in
+/// journal order), filtered by the events' own time, page by page (<see cref="AuditJournalReader"/>), so a consumer
+/// pulls at its own pace (constant memory) and may stop whenever it likes. The state-at-an-instant fold and the
+/// existence check go through the plugin's read journal.
 /// </summary>
 public sealed class AuditReplay
 {
     private readonly ActorSystem _system;
+    private readonly AuditJournalReader _reader;
 
-    public AuditReplay(ActorSystem system)
+    public AuditReplay(ActorSystem system, StorageOptions storage)
     {
         _system = system;
+        _reader = new AuditJournalReader(storage, system);
         Materializer = system.Materializer();
     }
 
@@ -75,19 +79,36 @@ public sealed class AuditReplay
         return first is not null;
     }
 
-    /// <summary><paramref name="scanned"/> hears of every journal event read, before the time filter (progress).</summary>
-    public Source<AuditEvent, NotUsed> ConversationEvents(string tenantId, string conversationId, TimeRange range, Action? scanned = null) =>
-        Journal.CurrentEventsByPersistenceId(ConversationPersistenceId(tenantId, conversationId), 0, long.MaxValue)
-            .Where(e => { scanned?.Invoke(); return e.Event is IDomainEvent; })
-            .Select(ToAudit)
-            .Where(e => range.Contains(e.Timestamp));
+    /// <summary>
+    /// The conversation's events in order, a page at a time (a page may be empty when the filters took all of it);
+    /// <paramref name="scanned"/> hears of every journal event read, before the filters (progress).
+    /// </summary>
+    public IAsyncEnumerable<IReadOnlyList<AuditEvent>> ConversationEvents(string tenantId, string conversationId, TimeRange range,
+        string? type = null, Action? scanned = null, CancellationToken ct = default) =>
+        Filter(_reader.ByPersistenceIdAsync(ConversationPersistenceId(tenantId, conversationId), ct), range, type, scanned);
 
     /// <summary>Every entity's events of one tenant in journal order; <paramref name="type"/> is a manifest or its stem.</summary>
-    public Source<AuditEvent, NotUsed> TenantEvents(string tenantId, TimeRange range, string? type = null, Action? scanned = null) =>
-        Journal.CurrentEventsByTag(Ids.TenantTag(tenantId), Akka.Persistence.Query.Offset.NoOffset())
-            .Where(e => { scanned?.Invoke(); return e.Event is IDomainEvent; })
-            .Select(ToAudit)
-            .Where(e => range.Contains(e.Timestamp) && (type is null || TypeMatches(e.Type, type)));
+    public IAsyncEnumerable<IReadOnlyList<AuditEvent>> TenantEvents(string tenantId, TimeRange range, string? type = null,
+        Action? scanned = null, CancellationToken ct = default) =>
+        Filter(_reader.ByTagAsync(Ids.TenantTag(tenantId), ct), range, type, scanned);
+
+    private static async IAsyncEnumerable<IReadOnlyList<AuditEvent>> Filter(IAsyncEnumerable<IReadOnlyList<AuditJournalReader.Row>> pages,
+        TimeRange range, string? type, Action? scanned)
+    {
+        await foreach (var page in pages)
+        {
+            var events = new List<AuditEvent>(page.Count);
+            foreach (var row in page)
+            {
+                scanned?.Invoke();
+                if (row.Event is not IDomainEvent e) continue;
+                var manifest = CaasSerializer.Manifests.TryGetValue(e.GetType(), out var m) ? m : e.GetType().Name;
+                if (!range.Contains(e.Meta.OccurredAt) || (type is not null && !TypeMatches(manifest, type))) continue;
+                events.Add(new AuditEvent(row.PersistenceId, row.Seq, row.Ordering, manifest, e.Meta.OccurredAt, e.Meta.ActorId, e));
+            }
+            yield return events;
+        }
+    }
 
     /// <summary>The conversation as it stood at <paramref name="at"/>: its events up to then, folded by its own Apply.</summary>
     public Task<ConversationState> ConversationStateAtAsync(string tenantId, string conversationId, DateTimeOffset at) =>
@@ -105,14 +126,6 @@ public sealed class AuditReplay
     /// <summary><c>conv.message-posted</c> matches every version; <c>conv.message-posted.v2</c> only that one.</summary>
     public static bool TypeMatches(string manifest, string type) =>
         manifest == type || (manifest.StartsWith(type, StringComparison.Ordinal) && manifest.AsSpan(type.Length).StartsWith(".v"));
-
-    private AuditEvent ToAudit(EventEnvelope envelope)
-    {
-        var e = (IDomainEvent)envelope.Event;
-        var manifest = CaasSerializer.Manifests.TryGetValue(e.GetType(), out var m) ? m : e.GetType().Name;
-        return new AuditEvent(envelope.PersistenceId, envelope.SequenceNr, envelope.Offset is Sequence s ? s.Value : 0,
-            manifest, e.Meta.OccurredAt, e.Meta.ActorId, e);
-    }
 
     /// <summary>
     /// Writes one NDJSON line: <c>{persistence_id, seq, type, timestamp, actor, payload}</c>. The payload is the event as

@@ -25,7 +25,7 @@ public static class AuditApi
     {
         // Built on first use: the actor system starts with the host, after the routes are mapped.
         var services = ((IEndpointRouteBuilder)v1).ServiceProvider;
-        var replay = new Lazy<AuditReplay>(() => new AuditReplay(services.GetRequiredService<ActorSystem>()));
+        var replay = new Lazy<AuditReplay>(() => new AuditReplay(services.GetRequiredService<ActorSystem>(), services.GetRequiredService<StorageOptions>()));
         var accessLog = new Lazy<AuditAccessLog>(() => new AuditAccessLog(services.GetRequiredService<Caas.Streams.Operational.OperationalStore>()));
 
         var verifier = new Lazy<JournalVerifier>(() => new JournalVerifier(services.GetRequiredService<StorageOptions>(), services.GetService<AuditKey>()));
@@ -64,7 +64,7 @@ public static class AuditApi
             if (ParseRange(from, to) is not { } range) return RangeProblem(from, to);
             if (!Ids.IsValid(id) || !await replay.Value.ConversationExistsAsync(caller.TenantId, id)) return Problems.NotFound();
             await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, "replay_conversation", id, http.Request.QueryString.Value, CancellationToken.None);
-            return new NdjsonResult(replay.Value, replay.Value.ConversationEvents(caller.TenantId, id, range));
+            return new NdjsonResult(replay.Value, ct => replay.Value.ConversationEvents(caller.TenantId, id, range, ct: ct));
         });
 
         g.MapGet("/events", async (Caller caller, string? from, string? to, string? type, HttpContext http) =>
@@ -73,7 +73,7 @@ public static class AuditApi
             if (ParseRange(from, to) is not { } range) return RangeProblem(from, to);
             if (type is not null && !AuditReplay.IsEventType(type)) return Problems.Invalid("type", "Not an event type (a manifest such as conv.message-posted or conv.message-posted.v2).");
             await accessLog.Value.RecordAsync(caller.TenantId, caller.UserId, "replay_tenant", caller.TenantId, http.Request.QueryString.Value, CancellationToken.None);
-            return new NdjsonResult(replay.Value, replay.Value.TenantEvents(caller.TenantId, range, type));
+            return new NdjsonResult(replay.Value, ct => replay.Value.TenantEvents(caller.TenantId, range, type, ct: ct));
         });
 
         g.MapGet("/conversations/{id}/state", async (string id, Caller caller, string? at, HttpContext http) =>
@@ -215,32 +215,21 @@ public static class AuditApi
     /// flush waits while the client is slow (backpressure all the way to the journal query); a client that goes
     /// away cancels the stream.
     /// </summary>
-    private sealed class NdjsonResult(AuditReplay replay, Source<AuditEvent, Akka.NotUsed> source) : IResult
+    private sealed class NdjsonResult(AuditReplay replay, Func<CancellationToken, IAsyncEnumerable<IReadOnlyList<AuditEvent>>> pages) : IResult
     {
-        private const int FlushEvery = 256;
-
         public async Task ExecuteAsync(HttpContext http)
         {
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/x-ndjson";
             var output = http.Response.BodyWriter;
-            // Events that arrive while the writer is busy are handed over together (at most 512 at a time), so the
-            // hand-off costs one await per batch, not per event; the bound keeps backpressure.
-            var (stop, queue) = source.ViaMaterialized(KillSwitches.Single<AuditEvent>(), Keep.Right)
-                .Batch(512, first => new List<AuditEvent> { first }, (list, e) => { list.Add(e); return list; })
-                .ToMaterialized(Sink.Queue<List<AuditEvent>>(), Keep.Both)
-                .Run(replay.Materializer);
             try
             {
-                var pending = 0;
-                while (!http.RequestAborted.IsCancellationRequested)
+                // A page of the journal (at most 1,000 events) is written, then flushed: the flush waits while the client
+                // is slow (backpressure), and the next page is read only after it.
+                await foreach (var page in pages(http.RequestAborted))
                 {
-                    var next = await queue.PullAsync();
-                    if (!next.HasValue) break;
-                    foreach (var e in next.Value) replay.WriteLine(output, e);
-                    pending += next.Value.Count;
-                    if (pending < FlushEvery) continue;
-                    pending = 0;
+                    foreach (var e in page) replay.WriteLine(output, e);
+                    if (page.Count == 0) continue;
                     var flushed = await output.FlushAsync(http.RequestAborted);
                     if (flushed.IsCanceled || flushed.IsCompleted) break;
                 }
@@ -249,10 +238,6 @@ public static class AuditApi
             catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
             {
                 // The client stopped reading: nothing to answer.
-            }
-            finally
-            {
-                stop.Shutdown();
             }
         }
     }
