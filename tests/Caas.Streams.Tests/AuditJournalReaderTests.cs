@@ -59,7 +59,9 @@ public sealed class AuditJournalReaderTests
         var sizes = new List<int>();
         var byTag = await AllAsync(reader.ByTagAsync(Ids.TenantTag(tenant)), sizes);
         Assert.Equal(posts + 1, byTag.Count);
-        Assert.Equal([AuditJournalReader.PageSize, AuditJournalReader.PageSize, 151], sizes);
+        // A page is a window of the journal's ordering: never more than a page of rows, never empty.
+        Assert.InRange(sizes.Count, 3, 4);
+        Assert.All(sizes, n => Assert.InRange(n, 1, AuditJournalReader.PageSize));
         Assert.All(byTag, r => Assert.Equal(pid, r.PersistenceId));
         Assert.Equal(Enumerable.Range(1, posts + 1).Select(i => (long)i), byTag.Select(r => r.Seq));
         Assert.True(byTag.Zip(byTag.Skip(1)).All(p => p.Item1.Ordering < p.Item2.Ordering));
@@ -93,7 +95,7 @@ public sealed class AuditJournalReaderTests
         await using (var pages = reader.ByTagAsync(Ids.TenantTag(tenant)).GetAsyncEnumerator())
         {
             Assert.True(await pages.MoveNextAsync());
-            Assert.Equal(AuditJournalReader.PageSize, pages.Current.Count);
+            Assert.InRange(pages.Current.Count, 1, AuditJournalReader.PageSize);
         }
         Assert.Equal(posts + 11, (await AllAsync(reader.ByTagAsync(Ids.TenantTag(tenant)))).Count);
     }
