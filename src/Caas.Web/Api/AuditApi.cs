@@ -1,6 +1,4 @@
 using Akka.Actor;
-using Akka.Streams;
-using Akka.Streams.Dsl;
 using Caas.Actors.Common;
 using Caas.Actors.Conversations;
 using Caas.Actors.Hosting;
@@ -211,9 +209,9 @@ public static class AuditApi
             .Select(kv => new { user_id = kv.Key, until = kv.Value.Until is { } u ? Views.Utc(u) : null, reason = kv.Value.Reason });
 
     /// <summary>
-    /// Streams a replay as NDJSON. The stream is pulled one event at a time and written to the response pipe, whose
-    /// flush waits while the client is slow (backpressure all the way to the journal query); a client that goes
-    /// away cancels the stream.
+    /// Streams a replay as NDJSON, a journal page at a time, to the response pipe, whose flush waits while the client is
+    /// slow (backpressure: the page after the one read ahead is not queried until then); a client that goes away
+    /// cancels the replay.
     /// </summary>
     private sealed class NdjsonResult(AuditReplay replay, Func<CancellationToken, IAsyncEnumerable<IReadOnlyList<AuditEvent>>> pages) : IResult
     {
