@@ -236,17 +236,35 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             if (!seen.TryAdd((row.Tenant, row.MessageId), row))
                 conflicts.Add(new MessageIdConflict(row.Tenant, row.MessageId, seen[(row.Tenant, row.MessageId)].Conversation,
                     seen[(row.Tenant, row.MessageId)].Seq, row.Conversation, row.Seq));
-        foreach (var chunk in seen.Values.Chunk(200))
+        if (seen.Count == 0) return conflicts;
+        var postgres = c is not Microsoft.Data.Sqlite.SqliteConnection;
+        // PostgreSQL: the ids as two arrays joined to the table, one statement per batch, looked up by the message-id
+        // index row by row whatever the statistics. The list of 200 (tenant, message id) pairs it replaces took 46 ms a
+        // batch on a read model just filled, and 5 ms just to plan once analyzed (pg_stat_statements, EXPLAIN ANALYZE;
+        // see README, "The read model's message-id check"). SQLite keeps the list (its planner looks each pair up).
+        foreach (var chunk in postgres ? [seen.Values.ToArray()] : seen.Values.Chunk(200))
         {
-            var sql = new System.Text.StringBuilder("SELECT tenant_id, message_id, conversation_id, seq FROM rm_messages WHERE (tenant_id, message_id) IN (");
             var args = new List<(string, object?)>(chunk.Length * 2);
-            for (var i = 0; i < chunk.Length; i++)
+            string sql;
+            if (postgres)
             {
-                sql.Append(i == 0 ? "" : ", ").Append($"(@t{i}, @m{i})");
-                args.Add(($"t{i}", chunk[i].Tenant));
-                args.Add(($"m{i}", chunk[i].MessageId));
+                sql = "SELECT r.tenant_id, r.message_id, r.conversation_id, r.seq FROM unnest(@ts, @ms) AS k(t, m) " +
+                      "JOIN rm_messages r ON r.tenant_id = k.t AND r.message_id = k.m";
+                args.Add(("ts", chunk.Select(x => x.Tenant).ToArray()));
+                args.Add(("ms", chunk.Select(x => x.MessageId).ToArray()));
             }
-            await using var cmd = Command(c, tx, sql.Append(')').ToString(), [.. args]);
+            else
+            {
+                var list = new System.Text.StringBuilder("SELECT tenant_id, message_id, conversation_id, seq FROM rm_messages WHERE (tenant_id, message_id) IN (");
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    list.Append(i == 0 ? "" : ", ").Append($"(@t{i}, @m{i})");
+                    args.Add(($"t{i}", chunk[i].Tenant));
+                    args.Add(($"m{i}", chunk[i].MessageId));
+                }
+                sql = list.Append(')').ToString();
+            }
+            await using var cmd = Command(c, tx, sql, [.. args]);
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
             {
