@@ -243,7 +243,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         // the planner chose, for a list of (tenant, message id) pairs, the tenant's whole index range filtered by the
         // list (60-100 ms a batch, growing with the tenant), and for a plain join a merge join over a sort of the whole
         // table (75 ms); a lookup per id costs about 1 µs each (auto_explain, EXPLAIN ANALYZE; README, "The read
-        // model's message-id check"). SQLite keeps the list (its planner looks each pair up).
+        // model's message-id check"). SQLite keeps the list of pairs (not profiled as a cost there).
         foreach (var chunk in postgres ? [seen.Values.ToArray()] : seen.Values.Chunk(200))
         {
             var args = new List<(string, object?)>(chunk.Length * 2);
