@@ -367,13 +367,17 @@ public sealed class CaasJournalOnPostgres() : CaasJournalSpecs("postgres")
             for (var tries = 0; tries < 300 && waiting < 1; tries++)
             {
                 await using var cmd = new NpgsqlCommand(
-                    "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO journal%' AND wait_event_type = 'Lock'", admin);
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'INSERT INTO journal%' " +
+                    "AND wait_event_type = 'Lock'", admin);
                 waiting = (long)(await cmd.ExecuteScalarAsync())!;
                 if (waiting < 1) await Task.Delay(100);
             }
             Assert.True(waiting >= 1, "no journal write waited on the lock");
+            // This test's database only: pg_stat_activity lists the whole server, and the other tests running beside this
+            // one have journal writers of their own (an idle session shows its last query), whose writes this must not fail.
             await using var kill = new NpgsqlCommand(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO journal%' AND pid <> pg_backend_pid()", admin);
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() " +
+                "AND query LIKE 'INSERT INTO journal%' AND pid <> pg_backend_pid()", admin);
             await kill.ExecuteNonQueryAsync();
         }
         await tx.RollbackAsync();
