@@ -85,7 +85,7 @@ public static class ReplayBench
             http.DefaultRequestHeaders.Authorization = new("Bearer",
                 new JwtSettings(secret, null, null, null).Issue(Tenant, "auditor", ["admin", "operator"], TimeSpan.FromHours(2)));
             // Warm-up: the same replay once, untimed (the issue's benches warm up first; the first replay of a process
-            // spends a fifth of its CPU compiling its own code, profiled).
+            // spends a tenth to a third of its samples compiling its own code, profiled).
             var warm = Stopwatch.StartNew();
             await ReplayAsync(http, ct);
             Console.WriteLine($"replay: warm-up in {warm.Elapsed.TotalSeconds:F1} s");
