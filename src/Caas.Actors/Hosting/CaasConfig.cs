@@ -37,6 +37,28 @@ public sealed record StorageOptions(bool IsPostgres, string JournalConnectionStr
             .Select(kv => kv[1].Trim()).FirstOrDefault()
         ?? throw new ArgumentException("A SQLite connection string without a Data Source.", nameof(connectionString));
 
+    /// <summary>
+    /// The query journal's connection string (events by tag and by persistence id, for the projections). On PostgreSQL
+    /// its sessions plan without bitmap scans (<c>-c enable_bitmapscan=off</c>, the way the read model's sessions get
+    /// <c>synchronous_commit=off</c>): the plugin's events-by-tag query (<c>tags LIKE … AND ordering &gt; … AND
+    /// ordering &lt;= … ORDER BY ordering LIMIT n</c>) has one good plan, a walk of the primary key that stops after n
+    /// rows; on a journal whose statistics lag its rows (new, or filling faster than autovacuum analyzes it) the
+    /// planner takes the tag filter for almost no rows and chose a bitmap scan of the whole range with a sort (a
+    /// projection 100,000 rows behind sorted all of them, spilling to disk, for each page of 2,000). Empty
+    /// <c>CAAS_QUERY_JOURNAL_PG_OPTIONS</c> turns it off (a pooler that refuses startup options); another value replaces it.
+    /// </summary>
+    public string QueryJournalConnectionString { get; init; } = IsPostgres
+        ? WithSessionOptions(JournalConnectionString, Environment.GetEnvironmentVariable("CAAS_QUERY_JOURNAL_PG_OPTIONS") ?? "-c enable_bitmapscan=off")
+        : JournalConnectionString;
+
+    private static string WithSessionOptions(string connectionString, string options)
+    {
+        if (string.IsNullOrWhiteSpace(options)) return connectionString;
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        builder.Options = ((builder.Options ?? "") + " " + options).Trim();
+        return builder.ConnectionString;
+    }
+
     public static StorageOptions Postgres(string connectionString) => new(true, connectionString, connectionString);
 
     /// <summary>SQLite has one writer, so the journal and the read model get a file each (WAL mode, busy timeout).</summary>
@@ -130,6 +152,7 @@ public static class CaasConfig
     public static Config StorageConfig(StorageOptions storage)
     {
         var journal = Quote(storage.JournalConnectionString);
+        var query = Quote(storage.QueryJournalConnectionString);
         var provider = Quote(storage.ProviderName);
         // SQLite has one writer: parallel journal writers would only wait on each other's locks.
         // Microsoft.Data.Sqlite begins every transaction that is not read-uncommitted as BEGIN IMMEDIATE, which takes the
@@ -146,7 +169,7 @@ public static class CaasConfig
             akka.persistence.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
             akka.persistence.journal.caas { connection-string = {{journal}}, provider-name = {{provider}} }
             akka.persistence.snapshot-store.sql { connection-string = {{journal}}, provider-name = {{provider}} }
-            akka.persistence.query.journal.sql { connection-string = {{journal}}, provider-name = {{provider}} }
+            akka.persistence.query.journal.sql { connection-string = {{query}}, provider-name = {{provider}} }
             """);
     }
 
