@@ -111,21 +111,25 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     /// The ingest graph: consumer source → read → submit (many conversations at once, one record at a time per
     /// conversation) → dead-letter → complete. Records finish out of order (the source commits a partition only up to
     /// its lowest incomplete record), so a conversation that waits — a retry, a slow entity — holds back only its own
-    /// later records, never the other conversations' (no head-of-line blocking across lanes).
+    /// later records, never the other conversations' (no head-of-line blocking across lanes). The stage holds up to
+    /// <see cref="KafkaSettings.MaxHeld"/> records, of which at most <see cref="KafkaSettings.Parallelism"/> are
+    /// submitted at once: a record waiting behind its conversation's earlier one takes no submission slot.
     /// </summary>
     public static (KafkaConsumerControl Control, Task Completion) Run(KafkaSettings settings, IMessageIngest ingest, DeadLetterStore letters,
         IMaterializer materializer, ILogger logger, string? clientId = null)
     {
         var lanes = new ConversationLanes();
+        var slots = new SemaphoreSlim(settings.Parallelism, settings.Parallelism);
         var (control, done) = KafkaConsumerSource.Create(settings, [settings.MessagesTopic], logger, clientId)
-            .SelectAsyncUnordered(settings.Parallelism, record => HandleAsync(record, settings, ingest, letters, lanes, logger))
+            .SelectAsyncUnordered(Math.Max(settings.MaxHeld, settings.Parallelism),
+                record => HandleAsync(record, settings, ingest, letters, lanes, slots, logger))
             .ToMaterialized(Sink.Ignore<CommittableRecord>(), Keep.Both)
             .Run(materializer);
         return (control, done);
     }
 
     private static async Task<CommittableRecord> HandleAsync(CommittableRecord record, KafkaSettings settings, IMessageIngest ingest,
-        DeadLetterStore letters, ConversationLanes lanes, ILogger logger)
+        DeadLetterStore letters, ConversationLanes lanes, SemaphoreSlim slots, ILogger logger)
     {
         var read = ChatMessageRecord.Read(record.Topic, record.Key, record.Value, settings);
         if (read.Message is not { } message)
@@ -135,8 +139,18 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
             return record;
         }
         // The stage calls this as records arrive, in offset order, so each conversation's lane takes its records in that order.
-        return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId,
-            () => SubmitAsync(record, message, ingest, letters, logger));
+        return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId, async () =>
+        {
+            await slots.WaitAsync();
+            try
+            {
+                return await SubmitAsync(record, message, ingest, letters, logger);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        });
     }
 
     private static async Task<CommittableRecord> SubmitAsync(CommittableRecord record, IngestMessage message, IMessageIngest ingest,

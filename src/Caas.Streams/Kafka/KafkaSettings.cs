@@ -45,8 +45,15 @@ public sealed record KafkaSettings
     public int MaxPendingPerPartition { get; init; } = 4_000;
     /// <summary>Records handed from the poll thread to the stream before every partition is paused.</summary>
     public int BufferSize { get; init; } = 2_000;
-    /// <summary>Records submitted to the pipeline at once.</summary>
+    /// <summary>Records submitted to the pipeline at once (the head of each conversation's lane).</summary>
     public int Parallelism { get; init; } = 1_000;
+    /// <summary>
+    /// Records the ingest holds at once: submitted, or waiting behind an earlier record of their conversation. Records
+    /// of one conversation come in runs (a partition's fetch at a time), so this is larger than
+    /// <see cref="Parallelism"/>: a waiting record holds no submission slot, and the slots go to the conversations
+    /// that can move. Each partition is paused anyway at <see cref="MaxPendingPerPartition"/> open records.
+    /// </summary>
+    public int MaxHeld { get; init; } = 16_000;
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(200);
     /// <summary>How long a revoked partition's records already in the pipeline are waited for before its final commit.</summary>
     public TimeSpan RevokeDrainTimeout { get; init; } = TimeSpan.FromSeconds(5);

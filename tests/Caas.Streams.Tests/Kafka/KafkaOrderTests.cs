@@ -119,6 +119,52 @@ public sealed class KafkaOrderTests
         await supervised.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>Holds the submission of one record until a record of another conversation has been submitted.</summary>
+    private sealed class GatedIngest(IMessageIngest inner, string held, string conversationOfOther) : IMessageIngest
+    {
+        public readonly TaskCompletionSource OtherSubmitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<IngestOutcome> SubmitAsync(IngestMessage message, CancellationToken ct = default)
+        {
+            if (message.ConversationId == conversationOfOther) OtherSubmitted.TrySetResult();
+            if (message.MessageId == held) await OtherSubmitted.Task;
+            return await inner.SubmitAsync(message, ct);
+        }
+    }
+
+    [Fact]
+    public async Task Records_waiting_behind_their_conversation_take_no_submission_slot_from_other_conversations()
+    {
+        const int perConversation = 5;
+        var name = KafkaTestBroker.NewName("slots");
+        // Two submission slots. The topic holds a run of conversation a's records, then b's: a's first takes a slot and
+        // is held until b's first is submitted; a's later records wait in a's lane, and must leave the other slot to b.
+        var settings = KafkaTestBroker.Settings(name) with { Parallelism = 2, MaxHeld = 100 };
+        await KafkaTestBroker.CreateTopicsAsync(1, settings.MessagesTopic);
+        await using var node = await PipelineNode.StartAsync();
+        using var alice = node.Client("t-kslots", "alice");
+        var ids = await CreateConversationsAsync(alice, 2);
+        using (var producer = KafkaTestBroker.Producer(settings))
+        {
+            ProduceMessages(producer, settings.MessagesTopic, "t-kslots", [ids[0]], perConversation);
+            ProduceMessages(producer, settings.MessagesTopic, "t-kslots", [ids[1]], perConversation);
+        }
+        var ingest = new GatedIngest(node.Ingest, $"{ids[0]}-0", ids[1]);
+        var system = node.Services.GetRequiredService<ActorSystem>();
+        var (control, done) = KafkaIngest.Run(settings, ingest, node.Services.GetRequiredService<DeadLetterStore>(), system.Materializer(),
+            node.Services.GetRequiredService<ILoggerFactory>().CreateLogger("kafka-slots-test"), "s1");
+
+        // With a's waiting records holding the slots, b's first record is never taken and a's first never released.
+        var other = await Task.WhenAny(ingest.OtherSubmitted.Task, Task.Delay(TimeSpan.FromSeconds(90)));
+        Assert.True(other == ingest.OtherSubmitted.Task, "a record of b was submitted while a's first record held its slot");
+        var store = node.Services.GetRequiredService<ReadModelStore>();
+        await WaitForMessagesAsync(Opener(store), "t-kslots", 2 * perConversation, TimeSpan.FromSeconds(120));
+        await using (var c = await store.OpenAsync())
+            await AssertExactlyOnceInOrderAsync(c, "t-kslots", ids, perConversation);
+        await control.StopAsync();
+        await done.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     /// <summary>The texts are checked in the read model, which the projection writes a little after the journal.</summary>
     private static Task WaitForReadModelAsync(ReadModelStore store, string tenant, long expected) =>
         WaitUntilAsync(async () =>
