@@ -84,6 +84,28 @@ public sealed class LoadOptions
     }
 }
 
+/// <summary>
+/// This process's garbage collections over a measured phase (the node and the load generator when they share the
+/// process): how long they paused it, how many of each generation, what was allocated.
+/// </summary>
+public readonly record struct GcWindow(TimeSpan Paused, int Gen0, int Gen1, int Gen2, long Allocated)
+{
+    public static GcWindow Start() => Now();
+
+    private static GcWindow Now() =>
+        new(GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
+
+    /// <summary><c>gc: pause_ms=N (P% of the phase) gen0=N gen1=N gen2=N allocated_mb=N</c> since <see cref="Start"/>.</summary>
+    public string Summary(double seconds)
+    {
+        var now = Now();
+        var paused = (now.Paused - Paused).TotalMilliseconds;
+        var share = seconds > 0 ? paused / (seconds * 1000) * 100 : 0;
+        return FormattableString.Invariant(
+            $"gc: pause_ms={paused:F0} ({share:F1}% of the phase) gen0={now.Gen0 - Gen0} gen1={now.Gen1 - Gen1} gen2={now.Gen2 - Gen2} allocated_mb={(now.Allocated - Allocated) / 1048576.0:F0}");
+    }
+}
+
 /// <summary>What a measured phase found.</summary>
 public sealed record LoadResult(long Acked, long Failed, double Seconds, LatencyHistogram Latency, double RssStartMb, double RssMiddleMb, double RssEndMb)
 {
@@ -121,11 +143,13 @@ public static class LoadRun
             log.WriteLine($"warm-up: {warm.Acked} acked, {warm.Failed} failed in {warm.Seconds:F1} s");
         }
         var rss = new RssSampler(rssMb);
+        var gc = GcWindow.Start();
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
             : await ClosedAsync(s, send, () => next++, histogram, ct);
         var (start, middle, end) = rss.Stop(seconds);
+        log.WriteLine(gc.Summary(seconds));
         return new LoadResult(acked, failed, seconds, histogram, start, middle, end);
     }
 
