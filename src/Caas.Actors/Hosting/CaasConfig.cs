@@ -51,7 +51,8 @@ public sealed record StorageOptions(bool IsPostgres, string JournalConnectionStr
         ? WithSessionOptions(JournalConnectionString, Environment.GetEnvironmentVariable("CAAS_QUERY_JOURNAL_PG_OPTIONS") ?? "-c enable_bitmapscan=off")
         : JournalConnectionString;
 
-    private static string WithSessionOptions(string connectionString, string options)
+    /// <summary>A PostgreSQL connection string whose sessions start with these options (<c>-c name=value …</c>) after any it has.</summary>
+    public static string WithSessionOptions(string connectionString, string options)
     {
         if (string.IsNullOrWhiteSpace(options)) return connectionString;
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);

@@ -51,7 +51,8 @@ public sealed record KafkaSettings
     /// Records the ingest holds at once: submitted, or waiting behind an earlier record of their conversation. Records
     /// of one conversation come in runs (a partition's fetch at a time), so this is larger than
     /// <see cref="Parallelism"/>: a waiting record holds no submission slot, and the slots go to the conversations
-    /// that can move. Each partition is paused anyway at <see cref="MaxPendingPerPartition"/> open records.
+    /// that can move. Each partition is paused anyway at <see cref="MaxPendingPerPartition"/> open records. The held
+    /// records' values are in memory: lower it (<c>CAAS_KAFKA_MAX_HELD</c>) for records near the broker's size limit.
     /// </summary>
     public int MaxHeld { get; init; } = 16_000;
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(200);
@@ -107,6 +108,9 @@ public sealed record KafkaSettings
             MediaEventsTopic = env("CAAS_KAFKA_TOPIC_MEDIA_EVENTS") is { Length: > 0 } me ? me : d.MediaEventsTopic,
             Profile = ParseProfile(env("CAAS_KAFKA_PROFILE")),
             AllowedTenants = ParseAllowedTenants(env("CAAS_KAFKA_ALLOWED_TENANTS")),
+            MaxHeld = env("CAAS_KAFKA_MAX_HELD") is { Length: > 0 } held
+                ? int.TryParse(held, out var n) && n > 0 ? n : throw new ArgumentException($"CAAS_KAFKA_MAX_HELD must be a positive number, not '{held}'")
+                : d.MaxHeld,
             Passthrough = passthrough,
         };
     }

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Caas.Actors.Hosting;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -13,15 +14,8 @@ namespace Caas.Streams.ReadModel;
 public sealed class StoreConnections(string connectionString, bool postgres, StoreBreaker breaker, bool flushEachCommit = true) : IAsyncDisposable
 {
     private readonly NpgsqlDataSource? _postgres = postgres
-        ? NpgsqlDataSource.Create(flushEachCommit ? connectionString : WithoutSynchronousCommit(connectionString))
+        ? NpgsqlDataSource.Create(flushEachCommit ? connectionString : StorageOptions.WithSessionOptions(connectionString, "-c synchronous_commit=off"))
         : null;
-
-    private static string WithoutSynchronousCommit(string connectionString)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        builder.Options = ((builder.Options ?? "") + " -c synchronous_commit=off").Trim();
-        return builder.ConnectionString;
-    }
 
     public StoreBreaker Breaker { get; } = breaker;
 

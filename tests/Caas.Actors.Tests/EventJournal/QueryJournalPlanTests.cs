@@ -37,7 +37,8 @@ public sealed class QueryJournalPlanTests
     {
         var storage = TestDatabases.Storage("postgres");
         // The node's own journal table, filled without statistics.
-        await new PostgresJournalStore(storage.JournalConnectionString, 2).InitializeAsync(CancellationToken.None);
+        await using (var store = new PostgresJournalStore(storage.JournalConnectionString, 2))
+            await store.InitializeAsync(CancellationToken.None);
         await using (var c = new NpgsqlConnection(storage.JournalConnectionString))
         {
             await c.OpenAsync();

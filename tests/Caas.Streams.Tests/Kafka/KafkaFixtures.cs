@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Streams;
 using Caas.Streams.DeadLetters;
 using Caas.Streams.Kafka;
+using Caas.Streams.Pipeline;
 using Caas.Streams.ReadModel;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -159,10 +160,11 @@ public static class KafkaFixtures
 
     public static Func<Task<DbConnection>> Opener(ReadModelStore store) => async () => await store.OpenAsync();
 
-    public static (KafkaConsumerControl Control, Task Done) Run(PipelineNode node, KafkaSettings settings, string clientId)
+    /// <summary>The node's Kafka ingest stream, submitting to <paramref name="ingest"/> (default: the node's own).</summary>
+    public static (KafkaConsumerControl Control, Task Done) Run(PipelineNode node, KafkaSettings settings, string clientId, IMessageIngest? ingest = null)
     {
         var system = node.Services.GetRequiredService<ActorSystem>();
-        return KafkaIngest.Run(settings, node.Ingest, node.Services.GetRequiredService<DeadLetterStore>(), system.Materializer(),
+        return KafkaIngest.Run(settings, ingest ?? node.Ingest, node.Services.GetRequiredService<DeadLetterStore>(), system.Materializer(),
             node.Services.GetRequiredService<ILoggerFactory>().CreateLogger("kafka-test-" + clientId), clientId);
     }
 

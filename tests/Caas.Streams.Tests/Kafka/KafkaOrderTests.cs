@@ -150,9 +150,7 @@ public sealed class KafkaOrderTests
             ProduceMessages(producer, settings.MessagesTopic, "t-kslots", [ids[1]], perConversation);
         }
         var ingest = new GatedIngest(node.Ingest, $"{ids[0]}-0", ids[1]);
-        var system = node.Services.GetRequiredService<ActorSystem>();
-        var (control, done) = KafkaIngest.Run(settings, ingest, node.Services.GetRequiredService<DeadLetterStore>(), system.Materializer(),
-            node.Services.GetRequiredService<ILoggerFactory>().CreateLogger("kafka-slots-test"), "s1");
+        var (control, done) = Run(node, settings, "s1", ingest);
 
         // With a's waiting records holding the slots, b's first record is never taken and a's first never released.
         var other = await Task.WhenAny(ingest.OtherSubmitted.Task, Task.Delay(TimeSpan.FromSeconds(90)));

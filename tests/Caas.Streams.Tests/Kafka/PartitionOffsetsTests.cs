@@ -124,6 +124,7 @@ public sealed class ChatMessageRecordTests
             ["CAAS_KAFKA_ALLOWED_TENANTS"] = "chat.messages=t-a, t-b; other=t-c",
             ["CAAS_KAFKA_CONFIG_SECURITY_PROTOCOL"] = "SASL_SSL",
             ["CAAS_KAFKA_CONFIG_SASL_MECHANISM"] = "PLAIN",
+            ["CAAS_KAFKA_MAX_HELD"] = "500",
         };
         var s = KafkaSettings.FromEnvironment(k => env.GetValueOrDefault(k), env.Keys)!;
         Assert.Equal(("k1:9092,k2:9092", "g1", KafkaProfile.Compat09), (s.Bootstrap, s.GroupId, s.Profile));
@@ -136,5 +137,10 @@ public sealed class ChatMessageRecordTests
         Assert.Equal("PLAIN", s.ProducerConfig().Get("sasl.mechanism"));
         Assert.Equal("g1", consumer.GroupId);
         Assert.Throws<ArgumentException>(() => KafkaSettings.ParseProfile("0.8"));
+        Assert.Equal(500, s.MaxHeld);
+        Assert.Equal(new KafkaSettings { Bootstrap = "k" }.MaxHeld,
+            KafkaSettings.FromEnvironment(k => k == "CAAS_KAFKA_BOOTSTRAP" ? "k" : null, [])!.MaxHeld);
+        Assert.Throws<ArgumentException>(() => KafkaSettings.FromEnvironment(k => env.GetValueOrDefault(k) ?? (k == "CAAS_KAFKA_MAX_HELD" ? "0" : null),
+            env.Keys.Where(k => k != "CAAS_KAFKA_MAX_HELD")));
     }
 }
