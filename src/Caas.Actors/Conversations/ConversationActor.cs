@@ -190,8 +190,7 @@ public sealed class ConversationActor : EntityActor
         var written = flight.Payloads.Count;
         var before = LastSequenceNr - written;
         if (_publishes)
-            DistributedPubSub.Get(Context.System).Mediator.Tell(new Publish(RoomTopics.Of(tenantId, conversationId),
-                new ConversationEventsPublished(flight.Published.MoveToImmutable())));
+            RoomTopicRouter.Get(Context.System).Publish(tenantId, conversationId, new ConversationEventsPublished(flight.Published.MoveToImmutable()));
         foreach (var answer in flight.Answers) answer.Of.ReplyTo.Tell(Stamp(answer.Reply, before + answer.EventsBefore));
         if ((before + written) / _settings.SnapshotEvery > before / _settings.SnapshotEvery) SaveSnapshot(_state);
         WriteNext();

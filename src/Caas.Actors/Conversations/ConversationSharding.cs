@@ -19,6 +19,24 @@ public sealed class EntityMessageExtractor(int maxShards) : HashCodeMessageExtra
     };
 }
 
+/// <summary>
+/// The conversation region's extractor: conversation messages by their entity id, and the room-topic messages
+/// (<see cref="Rooms.RoomTopicIds"/>) to the topic entity, in the shard of its conversation, so that the topic lives
+/// on the conversation entity's node and moves with it.
+/// </summary>
+public sealed class ConversationMessageExtractor(int maxShards) : IMessageExtractor
+{
+    private readonly EntityMessageExtractor _entities = new(maxShards);
+
+    public string? EntityId(object message) => message is IEntityMessage m ? m.EntityId : Rooms.RoomTopicIds.For(message);
+
+    public object? EntityMessage(object message) => message;
+
+    public string? ShardId(object message) => EntityId(message) is { } id ? ShardId(id, message) : null;
+
+    public string ShardId(string entityId, object? messageHint = null) => _entities.ShardId(Rooms.RoomTopicIds.Conversation(entityId), messageHint);
+}
+
 public static class ConversationSharding
 {
     public const string TypeName = "conversation";
@@ -30,8 +48,10 @@ public static class ConversationSharding
             (system, _) =>
             {
                 var settings = EntitySettings.From(system.Settings.Config);
-                return entityId => ConversationActor.PropsFor(entityId, settings);
+                return entityId => Rooms.RoomTopicIds.IsTopic(entityId)
+                    ? Rooms.RoomTopicActor.PropsFor(settings)
+                    : ConversationActor.PropsFor(entityId, settings);
             },
-            new EntityMessageExtractor(maxShards),
+            new ConversationMessageExtractor(maxShards),
             EntitySharding.Options(role));
 }

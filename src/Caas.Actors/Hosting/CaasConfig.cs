@@ -107,6 +107,7 @@ public static class CaasConfig
         ["CAAS_SERIALIZE_MESSAGES"] = "akka.actor.serialize-messages",
         ["CAAS_SNAPSHOT_EVERY"] = "caas.entities.snapshot-every",
         ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",
+        ["CAAS_ROOM_TOPICS"] = "caas.rooms.topics",
         ["CAAS_MESSAGE_WINDOW"] = "caas.entities.message-window",
         ["CAAS_CALL_RING_TIMEOUT"] = "caas.calls.ring-timeout",
         ["CAAS_RECORDING_CONSENT_TIMEOUT"] = "caas.calls.recording-consent-timeout",

@@ -166,6 +166,12 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(ConversationEventPublished)] = "room.event-published",
         [typeof(ConversationEventsPublished)] = "room.events-published",
         [typeof(RoomSignal)] = "room.signal",
+        // sharded room topics (caas.rooms.topics = sharded)
+        [typeof(RoomTopicSubscribe)] = "room.topic.subscribe",
+        [typeof(RoomTopicUnsubscribe)] = "room.topic.unsubscribe",
+        [typeof(RoomTopicSubscribed)] = "room.topic.subscribed",
+        [typeof(GetRoomTopic)] = "room.topic.get",
+        [typeof(RoomTopicView)] = "room.topic.view",
         // calls (issue #16)
         [typeof(Calls.CallStarted)] = "call.started.v1",
         [typeof(Calls.CallParticipantJoined)] = "call.participant-joined.v1",

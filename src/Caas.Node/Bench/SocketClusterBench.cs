@@ -214,7 +214,8 @@ internal static class SocketClusterBench
                               string.Join(", ", _nodes.Select(n => $"node{n.Index} pid={n.Process.Id} http={n.Address.Port} remote={remotePorts[n.Index]}")));
             Console.WriteLine($"store={(s.Postgres is null ? "sqlite" : "postgres")} cores={Environment.ProcessorCount} (client load runs on the same cores); " +
                               $"connections={s.Connections} room_size={s.RoomSize} rate={s.Rate}/s warmup={s.WarmupSeconds}s seconds={s.Seconds} " +
-                              $"kill_node_at={(c.KillNodeAt is { } ka ? ka + "s (node" + (c.Nodes - 1) + ")" : "-")} ack_seconds={c.AckSeconds}");
+                              $"kill_node_at={(c.KillNodeAt is { } ka ? ka + "s (node" + (c.Nodes - 1) + ")" : "-")} ack_seconds={c.AckSeconds} " +
+                              $"room_topics={(Environment.GetEnvironmentVariable("CAAS_ROOM_TOPICS") is { Length: > 0 } topics ? topics : "pubsub")}");
             if (c.KillNodeAt is not null)
                 Console.WriteLine($"failure detection: CAAS_HEARTBEAT_PAUSE={Environment.GetEnvironmentVariable("CAAS_HEARTBEAT_PAUSE") ?? "(default 3s)"} " +
                                   $"CAAS_SBR_STABLE_AFTER={Environment.GetEnvironmentVariable("CAAS_SBR_STABLE_AFTER") ?? "(default 15s)"} (passed on to the nodes)");

@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.SignalR;
 namespace Caas.Web.Hubs;
 
 /// <summary>What a room feed needs from the node.</summary>
-public sealed record RelayContext(ClusterGateway Gateway, HubSettings Settings, IActorRef Mediator, string NodeAddress,
+public sealed record RelayContext(ClusterGateway Gateway, HubSettings Settings, RoomTopicRouter Topics, string NodeAddress,
     ConversationJournal Journal);
 
 /// <summary>Local messages between the hub and the relay (never cross the wire).</summary>
@@ -114,12 +114,16 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     // Resuming connections: they get what they missed from the journal while the live events wait here for them.
     private readonly Dictionary<string, CatchUp> _catchingUp = new(StringComparer.Ordinal);
     private bool _subscribed;
+    // Sharded room topics: the topic actor that acknowledged the subscription (watched: when it stops, subscribe again).
+    private IActorRef? _topicActor;
     private long _lastJournalSeq;
     private int _joins;
     private bool _acceptNextGap;
     private IReadOnlyList<string>? _lastJoinMembers;
 
     private sealed record TailCheck : INoSerializationVerificationNeeded;
+    /// <summary>Sharded room topics: no acknowledgement yet, subscribe again.</summary>
+    private sealed record SubscribeAgain : INoSerializationVerificationNeeded;
     private sealed record TailAnswer(object Reply) : INoSerializationVerificationNeeded;
     private sealed record Backfilled(IReadOnlyList<JournaledEvent> Events) : INoSerializationVerificationNeeded;
     /// <summary>Asks whether a user is offline. With <see cref="OfflineSince"/>, only an offline that began after it is news.</summary>
@@ -157,11 +161,32 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     protected override void PreStart()
     {
-        _context.Mediator.Tell(new Subscribe(_topic, Self));
+        SubscribeToTopic();
         Timers.StartPeriodicTimer("tail", new TailCheck(), _context.Settings.RoomTailCheck);
     }
 
-    protected override void PostStop() => _context.Mediator.Tell(new Unsubscribe(_topic, Self));
+    protected override void PostStop() => _context.Topics.Unsubscribe(_tenantId, _conversationId, Self, _topicActor);
+
+    private void SubscribeToTopic()
+    {
+        _context.Topics.Subscribe(_tenantId, _conversationId, Self);
+        // Through sharding a message can be lost (a shard moving, a region's buffer full): ask again until answered.
+        if (_context.Topics.Sharded) Timers.StartSingleTimer("subscribe", new SubscribeAgain(), TopicSubscribeRetry);
+    }
+
+    private static readonly TimeSpan TopicSubscribeRetry = TimeSpan.FromSeconds(3);
+
+    private void OnSubscribed()
+    {
+        if (_subscribed) return;
+        _subscribed = true;
+        // Other nodes learn of this subscription by gossip; once they have, tell them who is here.
+        Timers.StartSingleTimer("announce", new Announce(), TimeSpan.FromSeconds(2));
+        foreach (var waiting in _awaitingSubscription) waiting.Tell(new Relay.Joined());
+        _awaitingSubscription.Clear();
+        // Read only now: an event persisted before the subscription is in the journal, one after it comes live.
+        foreach (var id in _catchingUp.Keys.ToList()) ReadMissed(id);
+    }
 
     private void Live()
     {
@@ -195,15 +220,31 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
         {
             foreach (var published in batch.Events) Self.Tell(published);
         });
-        Receive<SubscribeAck>(_ =>
+        Receive<SubscribeAck>(_ => OnSubscribed());
+        Receive<RoomTopicSubscribed>(_ =>
         {
-            _subscribed = true;
-            // Other nodes learn of this subscription by gossip; once they have, tell them who is here.
-            Timers.StartSingleTimer("announce", new Announce(), TimeSpan.FromSeconds(2));
-            foreach (var waiting in _awaitingSubscription) waiting.Tell(new Relay.Joined());
-            _awaitingSubscription.Clear();
-            // Read only now: an event persisted before the subscription is in the journal, one after it comes live.
-            foreach (var id in _catchingUp.Keys.ToList()) ReadMissed(id);
+            Timers.Cancel("subscribe");
+            if (!Sender.Equals(_topicActor))
+            {
+                var again = _topicActor is null && _subscribed;
+                if (_topicActor is not null) Context.Unwatch(_topicActor);
+                _topicActor = Sender;
+                Context.Watch(Sender);
+                // Subscribed again after the topic stopped: what was published in between is read from the journal.
+                if (again) Self.Tell(new TailCheck());
+            }
+            OnSubscribed();
+        });
+        Receive<SubscribeAgain>(_ =>
+        {
+            if (_topicActor is null) SubscribeToTopic();
+        });
+        Receive<Terminated>(t =>
+        {
+            // The topic stopped (its shard handed off, its node lost): subscribe to its next incarnation.
+            if (!t.ActorRef.Equals(_topicActor)) return;
+            _topicActor = null;
+            SubscribeToTopic();
         });
         Receive<Relay.Join>(OnJoin);
         Receive<Relay.Leave>(l =>
@@ -373,8 +414,8 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private void AnnouncePresent()
     {
         foreach (var c in _locals.Values)
-            _context.Mediator.Tell(new Publish(_topic, new RoomSignal(_tenantId, _conversationId, RoomSignalKinds.Present,
-                c.Caller.UserId, c.Id, _context.NodeAddress, null, DateTimeOffset.UtcNow)));
+            _context.Topics.Publish(_tenantId, _conversationId, new RoomSignal(_tenantId, _conversationId, RoomSignalKinds.Present,
+                c.Caller.UserId, c.Id, _context.NodeAddress, null, DateTimeOffset.UtcNow));
     }
 
     private void LiveConnectionGone(string connectionId, string userId)
@@ -534,17 +575,17 @@ public enum JoinStage
 public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Microsoft.Extensions.Options.IOptions<HubSettings> settings,
     ChatConnections connections, Microsoft.Extensions.Logging.ILogger<DeliveryTracker> deliveryLog) : IDisposable
 {
-    private readonly Lazy<(IActorRef Relay, IActorRef Mediator, string Node)> _started = new(() =>
+    private readonly Lazy<(IActorRef Relay, RoomTopicRouter Topics, string Node)> _started = new(() =>
     {
-        var mediator = DistributedPubSub.Get(system).Mediator;
+        var topics = RoomTopicRouter.Get(system);
         var node = Cluster.Get(system).SelfAddress.ToString();
         var journal = new ConversationJournal(system);
-        var relay = system.ActorOf(Props.Create(() => new RoomRelayActor(new RelayContext(gateway, settings.Value, mediator, node, journal))), "room-relay");
-        return (relay, mediator, node);
+        var relay = system.ActorOf(Props.Create(() => new RoomRelayActor(new RelayContext(gateway, settings.Value, topics, node, journal))), "room-relay");
+        return (relay, topics, node);
     });
 
     private readonly Lazy<DeliveryTracker> _deliveries = new(() =>
-        new DeliveryTracker(gateway, s => DistributedPubSub.Get(system).Mediator.Tell(new Publish(RoomTopics.Of(s.TenantId, s.ConversationId), s)),
+        new DeliveryTracker(gateway, s => RoomTopicRouter.Get(system).Publish(s.TenantId, s.ConversationId, s),
             Cluster.Get(system).SelfAddress.ToString(), settings.Value.WithEnvironment(), connections, deliveryLog));
 
     /// <summary>This node's coalescer of delivered acknowledgements (started on first use).</summary>
@@ -556,7 +597,8 @@ public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Micros
     }
 
     public IActorRef Actor => _started.Value.Relay;
-    public IActorRef Mediator => _started.Value.Mediator;
+    /// <summary>Where the rooms' live events and signals are published (DistributedPubSub or sharded room topics).</summary>
+    public RoomTopicRouter Topics => _started.Value.Topics;
     public string NodeAddress => _started.Value.Node;
 
     public void Start() => _ = _started.Value;
@@ -570,5 +612,5 @@ public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Micros
     internal Task Probe(JoinStage stage, ChatConnection connection, string conversationId) =>
         JoinProbe?.Invoke(stage, connection, conversationId) ?? Task.CompletedTask;
 
-    public void Publish(RoomSignal signal) => Mediator.Tell(new Publish(RoomTopics.Of(signal.TenantId, signal.ConversationId), signal));
+    public void Publish(RoomSignal signal) => Topics.Publish(signal.TenantId, signal.ConversationId, signal);
 }

@@ -134,14 +134,19 @@ public sealed class ResumeTests(HubNode node) : IClassFixture<HubNode>
     }
 }
 
+public sealed class TwoNodeResumeTests(ITestOutputHelper output) : TwoNodeResumeScenario(output, "resume2", "pubsub");
+
+/// <summary>The same over sharded room topics.</summary>
+public sealed class TwoNodeShardedTopicResumeTests(ITestOutputHelper output) : TwoNodeResumeScenario(output, "resume2s", "sharded");
+
 /// <summary>Resume on the other node of a two-node cluster: the missed events come from the shared journal.</summary>
-public sealed class TwoNodeResumeTests(ITestOutputHelper output) : IAsyncLifetime
+public abstract class TwoNodeResumeScenario(ITestOutputHelper output, string database, string topics) : IAsyncLifetime
 {
     private const string Tenant = "t-resume2";
     private TwoNodeCluster? _cluster;
     private readonly Caas.Web.Auth.JwtSettings _jwt = new(HubNode.Secret, null, null, null);
 
-    public async Task InitializeAsync() => _cluster = await TwoNodeCluster.StartAsync("resume2", output);
+    public async Task InitializeAsync() => _cluster = await TwoNodeCluster.StartAsync(database, output, $"caas.rooms.topics = {topics}");
 
     public async Task DisposeAsync()
     {

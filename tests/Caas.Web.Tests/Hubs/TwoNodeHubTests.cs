@@ -8,18 +8,53 @@ using Xunit.Abstractions;
 
 namespace Caas.Web.Tests.Hubs;
 
+/// <summary>Two nodes whose rooms' live events go through DistributedPubSub (the default).</summary>
+public sealed class TwoNodeHubTests(ITestOutputHelper output) : TwoNodeHubScenario(output, "hub2", sharded: false);
+
+/// <summary>The same over sharded room topics (<c>caas.rooms.topics = sharded</c>).</summary>
+public sealed class TwoNodeShardedTopicHubTests(ITestOutputHelper output) : TwoNodeHubScenario(output, "hub2s", sharded: true);
+
 /// <summary>
 /// Two nodes of one cluster (two NodeHost apps in this process, real remoting on 127.0.0.1, one PostgreSQL):
 /// clients on different nodes talk in one conversation in order, and stopping a node turns its users offline.
+/// With sharded room topics, each room's topic holds one subscription per node with a member in the room, and after
+/// a node leaves (its shards, topics included, handed over) the remaining node's feeds are subscribed to the topics'
+/// new incarnations and still get every message.
 /// </summary>
-public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
+public abstract class TwoNodeHubScenario(ITestOutputHelper output, string database, bool sharded) : IAsyncLifetime
 {
     private const string Tenant = "t-two";
     private TwoNodeCluster? _cluster;
     private List<WebApplication> _nodes => _cluster!.Nodes;
     private readonly Caas.Web.Auth.JwtSettings _jwt = new(HubNode.Secret, null, null, null);
 
-    public async Task InitializeAsync() => _cluster = await TwoNodeCluster.StartAsync("hub2", output);
+    public async Task InitializeAsync() =>
+        _cluster = await TwoNodeCluster.StartAsync(database, output, $"caas.rooms.topics = {(sharded ? "sharded" : "pubsub")}");
+
+    /// <summary>Waits (bounded) until the room's sharded topic, asked through node 0, sends to <paramref name="feeds"/> feeds.</summary>
+    private async Task TopicFeedsAsync(string room, int feeds)
+    {
+        var system = _nodes[0].Services.GetRequiredService<ActorSystem>();
+        Assert.True(Caas.Actors.Rooms.RoomTopicRouter.Get(system).Sharded);
+        var region = Akka.Cluster.Sharding.ClusterSharding.Get(system).ShardRegion(Caas.Actors.Conversations.ConversationSharding.TypeName);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var seen = -1;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                seen = (await region.Ask<Caas.Actors.Rooms.RoomTopicView>(new Caas.Actors.Rooms.GetRoomTopic(Tenant, room), TimeSpan.FromSeconds(5)))
+                    .Subscribers;
+                if (seen == feeds) return;
+            }
+            catch (AskTimeoutException)
+            {
+                // The shard is moving: ask again.
+            }
+            await Task.Delay(200);
+        }
+        Assert.Fail($"room {room}: its topic sends to {seen} feeds, expected {feeds}");
+    }
 
     public async Task DisposeAsync()
     {
@@ -75,6 +110,8 @@ public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
         // Typing crosses nodes too.
         await bob.Ok("Typing", new { conversation_id = rooms[0] });
         Assert.Equal("bob", (await alice.NextAsync("typing")).Str("user_id"));
+        // Sharded: one subscription per node with the room open, whichever node hosts the topic.
+        if (sharded) foreach (var room in rooms) await TopicFeedsAsync(room, 2);
 
         // Bob's node stops: alice, on the other node, sees bob go offline.
         Assert.Equal("online", (await alice.Ok("GetPresence", new { user_id = "bob" })).Str("status"));
@@ -87,5 +124,15 @@ public sealed class TwoNodeHubTests(ITestOutputHelper output) : IAsyncLifetime
             TimeSpan.FromSeconds(60));
         Assert.Equal("offline", offline.Str("status"));
         Assert.Equal("offline", (await alice.Ok("GetPresence", new { user_id = "bob" })).Str("status"));
+
+        // Every room goes on for alice, including those whose conversation (and topic) lived on the stopped node.
+        if (sharded) foreach (var room in rooms) await TopicFeedsAsync(room, 1);
+        foreach (var room in rooms)
+        {
+            await alice.SendAsync(room, "after");
+            var after = Assert.Single(await alice.MessagesAsync(room, 1, TimeSpan.FromSeconds(30)));
+            Assert.Equal(2 * each + 1, after.Seq());
+            Assert.Equal("after", after.GetProperty("content").Str("text"));
+        }
     }
 }
