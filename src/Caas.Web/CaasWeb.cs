@@ -72,6 +72,15 @@ public static class CaasWeb
         return services;
     }
 
+    /// <summary>
+    /// A WebSocket opening (HTTP/1.1 upgrade or HTTP/2 extended CONNECT). Read from the request itself: the WebSocket
+    /// feature (<c>HttpContext.WebSockets</c>) is only added inside SignalR's endpoint, after these middlewares.
+    /// </summary>
+    internal static bool IsWebSocketUpgrade(HttpContext http) =>
+        (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>() is { IsUpgradableRequest: true }
+         && http.Request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase))
+        || http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpExtendedConnectFeature>() is { IsExtendedConnect: true, Protocol: "websocket" };
+
     public static WebApplication UseCaasWeb(this WebApplication app, Func<CancellationToken, Task<IReadOnlyDictionary<string, string>>> healthChecks)
     {
         app.Use(async (http, next) =>
@@ -134,7 +143,10 @@ public static class CaasWeb
             }
             await next(http);
         });
-        app.UseHttpMetrics();
+        // A WebSocket (the hub) lives for hours inside its upgrade request: as an HTTP request it would sit in the
+        // in-progress gauge for its life and put hour-long durations into the request histogram, and the metrics'
+        // middleware state would be held by every connection (about 0.5 KB each). Upgrades are left out.
+        app.UseWhen(http => !IsWebSocketUpgrade(http), metered => metered.UseHttpMetrics());
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();

@@ -26,3 +26,22 @@ public abstract class EntityActor : ReceivePersistentActor
     /// <summary>The journal refused a write for any other reason (not written; the entity goes on).</summary>
     protected virtual void OnRejected(Exception cause, object @event, long sequenceNr) => base.OnPersistRejected(cause, @event, sequenceNr);
 }
+
+/// <summary>
+/// <see cref="EntityActor"/>'s handling of writes on <see cref="UntypedPersistentActor"/>, for entities there are many
+/// of: a receive actor builds its handler table (a delegate per message type, the matchers) per instance, about 2 KB,
+/// while an untyped one dispatches with a switch in its class. Used by the user-session entity, one per connected user.
+/// </summary>
+public abstract class UntypedEntityActor : UntypedPersistentActor
+{
+    protected sealed override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        if (cause is not DuplicateJournalRowException)
+        {
+            base.OnPersistRejected(cause, @event, sequenceNr);
+            return;
+        }
+        OnPersistFailure(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
+}

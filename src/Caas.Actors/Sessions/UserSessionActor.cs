@@ -12,7 +12,7 @@ namespace Caas.Actors.Sessions;
 /// In memory only: live connections (a node that leaves takes its connections with it), the message-rate and hourly-cap
 /// windows with the slots leased to pipelines, and the rejected-attempt budget.
 /// </summary>
-public sealed class UserSessionActor : EntityActor, IWithTimers
+public sealed class UserSessionActor : UntypedEntityActor, IWithTimers
 {
     public const string KindTag = "user-session";
 
@@ -41,47 +41,92 @@ public sealed class UserSessionActor : EntityActor, IWithTimers
         _leaseSettings = RateLeaseSettings.From(Context.System.Settings.Config);
         (_tenantId, _userId) = Ids.SplitEntityId(entityId);
         PersistenceId = PersistenceIdOf(entityId);
+    }
 
-        Recover<SnapshotOffer>(o => { if (o.Snapshot is UserSessionState s) _state = s; });
-        Recover<IUserSessionEvent>(e => _state = _state.Apply(e));
-        Recover<RecoveryCompleted>(_ =>
+    // Untyped (a switch, not Command<T> registrations): one entity lives per connected user, and a receive actor's
+    // handler table would cost each of them about 2 KB (measured with dotnet-gcdump; see README, "Idle connections").
+    protected override void OnRecover(object message)
+    {
+        switch (message)
         {
-            // Armed after the replay: while armed, every replayed event would re-schedule it.
-            Context.SetReceiveTimeout(_settings.PassivateAfter);
-            // Connections do not survive the entity: whatever it last said, nobody is connected now.
-            if (_state.Status != PresenceStatus.Offline) Persist(Tag(new PresenceChanged(Meta(), PresenceStatus.Offline)), ApplyTagged);
-        });
+            case SnapshotOffer o:
+                if (o.Snapshot is UserSessionState s) _state = s;
+                break;
+            case IUserSessionEvent e:
+                _state = _state.Apply(e);
+                break;
+            case RecoveryCompleted:
+                // Armed after the replay: while armed, every replayed event would re-schedule it.
+                Context.SetReceiveTimeout(_settings.PassivateAfter);
+                // Connections do not survive the entity: whatever it last said, nobody is connected now.
+                if (_state.Status != PresenceStatus.Offline) Persist(Tag(new PresenceChanged(Meta(), PresenceStatus.Offline)), ApplyTagged);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
 
-        Command<ConnectionOpened>(Opened);
-        Command<ConnectionClosed>(c => { if (_connections.Remove(c.ConnectionId)) ScheduleOfflineCheck(); Sender.Tell(Presence()); });
-        Command<OfflineCheck>(_ => GoOfflineIfIdle());
-        Command<ClusterEvent.MemberRemoved>(m => NodeGone(m.Member.Address.ToString()));
-        Command<ClusterEvent.IMemberEvent>(_ => { });
-        Command<ClusterEvent.CurrentClusterState>(_ => { });
-        Command<GetPresence>(_ => Sender.Tell(Presence()));
-        Command<AcquireMessageSlot>(Acquire);
-        Command<ReleaseMessageSlot>(r =>
+    protected override void OnCommand(object message)
+    {
+        switch (message)
         {
-            _slots.Release(r.SlotTicks);
-            Sender.Tell(new Done("released"));
-            AnswerWaiting();
-        });
-        Command<LeaseMessageSlots>(Lease);
-        Command<RecallTimedOut>(Forfeit);
-        Command<CountRejectedAttempt>(CountRejected);
-        Command<IUserSessionCommand>(Decide);
-        Command<SaveSnapshotSuccess>(ok => DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(_ => { });
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(_ => { });
-        Command<StopEntity>(_ => Context.Stop(Self));
-        Command<ReceiveTimeout>(_ =>
-        {
-            // Stay while anything lives only in memory: open connections or a rate window still in force.
-            PruneSlots(DateTimeOffset.UtcNow);
-            if (_connections.Count == 0 && _slots.IsIdle && _waiting.Count == 0 && _rejected.Count == 0)
-                Context.Parent.Tell(new Passivate(StopEntity.Instance));
-        });
+            case ConnectionOpened c:
+                Opened(c);
+                break;
+            case ConnectionClosed c:
+                if (_connections.Remove(c.ConnectionId)) ScheduleOfflineCheck();
+                Sender.Tell(Presence());
+                break;
+            case OfflineCheck:
+                GoOfflineIfIdle();
+                break;
+            case ClusterEvent.MemberRemoved m:
+                NodeGone(m.Member.Address.ToString());
+                break;
+            case ClusterEvent.IMemberEvent or ClusterEvent.CurrentClusterState:
+                break;
+            case GetPresence:
+                Sender.Tell(Presence());
+                break;
+            case AcquireMessageSlot a:
+                Acquire(a);
+                break;
+            case ReleaseMessageSlot r:
+                _slots.Release(r.SlotTicks);
+                Sender.Tell(new Done("released"));
+                AnswerWaiting();
+                break;
+            case LeaseMessageSlots l:
+                Lease(l);
+                break;
+            case RecallTimedOut t:
+                Forfeit(t);
+                break;
+            case CountRejectedAttempt r:
+                CountRejected(r);
+                break;
+            case IUserSessionCommand command:
+                Decide(command);
+                break;
+            case SaveSnapshotSuccess ok:
+                DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1));
+                break;
+            case SaveSnapshotFailure or DeleteSnapshotsSuccess or DeleteSnapshotsFailure:
+                break;
+            case StopEntity:
+                Context.Stop(Self);
+                break;
+            case ReceiveTimeout:
+                // Stay while anything lives only in memory: open connections or a rate window still in force.
+                PruneSlots(DateTimeOffset.UtcNow);
+                if (_connections.Count == 0 && _slots.IsIdle && _waiting.Count == 0 && _rejected.Count == 0)
+                    Context.Parent.Tell(new Passivate(StopEntity.Instance));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     public override string PersistenceId { get; }

@@ -258,4 +258,20 @@ public sealed class ChatHubTests(HubNode node) : IClassFixture<HubNode>
         await alice.JoinAsync(room);
         Assert.Equal(1, (await alice.SendAsync(room, "still here")).Seq());
     }
+
+    [Fact]
+    public async Task A_hub_websocket_is_not_an_http_request_in_the_metrics_while_rest_calls_are()
+    {
+        await using var alice = await node.ConnectAsync("t-metrics", "alice");
+        using var rest = node.Rest("t-metrics", "alice");
+        Assert.Equal(200, (await rest.ApiGet("/v1/conversations")).Status);
+        var metrics = await rest.GetStringAsync("/metrics");
+        // The REST call and the hub's negotiate are counted; the live socket (an upgrade request that lasts as long as the
+        // connection) is not.
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal) && l.Contains("/v1/conversations"));
+        var sockets = metrics.Split('\n').Where(l => l.StartsWith("http_request", StringComparison.Ordinal) && l.Contains($"endpoint=\"{Caas.Web.Hubs.CaasHub.Path}\"")).ToList();
+        Assert.True(sockets.Count == 0, string.Join("\n", sockets));
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal) && l.Contains("/hubs/chat/negotiate"));
+        Assert.Equal(HubConnectionState.Connected, alice.Connection.State);
+    }
 }
