@@ -37,6 +37,28 @@ export interface CaasClientOptions {
   /** Messages per history page while catching up. */
   catchUpPageSize?: number;
   logLevel?: LogLevel;
+  /** Hub protocol versions this client speaks, offered in Hello at every connect (default [PROTOCOL_VERSION]). */
+  protocolVersions?: number[];
+}
+
+/** The hub protocol version this SDK is written against. */
+export const PROTOCOL_VERSION = 1;
+
+/** What the server answered to Hello on the current connection. */
+export interface ServerInfo {
+  /** The version both speak (the highest the client offered that the server has). */
+  protocol: number;
+  server: string;
+  /** e.g. "resume", "tracked_delivery", "room_activity", "calls", "recordings", "messagepack". */
+  features: string[];
+  limits: {
+    max_message_bytes: number;
+    max_resume_rooms: number;
+    max_resume_events: number;
+    delivery_timeout_ms: number;
+    delivery_retries: number;
+    typing_window_ms: number;
+  };
 }
 
 export interface ResumedEvent {
@@ -162,6 +184,11 @@ export class CaasClient {
   private wakeUp: (() => void) | null = null;
   /** Whether the server offers Resume/event_seq (null: not known yet). */
   resumeSupported: boolean | null = null;
+  /**
+   * The server's answer to Hello on the current connection: the negotiated protocol, its features and limits. Null
+   * before the first connection, or from a server older than Hello (which speaks protocol 1).
+   */
+  serverInfo: ServerInfo | null = null;
 
   constructor(private readonly options: CaasClientOptions) {
     this.token = options.token;
@@ -223,6 +250,11 @@ export class CaasClient {
       } catch (e) {
         if (e instanceof CaasError && e.code === "unauthenticated" && !(await this.refresh())) {
           this.setState("expired", e.message);
+          throw e;
+        }
+        if (e instanceof CaasError && e.code === "unsupported_protocol") {
+          // No version in common: retrying cannot help; this client is done.
+          await this.close();
           throw e;
         }
         if (this.closing) throw new CaasError("closed", "The client was closed.");
@@ -440,6 +472,11 @@ export class CaasClient {
         await connection.stop().catch(() => {});
         return;
       }
+      await this.hello(connection);
+      if (this.closing) {
+        await connection.stop().catch(() => {});
+        return;
+      }
       this.connection = connection;
       connection.onclose((error) => this.onClosed(connection, error));
       this.attempt = 0;
@@ -453,6 +490,28 @@ export class CaasClient {
     }
     // Outside the shared start: a drop during the rejoin starts a new connection rather than waiting for this one.
     if (this.current === "connected" && this.rooms.size > 0) await this.rejoinAll();
+  }
+
+  /** Negotiates the protocol on a new connection; an unsupported one (or a failure) stops the connection and throws. */
+  private async hello(connection: HubConnection) {
+    let answer: HubResult<ServerInfo>;
+    try {
+      answer = await connection.invoke("Hello", { versions: this.options.protocolVersions ?? [PROTOCOL_VERSION], client: "caas-js" });
+    } catch (e) {
+      if (isMissingMethod(e)) {
+        this.serverInfo = null; // a server from before Hello: protocol 1
+        return;
+      }
+      await connection.stop().catch(() => {});
+      throw new CaasError("network_error", (e as Error).message ?? String(e));
+    }
+    if (!answer.success) {
+      await connection.stop().catch(() => {});
+      throw new CaasError(answer.error.code, answer.error.message);
+    }
+    const { protocol, server, features, limits } = answer;
+    this.serverInfo = { protocol, server, features, limits };
+    this.resumeSupported = features.includes("resume");
   }
 
   private wire(connection: HubConnection) {
@@ -499,6 +558,11 @@ export class CaasClient {
       try {
         await this.open();
       } catch (e) {
+        if (e instanceof CaasError && e.code === "unsupported_protocol") {
+          this.events.emit("error", e);
+          await this.close();
+          return;
+        }
         if (e instanceof CaasError && e.code === "unauthenticated") {
           if (!(await this.refresh())) {
             this.setState("expired", e.message);

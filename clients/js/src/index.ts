@@ -1,5 +1,5 @@
-export { CaasClient, newMessageId } from "./client.js";
-export type { CaasClientOptions, CaasEvents, ConnectionState, ResumedEvent } from "./client.js";
+export { CaasClient, newMessageId, PROTOCOL_VERSION } from "./client.js";
+export type { CaasClientOptions, CaasEvents, ConnectionState, ResumedEvent, ServerInfo } from "./client.js";
 export { CaasError, TRANSIENT } from "./errors.js";
 export { RestClient, contentOf } from "./rest.js";
 export type { Bytes, ChunkedUploadOptions, ContentInput, RestOptions } from "./rest.js";

@@ -1,7 +1,8 @@
 import { CaasError } from "./errors.js";
 import type {
-  CallList, ChunkReceived, Content, Conversation, ConversationType, IceServers, MediaFile, Message, ModerationAction, ModerationLogEntry,
-  ModerationResult, Page, Presence, Profile, Role, UploadStart, UploadStarted,
+  CallList, ChunkReceived, Content, Conversation, ConversationSearchHit, ConversationType, IceServers, MediaFile, Message,
+  MessageSearchOptions, MessageSearchPage, ModerationAction, ModerationLogEntry, ModerationResult, Page, Presence, Profile, RecentSearch,
+  Role, SearchAll, SearchSuggestion, UploadStart, UploadStarted, UserSearchHit,
 } from "./types.js";
 
 export interface RestOptions {
@@ -175,6 +176,32 @@ export class RestClient {
   }
   updateMe(body: { display_name?: string; time_zone?: string; locale?: string }) {
     return this.request<Profile>("PUT", "/v1/users/me", body);
+  }
+
+  // --- search (the caller's tenant and conversations; query syntax: words, "phrases", -not, OR, from:, in:, after:, before:) ---
+  /** Messages, conversations, people and files at once, the top `limit` (5) of each; remembered in recent searches. */
+  search(q: string, options: { limit?: number } = {}) {
+    return this.request<SearchAll>("GET", `/v1/search${query({ q, ...options })}`);
+  }
+  /** Messages with highlights and filters, best first (or `sort: "recent"`); page on with `next_cursor`. */
+  searchMessages(q: string, options: MessageSearchOptions = {}) {
+    return this.request<MessageSearchPage>("GET", `/v1/search/messages${query({ q, ...options })}`);
+  }
+  searchConversations(q: string, options: { limit?: number } = {}) {
+    return this.request<{ items: ConversationSearchHit[] }>("GET", `/v1/search/conversations${query({ q, ...options })}`);
+  }
+  searchUsers(q: string, options: { limit?: number } = {}) {
+    return this.request<{ items: UserSearchHit[] }>("GET", `/v1/search/users${query({ q, ...options })}`);
+  }
+  /** Completions as the user types (people, conversation titles, terms). */
+  searchSuggestions(q: string, options: { limit?: number } = {}) {
+    return this.request<{ items: SearchSuggestion[] }>("GET", `/v1/search/suggestions${query({ q, ...options })}`);
+  }
+  recentSearches() {
+    return this.request<{ items: RecentSearch[] }>("GET", "/v1/search/recent");
+  }
+  clearRecentSearches() {
+    return this.request<{ cleared: number }>("DELETE", "/v1/search/recent");
   }
 }
 

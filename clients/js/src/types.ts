@@ -426,3 +426,86 @@ export interface MediaFile {
   created_at: string;
   thumbnail_url: string | null;
 }
+
+// --- search (GET /v1/search…) ---
+
+/** A matched span: ranges are UTF-16 offsets into `fragment`, end exclusive (no HTML). */
+export interface SearchHighlight {
+  field: string;
+  fragment: string;
+  ranges: [number, number][];
+}
+
+export interface MessageSearchHit {
+  message_id: string;
+  conversation_id: string;
+  seq: number;
+  sender_id: string;
+  created_at: string;
+  highlights: SearchHighlight[];
+}
+
+export interface MessageSearchPage {
+  items: MessageSearchHit[];
+  next_cursor: string | null;
+  total_estimate: number;
+}
+
+export interface MessageSearchOptions {
+  conversation_id?: string;
+  sender_id?: string;
+  /** RFC 3339 bounds on created_at. */
+  from?: string;
+  to?: string;
+  has?: "file" | "image" | "audio" | "video" | "link";
+  intent?: string;
+  sentiment?: "positive" | "negative" | "neutral";
+  entity?: "phone" | "email" | "url" | "money";
+  sort?: "relevance" | "recent";
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ConversationSearchHit {
+  conversation_id: string;
+  type: ConversationType;
+  title: string | null;
+  highlights: SearchHighlight[];
+}
+
+export interface UserSearchHit {
+  user_id: string;
+  display_name: string | null;
+  highlights: SearchHighlight[];
+}
+
+export interface FileSearchHit {
+  file_id: string;
+  conversation_id: string;
+  message_id: string | null;
+  seq: number | null;
+  file_name: string;
+  content_type: string;
+  size: number;
+  created_at: string;
+  thumbnail_url: string | null;
+  highlights: SearchHighlight[];
+}
+
+export interface SearchAll {
+  messages: { items: MessageSearchHit[] };
+  conversations: { items: ConversationSearchHit[] };
+  users: { items: UserSearchHit[] };
+  files: { items: FileSearchHit[] };
+}
+
+export interface SearchSuggestion {
+  kind: "user" | "conversation" | "term";
+  value: string;
+  id: string | null;
+}
+
+export interface RecentSearch {
+  q: string;
+  searched_at: string;
+}

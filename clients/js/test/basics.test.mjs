@@ -1,7 +1,7 @@
 // The SDK against a real node: REST and hub calls, events, ordering, typing throttle, unread counts, failures.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { CaasClient, CaasError } from "../dist/esm/index.js";
+import { CaasClient, CaasError, PROTOCOL_VERSION } from "../dist/esm/index.js";
 import { CaasNode, waitFor } from "./node.mjs";
 
 let node;
@@ -179,4 +179,73 @@ test("a file through the resumable upload (rest.uploadChunked), then downloaded 
   assert.equal((await gina.rest.completeUpload(started.upload_id)).size, 3);
   await assert.rejects(gina.rest.startUpload({ file_name: "", content_type: "text/plain", conversation_id: room.id }),
     (e) => e instanceof CaasError && e.code === "validation_failed");
+});
+
+test("Hello negotiates the protocol at connect; a client that speaks no version the server has is refused and closed", { timeout: 300_000 }, async () => {
+  const gina = client("gina");
+  assert.equal(gina.serverInfo, null);
+  await gina.connect();
+  assert.equal(gina.serverInfo.protocol, PROTOCOL_VERSION);
+  assert.equal(gina.serverInfo.server, "caas");
+  assert.ok(gina.serverInfo.features.includes("resume"), gina.serverInfo.features.join(","));
+  assert.equal(gina.resumeSupported, true);
+  assert.ok(gina.serverInfo.limits.max_message_bytes > 0);
+  // A newer client offering 2 and 1 gets 1 from this server.
+  const hank = client("hank", { protocolVersions: [2, 1] });
+  await hank.connect();
+  assert.equal(hank.serverInfo.protocol, 1);
+
+  const future = client("ivan", { protocolVersions: [99] });
+  const states = [];
+  future.on("state", (s) => states.push(s.state));
+  await assert.rejects(future.connect(), (e) => e instanceof CaasError && e.code === "unsupported_protocol" && /offered 99/.test(e.message));
+  assert.equal(future.state, "closed");
+  assert.ok(!states.includes("connected"), states.join(","));
+});
+
+test("search: messages with highlights and filters, conversations, people, suggestions and recent searches", { timeout: 300_000 }, async () => {
+  const jane = client("jane");
+  await jane.connect();
+  await jane.rest.updateMe({ display_name: "Jane Searcher" });
+  const room = await jane.rest.createConversation({ type: "group", title: "Quarterly Zeppelin Review", members: ["kyle"] });
+  await jane.send(room.id, "the zeppelin budget is approved");
+  await jane.send(room.id, "lunch at noon");
+  // The index is a projection of the journal: searchable within about a second of the acknowledgement.
+  // (Until the read model has the new conversation, a search inside it answers 404.)
+  const page = await waitFor(async () => {
+    const p = await jane.rest.searchMessages("zeppelin", { conversation_id: room.id }).catch((e) => {
+      if (e instanceof CaasError && e.code === "not_found") return { items: [] };
+      throw e;
+    });
+    return p.items.length > 0 && p;
+  }, "the message to be searchable", 60_000);
+  assert.equal(page.items.length, 1);
+  const hit = page.items[0];
+  assert.equal(hit.conversation_id, room.id);
+  assert.equal(hit.sender_id, "jane");
+  assert.equal(hit.seq, 1);
+  const [start, end] = hit.highlights[0].ranges[0];
+  assert.equal(hit.highlights[0].fragment.slice(start, end).toLowerCase(), "zeppelin");
+  assert.equal((await jane.rest.searchMessages("zeppelin", { sender_id: "kyle" })).items.length, 0);
+
+  const conversations = await jane.rest.searchConversations("zeppelin");
+  assert.deepEqual(conversations.items.map((c) => c.conversation_id), [room.id]);
+  const people = await waitFor(async () => {
+    const u = await jane.rest.searchUsers("Searcher");
+    return u.items.some((p) => p.user_id === "jane") && u;
+  }, "jane to be found by her display name", 60_000);
+  assert.equal(people.items.find((p) => p.user_id === "jane").display_name, "Jane Searcher");
+  const all = await jane.rest.search("zeppelin");
+  assert.equal(all.messages.items.length, 1);
+  assert.equal(all.conversations.items.length, 1);
+  assert.ok(Array.isArray(all.files.items));
+  const suggestions = await jane.rest.searchSuggestions("Quarterly Zep");
+  assert.ok(suggestions.items.some((s) => s.kind === "conversation" && s.id === room.id), JSON.stringify(suggestions.items));
+
+  const recent = await jane.rest.recentSearches();
+  assert.ok(recent.items.some((r) => r.q === "zeppelin"), JSON.stringify(recent.items));
+  assert.ok((await jane.rest.clearRecentSearches()).cleared >= 1);
+  assert.equal((await jane.rest.recentSearches()).items.length, 0);
+  await assert.rejects(jane.rest.searchMessages(""), (e) => e instanceof CaasError && e.status === 400 && e.code === "validation_failed");
+  await assert.rejects(jane.rest.searchMessages("x", { conversation_id: "someone-elses" }), (e) => e instanceof CaasError && e.status === 404);
 });

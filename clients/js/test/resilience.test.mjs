@@ -81,6 +81,8 @@ test("a socket dropped mid-burst: the receiver sees every message once, in order
   assert.ok(a.states.filter((s) => s === "reconnecting").length >= 2, "alice reconnected after each cut");
   assertOnceInOrder(a.seen, n, "alice");
   assert.ok(a.resumed.every((r) => r.conversation_id === room.id));
+  // The server offers Resume (Hello's features): the rooms come back through it, not through the history route.
+  assert.ok(a.resumed.some((r) => r.via === "resume"), JSON.stringify(a.resumed));
   t.diagnostic(`bob made ${bob.sendInvocations} SendMessage calls for ${n} messages (retries with the same message_id)`);
 
   const history = [];

@@ -29,6 +29,8 @@ public static class ErrorCodes
     public const string UnsupportedMediaType = "unsupported_media_type";
     /// <summary>An upload's bytes do not match its declared SHA-256 (or size).</summary>
     public const string ChecksumMismatch = "checksum_mismatch";
+    /// <summary>The hub's <c>Hello</c>: none of the protocol versions the client offered is one this server speaks.</summary>
+    public const string UnsupportedProtocol = "unsupported_protocol";
 }
 
 /// <summary>A command the entity refused, as a value. <see cref="Errors"/> names each bad field for validation.</summary>

@@ -26,6 +26,23 @@ public sealed record UserArgs(string? UserId);
 public sealed record ResumeRoomArgs(string? ConversationId, long? EventSeq);
 public sealed record DeliveredArgs(string? ConversationId, long? Seq, long? EventSeq);
 public sealed record ResumeArgs(IReadOnlyList<ResumeRoomArgs>? Rooms);
+public sealed record HelloArgs(IReadOnlyList<int>? Versions, string? Client);
+
+/// <summary>
+/// The hub's protocol versions (<c>Hello</c>). A version names the hub's methods, events and payload shapes as a client
+/// may rely on them; a change that would break a client that speaks an older one gets a new number, and the server
+/// keeps speaking the older ones it lists in <see cref="Supported"/>.
+/// </summary>
+public static class HubProtocolVersions
+{
+    public const int Current = 1;
+
+    public static readonly IReadOnlyList<int> Supported = [1];
+
+    /// <summary>What protocol 1 offers beyond the basic room methods, for clients that adapt.</summary>
+    public static readonly IReadOnlyList<string> Features =
+        ["resume", "tracked_delivery", "room_activity", "calls", "recordings", "messagepack"];
+}
 
 /// <summary>
 /// The chat hub at <c>/hubs/chat</c>. Every method answers a result object, <c>{success: true, …}</c> or
@@ -68,6 +85,39 @@ public sealed partial class ChatHub(
         foreach (var room in connection.Rooms.Keys.ToList()) LeaveLiveRoom(connection, room);
         await gateway.AskAsync(new ConnectionClosed(caller.TenantId, caller.UserId, connection.Id));
     }
+
+    /// <summary>
+    /// Protocol negotiation, the first call of a client that wants it: <c>Hello {versions: [1, …], client?}</c> answers the
+    /// highest version both speak with the server's features and limits, or <c>unsupported_protocol</c> (the connection
+    /// stays open; the client decides). A client that never says Hello gets protocol 1.
+    /// </summary>
+    public Task<object> Hello(HelloArgs args) => Guard((_, _) =>
+    {
+        if (args.Versions is not { Count: > 0 and <= 16 } offered || offered.Any(v => v < 1))
+            return Task.FromResult(Fail(Rejection.Invalid("versions", "1 to 16 protocol versions, each 1 or more.")));
+        if (args.Client is { Length: > 200 })
+            return Task.FromResult(Fail(Rejection.Invalid("client", "At most 200 characters.")));
+        var common = offered.Where(HubProtocolVersions.Supported.Contains).DefaultIfEmpty(0).Max();
+        if (common == 0)
+            return Task.FromResult(Fail(new Rejection(ErrorCodes.UnsupportedProtocol,
+                $"This server speaks hub protocol {string.Join(", ", HubProtocolVersions.Supported)}; the client offered {string.Join(", ", offered.Distinct())}.")));
+        return Task.FromResult<object>(new
+        {
+            success = true,
+            protocol = common,
+            server = "caas",
+            features = HubProtocolVersions.Features,
+            limits = new
+            {
+                max_message_bytes = Settings.MaxMessageBytes,
+                max_resume_rooms = Settings.MaxResumeRooms,
+                max_resume_events = Settings.MaxResumeEvents,
+                delivery_timeout_ms = (long)Settings.WithEnvironment().DeliveryTimeout.TotalMilliseconds,
+                delivery_retries = Settings.WithEnvironment().DeliveryRetries,
+                typing_window_ms = (long)Settings.TypingWindow.TotalMilliseconds,
+            },
+        });
+    });
 
     /// <summary>Joins a room live. The answer's <c>event_seq</c> is where a later <see cref="Resume"/> may start if no event came since.</summary>
     public Task<object> JoinRoom(RoomArgs args) => Guard((connection, caller) => JoinLiveAsync(connection, caller, args.ConversationId, null));

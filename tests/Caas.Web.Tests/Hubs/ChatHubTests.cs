@@ -274,4 +274,30 @@ public sealed class ChatHubTests(HubNode node) : IClassFixture<HubNode>
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal) && l.Contains("/hubs/chat/negotiate"));
         Assert.Equal(HubConnectionState.Connected, alice.Connection.State);
     }
+
+    [Fact]
+    public async Task Hello_negotiates_the_highest_common_protocol_version_and_refuses_one_it_does_not_speak()
+    {
+        await using var alice = await node.ConnectAsync("t-hello", "alice");
+        var hello = await alice.Ok("Hello", new { versions = new[] { 1 }, client = "caas-tests" });
+        Assert.Equal(1, hello.GetProperty("protocol").GetInt32());
+        Assert.Equal("caas", hello.Str("server"));
+        var features = hello.GetProperty("features").EnumerateArray().Select(f => f.GetString()).ToList();
+        Assert.Contains("resume", features);
+        Assert.Contains("tracked_delivery", features);
+        var limits = hello.GetProperty("limits");
+        Assert.True(limits.GetProperty("max_message_bytes").GetInt64() > 0);
+        Assert.Equal(100, limits.GetProperty("max_resume_rooms").GetInt32());
+        // A newer client offers what it speaks: the server picks the highest it shares.
+        Assert.Equal(1, (await alice.Ok("Hello", new { versions = new[] { 3, 2, 1 } })).GetProperty("protocol").GetInt32());
+        var refused = await alice.Fails("Hello", new { versions = new[] { 2, 3 } }, "unsupported_protocol");
+        Assert.Contains("offered 2, 3", refused.GetProperty("error").Str("message"));
+        await alice.Fails("Hello", new { versions = Array.Empty<int>() }, "validation_failed");
+        await alice.Fails("Hello", new { }, "validation_failed");
+        await alice.Fails("Hello", new { versions = new[] { 0 } }, "validation_failed");
+        await alice.Fails("Hello", new { versions = new[] { 1 }, client = new string('x', 201) }, "validation_failed");
+        // The connection is unchanged by a refusal: the client decides whether to go on.
+        Assert.Equal(HubConnectionState.Connected, alice.Connection.State);
+        Assert.Equal(1, (await alice.Ok("Hello", new { versions = new[] { 1 } })).GetProperty("protocol").GetInt32());
+    }
 }
