@@ -118,7 +118,7 @@ public static class SearchApi
             if (CheckText(q) is { } bad) return bad;
             if (Limit(limit ?? 5, out var n) is { } badLimit) return badLimit;
             var query = SearchQuery.Parse(q!);
-            if (query.In is { } inConversation && !await search.IsMemberAsync(caller.TenantId, caller.UserId, inConversation, http.RequestAborted))
+            if (query.In is { } inConversation && !await MemberNowAsync(http, caller, search, inConversation))
                 return Problems.NotFound("conversation");
             var messages = await search.MessagesAsync(new MessageSearch(caller.TenantId, caller.UserId, query, null, null, null, null,
                 null, null, null, null, false, 0, n), http.RequestAborted);
@@ -211,6 +211,29 @@ public static class SearchApi
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(b.ToString())))[..16];
     }
 
+    /// <summary>
+    /// Whether the caller is a member of the conversation now, as its entity answers: a conversation just created (or
+    /// joined) is searchable inside before the read model has the membership, and one the caller was just removed from
+    /// is refused before the read model drops it. Only when the entity cannot answer does the read model decide.
+    /// </summary>
+    private static async Task<bool> MemberNowAsync(HttpContext http, Caller caller, SearchQueries search, string conversation)
+    {
+        if (http.RequestServices.GetService<Caas.Web.Edge.ClusterGateway>() is { } gateway)
+        {
+            try
+            {
+                var reply = await gateway.AskAsync(new Caas.Actors.Conversations.GetReadAccess(caller.TenantId, conversation, caller.UserId), http.RequestAborted);
+                if (reply is Caas.Actors.Conversations.ReadAccess) return true;
+                if (reply is Rejection { Code: ErrorCodes.NotFound or ErrorCodes.Forbidden or ErrorCodes.Banned }) return false;
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException && !http.RequestAborted.IsCancellationRequested)
+            {
+                // The entity did not answer in time: the read model decides.
+            }
+        }
+        return await search.IsMemberAsync(caller.TenantId, caller.UserId, conversation, http.RequestAborted);
+    }
+
     private static async Task<(MessageSearch? Request, IResult? Problem)> MessageRequestAsync(HttpContext http, Caller caller, SearchQueries search)
     {
         var query = http.Request.Query;
@@ -273,7 +296,7 @@ public static class SearchApi
             if (!Ids.IsValid(conversation)) return (null, Problems.NotFound("conversation"));
         }
         foreach (var c in new[] { conversation, parsed.In })
-            if (c is not null && !await search.IsMemberAsync(caller.TenantId, caller.UserId, c, http.RequestAborted))
+            if (c is not null && !await MemberNowAsync(http, caller, search, c))
                 return (null, Problems.NotFound("conversation"));
         return (new MessageSearch(caller.TenantId, caller.UserId, parsed, conversation, sender, from, to, has, intent, sentiment, entity,
             sort == "recent", offset, limit), null);

@@ -3,7 +3,54 @@ using static Caas.Web.Tests.Search.SearchHttp;
 
 namespace Caas.Web.Tests.Search;
 
-public sealed class PostgresSearchTests(PostgresSearchNode node) : SearchApiTests(node), IClassFixture<PostgresSearchNode>;
+public sealed class PostgresSearchTests(PostgresSearchNode node) : SearchApiTests(node), IClassFixture<PostgresSearchNode>
+{
+    /// <summary>
+    /// A search inside a conversation asks its entity who is a member: a conversation just created is searchable at
+    /// once, and a member just removed is refused at once, while the read model has neither change. The read model's
+    /// lag is made certain, not hoped for: a transaction holds <c>rm_memberships</c> in EXCLUSIVE mode (reads go on,
+    /// the projection's writes wait) until the end of the test.
+    /// </summary>
+    [Fact]
+    public async Task A_search_inside_a_conversation_follows_its_membership_while_the_read_model_lags()
+    {
+        using var alice = node.Client("s-lag", "alice");
+        using var bob = node.Client("s-lag", "bob");
+        var settled = await alice.CreateGroupAsync("bob");
+        await using var db = new Npgsql.NpgsqlConnection(node.PostgresConnection);
+        await db.OpenAsync();
+        async Task<long> Memberships(string conversation, string user)
+        {
+            await using var count = new Npgsql.NpgsqlCommand(
+                "SELECT COUNT(*) FROM rm_memberships WHERE tenant_id = 's-lag' AND conversation_id = @c AND user_id = @u", db);
+            count.Parameters.AddWithValue("c", conversation);
+            count.Parameters.AddWithValue("u", user);
+            return (long)(await count.ExecuteScalarAsync())!;
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await Memberships(settled, "bob") == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "bob's membership projected within 60 s");
+            await Task.Delay(100);
+        }
+
+        await using var hold = await db.BeginTransactionAsync();
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE rm_memberships IN EXCLUSIVE MODE", db, hold))
+            await lockTable.ExecuteNonQueryAsync();
+        var fresh = await alice.CreateGroupAsync("bob");
+        Assert.Equal(204, (await alice.ApiDelete($"/v1/conversations/{settled}/members/bob")).Status);
+        // The read model has neither change...
+        Assert.Equal(0, await Memberships(fresh, "bob"));
+        Assert.Equal(1, await Memberships(settled, "bob"));
+        // ...and the searches follow the entities.
+        foreach (var who in new[] { alice, bob })
+            Assert.Equal(200, (await who.ApiGet($"/v1/search/messages?q=agenda&conversation_id={fresh}")).Status);
+        Assert.Equal(200, (await bob.ApiGet($"/v1/search?q=agenda+in:{fresh}")).Status);
+        Assert.Equal(404, (await bob.ApiGet($"/v1/search/messages?q=agenda&conversation_id={settled}")).Status);
+        Assert.Equal(404, (await bob.ApiGet($"/v1/search?q=agenda+in:{settled}")).Status);
+        await hold.RollbackAsync();
+    }
+}
 
 public sealed class SqliteSearchTests(SqliteSearchNode node) : SearchApiTests(node), IClassFixture<SqliteSearchNode>;
 

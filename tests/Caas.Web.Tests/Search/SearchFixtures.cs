@@ -25,11 +25,15 @@ public abstract class SearchNodeFixture : IAsyncLifetime
     /// <summary>The node's services (a test that damages a table to see a rebuild restore it).</summary>
     public IServiceProvider Services => _app!.Services;
 
+    /// <summary>The node's PostgreSQL database (null on SQLite).</summary>
+    public string? PostgresConnection { get; private set; }
+
     public async Task InitializeAsync()
     {
+        PostgresConnection = Postgres ? TestDatabases.NewPostgresDatabase("search") : null;
         _app = await NodeHost.BuildAsync(new NodeOptions
         {
-            Postgres = Postgres ? TestDatabases.NewPostgresDatabase("search") : null,
+            Postgres = PostgresConnection,
             DataDir = TestDatabases.NewSqliteDirectory(),
             Urls = "http://127.0.0.1:0",
             JwtSecret = NodeFixture.Secret,
