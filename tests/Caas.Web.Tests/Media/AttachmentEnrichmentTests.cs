@@ -73,6 +73,81 @@ public sealed class AttachmentEnrichmentTests(MediaFileNode node) : IClassFixtur
         Assert.Equal("not_audio", Result(enrichment, "speech").Str("reason"));
     }
 
+    private static byte[] Pdf(params string[] lines)
+    {
+        var builder = new UglyToad.PdfPig.Writer.PdfDocumentBuilder();
+        var font = builder.AddStandard14Font(UglyToad.PdfPig.Fonts.Standard14Fonts.Standard14Font.Helvetica);
+        var page = builder.AddPage(UglyToad.PdfPig.Content.PageSize.A4);
+        var y = 760.0;
+        foreach (var line in lines)
+        {
+            page.AddText(line, 12, new UglyToad.PdfPig.Core.PdfPoint(50, y), font);
+            y -= 18;
+        }
+        return builder.Build();
+    }
+
+    private static byte[] Docx(params string[] paragraphs)
+    {
+        using var stream = new MemoryStream();
+        using (var document = DocumentFormat.OpenXml.Packaging.WordprocessingDocument.Create(stream, DocumentFormat.OpenXml.WordprocessingDocumentType.Document))
+        {
+            var main = document.AddMainDocumentPart();
+            main.Document = new DocumentFormat.OpenXml.Wordprocessing.Document(new DocumentFormat.OpenXml.Wordprocessing.Body(
+                paragraphs.Select(p => new DocumentFormat.OpenXml.Wordprocessing.Paragraph(new DocumentFormat.OpenXml.Wordprocessing.Run(
+                    new DocumentFormat.OpenXml.Wordprocessing.Text(p)))).ToArray<DocumentFormat.OpenXml.OpenXmlElement>()));
+        }
+        return stream.ToArray();
+    }
+
+    [Fact]
+    public async Task A_pdf_and_a_docx_sent_as_files_get_their_document_text_read_by_the_text_enrichers_and_are_found_by_it()
+    {
+        using var alice = node.Client(Tenant, "alice");
+        var conv = await alice.CreateGroupAsync("bob");
+        var documents = new[]
+        {
+            (Name: "report.pdf", Type: "application/pdf", Bytes: Pdf("Quarterly report for ACME", "Questions to sales@acme.example"), MessageId: "enr-pdf-1",
+                Text: "Quarterly report for ACME", Entity: "email", EntityText: "sales@acme.example", Word: "quarterly"),
+            (Name: "notes.docx", Type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", Bytes: Docx("Meeting notes", "The deposit is 300 EUR, due Friday"), MessageId: "enr-docx-1",
+                Text: "The deposit is 300 EUR", Entity: "money", EntityText: "300", Word: "deposit"),
+        };
+        foreach (var d in documents)
+        {
+            var (uploaded, file) = await alice.UploadAsync(conv, d.Bytes, d.Name, d.Type);
+            Assert.True(uploaded == 201, file.ToString());
+            var (status, ack) = await alice.ApiPost("/v1/messages",
+                new { conversation_id = conv, content = new { type = "file", media_id = file.Str("id"), caption = "have a look" }, message_id = d.MessageId });
+            Assert.True(status == 201, ack.ToString());
+        }
+        foreach (var d in documents)
+        {
+            var enrichment = await EnrichedAsync(alice, conv, d.MessageId);
+            var document = Result(enrichment, "document-text");
+            Assert.False(document.GetProperty("skipped").GetBoolean(), document.ToString());
+            var extracted = document.GetProperty("extracted");
+            Assert.True(extracted.GetProperty("ok").GetBoolean(), document.ToString());
+            Assert.Contains(d.Text, extracted.Str("text"));
+            // The text enrichers ran over caption + the document's text.
+            var entities = Result(enrichment, "entities").GetProperty("entities").EnumerateArray().ToList();
+            Assert.Contains(entities, e => e.Str("type") == d.Entity && e.Str("text").Contains(d.EntityText));
+            Assert.Contains("\"skipped\":true", Result(enrichment, "ocr").GetRawText());
+            Assert.Equal("not_audio", Result(enrichment, "speech").Str("reason"));
+        }
+        // Search's files section finds each file by a word of its text (not of its name), once the index has the text.
+        foreach (var d in documents)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (true)
+            {
+                var files = (await alice.ApiGet($"/v1/search?q={d.Word}")).Body.GetProperty("files").GetProperty("items").EnumerateArray().ToList();
+                if (files.Any(f => f.Str("message_id") == d.MessageId && f.Str("file_name") == d.Name)) break;
+                Assert.True(DateTime.UtcNow < deadline, $"{d.Name} not found by '{d.Word}': {string.Join(", ", files)}");
+                await Task.Delay(200);
+            }
+        }
+    }
+
     [Fact]
     public async Task A_file_whose_bytes_are_gone_before_enrichment_gets_not_applicable_and_the_projection_goes_on()
     {
