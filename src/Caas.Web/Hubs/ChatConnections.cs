@@ -193,16 +193,21 @@ public sealed class ChatConnection
         else foreach (var message in again ?? []) Push(message);
     }
 
-    /// <summary>Sends one last event after everything queued, then closes the connection.</summary>
-    public void PushThenClose(string method, object payload)
+    /// <summary>Sends one last event after everything queued, then closes the connection (<paramref name="reasonCode"/> for the metrics).</summary>
+    public void PushThenClose(string method, object payload, string reasonCode)
     {
+        CloseReason ??= reasonCode;
         if (!Enqueue(Message(method, payload) with { Ephemeral = false }, closeAfter: true)) Close("slow_consumer");
     }
+
+    /// <summary>Why the server closed the connection (the code of its reason); null while it has not.</summary>
+    public string? CloseReason { get; private set; }
 
     /// <summary>Closes the connection with a reason the client sees in its close event.</summary>
     public void Close(string reason)
     {
         if (Interlocked.Exchange(ref _closing, 1) == 1) return;
+        CloseReason ??= HubMetrics.ReasonCode(reason);
         _log.LogWarning("Closing hub connection {ConnectionId} of {UserId}: {Reason}", Id, Caller.UserId, reason);
         Complete();
         // The reason goes out if the socket takes it within a second; the connection is aborted either way.
@@ -358,6 +363,23 @@ public sealed class ChatConnection
     }
 }
 
+/// <summary>The hub's connection metrics (a WebSocket is not counted as an HTTP request; see CaasWeb).</summary>
+public static class HubMetrics
+{
+    public static readonly Prometheus.Gauge Connections = Prometheus.Metrics.CreateGauge("caas_hub_connections",
+        "Hub connections open on this node now.");
+
+    public static readonly Prometheus.Counter Opened = Prometheus.Metrics.CreateCounter("caas_hub_connections_opened_total",
+        "Hub connections opened (signed in) on this node.");
+
+    public static readonly Prometheus.Counter Closed = Prometheus.Metrics.CreateCounter("caas_hub_connections_closed_total",
+        "Hub connections closed, by who decided: client (the client or its network), slow_consumer, stale (unacknowledged " +
+        "events past their retries), token_expired.", new Prometheus.CounterConfiguration { LabelNames = ["reason"] });
+
+    /// <summary>The code of a close reason ("slow_consumer: …" → "slow_consumer").</summary>
+    public static string ReasonCode(string reason) => reason.IndexOf(':') is var colon and > 0 ? reason[..colon] : reason;
+}
+
 /// <summary>The node's live connections by id, and the SignalR connection contexts they write to.</summary>
 public sealed class ChatConnections
 {
@@ -374,9 +396,20 @@ public sealed class ChatConnections
     public IReadOnlyList<ChatConnection> OfUser(string tenantId, string userId) =>
         [.. _connections.Values.Where(c => c.Caller.TenantId == tenantId && c.Caller.UserId == userId)];
 
-    internal void Add(ChatConnection c) => _connections[c.Id] = c;
+    internal void Add(ChatConnection c)
+    {
+        if (!_connections.TryAdd(c.Id, c)) return;
+        HubMetrics.Connections.Inc();
+        HubMetrics.Opened.Inc();
+    }
 
-    internal ChatConnection? Remove(string connectionId) => _connections.TryRemove(connectionId, out var c) ? c : null;
+    internal ChatConnection? Remove(string connectionId)
+    {
+        if (!_connections.TryRemove(connectionId, out var c)) return null;
+        HubMetrics.Connections.Dec();
+        HubMetrics.Closed.WithLabels(c.CloseReason ?? "client").Inc();
+        return c;
+    }
 }
 
 /// <summary>The default (in-process) lifetime manager, which also hands each connection's context to <see cref="ChatConnections"/>.</summary>

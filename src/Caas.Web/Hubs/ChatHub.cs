@@ -386,7 +386,8 @@ public sealed partial class ChatHub(
         _ = Task.Delay(left < TimeSpan.Zero ? TimeSpan.Zero : left, aborted).ContinueWith(t =>
         {
             if (t.IsCanceled) return;
-            connection.PushThenClose(HubEvents.SessionExpired, new { code = "token_expired", message = "The access token has expired; reconnect with a new one." });
+            connection.PushThenClose(HubEvents.SessionExpired, new { code = "token_expired", message = "The access token has expired; reconnect with a new one." },
+                "token_expired");
         }, TaskScheduler.Default);
     }
 

@@ -273,6 +273,18 @@ public sealed class ChatHubTests(HubNode node) : IClassFixture<HubNode>
         Assert.True(sockets.Count == 0, string.Join("\n", sockets));
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("http_requests_received_total{", StringComparison.Ordinal) && l.Contains("/hubs/chat/negotiate"));
         Assert.Equal(HubConnectionState.Connected, alice.Connection.State);
+        // The hub counts its connections itself (other tests' nodes in this process count into the same metrics).
+        var open = metrics.Split('\n').Single(l => l.StartsWith("caas_hub_connections ", StringComparison.Ordinal));
+        Assert.True(double.Parse(open.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 1, open);
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("caas_hub_connections_opened_total ", StringComparison.Ordinal));
+        var closedBefore = Caas.Web.Hubs.HubMetrics.Closed.WithLabels("client").Value;
+        await alice.DisposeAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (Caas.Web.Hubs.HubMetrics.Closed.WithLabels("client").Value <= closedBefore)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a client's close counted within 60 s");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]

@@ -42,6 +42,7 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
     {
         var options = node.App.Services.GetRequiredService<IOptions<HubOptions<ChatHub>>>().Value;
         Assert.Equal(1_048_576, options.MaximumReceiveMessageSize);
+        var closedBefore = HubMetrics.Closed.WithLabels("slow_consumer").Value;
         await using var stalled = await StalledAsync(node, "t-slow");
         var (room, alice, sloth, slothConnection) = stalled;
 
@@ -55,6 +56,14 @@ public sealed class SlowConsumerTests(TightOutboxHubNode node) : IClassFixture<T
         await AssertClosedAsync(sloth);
         Assert.False(alice.Closed.IsCompleted, "the sender was closed too");
         Assert.Equal(sent + 1, (await alice.SendAsync(room, "still here")).Seq());
+        // Counted as the server's decision once the hub has let the connection go.
+        Assert.Equal("slow_consumer", slothConnection.CloseReason);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (HubMetrics.Closed.WithLabels("slow_consumer").Value <= closedBefore)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "caas_hub_connections_closed_total{reason=slow_consumer} counted within 60 s");
+            await Task.Delay(100);
+        }
     }
 
     [Fact(Timeout = 240_000)]
