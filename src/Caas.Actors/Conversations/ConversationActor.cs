@@ -28,6 +28,7 @@ public sealed class ConversationActor : EntityActor
     private ConversationState.Replay? _replay;
     // Live fan-out needs a cluster; the actor also runs without one (unit tests with the local provider).
     private readonly bool _publishes = Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal);
+    private readonly RoomTopicRouter _topics = RoomTopicRouter.Get(Context.System);
     // The node's content vault; none (unit tests, a node without one) stores content in the clear.
     private readonly IContentVault? _vault = ContentVaultSetup.Of(Context.System);
     private readonly AuditKey? _auditKey = AuditKeySetup.Of(Context.System);
@@ -190,7 +191,7 @@ public sealed class ConversationActor : EntityActor
         var written = flight.Payloads.Count;
         var before = LastSequenceNr - written;
         if (_publishes)
-            RoomTopicRouter.Get(Context.System).Publish(tenantId, conversationId, new ConversationEventsPublished(flight.Published.MoveToImmutable()));
+            _topics.Publish(tenantId, conversationId, new ConversationEventsPublished(flight.Published.MoveToImmutable()));
         foreach (var answer in flight.Answers) answer.Of.ReplyTo.Tell(Stamp(answer.Reply, before + answer.EventsBefore));
         if ((before + written) / _settings.SnapshotEvery > before / _settings.SnapshotEvery) SaveSnapshot(_state);
         WriteNext();

@@ -89,7 +89,7 @@ public sealed record RoomTopicUnsubscribe(string TenantId, string ConversationId
 /// <summary>The topic actor took the subscription; the sender is the topic actor.</summary>
 public sealed record RoomTopicSubscribed(string TenantId, string ConversationId) : ICaasMessage;
 
-/// <summary>Asks a sharded room topic how many feeds it sends to (operators, tests).</summary>
+/// <summary>Asks a sharded room topic how many feeds it sends to (tests and diagnostics; no route exposes it).</summary>
 public sealed record GetRoomTopic(string TenantId, string ConversationId) : ICaasMessage;
 
 public sealed record RoomTopicView(string TenantId, string ConversationId, int Subscribers) : ICaasMessage;

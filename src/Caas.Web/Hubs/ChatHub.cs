@@ -37,7 +37,7 @@ public static class HubProtocolVersions
 {
     public const int Current = 1;
 
-    public static readonly IReadOnlyList<int> Supported = [1];
+    public static readonly IReadOnlyList<int> Supported = [Current];
 
     /// <summary>What protocol 1 offers beyond the basic room methods, for clients that adapt.</summary>
     public static readonly IReadOnlyList<string> Features =
@@ -98,6 +98,7 @@ public sealed partial class ChatHub(
         if (args.Client is { Length: > 200 })
             return Task.FromResult(Fail(Rejection.Invalid("client", "At most 200 characters.")));
         var common = offered.Where(HubProtocolVersions.Supported.Contains).DefaultIfEmpty(0).Max();
+        var delivery = Settings.WithEnvironment();
         if (common == 0)
             return Task.FromResult(Fail(new Rejection(ErrorCodes.UnsupportedProtocol,
                 $"This server speaks hub protocol {string.Join(", ", HubProtocolVersions.Supported)}; the client offered {string.Join(", ", offered.Distinct())}.")));
@@ -112,8 +113,8 @@ public sealed partial class ChatHub(
                 max_message_bytes = Settings.MaxMessageBytes,
                 max_resume_rooms = Settings.MaxResumeRooms,
                 max_resume_events = Settings.MaxResumeEvents,
-                delivery_timeout_ms = (long)Settings.WithEnvironment().DeliveryTimeout.TotalMilliseconds,
-                delivery_retries = Settings.WithEnvironment().DeliveryRetries,
+                delivery_timeout_ms = (long)delivery.DeliveryTimeout.TotalMilliseconds,
+                delivery_retries = delivery.DeliveryRetries,
                 typing_window_ms = (long)Settings.TypingWindow.TotalMilliseconds,
             },
         });

@@ -180,7 +180,8 @@ public sealed class RoomFeedActor : ReceiveActor, IWithUnboundedStash, IWithTime
     {
         if (_subscribed) return;
         _subscribed = true;
-        // Other nodes learn of this subscription by gossip; once they have, tell them who is here.
+        // Other nodes learn of a DistributedPubSub subscription by gossip (a sharded topic knows it at once); after
+        // that, tell them who is here.
         Timers.StartSingleTimer("announce", new Announce(), TimeSpan.FromSeconds(2));
         foreach (var waiting in _awaitingSubscription) waiting.Tell(new Relay.Joined());
         _awaitingSubscription.Clear();
@@ -585,8 +586,11 @@ public sealed class RoomRelay(ActorSystem system, ClusterGateway gateway, Micros
     });
 
     private readonly Lazy<DeliveryTracker> _deliveries = new(() =>
-        new DeliveryTracker(gateway, s => RoomTopicRouter.Get(system).Publish(s.TenantId, s.ConversationId, s),
-            Cluster.Get(system).SelfAddress.ToString(), settings.Value.WithEnvironment(), connections, deliveryLog));
+    {
+        var topics = RoomTopicRouter.Get(system);
+        return new DeliveryTracker(gateway, s => topics.Publish(s.TenantId, s.ConversationId, s),
+            Cluster.Get(system).SelfAddress.ToString(), settings.Value.WithEnvironment(), connections, deliveryLog);
+    });
 
     /// <summary>This node's coalescer of delivered acknowledgements (started on first use).</summary>
     public DeliveryTracker Deliveries => _deliveries.Value;

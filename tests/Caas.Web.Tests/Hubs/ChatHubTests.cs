@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Caas.Web.Tests.Hubs;
 
@@ -277,14 +278,19 @@ public sealed class ChatHubTests(HubNode node) : IClassFixture<HubNode>
         var open = metrics.Split('\n').Single(l => l.StartsWith("caas_hub_connections ", StringComparison.Ordinal));
         Assert.True(double.Parse(open.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 1, open);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("caas_hub_connections_opened_total ", StringComparison.Ordinal));
-        var closedBefore = Caas.Web.Hubs.HubMetrics.Closed.WithLabels("client").Value;
+        // Alice's own connection: when she closes it, the hub lets it go with no server reason, so it counts as "client"
+        // (the counter itself is shared with the other tests' nodes, so the connection's reason is what is checked).
+        var connections = node.App.Services.GetRequiredService<Caas.Web.Hubs.ChatConnections>();
+        var mine = Assert.Single(connections.OfUser("t-metrics", "alice"));
         await alice.DisposeAsync();
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (Caas.Web.Hubs.HubMetrics.Closed.WithLabels("client").Value <= closedBefore)
+        while (connections.Find(mine.Id) is not null)
         {
-            Assert.True(DateTime.UtcNow < deadline, "a client's close counted within 60 s");
+            Assert.True(DateTime.UtcNow < deadline, "alice's connection let go within 60 s");
             await Task.Delay(100);
         }
+        Assert.Null(mine.CloseReason);
+        Assert.True(Caas.Web.Hubs.HubMetrics.Closed.WithLabels("client").Value >= 1);
     }
 
     [Fact]
