@@ -53,6 +53,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new MessageDeleted(Meta, 2, "m-2"),
             new UserBanned(Meta, "mallory", At.AddDays(1), "spam"),
             new UserMuted(Meta, "dave", null, "cool off"),
+            new CallUpdated(Meta, "call_1", "started", "ringing", "audio", "alice", At, ["alice"], ["bob"], [], null, null, 9),
         ];
         foreach (var e in events) s = s.Apply(e);
         return s;
@@ -94,6 +95,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new UserMuted(Meta, "dave", At.AddMinutes(10), "calm down"),
             new UserUnmuted(Meta, "dave", null),
             new UserKicked(Meta, "erin", At.AddMinutes(5), "cool off"),
+            new CallUpdated(Meta, "call_1", "joined", "active", "video", "alice", At, ["alice", "bob"], ["carol"], ["bob"], null, null, 7),
+            new CallUpdated(Meta with { ActorId = "system" }, "call_1", "ended", "ended", "audio", "alice", At, [], [], ["alice", "bob"], "completed", 95.5, 12),
             state,
             ConversationState.Empty(),
             // conversation commands, queries and replies
@@ -226,6 +229,8 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new Caas.Actors.Calls.CallEnded(Meta, "call_3", "busy", null, 0, ["alice"],
                 [new Caas.Actors.Calls.ParticipantQuality("alice", 2, new Caas.Actors.Calls.MetricStats(2, 40, 60, 100), null, null, null)]),
             new Caas.Actors.Calls.CallSummaryPosted(Meta, "call_1", "call_1", 42),
+            new RecordCallUpdate("acme", "c-1", "alice",
+                new CallUpdated(Meta, "call_1", "started", "ringing", "audio", "alice", At, ["alice"], ["bob"], [], null, null, 1)),
             new Caas.Actors.Calls.StartCall("acme", "c-1", "alice", "call_1", "audio", ["alice", "bob"], ["bob"]),
             new Caas.Actors.Calls.ReportCallQuality("acme", "c-1", "bob", "call_1", new Caas.Actors.Calls.CallQualitySample(40.5, null, 0.1, 900)),
             new Caas.Actors.Calls.CallPresenceUpdate("acme", "call_1", ["alice"], ["bob"]),

@@ -7,7 +7,7 @@ import { defaultStorage, type QueuedMessage, type QueueStorage } from "./storage
 import { decodeToken } from "./token.js";
 import type {
   CallAnswer, CallAnsweredElsewhereEvent, CallEndedEvent, CallMedia, CallMissedEvent, CallParticipantEvent, CallQualitySample,
-  CallRingingEvent, ConversationUpdatedEvent, HubError, HubResult, IceServers, JoinResult, MemberAddedEvent, MemberPresenceEvent,
+  CallRingingEvent, CallUpdatedEvent, ConversationUpdatedEvent, HubError, HubResult, IceServers, JoinResult, MemberAddedEvent, MemberPresenceEvent,
   MemberRemovedEvent, MemberRoleChangedEvent, Message, MessageDeletedEvent, MessageEditedEvent, ModerationEvent, ParticipantLeftEvent,
   Presence, ReactionChangedEvent, ReceiptEvent, RecordingConsentedEvent, RecordingConsentRequestedEvent, RecordingDeclinedEvent,
   RecordingStartedEvent, RecordingStatus, RecordingStoppedEvent, RoomActivityEvent, RoomErrorEvent, SessionExpiredEvent, SignalEvent,
@@ -84,6 +84,8 @@ export interface CaasEvents {
   userUnbanned: ModerationEvent;
   userKicked: ModerationEvent;
   conversationUpdated: ConversationUpdatedEvent;
+  /** A call of a joined room changed (durable: replayed after a reconnect; see CallUpdatedEvent). */
+  callUpdated: CallUpdatedEvent;
   roomError: RoomErrorEvent;
   /** A room's joins, leaves and presence changes of one server tick; each is also handed out on its own below. */
   roomActivity: RoomActivityEvent;
@@ -151,7 +153,7 @@ interface Room {
 
 const DURABLE_EVENTS = [
   "messageEdited", "messageDeleted", "reactionChanged", "memberAdded", "memberRemoved", "memberRoleChanged", "userMuted",
-  "userUnmuted", "userBanned", "userUnbanned", "userKicked", "conversationUpdated",
+  "userUnmuted", "userBanned", "userUnbanned", "userKicked", "conversationUpdated", "callUpdated",
 ] as const;
 const LIVE_EVENTS = ["memberJoined", "memberLeft", "typing", "readReceipt", "delivered", "presenceChanged"] as const;
 const CALL_EVENTS = [
@@ -601,9 +603,15 @@ export class CaasClient {
             else this.dropRoom(room, answer.error);
             return;
           }
-          if (answer.event_seq != null) room.lastEventSeq = Math.max(room.lastEventSeq ?? 0, answer.event_seq);
-          if (answer.resumed) this.events.emit("resumed", { conversation_id: room.id, via: "resume", from_seq: room.lastSeq, to_seq: room.lastSeq });
-          else void this.catchUp(room);
+          if (answer.resumed) {
+            // What was missed follows the answer, each event with its own event_seq: the mark moves as they come (moved to
+            // the answer's now, the replayed edits, reactions and call updates would be taken as seen and dropped).
+            this.events.emit("resumed", { conversation_id: room.id, via: "resume", from_seq: room.lastSeq, to_seq: room.lastSeq });
+          } else {
+            // Too far behind to replay: the messages come from history, and later events from here.
+            if (answer.event_seq != null) room.lastEventSeq = Math.max(room.lastEventSeq ?? 0, answer.event_seq);
+            void this.catchUp(room);
+          }
         });
       } catch (e) {
         if (isMissingMethod(e)) this.resumeSupported = false;

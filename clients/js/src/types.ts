@@ -344,6 +344,30 @@ export interface CallEndedEvent extends CallEventBase {
   participants: string[];
   quality: ParticipantCallQuality[];
 }
+/**
+ * A change of a conversation's call as the conversation recorded it: durable, with `event_seq`, to the room's
+ * connections, and replayed after a reconnect like messages (a call that started or ended while this client was away
+ * arrives here). It carries the call's whole state after the change; the ringing and signaling events above are live.
+ */
+export interface CallUpdatedEvent extends CallEventBase {
+  change: "started" | "joined" | "declined" | "busy" | "left" | "missed" | "ended";
+  status: "ringing" | "active" | "ended";
+  media: CallMedia;
+  started_by: string;
+  started_at: string;
+  /** Who is in the call / still rung after the change (empty once ended). */
+  joined: string[];
+  ringing: string[];
+  /** Whom the change is about: the joiner, the decliner, those who missed it; once ended, who took part. */
+  user_ids: string[];
+  /** `left`/`disconnected` for a leave; the end reason for the end. */
+  reason: string | null;
+  duration_seconds: number | null;
+  /** Whose command changed it (`system` for timeouts). */
+  by: string;
+  at: string;
+  event_seq: number;
+}
 /** An SDP offer/answer or an ICE candidate relayed from another participant (`payload` as they sent it). */
 export interface SignalEvent {
   call_id: string;

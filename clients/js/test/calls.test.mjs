@@ -1,5 +1,6 @@
 // Calls through the SDK against a real node: ringing, accepting, signaling, quality, a recording with consent, the end,
-// the call summary message, the call list, ICE servers, errors, and call events after a reconnect.
+// the call summary message, the call list, ICE servers, errors, call events after a reconnect, and a call missed while
+// offline arriving as durable callUpdated events through the resume.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { CaasClient, CaasError, isCallContent } from "../dist/esm/index.js";
@@ -201,4 +202,44 @@ test("call events keep coming after the connection was dropped and reopened", { 
   assert.equal(declined.status, "ended");
   assert.equal(declined.end_reason, "declined");
   await waitFor(() => f.find("callEnded", (e) => e.call_id === callId), "frank's callEnded");
+});
+
+test("a call that rang and ended while the network was down arrives after the reconnect as callUpdated, in order, once", { timeout: 300_000 }, async () => {
+  const proxy = await new DropProxy(node.port).listen();
+  proxies.push(proxy);
+  const gina = client("gina");
+  const hal = client("hal", proxy.url);
+  await Promise.all([gina.connect(), hal.connect()]);
+  const room = await gina.rest.createConversation({ type: "group", title: "SDK call while away", members: ["hal"] });
+  await Promise.all([gina.joinRoom(room.id), hal.joinRoom(room.id)]);
+  const updates = [];
+  const resumed = [];
+  const messages = [];
+  hal.on("callUpdated", (e) => updates.push(e));
+  hal.on("resumed", (e) => resumed.push(e));
+  hal.on("message", (m) => messages.push(m));
+  await gina.send(room.id, "before");
+  await waitFor(() => messages.some((m) => m.content.text === "before"), "hal's message before the cut");
+
+  proxy.refusing = true;
+  assert.ok(proxy.drop() > 0, "hal's socket went through the proxy");
+  await waitFor(() => hal.state !== "connected", "hal to notice the cut");
+  const { call_id: callId } = await gina.startCall(room.id, "video");
+  const ended = await gina.endCall(callId);
+  assert.equal(ended.status, "ended");
+  assert.equal(updates.length, 0, "nothing reached hal while the network was down");
+
+  proxy.refusing = false;
+  await waitFor(() => resumed.some((r) => r.conversation_id === room.id) && updates.length >= 2, "hal to resume and get the call's updates");
+  await waitFor(() => messages.some((m) => isCallContent(m.content) && m.content.call_id === callId), "the call's summary message");
+  assert.equal(resumed.find((r) => r.conversation_id === room.id).via, "resume");
+  assert.deepEqual(updates.map((u) => [u.call_id, u.change, u.status]), [[callId, "started", "ringing"], [callId, "ended", "ended"]]);
+  assert.deepEqual(updates[0].ringing, ["hal"]);
+  assert.equal(updates[1].reason, "ended");
+  assert.ok(updates[0].event_seq < updates[1].event_seq, "in event_seq order");
+  // Nothing twice: one more live message, then the counts.
+  await gina.send(room.id, "after");
+  await waitFor(() => messages.some((m) => m.content.text === "after"), "hal's message after the resume");
+  assert.equal(updates.length, 2);
+  assert.equal(messages.filter((m) => isCallContent(m.content)).length, 1);
 });

@@ -147,7 +147,13 @@ export class DropProxy {
   constructor(targetPort) {
     this.targetPort = targetPort;
     this.sockets = new Set();
+    /** While true, new connections are cut at once (the network is down). */
+    this.refusing = false;
     this.server = net.createServer((client) => {
+      if (this.refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = net.connect(this.targetPort, "127.0.0.1");
       this.sockets.add(client);
       this.sockets.add(upstream);

@@ -3,6 +3,7 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Sharding;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
+using Akka.Event;
 using Akka.Hosting;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
@@ -70,6 +71,12 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
     private readonly Dictionary<string, DateTimeOffset> _lastSeen = new(StringComparer.Ordinal);
     // Summaries being sent now (one ask at a time per call).
     private readonly HashSet<string> _sending = [];
+    // The call's changes still to be recorded in the conversation's journal (CallUpdated), oldest first; sent one at a
+    // time, each until the conversation answers. In memory: after a recovery only the last change is sent again (the
+    // conversation ignores one it has), so a crash can lose intermediate changes but never the call's latest state.
+    private readonly List<RecordCallUpdate> _updates = [];
+    private bool _updateSending;
+    private CallUpdated? _recoveredUpdate;
 
     public CallRoomActor(string entityId, EntitySettings settings, CallSettings calls)
     {
@@ -79,15 +86,24 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
         _tenantId = entityId[..bar];
         _conversationId = entityId[(bar + 1)..];
         PersistenceId = "calls|" + entityId;
-        Recover<ICallEvent>(e => { _state = _state.Apply(e); _lastHash = e.Meta.Hash ?? _lastHash; });
+        Recover<ICallEvent>(e =>
+        {
+            var before = _state;
+            _state = _state.Apply(e);
+            _lastHash = e.Meta.Hash ?? _lastHash;
+            if (CallUpdates.Of(e, before, _state, LastSequenceNr) is { } update) _recoveredUpdate = update;
+        });
         Recover<RecoveryCompleted>(_ =>
         {
             // The quality reports of an active call come back from its last checkpoint.
             _quality = (_state.Active?.Quality ?? []).ToImmutableDictionary(q => q.UserId);
             _checkpointedAt = _state.Active?.Quality is null ? null : DateTimeOffset.UtcNow;
             foreach (var user in _state.Active?.Joined ?? []) _lastSeen[user] = DateTimeOffset.UtcNow;
+            if (_recoveredUpdate is { } last) _updates.Add(new RecordCallUpdate(_tenantId, _conversationId, last.Meta.ActorId, last));
+            _recoveredUpdate = null;
             AfterChange();
             TellPresence();
+            SendUpdates();
         });
         Command<ReportCallQuality>(HandleQuality);
         Command<CallHeartbeat>(h =>
@@ -104,8 +120,13 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
         Command<RefreshPresence>(_ => TellPresence());
         Command<SendSummaries>(_ => SendPendingSummaries());
         Command<SummaryAnswer>(OnSummaryAnswer);
+        Command<SendCallUpdates>(_ => SendUpdates());
+        Command<UpdateAnswer>(OnUpdateAnswer);
         Command<StopEntity>(_ => Context.Stop(Self));
-        Command<ReceiveTimeout>(_ => { if (_state.Active is null && _state.SummariesPending.IsEmpty) Context.Parent.Tell(new Passivate(StopEntity.Instance)); });
+        Command<ReceiveTimeout>(_ =>
+        {
+            if (_state.Active is null && _state.SummariesPending.IsEmpty && _updates.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
+        });
     }
 
     public override string PersistenceId { get; }
@@ -211,6 +232,8 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
             foreach (var notice in CallNotices.For(e, before, _conversationId, connection))
                 if (notice.Recipients.Count > 0) mediator.Tell(new Publish(CallNotices.Topic, notice));
             if (Presence(e, before) is { } update) presence.Add(update);
+            if (CallUpdates.Of(e, before, _state, LastSequenceNr) is { } change)
+                _updates.Add(new RecordCallUpdate(_tenantId, _conversationId, change.Meta.ActorId, change));
             if (--remaining == 0)
             {
                 // Answered once the presence index has the change (or could not be reached in time): a call started
@@ -222,6 +245,7 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
                     Task.WhenAll(presence).ContinueWith(_ => reply, TaskScheduler.Default).PipeTo(replyTo);
                 }
                 AfterChange();
+                SendUpdates();
                 if (e is CallEnded) SendPendingSummaries();
             }
         });
@@ -249,9 +273,40 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
             .Tell(new CallPresenceUpdate(_tenantId, a.CallId, [.. a.Joined], []), ActorRefs.NoSender);
     }
 
-    /// <summary>Sends every pending summary not already on its way to the conversation entity.</summary>
+    /// <summary>Sends the oldest change not yet recorded in the conversation (one at a time, so they are recorded in order).</summary>
+    private void SendUpdates()
+    {
+        if (_updateSending || _updates.Count == 0) return;
+        _updateSending = true;
+        var update = _updates[0];
+        ClusterSharding.Get(Context.System).ShardRegion(ConversationSharding.TypeName).Ask<object>(update, SummaryAskTimeout)
+            .ContinueWith(t => new UpdateAnswer(update.Update.CallSeq, t.IsCompletedSuccessfully ? t.Result : null), TaskScheduler.Default)
+            .PipeTo(Self);
+    }
+
+    private void OnUpdateAnswer(UpdateAnswer a)
+    {
+        _updateSending = false;
+        var retry = a.Reply is null or Rejection { Code: ErrorCodes.Unavailable };
+        if (retry)
+        {
+            // Not written (a timeout, the journal down): again shortly, the same change first.
+            Timers.StartSingleTimer("updates", SendCallUpdates.Instance, SummaryRetry);
+            return;
+        }
+        // Recorded (Done), already there (Done), or never to be (the conversation is gone, or refused it for good).
+        if (a.Reply is Rejection { Code: not ErrorCodes.NotFound } r)
+            Context.GetLogger().Warning("The conversation {0} refused change {1} of its call: {2}", _conversationId, a.CallSeq, r.Code);
+        if (_updates.Count > 0 && _updates[0].Update.CallSeq == a.CallSeq) _updates.RemoveAt(0);
+        if (_updates.Count > 0) SendUpdates();
+        // The end of a call is in the conversation before its summary is posted.
+        else SendPendingSummaries();
+    }
+
+    /// <summary>Sends every pending summary not already on its way to the conversation entity (after the call's changes).</summary>
     private void SendPendingSummaries()
     {
+        if (_updates.Count > 0) return;
         var conversations = ClusterSharding.Get(Context.System).ShardRegion(ConversationSharding.TypeName);
         foreach (var callId in _state.SummariesPending)
         {
@@ -358,6 +413,13 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
     }
 
     private sealed record SummaryAnswer(string CallId, string MessageId, object? Reply) : INoSerializationVerificationNeeded;
+
+    private sealed class SendCallUpdates : INoSerializationVerificationNeeded
+    {
+        public static readonly SendCallUpdates Instance = new();
+    }
+
+    private sealed record UpdateAnswer(long CallSeq, object? Reply) : INoSerializationVerificationNeeded;
 }
 
 public sealed class CallRoomRegion;

@@ -46,6 +46,7 @@ public static class ConversationDecider
             ChangeRole rc => Change(s, rc, meta),
             PostMessage p => Post(s, p, meta, now),
             PostCallSummary cs => CallSummaryPosting.Decide(s, cs, meta),
+            RecordCallUpdate cu => CallUpdateRecording.Decide(s, cu, meta),
             AdmitMessage a => Admit(s, a.ActorId, a.ConversationId, a.MessageId, a.IdempotencyHorizon, now)
                               ?? Decision.Answer(new MessageAdmitted(a.ConversationId)),
             EditMessage e => Edit(s, e, meta, now),

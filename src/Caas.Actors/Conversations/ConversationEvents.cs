@@ -24,6 +24,21 @@ public sealed record MemberRemoved(EventMeta Meta, string UserId, string Reason)
 public sealed record MemberRoleChanged(EventMeta Meta, string UserId, Role Role) : IConversationEvent;
 
 /// <summary>
+/// A change of the conversation's call, recorded in the conversation's own journal (sent by the call entity,
+/// <c>Calls.CallRoomActor</c>, after it persisted its own event) so that it carries the conversation's event_seq, is
+/// replayed by a hub <c>Resume</c> like every other durable event, and is on <c>chat.events</c>. It carries the call's
+/// whole state after the change, so a client that sees only the last one still knows the call.
+/// <see cref="Change"/>: <c>started</c>, <c>joined</c>, <c>declined</c>, <c>busy</c>, <c>left</c>, <c>missed</c>,
+/// <c>ended</c>; <see cref="Status"/>: <c>ringing</c>, <c>active</c>, <c>ended</c>. <see cref="UserIds"/>: whom the
+/// change is about (the joiner, the decliner; those who missed it; empty for start and end). <see cref="CallSeq"/>:
+/// the call entity's sequence number of the change, which makes recording it idempotent. Meta's actor is the user
+/// whose command caused it, or <c>system</c>.
+/// </summary>
+public sealed record CallUpdated(EventMeta Meta, string CallId, string Change, string Status, string Media, string StartedBy,
+    DateTimeOffset StartedAt, IReadOnlyList<string> Joined, IReadOnlyList<string> Ringing, IReadOnlyList<string> UserIds,
+    string? Reason, double? DurationSeconds, long CallSeq) : IConversationEvent;
+
+/// <summary>
 /// v2 added <see cref="Enrichment"/>; v1 events read with none. Once <see cref="Sealed"/> is set (the node has a
 /// content vault), the journal stores only the ciphertext: <see cref="Content"/> and <see cref="Enrichment"/> are
 /// restored from it when the event is read, or read as erased when the author's key was destroyed.
@@ -200,6 +215,7 @@ public static class ConversationEvents
         UserMuted x => x with { Meta = meta },
         UserUnmuted x => x with { Meta = meta },
         UserKicked x => x with { Meta = meta },
+        CallUpdated x => x with { Meta = meta },
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown conversation event."),
     };
 }

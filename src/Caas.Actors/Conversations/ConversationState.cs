@@ -65,6 +65,9 @@ public sealed record ConversationState(
     [JsonIgnore]
     public int OwnerCount => Members.Values.Count(m => m.Role == Role.Owner);
 
+    /// <summary>The call entity's sequence number of the last call change recorded (<see cref="CallUpdated"/>; 0: none).</summary>
+    public long LastCallSeq { get; init; }
+
     /// <summary>The hash of the last event applied: where the entity's next event chains on (HashChain).</summary>
     public string? LastHash { get; init; }
 
@@ -104,6 +107,7 @@ public sealed record ConversationState(
         UserUnbanned ub => this with { Bans = Bans.Remove(ub.UserId) },
         UserMuted mu => this with { Mutes = Mutes.SetItem(mu.UserId, new Restriction(mu.Until, mu.Reason)) },
         UserUnmuted um => this with { Mutes = Mutes.Remove(um.UserId) },
+        CallUpdated cu => this with { LastCallSeq = Math.Max(LastCallSeq, cu.CallSeq) },
         UserKicked k => this with
         {
             Members = Members.Remove(k.UserId),

@@ -32,3 +32,21 @@ public static class CallSummaryPosting
         return new MessageAck(p.MessageId, p.ConversationId, posted.Seq, p.ActorId, p.Content, posted.Meta.OccurredAt, Repeat: false);
     }
 }
+
+/// <summary>
+/// Records a change of the conversation's call (<see cref="CallUpdated"/>; sent by the call entity until answered).
+/// Idempotent by <see cref="CallUpdated.CallSeq"/>: a change at or below the last one recorded is answered
+/// <c>Done</c>, nothing written. A conversation that is gone answers <c>not_found</c> (the call entity gives up).
+/// </summary>
+public sealed record RecordCallUpdate(string TenantId, string ConversationId, string ActorId, CallUpdated Update)
+    : ConversationCommand(TenantId, ConversationId, ActorId);
+
+public static class CallUpdateRecording
+{
+    public static Decision Decide(ConversationState s, RecordCallUpdate r, EventMeta meta)
+    {
+        if (!s.IsLive) return Rejection.NotFound();
+        if (r.Update.CallSeq <= s.LastCallSeq) return Decision.Answer(new Done(nameof(RecordCallUpdate)));
+        return Decision.Persist(r.Update with { Meta = meta with { OccurredAt = r.Update.Meta.OccurredAt } });
+    }
+}

@@ -87,6 +87,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(UserMuted)] = "conv.user-muted.v1",
         [typeof(UserUnmuted)] = "conv.user-unmuted.v1",
         [typeof(UserKicked)] = "conv.user-kicked.v1",
+        [typeof(CallUpdated)] = "conv.call-updated.v1",
         [typeof(ConversationState)] = "conv.state.v1",
         // conversation commands and replies
         [typeof(CreateConversation)] = "conv.cmd.create",
@@ -196,6 +197,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         [typeof(Calls.GetBusyUsers)] = "call.qry.busy",
         [typeof(Calls.BusyUsers)] = "call.rep.busy",
         [typeof(PostCallSummary)] = "conv.cmd.post-call-summary",
+        [typeof(RecordCallUpdate)] = "conv.cmd.record-call-update",
         // call recordings with consent (issue #16)
         [typeof(Calls.CallQualityCheckpointed)] = "call.quality-checkpointed.v1",
         [typeof(Calls.CallHeartbeat)] = "call.cmd.heartbeat",

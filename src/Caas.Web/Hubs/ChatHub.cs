@@ -41,7 +41,7 @@ public static class HubProtocolVersions
 
     /// <summary>What protocol 1 offers beyond the basic room methods, for clients that adapt.</summary>
     public static readonly IReadOnlyList<string> Features =
-        ["resume", "tracked_delivery", "room_activity", "calls", "recordings", "messagepack"];
+        ["resume", "tracked_delivery", "room_activity", "calls", "call_updates", "recordings", "messagepack"];
 }
 
 /// <summary>

@@ -17,6 +17,7 @@ public static class HubEvents
     public const string PresenceChanged = "presenceChanged";
     public const string RoomError = "roomError";
     public const string MessageEnrichedMethod = "messageEnriched";
+    public const string CallUpdatedMethod = "callUpdated";
 
     /// <summary>A room's joins, leaves and presence changes of one tick (see <see cref="RoomActivity"/>).</summary>
     public const string RoomActivity = "roomActivity";
@@ -74,6 +75,14 @@ public static class HubEvents
         UserUnbanned ub => ("userUnbanned", Moderation(conversationId, ub.UserId, ub.Meta, null, ub.Reason)),
         UserKicked k => ("userKicked", Moderation(conversationId, k.UserId, k.Meta, k.Until, k.Reason)),
         ConversationUpdated u => ("conversationUpdated", new { conversation_id = conversationId, title = u.Title, metadata = u.Metadata }),
+        // The call's lifecycle as the conversation recorded it (durable, with event_seq, replayed by Resume); the live
+        // ringing and signaling events (CallNotices) go to the users' connections beside it.
+        CallUpdated c => (CallUpdatedMethod, new
+        {
+            conversation_id = conversationId, call_id = c.CallId, change = c.Change, status = c.Status, media = c.Media, started_by = c.StartedBy,
+            started_at = Views.Utc(c.StartedAt), joined = c.Joined, ringing = c.Ringing, user_ids = c.UserIds, reason = c.Reason,
+            duration_seconds = c.DurationSeconds, by = c.Meta.ActorId, at = Views.Utc(c.Meta.OccurredAt),
+        }),
         ConversationDeleted => (RoomError, new { conversation_id = conversationId, code = ErrorCodes.NotFound, message = "The conversation was deleted." }),
         _ => null,
     };

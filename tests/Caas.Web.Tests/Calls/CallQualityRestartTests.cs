@@ -25,23 +25,7 @@ public sealed class CallQualityRestartTests(CallHubTests.Node node) : IClassFixt
         await kai.Ok("ReportCallQuality", new { call_id = call, rtt_ms = 42, bitrate_kbps = 64 });
 
         // The entity stops mid-call (as on a crash or a rebalance); the next command brings it back from the journal.
-        var system = node.App.Services.GetRequiredService<ActorSystem>();
-        var entityId = Ids.EntityId("t1", conversation);
-        var entity = await system.ActorSelection($"/system/sharding/{CallSharding.TypeName}/*/{Uri.EscapeDataString(entityId)}")
-            .ResolveOne(Within);
-        Assert.True(await entity.GracefulStop(Within));
-        // The entity's end reaches its shard a moment after it reaches us; a command sent in between would go to the
-        // stopped actor and be lost (sharding's at-most-once). Go on once the shard no longer lists it, so the next
-        // command starts a new incarnation.
-        var region = ClusterSharding.Get(system).ShardRegion(CallSharding.TypeName);
-        var deadline = DateTime.UtcNow + Within;
-        while (true)
-        {
-            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Within);
-            if (!state.Shards.Any(s => s.EntityIds.Contains(entityId))) break;
-            Assert.True(DateTime.UtcNow < deadline, "the shard still lists the stopped call entity");
-            await Task.Delay(20);
-        }
+        await CallEntities.StopAsync(node, "t1", conversation);
 
         var (status, calls) = await node.Rest("t1", "lou").ApiGet($"/v1/conversations/{conversation}/calls");
         Assert.Equal(200, status);
@@ -59,5 +43,31 @@ public sealed class CallQualityRestartTests(CallHubTests.Node node) : IClassFixt
         Assert.Equal(2, byUser["kai"].GetProperty("reports").GetInt32());
         Assert.Equal(50, byUser["kai"].GetProperty("rtt_ms").GetProperty("avg").GetDouble());
         Assert.Equal(1, byUser["lou"].GetProperty("reports").GetInt32());
+    }
+}
+
+public static class CallEntities
+{
+    /// <summary>Stops a conversation's call entity (as a crash or a rebalance would) and waits until its shard has let it go.</summary>
+    public static async Task StopAsync(HubNode node, string tenant, string conversation)
+    {
+        var within = TimeSpan.FromMinutes(1);
+        var system = node.App.Services.GetRequiredService<ActorSystem>();
+        var entityId = Ids.EntityId(tenant, conversation);
+        var entity = await system.ActorSelection($"/system/sharding/{CallSharding.TypeName}/*/{Uri.EscapeDataString(entityId)}")
+            .ResolveOne(within);
+        Assert.True(await entity.GracefulStop(within));
+        // The entity's end reaches its shard a moment after it reaches us; a command sent in between would go to the
+        // stopped actor and be lost (sharding's at-most-once). Go on once the shard no longer lists it, so the next
+        // command starts a new incarnation.
+        var region = ClusterSharding.Get(system).ShardRegion(CallSharding.TypeName);
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, within);
+            if (!state.Shards.Any(s => s.EntityIds.Contains(entityId))) break;
+            Assert.True(DateTime.UtcNow < deadline, "the shard still lists the stopped call entity");
+            await Task.Delay(20);
+        }
     }
 }

@@ -61,6 +61,10 @@ public sealed class TwoNodeCallTests(ITestOutputHelper output) : IAsyncLifetime
         await using var ann = await ConnectAsync(0, "ann");
         await using var cy = await ConnectAsync(1, "cy");
         await using var bea = await ConnectAsync(1, "bea");
+        // In the rooms: each call's changes come through its conversation (the call and the conversation entities may
+        // be on different nodes, and so may the room's feed).
+        await cy.JoinAsync(first);
+        foreach (var conversation in others) await bea.JoinAsync(conversation);
 
         var call = (await ann.Ok("StartCall", new { conversation_id = first, media = "audio" })).Str("call_id");
         await cy.Ok("AcceptCall", new { call_id = call });
@@ -95,5 +99,29 @@ public sealed class TwoNodeCallTests(ITestOutputHelper output) : IAsyncLifetime
             }
         }
         Assert.DoesNotContain(cy.All, e => e.Name == CallNotices.Ringing && e.Payload.Str("call_id") != call);
+
+        // The rooms' callUpdated: the whole call, in event_seq order, once each.
+        static async Task<List<JsonElement>> UpdatesAsync(HubClient client, string callId)
+        {
+            // From everything the client received (its inbox hands each event to one reader only).
+            var deadline = DateTime.UtcNow + Within;
+            while (true)
+            {
+                var list = client.All.Where(e => e.Name == "callUpdated" && e.Payload.Str("call_id") == callId).Select(e => e.Payload).ToList();
+                if (list.Any(u => u.Str("change") == "ended")) return list;
+                Assert.True(DateTime.UtcNow < deadline, $"No end of {callId} in the room: {string.Join(", ", list.Select(u => u.Str("change")))}");
+                await Task.Delay(100);
+            }
+        }
+        var firstUpdates = await UpdatesAsync(cy, call);
+        Assert.Equal(["started", "joined", "ended"], firstUpdates.Select(u => u.Str("change")));
+        Assert.Equal(firstUpdates.Select(u => u.GetProperty("event_seq").GetInt64()).Order(), firstUpdates.Select(u => u.GetProperty("event_seq").GetInt64()));
+        foreach (var conversation in others)
+        {
+            var busyCall = bea.All.First(e => e.Name == CallNotices.Busy && e.Payload.Str("conversation_id") == conversation).Payload.Str("call_id");
+            var updates = await UpdatesAsync(bea, busyCall);
+            Assert.Equal(["started", "busy", "ended"], updates.Select(u => u.Str("change")));
+            Assert.Equal(("cy", "busy"), (updates[1].GetProperty("user_ids")[0].GetString(), updates[2].Str("reason")));
+        }
     }
 }

@@ -99,7 +99,7 @@ public sealed class HubClient : IAsyncDisposable
         "newMessage", "messagePersisted", "messagePersistFailed", "messageEdited", "messageDeleted", "reactionChanged",
         "memberJoined", "memberLeft", "memberAdded", "memberRemoved", "memberRoleChanged", "userMuted", "userUnmuted",
         "userBanned", "userUnbanned", "userKicked", "typing", "readReceipt", "delivered", "presenceChanged", "roomError",
-        "sessionExpired", "conversationUpdated",
+        "sessionExpired", "conversationUpdated", "callUpdated",
     ];
 
     private readonly ConcurrentDictionary<string, Channel<JsonElement>> _inbox = new();
