@@ -121,3 +121,41 @@ test("a node killed and restarted mid-burst: the receiver sees every message onc
   const tail = await node.rest("alice", "GET", `/v1/messages/conversations/${room.id}?after_seq=${n - 1}`);
   assert.deepEqual(tail.items.map((m) => m.seq), [n], "nothing after the last message");
 });
+
+test("edits and reactions made while the network was down arrive after the reconnect through Resume, once each", { timeout: 300_000 }, async () => {
+  const proxy = await new DropProxy(node.port).listen();
+  proxies.push(proxy);
+  const ivy = client("ivy");
+  const jon = client("jon", proxy.url);
+  await Promise.all([ivy.connect(), jon.connect()]);
+  const room = await ivy.rest.createConversation({ type: "group", title: "SDK durable replay", members: ["jon"] });
+  await Promise.all([ivy.joinRoom(room.id), jon.joinRoom(room.id)]);
+  const edits = [];
+  const reactions = [];
+  const resumed = [];
+  const seen = [];
+  jon.on("messageEdited", (e) => edits.push(e));
+  jon.on("reactionChanged", (e) => reactions.push(e));
+  jon.on("resumed", (r) => resumed.push(r));
+  jon.on("message", (m) => seen.push(m.seq));
+  await ivy.send(room.id, "first");
+  await waitFor(() => seen.includes(1), "jon's first message");
+
+  proxy.refusing = true;
+  assert.ok(proxy.drop() > 0, "jon's socket went through the proxy");
+  await waitFor(() => jon.state !== "connected", "jon to notice the cut");
+  await ivy.editMessage(room.id, 1, "first, edited");
+  await ivy.react(room.id, 1, "👍");
+  await ivy.send(room.id, "second");
+  assert.equal(edits.length + reactions.length, 0, "nothing reached jon while the network was down");
+
+  proxy.refusing = false;
+  await waitFor(() => resumed.some((r) => r.conversation_id === room.id) && seen.includes(2) && edits.length && reactions.length,
+    "jon to resume with the edit, the reaction and the second message");
+  assert.equal(resumed.find((r) => r.conversation_id === room.id).via, "resume");
+  await ivy.send(room.id, "third");
+  await waitFor(() => seen.includes(3), "jon's live message after the resume");
+  assert.deepEqual(seen, [1, 2, 3]);
+  assert.deepEqual(edits.map((e) => [e.seq, e.content.text]), [[1, "first, edited"]]);
+  assert.deepEqual(reactions.map((r) => [r.seq, r.reaction, r.added]), [[1, "👍", true]]);
+});
