@@ -30,7 +30,8 @@ public sealed record MemberRoleChanged(EventMeta Meta, string UserId, Role Role)
 /// whole state after the change, so a client that sees only the last one still knows the call.
 /// <see cref="Change"/>: <c>started</c>, <c>joined</c>, <c>declined</c>, <c>busy</c>, <c>left</c>, <c>missed</c>,
 /// <c>ended</c>; <see cref="Status"/>: <c>ringing</c>, <c>active</c>, <c>ended</c>. <see cref="UserIds"/>: whom the
-/// change is about (the joiner, the decliner; those who missed it; empty for start and end). <see cref="CallSeq"/>:
+/// change is about (the joiner, the decliner, who left, those who missed it; for the end, who took part; empty for the
+/// start). <see cref="CallSeq"/>:
 /// the call entity's sequence number of the change, which makes recording it idempotent. Meta's actor is the user
 /// whose command caused it, or <c>system</c>.
 /// </summary>
