@@ -556,6 +556,22 @@ public sealed class ConversationDeciderTests
     }
 
     [Fact]
+    public void A_post_that_must_come_after_another_is_refused_retryably_until_that_one_is_stored()
+    {
+        var s = Accept(Group(), Post("dave", "k1", "first"), T0);
+        // Kafka's pipelined lane: k3 must follow k2, which is not stored yet; nothing is written.
+        var refused = Reject(s, Post("dave", "k3", "third") with { AfterMessageId = "k2" }, PostMessage.OutOfOrder);
+        Assert.Equal(0, refused.RetryAfterSeconds);
+        s = Accept(s, Post("erin", "k2", "second") with { AfterMessageId = "k1" }, T0.AddSeconds(1));
+        var third = Single<MessagePosted>(Decide(s, Post("dave", "k3", "third") with { AfterMessageId = "k2" }, T0.AddSeconds(2)));
+        Assert.Equal((3L, "k3"), (third.Seq, third.MessageId));
+        // A message already stored is its own repeat, whatever the precondition says.
+        Assert.True(Answer<MessageAck>(s, Post("dave", "k1", "first") with { AfterMessageId = "never-stored" }).Repeat);
+        // The usual refusals come first: a non-member is not told about order.
+        Reject(s, Post("mallory", "k9") with { AfterMessageId = "never-stored" }, ErrorCodes.NotFound);
+    }
+
+    [Fact]
     public void A_message_id_reused_by_another_author_or_beyond_the_horizon_conflicts()
     {
         var s = Accept(Group(), Post("dave", "m1"), T0);

@@ -107,6 +107,7 @@ public sealed partial class SerializerTests(SerializationSystem fixture) : IClas
             new RemoveMember("acme", "c-1", "alice", "dave"),
             new ChangeRole("acme", "c-1", "alice", "bob", Role.Moderator),
             new PostMessage("acme", "c-1", "bob", "m-43", Content, TimeSpan.FromHours(24)),
+            new PostMessage("acme", "c-1", "bob", "m-44", Content, TimeSpan.FromHours(24)) { AfterMessageId = "m-43" },
             new EditMessage("acme", "c-1", "bob", 43, Content),
             new RecordEnrichment("acme", "c-1", "bob", 43, "m-43", Enriched),
             new DeleteMessage("acme", "c-1", "bob", 43),

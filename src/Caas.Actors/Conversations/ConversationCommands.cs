@@ -119,6 +119,21 @@ public sealed record PostMessage(string TenantId, string ConversationId, string 
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public Privacy.SealedContent? Sealed { get; init; }
+
+    /// <summary>
+    /// Kafka's pipelined ingest: the message id of the record before this one in its conversation's lane. The entity
+    /// stores this message only once that one is stored (in its window of ids), and otherwise refuses it, retryably and
+    /// writing nothing, with <see cref="OutOfOrder"/>; so records of a conversation can travel together and still be
+    /// stored in their order when one before them is refused and retried. Null (every other source): no precondition.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? AfterMessageId { get; init; }
+
+    /// <summary>
+    /// The refusal of a post whose <see cref="AfterMessageId"/> is not stored yet. Internal to the Kafka ingest, which
+    /// then waits for that record and submits this one again without the precondition: never a client's answer.
+    /// </summary>
+    public const string OutOfOrder = "out_of_order";
 }
 
 /// <summary>

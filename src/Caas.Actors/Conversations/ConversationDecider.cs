@@ -229,6 +229,9 @@ public static class ConversationDecider
         if (Calls.CallSummaryMessage.IsSummaryId(p.MessageId))
             return Rejection.Invalid("message_id", "Ids of the form call_<32 hex digits> are reserved for call summaries.");
         if (Admit(s, p.ActorId, p.ConversationId, p.MessageId, p.IdempotencyHorizon, now) is { } decided) return decided;
+        // After the repeat check: a message already stored is answered as a repeat whatever came before it.
+        if (p.AfterMessageId is { } after && !s.MessageIds.ContainsKey(after))
+            return new Rejection(PostMessage.OutOfOrder, "The message before this one in its lane is not stored yet.", RetryAfterSeconds: 0);
         if (ValidateContent(p.Content) is { } invalid) return invalid;
         return Decision.Persist(new MessagePosted(meta, s.LastSeq + 1, p.MessageId, p.Content, p.Enrichment)
         {

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Caas.Actors.Common;
+using Caas.Actors.Conversations;
 using Caas.Streams.DeadLetters;
 using Caas.Streams.Pipeline;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,7 +21,7 @@ namespace Caas.Streams.Kafka;
 public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider services, ILogger<KafkaIngest> logger) : IHostedService
 {
     private static readonly Counter Records = Metrics.CreateCounter("caas_kafka_ingest_total",
-        "chat.messages records by outcome (persisted, duplicate, dead_lettered).", "outcome");
+        "chat.messages records by outcome (persisted, duplicate, dead_lettered; out_of_turn: a pipelined record sent again after the one before it).", "outcome");
 
     private static readonly Counter Restarts = Metrics.CreateCounter("caas_kafka_ingest_restarts_total",
         "Times the Kafka ingest stream failed and was started again.");
@@ -118,7 +119,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     public static (KafkaConsumerControl Control, Task Completion) Run(KafkaSettings settings, IMessageIngest ingest, DeadLetterStore letters,
         IMaterializer materializer, ILogger logger, string? clientId = null)
     {
-        var lanes = new ConversationLanes();
+        var lanes = new ConversationLanes(settings.PerConversationInFlight);
         var slots = new SemaphoreSlim(settings.Parallelism, settings.Parallelism);
         var (control, done) = KafkaConsumerSource.Create(settings, [settings.MessagesTopic], logger, clientId)
             .SelectAsyncUnordered(Math.Max(settings.MaxHeld, settings.Parallelism),
@@ -139,12 +140,45 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
             return record;
         }
         // The stage calls this as records arrive, in offset order, so each conversation's lane takes its records in that order.
-        return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId, async () =>
+        return await lanes.RunAsync(message.TenantId + "\u001f" + message.ConversationId, message.MessageId, async lane =>
         {
+            if (lane.AfterMessageId is { } after)
+            {
+                // Pipelined: the record before it is still on its way, so this one goes now, to be stored only after it.
+                IngestOutcome first;
+                await slots.WaitAsync();
+                try
+                {
+                    var submitted = ingest.SubmitAsync(message with { AfterMessageId = after });
+                    lane.Entered();
+                    first = await submitted;
+                }
+                finally
+                {
+                    slots.Release();
+                }
+                switch (first)
+                {
+                    case Persisted p:
+                        Records.WithLabels(p.Ack.Repeat ? "duplicate" : "persisted").Inc();
+                        record.Complete();
+                        return record;
+                    case Rejected { Rejection.Code: not (PostMessage.OutOfOrder or ErrorCodes.Overloaded or ErrorCodes.Unavailable) } r:
+                        // Refused for itself (nothing stored): its place in the lane does not matter.
+                        await DeadLetterAsync(letters, message.TenantId, r.Rejection.Code, r.Rejection.Message, DeadLetterStore.PayloadOf(message),
+                            logger, record);
+                        record.Complete();
+                        return record;
+                }
+                // The one before it was not stored yet (refused, retried, or dead-lettered), or this one was refused for
+                // now: wait until that one has its outcome, then go one at a time as below. No slot is held meanwhile.
+                Records.WithLabels("out_of_turn").Inc();
+                await lane.Previous;
+            }
             await slots.WaitAsync();
             try
             {
-                return await SubmitAsync(record, message, ingest, letters, logger);
+                return await SubmitAsync(record, message, ingest, letters, logger, lane.Entered);
             }
             finally
             {
@@ -154,12 +188,14 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     }
 
     private static async Task<CommittableRecord> SubmitAsync(CommittableRecord record, IngestMessage message, IMessageIngest ingest,
-        DeadLetterStore letters, ILogger logger)
+        DeadLetterStore letters, ILogger logger, Action entered)
     {
         var backoff = TimeSpan.FromMilliseconds(50);
         while (true)
         {
-            var outcome = await ingest.SubmitAsync(message);
+            var submitted = ingest.SubmitAsync(message);
+            entered();
+            var outcome = await submitted;
             switch (outcome)
             {
                 case Persisted p:

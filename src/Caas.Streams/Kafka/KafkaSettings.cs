@@ -55,6 +55,12 @@ public sealed record KafkaSettings
     /// records' values are in memory: lower it (<c>CAAS_KAFKA_MAX_HELD</c>) for records near the broker's size limit.
     /// </summary>
     public int MaxHeld { get; init; } = 16_000;
+    /// <summary>
+    /// Records of one conversation on their way through the pipeline at once (<c>CAAS_KAFKA_PER_CONVERSATION</c>). Each
+    /// after the first goes with its predecessor's message id and is stored only after it (refused otherwise, then sent
+    /// again once that one has its outcome), so order holds under retries; 1 sends a conversation's records one at a time.
+    /// </summary>
+    public int PerConversationInFlight { get; init; } = 8;
     public TimeSpan CommitInterval { get; init; } = TimeSpan.FromMilliseconds(200);
     /// <summary>How long a revoked partition's records already in the pipeline are waited for before its final commit.</summary>
     public TimeSpan RevokeDrainTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -111,6 +117,9 @@ public sealed record KafkaSettings
             MaxHeld = env("CAAS_KAFKA_MAX_HELD") is { Length: > 0 } held
                 ? int.TryParse(held, out var n) && n > 0 ? n : throw new ArgumentException($"CAAS_KAFKA_MAX_HELD must be a positive number, not '{held}'")
                 : d.MaxHeld,
+            PerConversationInFlight = env("CAAS_KAFKA_PER_CONVERSATION") is { Length: > 0 } per
+                ? int.TryParse(per, out var k) && k > 0 ? k : throw new ArgumentException($"CAAS_KAFKA_PER_CONVERSATION must be a positive number, not '{per}'")
+                : d.PerConversationInFlight,
             Passthrough = passthrough,
         };
     }

@@ -17,6 +17,9 @@ public sealed record IngestMessage(string TenantId, string ConversationId, strin
     MessageContent Content, IngestSource Source)
 {
     public bool ExemptFromRateLimit => Source is IngestSource.Bulk or IngestSource.Kafka;
+
+    /// <summary>Stored only after this message id of the same conversation (<see cref="PostMessage.AfterMessageId"/>; Kafka's lanes).</summary>
+    public string? AfterMessageId { get; init; }
 }
 
 /// <summary>What became of a message: persisted (with its acknowledgement; a repeat answers the original) or rejected.</summary>

@@ -422,6 +422,7 @@ public sealed class PipelineStages(
             new PostMessage(m.TenantId, m.ConversationId, m.SenderId, s.MessageId, m.Content, s.Tenant.IdempotencyHorizon, s.Enrichment)
             {
                 Sealed = s.Sealed,
+                AfterMessageId = m.AfterMessageId,
             });
         switch (reply)
         {

@@ -49,12 +49,17 @@ public sealed class KafkaOrderTests
         using (var producer = KafkaTestBroker.Producer(settings))
             ProduceMessages(producer, settings.MessagesTopic, "t-korder", ids, perConversation);
         var refusedBefore = OverloadedRefusals();
+        var outOfTurnBefore = Counter("caas_kafka_ingest_total{outcome=\"out_of_turn\"}");
         var (control, done) = Run(node, settings, "o1");
 
         var store = node.Services.GetRequiredService<ReadModelStore>();
         await WaitForMessagesAsync(Opener(store), "t-korder", conversations * perConversation, TimeSpan.FromSeconds(240));
         await WaitForReadModelAsync(store, "t-korder", conversations * perConversation);
         Assert.True(OverloadedRefusals() > refusedBefore, "the test must push the pipeline into refusing records as overloaded");
+        // Records sent beside the one before them (several per conversation on their way) were refused for their turn
+        // when that one was refused, and sent again after it: the order below holds through that path too.
+        Assert.True(Counter("caas_kafka_ingest_total{outcome=\"out_of_turn\"}") > outOfTurnBefore,
+            "the test must make pipelined records wait for a refused record before them");
         await using (var c = await store.OpenAsync())
         {
             await AssertExactlyOnceInOrderAsync(c, "t-korder", ids, perConversation);
@@ -172,12 +177,15 @@ public sealed class KafkaOrderTests
         }, TimeSpan.FromSeconds(180));
 
     /// <summary>The pipeline's count of submissions refused because its queue was full (caas_pipeline_overloaded_total).</summary>
-    private static double OverloadedRefusals()
+    private static double OverloadedRefusals() => Counter("caas_pipeline_overloaded_total");
+
+    /// <summary>A series' value in the node's metrics (name with its labels as exported), 0 before it exists.</summary>
+    private static double Counter(string series)
     {
         using var stream = new MemoryStream();
         Metrics.DefaultRegistry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
         var line = System.Text.Encoding.UTF8.GetString(stream.ToArray()).Split('\n')
-            .SingleOrDefault(l => l.StartsWith("caas_pipeline_overloaded_total ", StringComparison.Ordinal));
+            .SingleOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
         return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 }
