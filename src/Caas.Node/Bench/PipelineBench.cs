@@ -189,6 +189,19 @@ public static class PipelineBench
             System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
     }
 
+    /// <summary>The node's <c>caas_kafka_ingest_total</c> series (persisted, duplicate, dead_lettered, out_of_turn) as <c>outcome=N</c>.</summary>
+    private static IEnumerable<string> KafkaOutcomes()
+    {
+        using var stream = new MemoryStream();
+        Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
+        foreach (var line in System.Text.Encoding.UTF8.GetString(stream.ToArray()).Split('\n'))
+            if (line.StartsWith("caas_kafka_ingest_total{outcome=\"", StringComparison.Ordinal))
+            {
+                var name = line["caas_kafka_ingest_total{outcome=\"".Length..line.IndexOf('"', "caas_kafka_ingest_total{outcome=\"".Length)];
+                yield return $"{name}={line[(line.LastIndexOf(' ') + 1)..]}";
+            }
+    }
+
     private static async Task<(int Code, string LastLine)> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,
         KafkaProfile profile, CancellationToken ct)
     {
@@ -200,6 +213,13 @@ public static class PipelineBench
             GroupId = $"bench-{run}",
             MessagesTopic = $"bench-{run}.messages",
         };
+        // The node's own knobs, as CAAS_KAFKA_* give them to a node.
+        settings = settings with
+        {
+            PerConversationInFlight = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PER_CONVERSATION") ?? settings.PerConversationInFlight,
+            Parallelism = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PARALLELISM") ?? settings.Parallelism,
+        };
+        Console.WriteLine($"kafka: per_conversation={settings.PerConversationInFlight} parallelism={settings.Parallelism}");
         await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic], NullLoggerFor(services));
 
         // Warm-up: the node's path (entities, journal, projections) through the ingest, then a few records through Kafka so
@@ -301,6 +321,7 @@ public static class PipelineBench
         await done;
         var result = new LoadResult(persisted, produced - persisted, Math.Max(seconds, 1e-3), latencies, rssStart, rssMiddle, rssEnd);
         result.Print(Console.Out, "kafka");
+        Console.WriteLine("kafka: records by outcome " + string.Join(" ", KafkaOutcomes()));
         return (persisted == produced ? 0 : 1, $"mode=kafka {result.Summary("msgs_per_s")} lag_zero_s={lagZero}");
     }
 

@@ -117,12 +117,16 @@ public sealed record KafkaSettings
             MaxHeld = env("CAAS_KAFKA_MAX_HELD") is { Length: > 0 } held
                 ? int.TryParse(held, out var n) && n > 0 ? n : throw new ArgumentException($"CAAS_KAFKA_MAX_HELD must be a positive number, not '{held}'")
                 : d.MaxHeld,
-            PerConversationInFlight = env("CAAS_KAFKA_PER_CONVERSATION") is { Length: > 0 } per
-                ? int.TryParse(per, out var k) && k > 0 ? k : throw new ArgumentException($"CAAS_KAFKA_PER_CONVERSATION must be a positive number, not '{per}'")
-                : d.PerConversationInFlight,
+            PerConversationInFlight = Positive(env, "CAAS_KAFKA_PER_CONVERSATION") ?? d.PerConversationInFlight,
+            Parallelism = Positive(env, "CAAS_KAFKA_PARALLELISM") ?? d.Parallelism,
             Passthrough = passthrough,
         };
     }
+
+    /// <summary>The positive number in <paramref name="name"/>, null when it is not set.</summary>
+    public static int? Positive(Func<string, string?> env, string name) => env(name) is { Length: > 0 } value
+        ? int.TryParse(value, out var n) && n > 0 ? n : throw new ArgumentException($"{name} must be a positive number, not '{value}'")
+        : null;
 
     public static KafkaProfile ParseProfile(string? value) => value?.Trim().ToLowerInvariant() switch
     {
