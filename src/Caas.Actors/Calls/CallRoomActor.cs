@@ -51,8 +51,9 @@ public sealed record CallSettings(TimeSpan RingTimeout, TimeSpan? ConsentTimeout
 public sealed class CallRoomActor : EntityActor, IWithTimers
 {
     public const string KindTag = "call";
-    private static readonly TimeSpan SummaryAskTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan SummaryRetry = TimeSpan.FromSeconds(5);
+    // Asks to the conversation entity (summaries, call changes): answered within this or sent again after ConversationRetry.
+    private static readonly TimeSpan ConversationAskTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ConversationRetry = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan PresenceAskTimeout = TimeSpan.FromSeconds(5);
     private readonly EntitySettings _settings;
     private readonly CallSettings _calls;
@@ -279,7 +280,7 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
         if (_updateSending || _updates.Count == 0) return;
         _updateSending = true;
         var update = _updates[0];
-        ClusterSharding.Get(Context.System).ShardRegion(ConversationSharding.TypeName).Ask<object>(update, SummaryAskTimeout)
+        ClusterSharding.Get(Context.System).ShardRegion(ConversationSharding.TypeName).Ask<object>(update, ConversationAskTimeout)
             .ContinueWith(t => new UpdateAnswer(update.Update.CallSeq, t.IsCompletedSuccessfully ? t.Result : null), TaskScheduler.Default)
             .PipeTo(Self);
     }
@@ -291,7 +292,7 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
         if (retry)
         {
             // Not written (a timeout, the journal down): again shortly, the same change first.
-            Timers.StartSingleTimer("updates", SendCallUpdates.Instance, SummaryRetry);
+            Timers.StartSingleTimer("updates", SendCallUpdates.Instance, ConversationRetry);
             return;
         }
         // Recorded (Done), already there (Done), or never to be (the conversation is gone, or refused it for good).
@@ -315,7 +316,7 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
             if (summary is null) continue;
             var messageId = CallSummaryMessage.MessageIdOf(callId);
             conversations.Ask<object>(new PostCallSummary(_tenantId, _conversationId, summary.StartedBy, messageId, CallSummaryMessage.Content(summary)),
-                    SummaryAskTimeout)
+                    ConversationAskTimeout)
                 .ContinueWith(t => new SummaryAnswer(callId, messageId, t.IsCompletedSuccessfully ? t.Result : null), TaskScheduler.Default)
                 .PipeTo(Self);
         }
@@ -334,7 +335,7 @@ public sealed class CallRoomActor : EntityActor, IWithTimers
         };
         if (seq is null)
         {
-            Timers.StartSingleTimer("summaries", SendSummaries.Instance, SummaryRetry);
+            Timers.StartSingleTimer("summaries", SendSummaries.Instance, ConversationRetry);
             return;
         }
         var posted = HashChain.SealAll([new CallSummaryPosted(new EventMeta(_tenantId, "system", DateTimeOffset.UtcNow), a.CallId, a.MessageId, seq.Value)],

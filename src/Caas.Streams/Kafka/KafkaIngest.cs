@@ -157,19 +157,8 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                 {
                     slots.Release();
                 }
-                switch (first)
-                {
-                    case Persisted p:
-                        Records.WithLabels(p.Ack.Repeat ? "duplicate" : "persisted").Inc();
-                        record.Complete();
-                        return record;
-                    case Rejected { Rejection.Code: not (PostMessage.OutOfOrder or ErrorCodes.Overloaded or ErrorCodes.Unavailable) } r:
-                        // Refused for itself (nothing stored): its place in the lane does not matter.
-                        await DeadLetterAsync(letters, message.TenantId, r.Rejection.Code, r.Rejection.Message, DeadLetterStore.PayloadOf(message),
-                            logger, record);
-                        record.Complete();
-                        return record;
-                }
+                // Stored, or refused for itself (nothing stored: its place in the lane does not matter).
+                if (await SettleAsync(record, message, first, letters, logger)) return record;
                 // The one before it was not stored yet (refused, retried, or dead-lettered), or this one was refused for
                 // now: wait until that one has its outcome, then go one at a time as below. No slot is held meanwhile.
                 Records.WithLabels("out_of_turn").Inc();
@@ -195,26 +184,35 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
         {
             var submitted = ingest.SubmitAsync(message);
             entered();
-            var outcome = await submitted;
-            switch (outcome)
-            {
-                case Persisted p:
-                    Records.WithLabels(p.Ack.Repeat ? "duplicate" : "persisted").Inc();
-                    record.Complete();
-                    return record;
-                case Rejected { Rejection.Code: ErrorCodes.Overloaded or ErrorCodes.Unavailable }:
-                    // Not the record's fault: wait and submit it again (the message_id makes a repeat harmless); the
-                    // conversation's later records wait in its lane.
-                    await Task.Delay(backoff);
-                    backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 2_000));
-                    continue;
-                case Rejected r:
-                    await DeadLetterAsync(letters, message.TenantId, r.Rejection.Code, r.Rejection.Message, DeadLetterStore.PayloadOf(message),
-                        logger, record);
-                    record.Complete();
-                    return record;
-            }
+            if (await SettleAsync(record, message, await submitted, letters, logger)) return record;
+            // Not the record's fault: wait and submit it again (the message_id makes a repeat harmless); the
+            // conversation's later records wait in its lane.
+            await Task.Delay(backoff);
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 2_000));
         }
+    }
+
+    /// <summary>
+    /// Completes the record when its outcome is final (stored, or refused for itself and dead-lettered); false when it
+    /// is to be submitted again: refused for now (<c>overloaded</c>, <c>unavailable</c>) or, pipelined, for its turn.
+    /// </summary>
+    private static async Task<bool> SettleAsync(CommittableRecord record, IngestMessage message, IngestOutcome outcome, DeadLetterStore letters,
+        ILogger logger)
+    {
+        switch (outcome)
+        {
+            case Persisted p:
+                Records.WithLabels(p.Ack.Repeat ? "duplicate" : "persisted").Inc();
+                break;
+            case Rejected { Rejection.Code: PostMessage.OutOfOrder or ErrorCodes.Overloaded or ErrorCodes.Unavailable }:
+                return false;
+            case Rejected r:
+                await DeadLetterAsync(letters, message.TenantId, r.Rejection.Code, r.Rejection.Message, DeadLetterStore.PayloadOf(message),
+                    logger, record);
+                break;
+        }
+        record.Complete();
+        return true;
     }
 
     /// <summary>Stores the dead letter; a database outage is retried — the record stays incomplete, so its offset holds.</summary>
