@@ -218,8 +218,9 @@ public static class PipelineBench
         {
             PerConversationInFlight = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PER_CONVERSATION") ?? settings.PerConversationInFlight,
             Parallelism = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PARALLELISM") ?? settings.Parallelism,
+            MaxPendingPerPartition = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_MAX_PENDING_PER_PARTITION") ?? settings.MaxPendingPerPartition,
         };
-        Console.WriteLine($"kafka: per_conversation={settings.PerConversationInFlight} parallelism={settings.Parallelism}");
+        Console.WriteLine($"kafka: per_conversation={settings.PerConversationInFlight} parallelism={settings.Parallelism} max_pending_per_partition={settings.MaxPendingPerPartition}");
         await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic], NullLoggerFor(services));
 
         // Warm-up: the node's path (entities, journal, projections) through the ingest, then a few records through Kafka so
@@ -280,6 +281,19 @@ public static class PipelineBench
         var warmUntil = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         while (Interlocked.Read(ref warmed) < warmRecords && DateTime.UtcNow < warmUntil) await Task.Delay(20, ct);
 
+        using var sampling = new CancellationTokenSource();
+        var sampler = Environment.GetEnvironmentVariable("CAAS_BENCH_KAFKA_SAMPLE") == "1"
+            ? Task.Run(async () =>
+            {
+                var t = Stopwatch.StartNew();
+                while (!sampling.IsCancellationRequested)
+                {
+                    var (buffered, overflow, paused, open) = control.Snapshot();
+                    Console.WriteLine($"sample t={t.Elapsed.TotalSeconds:F0} persisted={Interlocked.Read(ref persisted)} open={open} buffered={buffered} overflow={overflow} paused={paused} held={KafkaIngest.Held} submitted={KafkaIngest.Submitted}");
+                    try { await Task.Delay(1000, sampling.Token); } catch (OperationCanceledException) { }
+                }
+            })
+            : Task.CompletedTask;
         var rss = new RssSampler(BenchEnvironment.SelfRssMb);
         var clock = Stopwatch.StartNew();
         var t0 = Stopwatch.GetTimestamp();
@@ -304,9 +318,10 @@ public static class PipelineBench
         // After the burst: the time until the group's committed offsets reach the end of every partition.
         string lagZero = "timeout";
         var lagUntil = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        using (var lagProbe = new GroupLagProbe(settings))
         while (DateTime.UtcNow < lagUntil)
         {
-            if (KafkaConsumerControl.GroupLag(settings, settings.MessagesTopic, TimeSpan.FromSeconds(10)) == 0)
+            if (lagProbe.Lag(settings.MessagesTopic, TimeSpan.FromSeconds(10)) == 0)
             {
                 lagZero = Stopwatch.GetElapsedTime(burstEnd).TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
                 break;
@@ -317,6 +332,8 @@ public static class PipelineBench
         while (Interlocked.Read(ref persisted) + Interlocked.Read(ref rejected) < produced && DateTime.UtcNow < until) await Task.Delay(20, ct);
         var seconds = (Interlocked.Read(ref lastPersistedAt) - t0) / (double)Stopwatch.Frequency;
         var (rssStart, rssMiddle, rssEnd) = rss.Stop(seconds);
+        sampling.Cancel();
+        await sampler;
         await control.StopAsync();
         await done;
         var result = new LoadResult(persisted, produced - persisted, Math.Max(seconds, 1e-3), latencies, rssStart, rssMiddle, rssEnd);

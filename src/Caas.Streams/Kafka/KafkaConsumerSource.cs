@@ -14,8 +14,10 @@ namespace Caas.Streams.Kafka;
 /// <list type="bullet">
 /// <item>Partition-aware commits: a partition's offset is stored only up to its lowest incomplete record, and
 /// librdkafka commits stored offsets in the background (and on revoke and close).</item>
-/// <item>Backpressure by pause/resume: a partition with too many open records, or all of them when the hand-off
-/// buffer is full, is paused rather than buffered without bound, and resumed when it drains.</item>
+/// <item>Backpressure: when the hand-off buffer is full the poll thread waits for room (librdkafka's prefetch is bounded
+/// by its own queue limits). A partition with too many open records, or every partition when the stream has taken
+/// nothing for <see cref="KafkaSettings.StallPauseAfter"/>, is paused, and resumed when it drains. A pause costs: librdkafka
+/// drops the partition's prefetched records and fetches them again on resume, so a full buffer alone does not pause.</item>
 /// <item>Rebalances: a revoked partition stops emitting, its records already in the pipeline get a bounded time to
 /// finish, its final offset is committed and its tracking dropped; an assigned partition starts from the group's
 /// committed offset.</item>
@@ -51,6 +53,10 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     private static readonly Counter Consumed = Metrics.CreateCounter("caas_kafka_consumed_total", "Records consumed, by topic.", "topic");
     private static readonly Counter Rebalances = Metrics.CreateCounter("caas_kafka_rebalances_total",
         "Partitions assigned or revoked, by topic and change.", "topic", "change");
+    private static readonly Counter Pauses = Metrics.CreateCounter("caas_kafka_consumer_pauses_total",
+        "Partitions paused, by topic and reason (partition_full: too many open records; stalled: the stream took nothing for KafkaSettings.StallPauseAfter).", "topic", "reason");
+    private static readonly Gauge PausedPartitions = Metrics.CreateGauge("caas_kafka_consumer_paused_partitions",
+        "Partitions this process holds paused now.");
 
     private readonly KafkaSettings _settings;
     private readonly IReadOnlyCollection<string> _topics;
@@ -68,7 +74,11 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IConsumer<byte[]?, byte[]?>? _consumer;
+    // Since when records wait for room in the hand-off buffer; stalled once that lasted StallPauseAfter (every partition paused).
+    private DateTime? _overflowSince;
+    private bool _stalled;
     private long _commitCount;
+    private long _stallPauses;
     private int _started;
 
     internal KafkaConsumerControl(KafkaSettings settings, IReadOnlyCollection<string> topics, ILogger logger, string? clientId)
@@ -86,6 +96,24 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     }
 
     internal ChannelReader<CommittableRecord> Reader => _buffer.Reader;
+
+    /// <summary>Partitions paused because the stream stalled (took nothing for <see cref="KafkaSettings.StallPauseAfter"/>).</summary>
+    public long StallPauses => Interlocked.Read(ref _stallPauses);
+
+    /// <summary>
+    /// Records in the hand-off buffer, waiting to enter it, partitions paused now, and records received and not complete
+    /// (diagnostics: the pipeline bench samples it with <c>CAAS_BENCH_KAFKA_SAMPLE=1</c>).
+    /// </summary>
+    public (int Buffered, int Overflow, int Paused, int Open) Snapshot()
+    {
+        int paused, open = 0;
+        lock (_partitions)
+        {
+            paused = _paused.Count;
+            foreach (var o in _partitions.Values) open += o.Open;
+        }
+        return (_buffer.Reader.Count, _overflow.Count, paused, open);
+    }
 
     /// <summary>Completes when the consumer has left the group and closed.</summary>
     public Task Stopped => _stopped.Task;
@@ -148,6 +176,17 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
                 {
                     RefreshLag(consumer);
                     lastLag = DateTime.UtcNow;
+                }
+                if (_overflow.Count > 0 && !_stalled)
+                {
+                    // The stream is behind: wait for room rather than read on (librdkafka keeps prefetching meanwhile,
+                    // within queued.max.messages.kbytes). Pausing now would throw the partitions' prefetched records
+                    // away and fetch them again on resume; only a stream that stays full pauses every partition, so
+                    // the loop keeps polling (rebalances, max.poll.interval.ms) without taking records.
+                    _overflowSince ??= DateTime.UtcNow;
+                    WaitForRoom(TimeSpan.FromMilliseconds(100));
+                    if (_overflow.Count > 0 && DateTime.UtcNow - _overflowSince > _settings.StallPauseAfter) _stalled = true;
+                    continue;
                 }
                 ConsumeResult<byte[]?, byte[]?>? result;
                 try
@@ -284,6 +323,24 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     private void DrainOverflow()
     {
         while (_overflow.Count > 0 && _buffer.Writer.TryWrite(_overflow.Peek())) _overflow.Dequeue();
+        if (_overflow.Count == 0)
+        {
+            _overflowSince = null;
+            _stalled = false;
+        }
+    }
+
+    private void WaitForRoom(TimeSpan timeout)
+    {
+        try
+        {
+            var wait = _buffer.Writer.WaitToWriteAsync().AsTask();
+            wait.Wait(timeout);
+        }
+        catch (AggregateException)
+        {
+            // The channel completed: the loop ends.
+        }
     }
 
     private void StoreOffsets(IConsumer<byte[]?, byte[]?> consumer)
@@ -320,13 +377,20 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
             foreach (var (tp, offsets) in _partitions)
             {
                 var open = offsets.Open;
-                var full = _overflow.Count > 0 || open >= _settings.MaxPendingPerPartition;
-                if (full && _paused.Add(tp)) pause.Add(tp);
+                var partitionFull = open >= _settings.MaxPendingPerPartition;
+                var full = _stalled || partitionFull;
+                if (full && _paused.Add(tp))
+                {
+                    pause.Add(tp);
+                    Pauses.WithLabels(tp.Topic, partitionFull ? "partition_full" : "stalled").Inc();
+                    if (!partitionFull) Interlocked.Increment(ref _stallPauses);
+                }
                 else if (!full && open <= _settings.MaxPendingPerPartition / 2 && _paused.Remove(tp) && !resume.Contains(tp)) resume.Add(tp);
             }
         }
         // A partition assigned and full at once stays paused.
         resume.RemoveAll(pause.Contains);
+        lock (_partitions) PausedPartitions.Set(_paused.Count);
         try
         {
             if (pause.Count > 0) consumer.Pause(pause);
@@ -357,18 +421,40 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
     /// <summary>The group's lag on <paramref name="topic"/> from the broker (end offsets minus committed), for benchmarks and tests.</summary>
     public static long GroupLag(KafkaSettings settings, string topic, TimeSpan timeout)
     {
-        using var admin = new AdminClientBuilder(settings.AdminConfig()).Build();
-        var meta = admin.GetMetadata(topic, timeout);
+        using var probe = new GroupLagProbe(settings);
+        return probe.Lag(topic, timeout);
+    }
+}
+
+/// <summary>
+/// Reads a group's lag from the broker again and again over one admin client and one consumer handle (a new pair per
+/// reading costs threads, connections and metadata requests: measurable CPU in a benchmark that polls for lag 0).
+/// </summary>
+public sealed class GroupLagProbe(KafkaSettings settings) : IDisposable
+{
+    private readonly IAdminClient _admin = new AdminClientBuilder(settings.AdminConfig()).Build();
+    private readonly IConsumer<Ignore, Ignore> _probe = new ConsumerBuilder<Ignore, Ignore>(settings.ConsumerConfig("lag-probe")).Build();
+
+    /// <summary>End offsets minus the group's committed offsets, summed over <paramref name="topic"/>'s partitions.</summary>
+    public long Lag(string topic, TimeSpan timeout)
+    {
+        var meta = _admin.GetMetadata(topic, timeout);
         var partitions = meta.Topics.Single().Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).ToList();
-        using var probe = new ConsumerBuilder<Ignore, Ignore>(settings.ConsumerConfig("lag-probe")).Build();
-        var committed = probe.Committed(partitions, timeout).ToDictionary(o => o.TopicPartition, o => o.Offset.Value);
+        var committed = _probe.Committed(partitions, timeout).ToDictionary(o => o.TopicPartition, o => o.Offset.Value);
         long lag = 0;
         foreach (var tp in partitions)
         {
-            var high = probe.QueryWatermarkOffsets(tp, timeout).High.Value;
+            var high = _probe.QueryWatermarkOffsets(tp, timeout).High.Value;
             var c = committed.TryGetValue(tp, out var v) && v >= 0 ? v : 0;
             lag += Math.Max(0, high - c);
         }
         return lag;
+    }
+
+    public void Dispose()
+    {
+        _probe.Close();
+        _probe.Dispose();
+        _admin.Dispose();
     }
 }

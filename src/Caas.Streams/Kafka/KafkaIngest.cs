@@ -23,6 +23,16 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     private static readonly Counter Records = Metrics.CreateCounter("caas_kafka_ingest_total",
         "chat.messages records by outcome (persisted, duplicate, dead_lettered; out_of_turn: a pipelined record sent again after the one before it).", "outcome");
 
+    private static readonly Gauge HeldGauge = Metrics.CreateGauge("caas_kafka_ingest_held",
+        "chat.messages records the ingest holds now: submitted, or waiting in their conversation's lane (at most KafkaSettings.MaxHeld).");
+    private static readonly Gauge SubmittedGauge = Metrics.CreateGauge("caas_kafka_ingest_submitted",
+        "chat.messages records in the pipeline now (at most CAAS_KAFKA_PARALLELISM).");
+
+    /// <summary>Records the ingest holds now, in this process (<c>caas_kafka_ingest_held</c>).</summary>
+    public static int Held => (int)HeldGauge.Value;
+    /// <summary>Records in the pipeline now, in this process (<c>caas_kafka_ingest_submitted</c>).</summary>
+    public static int Submitted => (int)SubmittedGauge.Value;
+
     private static readonly Counter Restarts = Metrics.CreateCounter("caas_kafka_ingest_restarts_total",
         "Times the Kafka ingest stream failed and was started again.");
 
@@ -132,6 +142,20 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     private static async Task<CommittableRecord> HandleAsync(CommittableRecord record, KafkaSettings settings, IMessageIngest ingest,
         DeadLetterStore letters, ConversationLanes lanes, SemaphoreSlim slots, ILogger logger)
     {
+        HeldGauge.Inc();
+        try
+        {
+            return await HandleCoreAsync(record, settings, ingest, letters, lanes, slots, logger);
+        }
+        finally
+        {
+            HeldGauge.Dec();
+        }
+    }
+
+    private static async Task<CommittableRecord> HandleCoreAsync(CommittableRecord record, KafkaSettings settings, IMessageIngest ingest,
+        DeadLetterStore letters, ConversationLanes lanes, SemaphoreSlim slots, ILogger logger)
+    {
         var read = ChatMessageRecord.Read(record.Topic, record.Key, record.Value, settings);
         if (read.Message is not { } message)
         {
@@ -147,6 +171,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                 // Pipelined: the record before it is still on its way, so this one goes now, to be stored only after it.
                 IngestOutcome first;
                 await slots.WaitAsync();
+                SubmittedGauge.Inc();
                 try
                 {
                     var submitted = ingest.SubmitAsync(message with { AfterMessageId = after });
@@ -155,6 +180,7 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                 }
                 finally
                 {
+                    SubmittedGauge.Dec();
                     slots.Release();
                 }
                 // Stored, or refused for itself (nothing stored: its place in the lane does not matter).
@@ -165,12 +191,14 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                 await lane.Previous;
             }
             await slots.WaitAsync();
+            SubmittedGauge.Inc();
             try
             {
                 return await SubmitAsync(record, message, ingest, letters, logger, lane.Entered);
             }
             finally
             {
+                SubmittedGauge.Dec();
                 slots.Release();
             }
         });

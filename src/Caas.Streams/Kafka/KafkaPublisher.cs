@@ -12,6 +12,10 @@ namespace Caas.Streams.Kafka;
 /// The producer side: publishes a batch and completes only when the broker acknowledged every record of it (acks=all).
 /// Records go to an explicit partition chosen from their partition key, so a conversation's records stay in order
 /// on one partition while their Kafka key is the consumers' dedupe key. Headers only where the profile has them.
+/// Disposing it while a projection still publishes (a node stopping while its outbound projections catch up) is safe:
+/// librdkafka's handle is freed only when no call is inside it, later calls throw <see cref="ObjectDisposedException"/>,
+/// and batches still waiting for the broker fail with it instead of waiting for good. (Before, such a late
+/// <c>Produce</c> ran on the freed handle and the process died of a segmentation fault on its way out.)
 /// </summary>
 public sealed class KafkaPublisher : IDisposable
 {
@@ -19,6 +23,10 @@ public sealed class KafkaPublisher : IDisposable
     private readonly ILogger _logger;
     private readonly IProducer<string, string> _producer;
     private readonly ConcurrentDictionary<string, int> _partitions = new();
+    // Guards the handle: calls into librdkafka hold it for reading, Dispose takes it for writing.
+    private readonly ReaderWriterLockSlim _handle = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly ConcurrentDictionary<TaskCompletionSource, byte> _waiting = new();
+    private bool _disposed;
 
     public KafkaPublisher(KafkaSettings settings, ILogger logger)
     {
@@ -39,8 +47,22 @@ public sealed class KafkaPublisher : IDisposable
     public async Task PublishAsync(string topic, IReadOnlyList<OutboundRecord> records)
     {
         if (records.Count == 0) return;
-        var partitions = PartitionCount(topic);
+        var partitions = Guarded(() => PartitionCount(topic));
         var pending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting[pending] = 0;
+        try
+        {
+            await ProduceAllAsync(topic, records, partitions, pending);
+            await pending.Task;
+        }
+        finally
+        {
+            _waiting.TryRemove(pending, out _);
+        }
+    }
+
+    private async Task ProduceAllAsync(string topic, IReadOnlyList<OutboundRecord> records, int partitions, TaskCompletionSource pending)
+    {
         var left = records.Count;
         Error? failure = null;
         foreach (var r in records)
@@ -65,7 +87,7 @@ public sealed class KafkaPublisher : IDisposable
             {
                 try
                 {
-                    _producer.Produce(tp, message, Report);
+                    Guarded(() => _producer.Produce(tp, message, Report));
                     break;
                 }
                 catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
@@ -74,7 +96,26 @@ public sealed class KafkaPublisher : IDisposable
                 }
             }
         }
-        await pending.Task;
+    }
+
+    private void Guarded(Action call) => Guarded(() =>
+    {
+        call();
+        return 0;
+    });
+
+    private T Guarded<T>(Func<T> call)
+    {
+        _handle.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return call();
+        }
+        finally
+        {
+            _handle.ExitReadLock();
+        }
     }
 
     /// <summary>Publishes a dead letter to the dead-letter topic, keyed by its id.</summary>
@@ -98,7 +139,20 @@ public sealed class KafkaPublisher : IDisposable
 
     public void Dispose()
     {
-        _producer.Flush(TimeSpan.FromSeconds(5));
-        _producer.Dispose();
+        _handle.EnterWriteLock();
+        try
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _producer.Flush(TimeSpan.FromSeconds(5));
+            _producer.Dispose();
+        }
+        finally
+        {
+            _handle.ExitWriteLock();
+        }
+        // Batches the broker did not acknowledge in time will have no delivery report now: they fail (not published,
+        // so their projection's offset does not move past them).
+        foreach (var waiting in _waiting.Keys) waiting.TrySetException(new ObjectDisposedException(nameof(KafkaPublisher)));
     }
 }

@@ -43,8 +43,10 @@ public sealed record KafkaSettings
 
     /// <summary>Records consumed but not yet persisted, per partition, before that partition is paused.</summary>
     public int MaxPendingPerPartition { get; init; } = 4_000;
-    /// <summary>Records handed from the poll thread to the stream before every partition is paused.</summary>
+    /// <summary>Records handed from the poll thread to the stream at once; when it is full the poll thread waits for room.</summary>
     public int BufferSize { get; init; } = 2_000;
+    /// <summary>How long the hand-off buffer may stay full before every partition is paused (a stalled stream).</summary>
+    public TimeSpan StallPauseAfter { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Records submitted to the pipeline at once (the head of each conversation's lane).</summary>
     public int Parallelism { get; init; } = 1_000;
     /// <summary>
@@ -119,6 +121,7 @@ public sealed record KafkaSettings
                 : d.MaxHeld,
             PerConversationInFlight = Positive(env, "CAAS_KAFKA_PER_CONVERSATION") ?? d.PerConversationInFlight,
             Parallelism = Positive(env, "CAAS_KAFKA_PARALLELISM") ?? d.Parallelism,
+            MaxPendingPerPartition = Positive(env, "CAAS_KAFKA_MAX_PENDING_PER_PARTITION") ?? d.MaxPendingPerPartition,
             Passthrough = passthrough,
         };
     }

@@ -125,6 +125,7 @@ public sealed class ChatMessageRecordTests
             ["CAAS_KAFKA_CONFIG_SECURITY_PROTOCOL"] = "SASL_SSL",
             ["CAAS_KAFKA_CONFIG_SASL_MECHANISM"] = "PLAIN",
             ["CAAS_KAFKA_MAX_HELD"] = "500",
+            ["CAAS_KAFKA_MAX_PENDING_PER_PARTITION"] = "700",
         };
         var s = KafkaSettings.FromEnvironment(k => env.GetValueOrDefault(k), env.Keys)!;
         Assert.Equal(("k1:9092,k2:9092", "g1", KafkaProfile.Compat09), (s.Bootstrap, s.GroupId, s.Profile));
@@ -141,5 +142,10 @@ public sealed class ChatMessageRecordTests
         Assert.Equal(new KafkaSettings { Bootstrap = "k" }.MaxHeld,
             KafkaSettings.FromEnvironment(k => k == "CAAS_KAFKA_BOOTSTRAP" ? "k" : null, [])!.MaxHeld);
         Assert.Throws<ArgumentException>(() => KafkaSettings.FromEnvironment(k => k == "CAAS_KAFKA_MAX_HELD" ? "0" : env.GetValueOrDefault(k), env.Keys));
+        Assert.Equal(700, s.MaxPendingPerPartition);
+        Assert.Equal(new KafkaSettings { Bootstrap = "k" }.MaxPendingPerPartition,
+            KafkaSettings.FromEnvironment(k => k == "CAAS_KAFKA_BOOTSTRAP" ? "k" : null, [])!.MaxPendingPerPartition);
+        Assert.Throws<ArgumentException>(() =>
+            KafkaSettings.FromEnvironment(k => k == "CAAS_KAFKA_MAX_PENDING_PER_PARTITION" ? "-1" : env.GetValueOrDefault(k), env.Keys));
     }
 }
