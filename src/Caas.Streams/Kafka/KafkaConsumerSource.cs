@@ -177,21 +177,26 @@ public sealed class KafkaConsumerControl : IAsyncDisposable
                     RefreshLag(consumer);
                     lastLag = DateTime.UtcNow;
                 }
-                if (_overflow.Count > 0 && !_stalled)
+                var waiting = _overflow.Count > 0 && !_stalled;
+                if (waiting)
                 {
                     // The stream is behind: wait for room rather than read on (librdkafka keeps prefetching meanwhile,
                     // within queued.max.messages.kbytes). Pausing now would throw the partitions' prefetched records
-                    // away and fetch them again on resume; only a stream that stays full pauses every partition, so
-                    // the loop keeps polling (rebalances, max.poll.interval.ms) without taking records.
+                    // away and fetch them again on resume. Only a stream that stays full (StallPauseAfter), or an
+                    // overflow as large as the buffer (at least 1,000), pauses every partition.
                     _overflowSince ??= DateTime.UtcNow;
                     WaitForRoom(TimeSpan.FromMilliseconds(100));
-                    if (_overflow.Count > 0 && DateTime.UtcNow - _overflowSince > _settings.StallPauseAfter) _stalled = true;
-                    continue;
+                    DrainOverflow();
+                    if (_overflow.Count == 0) continue;
+                    if (DateTime.UtcNow - _overflowSince > _settings.StallPauseAfter || _overflow.Count >= Math.Max(_settings.BufferSize, 1_000)) _stalled = true;
                 }
                 ConsumeResult<byte[]?, byte[]?>? result;
                 try
                 {
-                    result = consumer.Consume(TimeSpan.FromMilliseconds(_overflow.Count > 0 ? 20 : 100));
+                    // While waiting, a poll that does not wait still serves the group's callbacks: a rebalance waits for
+                    // this member's revoke and rejoin, and on the 0.9 protocol one that is late past the session timeout
+                    // is left out of the round. A record it returns joins the overflow (at most about ten a second).
+                    result = consumer.Consume(TimeSpan.FromMilliseconds(waiting ? 0 : _overflow.Count > 0 ? 20 : 100));
                 }
                 catch (ConsumeException e)
                 {
