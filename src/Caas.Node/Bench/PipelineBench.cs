@@ -189,19 +189,6 @@ public static class PipelineBench
             System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : double.NaN;
     }
 
-    /// <summary>The node's <c>caas_kafka_ingest_total</c> series (persisted, duplicate, dead_lettered, out_of_turn) as <c>outcome=N</c>.</summary>
-    private static IEnumerable<string> KafkaOutcomes()
-    {
-        using var stream = new MemoryStream();
-        Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
-        foreach (var line in System.Text.Encoding.UTF8.GetString(stream.ToArray()).Split('\n'))
-            if (line.StartsWith("caas_kafka_ingest_total{outcome=\"", StringComparison.Ordinal))
-            {
-                var name = line["caas_kafka_ingest_total{outcome=\"".Length..line.IndexOf('"', "caas_kafka_ingest_total{outcome=\"".Length)];
-                yield return $"{name}={line[(line.LastIndexOf(' ') + 1)..]}";
-            }
-    }
-
     private static async Task<(int Code, string LastLine)> KafkaAsync(IServiceProvider services, IMessageIngest ingest, string[] ids, LoadSettings load, string bootstrap,
         KafkaProfile profile, CancellationToken ct)
     {
@@ -213,14 +200,9 @@ public static class PipelineBench
             GroupId = $"bench-{run}",
             MessagesTopic = $"bench-{run}.messages",
         };
-        // The node's own knobs, as CAAS_KAFKA_* give them to a node.
-        settings = settings with
-        {
-            PerConversationInFlight = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PER_CONVERSATION") ?? settings.PerConversationInFlight,
-            Parallelism = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_PARALLELISM") ?? settings.Parallelism,
-            MaxPendingPerPartition = KafkaSettings.Positive(Environment.GetEnvironmentVariable, "CAAS_KAFKA_MAX_PENDING_PER_PARTITION") ?? settings.MaxPendingPerPartition,
-        };
-        Console.WriteLine($"kafka: per_conversation={settings.PerConversationInFlight} parallelism={settings.Parallelism} max_pending_per_partition={settings.MaxPendingPerPartition}");
+        // The node's own limits, as CAAS_KAFKA_* give them to a node.
+        settings = settings.WithTuning(Environment.GetEnvironmentVariable);
+        Console.WriteLine($"kafka: per_conversation={settings.PerConversationInFlight} parallelism={settings.Parallelism} max_pending_per_partition={settings.MaxPendingPerPartition} max_held={settings.MaxHeld}");
         await KafkaTopics.EnsureAsync(settings, [settings.MessagesTopic], NullLoggerFor(services));
 
         // Warm-up: the node's path (entities, journal, projections) through the ingest, then a few records through Kafka so
@@ -338,7 +320,7 @@ public static class PipelineBench
         await done;
         var result = new LoadResult(persisted, produced - persisted, Math.Max(seconds, 1e-3), latencies, rssStart, rssMiddle, rssEnd);
         result.Print(Console.Out, "kafka");
-        Console.WriteLine("kafka: records by outcome " + string.Join(" ", KafkaOutcomes()));
+        Console.WriteLine("kafka: records by outcome " + string.Join(" ", KafkaIngest.Outcomes().Select(o => $"{o.Outcome}={o.Count:0}")));
         return (persisted == produced ? 0 : 1, $"mode=kafka {result.Summary("msgs_per_s")} lag_zero_s={lagZero}");
     }
 

@@ -33,6 +33,10 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
     /// <summary>Records in the pipeline now, in this process (<c>caas_kafka_ingest_submitted</c>).</summary>
     public static int Submitted => (int)SubmittedGauge.Value;
 
+    /// <summary>Records by outcome so far in this process (<c>caas_kafka_ingest_total</c>: persisted, duplicate, dead_lettered, out_of_turn).</summary>
+    public static IEnumerable<(string Outcome, double Count)> Outcomes() =>
+        Records.GetAllLabelValues().Select(labels => (labels[0], Records.WithLabels(labels).Value));
+
     private static readonly Counter Restarts = Metrics.CreateCounter("caas_kafka_ingest_restarts_total",
         "Times the Kafka ingest stream failed and was started again.");
 
@@ -169,20 +173,12 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
             if (lane.AfterMessageId is { } after)
             {
                 // Pipelined: the record before it is still on its way, so this one goes now, to be stored only after it.
-                IngestOutcome first;
-                await slots.WaitAsync();
-                SubmittedGauge.Inc();
-                try
+                var first = await InSlotAsync(slots, () =>
                 {
                     var submitted = ingest.SubmitAsync(message with { AfterMessageId = after });
                     lane.Entered();
-                    first = await submitted;
-                }
-                finally
-                {
-                    SubmittedGauge.Dec();
-                    slots.Release();
-                }
+                    return submitted;
+                });
                 // Stored, or refused for itself (nothing stored: its place in the lane does not matter).
                 if (await SettleAsync(record, message, first, letters, logger)) return record;
                 // The one before it was not stored yet (refused, retried, or dead-lettered), or this one was refused for
@@ -190,18 +186,24 @@ public sealed class KafkaIngest(KafkaSettings settings, IServiceProvider service
                 Records.WithLabels("out_of_turn").Inc();
                 await lane.Previous;
             }
-            await slots.WaitAsync();
-            SubmittedGauge.Inc();
-            try
-            {
-                return await SubmitAsync(record, message, ingest, letters, logger, lane.Entered);
-            }
-            finally
-            {
-                SubmittedGauge.Dec();
-                slots.Release();
-            }
+            return await InSlotAsync(slots, () => SubmitAsync(record, message, ingest, letters, logger, lane.Entered));
         });
+    }
+
+    /// <summary>Runs <paramref name="work"/> in one of the ingest's submission slots (<c>caas_kafka_ingest_submitted</c>).</summary>
+    private static async Task<T> InSlotAsync<T>(SemaphoreSlim slots, Func<Task<T>> work)
+    {
+        await slots.WaitAsync();
+        SubmittedGauge.Inc();
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            SubmittedGauge.Dec();
+            slots.Release();
+        }
     }
 
     private static async Task<CommittableRecord> SubmitAsync(CommittableRecord record, IngestMessage message, IMessageIngest ingest,

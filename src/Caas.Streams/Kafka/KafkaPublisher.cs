@@ -24,7 +24,7 @@ public sealed class KafkaPublisher : IDisposable
     private readonly IProducer<string, string> _producer;
     private readonly ConcurrentDictionary<string, int> _partitions = new();
     // Guards the handle: calls into librdkafka hold it for reading, Dispose takes it for writing.
-    private readonly ReaderWriterLockSlim _handle = new(LockRecursionPolicy.SupportsRecursion);
+    private readonly ReaderWriterLockSlim _handle = new();
     private readonly ConcurrentDictionary<TaskCompletionSource, byte> _waiting = new();
     private bool _disposed;
 
@@ -87,7 +87,7 @@ public sealed class KafkaPublisher : IDisposable
             {
                 try
                 {
-                    Guarded(() => _producer.Produce(tp, message, Report));
+                    ProduceGuarded(tp, message, Report);
                     break;
                 }
                 catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
@@ -98,11 +98,19 @@ public sealed class KafkaPublisher : IDisposable
         }
     }
 
-    private void Guarded(Action call) => Guarded(() =>
+    private void ProduceGuarded(TopicPartition tp, Message<string, string> message, Action<DeliveryReport<string, string>> report)
     {
-        call();
-        return 0;
-    });
+        _handle.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _producer.Produce(tp, message, report);
+        }
+        finally
+        {
+            _handle.ExitReadLock();
+        }
+    }
 
     private T Guarded<T>(Func<T> call)
     {

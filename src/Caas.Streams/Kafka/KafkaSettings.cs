@@ -107,7 +107,7 @@ public sealed record KafkaSettings
             if (!name.StartsWith("CAAS_KAFKA_CONFIG_", StringComparison.Ordinal)) continue;
             passthrough[name["CAAS_KAFKA_CONFIG_".Length..].ToLowerInvariant().Replace('_', '.')] = env(name) ?? "";
         }
-        return d with
+        return (d with
         {
             GroupId = env("CAAS_KAFKA_GROUP") is { Length: > 0 } g ? g : d.GroupId,
             MessagesTopic = env("CAAS_KAFKA_TOPIC_MESSAGES") is { Length: > 0 } m ? m : d.MessagesTopic,
@@ -116,15 +116,22 @@ public sealed record KafkaSettings
             MediaEventsTopic = env("CAAS_KAFKA_TOPIC_MEDIA_EVENTS") is { Length: > 0 } me ? me : d.MediaEventsTopic,
             Profile = ParseProfile(env("CAAS_KAFKA_PROFILE")),
             AllowedTenants = ParseAllowedTenants(env("CAAS_KAFKA_ALLOWED_TENANTS")),
-            MaxHeld = env("CAAS_KAFKA_MAX_HELD") is { Length: > 0 } held
-                ? int.TryParse(held, out var n) && n > 0 ? n : throw new ArgumentException($"CAAS_KAFKA_MAX_HELD must be a positive number, not '{held}'")
-                : d.MaxHeld,
-            PerConversationInFlight = Positive(env, "CAAS_KAFKA_PER_CONVERSATION") ?? d.PerConversationInFlight,
-            Parallelism = Positive(env, "CAAS_KAFKA_PARALLELISM") ?? d.Parallelism,
-            MaxPendingPerPartition = Positive(env, "CAAS_KAFKA_MAX_PENDING_PER_PARTITION") ?? d.MaxPendingPerPartition,
             Passthrough = passthrough,
-        };
+        }).WithTuning(env);
     }
+
+    /// <summary>
+    /// These settings with the ingest's limits a node takes from its environment: <c>CAAS_KAFKA_MAX_HELD</c>,
+    /// <c>CAAS_KAFKA_PER_CONVERSATION</c>, <c>CAAS_KAFKA_PARALLELISM</c>, <c>CAAS_KAFKA_MAX_PENDING_PER_PARTITION</c>
+    /// (each a positive number; unset keeps the value). The pipeline bench applies them to its own settings too.
+    /// </summary>
+    public KafkaSettings WithTuning(Func<string, string?> env) => this with
+    {
+        MaxHeld = Positive(env, "CAAS_KAFKA_MAX_HELD") ?? MaxHeld,
+        PerConversationInFlight = Positive(env, "CAAS_KAFKA_PER_CONVERSATION") ?? PerConversationInFlight,
+        Parallelism = Positive(env, "CAAS_KAFKA_PARALLELISM") ?? Parallelism,
+        MaxPendingPerPartition = Positive(env, "CAAS_KAFKA_MAX_PENDING_PER_PARTITION") ?? MaxPendingPerPartition,
+    };
 
     /// <summary>The positive number in <paramref name="name"/>, null when it is not set.</summary>
     public static int? Positive(Func<string, string?> env, string name) => env(name) is { Length: > 0 } value

@@ -42,8 +42,8 @@ public sealed class KafkaIngestTests
         var (second, secondDone) = Run(node, settings, "c2");
         // Both end up holding partitions, the 8 split between them. Not at once: the first member drains its revoked
         // records (up to RevokeDrainTimeout, 5 s) before it rejoins, and on the 0.9 protocol a member that rejoins after
-        // the session timeout (6 s here) is left out of that round and joins in the next one (a CI run saw the second
-        // member holding all 8 for a moment).
+        // the session timeout (6 s here) is left out of that round and joins the next one (a CI run saw the
+        // first member holding none at the instant the second got its first partition).
         await WaitUntilAsync(() => first.Assignment.Count > 0 && second.Assignment.Count > 0 && first.Assignment.Count + second.Assignment.Count == 8,
             TimeSpan.FromSeconds(90));
         Assert.InRange(first.Assignment.Count, 1, 7);
