@@ -537,6 +537,10 @@ mon allow pool size one = true
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
 mon warn on pool no redundancy = false
+# The monitor refuses to start when its data directory's file system has less than 5% free (the default), though
+# this throwaway one keeps a few MB there and the OSD keeps its data in RAM: a busy CI disk must not stop it.
+mon data avail crit = 0
+mon data avail warn = 0
 ms bind ipv6 = false
 ms mon client mode = crc secure
 ms client mode = crc secure
@@ -553,10 +557,15 @@ EOC
     monmaptool --create --addv a "[v2:127.0.0.1:$mon2,v1:127.0.0.1:$mon1]" --fsid "$fsid" monmap >/dev/null
     ceph-mon -c ceph.conf --mkfs -i a --monmap monmap --keyring keyring
     ceph-mon -c ceph.conf -i a
-    timeout 120 ceph -c ceph.conf osd create >/dev/null
-    ceph-osd -c ceph.conf -i 0 --mkfs --osd-uuid "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
-    ceph-osd -c ceph.conf -i 0
-    radosgw -c ceph.conf -n client.rgw.a
+    # ceph-mon forks and exits 0 even when the daemon then refuses to run; the client below would wait for it.
+    mon_up() { local pid; pid="$(cat run/mon.a.pid 2>/dev/null)" && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+    for _ in $(seq 1 100); do mon_up && break; sleep 0.2; done
+    mon_up || { grep -v rocksdb log/mon.a.log | tail -n 5; echo "ceph-mon is not running"; exit 1; }
+    # The Ceph tools wait for a monitor up to 5 minutes and the python one ignores SIGTERM: bound each, kill if need be.
+    timeout -k 5 120 ceph -c ceph.conf osd create >/dev/null
+    timeout -k 5 120 ceph-osd -c ceph.conf -i 0 --mkfs --osd-uuid "$(cat /proc/sys/kernel/random/uuid)" >/dev/null 2>&1
+    timeout -k 5 120 ceph-osd -c ceph.conf -i 0
+    timeout -k 5 120 radosgw -c ceph.conf -n client.rgw.a
   ) >"$R/start.log" 2>&1 || { cat "$R/start.log" >&2; log "could not start Ceph"; return 1; }
   local i
   # radosgw creates its pools on first start: up to 2 minutes on a busy machine.
