@@ -40,7 +40,8 @@ public sealed class CaasJournal : AsyncWriteJournal
         // SQLite takes one writer at a time: a second would only wait on the first's lock.
         _writers = postgres ? Math.Max(1, config.GetInt("writers", 2)) : 1;
         var readConnections = Math.Max(1, config.GetInt("read-connections", Environment.ProcessorCount));
-        _store = postgres ? new PostgresJournalStore(connectionString, _writers + readConnections) : new SqliteJournalStore(connectionString);
+        _store = postgres ? new PostgresJournalStore(connectionString, _writers + readConnections) : new SqliteJournalStore(connectionString,
+            config.GetInt("sqlite-wal-autocheckpoint", SqliteJournalStore.DefaultWalAutocheckpointPages));
         _codec = new JournalRowCodec((ExtendedActorSystem)Context.System, Guid.NewGuid().ToString("N"), config.GetString("tag-separator", ";"));
         _autoInitialize = config.GetBoolean("auto-initialize", true);
     }

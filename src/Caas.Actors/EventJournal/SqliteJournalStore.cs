@@ -8,9 +8,21 @@ namespace Caas.Actors.EventJournal;
 /// one <c>BEGIN IMMEDIATE</c> transaction (one fsync per batch instead of per row). A taken sequence number drops only
 /// its own write: single-row writes skip it with <c>ON CONFLICT DO NOTHING</c>, larger writes run in a savepoint that
 /// is rolled back. Reads use their own pooled connections (WAL: they do not wait for the writer).
+/// <para>
+/// The writer checkpoints the WAL into the database only every <paramref name="walAutocheckpointPages"/> pages (SQLite's
+/// default is 1,000). A batch of a few hundred rows from many conversations touches a leaf page of the
+/// (persistence_id, sequence_number) index per conversation, so each commit appended about 1,000 pages and nearly every
+/// commit ran a checkpoint, copying into the database pages that the next commit would change again. Checkpointing
+/// 20 times less often writes each of those pages once per checkpoint instead of once per commit: the journal bench
+/// went from about 15,500 to 20,500 acked/s (README). Durability is the same (every commit still flushes the WAL);
+/// the WAL file grows to about that many pages (80 MB at 4 KB) and stays that size.
+/// </para>
 /// </summary>
-public sealed class SqliteJournalStore(string connectionString) : IJournalStore
+public sealed class SqliteJournalStore(string connectionString, int walAutocheckpointPages = SqliteJournalStore.DefaultWalAutocheckpointPages) : IJournalStore
 {
+    /// <summary>Pages in the WAL before the writer's commit checkpoints it (<c>sqlite-wal-autocheckpoint</c>).</summary>
+    public const int DefaultWalAutocheckpointPages = 20_000;
+
     private const string InsertSql = """
         INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, tags, manifest, identifier, writer_uuid)
         VALUES ($c, 0, $p, $s, $m, $t, $mf, $i, $w)
@@ -71,6 +83,9 @@ public sealed class SqliteJournalStore(string connectionString) : IJournalStore
         {
             _writer = new SqliteConnection(connectionString);
             _writer.Open();
+            using var pragma = _writer.CreateCommand();
+            pragma.CommandText = $"PRAGMA wal_autocheckpoint = {Math.Max(1, walAutocheckpointPages)}";
+            pragma.ExecuteNonQuery();
         }
         using var tx = _writer.BeginTransaction(deferred: false);
         if (_insert is null)

@@ -323,6 +323,49 @@ public sealed class CaasJournalOnSqlite() : CaasJournalSpecs("sqlite")
         Assert.Empty(await Read(1, long.MaxValue, 0));
     }
 
+    [Theory]
+    // (threshold in pages, the WAL's least and greatest size in pages after about 3,900 pages of writes)
+    [InlineData(100_000, 3_000, int.MaxValue)] // nothing checkpointed: every page written is still in the WAL
+    [InlineData(200, 0, 1_000)]                 // checkpointed every ~200 pages: the WAL starts over again and again
+    public async Task The_writer_checkpoints_the_WAL_only_past_its_threshold(int pages, long atLeast, long atMost)
+    {
+        var dir = Directory.CreateTempSubdirectory("caas-journal-wal-");
+        try
+        {
+            var file = Path.Combine(dir.FullName, "journal.db");
+            var connectionString = $"Data Source={file}";
+            await using (var store = new SqliteJournalStore(connectionString, pages))
+            {
+                await store.InitializeAsync(CancellationToken.None);
+                // 120 commits of 50 writes of 1 KB, spread over 50 persistence ids (about 3,900 pages with the indexes).
+                var payload = new byte[1024];
+                for (var batch = 0; batch < 120; batch++)
+                {
+                    var writes = Enumerable.Range(0, 50).Select(i => new PendingWrite(
+                        [new JournalRow($"wal-{i}", batch + 1, 1, payload, "", "m", 7, "w")])).ToList();
+                    await store.WriteAsync(writes, CancellationToken.None);
+                    Assert.All(writes, w => Assert.Null(w.Outcome.Result));
+                }
+                // Measured before the store closes its writer (the last connection to close checkpoints and removes the WAL).
+                long pageSize;
+                await using (var c = new SqliteConnection(connectionString))
+                {
+                    c.Open();
+                    await using var cmd = c.CreateCommand();
+                    cmd.CommandText = "PRAGMA page_size";
+                    pageSize = (long)(await cmd.ExecuteScalarAsync())!;
+                }
+                var walPages = new FileInfo(file + "-wal").Length / pageSize;
+                Assert.InRange(walPages, atLeast, atMost);
+            }
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            dir.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public void Rows_go_to_the_plugins_journal_table_with_csv_tags()
     {
