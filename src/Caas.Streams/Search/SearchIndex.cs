@@ -214,12 +214,10 @@ public sealed class SearchIndex(ReadModelStore store)
         CancellationToken ct)
     {
         var marks = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var chunk in ids.Chunk(200))
+        foreach (var chunk in c is Microsoft.Data.Sqlite.SqliteConnection ? [ids.ToArray()] : ids.Chunk(200))
         {
-            var names = chunk.Select((_, i) => "@p" + i).ToArray();
-            await using var cmd = Command(c, tx,
-                $"SELECT persistence_id, sequence_nr FROM search_progress{suffix} WHERE persistence_id IN ({string.Join(", ", names)})",
-                [.. chunk.Select((id, i) => ("p" + i, (object?)id))]);
+            await using var cmd = ReadModelWriter.InList(c, tx,
+                $"SELECT persistence_id, sequence_nr FROM search_progress{suffix} WHERE persistence_id IN ({{0}})", chunk);
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) marks[r.GetString(0)] = r.GetInt64(1);
         }
