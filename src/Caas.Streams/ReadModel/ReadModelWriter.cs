@@ -190,8 +190,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     {
         var marks = new Dictionary<string, long>(StringComparer.Ordinal);
         long? since = null;
-        var sqlite = c is Microsoft.Data.Sqlite.SqliteConnection;
-        foreach (var chunk in sqlite ? [ids.Append(TrackedSince).ToArray()] : ids.Append(TrackedSince).Chunk(200))
+        foreach (var chunk in InListChunks(c, ids.Append(TrackedSince)))
         {
             await using var cmd = InList(c, tx, "SELECT persistence_id, sequence_nr FROM rm_progress WHERE persistence_id IN ({0})", chunk);
             await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -589,6 +588,10 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         return Command(c, tx, string.Format(sqlFormat, string.Join(", ", values.Select((_, i) => "@p" + i))),
             [.. values.Select((v, i) => ("p" + i, (object?)v))]);
     }
+
+    /// <summary>The lists <see cref="InList"/> is given: all values at once on SQLite, 200 at a time on PostgreSQL.</summary>
+    internal static IEnumerable<string[]> InListChunks(DbConnection c, IEnumerable<string> values) =>
+        c is Microsoft.Data.Sqlite.SqliteConnection ? [values.ToArray()] : values.Chunk(200);
 
     internal static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, params (string Name, object? Value)[] args)
     {

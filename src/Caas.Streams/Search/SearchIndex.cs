@@ -214,7 +214,7 @@ public sealed class SearchIndex(ReadModelStore store)
         CancellationToken ct)
     {
         var marks = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var chunk in c is Microsoft.Data.Sqlite.SqliteConnection ? [ids.ToArray()] : ids.Chunk(200))
+        foreach (var chunk in ReadModelWriter.InListChunks(c, ids))
         {
             await using var cmd = ReadModelWriter.InList(c, tx,
                 $"SELECT persistence_id, sequence_nr FROM search_progress{suffix} WHERE persistence_id IN ({{0}})", chunk);
