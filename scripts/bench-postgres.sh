@@ -14,8 +14,8 @@
 #
 # The throwaway server's write-ahead log is warmed before the bench, as a server that has run for a while has it: about
 # 1 GB of WAL written and checkpointed (~5 s), so the bench reuses recycled WAL segments instead of creating and
-# zero-filling each new 16 MB segment in the middle of its commits, which a server does only in its first gigabyte
-# (measured: the journal bench on a just-initialized server 13,784 acked/s, on the same server's second and third runs
+# zero-filling each new 16 MB segment in the middle of its commits, which a server does until its checkpoints have
+# recycled enough segments (measured: the journal bench on a just-initialized server 13,784 acked/s, on the same server's second and third runs
 # 16,311 and 16,229, on a just-initialized server with its WAL warmed 15,474; README, "Measured").
 #
 # Environment: CAAS_BENCH_NO_BUILD=1 skips `dotnet build src/Caas.Node -c Release`; CAAS_TEST_SKIP_DEPS=1 skips

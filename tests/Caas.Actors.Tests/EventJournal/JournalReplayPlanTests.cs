@@ -80,16 +80,12 @@ public sealed class JournalReplayPlanTests
         Assert.DoesNotContain("journal_sequence_number_idx", plan);
     }
 
-    /// <summary>The plan of the store's own statement, in a transaction with the store's own settings.</summary>
+    /// <summary>The plan of the statement the store runs, prepared by the store (its settings, its parameters).</summary>
     private static async Task<string> ExplainAsync(NpgsqlConnection c, string persistenceId)
     {
         await using var tx = await c.BeginTransactionAsync();
-        await using (var set = new NpgsqlCommand(PostgresJournalStore.ReplayPlanSql, c, tx)) await set.ExecuteNonQueryAsync();
-        await using var cmd = new NpgsqlCommand("EXPLAIN " + PostgresJournalStore.ReplaySql, c, tx);
-        cmd.Parameters.AddWithValue("p", persistenceId);
-        cmd.Parameters.AddWithValue("f", 1L);
-        cmd.Parameters.AddWithValue("t", long.MaxValue);
-        cmd.Parameters.AddWithValue("n", long.MaxValue);
+        await using var cmd = await PostgresJournalStore.ReplayCommandAsync(c, tx, persistenceId, 1, long.MaxValue, long.MaxValue, CancellationToken.None);
+        cmd.CommandText = "EXPLAIN " + cmd.CommandText;
         var lines = new List<string>();
         await using (var r = await cmd.ExecuteReaderAsync())
             while (await r.ReadAsync()) lines.Add(r.GetString(0));
