@@ -37,6 +37,9 @@ public sealed class OperationalStore : IAsyncDisposable
 
     public Task<DbConnection> OpenAsync(CancellationToken ct = default) => _connections.OpenAsync(ct);
 
+    /// <summary>This process's turn to write (SQLite: one writer at a time per file, queued; PostgreSQL: nothing to wait for).</summary>
+    public ValueTask<IDisposable> WriteTurnAsync(CancellationToken ct = default) => _connections.WriteTurnAsync(ct);
+
     /// <summary>A synchronous open, for the content vault's key lookups (they run inside entities and the serializer).</summary>
     public DbConnection Open() => _connections.Open();
 

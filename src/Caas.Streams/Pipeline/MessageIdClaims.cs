@@ -97,6 +97,7 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         List<int> claimants, long now, CancellationToken ct)
     {
         var fresh = new HashSet<int>();
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         await using var insert = ReadModelWriter.Command(c, tx,
             "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
@@ -134,6 +135,7 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
             await ReadAllAsync(cmd, found, ct);
             return found;
         }
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         await using var renew = ReadModelWriter.Command(c, tx,
             "UPDATE message_id_claims SET claimed_at = @now WHERE tenant_id = @t AND message_id = @m AND conversation_id = @c AND seq IS NULL",
@@ -209,6 +211,7 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         }
         else
         {
+            using var turn = await store.WriteTurnAsync(ct);
             await using var tx = await c.BeginTransactionAsync(ct);
             await using var cmd = ReadModelWriter.Command(c, tx,
                 "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +

@@ -124,6 +124,7 @@ public sealed class OutboundOrder(ReadModelStore store, string name, ReadModelWr
     public async Task CommitAsync(Plan plan, long? offset, CancellationToken ct = default)
     {
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         var marks = new Dictionary<string, long>(plan.Marks, StringComparer.Ordinal);
         if (plan.TrackedSince is { } since)

@@ -27,6 +27,9 @@ public sealed class ReadModelStore : IAsyncDisposable
 
     public Task<DbConnection> OpenAsync(CancellationToken ct = default) => _connections.OpenAsync(ct);
 
+    /// <summary>This process's turn to write (SQLite: one writer at a time per file, queued; PostgreSQL: nothing to wait for).</summary>
+    public ValueTask<IDisposable> WriteTurnAsync(CancellationToken ct = default) => _connections.WriteTurnAsync(ct);
+
     public async Task EnsureSchemaAsync(CancellationToken ct = default)
     {
         await using var connection = await OpenAsync(ct);

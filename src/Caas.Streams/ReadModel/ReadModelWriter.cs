@@ -49,6 +49,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     public async Task ResetAsync(string name = ProjectionName, CancellationToken ct = default)
     {
         await using var connection = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         foreach (var table in new[] { "rm_conversations", "rm_memberships", "rm_people", "rm_messages", "rm_moderation_log", "rm_progress" })
             await using (var cmd = Command(connection, tx, "DELETE FROM " + table))
@@ -70,6 +71,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     {
         if (batch.Count == 0) return WriteReport.Empty;
         await using var connection = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var (marks, trackedSince) = await LoadMarksAsync(connection, tx, batch.Select(e => e.PersistenceId).ToHashSet(StringComparer.Ordinal), ct);
         var complete = trackedSince is 0;
@@ -177,6 +179,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
     {
         var ids = persistenceIds.ToHashSet(StringComparer.Ordinal);
         await using var connection = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var (marks, trackedSince) = await LoadMarksAsync(connection, tx, ids, ct);
         if (trackedSince is 0)

@@ -42,6 +42,43 @@ public sealed class StoreConnections(string connectionString, bool postgres, Sto
     {
         if (_postgres is not null) await _postgres.DisposeAsync();
     }
+
+    /// <summary>
+    /// This process's turn to write to the SQLite file (nothing on PostgreSQL, whose writers do not exclude each other):
+    /// see <see cref="SqliteWriteTurns"/>. Dispose it after the commit.
+    /// </summary>
+    public ValueTask<IDisposable> WriteTurnAsync(CancellationToken ct = default) =>
+        _postgres is not null ? new ValueTask<IDisposable>(SqliteWriteTurns.None) : SqliteWriteTurns.TakeAsync(connectionString, ct);
+}
+
+/// <summary>
+/// One writer at a time per SQLite file inside this process, queued in arrival order without blocking a thread. SQLite
+/// lets one transaction write at a time; a second <c>BEGIN IMMEDIATE</c> waits in SQLite's busy handler, which sleeps on
+/// a thread-pool thread in growing steps (1, 2, 5, 10 … 100 ms) and retries instead of being woken when the lock is
+/// free, so several writers on one file waited many times longer than the writes took. The busy handler still covers
+/// writers in other processes and those that do not take a turn.
+/// </summary>
+public static class SqliteWriteTurns
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> Files = new(StringComparer.Ordinal);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> ByConnectionString = new(StringComparer.Ordinal);
+
+    internal static readonly IDisposable None = new Turn(null);
+
+    public static async ValueTask<IDisposable> TakeAsync(string connectionString, CancellationToken ct = default)
+    {
+        var gate = ByConnectionString.GetOrAdd(connectionString,
+            cs => Files.GetOrAdd(Path.GetFullPath(StorageOptions.SqliteFile(cs)), _ => new SemaphoreSlim(1, 1)));
+        await gate.WaitAsync(ct);
+        return new Turn(gate);
+    }
+
+    private sealed class Turn(SemaphoreSlim? gate) : IDisposable
+    {
+        private SemaphoreSlim? _gate = gate;
+
+        public void Dispose() => Interlocked.Exchange(ref _gate, null)?.Release();
+    }
 }
 
 /// <summary>

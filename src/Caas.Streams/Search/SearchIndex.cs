@@ -108,6 +108,7 @@ public sealed class SearchIndex(ReadModelStore store)
     {
         if (batch.Count == 0) return;
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         var marks = await LoadMarksAsync(c, tx, suffix, batch.Select(e => e.PersistenceId).ToHashSet(StringComparer.Ordinal), ct);
         var ordered = new List<EventEnvelope>(batch.Count);
