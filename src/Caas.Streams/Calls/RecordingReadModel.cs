@@ -108,6 +108,7 @@ public sealed class RecordingReadModel(ReadModelStore store)
     {
         if (batch.Count == 0) return;
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         var drafts = new Dictionary<(string, string), Draft?>();
 

@@ -54,6 +54,7 @@ public sealed class MediaReadModel(ReadModelStore store)
     {
         if (batch.Count == 0) return;
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         foreach (var envelope in batch)
         {

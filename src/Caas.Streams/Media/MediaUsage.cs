@@ -42,6 +42,7 @@ public sealed class MediaUsage(OperationalStore store)
     public async Task<QuotaExceeded?> ReserveAsync(string tenantId, string userId, long size, MediaQuota tenant, MediaQuota user, CancellationToken ct = default)
     {
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         foreach (var (row, quota, scope) in new[] { (TenantRow, tenant, "tenant"), (userId, user, "user") })
         {
@@ -119,6 +120,7 @@ public sealed class MediaUsage(OperationalStore store)
     public async Task ReleaseAsync(string tenantId, string userId, long size, CancellationToken ct = default)
     {
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         foreach (var row in new[] { TenantRow, userId })
         {

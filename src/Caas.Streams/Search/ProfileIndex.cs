@@ -50,6 +50,7 @@ public sealed class ProfileIndex(ReadModelStore store)
         if (batch.Count == 0) return;
         if (table is not (Live or Next)) throw new ArgumentOutOfRangeException(nameof(table));
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         foreach (var envelope in batch)
         {

@@ -61,6 +61,7 @@ public sealed class SearchLanguageIndex(ReadModelStore store)
     {
         if (batch.Count == 0) return;
         await using var c = await store.OpenAsync(ct);
+        using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         foreach (var envelope in batch)
         {
