@@ -33,6 +33,31 @@ public sealed class ReadModelDurabilityTests
             Assert.Equal(Flushing(kind), await SettingAsync(connection, kind));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_read_models_file_checkpoints_its_WAL_every_20000_pages_and_the_operational_store_at_SQLites_default(bool full)
+    {
+        var storage = TestDatabases.Storage("sqlite") with { ReadModelFlushesEachCommit = full };
+        await using var readModel = new ReadModelStore(storage);
+        await readModel.EnsureSchemaAsync();
+        await using (var connection = await readModel.OpenAsync())
+            Assert.Equal(SqliteWaits.ProjectionWalAutocheckpointPages, await PragmaAsync(connection, "wal_autocheckpoint"));
+        Assert.Equal(20_000, SqliteWaits.ProjectionWalAutocheckpointPages);
+
+        await using var operational = new OperationalStore(storage);
+        await operational.MigrateAsync();
+        await using (var connection = await operational.OpenAsync())
+            Assert.Equal(1_000, await PragmaAsync(connection, "wal_autocheckpoint"));
+    }
+
+    private static async Task<long> PragmaAsync(DbConnection connection, string pragma)
+    {
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA " + pragma;
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+    }
+
     // SQLite: synchronous FULL = 2, NORMAL = 1. PostgreSQL: synchronous_commit off set by the session itself, or
     // whatever the server is configured with (the test server runs with it off for speed; production keeps it on).
     private static string Flushing(string kind) => kind == "postgres" ? "server" : "2";

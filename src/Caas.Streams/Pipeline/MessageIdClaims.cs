@@ -1,3 +1,4 @@
+using Caas.Actors.Common;
 using Caas.Streams.Operational;
 using Caas.Streams.ReadModel;
 
@@ -99,18 +100,12 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         var fresh = new HashSet<int>();
         using var turn = await store.WriteTurnAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
-        await using var insert = ReadModelWriter.Command(c, tx,
-            "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (@t, @m, @c, @now) " +
-            "ON CONFLICT (tenant_id, message_id) DO NOTHING",
-            ("t", ""), ("m", ""), ("c", ""), ("now", now));
-        await insert.PrepareAsync(ct);
-        foreach (var i in claimants)
-        {
-            insert.Parameters["t"].Value = requests[i].TenantId;
-            insert.Parameters["m"].Value = requests[i].MessageId;
-            insert.Parameters["c"].Value = requests[i].ConversationId;
-            if (await insert.ExecuteNonQueryAsync(ct) == 1) fresh.Add(i);
-        }
+        using (var insert = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
+                   "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (?1, ?2, ?3, ?4) " +
+                   "ON CONFLICT (tenant_id, message_id) DO NOTHING"))
+            foreach (var i in claimants)
+                if (insert.Bind(1, requests[i].TenantId).Bind(2, requests[i].MessageId).Bind(3, requests[i].ConversationId).Bind(4, now).Run() == 1)
+                    fresh.Add(i);
         await tx.CommitAsync(ct);
         Interlocked.Increment(ref _commits);
         return fresh;
@@ -213,21 +208,13 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         {
             using var turn = await store.WriteTurnAsync(ct);
             await using var tx = await c.BeginTransactionAsync(ct);
-            await using var cmd = ReadModelWriter.Command(c, tx,
-                "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
-                $"VALUES (@t, @m, @c, @now, @s, @u, @a) {Upsert}",
-                ("t", ""), ("m", ""), ("c", ""), ("now", now), ("s", 0L), ("u", ""), ("a", 0L));
-            await cmd.PrepareAsync(ct);
-            foreach (var r in rows)
-            {
-                cmd.Parameters["t"].Value = r.TenantId;
-                cmd.Parameters["m"].Value = r.MessageId;
-                cmd.Parameters["c"].Value = r.ConversationId;
-                cmd.Parameters["s"].Value = r.Seq;
-                cmd.Parameters["u"].Value = r.SenderId;
-                cmd.Parameters["a"].Value = r.CreatedAt.ToUnixTimeMilliseconds();
-                if (await cmd.ExecuteNonQueryAsync(ct) > 0) recorded.Add((r.TenantId, r.MessageId));
-            }
+            using (var upsert = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
+                       "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
+                       $"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {Upsert}"))
+                foreach (var r in rows)
+                    if (upsert.Bind(1, r.TenantId).Bind(2, r.MessageId).Bind(3, r.ConversationId).Bind(4, now).Bind(5, r.Seq).Bind(6, r.SenderId)
+                            .Bind(7, r.CreatedAt.ToUnixTimeMilliseconds()).Run() > 0)
+                        recorded.Add((r.TenantId, r.MessageId));
             await tx.CommitAsync(ct);
         }
         Interlocked.Increment(ref _commits);

@@ -17,7 +17,8 @@ public sealed class ReadModelStore : IAsyncDisposable
     public ReadModelStore(StorageOptions storage, StoreBreaker? breaker = null)
     {
         IsPostgres = storage.IsPostgres;
-        _connections = new StoreConnections(storage.ReadModelConnectionString, IsPostgres, breaker ?? new StoreBreaker(), storage.ReadModelFlushesEachCommit);
+        _connections = new StoreConnections(storage.ReadModelConnectionString, IsPostgres, breaker ?? new StoreBreaker(), storage.ReadModelFlushesEachCommit,
+            projectionsOnly: true);
     }
 
     public bool IsPostgres { get; }

@@ -137,7 +137,7 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
         {
             var chunk = inserts.GetRange(i, Math.Min(MaxRowsPerInsert, inserts.Count - i));
             if (postgres) await InsertMessagesAsync(connection, tx, chunk, ct);
-            else await InsertMessagesOneByOneAsync(connection, tx, chunk, ct);
+            else InsertMessagesOneByOne(connection, chunk);
         }
         // PostgreSQL raises every conversation's last_seq in one statement (arrays unnested); SQLite, in-process, per row.
         IEnumerable<(string, (string, object?)[])> raise = postgres && lastSeq.Count > 0
@@ -315,10 +315,36 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             }
             return;
         }
-        foreach (var (sql, args) in statements)
+        RunAll((Microsoft.Data.Sqlite.SqliteConnection)c, statements);
+    }
+
+    /// <summary>
+    /// SQLite: the statements run in-process inside the caller's transaction, each distinct text prepared once and its
+    /// parameters bound by position (<see cref="SqliteStatement"/>): a batch's hundreds of mark and last-seq upserts are a
+    /// few prepared statements, not a parse and a by-name binding each.
+    /// </summary>
+    internal static void RunAll(Microsoft.Data.Sqlite.SqliteConnection c, IEnumerable<(string Sql, (string Name, object? Value)[] Args)> statements)
+    {
+        var prepared = new Dictionary<string, (SqliteStatement Statement, Dictionary<string, int> Positions)>(StringComparer.Ordinal);
+        try
         {
-            await using var cmd = Command(c, tx, sql, args);
-            await cmd.ExecuteNonQueryAsync(ct);
+            foreach (var (sql, args) in statements)
+            {
+                if (!prepared.TryGetValue(sql, out var entry))
+                    prepared[sql] = entry = (SqliteStatement.Prepare(c, sql), new Dictionary<string, int>(StringComparer.Ordinal));
+                foreach (var (name, value) in args)
+                {
+                    if (!entry.Positions.TryGetValue(name, out var position))
+                        entry.Positions[name] = position = entry.Statement.IndexOf("@" + name);
+                    // As the ADO.NET command did: a value the text does not use is ignored.
+                    if (position > 0) entry.Statement.BindValue(position, value is TypedNull ? null : value);
+                }
+                entry.Statement.Run();
+            }
+        }
+        finally
+        {
+            foreach (var (statement, _) in prepared.Values) statement.Dispose();
         }
     }
 
@@ -429,14 +455,6 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
             }
         }
 
-        public object?[] Values() =>
-        [
-            Tenant, Conversation, Seq, MessageId, SenderId, ContentType, Text, CreatedAt,
-            EditedAt is { } edited ? edited : new TypedNull(System.Data.DbType.Int64), Deleted ? 1 : 0,
-            Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions),
-            Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json), Enrichment, Attachment,
-        ];
-
         public (string, (string, object?)[]) Update() => (
             "UPDATE rm_messages SET content_type = @y, text = @x, edited_at = @d, deleted = @z, reactions = @r, versions = @v, enrichment = @e, attachment = @f " +
             "WHERE tenant_id = @t AND conversation_id = @c AND seq = @s",
@@ -445,8 +463,6 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
              ("r", Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(Reactions)),
              ("v", Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(Versions, CaasSerializer.Json)), ("e", Enrichment), ("f", Attachment)]);
     }
-
-    private static readonly string[] Names = ["t", "c", "s", "m", "u", "y", "x", "a", "d", "z", "r", "v", "e", "f"];
 
     /// <summary>PostgreSQL: the batch's new rows in one statement, each column sent as one array and unnested.</summary>
     private static async Task InsertMessagesAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
@@ -472,25 +488,21 @@ public sealed class ReadModelWriter(ReadModelStore store, ProjectionProgress? pr
 
     /// <summary>
     /// SQLite: one prepared single-row INSERT, run per row inside the transaction (no round trips to save, and
-    /// SQLite looks each named parameter up by a linear scan, so a 6,500-parameter statement costs quadratic time).
+    /// SQLite looks each named parameter up by a linear scan, so a 6,500-parameter statement costs quadratic time),
+    /// its values bound by position (<see cref="SqliteStatement"/>).
     /// </summary>
-    private static async Task InsertMessagesOneByOneAsync(DbConnection c, DbTransaction tx, List<MessageRow> rows, CancellationToken ct)
+    private static void InsertMessagesOneByOne(DbConnection c, List<MessageRow> rows)
     {
-        await using var insert = Command(c, tx,
-            $"INSERT INTO rm_messages ({RowColumns}) VALUES ({string.Join(", ", Names.Select(n => "@" + n))}) ON CONFLICT DO NOTHING",
-            [.. Names.Select(n => (n, (object?)string.Empty))]);
-        await insert.PrepareAsync(ct);
+        using var insert = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
+            $"INSERT INTO rm_messages ({RowColumns}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING");
         foreach (var row in rows)
         {
-            var values = row.Values();
-            for (var k = 0; k < Names.Length; k++)
-                insert.Parameters[k].Value = values[k] switch
-                {
-                    null => DBNull.Value,
-                    TypedNull => DBNull.Value,
-                    var v => v,
-                };
-            await insert.ExecuteNonQueryAsync(ct);
+            insert.Bind(1, row.Tenant).Bind(2, row.Conversation).Bind(3, row.Seq).Bind(4, row.MessageId).Bind(5, row.SenderId)
+                .Bind(6, row.ContentType).Bind(7, row.Text).Bind(8, row.CreatedAt).Bind(9, row.EditedAt).Bind(10, row.Deleted ? 1L : 0L)
+                .Bind(11, row.Reactions.Count == 0 ? "{}" : JsonSerializer.Serialize(row.Reactions))
+                .Bind(12, row.Versions.Count == 0 ? "[]" : JsonSerializer.Serialize(row.Versions, CaasSerializer.Json))
+                .Bind(13, row.Enrichment).Bind(14, row.Attachment)
+                .Run();
         }
     }
 

@@ -186,7 +186,7 @@ public sealed class SearchIndex(ReadModelStore store)
             else upserts.Add(entry);
         }
         if (store.IsPostgres) await UpsertPostgresAsync(c, tx, t, upserts, ct);
-        else await UpsertSqliteAsync(c, tx, t, upserts, ct);
+        else UpsertSqlite(c, t, upserts);
         await SearchFiles.ApplyAsync(c, tx, store.IsPostgres, suffix, fileEvents, ct, languages);
         await RaiseMarksAsync(c, tx, suffix, marks, ct);
         if (storeOffset)
@@ -236,15 +236,9 @@ public sealed class SearchIndex(ReadModelStore store)
             await cmd.ExecuteNonQueryAsync(ct);
             return;
         }
-        await using var one = Command(c, tx, $"INSERT INTO {table} (persistence_id, sequence_nr) VALUES (@p, @s)" + string.Format(upsert, table),
-            ("p", string.Empty), ("s", 0L));
-        await one.PrepareAsync(ct);
-        foreach (var (pid, seq) in marks)
-        {
-            one.Parameters[0].Value = pid;
-            one.Parameters[1].Value = seq;
-            await one.ExecuteNonQueryAsync(ct);
-        }
+        using var one = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
+            $"INSERT INTO {table} (persistence_id, sequence_nr) VALUES (?1, ?2)" + string.Format(upsert, table));
+        foreach (var (pid, seq) in marks) one.Bind(1, pid).Bind(2, seq).Run();
     }
 
     /// <summary>The text to index, or null: not text, empty, or erased (its author's key destroyed).</summary>
@@ -316,51 +310,39 @@ public sealed class SearchIndex(ReadModelStore store)
     /// </summary>
     public static bool Plain(string? language) => language is not null && language != Caas.Actors.Tenants.SearchLanguages.Default;
 
-    /// <summary>SQLite: prepared statements run per entry (in-process, no round trips): the row, then its FTS5 text under the row's id.</summary>
-    private static async Task UpsertSqliteAsync(DbConnection c, DbTransaction tx, string t, List<Entry> rows, CancellationToken ct)
+    /// <summary>
+    /// SQLite: statements run per entry in the batch's transaction (in-process, no round trips), prepared once and bound by
+    /// position: the row, then its FTS5 text under the row's id.
+    /// </summary>
+    private static void UpsertSqlite(DbConnection c, string t, List<Entry> rows)
     {
         if (rows.Count == 0) return;
-        string[] names = ["t", "c", "s", "m", "u", "a", "h", "n", "i", "z"];
+        var sc = (Microsoft.Data.Sqlite.SqliteConnection)c;
         // A new row needs only its FTS5 text; a row indexed before (a replayed batch) has its attributes and text replaced.
-        await using var insert = Command(c, tx,
+        using var insert = SqliteStatement.Prepare(sc,
             $"INSERT INTO {t} (tenant_id, conversation_id, seq, message_id, sender_id, created_at, has, entities, intent, sentiment) " +
-            "VALUES (@t, @c, @s, @m, @u, @a, @h, @n, @i, @z) ON CONFLICT (tenant_id, conversation_id, seq) DO NOTHING RETURNING id",
-            [.. names.Select(n => (n, (object?)string.Empty))]);
-        await using var update = Command(c, tx,
-            $"UPDATE {t} SET has = @h, entities = @n, intent = @i, sentiment = @z WHERE tenant_id = @t AND conversation_id = @c AND seq = @s RETURNING id",
-            [.. names.Select(n => (n, (object?)string.Empty))]);
-        await using var del = Command(c, tx, $"DELETE FROM {t}_fts WHERE rowid = @id", ("id", 0L));
-        await using var ins = Command(c, tx, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
-            ("g", string.Empty));
-        await using var delPlain = Command(c, tx, $"DELETE FROM {t}_fts_plain WHERE rowid = @id", ("id", 0L));
-        await using var insPlain = Command(c, tx, $"INSERT INTO {t}_fts_plain (rowid, text, grams) VALUES (@id, @x, @g)", ("id", 0L), ("x", string.Empty),
-            ("g", string.Empty));
-        foreach (var cmd in new[] { insert, update, del, ins }) await cmd.PrepareAsync(ct);
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (tenant_id, conversation_id, seq) DO NOTHING RETURNING id");
+        using var update = SqliteStatement.Prepare(sc,
+            $"UPDATE {t} SET has = ?7, entities = ?8, intent = ?9, sentiment = ?10 WHERE tenant_id = ?1 AND conversation_id = ?2 AND seq = ?3 RETURNING id");
+        using var del = SqliteStatement.Prepare(sc, $"DELETE FROM {t}_fts WHERE rowid = ?1");
+        using var ins = SqliteStatement.Prepare(sc, $"INSERT INTO {t}_fts (rowid, text, grams) VALUES (?1, ?2, ?3)");
+        using var delPlain = SqliteStatement.Prepare(sc, $"DELETE FROM {t}_fts_plain WHERE rowid = ?1");
+        using var insPlain = SqliteStatement.Prepare(sc, $"INSERT INTO {t}_fts_plain (rowid, text, grams) VALUES (?1, ?2, ?3)");
         foreach (var e in rows)
         {
-            object?[] values = [e.Tenant, e.Conversation, e.Seq, e.MessageId, e.Sender, e.CreatedAt, e.Has, e.Entities, e.Intent, e.Sentiment];
-            for (var k = 0; k < values.Length; k++) insert.Parameters[k].Value = update.Parameters[k].Value = values[k] ?? DBNull.Value;
-            long id;
-            if (await insert.ExecuteScalarAsync(ct) is { } fresh and not DBNull) id = Convert.ToInt64(fresh);
-            else
+            insert.Bind(1, e.Tenant).Bind(2, e.Conversation).Bind(3, e.Seq).Bind(4, e.MessageId).Bind(5, e.Sender).Bind(6, e.CreatedAt)
+                .Bind(7, e.Has).Bind(8, e.Entities).Bind(9, e.Intent).Bind(10, e.Sentiment);
+            if (insert.RunScalarInt64() is not { } id)
             {
-                id = Convert.ToInt64(await update.ExecuteScalarAsync(ct));
-                del.Parameters[0].Value = delPlain.Parameters[0].Value = id;
-                await del.ExecuteNonQueryAsync(ct);
-                await delPlain.ExecuteNonQueryAsync(ct);
+                id = update.Bind(1, e.Tenant).Bind(2, e.Conversation).Bind(3, e.Seq).Bind(7, e.Has).Bind(8, e.Entities).Bind(9, e.Intent)
+                         .Bind(10, e.Sentiment).RunScalarInt64()
+                     ?? throw new InvalidOperationException($"Search row {e.Tenant}/{e.Conversation}/{e.Seq} neither inserted nor found.");
+                del.Bind(1, id).Run();
+                delPlain.Bind(1, id).Run();
             }
             var grams = Cjk.Grams(e.Text!);
-            ins.Parameters[0].Value = id;
-            ins.Parameters[1].Value = e.Text!;
-            ins.Parameters[2].Value = grams;
-            await ins.ExecuteNonQueryAsync(ct);
-            if (Plain(e.Language))
-            {
-                insPlain.Parameters[0].Value = id;
-                insPlain.Parameters[1].Value = e.Text!;
-                insPlain.Parameters[2].Value = grams;
-                await insPlain.ExecuteNonQueryAsync(ct);
-            }
+            ins.Bind(1, id).Bind(2, e.Text!).Bind(3, grams).Run();
+            if (Plain(e.Language)) insPlain.Bind(1, id).Bind(2, e.Text!).Bind(3, grams).Run();
         }
     }
 
