@@ -9,8 +9,8 @@ namespace Caas.Actors.Common;
 /// ADO.NET command binds every value by name (three <c>sqlite3_bind_parameter_index</c> lookups, a linear search of
 /// the statement's names, per value), converts every string to a new UTF-8 array, and makes a reader, a binder per
 /// parameter and an enumerator per execution (profiled on <c>caas bench --store sqlite</c>: binding and preparing 4.4%
-/// of the CPU samples, and these objects about a quarter of the bytes allocated). Text is bound as UTF-16 straight
-/// from the string (SQLite copies it), so a row allocates nothing here.
+/// of the CPU samples, and the read model's and search index's commands about a fifth of the bytes allocated). Text is
+/// bound as UTF-16 straight from the string (SQLite copies it), without a .NET copy.
 /// </summary>
 /// <remarks>
 /// Not thread-safe, like the connection it belongs to. The statement takes no part in the command's busy handling: run

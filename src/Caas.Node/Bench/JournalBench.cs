@@ -101,11 +101,7 @@ public static class JournalBench
     {
         long head;
         await using (var c = await JournalDb.OpenAsync(storage, ct))
-        await using (var cmd = c.CreateCommand())
-        {
-            cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
-            head = Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
-        }
+            head = await JournalDb.HeadAsync(c, ct);
         long Slowest() => Math.Min(ProjectionRunner.WrittenOffset(ReadModelWriter.ProjectionName) ?? 0,
             ProjectionRunner.WrittenOffset(Caas.Streams.Search.SearchIndex.ProjectionName) ?? 0);
         var atEnd = Slowest();
@@ -118,23 +114,11 @@ public static class JournalBench
             ? FormattableString.Invariant($"{line} caught_up_s={seconds:F1} catch_up_events_per_s={(head - atEnd) / Math.Max(seconds, 0.001):F0}")
             : $"{line} caught_up_s=none (still {head - Slowest()} behind after 2 minutes)");
         // Each projection's batches over the whole run (warm-up, phase and catch-up): how many, their mean size and time.
-        using var text = new MemoryStream();
-        await Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(text, ct);
-        var figures = System.Text.Encoding.UTF8.GetString(text.ToArray()).Split('\n')
-            .Where(l => l.StartsWith("caas_projection_batch_seconds_sum", StringComparison.Ordinal) ||
-                        l.StartsWith("caas_projection_batch_seconds_count", StringComparison.Ordinal) ||
-                        l.StartsWith("caas_projection_events_total", StringComparison.Ordinal))
-            .Select(l => l.Split(' '))
-            .Where(p => p.Length == 2 && p[0].Contains('"'))
-            .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
         foreach (var name in new[] { ReadModelWriter.ProjectionName, Caas.Streams.Search.SearchIndex.ProjectionName })
         {
-            var label = $"{{projection=\"{name}\"}}";
-            var n = figures.GetValueOrDefault("caas_projection_batch_seconds_count" + label);
-            var sum = figures.GetValueOrDefault("caas_projection_batch_seconds_sum" + label);
-            var events = figures.GetValueOrDefault("caas_projection_events_total" + label);
+            var (n, events, sum) = ProjectionRunner.Totals(name);
             Console.WriteLine(FormattableString.Invariant(
-                $"projection {name}: batches={n:F0} events_per_batch={(n > 0 ? events / n : 0):F0} write_ms_per_batch={(n > 0 ? sum / n * 1000 : 0):F1} write_s={sum:F1}"));
+                $"projection {name}: batches={n} events_per_batch={(n > 0 ? events / n : 0):F0} write_ms_per_batch={(n > 0 ? sum / n * 1000 : 0):F1} write_s={sum:F1}"));
         }
     }
 

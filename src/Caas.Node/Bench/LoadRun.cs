@@ -144,7 +144,7 @@ public static class LoadRun
         }
         var rss = new RssSampler(rssMb);
         var gc = GcWindow.Start();
-        var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        var cpu = Environment.CpuUsage.TotalTime;
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
@@ -152,7 +152,7 @@ public static class LoadRun
         var (start, middle, end) = rss.Stop(seconds);
         log.WriteLine(gc.Summary(seconds));
         // This process's CPU over the phase (node and load generator when they share it), and per acknowledged message.
-        var used = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        var used = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
         log.WriteLine(FormattableString.Invariant(
             $"cpu: process_s={used:F1} ({(seconds > 0 ? used / seconds / Environment.ProcessorCount * 100 : 0):F0}% of {Environment.ProcessorCount} cores) us_per_acked={(acked > 0 ? used * 1e6 / acked : 0):F0}"));
         return new LoadResult(acked, failed, seconds, histogram, start, middle, end);

@@ -29,12 +29,7 @@ public sealed class AuditJournalReader(StorageOptions storage, ActorSystem syste
     public async IAsyncEnumerable<IReadOnlyList<Row>> ByTagAsync(string tag, [EnumeratorCancellation] CancellationToken ct = default)
     {
         await using var c = await JournalDb.OpenAsync(storage, ct);
-        long upTo;
-        await using (var head = c.CreateCommand())
-        {
-            head.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
-            upTo = Convert.ToInt64(await head.ExecuteScalarAsync(ct));
-        }
+        var upTo = await JournalDb.HeadAsync(c, ct);
         if (upTo == 0) yield break;
         // A window of the ordering per query, not a LIMIT: the tags filter has no index, and a planner without
         // statistics (a table just filled, before autovacuum analyzed it) estimates it at 0.5% and sorts the whole rest

@@ -25,6 +25,14 @@ public static class JournalDb
         return p;
     }
 
+    /// <summary>The journal's highest ordering value (0 when it is empty): the head the projections follow.</summary>
+    public static async Task<long> HeadAsync(DbConnection c, CancellationToken ct = default)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(ct));
+    }
+
     public static async Task<bool> TableExistsAsync(DbConnection c, bool postgres, string table, CancellationToken ct)
     {
         await using var cmd = c.CreateCommand();

@@ -96,6 +96,13 @@ public static class ProjectionRunner
         async (persistenceId, from, to, ct) =>
             await ReadJournal(system).CurrentEventsByPersistenceId(persistenceId, from, to).RunWith(Sink.Seq<EventEnvelope>(), materializer).WaitAsync(ct);
 
+    /// <summary>What projection <paramref name="name"/> has written on this node since start: batches, events, seconds spent writing.</summary>
+    public static (long Batches, double Events, double Seconds) Totals(string name)
+    {
+        var batches = BatchSeconds.WithLabels(name);
+        return (batches.Count, Events.WithLabels(name).Value, batches.Sum);
+    }
+
     /// <summary>The offset the projection last wrote on this node; null when it does not run here.</summary>
     public static long? WrittenOffset(string name) => Written.TryGetValue(name, out var o) ? o : null;
 
@@ -129,9 +136,7 @@ public sealed class ProjectionLagSampler(StorageOptions storage, ILogger<Project
             {
                 await using var c = await JournalDb.OpenAsync(storage, stopping);
                 if (!await JournalDb.TableExistsAsync(c, storage.IsPostgres, "journal", stopping)) continue;
-                await using var cmd = c.CreateCommand();
-                cmd.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
-                var head = Convert.ToInt64(await cmd.ExecuteScalarAsync(stopping));
+                var head = await JournalDb.HeadAsync(c, stopping);
                 ProjectionRunner.ObserveHead(head);
                 if (ProjectionRunner.WrittenOffset(Pipeline.EnrichmentProjection.Name) is { } enriched)
                     await deferred.SampleGaugesAsync(c, enriched, head, stopping);
