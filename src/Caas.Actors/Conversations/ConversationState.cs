@@ -22,6 +22,8 @@ public sealed record MessageFacts(string MessageId, string AuthorId, DateTimeOff
 /// The conversation as its events made it. Per-message facts are kept for the last <see cref="MessageWindow"/>
 /// messages only, so the state stays bounded however long the history grows.
 /// </summary>
+/// <param name="MessageIds">Read from JSON and ignored: the ids are those of <see cref="Messages"/> (written for older nodes).</param>
+#pragma warning disable CS8907 // MessageIds is a view of Messages; its parameter exists for the JSON shape only
 public sealed record ConversationState(
     bool Exists,
     string TenantId,
@@ -36,17 +38,21 @@ public sealed record ConversationState(
     ImmutableDictionary<string, Restriction> Bans,
     ImmutableDictionary<string, Restriction> Mutes,
     long LastSeq,
-    ImmutableDictionary<long, MessageFacts> Messages,
-    ImmutableDictionary<string, long> MessageIds,
+    RecentMessages Messages,
+    RecentMessages.MessageIdIndex MessageIds,
     int MessageWindow) : ICaasMessage
+#pragma warning restore CS8907
 {
     public const int DefaultMessageWindow = 10_000;
+
+    /// <summary>The kept facts' message ids, to their seq.</summary>
+    public RecentMessages.MessageIdIndex MessageIds => Messages.Ids;
 
     public static ConversationState Empty(int messageWindow = DefaultMessageWindow) => new(
         false, string.Empty, string.Empty, string.Empty, null, ImmutableDictionary<string, string>.Empty,
         DateTimeOffset.MinValue, string.Empty, false, ImmutableDictionary<string, Member>.Empty,
         ImmutableDictionary<string, Restriction>.Empty, ImmutableDictionary<string, Restriction>.Empty, 0,
-        ImmutableDictionary<long, MessageFacts>.Empty, ImmutableDictionary<string, long>.Empty, messageWindow);
+        RecentMessages.Empty, RecentMessages.Empty.Ids, messageWindow);
 
     /// <summary>Live: created and not deleted.</summary>
     [JsonIgnore]
@@ -116,27 +122,22 @@ public sealed record ConversationState(
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "Unknown conversation event."),
     };
 
-    private ConversationState ApplyPosted(MessagePosted p)
-    {
-        var messages = Messages.ToBuilder();
-        var ids = MessageIds.ToBuilder();
-        Post(messages, ids, p, MessageWindow);
-        return this with { LastSeq = p.Seq, Messages = messages.ToImmutable(), MessageIds = ids.ToImmutable() };
-    }
+    private ConversationState ApplyPosted(MessagePosted p) =>
+        this with { LastSeq = p.Seq, Messages = Messages.Add(p.Seq, FactsOf(p, Members), MessageWindow) };
 
-    /// <summary>Records a posted message's facts and forgets those that fell out of the window.</summary>
-    private static void Post(IDictionary<long, MessageFacts> messages, IDictionary<string, long> ids, MessagePosted p, int window)
-    {
-        messages[p.Seq] = new MessageFacts(p.MessageId, p.Meta.ActorId, p.Meta.OccurredAt, false,
+    /// <summary>A post's facts; the author's id is the member's own string when it is one (not a copy per message).</summary>
+    private static MessageFacts FactsOf(MessagePosted p, ImmutableDictionary<string, Member> members) =>
+        new(p.MessageId, members.TryGetKey(p.Meta.ActorId, out var author) ? author : p.Meta.ActorId, p.Meta.OccurredAt, false,
             ImmutableDictionary<string, ImmutableHashSet<string>>.Empty, AwaitingEnrichment: p.EnrichmentDeferred);
-        ids[p.MessageId] = p.Seq;
+
+    /// <summary>Records a posted message's facts and forgets those that fell out of the window (recovery's hash map).</summary>
+    private static void Post(Dictionary<long, MessageFacts> messages, MessagePosted p, ConversationState state)
+    {
+        messages[p.Seq] = FactsOf(p, state.Members);
         // Keep the window bounded: forget the facts that fell out of it (all of them at once when the window was
         // configured smaller since the snapshot; kept facts are contiguous, so the walk stops at the first gap).
-        for (var evicted = p.Seq - window; evicted >= 1 && messages.TryGetValue(evicted, out var old); evicted--)
-        {
-            messages.Remove(evicted);
-            ids.Remove(old.MessageId);
-        }
+        var evicted = p.Seq - state.MessageWindow;
+        while (evicted >= 1 && messages.Remove(evicted)) evicted--;
     }
 
     /// <summary>The message an edit, delete, enrichment or reaction changes; false for every other event.</summary>
@@ -170,19 +171,17 @@ public sealed record ConversationState(
     };
 
     private ConversationState UpdateMessage(IConversationEvent e) =>
-        ChangesMessage(e, out var seq) && Messages.TryGetValue(seq, out var f) ? this with { Messages = Messages.SetItem(seq, Changed(e, f)) } : this;
+        ChangesMessage(e, out var seq) && Messages.TryGetValue(seq, out var f) ? this with { Messages = Messages.With(seq, Changed(e, f)) } : this;
 
     /// <summary>
     /// Recovery's way to apply events: the same changes as <see cref="Apply"/>, but the message facts (nearly every event
-    /// of a long conversation) go into plain hash maps instead of an immutable dictionary (a balanced tree: each post and
-    /// each eviction rebuilt a path of its nodes); the immutable state is built once, when <see cref="State"/> is read
-    /// (at the end of the replay), from the window's facts only.
+    /// of a long conversation) go into a plain hash map instead of a new window per event; the state's window is built
+    /// once, when <see cref="State"/> is read (at the end of the replay), from the window's facts only.
     /// </summary>
     public sealed class Replay(ConversationState start)
     {
         private ConversationState _state = start;
         private Dictionary<long, MessageFacts>? _messages;
-        private Dictionary<string, long>? _ids;
         private long _lastSeq = start.LastSeq;
         private string? _lastHash = start.LastHash;
 
@@ -191,7 +190,7 @@ public sealed record ConversationState(
             if (e is MessagePosted p)
             {
                 Open();
-                Post(_messages!, _ids!, p, _state.MessageWindow);
+                Post(_messages!, p, _state);
                 _lastSeq = p.Seq;
             }
             else if (ChangesMessage(e, out var seq))
@@ -201,8 +200,8 @@ public sealed record ConversationState(
             }
             else
             {
-                // Every other event leaves the message facts, the ids and the last seq alone: it applies to the rest of
-                // the state, and the maps stay open.
+                // Every other event leaves the message facts and the last seq alone: it applies to the rest of the
+                // state, and the map stays open.
                 _state = _state.Apply(e);
             }
             _lastHash = e.Meta.Hash ?? _lastHash;
@@ -213,15 +212,13 @@ public sealed record ConversationState(
             ? _state // nothing but other events yet: they kept its last seq and hash themselves
             : _state with
             {
-                Messages = ImmutableDictionary.CreateRange(_messages), MessageIds = ImmutableDictionary.CreateRange(_ids!),
-                LastSeq = _lastSeq, LastHash = _lastHash,
+                Messages = RecentMessages.From(_messages, _state.MessageWindow), LastSeq = _lastSeq, LastHash = _lastHash,
             };
 
         private void Open()
         {
             if (_messages is not null) return;
             _messages = new Dictionary<long, MessageFacts>(_state.Messages);
-            _ids = new Dictionary<string, long>(_state.MessageIds);
         }
     }
 
