@@ -29,3 +29,27 @@ public sealed class IdsTests
         Assert.False(Ids.IsValid(new string('a', 128) + "\n"));
     }
 }
+
+public sealed class OrderedIdsTests
+{
+    [Fact]
+    public void Ids_made_in_one_millisecond_sort_in_the_order_they_were_made_and_are_uuid7()
+    {
+        var at = new DateTimeOffset(2026, 12, 6, 3, 30, 0, TimeSpan.Zero);
+        // 5,000 in the same millisecond (more than the 4,096 its counter holds), then one from a clock that went back.
+        var generator = new OrderedIds();
+        var ids = Enumerable.Range(0, 5_000).Select(_ => generator.Next(at)).ToList();
+        ids.Add(generator.Next(at.AddSeconds(-5)));
+
+        Assert.Equal(ids, ids.Order(StringComparer.Ordinal));
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        foreach (var id in ids.Take(3))
+        {
+            var guid = Guid.ParseExact(id, "N");
+            Assert.Equal(7, guid.Version);
+            Assert.Equal(id, guid.ToString("N"));
+        }
+        // The time part is the millisecond's (the first 12 hex digits), as Guid.CreateVersion7 writes it.
+        Assert.Equal(Guid.CreateVersion7(at).ToString("N")[..12], ids[0][..12]);
+    }
+}

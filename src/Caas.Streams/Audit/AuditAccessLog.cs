@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Caas.Actors.Common;
 using Caas.Streams.Operational;
 
 namespace Caas.Streams.Audit;
@@ -18,8 +19,9 @@ public sealed class AuditAccessLog(OperationalStore store)
     public async Task<AuditAccess> RecordAsync(string tenantId, string userId, string action, string target, string? query,
         CancellationToken ct = default)
     {
-        // UUIDv7: ids sort by time, so the listing pages by id.
-        var entry = new AuditAccess(Guid.CreateVersion7().ToString("N"), tenantId, userId, action, target, query, DateTimeOffset.UtcNow);
+        // UUIDv7 in this process's order (also within a millisecond): the listing pages by id, newest first.
+        var at = DateTimeOffset.UtcNow;
+        var entry = new AuditAccess(OrderedIds.NewUuid7(at), tenantId, userId, action, target, query, at);
         await using var connection = await OpenAsync(ct);
         await using var cmd = connection.CreateCommand();
         cmd.CommandText = "INSERT INTO audit_access_log (id, tenant_id, user_id, action, target, query, at) VALUES (@id, @t, @u, @a, @g, @q, @at)";

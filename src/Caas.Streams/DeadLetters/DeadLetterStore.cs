@@ -32,7 +32,7 @@ public sealed class DeadLetterStore(OperationalStore store)
     public async Task<DeadLetter> AddAsync(string? tenantId, IngestSource source, string code, string reason, string payload,
         string? topic = null, CancellationToken ct = default)
     {
-        var letter = new DeadLetter("dl_" + Guid.CreateVersion7().ToString("N"), tenantId, source.ToString().ToLowerInvariant(), code, reason,
+        var letter = new DeadLetter("dl_" + OrderedIds.NewUuid7(), tenantId, source.ToString().ToLowerInvariant(), code, reason,
             payload, DateTimeOffset.UtcNow, null, null, topic);
         await using (var c = await store.OpenAsync(ct))
         await using (var cmd = Command(c, null,
