@@ -118,14 +118,11 @@ public sealed class RecentMessages : IEnumerable<KeyValuePair<long, MessageFacts
             chunks = chunks[(int)drop..];
             firstChunk += drop;
         }
-        var kept = seq - first + 1;
-        var map2 = _map;
-        map2.Ids[facts.MessageId] = seq;
-        var result = new RecentMessages(chunks, firstChunk, first, seq, map2);
+        _map.Ids[facts.MessageId] = seq;
+        var result = new RecentMessages(chunks, firstChunk, first, seq, _map);
         // Ids of facts that left the window (and of writes that were refused) stay in the map until it holds as many of
         // them as live ones; then this version gets a map of its own ids only.
-        if (map2.Ids.Count > 2 * kept + 64) result = new RecentMessages(chunks, firstChunk, first, seq, result.BuildMap());
-        return result;
+        return _map.Ids.Count > 2 * result.Count + 64 ? new RecentMessages(chunks, firstChunk, first, seq, result.BuildMap()) : result;
     }
 
     /// <summary>This window with the facts of kept seq <paramref name="seq"/> replaced (its chunk copied).</summary>
@@ -178,7 +175,7 @@ public sealed class RecentMessages : IEnumerable<KeyValuePair<long, MessageFacts
 
     private IdMap BuildMap()
     {
-        var map = new IdMap();
+        var map = new IdMap(Count);
         foreach (var (seq, f) in this) map.Ids[f.MessageId] = seq;
         return map;
     }
@@ -195,9 +192,9 @@ public sealed class RecentMessages : IEnumerable<KeyValuePair<long, MessageFacts
         public int Claimed;
     }
 
-    private sealed class IdMap
+    private sealed class IdMap(int capacity = 0)
     {
-        public readonly Dictionary<string, long> Ids = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, long> Ids = new(capacity, StringComparer.Ordinal);
     }
 
     /// <summary>The kept facts' message ids, to their seq (a view of the window; read on the entity's thread).</summary>
