@@ -105,6 +105,7 @@ public static class CaasConfig
         ["CAAS_JOURNAL_MAX_BATCH_ROWS"] = "akka.persistence.journal.caas.max-batch-rows",
         ["CAAS_JOURNAL_SQLITE_WAL_AUTOCHECKPOINT"] = "akka.persistence.journal.caas.sqlite-wal-autocheckpoint",
         ["CAAS_QUERY_REFRESH"] = "akka.persistence.query.journal.sql.refresh-interval",
+        ["CAAS_PROJECTION_FEED"] = "caas.projections.feed",
         ["CAAS_SERIALIZE_MESSAGES"] = "akka.actor.serialize-messages",
         ["CAAS_SNAPSHOT_EVERY"] = "caas.entities.snapshot-every",
         ["CAAS_PASSIVATE_AFTER"] = "caas.entities.passivate-after",

@@ -121,7 +121,7 @@ public sealed class RecordingEventsProjection : ReceiveActor
     protected override void PreStart()
     {
         var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(Name, CallRoomActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
+        _killSwitch = ProjectionRunner.Run(Name, CallRoomActor.KindTag, system, _settings, () => _offsets.LoadAsync(Name),
             list => _outbound.WriteAsync(list), _materializer, _log);
         _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }

@@ -61,7 +61,7 @@ public sealed class ChatEventsProjection : ReceiveActor
     protected override void PreStart()
     {
         var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
+        _killSwitch = ProjectionRunner.Run(Name, ConversationActor.KindTag, system, _settings, () => _offsets.LoadAsync(Name),
             async list => Offset.Set(await _outbound.WriteAsync(list)), _materializer, _log);
         _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }

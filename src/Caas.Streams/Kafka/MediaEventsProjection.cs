@@ -98,7 +98,7 @@ public sealed class MediaEventsProjection : ReceiveActor
     protected override void PreStart()
     {
         var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(Name, MediaActor.KindTag, () => ProjectionRunner.ReadJournal(system), _settings, () => _offsets.LoadAsync(Name),
+        _killSwitch = ProjectionRunner.Run(Name, MediaActor.KindTag, system, _settings, () => _offsets.LoadAsync(Name),
             list => _outbound.WriteAsync(list), _materializer, _log);
         _sweeping = _outbound.ScheduleSweeps(_settings, Self, Context.System.Scheduler);
     }

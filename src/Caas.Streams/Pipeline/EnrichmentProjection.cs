@@ -114,7 +114,7 @@ public sealed class EnrichmentProjection : ReceiveActor
     protected override void PreStart()
     {
         var system = Context.System;
-        _killSwitch = ProjectionRunner.Run(Name, EnrichmentTags.Deferred, () => ProjectionRunner.ReadJournal(system), _settings,
+        _killSwitch = ProjectionRunner.Run(Name, EnrichmentTags.Deferred, system, _settings,
             async () =>
             {
                 var offset = await _offsets.LoadAsync(Name);

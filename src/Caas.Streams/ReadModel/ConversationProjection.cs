@@ -32,7 +32,6 @@ public sealed class ConversationProjection : ReceiveActor
     private int _generation;
     // Not created in the constructor: a read journal that fails to start (see ProjectionRunner) must not kill the actor.
     private readonly ActorSystem _system = Context.System;
-    private SqlReadJournal Journal => ProjectionRunner.ReadJournal(_system);
     private readonly IMaterializer _materializer = Context.Materializer();
 
     // Late-commit sweep (null: none, as on SQLite, whose single writer leaves no ordering gaps).
@@ -113,7 +112,7 @@ public sealed class ConversationProjection : ReceiveActor
         var generation = Volatile.Read(ref _generation);
         var name = ReadModelWriter.ProjectionName;
         var log = _log;
-        _killSwitch = ProjectionRunner.Run(name, ConversationActor.KindTag, () => Journal, _settings, () => _writer.LoadOffsetAsync(name),
+        _killSwitch = ProjectionRunner.Run(name, ConversationActor.KindTag, _system, _settings, () => _writer.LoadOffsetAsync(name),
             async list =>
             {
                 await _writeGate.WaitAsync();

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Akka;
 using Akka.Actor;
 using Akka.Event;
@@ -6,6 +7,7 @@ using Akka.Persistence.Query;
 using Akka.Persistence.Sql.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using Caas.Actors.EventJournal;
 using Caas.Actors.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -45,7 +47,7 @@ public static class ProjectionRunner
     /// Starts projection <paramref name="name"/> over the events tagged <paramref name="tag"/>. <paramref name="write"/>
     /// gets each batch in journal order and must store the batch's last offset before it returns.
     /// </summary>
-    public static UniqueKillSwitch Run(string name, string tag, Func<SqlReadJournal> journal, ProjectionSettings settings,
+    public static UniqueKillSwitch Run(string name, string tag, ActorSystem system, ProjectionSettings settings,
         Func<Task<long>> loadOffset, Func<IReadOnlyList<EventEnvelope>, Task> write, IMaterializer materializer, ILoggingAdapter log)
     {
         var restart = RestartSettings.Create(settings.MinBackoff, settings.MaxBackoff, 0.2);
@@ -58,7 +60,7 @@ public static class ProjectionRunner
                         // Resolved here, inside the restart: the plugin's read journal waits (5 s) for its write journal when
                         // first created, which a loaded node at start can miss; that failure is then retried with backoff
                         // instead of killing the projection.
-                        return journal().EventsByTag(tag, Akka.Persistence.Query.Offset.Sequence(offset));
+                        return EventsByTag(system, tag, offset);
                     })
                     .GroupedWithin(settings.BatchSize, settings.BatchWindow)
                     .SelectAsync(1, async batch =>
@@ -83,6 +85,31 @@ public static class ProjectionRunner
             .To(Sink.Ignore<NotUsed>())
             .Run(materializer);
     }
+
+    /// <summary>
+    /// Events tagged <paramref name="tag"/> after <paramref name="offset"/>, live: on SQLite from the node's
+    /// <see cref="SqliteTagFeed"/> (unless <c>caas.projections.feed = plugin</c>), else from the plugin's read journal.
+    /// </summary>
+    public static Source<EventEnvelope, NotUsed> EventsByTag(ActorSystem system, string tag, long offset) =>
+        TagFeed(system) is { } feed
+            ? feed.EventsByTag(tag, offset)
+            : ReadJournal(system).EventsByTag(tag, Akka.Persistence.Query.Offset.Sequence(offset));
+
+    private static readonly ConditionalWeakTable<ActorSystem, StrongBox<SqliteTagFeed?>> Feeds = new();
+
+    /// <summary>The node's direct SQLite tag feed; null on PostgreSQL or when configured off.</summary>
+    public static SqliteTagFeed? TagFeed(ActorSystem system) => Feeds.GetValue(system, s =>
+    {
+        var config = s.Settings.Config;
+        var query = config.GetConfig("akka.persistence.query.journal.sql");
+        var sqlite = query is not null && query.GetString("provider-name", "").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+        var direct = !string.Equals(config.GetString("caas.projections.feed", "direct"), "plugin", StringComparison.OrdinalIgnoreCase);
+        return new StrongBox<SqliteTagFeed?>(sqlite && direct
+            ? new SqliteTagFeed((ExtendedActorSystem)s, query!.GetString("connection-string"),
+                query.GetTimeSpan("refresh-interval", TimeSpan.FromMilliseconds(100)), query.GetInt("max-buffer-size", 2000),
+                tagSeparator: config.GetString("akka.persistence.journal.caas.tag-separator", ";"))
+            : null);
+    }).Value;
 
     /// <summary>The read journal, created on first use (and again after a failed creation).</summary>
     public static SqlReadJournal ReadJournal(Akka.Actor.ActorSystem system) =>
@@ -185,7 +212,7 @@ public sealed class TagProjection : ReceiveActor
     {
         var system = Context.System;
         var ordered = _ordered;
-        _killSwitch = ProjectionRunner.Run(_name, _tag, () => ProjectionRunner.ReadJournal(system), _settings, _loadOffset,
+        _killSwitch = ProjectionRunner.Run(_name, _tag, system, _settings, _loadOffset,
             ordered is null ? _write : batch => ordered.WriteAsync(batch), _materializer, _log);
         if (ordered is not null)
             _sweeping = ordered.ScheduleSweeps(_settings, Self, Context.System.Scheduler);

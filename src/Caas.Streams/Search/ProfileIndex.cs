@@ -231,7 +231,7 @@ public sealed class ProfileProjection : ReceiveActor
     private void StartLive()
     {
         var generation = Volatile.Read(ref _liveGeneration);
-        _killSwitch = ProjectionRunner.Run(ProfileIndex.ProjectionName, UserSessionActor.KindTag, () => ProjectionRunner.ReadJournal(_system), _settings,
+        _killSwitch = ProjectionRunner.Run(ProfileIndex.ProjectionName, UserSessionActor.KindTag, _system, _settings,
             () => _index.LoadOffsetAsync(), async list =>
             {
                 await _writeGate.WaitAsync();

@@ -50,7 +50,6 @@ public sealed class SearchProjection : ReceiveActor
     private readonly ActorSystem _system = Context.System;
     private readonly IMaterializer _materializer = Context.Materializer();
     private readonly SemaphoreSlim _writeGate = new(1, 1);
-    private SqlReadJournal Journal => ProjectionRunner.ReadJournal(_system);
     private UniqueKillSwitch? _live, _rebuild;
     private int _liveGeneration, _rebuildGeneration, _swaps;
     private ICancelable? _checking, _sweeping;
@@ -152,7 +151,7 @@ public sealed class SearchProjection : ReceiveActor
     private void StartLive()
     {
         var generation = Volatile.Read(ref _liveGeneration);
-        _live = ProjectionRunner.Run(SearchIndex.ProjectionName, ConversationActor.KindTag, () => Journal, _settings,
+        _live = ProjectionRunner.Run(SearchIndex.ProjectionName, ConversationActor.KindTag, _system, _settings,
             () => _index.LoadOffsetAsync(SearchIndex.ProjectionName),
             async list =>
             {
@@ -174,7 +173,7 @@ public sealed class SearchProjection : ReceiveActor
     private void StartRebuild()
     {
         var generation = Volatile.Read(ref _rebuildGeneration);
-        _rebuild = ProjectionRunner.Run(SearchIndex.RebuildName, ConversationActor.KindTag, () => Journal, _settings,
+        _rebuild = ProjectionRunner.Run(SearchIndex.RebuildName, ConversationActor.KindTag, _system, _settings,
             () => _index.LoadOffsetAsync(SearchIndex.RebuildName),
             async list =>
             {

@@ -1,0 +1,286 @@
+using Akka;
+using Akka.Actor;
+using Akka.Persistence.Query;
+using Akka.Streams.Dsl;
+using Akka.Util;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
+
+namespace Caas.Actors.EventJournal;
+
+/// <summary>
+/// Events by tag straight from a SQLite journal, for the projections of one node: what the plugin's read journal
+/// answers (rows whose <c>;</c>-separated tags hold the tag, not deleted, in ordering order, live), read through
+/// SQLite's statement API and decoded once for every projection of the node that follows the same tag.
+/// <para>
+/// Each read takes the journal's highest ordering value and the tagged rows after the reader's offset up to it, in one
+/// read transaction (one snapshot), at most <see cref="MaxRows"/> of them: it covers the ordering range (offset, end],
+/// where end is the last row's ordering when the limit was reached and the head otherwise. SQLite has one writer, whose
+/// transactions draw their ordering values and commit one after another, so a committed row has no uncommitted row
+/// below it: a range once read is complete, and no gap has to be waited out (the plugin's sequence actor does that on
+/// PostgreSQL, where writers commit in parallel).
+/// </para>
+/// <para>
+/// Ranges read are kept (the last <see cref="KeptEvents"/> events per tag) with their decoded events, and a read of a
+/// range that another projection is reading already waits for that read. The read model, search and outbound
+/// projections follow the conversation tag a few milliseconds apart, so the journal is read and decoded once for them
+/// instead of once each; the events are immutable records, shared as the plugin's would be within one projection.
+/// </para>
+/// </summary>
+public sealed class SqliteTagFeed
+{
+    private readonly string _connectionString;
+    private readonly JournalRowCodec _codec;
+    private readonly string _separator;
+    private readonly TimeSpan _refresh;
+    private readonly Dictionary<string, TagRanges> _tags = new(StringComparer.Ordinal);
+
+    /// <summary>Rows per read (the plugin's <c>max-buffer-size</c>).</summary>
+    public int MaxRows { get; }
+
+    /// <summary>Decoded events kept per tag for the other projections of the node.</summary>
+    public int KeptEvents { get; }
+
+    /// <summary>Database reads made (ranges not found among the kept ones), for tests and figures.</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+    private long _reads;
+
+    public SqliteTagFeed(ExtendedActorSystem system, string connectionString, TimeSpan refresh, int maxRows = 2000, int keptEvents = 8000,
+        string tagSeparator = ";")
+    {
+        _connectionString = connectionString;
+        _codec = new JournalRowCodec(system, string.Empty, tagSeparator);
+        _separator = tagSeparator;
+        _refresh = refresh > TimeSpan.Zero ? refresh : TimeSpan.FromMilliseconds(100);
+        MaxRows = Math.Max(1, maxRows);
+        KeptEvents = Math.Max(MaxRows, keptEvents);
+    }
+
+    /// <summary>
+    /// The events tagged <paramref name="tag"/> with an ordering value above <paramref name="offset"/>, in order, then
+    /// live (polled every refresh interval while nothing is new). Reads only when demanded (backpressure).
+    /// </summary>
+    public Source<EventEnvelope, NotUsed> EventsByTag(string tag, long offset) =>
+        Source.UnfoldAsync(Math.Max(0, offset), async from =>
+            {
+                var range = await RangeAsync(tag, from);
+                if (range.To == from) await Task.Delay(_refresh);
+                return Option<(long, EventEnvelope[])>.Create((range.To, range.EventsAfter(from)));
+            })
+            .SelectMany(events => events);
+
+    /// <summary>The current events tagged <paramref name="tag"/> above <paramref name="offset"/> (up to the head when called).</summary>
+    public async Task<IReadOnlyList<EventEnvelope>> CurrentEventsByTagAsync(string tag, long offset, CancellationToken ct = default)
+    {
+        var all = new List<EventEnvelope>();
+        for (var from = Math.Max(0, offset); ;)
+        {
+            ct.ThrowIfCancellationRequested();
+            var range = await RangeAsync(tag, from);
+            if (range.To == from) return all;
+            all.AddRange(range.EventsAfter(from));
+            from = range.To;
+        }
+    }
+
+    /// <summary>
+    /// A range that starts at or before <paramref name="from"/> and ends after it, or an empty one ending at it (nothing
+    /// new). A read in flight for the tag that starts a little before <paramref name="from"/> is waited for first: two
+    /// projections a few rows apart then share its range instead of each reading its own overlapping one for ever.
+    /// </summary>
+    private async Task<Range> RangeAsync(string tag, long from)
+    {
+        TagRanges ranges;
+        lock (_tags)
+        {
+            if (!_tags.TryGetValue(tag, out ranges!)) _tags[tag] = ranges = new TagRanges(KeptEvents);
+        }
+        while (true)
+        {
+            Task<Range>? other = null;
+            TaskCompletionSource<Range>? mine = null;
+            lock (ranges)
+            {
+                if (ranges.Covering(from) is { } kept) return kept;
+                foreach (var (start, pending) in ranges.Reading)
+                    if (start <= from && from - start < 4L * MaxRows) { other = pending; break; }
+                if (other is null)
+                {
+                    mine = new TaskCompletionSource<Range>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    ranges.Reading[from] = mine.Task;
+                }
+            }
+            if (other is not null)
+            {
+                // Its outcome only matters through the kept ranges (a failure is this reader's own to meet).
+                try { await other; } catch { /* read again below */ }
+                continue;
+            }
+            try
+            {
+                var range = await Task.Run(() => Read(tag, from));
+                lock (ranges)
+                {
+                    ranges.Keep(range);
+                    ranges.Reading.Remove(from);
+                }
+                mine!.SetResult(range);
+                return range;
+            }
+            catch (Exception e)
+            {
+                lock (ranges) ranges.Reading.Remove(from);
+                mine!.SetException(e);
+                throw;
+            }
+        }
+    }
+
+    private const string HeadSql = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
+
+    private const string RowsSql = """
+        SELECT ordering, persistence_id, sequence_number, created, message, manifest, identifier, writer_uuid, tags FROM journal
+        WHERE ordering > ?1 AND ordering <= ?2 AND instr(tags, ?3) > 0 AND deleted = 0
+        ORDER BY ordering LIMIT ?4
+        """;
+
+    private Range Read(string tag, long from)
+    {
+        Interlocked.Increment(ref _reads);
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        var db = connection.Handle!;
+        // A reader of a WAL database is busy at most while it opens its snapshot: SQLite waits that out itself.
+        raw.sqlite3_busy_timeout(db, 30_000);
+        try
+        {
+            Exec(db, "BEGIN");
+            try
+            {
+                var head = Head(db);
+                if (head <= from) return new Range(from, from, []);
+                var events = new List<EventEnvelope>();
+                Check(db, raw.sqlite3_prepare_v2(db, RowsSql, out var stmt));
+                using (stmt)
+                {
+                    Check(db, raw.sqlite3_bind_int64(stmt, 1, from));
+                    Check(db, raw.sqlite3_bind_int64(stmt, 2, head));
+                    Check(db, raw.sqlite3_bind_text(stmt, 3, _separator + tag + _separator));
+                    Check(db, raw.sqlite3_bind_int64(stmt, 4, MaxRows));
+                    string? lastPid = null, lastTags = null, lastManifest = null;
+                    string[] lastSplit = [];
+                    while (true)
+                    {
+                        var rc = raw.sqlite3_step(stmt);
+                        if (rc == raw.SQLITE_DONE) break;
+                        if (rc != raw.SQLITE_ROW) Check(db, rc);
+                        var ordering = raw.sqlite3_column_int64(stmt, 0);
+                        var pid = Text(stmt, 1, lastPid)!;
+                        var seq = raw.sqlite3_column_int64(stmt, 2);
+                        var created = raw.sqlite3_column_int64(stmt, 3);
+                        var manifest = Text(stmt, 5, lastManifest);
+                        int? identifier = raw.sqlite3_column_type(stmt, 6) == raw.SQLITE_NULL ? null : raw.sqlite3_column_int(stmt, 6);
+                        var tags = Text(stmt, 8, lastTags);
+                        if (!ReferenceEquals(tags, lastTags)) lastSplit = _codec.SplitTags(tags);
+                        var payload = _codec.FromRow(pid, seq, created, raw.sqlite3_column_blob(stmt, 4), manifest, identifier, null).Payload;
+                        events.Add(new EventEnvelope(Offset.Sequence(ordering), pid, seq, payload, created, lastSplit));
+                        (lastPid, lastTags, lastManifest) = (pid, tags, manifest);
+                    }
+                }
+                // The limit reached: the range ends at the last row read; else everything up to the head was read.
+                var to = events.Count == MaxRows ? ((Sequence)events[^1].Offset).Value : head;
+                return new Range(from, to, [.. events]);
+            }
+            finally
+            {
+                Exec(db, "COMMIT");
+            }
+        }
+        finally
+        {
+            raw.sqlite3_busy_timeout(db, 0);
+        }
+    }
+
+    private static long Head(sqlite3 db)
+    {
+        Check(db, raw.sqlite3_prepare_v2(db, HeadSql, out var stmt));
+        using (stmt)
+        {
+            var rc = raw.sqlite3_step(stmt);
+            if (rc != raw.SQLITE_ROW) Check(db, rc);
+            return raw.sqlite3_column_int64(stmt, 0);
+        }
+    }
+
+    /// <summary>A text column as a string: <paramref name="previous"/> itself when the bytes are the same (consecutive rows of one entity).</summary>
+    private static string? Text(sqlite3_stmt stmt, int column, string? previous)
+    {
+        if (raw.sqlite3_column_type(stmt, column) == raw.SQLITE_NULL) return null;
+        var bytes = raw.sqlite3_column_blob(stmt, column);
+        if (previous is not null && AsciiEquals(bytes, previous)) return previous;
+        return System.Text.Encoding.UTF8.GetString(bytes);
+    }
+
+    /// <summary>The bytes are <paramref name="s"/> when it is all ASCII and they match it byte for character (false otherwise, then decoded).</summary>
+    private static bool AsciiEquals(ReadOnlySpan<byte> bytes, string s)
+    {
+        if (bytes.Length != s.Length) return false;
+        for (var i = 0; i < bytes.Length; i++)
+            if (s[i] > 127 || bytes[i] != s[i]) return false;
+        return true;
+    }
+
+    private static void Exec(sqlite3 db, string sql) => Check(db, raw.sqlite3_exec(db, sql));
+
+    private static void Check(sqlite3 db, int rc)
+    {
+        if (rc is not (raw.SQLITE_OK or raw.SQLITE_ROW or raw.SQLITE_DONE)) SqliteException.ThrowExceptionForRC(rc, db);
+    }
+
+    /// <summary>The journal's ordering range (From, To] read for one tag, with its tagged events in order.</summary>
+    private sealed record Range(long From, long To, EventEnvelope[] Events)
+    {
+        public EventEnvelope[] EventsAfter(long offset)
+        {
+            if (offset <= From) return Events;
+            var i = 0;
+            while (i < Events.Length && ((Sequence)Events[i].Offset).Value <= offset) i++;
+            return i == 0 ? Events : Events[i..];
+        }
+    }
+
+    /// <summary>One tag's kept ranges (oldest first, no overlap) and the reads in flight by their start.</summary>
+    private sealed class TagRanges(int keptEvents)
+    {
+        private readonly LinkedList<Range> _kept = new();
+        private int _events;
+
+        public Dictionary<long, Task<Range>> Reading { get; } = new();
+
+        public Range? Covering(long offset)
+        {
+            for (var n = _kept.Last; n is not null; n = n.Previous)
+                if (n.Value.From <= offset && offset < n.Value.To) return n.Value;
+            return null;
+        }
+
+        public void Keep(Range range)
+        {
+            if (range.To == range.From) return;
+            // A range overlapping one kept already (two readers at different offsets) replaces nothing: the first stays.
+            for (var n = _kept.First; n is not null; n = n.Next)
+                if (range.From < n.Value.To && n.Value.From < range.To) return;
+            var after = _kept.Last;
+            while (after is not null && after.Value.From > range.From) after = after.Previous;
+            if (after is null) _kept.AddFirst(range);
+            else _kept.AddAfter(after, range);
+            _events += range.Events.Length;
+            while (_events > keptEvents && _kept.Count > 1)
+            {
+                _events -= _kept.First!.Value.Events.Length;
+                _kept.RemoveFirst();
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Caas.Actors.EventJournal;
+
+namespace Caas.Actors.Tests;
+
+/// <summary>
+/// <see cref="SqliteTagFeed"/> on a real SQLite journal written by CAAS's journal: it answers what the plugin's read
+/// journal answers (same offsets, entities, sequence numbers, events and tags, deleted rows left out), in ranges of any
+/// size, live, and a range read once is not read again for a second reader.
+/// </summary>
+public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.writer = caas")
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    private SqlReadJournal Query => PersistenceQuery.Get(Sys).ReadJournalFor<SqlReadJournal>(SqlReadJournal.Identifier);
+
+    private SqliteTagFeed Feed(int maxRows = 2000, int kept = 8000) =>
+        new((ExtendedActorSystem)Sys, Storage.JournalConnectionString, TimeSpan.FromMilliseconds(20), maxRows, kept);
+
+    private IActorRef Start(string pid, params string[] tags) =>
+        Sys.ActorOf(Props.Create(() => new CaasJournalSpecs.Diary(pid, tags, TestActor)));
+
+    private void Persist(IActorRef diary, string text)
+    {
+        diary.Tell(new CaasJournalSpecs.Diary.Write(text));
+        ExpectMsg<CaasJournalSpecs.Diary.Written>(Wait);
+    }
+
+    private static IEnumerable<string> Describe(IEnumerable<EventEnvelope> events) =>
+        events.Select(e => $"{((Sequence)e.Offset).Value}|{e.PersistenceId}|{e.SequenceNr}|{e.Event}|{string.Join(",", e.Tags)}|{e.Timestamp}");
+
+    private async Task<List<EventEnvelope>> Plugin(string tag, long offset) =>
+        [.. await Query.CurrentEventsByTag(tag, Offset.Sequence(offset)).RunWith(Sink.Seq<EventEnvelope>(), Sys.Materializer())];
+
+    [Fact]
+    public async Task It_answers_what_the_plugins_read_journal_answers_for_every_tag_offset_and_range_size()
+    {
+        var red = Start("red", "colour", "red");
+        var blue = Start("blue", "colour");
+        var plain = Start("plain");
+        var grey = Start("grey", "colour-grey");
+        for (var i = 1; i <= 6; i++)
+        {
+            Persist(red, $"r{i}");
+            Persist(blue, $"b{i}");
+            Persist(plain, $"p{i}");
+            if (i % 3 == 0) Persist(grey, $"g{i}");
+        }
+        // Rows marked deleted are left out, as the plugin leaves them out.
+        blue.Tell(new CaasJournalSpecs.Diary.Forget(2));
+        ExpectMsg<DeleteMessagesSuccess>(Wait);
+
+        var all = await Plugin("colour", 0);
+        Assert.Equal(10, all.Count);
+        Assert.DoesNotContain(all, e => (string)e.Event is "b1" or "b2");
+        foreach (var maxRows in new[] { 1, 3, 2000 })
+            foreach (var tag in new[] { "colour", "red", "colour-grey", "green", "re", "colou" })
+                foreach (var offset in new long[] { 0, 5, 17, 100 })
+                {
+                    var expected = Describe(await Plugin(tag, offset)).ToList();
+                    var got = Describe(await Feed(maxRows).CurrentEventsByTagAsync(tag, offset)).ToList();
+                    Assert.True(expected.SequenceEqual(got), $"tag {tag} from {offset}, {maxRows} rows a read: [{string.Join("; ", got)}], the plugin: [{string.Join("; ", expected)}]");
+                }
+        Assert.Empty(await Feed().CurrentEventsByTagAsync("re", 0));
+    }
+
+    [Fact]
+    public async Task The_live_stream_delivers_rows_written_after_it_started_in_order_and_a_second_reader_reads_nothing_again()
+    {
+        var red = Start("live-red", "live");
+        var other = Start("live-other");
+        for (var i = 1; i <= 5; i++) Persist(red, $"a{i}");
+        var feed = Feed(maxRows: 4);
+        var first = feed.EventsByTag("live", 0).Take(12).RunWith(Sink.Seq<EventEnvelope>(), Sys.Materializer());
+        for (var i = 6; i <= 12; i++)
+        {
+            Persist(other, $"x{i}");
+            Persist(red, $"a{i}");
+        }
+        var events = await first.WaitAsync(Wait);
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => $"a{i}"), events.Select(e => (string)e.Event));
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), events.Select(e => e.SequenceNr));
+        var offsets = events.Select(e => ((Sequence)e.Offset).Value).ToList();
+        Assert.Equal(offsets.Order(), offsets);
+
+        // Everything up to the head has been read by the first reader: a second one, from the start or from any
+        // offset inside, gets the same events from the kept ranges without reading the database.
+        var head = offsets[^1];
+        var reads = feed.Reads;
+        var again = await feed.CurrentEventsByTagAsync("live", 0);
+        Assert.Equal(Describe(events), Describe(again));
+        var fromMiddle = await feed.CurrentEventsByTagAsync("live", offsets[4]);
+        Assert.Equal(Describe(events.Skip(5)), Describe(fromMiddle));
+        // Only the reads that find nothing past the head went to the database (one per call).
+        Assert.Equal(reads + 2, feed.Reads);
+        Assert.Equal(Describe(await Plugin("live", 0)), Describe(again));
+        Assert.True(head > 0);
+    }
+
+    [Fact]
+    public async Task Kept_ranges_are_bounded_and_a_reader_behind_them_reads_the_database_again()
+    {
+        var diary = Start("bounded", "b");
+        for (var i = 1; i <= 20; i++) Persist(diary, $"e{i}");
+        var feed = Feed(maxRows: 5, kept: 5);
+        Assert.Equal(20, (await feed.CurrentEventsByTagAsync("b", 0)).Count);
+        var reads = feed.Reads;
+        // Only the last range (e16..e20) is kept: from the start, the three before it are read again, then the one
+        // past the head that finds nothing.
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => $"e{i}"), (await feed.CurrentEventsByTagAsync("b", 0)).Select(e => (string)e.Event));
+        Assert.Equal(reads + 3 + 1, feed.Reads);
+    }
+}
