@@ -23,7 +23,7 @@ namespace Caas.Actors.EventJournal;
 /// <para>
 /// Ranges read are kept (the last <see cref="KeptEvents"/> events per tag) with their decoded events, and a read of a
 /// range that another projection is reading already waits for that read. The read model, search and outbound
-/// projections follow the conversation tag a few milliseconds apart, so the journal is read and decoded once for them
+/// projections follow the conversation tag at nearby offsets, so the journal is read and decoded once for them
 /// instead of once each; the events are immutable records, shared as the plugin's would be within one projection.
 /// </para>
 /// </summary>
