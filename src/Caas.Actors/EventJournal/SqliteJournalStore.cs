@@ -203,13 +203,14 @@ public sealed class SqliteJournalStore(string connectionString, int walAutocheck
         }
     }
 
-    private static void Check(sqlite3 db, int rc)
+    /// <summary>Throws SQLite's error for a result code that is not OK, ROW or DONE (the statement API's readers share it).</summary>
+    internal static void Check(sqlite3 db, int rc)
     {
         if (rc is not (raw.SQLITE_OK or raw.SQLITE_ROW or raw.SQLITE_DONE)) SqliteException.ThrowExceptionForRC(rc, db);
     }
 
     /// <summary>A text column's values as strings, the last one reused while the bytes repeat.</summary>
-    private sealed class Utf8Strings
+    internal sealed class Utf8Strings
     {
         private byte[] _bytes = [];
         private string? _text;

@@ -139,7 +139,7 @@ public sealed class SqliteTagFeed
     private const string HeadSql = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
 
     private const string RowsSql = """
-        SELECT ordering, persistence_id, sequence_number, created, message, manifest, identifier, writer_uuid, tags FROM journal
+        SELECT ordering, persistence_id, sequence_number, created, message, manifest, identifier, tags FROM journal
         WHERE ordering > ?1 AND ordering <= ?2 AND instr(tags, ?3) > 0 AND deleted = 0
         ORDER BY ordering LIMIT ?4
         """;
@@ -167,7 +167,9 @@ public sealed class SqliteTagFeed
                     Check(db, raw.sqlite3_bind_int64(stmt, 2, head));
                     Check(db, raw.sqlite3_bind_text(stmt, 3, _separator + tag + _separator));
                     Check(db, raw.sqlite3_bind_int64(stmt, 4, MaxRows));
-                    string? lastPid = null, lastTags = null, lastManifest = null;
+                    // Consecutive rows mostly repeat an entity, its manifest and its tags: those strings are reused.
+                    var (pids, manifests, tagColumn) = (new SqliteJournalStore.Utf8Strings(), new SqliteJournalStore.Utf8Strings(), new SqliteJournalStore.Utf8Strings());
+                    string? lastTags = null;
                     string[] lastSplit = [];
                     while (true)
                     {
@@ -175,16 +177,15 @@ public sealed class SqliteTagFeed
                         if (rc == raw.SQLITE_DONE) break;
                         if (rc != raw.SQLITE_ROW) Check(db, rc);
                         var ordering = raw.sqlite3_column_int64(stmt, 0);
-                        var pid = Text(stmt, 1, lastPid)!;
+                        var pid = pids.Of(stmt, 1)!;
                         var seq = raw.sqlite3_column_int64(stmt, 2);
                         var created = raw.sqlite3_column_int64(stmt, 3);
-                        var manifest = Text(stmt, 5, lastManifest);
+                        var manifest = manifests.Of(stmt, 5);
                         int? identifier = raw.sqlite3_column_type(stmt, 6) == raw.SQLITE_NULL ? null : raw.sqlite3_column_int(stmt, 6);
-                        var tags = Text(stmt, 8, lastTags);
-                        if (!ReferenceEquals(tags, lastTags)) lastSplit = _codec.SplitTags(tags);
+                        var tags = tagColumn.Of(stmt, 7);
+                        if (!ReferenceEquals(tags, lastTags)) (lastTags, lastSplit) = (tags, _codec.SplitTags(tags));
                         var payload = _codec.FromRow(pid, seq, created, raw.sqlite3_column_blob(stmt, 4), manifest, identifier, null).Payload;
                         events.Add(new EventEnvelope(Offset.Sequence(ordering), pid, seq, payload, created, lastSplit));
-                        (lastPid, lastTags, lastManifest) = (pid, tags, manifest);
                     }
                 }
                 // The limit reached: the range ends at the last row read; else everything up to the head was read.
@@ -213,30 +214,9 @@ public sealed class SqliteTagFeed
         }
     }
 
-    /// <summary>A text column as a string: <paramref name="previous"/> itself when the bytes are the same (consecutive rows of one entity).</summary>
-    private static string? Text(sqlite3_stmt stmt, int column, string? previous)
-    {
-        if (raw.sqlite3_column_type(stmt, column) == raw.SQLITE_NULL) return null;
-        var bytes = raw.sqlite3_column_blob(stmt, column);
-        if (previous is not null && AsciiEquals(bytes, previous)) return previous;
-        return System.Text.Encoding.UTF8.GetString(bytes);
-    }
-
-    /// <summary>The bytes are <paramref name="s"/> when it is all ASCII and they match it byte for character (false otherwise, then decoded).</summary>
-    private static bool AsciiEquals(ReadOnlySpan<byte> bytes, string s)
-    {
-        if (bytes.Length != s.Length) return false;
-        for (var i = 0; i < bytes.Length; i++)
-            if (s[i] > 127 || bytes[i] != s[i]) return false;
-        return true;
-    }
-
     private static void Exec(sqlite3 db, string sql) => Check(db, raw.sqlite3_exec(db, sql));
 
-    private static void Check(sqlite3 db, int rc)
-    {
-        if (rc is not (raw.SQLITE_OK or raw.SQLITE_ROW or raw.SQLITE_DONE)) SqliteException.ThrowExceptionForRC(rc, db);
-    }
+    private static void Check(sqlite3 db, int rc) => SqliteJournalStore.Check(db, rc);
 
     /// <summary>The journal's ordering range (From, To] read for one tag, with its tagged events in order.</summary>
     private sealed record Range(long From, long To, EventEnvelope[] Events)

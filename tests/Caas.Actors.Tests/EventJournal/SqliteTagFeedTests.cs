@@ -90,7 +90,6 @@ public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.w
 
         // Everything up to the head has been read by the first reader: a second one, from the start or from any
         // offset inside, gets the same events from the kept ranges without reading the database.
-        var head = offsets[^1];
         var reads = feed.Reads;
         var again = await feed.CurrentEventsByTagAsync("live", 0);
         Assert.Equal(Describe(events), Describe(again));
@@ -99,7 +98,6 @@ public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.w
         // Only the reads that find nothing past the head went to the database (one per call).
         Assert.Equal(reads + 2, feed.Reads);
         Assert.Equal(Describe(await Plugin("live", 0)), Describe(again));
-        Assert.True(head > 0);
     }
 
     [Fact]
