@@ -30,7 +30,7 @@ public sealed class SqliteJournalStore(string connectionString, int walAutocheck
         """;
 
     // The plugin's DDL (linq2db, table-mapping default, Csv tags), so either writer can start on the other's database.
-    private const string CreateSql = """
+    internal const string CreateSql = """
         CREATE TABLE IF NOT EXISTS [journal]
         (
             [ordering]        INTEGER        NOT NULL PRIMARY KEY AUTOINCREMENT,

@@ -157,6 +157,13 @@ public sealed class SqliteTagFeed
             Exec(db, "BEGIN");
             try
             {
+                // A new node's projections start before its first write creates the journal's table: until then the
+                // journal is empty (not an error that restarts every projection with a backoff).
+                if (!_tableSeen)
+                {
+                    if (!TableExists(db)) return new Range(from, from, []);
+                    _tableSeen = true;
+                }
                 var head = Head(db);
                 if (head <= from) return new Range(from, from, []);
                 var events = new List<EventEnvelope>();
@@ -200,6 +207,19 @@ public sealed class SqliteTagFeed
         finally
         {
             raw.sqlite3_busy_timeout(db, 0);
+        }
+    }
+
+    private volatile bool _tableSeen;
+
+    private static bool TableExists(sqlite3 db)
+    {
+        Check(db, raw.sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal'", out var stmt));
+        using (stmt)
+        {
+            var rc = raw.sqlite3_step(stmt);
+            if (rc != raw.SQLITE_ROW && rc != raw.SQLITE_DONE) Check(db, rc);
+            return rc == raw.SQLITE_ROW;
         }
     }
 

@@ -5,6 +5,7 @@ using Akka.Persistence.Sql.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Caas.Actors.EventJournal;
+using Microsoft.Data.Sqlite;
 
 namespace Caas.Actors.Tests;
 
@@ -98,6 +99,41 @@ public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.w
         // Only the reads that find nothing past the head went to the database (one per call).
         Assert.Equal(reads + 2, feed.Reads);
         Assert.Equal(Describe(await Plugin("live", 0)), Describe(again));
+    }
+
+    [Fact]
+    public async Task Before_the_first_write_creates_the_table_the_journal_reads_as_empty_and_its_rows_follow_once_it_exists()
+    {
+        var diary = Start("early", "early");
+        Persist(diary, "e1");
+        Persist(diary, "e2");
+        var path = Path.Combine(Path.GetTempPath(), $"caas-feed-{Guid.NewGuid():N}.db");
+        var fresh = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
+        try
+        {
+            // A new node: its projections read before the journal's first write has created the table.
+            var feed = new SqliteTagFeed((ExtendedActorSystem)Sys, fresh, TimeSpan.FromMilliseconds(20));
+            Assert.Empty(await feed.CurrentEventsByTagAsync("early", 0));
+            var live = feed.EventsByTag("early", 0).Take(2).RunWith(Sink.Seq<EventEnvelope>(), Sys.Materializer());
+            await using (var connection = new SqliteConnection(fresh))
+            {
+                connection.Open();
+                await using var create = connection.CreateCommand();
+                create.CommandText = SqliteJournalStore.CreateSql;
+                create.ExecuteNonQuery();
+                await using var copy = connection.CreateCommand();
+                copy.CommandText = "ATTACH DATABASE $source AS source; INSERT INTO journal SELECT * FROM source.journal WHERE persistence_id = 'early'; DETACH DATABASE source";
+                copy.Parameters.AddWithValue("$source", new SqliteConnectionStringBuilder(Storage.JournalConnectionString).DataSource);
+                copy.ExecuteNonQuery();
+            }
+            Assert.Equal(["e1", "e2"], (await live.WaitAsync(Wait)).Select(e => (string)e.Event));
+            Assert.Equal(Describe(await Plugin("early", 0)), Describe(await feed.CurrentEventsByTagAsync("early", 0)));
+        }
+        finally
+        {
+            foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+                if (File.Exists(file)) File.Delete(file);
+        }
     }
 
     [Fact]
