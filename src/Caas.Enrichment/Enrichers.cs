@@ -61,6 +61,9 @@ public sealed class IntentEnricher : IEnricher
     public string Name => "intent";
     public string Version => _shipped() is { } m ? $"{CodeVersion}+{m.Info.Version}" : CodeVersion;
 
+    /// <summary>The shipped model (null until it is ready).</summary>
+    public IntentModel? Shipped => _shipped();
+
     public ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
         if (_tenants?.Get(input.TenantId) is { } own)

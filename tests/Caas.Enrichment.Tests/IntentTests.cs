@@ -57,6 +57,31 @@ public class IntentTests(SmallIntentModel small) : IClassFixture<SmallIntentMode
     }
 
     [Fact]
+    public void The_linear_head_scores_what_ml_nets_own_scorer_scores_before_and_after_save_and_load()
+    {
+        var dir = TestData.NewTempDirectory();
+        small.Model.Save(dir);
+        var texts = small.Validation.Select(e => e.Text).Take(150)
+            .Concat(["", "   ", "🙂🙂", "什么时候开门", new string('x', 20_000), "Book me a FLIGHT to Paris!!! 😀 https://x.example"])
+            .ToList();
+        foreach (var model in new[] { small.Model, IntentModel.Load(dir) })
+        {
+            Assert.True(model.ScoresWithLinearHead);
+            // ML.NET's batch transform runs its one-versus-all scorer; Predict and Scores take the head.
+            var reference = model.ScoreMany(texts);
+            for (var i = 0; i < texts.Count; i++)
+            {
+                var head = model.Scores(texts[i]);
+                Assert.Equal(reference[i].Length, head.Length);
+                Assert.Equal(model.Intents.Count, head.Length);
+                for (var k = 0; k < head.Length; k++)
+                    Assert.True(Math.Abs(reference[i][k] - head[k]) <= 1e-5f, $"text {i}, intent {k}: {reference[i][k]} against {head[k]}");
+                Assert.Equal(model.PredictMany([texts[i]])[0].TopIntent, model.Predict(texts[i]).TopIntent);
+            }
+        }
+    }
+
+    [Fact]
     public void Empty_and_odd_messages_get_an_answer_not_an_exception()
     {
         foreach (var text in new[] { "", "   ", "🙂🙂", new string('x', 100_000), "什么时候开门" })

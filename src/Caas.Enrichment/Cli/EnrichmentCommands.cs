@@ -183,6 +183,7 @@ public static class EnrichmentCommands
             var messages = BenchMessages();
             var text = registry.TextEnrichers;
             output.WriteLine($"enricher bench: {messages.Count} typical messages, one core, {BenchIterations} calls each after warm-up");
+            if (text.OfType<IntentEnricher>().FirstOrDefault()?.Shipped is { } intent) output.WriteLine($"intent scorer: {intent.Scorer}");
             var all = new List<double>();
             foreach (var enricher in text)
             {

@@ -44,7 +44,8 @@ public sealed record IntentModelInfo(string Version, DateTimeOffset TrainedAt, i
 
 /// <summary>
 /// A linear intent classifier: ML.NET text featurization (word 1-2-grams and character 1-4-grams, L2-normalised blocks)
-/// and a maximum-entropy multiclass trainer. Thread-safe: prediction engines are pooled because ML.NET's are not.
+/// and, as shipped, one Platt-calibrated linear SVM per intent, whose scores are computed from its weights
+/// (<see cref="LinearIntentHead"/>). Thread-safe: prediction engines are pooled because ML.NET's are not.
 /// </summary>
 public sealed class IntentModel
 {
@@ -77,6 +78,38 @@ public sealed class IntentModel
         _labels = ReadLabels(transformer);
         _engines = new ObjectPoolOf<PredictionEngine<IntentRow, IntentScores>>(
             () => _ml.Model.CreatePredictionEngine<IntentRow, IntentScores>(_transformer));
+        if (!string.Equals(Environment.GetEnvironmentVariable("CAAS_INTENT_SCORER"), "mlnet", StringComparison.OrdinalIgnoreCase)
+            && LinearIntentHead.Split(transformer, FeatureCount(transformer)) is var (featurizer, head) && head.Intents == _labels.Length)
+        {
+            _head = head;
+            _featurizers = new ObjectPoolOf<Featurizing>(() => new Featurizing(_ml.Model.CreatePredictionEngine<IntentRow, FeatureRow>(featurizer)));
+        }
+    }
+
+    // The one-versus-all SVM's head computed from its weights (see LinearIntentHead), over pooled featurizers; null for
+    // other kinds of model, which keep ML.NET's whole prediction engine, and with CAAS_INTENT_SCORER=mlnet (comparison).
+    private readonly LinearIntentHead? _head;
+    private readonly ObjectPoolOf<Featurizing>? _featurizers;
+
+    /// <summary>Whether predictions take the linear head (the one-versus-all SVM) rather than ML.NET's scorer.</summary>
+    internal bool ScoresWithLinearHead => _head is not null;
+
+    /// <summary>How predictions are scored, for the bench's output.</summary>
+    public string Scorer => _head is { } head
+        ? $"linear head ({head.Intents} intents x {head.Features} features, {head.WeightBytes / (1024.0 * 1024):0.0} MB of weights)"
+        : "ML.NET's prediction engine";
+
+    private static int FeatureCount(ITransformer transformer)
+    {
+        var schema = transformer.GetOutputSchema(new MLContext().Data.LoadFromEnumerable(Array.Empty<IntentRow>()).Schema);
+        return schema.GetColumnOrNull("Features")?.Type is VectorDataViewType { Size: > 0 } vector ? vector.Size : 0;
+    }
+
+    private sealed class Featurizing(PredictionEngine<IntentRow, FeatureRow> engine)
+    {
+        public PredictionEngine<IntentRow, FeatureRow> Engine { get; } = engine;
+        public IntentRow Input { get; } = new();
+        public FeatureRow Output = new();
     }
 
     public IReadOnlyList<string> Intents => _labels;
@@ -171,19 +204,36 @@ public sealed class IntentModel
     private const int DefaultAlternatives = 3;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<string, IntentPrediction> _recent = new();
 
-    private IntentPrediction Score(string? text, int alternatives)
+    private IntentPrediction Score(string? text, int alternatives) => Decide(Scores(text), alternatives);
+
+    /// <summary>Every intent's probability for one message, in <see cref="Intents"/> order.</summary>
+    internal float[] Scores(string? text)
     {
+        if (_head is not null) return ScoreWithHead(text);
         var engine = _engines.Rent();
-        float[] scores;
         try
         {
-            scores = engine.Predict(new IntentRow { Text = Prepare(text, Info.Options) }).Score ?? [];
+            return engine.Predict(new IntentRow { Text = Prepare(text, Info.Options) }).Score ?? [];
         }
         finally
         {
             _engines.Return(engine);
         }
-        return Decide(scores, alternatives);
+    }
+
+    private float[] ScoreWithHead(string? text)
+    {
+        var featurizing = _featurizers!.Rent();
+        try
+        {
+            featurizing.Input.Text = Prepare(text, Info.Options);
+            featurizing.Engine.Predict(featurizing.Input, ref featurizing.Output);
+            return _head!.Score(featurizing.Output.Features);
+        }
+        finally
+        {
+            _featurizers.Return(featurizing);
+        }
     }
 
     private IntentPrediction Decide(float[] scores, int alternatives)
@@ -203,13 +253,15 @@ public sealed class IntentModel
     }
 
     /// <summary>Scores many texts in one pass (evaluation); much faster than one prediction engine call each.</summary>
-    public IReadOnlyList<IntentPrediction> PredictMany(IEnumerable<string> texts)
+    public IReadOnlyList<IntentPrediction> PredictMany(IEnumerable<string> texts) =>
+        ScoreMany(texts).Select(s => Decide(s, 1)).ToList();
+
+    /// <summary>Every intent's probability for each message, by ML.NET's whole pipeline (its own scorer included).</summary>
+    internal IReadOnlyList<float[]> ScoreMany(IEnumerable<string> texts)
     {
         var data = _ml.Data.LoadFromEnumerable(texts.Select(t => new IntentRow { Text = Prepare(t, Info.Options) }));
         var scored = _transformer.Transform(data);
-        return _ml.Data.CreateEnumerable<IntentScores>(scored, reuseRowObject: false)
-            .Select(s => Decide(s.Score ?? [], 1))
-            .ToList();
+        return _ml.Data.CreateEnumerable<IntentScores>(scored, reuseRowObject: false).Select(s => s.Score ?? []).ToList();
     }
 
     public IntentModel WithThreshold(float threshold) =>
@@ -266,6 +318,11 @@ public sealed class IntentModel
     {
         public string Text { get; set; } = "";
         public string Label { get; set; } = "";
+    }
+
+    internal sealed class FeatureRow
+    {
+        public VBuffer<float> Features { get; set; }
     }
 
     internal sealed class IntentScores
