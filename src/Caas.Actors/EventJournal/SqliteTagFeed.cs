@@ -41,6 +41,15 @@ public sealed class SqliteTagFeed
     /// <summary>Decoded events kept per tag for the other projections of the node.</summary>
     public int KeptEvents { get; }
 
+    /// <summary>Ranges kept for <paramref name="tag"/> (tests).</summary>
+    internal int KeptRanges(string tag)
+    {
+        TagRanges? ranges;
+        lock (_tags) _tags.TryGetValue(tag, out ranges);
+        if (ranges is null) return 0;
+        lock (ranges) return ranges.Count;
+    }
+
     /// <summary>Database reads made (ranges not found among the kept ones), for tests and figures.</summary>
     public long Reads => Interlocked.Read(ref _reads);
     private long _reads;
@@ -258,25 +267,43 @@ public sealed class SqliteTagFeed
 
         public Dictionary<long, Task<Range>> Reading { get; } = new();
 
+        /// <summary>Ranges kept at most, whatever their events (many small ranges of a quiet tag).</summary>
+        public const int MaxRanges = 1024;
+
+        public int Count => _kept.Count;
+
+        // Kept ranges are in order and never overlap, so their ends are in order too: both walks start at the newest
+        // (where live readers are) and stop at the first range that ends at or before the offset. A live reader
+        // polling at the head used to walk every kept range: 0.9% of the node's samples in a REST run.
         public Range? Covering(long offset)
         {
-            for (var n = _kept.Last; n is not null; n = n.Previous)
-                if (n.Value.From <= offset && offset < n.Value.To) return n.Value;
+            for (var n = _kept.Last; n is not null && n.Value.To > offset; n = n.Previous)
+                if (n.Value.From <= offset) return n.Value;
             return null;
         }
 
         public void Keep(Range range)
         {
             if (range.To == range.From) return;
-            // A range overlapping one kept already (two readers at different offsets) replaces nothing: the first stays.
-            for (var n = _kept.First; n is not null; n = n.Next)
-                if (range.From < n.Value.To && n.Value.From < range.To) return;
+            // A tag without new events gets an empty range at every poll while the journal's head moves on (other
+            // tags): it extends the empty range it follows instead of adding one, or a quiet tag's list grew for ever
+            // (empty ranges count no events, so the bound on events never evicted them).
+            if (range.Events.Length == 0 && _kept.Last is { Value: { Events.Length: 0 } last } node && last.To == range.From)
+            {
+                node.Value = last with { To = range.To };
+                return;
+            }
             var after = _kept.Last;
-            while (after is not null && after.Value.From > range.From) after = after.Previous;
+            while (after is not null && after.Value.To > range.From)
+            {
+                // Overlapping one kept already (two readers at different offsets): nothing is replaced, the first stays.
+                if (after.Value.From < range.To) return;
+                after = after.Previous;
+            }
             if (after is null) _kept.AddFirst(range);
             else _kept.AddAfter(after, range);
             _events += range.Events.Length;
-            while (_events > keptEvents && _kept.Count > 1)
+            while ((_events > keptEvents || _kept.Count > MaxRanges) && _kept.Count > 1)
             {
                 _events -= _kept.First!.Value.Events.Length;
                 _kept.RemoveFirst();

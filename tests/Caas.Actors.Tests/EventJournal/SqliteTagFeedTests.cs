@@ -137,6 +137,26 @@ public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.w
     }
 
     [Fact]
+    public async Task A_quiet_tag_keeps_one_range_while_other_tags_move_the_journal_on()
+    {
+        var busy = Start("busy", "busy");
+        var quiet = Start("quiet", "quiet");
+        Persist(quiet, "q1");
+        var feed = Feed();
+        for (var i = 1; i <= 30; i++)
+        {
+            Persist(busy, $"e{i}");
+            // A projection of the quiet tag polls at every step: each poll finds nothing new up to a newer head.
+            Assert.Equal(["q1"], (await feed.CurrentEventsByTagAsync("quiet", 0)).Select(e => (string)e.Event));
+        }
+        // The range with q1, then one empty range extended at every poll (not 30 of them).
+        Assert.Equal(2, feed.KeptRanges("quiet"));
+        Persist(quiet, "q2");
+        Assert.Equal(["q1", "q2"], (await feed.CurrentEventsByTagAsync("quiet", 0)).Select(e => (string)e.Event));
+        Assert.Equal(Describe(await Plugin("quiet", 0)), Describe(await feed.CurrentEventsByTagAsync("quiet", 0)));
+    }
+
+    [Fact]
     public async Task Kept_ranges_are_bounded_and_a_reader_behind_them_reads_the_database_again()
     {
         var diary = Start("bounded", "b");
