@@ -27,6 +27,7 @@ public sealed class CaasJournal : AsyncWriteJournal
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly int _maxBatchRows;
     private readonly int _writers;
+    private readonly int _replayBurst;
     private readonly bool _autoInitialize;
     private readonly object _initLock = new();
     private Task? _initialized;
@@ -44,6 +45,7 @@ public sealed class CaasJournal : AsyncWriteJournal
             config.GetInt("sqlite-wal-autocheckpoint", SqliteJournalStore.DefaultWalAutocheckpointPages));
         _codec = new JournalRowCodec((ExtendedActorSystem)Context.System, Guid.NewGuid().ToString("N"), config.GetString("tag-separator", ";"));
         _autoInitialize = config.GetBoolean("auto-initialize", true);
+        _replayBurst = Math.Max(1, config.GetInt("replay-burst", 256));
     }
 
     /// <summary>The table exists (created when absent); a failed attempt (database not up yet) is tried again on next use.</summary>
@@ -174,9 +176,27 @@ public sealed class CaasJournal : AsyncWriteJournal
         Action<IPersistentRepresentation> recoveryCallback)
     {
         await Initialized();
-        await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max,
-            r => recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid)),
-            _stopping.Token);
+        if (_replayBurst <= 1)
+        {
+            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max,
+                r => recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid)),
+                _stopping.Token);
+            return;
+        }
+        // Replayed events go to the entity in bursts: handed over one at a time as they are read, the entity (faster than
+        // the read) emptied its mailbox after each and was scheduled on the thread pool again for the next.
+        var burst = new List<IPersistentRepresentation>(_replayBurst);
+        void Flush()
+        {
+            foreach (var p in burst) recoveryCallback(p);
+            burst.Clear();
+        }
+        await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
+        {
+            burst.Add(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid));
+            if (burst.Count == _replayBurst) Flush();
+        }, _stopping.Token);
+        Flush();
     }
 
     protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)

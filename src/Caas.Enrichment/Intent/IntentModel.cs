@@ -264,9 +264,6 @@ public sealed class IntentModel
         return _ml.Data.CreateEnumerable<IntentScores>(scored, reuseRowObject: false).Select(s => s.Score ?? []).ToList();
     }
 
-    public IntentModel WithThreshold(float threshold) =>
-        new(_ml, _transformer, Info with { Options = Info.Options with { OutOfScopeThreshold = threshold } });
-
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);

@@ -17,7 +17,7 @@ namespace Caas.Actors.Tests;
 /// persist and recover through it, the plugin's read journal reads what it wrote, a taken sequence number rejects
 /// only its own write, and a connection dropped mid-write fails only the writes in flight.
 /// </summary>
-public abstract class CaasJournalSpecs(string kind) : JournalSpec(kind, "caas.journal.writer = caas")
+public abstract class CaasJournalSpecs(string kind, string extra = "") : JournalSpec(kind, "caas.journal.writer = caas\n" + extra)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
@@ -382,6 +382,14 @@ public sealed class CaasJournalOnSqlite() : CaasJournalSpecs("sqlite")
         Assert.True(r.GetBoolean(3));
     }
 }
+
+/// <summary>
+/// The same specs with a recovery's events handed to the entity one at a time (the journal's old behaviour) and in bursts
+/// of seven (so every long history ends in a partial burst, and a broken row falls inside one).
+/// </summary>
+public sealed class CaasJournalOnSqliteReplayingOneAtATime() : CaasJournalSpecs("sqlite", "akka.persistence.journal.caas.replay-burst = 1");
+
+public sealed class CaasJournalOnSqliteReplayingInBurstsOfSeven() : CaasJournalSpecs("sqlite", "akka.persistence.journal.caas.replay-burst = 7");
 
 public sealed class CaasJournalOnPostgres() : CaasJournalSpecs("postgres")
 {
