@@ -176,13 +176,6 @@ public sealed class CaasJournal : AsyncWriteJournal
         Action<IPersistentRepresentation> recoveryCallback)
     {
         await Initialized();
-        if (_replayBurst <= 1)
-        {
-            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max,
-                r => recoveryCallback(_codec.FromRow(r.PersistenceId, r.SequenceNr, r.Created, r.Message, r.Manifest, r.Identifier, r.WriterUuid)),
-                _stopping.Token);
-            return;
-        }
         // Replayed events go to the entity in bursts: handed over one at a time as they are read, the entity (faster than
         // the read) emptied its mailbox after each and was scheduled on the thread pool again for the next.
         var burst = new List<IPersistentRepresentation>(_replayBurst);

@@ -342,11 +342,11 @@ public static class BenchEnvironment
         $"gc={(GCSettings.IsServerGC ? "server" : "workstation")} concurrent={(AppContext.TryGetSwitch("System.GC.Concurrent", out var c) ? c : GCSettings.LatencyMode != GCLatencyMode.Batch).ToString().ToLowerInvariant()} " +
         $"latency_mode={GCSettings.LatencyMode} cores={Environment.ProcessorCount} threadpool_spin={ThreadPoolSpinLimit()}";
 
-    /// <summary>The thread pool's spin limit as the runtime reads it: the environment variable, else the runtimeconfig, else 70.</summary>
+    /// <summary>The thread pool's spin limit as set: the environment variable, else the runtimeconfig, else the runtime's own default.</summary>
     private static string ThreadPoolSpinLimit() =>
         Environment.GetEnvironmentVariable("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit")
         ?? AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit")?.ToString()
-        ?? "70";
+        ?? "runtime-default";
 
     /// <summary>The server's durability settings: the figures mean little without them.</summary>
     public static async Task<string> PostgresSettingsAsync(string connectionString, CancellationToken ct)
