@@ -140,6 +140,9 @@ public sealed class SqliteTagFeed
             {
                 lock (ranges) ranges.Reading.Remove(from);
                 mine!.SetException(e);
+                // Readers waiting on it catch the failure; with none, the faulted task would surface as an unobserved
+                // task exception once collected. The failure is this reader's to throw, so it is observed here.
+                _ = mine.Task.Exception;
                 throw;
             }
         }

@@ -244,11 +244,15 @@ public abstract class CaasJournalSpecs(string kind, string extra = "") : Journal
                     _probe.Tell(new Written(LastSequenceNr));
                 });
             });
-            Command<WriteMany>(w => PersistAll(w.Texts, text =>
+            Command<WriteMany>(w =>
             {
-                _events.Add(text);
-                if (text == w.Texts[^1]) _probe.Tell(new Written(LastSequenceNr));
-            }));
+                var written = 0;
+                PersistAll(w.Texts.Select(t => tags.Length == 0 ? (object)t : new Tagged(t, tags)), e =>
+                {
+                    _events.Add(e is Tagged tagged ? (string)tagged.Payload : (string)e);
+                    if (++written == w.Texts.Count) _probe.Tell(new Written(LastSequenceNr));
+                });
+            });
             Command<Forget>(f => DeleteMessages(f.To));
             Command<DeleteMessagesSuccess>(s => _probe.Tell(s));
             Command<DeleteMessagesFailure>(s => _probe.Tell(s));

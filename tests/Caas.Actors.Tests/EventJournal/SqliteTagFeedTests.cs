@@ -169,4 +169,59 @@ public sealed class SqliteTagFeedTests() : JournalSpec("sqlite", "caas.journal.w
         Assert.Equal(Enumerable.Range(1, 20).Select(i => $"e{i}"), (await feed.CurrentEventsByTagAsync("b", 0)).Select(e => (string)e.Event));
         Assert.Equal(reads + 3 + 1, feed.Reads);
     }
+
+    [Fact]
+    public async Task A_tag_keeps_at_most_1024_ranges_however_few_events_they_hold()
+    {
+        var diary = Start("ranges", "r");
+        const int total = 1_100;
+        for (var from = 1; from <= total; from += 275)
+        {
+            diary.Tell(new CaasJournalSpecs.Diary.WriteMany(Enumerable.Range(from, 275).Select(i => $"e{i}").ToList()));
+            ExpectMsg<CaasJournalSpecs.Diary.Written>(Wait);
+        }
+        // One event per read: 1,100 ranges of one event each, far under the bound on events kept.
+        var feed = Feed(maxRows: 1, kept: 100_000);
+        var all = await feed.CurrentEventsByTagAsync("r", 0);
+        Assert.Equal(Enumerable.Range(1, total).Select(i => $"e{i}"), all.Select(e => (string)e.Event));
+        Assert.Equal(1024, feed.KeptRanges("r"));
+        // The newest are kept: after the 76th event nothing is read again but the empty range at the head; from the
+        // start the 76 evicted ranges are read again (each evicted again at once, being the oldest).
+        var reads = feed.Reads;
+        Assert.Equal(total - 76, (await feed.CurrentEventsByTagAsync("r", ((Sequence)all[75].Offset).Value)).Count);
+        Assert.Equal(reads + 1, feed.Reads);
+        Assert.Equal(total, (await feed.CurrentEventsByTagAsync("r", 0)).Count);
+        Assert.Equal(reads + 1 + 76 + 1, feed.Reads);
+    }
+
+    [Fact]
+    public async Task A_read_that_fails_with_no_other_reader_waiting_leaves_no_unobserved_task_exception()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"caas-no-such-dir-{Guid.NewGuid():N}", "journal.db");
+        var unobserved = new List<Exception>();
+        EventHandler<UnobservedTaskExceptionEventArgs> seen = (_, e) =>
+        {
+            // This feed's failed read only (tests in parallel may leave their own unobserved exceptions).
+            var text = e.Exception.ToString();
+            if (text.Contains(nameof(SqliteTagFeed), StringComparison.Ordinal) && text.Contains("unable to open database", StringComparison.OrdinalIgnoreCase))
+                lock (unobserved) unobserved.Add(e.Exception);
+        };
+        TaskScheduler.UnobservedTaskException += seen;
+        try
+        {
+            var feed = new SqliteTagFeed((ExtendedActorSystem)Sys, $"Data Source={missing};Mode=ReadOnly", TimeSpan.FromMilliseconds(20));
+            for (var i = 0; i < 3; i++)
+                await Assert.ThrowsAsync<SqliteException>(() => feed.CurrentEventsByTagAsync("t", 0));
+            for (var i = 0; i < 3; i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+            lock (unobserved) Assert.Empty(unobserved);
+        }
+        finally
+        {
+            TaskScheduler.UnobservedTaskException -= seen;
+        }
+    }
 }
