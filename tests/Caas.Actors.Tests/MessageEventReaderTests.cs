@@ -117,6 +117,94 @@ public sealed class MessageEventReaderTests
     }
 
     [Fact]
+    public void A_history_reads_as_the_general_reader_reads_it_and_repeated_strings_are_the_previous_events()
+    {
+        // An entity's history as a recovery reads it: the same tenant, actors, key and conversation again and again, each
+        // event's prev_hash the hash before it, and now and then a value that differs from the last one by one character,
+        // one of the same characters escaped (as older rows wrote '+'), a null, or an escaped value repeated.
+        var random = new Random(31);
+        string[] tenants = ["acme", "acme", "acme", "acmf", "ac\u006de", "acme"];
+        string[] actors = ["u1", "u2", "u1", "u1", "u\u0031", "\u00fc1", "\u00fc1"];
+        string[] keys = ["dk_a+b", "dk_a+b", "dk_a\u002Bb", "dk_a+c", "dk_a+b"];
+        string?[] conversations = ["c_1", "c_1", null, "c_1", "c_2", "c\u005f1", "c_1"];
+        string? hash = null;
+        MessagePosted? previous = null;
+        string? previousTenant = null;
+        string Json(string? value) => value is null ? "null" : "\"" + value + "\"";
+        for (var n = 0; n < 400; n++)
+        {
+            var prev = random.Next(10) switch
+            {
+                0 => null,
+                1 => "k1:" + new string('0', 64),
+                2 when hash is not null => hash[..^1] + (hash[^1] == 'a' ? 'b' : 'a'),
+                _ => hash,
+            };
+            var next = "k1:" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+            var conversation = conversations[random.Next(conversations.Length)];
+            var tenant = tenants[random.Next(tenants.Length)];
+            var json = "{\"meta\":{\"tenant_id\":" + Json(tenant) + ",\"actor_id\":" + Json(actors[random.Next(actors.Length)]) +
+                       ",\"occurred_at\":\"2026-12-06T10:00:00+00:00\"" + (prev is null ? "" : ",\"prev_hash\":" + Json(prev)) + ",\"hash\":" + Json(next) +
+                       "},\"seq\":" + (n + 1) + ",\"message_id\":\"m-" + n + "\",\"sealed\":{\"key_id\":" + Json(keys[random.Next(keys.Length)]) +
+                       ",\"data\":\"ZA+=\",\"v\":2" + (conversation is null ? "" : ",\"conversation_id\":" + Json(conversation)) + "}}";
+            var bytes = Encoding.UTF8.GetBytes(json);
+            Assert.True(MessageEventReader.TryRead(bytes, out var direct), json);
+            var general = General(bytes);
+            Assert.Equal(general, direct);
+            Assert.Equal((general.Meta, general.Sealed), (direct.Meta, direct.Sealed));
+            if (previous is not null)
+            {
+                // The same characters written the same way: the previous event's string itself.
+                if (prev == hash && prev is not null) Assert.Same(previous.Meta.Hash, direct.Meta.PrevHash);
+                if (tenant == "acme" && previousTenant == "acme") Assert.Same(previous.Meta.TenantId, direct.Meta.TenantId);
+            }
+            hash = next;
+            previousTenant = tenant;
+            previous = direct;
+        }
+    }
+
+    [Fact]
+    public void The_stored_form_writes_plus_and_htmls_characters_as_they_are_and_rows_with_them_escaped_read_the_same()
+    {
+        var at = new DateTimeOffset(2026, 12, 6, 10, 0, 0, TimeSpan.FromHours(2));
+        var open = new MessagePosted(new EventMeta("t<1>", "a&'b`", at, "k1:" + new string('0', 64)), 3, "m+1", new MessageContent("text", "never stored"))
+        {
+            Sealed = new SealedContent("dk_1", "ab+/cd+ef==") { V = SealedContent.Current, ConversationId = "c+1" },
+        };
+        var chained = HashChain.Seal(open, open.Meta.PrevHash, CaasSerializer.StoredBytes);
+        var stored = CaasSerializer.StoredBytes(chained);
+        var text = Encoding.UTF8.GetString(stored);
+        Assert.Contains("\"ab+/cd+ef==\"", text);
+        Assert.Contains("\"a&'b`\"", text);
+        Assert.Contains("\"t<1>\"", text);
+        Assert.DoesNotContain("\\u00", text);
+        Assert.Contains("+02:00", text);
+
+        // A row as the stored form wrote it before (HTML's characters escaped) reads as the same event, by both readers.
+        var older = Encoding.UTF8.GetBytes(text.Replace("+/", "\\u002B/").Replace("+ef", "\\u002Bef").Replace("&", "\\u0026")
+            .Replace("'", "\\u0027").Replace("`", "\\u0060").Replace("<", "\\u003C").Replace(">", "\\u003E").Replace("m+1", "m\\u002B1"));
+        Assert.NotEqual(stored, older);
+        foreach (var bytes in new[] { stored, older })
+        {
+            Assert.True(MessageEventReader.TryRead(bytes, out var direct));
+            Assert.Equal(General(stored), direct);
+            Assert.Equal((chained.Meta, chained.Sealed), (direct.Meta, direct.Sealed));
+            Assert.Equal((chained.Meta, chained.Sealed), (General(bytes).Meta, General(bytes).Sealed));
+        }
+
+        // Each row's link is over its own stored bytes: the new one holds; the older one holds over its bytes too.
+        Assert.True(HashChain.TryOpen(stored, out var openBytes, out var found));
+        Assert.Equal(chained.Meta.Hash, found);
+        Assert.True(HashChain.Holds(open.Meta.PrevHash, openBytes, found!, null));
+        Assert.True(HashChain.TryOpen(older, out var olderOpen, out var olderFound));
+        Assert.False(HashChain.Holds(open.Meta.PrevHash, olderOpen, olderFound!, null));
+        var relinked = HashChain.WithHash(olderOpen, HashChain.Compute(open.Meta.PrevHash, olderOpen));
+        Assert.True(HashChain.TryOpen(relinked, out var relinkedOpen, out var relinkedHash));
+        Assert.True(HashChain.Holds(open.Meta.PrevHash, relinkedOpen, relinkedHash!, null));
+    }
+
+    [Fact]
     public void The_minimal_stored_form_is_read()
     {
         var json = """{"meta":{"tenant_id":"t","actor_id":"a","occurred_at":"2026-12-04T10:00:00+00:00"},"seq":7,"message_id":"m","sealed":{"key_id":"k","data":"ZA=="}}"""u8.ToArray();

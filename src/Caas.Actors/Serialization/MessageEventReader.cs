@@ -13,6 +13,12 @@ namespace Caas.Actors.Serialization;
 /// general reader's constructor-argument frames (copied for every nested object: most of a recovery's deserialization
 /// time). Anything else (plaintext content, an enrichment, an unknown or repeated property, a null or a value of another
 /// kind) is declined, and the serializer reads the row the general way.
+/// <para>
+/// A recovery reads an entity's events one after another, and most of their strings repeat: the tenant, the actor, the
+/// data key and the conversation are the previous event's, and an event's <c>prev_hash</c> is the previous event's
+/// <c>hash</c>. Those are taken from the last event read on the same thread whenever their bytes are the same (the same
+/// characters, so nothing a reader can tell apart), instead of a new string decoded from UTF-8 each time.
+/// </para>
 /// </summary>
 internal static class MessageEventReader
 {
@@ -111,9 +117,51 @@ internal static class MessageEventReader
         }
     }
 
+    /// <summary>The strings of the last event read on this thread (see the class's remarks).</summary>
+    [ThreadStatic] private static Recent? _recent;
+
+    private sealed class Recent
+    {
+        public readonly LastString Tenant = new(), Actor = new(), Hash = new(), KeyId = new(), ConversationId = new();
+    }
+
+    /// <summary>One property's last value: its UTF-8 bytes and its string.</summary>
+    internal sealed class LastString
+    {
+        private byte[] _bytes = new byte[80];
+        private int _length = -1;
+        private string? _text;
+
+        /// <summary>The string of the current token, the last one's when its bytes are the same; null when not a string.</summary>
+        public string? Read(ref Utf8JsonReader reader)
+        {
+            if (reader.TokenType != JsonTokenType.String) return null;
+            if (Matches(ref reader)) return _text;
+            var text = reader.GetString()!;
+            // Escaped or split values are decoded as they are and not kept (the stored form writes neither for these).
+            if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+            {
+                var span = reader.ValueSpan;
+                if (span.Length > _bytes.Length) _bytes = new byte[span.Length];
+                span.CopyTo(_bytes);
+                _length = span.Length;
+                _text = text;
+            }
+            return text;
+        }
+
+        /// <summary>Whether the current string token's bytes are the last value's (not escaped, in one segment).</summary>
+        public bool Matches(ref Utf8JsonReader reader) =>
+            _text is not null && !reader.ValueIsEscaped && !reader.HasValueSequence && reader.ValueSpan.SequenceEqual(_bytes.AsSpan(0, _length));
+
+        /// <summary>The last value, when any.</summary>
+        public string? Text => _text;
+    }
+
     private static bool TryReadMeta(ref Utf8JsonReader reader, out EventMeta? meta)
     {
         meta = null;
+        var recent = _recent ??= new Recent();
         if (reader.TokenType != JsonTokenType.StartObject) return false;
         string? tenant = null, actor = null, prevHash = null, hash = null;
         DateTimeOffset occurredAt = default;
@@ -121,10 +169,15 @@ internal static class MessageEventReader
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             if (reader.TokenType != JsonTokenType.PropertyName) return false;
-            if (reader.ValueTextEquals("tenant_id"u8)) { if (tenant is not null || !TryReadString(ref reader, out tenant)) return false; }
-            else if (reader.ValueTextEquals("actor_id"u8)) { if (actor is not null || !TryReadString(ref reader, out actor)) return false; }
-            else if (reader.ValueTextEquals("prev_hash"u8)) { if (prevHash is not null || !TryReadString(ref reader, out prevHash)) return false; }
-            else if (reader.ValueTextEquals("hash"u8)) { if (hash is not null || !TryReadString(ref reader, out hash)) return false; }
+            if (reader.ValueTextEquals("tenant_id"u8)) { if (tenant is not null || !TryReadString(ref reader, recent.Tenant, out tenant)) return false; }
+            else if (reader.ValueTextEquals("actor_id"u8)) { if (actor is not null || !TryReadString(ref reader, recent.Actor, out actor)) return false; }
+            else if (reader.ValueTextEquals("prev_hash"u8))
+            {
+                // The previous event's hash, nearly always: that string, else one of its own (not kept).
+                if (prevHash is not null || !reader.Read() || reader.TokenType != JsonTokenType.String) return false;
+                prevHash = recent.Hash.Matches(ref reader) ? recent.Hash.Text : reader.GetString();
+            }
+            else if (reader.ValueTextEquals("hash"u8)) { if (hash is not null || !TryReadString(ref reader, recent.Hash, out hash)) return false; }
             else if (reader.ValueTextEquals("occurred_at"u8))
             {
                 if (seenAt || !reader.Read() || reader.TokenType != JsonTokenType.String || !reader.TryGetDateTimeOffset(out occurredAt)) return false;
@@ -142,14 +195,18 @@ internal static class MessageEventReader
         sealedContent = null;
         if (reader.TokenType != JsonTokenType.StartObject) return false;
         string? keyId = null, data = null, conversationId = null;
+        var recent = _recent ??= new Recent();
         var v = 0;
         var seenV = false;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             if (reader.TokenType != JsonTokenType.PropertyName) return false;
-            if (reader.ValueTextEquals("key_id"u8)) { if (keyId is not null || !TryReadString(ref reader, out keyId)) return false; }
+            if (reader.ValueTextEquals("key_id"u8)) { if (keyId is not null || !TryReadString(ref reader, recent.KeyId, out keyId)) return false; }
             else if (reader.ValueTextEquals("data"u8)) { if (data is not null || !TryReadString(ref reader, out data)) return false; }
-            else if (reader.ValueTextEquals("conversation_id"u8)) { if (conversationId is not null || !TryReadString(ref reader, out conversationId)) return false; }
+            else if (reader.ValueTextEquals("conversation_id"u8))
+            {
+                if (conversationId is not null || !TryReadString(ref reader, recent.ConversationId, out conversationId)) return false;
+            }
             else if (reader.ValueTextEquals("v"u8))
             {
                 if (seenV || !reader.Read() || reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out v)) return false;
@@ -160,6 +217,13 @@ internal static class MessageEventReader
         if (reader.TokenType != JsonTokenType.EndObject || keyId is null || data is null) return false;
         sealedContent = new SealedContent(keyId, data) { V = v, ConversationId = conversationId };
         return true;
+    }
+
+    /// <summary>The next value as a string, the last one's when the bytes repeat; false for anything else (a null included).</summary>
+    private static bool TryReadString(ref Utf8JsonReader reader, LastString last, out string? value)
+    {
+        value = reader.Read() ? last.Read(ref reader) : null;
+        return value is not null;
     }
 
     /// <summary>The next value as a string; false for anything else (a null included).</summary>
