@@ -138,7 +138,7 @@ internal static class MessageEventReader
             if (reader.TokenType != JsonTokenType.String) return null;
             if (Matches(ref reader)) return _text;
             var text = reader.GetString()!;
-            // Escaped or split values are decoded as they are and not kept (the stored form writes neither for these).
+            // An escaped value (older rows, or a rare character) is decoded as it is and not kept.
             if (!reader.ValueIsEscaped && !reader.HasValueSequence)
             {
                 var span = reader.ValueSpan;
