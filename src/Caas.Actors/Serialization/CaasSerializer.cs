@@ -46,7 +46,7 @@ public sealed class CaasSerializer(ExtendedActorSystem system) : SerializerWithS
         // Letters of every script stay as written (the default escapes all non-ASCII), so an auditor reads the text. The
         // stored form is never put into a page as it is, so it also leaves HTML's characters (+ < > & ' `) unescaped: the
         // base64 of every sealed event holds a few '+', and each one escaped (\u002B) sent every read of the row down the
-        // reader's slow path (validating and unescaping: 5-6% of a recovery's reading thread; README, "Recovery reads").
+        // reader's slow path (validating and unescaping: about 5% of a recovery's samples; README, "Recovery reads").
         // Rows written before keep their escapes; both read the same, and their links are over their own stored bytes.
         Encoder = form == SealedForm.Stored ? JavaScriptEncoder.UnsafeRelaxedJsonEscaping : JavaScriptEncoder.Create(UnicodeRanges.All),
         TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { info => HideSealed(info, form) } },

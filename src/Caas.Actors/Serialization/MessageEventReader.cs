@@ -126,7 +126,7 @@ internal static class MessageEventReader
     }
 
     /// <summary>One property's last value: its UTF-8 bytes and its string.</summary>
-    internal sealed class LastString
+    private sealed class LastString
     {
         private byte[] _bytes = new byte[80];
         private int _length = -1;
@@ -139,7 +139,7 @@ internal static class MessageEventReader
             if (Matches(ref reader)) return _text;
             var text = reader.GetString()!;
             // An escaped value (older rows, or a rare character) is decoded as it is and not kept.
-            if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+            if (!reader.ValueIsEscaped)
             {
                 var span = reader.ValueSpan;
                 if (span.Length > _bytes.Length) _bytes = new byte[span.Length];
@@ -150,9 +150,9 @@ internal static class MessageEventReader
             return text;
         }
 
-        /// <summary>Whether the current string token's bytes are the last value's (not escaped, in one segment).</summary>
+        /// <summary>Whether the current string token's bytes are the last value's (and not escaped).</summary>
         public bool Matches(ref Utf8JsonReader reader) =>
-            _text is not null && !reader.ValueIsEscaped && !reader.HasValueSequence && reader.ValueSpan.SequenceEqual(_bytes.AsSpan(0, _length));
+            _text is not null && !reader.ValueIsEscaped && reader.ValueSpan.SequenceEqual(_bytes.AsSpan(0, _length));
 
         /// <summary>The last value, when any.</summary>
         public string? Text => _text;
