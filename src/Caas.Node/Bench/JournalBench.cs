@@ -65,7 +65,8 @@ public static class JournalBench
                     Console.Error.WriteLine("--events, --recovery-events and --conversations must be at least 1.");
                     return 2;
                 }
-                return await ReplayBench.RunAsync(kind, pg, parse.GetValue(events), parse.GetValue(conversations), parse.GetValue(recoveryEvents), ct);
+                return await ReplayBench.RunAsync(kind, pg, parse.GetValue(events), parse.GetValue(conversations), parse.GetValue(recoveryEvents),
+                    parse.GetValue(load.Warmup), ct);
             }
             var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-" + Guid.NewGuid().ToString("N"));
             var database = kind == "postgres" ? await ReplayBench.CreateDatabaseAsync(pg!, ct) : null;
