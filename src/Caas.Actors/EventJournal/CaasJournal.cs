@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Threading.Channels;
@@ -28,6 +29,7 @@ public sealed class CaasJournal : AsyncWriteJournal
     private readonly int _maxBatchRows;
     private readonly int _writers;
     private readonly int _replayBurst;
+    private readonly long _pipelinedFrom;
     private readonly bool _autoInitialize;
     private readonly object _initLock = new();
     private Task? _initialized;
@@ -46,6 +48,7 @@ public sealed class CaasJournal : AsyncWriteJournal
         _codec = new JournalRowCodec((ExtendedActorSystem)Context.System, Guid.NewGuid().ToString("N"), config.GetString("tag-separator", ";"));
         _autoInitialize = config.GetBoolean("auto-initialize", true);
         _replayBurst = Math.Max(1, config.GetInt("replay-burst", 256));
+        _pipelinedFrom = config.GetLong("replay-pipelined-from", 2000);
     }
 
     /// <summary>The table exists (created when absent); a failed attempt (database not up yet) is tried again on next use.</summary>
@@ -172,10 +175,19 @@ public sealed class CaasJournal : AsyncWriteJournal
         return await _store.HighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
+    /// <summary>
+    /// Replays in sequence order: a replay of <c>replay-pipelined-from</c> events or more (2,000) on two threads (see
+    /// <see cref="ReplayPipelinedAsync"/>), a shorter one on this thread alone, its events handed over in bursts.
+    /// </summary>
     public override async Task ReplayMessagesAsync(IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
     {
         await Initialized();
+        if (_pipelinedFrom > 0 && Math.Min(max, toSequenceNr - fromSequenceNr + 1) >= _pipelinedFrom)
+        {
+            await ReplayPipelinedAsync(persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback);
+            return;
+        }
         // Replayed events go to the entity in bursts: handed over one at a time as they are read, the entity (faster than
         // the read) probably emptied its mailbox after each and was scheduled again for the next; a fifth of a long
         // recovery's samples were the kernel's scheduling, and bursts cut its CPU by 19-44% (README: "Recovery in bursts").
@@ -191,6 +203,117 @@ public sealed class CaasJournal : AsyncWriteJournal
             if (burst.Count == _replayBurst) Flush();
         }, _stopping.Token);
         Flush();
+    }
+
+    /// <summary>Rows handed from the reader to the deserializing thread at a time, and how many such chunks may wait.</summary>
+    private const int ChunkRows = 256, ChunksAhead = 4;
+
+    /// <summary>
+    /// A long replay (<c>replay-pipelined-from</c> events or more) on two threads: this one reads the rows and copies
+    /// their bytes into chunks; a thread of its own deserializes each chunk and hands its events to the entity, in
+    /// order, as one burst. At most <see cref="ChunksAhead"/> chunks wait, so the reader waits for the deserializer
+    /// rather than filling memory. A failure on either side fails the replay (the entity's recovery) with that failure;
+    /// the other side stops.
+    /// </summary>
+    private async Task ReplayPipelinedAsync(string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
+        Action<IPersistentRepresentation> recoveryCallback)
+    {
+        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        using var ready = new BlockingCollection<RowChunk>(new ConcurrentQueue<RowChunk>(), ChunksAhead);
+        var free = new ConcurrentQueue<RowChunk>();
+        var chunks = new List<RowChunk>(); // every chunk made, for their buffers' return (the reader's thread only)
+        // Its own thread: it blocks while it waits for a chunk, which a thread of the pool must not.
+        var delivering = Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                foreach (var chunk in ready.GetConsumingEnumerable(abandon.Token))
+                {
+                    for (var i = 0; i < chunk.Count; i++)
+                    {
+                        ref readonly var row = ref chunk.Rows[i];
+                        recoveryCallback(_codec.FromRow(persistenceId, row.SequenceNr, row.Created, chunk.Bytes.AsSpan(row.Offset, row.Length),
+                            row.Manifest, row.Identifier, row.WriterUuid));
+                    }
+                    chunk.Clear();
+                    free.Enqueue(chunk);
+                }
+            }
+            catch
+            {
+                abandon.Cancel(); // the reader stops too, instead of waiting for room that never comes
+                throw;
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            RowChunk? current = null;
+            await _store.ReplayAsync(persistenceId, fromSequenceNr, toSequenceNr, max, r =>
+            {
+                if (current is null && !free.TryDequeue(out current)) chunks.Add(current = new RowChunk());
+                current.Add(r);
+                if (current.Count < ChunkRows) return;
+                ready.Add(current, abandon.Token);
+                current = null;
+            }, abandon.Token);
+            if (current is { Count: > 0 }) ready.Add(current, abandon.Token);
+            ready.CompleteAdding();
+        }
+        catch (Exception)
+        {
+            abandon.Cancel();
+            // A deserialization failure is the cause when there is one; the read's own failure otherwise.
+            try { await delivering; }
+            catch (Exception e) when (e is not OperationCanceledException) { throw; }
+            catch (OperationCanceledException) { }
+            throw;
+        }
+        finally
+        {
+            // The deliverer is done (or fails) before the buffers go back: it reads them.
+            if (!delivering.IsCompleted) await delivering.ContinueWith(_ => { }, TaskScheduler.Default);
+            foreach (var chunk in chunks) chunk.Release();
+        }
+        await delivering;
+    }
+
+    /// <summary>Rows of a pipelined replay: their fields, and their messages copied one after another into a pooled buffer.</summary>
+    private sealed class RowChunk
+    {
+        public readonly record struct Row(long SequenceNr, long Created, int Offset, int Length, string? Manifest, int? Identifier, string? WriterUuid);
+
+        public byte[] Bytes { get; private set; } = ArrayPool<byte>.Shared.Rent(ChunkRows * 1024);
+        public Row[] Rows { get; } = new Row[ChunkRows];
+        public int Count { get; private set; }
+        private int _used;
+
+        public void Add(in StoredRow r)
+        {
+            var length = r.Message.Length;
+            if (_used + length > Bytes.Length)
+            {
+                var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Bytes.Length * 2, _used + length));
+                Bytes.AsSpan(0, _used).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(Bytes);
+                Bytes = bigger;
+            }
+            r.Message.CopyTo(Bytes.AsSpan(_used));
+            Rows[Count++] = new Row(r.SequenceNr, r.Created, _used, length, r.Manifest, r.Identifier, r.WriterUuid);
+            _used += length;
+        }
+
+        public void Clear()
+        {
+            Array.Clear(Rows, 0, Count);
+            Count = 0;
+            _used = 0;
+        }
+
+        public void Release()
+        {
+            ArrayPool<byte>.Shared.Return(Bytes);
+            Bytes = [];
+        }
     }
 
     protected override async Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)

@@ -104,6 +104,7 @@ public static class CaasConfig
         ["CAAS_JOURNAL_WRITERS"] = "akka.persistence.journal.caas.writers",
         ["CAAS_JOURNAL_MAX_BATCH_ROWS"] = "akka.persistence.journal.caas.max-batch-rows",
         ["CAAS_JOURNAL_REPLAY_BURST"] = "akka.persistence.journal.caas.replay-burst",
+        ["CAAS_JOURNAL_REPLAY_PIPELINED_FROM"] = "akka.persistence.journal.caas.replay-pipelined-from",
         ["CAAS_JOURNAL_SQLITE_WAL_AUTOCHECKPOINT"] = "akka.persistence.journal.caas.sqlite-wal-autocheckpoint",
         ["CAAS_QUERY_REFRESH"] = "akka.persistence.query.journal.sql.refresh-interval",
         ["CAAS_PROJECTION_FEED"] = "caas.projections.feed",

@@ -388,12 +388,24 @@ public sealed class CaasJournalOnSqlite() : CaasJournalSpecs("sqlite")
 }
 
 /// <summary>
-/// The same specs with a recovery's events handed to the entity one at a time (the journal's old behaviour) and in bursts
-/// of seven (so every long history ends in a partial burst, and a broken row falls inside one).
+/// The same specs with a recovery's events read and handed over on one thread (<c>replay-pipelined-from = 0</c>; the
+/// default pipelines a replay of 2,000 events or more), one at a time (the journal's old behaviour) and in bursts of seven
+/// (so every long history ends in a partial burst, and a broken row falls inside one).
 /// </summary>
-public sealed class CaasJournalOnSqliteReplayingOneAtATime() : CaasJournalSpecs("sqlite", "akka.persistence.journal.caas.replay-burst = 1");
+public sealed class CaasJournalOnSqliteReplayingOneAtATime() : CaasJournalSpecs("sqlite",
+    "akka.persistence.journal.caas.replay-burst = 1\nakka.persistence.journal.caas.replay-pipelined-from = 0");
 
-public sealed class CaasJournalOnSqliteReplayingInBurstsOfSeven() : CaasJournalSpecs("sqlite", "akka.persistence.journal.caas.replay-burst = 7");
+public sealed class CaasJournalOnSqliteReplayingInBurstsOfSeven() : CaasJournalSpecs("sqlite",
+    "akka.persistence.journal.caas.replay-burst = 7\nakka.persistence.journal.caas.replay-pipelined-from = 0");
+
+/// <summary>
+/// The same specs with every replay of 100 events or more read on one thread and deserialized on another
+/// (<c>replay-pipelined-from</c>): the long histories cross many chunks and end in a partial one, and the broken row fails
+/// the recovery from the deserializing thread.
+/// </summary>
+public sealed class CaasJournalOnSqlitePipelined() : CaasJournalSpecs("sqlite", "akka.persistence.journal.caas.replay-pipelined-from = 100");
+
+public sealed class CaasJournalOnPostgresPipelined() : CaasJournalSpecs("postgres", "akka.persistence.journal.caas.replay-pipelined-from = 100");
 
 public sealed class CaasJournalOnPostgres() : CaasJournalSpecs("postgres")
 {
