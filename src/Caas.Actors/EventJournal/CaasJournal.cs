@@ -211,9 +211,9 @@ public sealed class CaasJournal : AsyncWriteJournal
     /// <summary>
     /// A long replay (<c>replay-pipelined-from</c> events or more) on two threads: this one reads the rows and copies
     /// their bytes into chunks; a thread of its own deserializes each chunk and hands its events to the entity, in
-    /// order, as one burst. At most <see cref="ChunksAhead"/> chunks wait, so the reader waits for the deserializer
-    /// rather than filling memory. A failure on either side fails the replay (the entity's recovery) with that failure;
-    /// the other side stops.
+    /// order, as one burst (<c>replay-burst</c> applies to the one-thread replay only). At most <see cref="ChunksAhead"/>
+    /// chunks wait, so the reader waits for the deserializer rather than filling memory. A failure on either side fails
+    /// the replay (the entity's recovery) with that failure; the other side stops.
     /// </summary>
     private async Task ReplayPipelinedAsync(string persistenceId, long fromSequenceNr, long toSequenceNr, long max,
         Action<IPersistentRepresentation> recoveryCallback)
@@ -245,6 +245,7 @@ public sealed class CaasJournal : AsyncWriteJournal
                 throw;
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Exception? readFailed = null;
         try
         {
             RowChunk? current = null;
@@ -259,22 +260,24 @@ public sealed class CaasJournal : AsyncWriteJournal
             if (current is { Count: > 0 }) ready.Add(current, abandon.Token);
             ready.CompleteAdding();
         }
-        catch (Exception)
+        catch (Exception e)
         {
-            abandon.Cancel();
-            // A deserialization failure is the cause when there is one; the read's own failure otherwise.
-            try { await delivering; }
-            catch (Exception e) when (e is not OperationCanceledException) { throw; }
-            catch (OperationCanceledException) { }
-            throw;
+            readFailed = e;
+            abandon.Cancel(); // the deliverer stops after the chunk in hand
         }
+        try
+        {
+            // A deserialization failure is the cause when there is one; the read's own failure otherwise (the deliverer
+            // then only saw the cancellation).
+            await delivering;
+        }
+        catch (OperationCanceledException) when (readFailed is not null) { }
         finally
         {
-            // The deliverer is done (or fails) before the buffers go back: it reads them.
-            if (!delivering.IsCompleted) await delivering.ContinueWith(_ => { }, TaskScheduler.Default);
+            // The deliverer has ended, so nothing reads the buffers any more.
             foreach (var chunk in chunks) chunk.Release();
         }
-        await delivering;
+        if (readFailed is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(readFailed);
     }
 
     /// <summary>Rows of a pipelined replay: their fields, and their messages copied one after another into a pooled buffer.</summary>
