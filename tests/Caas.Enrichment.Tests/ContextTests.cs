@@ -7,6 +7,55 @@ namespace Caas.Enrichment.Tests;
 
 public class ContextTests
 {
+    /// <summary>
+    /// The key terms and the typical message, which the tracker keeps up as terms are counted, checked after every
+    /// message against their definitions worked out from scratch: the topic's messages since its last switch, their
+    /// terms counted, sorted by count then ordinally; the first of the last 4 × Window messages most like the topic.
+    /// Three conversations of CLINC150 validation texts, with their labels as intents (so topics switch and run long),
+    /// and one long topic of numbered messages whose terms keep growing.
+    /// </summary>
+    [Fact]
+    public void Key_terms_and_the_typical_message_match_their_definitions_after_every_message()
+    {
+        var rows = System.IO.File.ReadLines(TestData.File("intent", "clinc150-val.jsonl"))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Select(e => (Text: e.GetProperty("text").GetString()!, Intent: e.GetProperty("intent").GetString()!))
+            .Take(1500)
+            .Select((r, i) => (Conversation: "c" + i % 3, r.Text, (string?)r.Intent))
+            .Concat(Enumerable.Range(0, 400).Select(i => (Conversation: "long", Text: $"benchmark message {i % 37} of {i}", (string?)"balance")))
+            .ToList();
+        var options = new ConversationContextOptions();
+        var tracker = new ConversationContextTracker(options);
+        var topics = new Dictionary<string, List<string>>();
+        var switches = 0;
+        var longest = 0;
+        foreach (var (conversation, text, intent) in rows)
+        {
+            var result = tracker.Observe(conversation, text, intent);
+            if (result.MessagesInTopic == 1) topics[conversation] = [];
+            if (result.TopicSwitch) switches++;
+            var topic = topics[conversation];
+            topic.Add(text);
+            Assert.Equal(topic.Count, result.MessagesInTopic);
+            longest = Math.Max(longest, topic.Count);
+
+            var terms = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var said in topic)
+                foreach (var (term, n) in ConversationContextTracker.BagOf(said)) terms[term] = terms.GetValueOrDefault(term) + n;
+            var expectedTerms = terms.OrderByDescending(t => t.Value).ThenBy(t => t.Key, StringComparer.Ordinal)
+                .Take(options.SummaryTerms).Select(t => t.Key).ToList();
+            Assert.Equal(expectedTerms, result.KeyTerms);
+
+            var typical = topic.TakeLast(4 * options.Window)
+                .OrderByDescending(said => ConversationContextTracker.Cosine(ConversationContextTracker.BagOf(said), terms))
+                .First();
+            Assert.EndsWith($"; e.g. \"{(typical.Length > 200 ? typical[..200] : typical)}\"", result.Summary);
+        }
+        // Not vacuous: topics did switch, and one ran long.
+        Assert.True(switches > 50, $"{switches} switches");
+        Assert.True(longest >= 400, $"longest topic {longest}");
+    }
+
     [Fact]
     public void A_new_intent_with_new_words_switches_topic_and_the_summary_follows()
     {

@@ -175,6 +175,47 @@ public class EntityTests
         Assert.All(found, e => Assert.True(e.End <= EntityExtractor.MaxScannedChars));
     }
 
+    [Fact]
+    public void Money_filter_skips_only_texts_the_patterns_find_nothing_in()
+    {
+        // Every currency name, as written, in upper case, title case, before and after an amount, alone, in a sentence,
+        // with the Kelvin sign for k (which the patterns' case folding takes for k and ordinal case does not), the long s
+        // for s, and a no-break space for a space.
+        static string Title(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..];
+        var texts = new List<string>();
+        foreach (var name in MoneyRecognizer.CurrencyNames)
+            foreach (var written in new[] { name, name.ToUpperInvariant(), Title(name), name.Replace('k', '\u212A'), name.Replace('s', '\u017F'), name.Replace(' ', '\u00A0') })
+                texts.AddRange([$"{written}4.25", $"{written} 200", $"5 {written}", $"450,000 {written} and 50", $"the {written} fell",
+                    $"it cost fifteen {written} and fifty cents", $"{written}"]);
+        var withMoney = 0;
+        foreach (var text in texts)
+        {
+            var expected = MoneyRecognizer.Scan(text).ToList();
+            Assert.Equal(expected, MoneyRecognizer.Recognize(text).ToList());
+            if (expected.Count > 0)
+            {
+                withMoney++;
+                Assert.True(MoneyRecognizer.MayHoldMoney(text), text);
+            }
+        }
+        // The filter is not vacuous: most of these hold money, and ordinary messages are skipped.
+        Assert.True(withMoney > texts.Count / 2, $"{withMoney} of {texts.Count}");
+        foreach (var plain in new[] { "benchmark message 12345", "what is my account balance", "call me at 3pm tomorrow", "" })
+        {
+            Assert.False(MoneyRecognizer.MayHoldMoney(plain), plain);
+            Assert.Empty(MoneyRecognizer.Scan(plain));
+        }
+    }
+
+    [Fact]
+    public void Money_filter_agrees_with_the_patterns_on_the_currency_specs()
+    {
+        var cases = EntityCaseFile.Read(TestData.File("entities", "recognizers-CurrencyModel.json"));
+        Assert.True(cases.Count > 15);
+        foreach (var c in cases)
+            Assert.Equal(MoneyRecognizer.Scan(c.Text).ToList(), MoneyRecognizer.Recognize(c.Text).ToList());
+    }
+
     [Theory]
     [InlineData("recognizers-PhoneNumberModel.json", EntityTypes.Phone)]
     [InlineData("recognizers-EmailModel.json", EntityTypes.Email)]

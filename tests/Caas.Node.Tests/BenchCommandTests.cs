@@ -193,7 +193,25 @@ public sealed partial class BenchCommandTests
         Assert.True(result.ExitCode == 0, result.All);
         Assert.Contains("senders=5 clients=2", result.Stdout);
         Assert.Matches(RssLine(), result.Stdout);
+        // The node is a child process: its own CPU over the phase, apart from the load generator's.
+        Assert.Matches(@"(?m)^cpu: process_s=\d+\.\d .*\n^node_cpu: process_s=\d+\.\d \(\d+% of \d+ cores\) us_per_acked=\d+$", result.Stdout.Replace("\r", ""));
         Assert.Matches(RestLastLine(), result.LastLine);
+    }
+
+    [Fact]
+    public async Task Bench_enrich_warms_every_enricher_up_then_times_each()
+    {
+        var result = await CaasAsync("bench", "--enrich", "--warmup", "1s");
+        Assert.True(result.ExitCode == 0, result.All);
+        var warm = Regex.Match(result.Stdout, @"(?m)^warm-up: (\d+) messages through every enricher in (\d+\.\d) s$");
+        Assert.True(warm.Success, result.Stdout);
+        Assert.True(long.Parse(warm.Groups[1].Value) > 0);
+        Assert.True(double.Parse(warm.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) >= 1.0, warm.Value);
+        // The warm-up comes before the first timed enricher.
+        Assert.True(result.Stdout.IndexOf("warm-up:", StringComparison.Ordinal) < result.Stdout.IndexOf("entities ", StringComparison.Ordinal));
+        foreach (var name in new[] { "entities", "sentiment", "all-text" })
+            Assert.Matches($@"(?m)^{name}\s+throughput=\s*\d+/s p50_ms=[\d.]+ p99_ms=[\d.]+", result.Stdout);
+        Assert.Matches(@"^throughput=[\d.]+ p99_ms=[\d.]+$", result.LastLine);
     }
 
     [Fact]

@@ -44,6 +44,11 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
         public readonly Queue<Dictionary<string, int>> Recent = new();
         public readonly Dictionary<string, int> Terms = new();
         public readonly List<(string Text, Dictionary<string, int> Bag)> Messages = new();
+        // Kept as terms are counted, so that a message costs the same in a topic of ten messages or ten thousand
+        // (sorting every term and summing every square per message made it grow with the topic): the sum of the
+        // squared term counts (Terms' norm, squared; exact in a long) and the SummaryTerms most frequent terms, in order.
+        public long TermsSquares;
+        public readonly List<string> Top = new();
     }
 
     private static readonly HashSet<string> StopWords = new(StringComparer.Ordinal)
@@ -77,7 +82,8 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
                 topic.Intent = informative ? intent : topic.Intent;
             }
             Add(topic, text, bag);
-            result = new ConversationContextResult(switched, Math.Round(similarity, 3), topic.Intent, topic.Count, KeyTerms(topic), Summarise(topic));
+            var keyTerms = topic.Top.ToList();
+            result = new ConversationContextResult(switched, Math.Round(similarity, 3), topic.Intent, topic.Count, keyTerms, Summarise(topic, keyTerms));
         }
         if (_topics.Count > _options.MaxConversations) ForgetOldest();
         return result;
@@ -89,6 +95,8 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
         topic.Recent.Clear();
         topic.Terms.Clear();
         topic.Messages.Clear();
+        topic.TermsSquares = 0;
+        topic.Top.Clear();
     }
 
     private void Add(Topic topic, string text, Dictionary<string, int> bag)
@@ -96,19 +104,63 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
         topic.Count++;
         topic.Recent.Enqueue(bag);
         while (topic.Recent.Count > _options.Window) topic.Recent.Dequeue();
-        foreach (var (term, n) in bag) topic.Terms[term] = topic.Terms.GetValueOrDefault(term) + n;
+        foreach (var (term, n) in bag)
+        {
+            var before = topic.Terms.GetValueOrDefault(term);
+            var after = before + n;
+            topic.Terms[term] = after;
+            topic.TermsSquares += (long)after * after - (long)before * before;
+            Rank(topic, term, after);
+        }
         topic.Messages.Add((text.Length > 200 ? text[..200] : text, bag));
         // Only a bounded sample of the topic's messages is kept for picking its most typical one.
         if (topic.Messages.Count > 4 * _options.Window) topic.Messages.RemoveAt(0);
     }
 
-    private IReadOnlyList<string> KeyTerms(Topic topic) =>
-        topic.Terms.OrderByDescending(t => t.Value).ThenBy(t => t.Key, StringComparer.Ordinal).Take(_options.SummaryTerms).Select(t => t.Key).ToList();
-
-    private string Summarise(Topic topic)
+    /// <summary>
+    /// Keeps <c>Top</c> the first SummaryTerms of all terms by count (more first), then by ordinal order, after
+    /// <paramref name="term"/>'s count rose to <paramref name="count"/>. Counts only rise between resets, so only the
+    /// term that rose can enter the list, and it can only push out the last one.
+    /// </summary>
+    private void Rank(Topic topic, string term, int count)
     {
-        var terms = KeyTerms(topic);
-        var typical = topic.Messages.OrderByDescending(m => Cosine(m.Bag, topic.Terms)).Select(m => m.Text).FirstOrDefault() ?? "";
+        var top = topic.Top;
+        if (_options.SummaryTerms <= 0) return;
+        if (!top.Contains(term))
+        {
+            if (top.Count >= _options.SummaryTerms)
+            {
+                if (!Before(topic, term, count, top[^1])) return;
+                top.RemoveAt(top.Count - 1);
+            }
+            top.Add(term);
+        }
+        // At most SummaryTerms entries: an insertion pass moves the risen term up to its place.
+        for (var i = top.IndexOf(term); i > 0 && Before(topic, top[i], topic.Terms[top[i]], top[i - 1]); i--)
+            (top[i - 1], top[i]) = (top[i], top[i - 1]);
+    }
+
+    private static bool Before(Topic topic, string term, int count, string other)
+    {
+        var otherCount = topic.Terms[other];
+        return count > otherCount || count == otherCount && string.CompareOrdinal(term, other) < 0;
+    }
+
+    private static string Summarise(Topic topic, IReadOnlyList<string> terms)
+    {
+        // The first of the sample's messages most like the whole topic (as a stable sort by similarity would pick).
+        var typical = "";
+        var best = double.NegativeInfinity;
+        var termsNorm = Math.Sqrt(topic.TermsSquares);
+        foreach (var (text, bag) in topic.Messages)
+        {
+            var similarity = Cosine(bag, topic.Terms, termsNorm);
+            if (similarity > best)
+            {
+                best = similarity;
+                typical = text;
+            }
+        }
         var intent = topic.Intent is null ? "general" : topic.Intent.Replace('_', ' ');
         var about = terms.Count > 0 ? $" about {string.Join(", ", terms)}" : "";
         return $"{intent} ({topic.Count} message{(topic.Count == 1 ? "" : "s")}){about}; e.g. \"{typical}\"";
@@ -151,14 +203,17 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
         return sum;
     }
 
-    public static double Cosine(IReadOnlyDictionary<string, int> a, IReadOnlyDictionary<string, int> b)
+    public static double Cosine(IReadOnlyDictionary<string, int> a, IReadOnlyDictionary<string, int> b) =>
+        Cosine(a, b, Math.Sqrt(b.Values.Sum(v => (double)v * v)));
+
+    /// <summary>The cosine with <paramref name="b"/>'s norm already known.</summary>
+    private static double Cosine(IReadOnlyDictionary<string, int> a, IReadOnlyDictionary<string, int> b, double bNorm)
     {
         if (a.Count == 0 || b.Count == 0) return 0;
         double dot = 0;
         foreach (var (term, n) in a)
             if (b.TryGetValue(term, out var m)) dot += n * m;
         var na = Math.Sqrt(a.Values.Sum(v => (double)v * v));
-        var nb = Math.Sqrt(b.Values.Sum(v => (double)v * v));
-        return dot / (na * nb);
+        return dot / (na * bNorm);
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.RegularExpressions;
 
 namespace Caas.Enrichment.Entities;
@@ -96,7 +97,26 @@ public static partial class MoneyRecognizer
         @"(?<![\w$])(?<cur>dollars?|euros?|yen|yuan|rmb|usd|eur|gbp)(?![\w$])",
         RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, EntityPatterns.Timeout);
 
-    public static IEnumerable<Entity> Recognize(string text)
+    // Every entity the three patterns yield names its currency as one of Names' keys, ignoring case ordinally (Lookup
+    // and Alone look the matched text up in Names), so the text holds that key's first word, or "$" for the names with
+    // a dollar sign. A text with none of these, ignoring case, has no money in it, and most messages have none: the
+    // patterns, which try an amount at every position, are not run on it (below 1 µs against 25–30 µs for a short
+    // message). The patterns' own case folding is wider (they take the Kelvin sign for k), but a currency written so is
+    // not found in Names, so it never made an entity.
+    private static readonly SearchValues<string> CurrencyWords = SearchValues.Create(
+        Names.Keys.Select(k => k.Contains('$') ? "$" : k.Split(' ')[0]).Distinct(StringComparer.OrdinalIgnoreCase).ToArray(),
+        StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>False only when <paramref name="text"/> cannot hold money (no currency written in it).</summary>
+    public static bool MayHoldMoney(ReadOnlySpan<char> text) => text.IndexOfAny(CurrencyWords) >= 0;
+
+    public static IEnumerable<Entity> Recognize(string text) => MayHoldMoney(text) ? Scan(text) : [];
+
+    /// <summary>The currency names as written (the tests check the filter above against every one).</summary>
+    internal static IEnumerable<string> CurrencyNames => Names.Keys;
+
+    /// <summary>The three patterns over the whole text, without the filter.</summary>
+    internal static IEnumerable<Entity> Scan(string text)
     {
         var found = new List<Entity>();
         foreach (Match m in Suffixed.Matches(text))

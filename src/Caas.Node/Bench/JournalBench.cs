@@ -50,7 +50,7 @@ public static class JournalBench
         store.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("sqlite" or "postgres")) r.AddError("--store is sqlite or postgres."); });
         command.SetAction(async (parse, ct) =>
         {
-            if (parse.GetValue(enrich)) return Caas.Enrichment.Cli.EnrichmentCommands.Bench(Console.Out);
+            if (parse.GetValue(enrich)) return Caas.Enrichment.Cli.EnrichmentCommands.Bench(Console.Out, parse.GetValue(load.Warmup));
             var kind = parse.GetValue(store)!;
             var pg = parse.GetValue(postgres) ?? (Environment.GetEnvironmentVariable("CAAS_POSTGRES") is { Length: > 0 } e ? e : null);
             if (kind == "postgres" && pg is null)

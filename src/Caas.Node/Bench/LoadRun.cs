@@ -134,7 +134,10 @@ public static class LoadRun
     /// <summary>Sends message number <c>n</c>; answers whether it was acknowledged.</summary>
     public delegate Task<bool> Send(long n, CancellationToken ct);
 
-    public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct)
+    /// <param name="nodeCpu">The node's CPU time so far when the node is another process (<c>caas bench-rest</c>); its use
+    /// over the phase is printed as a <c>node_cpu:</c> line beside this process's <c>cpu:</c>.</param>
+    public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
+        Func<TimeSpan>? nodeCpu = null)
     {
         var next = 0L;
         if (s.Warmup > TimeSpan.Zero)
@@ -145,6 +148,7 @@ public static class LoadRun
         var rss = new RssSampler(rssMb);
         var gc = GcWindow.Start();
         var cpu = Environment.CpuUsage.TotalTime;
+        var nodeCpuAtStart = nodeCpu?.Invoke();
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
@@ -153,10 +157,14 @@ public static class LoadRun
         log.WriteLine(gc.Summary(seconds));
         // This process's CPU over the phase (node and load generator when they share it), and per acknowledged message.
         var used = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
-        log.WriteLine(FormattableString.Invariant(
-            $"cpu: process_s={used:F1} ({(seconds > 0 ? used / seconds / Environment.ProcessorCount * 100 : 0):F0}% of {Environment.ProcessorCount} cores) us_per_acked={(acked > 0 ? used * 1e6 / acked : 0):F0}"));
+        log.WriteLine(CpuLine("cpu", used, seconds, acked));
+        if (nodeCpu is not null && nodeCpuAtStart is { } nodeStart)
+            log.WriteLine(CpuLine("node_cpu", (nodeCpu() - nodeStart).TotalSeconds, seconds, acked));
         return new LoadResult(acked, failed, seconds, histogram, start, middle, end);
     }
+
+    private static string CpuLine(string name, double used, double seconds, long acked) => FormattableString.Invariant(
+        $"{name}: process_s={used:F1} ({(seconds > 0 ? used / seconds / Environment.ProcessorCount * 100 : 0):F0}% of {Environment.ProcessorCount} cores) us_per_acked={(acked > 0 ? used * 1e6 / acked : 0):F0}");
 
     private static async Task<(long Acked, long Failed, double Seconds)> ClosedAsync(LoadSettings s, Send send, Func<long> number,
         LatencyHistogram histogram, CancellationToken ct)

@@ -119,7 +119,11 @@ public static class RestBench
                 if (response.StatusCode == HttpStatusCode.Created) return true;
                 refused.AddOrUpdate(response.StatusCode, 1, (_, c) => c + 1);
                 return false;
-            }, () => BenchEnvironment.RssMb(node.Id), Console.Out, ct);
+            }, () => BenchEnvironment.RssMb(node.Id), Console.Out, ct, nodeCpu: () =>
+            {
+                node.Refresh();
+                return node.TotalProcessorTime;
+            });
             result.Print(Console.Out, "rest");
             if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
             Console.WriteLine(result.Summary());
