@@ -11,7 +11,7 @@ public sealed class CorsNodeFixture : NodeFixture
     public const string AllowedOrigin = "https://app.example";
 
     protected override void Configure(WebApplicationBuilder builder) =>
-        builder.Services.AddSingleton(new EdgeSettings { CorsOrigins = EdgeSettings.ParseOrigins(AllowedOrigin + ", https://other.example:8443") });
+        builder.Services.AddSingleton(TestEdge with { CorsOrigins = EdgeSettings.ParseOrigins(AllowedOrigin + ", https://other.example:8443") });
 }
 
 public sealed class CorsTests(CorsNodeFixture node) : IClassFixture<CorsNodeFixture>

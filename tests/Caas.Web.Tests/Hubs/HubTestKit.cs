@@ -65,7 +65,11 @@ public class HubNode : IAsyncLifetime
         }
         foreach (var (key, value) in hubSettings) settings[key] = value;
         var app = await NodeHost.BuildAsync(options, b =>
-            b.Configuration.AddInMemoryCollection(settings.ToDictionary(kv => "Caas:Hub:" + kv.Key, kv => kv.Value)));
+        {
+            // As NodeFixture's nodes: a loaded machine's slow first entity is not what these tests are about.
+            b.Services.AddSingleton(NodeFixture.TestEdge);
+            b.Configuration.AddInMemoryCollection(settings.ToDictionary(kv => "Caas:Hub:" + kv.Key, kv => kv.Value));
+        });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return app;
     }
