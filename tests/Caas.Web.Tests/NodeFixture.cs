@@ -26,6 +26,9 @@ public class NodeFixture : IAsyncLifetime
     /// </summary>
     public static EdgeSettings TestEdge { get; } = new() { AskTimeout = TimeSpan.FromSeconds(20) };
 
+    /// <summary>The pipeline's own ask of the entity likewise (HOCON; a test's own settings after it still win).</summary>
+    public const string PatientPipeline = "caas.pipeline.ask-timeout = 20s";
+
     public JwtSettings Jwt { get; } = new(Secret, null, null, null);
     public Uri BaseAddress { get; private set; } = null!;
 
@@ -44,8 +47,7 @@ public class NodeFixture : IAsyncLifetime
             RequestLimits = new RequestLimits(PermitsPerSecond: 5_000, Burst: 5_000),
             // Tests that read enrichment results must not depend on the machine's speed; the budget's cut-off has its
             // own tests in Caas.Streams.Tests.
-            // The pipeline's own ask of the entity likewise (see TestEdge).
-            ExtraHocon = "caas.pipeline.enrich-budget = 10s\ncaas.pipeline.ask-timeout = 20s",
+            ExtraHocon = "caas.pipeline.enrich-budget = 10s\n" + PatientPipeline,
         }, builder =>
         {
             builder.Services.AddSingleton(TestEdge);

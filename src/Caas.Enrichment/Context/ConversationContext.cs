@@ -124,8 +124,8 @@ public sealed partial class ConversationContextTracker(ConversationContextOption
     /// </summary>
     private void Rank(Topic topic, string term, int count)
     {
-        var top = topic.Top;
         if (_options.SummaryTerms <= 0) return;
+        var top = topic.Top;
         if (!top.Contains(term))
         {
             if (top.Count >= _options.SummaryTerms)

@@ -64,9 +64,10 @@ public class HubNode : IAsyncLifetime
             settings[$"Limits:{method}:Burst"] = "100000";
         }
         foreach (var (key, value) in hubSettings) settings[key] = value;
+        // As NodeFixture's nodes: a loaded machine's slow first entity is not what these tests are about.
+        options = options with { ExtraHocon = NodeFixture.PatientPipeline + "\n" + options.ExtraHocon };
         var app = await NodeHost.BuildAsync(options, b =>
         {
-            // As NodeFixture's nodes: a loaded machine's slow first entity is not what these tests are about.
             b.Services.AddSingleton(NodeFixture.TestEdge);
             b.Configuration.AddInMemoryCollection(settings.ToDictionary(kv => "Caas:Hub:" + kv.Key, kv => kv.Value));
         });
