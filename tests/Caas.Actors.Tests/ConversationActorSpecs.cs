@@ -131,6 +131,42 @@ public abstract class ConversationActorSpecs(string kind) : JournalSpec(kind)
     }
 
     [Fact]
+    public void Commands_keep_an_entity_from_passivating_until_they_stop()
+    {
+        // Reads every 100 ms against a passivate-after of 3 s: a spurious passivation would need a 3 s gap between two.
+        var settings = Settings(passivateAfter: TimeSpan.FromSeconds(3));
+        var props = ConversationActor.PropsFor(Ids.EntityId(Tenant, "c3b"), settings);
+        var parent = Sys.ActorOf(Props.Create(() => new ParentProbe(props, TestActor)));
+        parent.Tell(new CreateConversation(Tenant, "c3b", "alice", ConversationTypes.Channel, "News", []), TestActor);
+        ExpectMsg<ConversationReply>(Wait);
+        var busyUntil = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (DateTime.UtcNow < busyUntil)
+        {
+            parent.Tell(new GetConversation(Tenant, "c3b", "alice"), TestActor);
+            // Anything but the reply (a Passivate) fails here.
+            ExpectMsg<ConversationView>(Wait);
+            Thread.Sleep(100);
+        }
+        // Quiet now: it goes within about 1.25 times passivate-after.
+        ExpectMsg<Passivate>(Wait);
+    }
+
+    [Theory]
+    [InlineData(120_000, 30_000.0)]
+    [InlineData(500, 125.0)]
+    [InlineData(20, 10.0)]
+    public void Idleness_is_looked_at_four_times_per_passivate_after_and_at_most_every_10_ms(int passivateAfterMs, double everyMs) =>
+        Assert.Equal(everyMs, ConversationActor.IdleCheckEvery(TimeSpan.FromMilliseconds(passivateAfterMs))!.Value.TotalMilliseconds, 3);
+
+    [Fact]
+    public void Passivation_off_needs_no_idle_check()
+    {
+        Assert.Null(ConversationActor.IdleCheckEvery(TimeSpan.Zero));
+        Assert.Null(ConversationActor.IdleCheckEvery(Timeout.InfiniteTimeSpan));
+        Assert.Null(ConversationActor.IdleCheckEvery(TimeSpan.MaxValue));
+    }
+
+    [Fact]
     public async Task Events_are_tagged_by_kind_and_tenant_and_readable_by_tag()
     {
         var actor = Start("c4");

@@ -17,8 +17,8 @@ public sealed partial class BenchCommandTests
 {
     private static readonly string CaasDll = Path.Combine(AppContext.BaseDirectory, "caas.dll");
 
-    /// <summary>A short run: one second of warm-up, two measured, a few hundred messages at most.</summary>
-    private static readonly string[] Tiny = ["--warmup", "1s", "--duration", "2s", "--messages", "300"];
+    /// <summary>A short run: one second of warm-up (no settling of the JIT), two measured, a few hundred messages at most.</summary>
+    private static readonly string[] Tiny = ["--warmup", "1s", "--settle", "0s", "--duration", "2s", "--messages", "300"];
 
     private sealed record Result(int ExitCode, string Stdout, string Stderr)
     {
@@ -119,6 +119,68 @@ public sealed partial class BenchCommandTests
         Assert.Equal(1_800_000, small.MaxMs, 3);
     }
 
+    /// <summary>A JIT that compiles <paramref name="perWindow"/> s in each of the first windows (a second each call after).</summary>
+    private static LoadRun.JitClock Jit(params double[] perWindow)
+    {
+        var calls = 0;
+        var total = 0.0;
+        return _ =>
+        {
+            // The first call is the start; each later one ends a window.
+            if (calls > 0) total += calls - 1 < perWindow.Length ? perWindow[calls - 1] : 1.0;
+            calls++;
+            return Task.FromResult<double?>(total);
+        };
+    }
+
+    [Fact]
+    public async Task Settling_warms_up_window_by_window_until_the_JIT_is_quiet()
+    {
+        var windows = new List<TimeSpan>();
+        var log = new StringWriter();
+        // 200 ms windows: compiling 1 s, 0.5 s, then 0.001 s (0.5% of a core): settled after the third.
+        await LoadRun.SettleAsync(TimeSpan.FromSeconds(30), async w =>
+        {
+            windows.Add(w);
+            await Task.Delay(w);
+            return (10, 1);
+        }, Jit(1.0, 0.5, 0.001), log, CancellationToken.None, TimeSpan.FromMilliseconds(200));
+        Assert.Equal(3, windows.Count);
+        Assert.All(windows, w => Assert.Equal(TimeSpan.FromMilliseconds(200), w));
+        Assert.Matches(@"^jit settle: settled after \d+\.\d s more warm-up \(30 acked, 3 failed\); the JIT compiled 0\.00 s in the last \d\.\d s \(0\.\d% of one core\)\r?\n$", log.ToString());
+    }
+
+    [Fact]
+    public async Task Settling_stops_at_its_limit_when_the_JIT_never_quiets()
+    {
+        var windows = new List<TimeSpan>();
+        var log = new StringWriter();
+        var clock = Stopwatch.StartNew();
+        await LoadRun.SettleAsync(TimeSpan.FromSeconds(1), async w =>
+        {
+            windows.Add(w);
+            await Task.Delay(w);
+            return (1, 0);
+        }, Jit(), log, CancellationToken.None, TimeSpan.FromMilliseconds(300));
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), clock.Elapsed.ToString());
+        // 300 ms windows, the last one cut to what is left of the second.
+        Assert.InRange(windows.Count, 1, 4);
+        Assert.All(windows, w => Assert.True(w <= TimeSpan.FromMilliseconds(300) && w > TimeSpan.Zero, w.ToString()));
+        Assert.Equal(TimeSpan.FromMilliseconds(300), windows[0]);
+        Assert.StartsWith("jit settle: not settled after ", log.ToString());
+    }
+
+    [Fact]
+    public async Task Settling_is_skipped_when_the_JIT_time_is_unknown()
+    {
+        var log = new StringWriter();
+        var warmed = 0;
+        await LoadRun.SettleAsync(TimeSpan.FromSeconds(10), _ => { warmed++; return Task.FromResult((1L, 0L)); },
+            _ => Task.FromResult<double?>(null), log, CancellationToken.None);
+        Assert.Equal(0, warmed);
+        Assert.StartsWith("jit settle: the node's JIT time is not known", log.ToString());
+    }
+
     [Fact]
     public async Task Help_lists_every_bench()
     {
@@ -126,7 +188,7 @@ public sealed partial class BenchCommandTests
         Assert.Equal(0, help.ExitCode);
         foreach (var command in new[] { "bench", "bench-pipeline", "bench-rest", "bench-sockets" }) Assert.Contains($"  {command}", help.Stdout);
         var bench = await CaasAsync("bench", "--help");
-        foreach (var option in new[] { "--warmup", "--duration", "--messages", "--rate", "--parallel", "--baseline-batch", "--recovery-events" })
+        foreach (var option in new[] { "--warmup", "--settle", "--duration", "--messages", "--rate", "--parallel", "--baseline-batch", "--recovery-events" })
             Assert.Contains(option, bench.Stdout);
     }
 
@@ -159,12 +221,28 @@ public sealed partial class BenchCommandTests
     public async Task Bench_on_sqlite_warms_up_measures_and_compares_with_the_bare_baseline(string loop)
     {
         string[] args = ["bench", "--store", "sqlite", "--conversations", "10", "--parallel", "8", "--baseline-batch", "50", .. Tiny];
+        // The closed loop also settles the JIT (at most 6 s more warm-up: a 5 s window, then one of what is left).
+        if (loop == "closed") args = [.. args.Select(a => a == "0s" ? "6s" : a)];
         if (loop == "open") args = [.. args, "--rate", "50"];
         var result = await CaasAsync(args);
         Assert.True(result.ExitCode == 0, result.All);
         Assert.Matches(GcLine(), result.Stdout);
         Assert.Matches(RssLine(), result.Stdout);
         Assert.Contains("warm-up: ", result.Stdout);
+        Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
+        var settle = Regex.Match(result.Stdout,
+            @"(?m)^jit settle: (settled|not settled) after (\d+\.\d) s more warm-up \(\d+ acked, \d+ failed\); the JIT compiled \d+\.\d\d s in the last (\d+\.\d) s \((\d+\.\d)% of one core\)\r?$");
+        if (loop == "open") Assert.False(settle.Success, result.Stdout);
+        else
+        {
+            Assert.True(settle.Success, result.Stdout);
+            // Settled only below 2% of a core; otherwise only once the 6 s were spent.
+            var share = double.Parse(settle.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var after = double.Parse(settle.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (settle.Groups[1].Value == "settled") Assert.True(share < 2.0, settle.Value);
+            else Assert.True(after >= 6.0, settle.Value);
+            Assert.True(result.Stdout.IndexOf("warm-up: ", StringComparison.Ordinal) < settle.Index);
+        }
         Assert.Contains(loop == "open" ? "open loop at 50 msgs/s" : "closed loop, 8 in flight", result.Stdout);
         Assert.Contains("baseline: ", result.Stdout);
         Assert.DoesNotContain("postgres:", result.Stdout);
@@ -195,6 +273,8 @@ public sealed partial class BenchCommandTests
         Assert.Matches(RssLine(), result.Stdout);
         // The node is a child process: its own CPU over the phase, apart from the load generator's.
         Assert.Matches(@"(?m)^cpu: process_s=\d+\.\d .*\n^node_cpu: process_s=\d+\.\d \(\d+% of \d+ cores\) us_per_acked=\d+$", result.Stdout.Replace("\r", ""));
+        // The node's JIT over the phase, read from its /metrics.
+        Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
         Assert.Matches(RestLastLine(), result.LastLine);
     }
 

@@ -18,9 +18,15 @@ namespace Caas.Actors.Conversations;
 /// Commands that arrive while a write is in flight are decided in order once it completes and written together in
 /// one write (one atomic write, one publish), each answered only after that write.
 /// </summary>
-public sealed class ConversationActor : EntityActor
+public sealed class ConversationActor : EntityActor, IWithTimers
 {
     public const string KindTag = "conversation";
+
+    /// <summary>The entity's timers (Akka sets this before the constructor runs).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    // When the entity last got a command; the idle check passivates it once passivate-after has gone by since.
+    private long _lastCommandAt = System.Diagnostics.Stopwatch.GetTimestamp();
 
     private readonly EntitySettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -49,8 +55,12 @@ public sealed class ConversationActor : EntityActor
         {
             if (_replay is not null) _state = _replay.State;
             _replay = null;
-            // Armed only now: while it is armed, every message (each replayed event too) re-schedules it on the timer.
-            Context.SetReceiveTimeout(_settings.PassivateAfter);
+            // Idle is looked at a few times per passivate-after, from recovery on, rather than by a receive timeout:
+            // that one is cancelled and scheduled again for every message the entity gets (each command, its write's
+            // replies, the nudge to write what queued), which on a busy node cost a timer registration, a cancelable and
+            // a token source per message.
+            _lastCommandAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (IdleCheckEvery(_settings.PassivateAfter) is { } every) Timers.StartPeriodicTimer(IdleCheck.Key, IdleCheck.Instance, every);
         });
 
         Command<IConversationCommand>(Handle);
@@ -61,11 +71,28 @@ public sealed class ConversationActor : EntityActor
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "Deleting old snapshots of {0} failed", PersistenceId));
         Command<StopEntity>(_ => OnStop());
-        Command<ReceiveTimeout>(_ =>
+        Command<IdleCheck>(_ =>
         {
             // Idle means nothing in flight either: a slow write must not passivate the entity under its own commands.
-            if (_inFlight is null && _queued.Count == 0) Context.Parent.Tell(new Passivate(StopEntity.Instance));
+            if (_inFlight is not null || _queued.Count > 0
+                || System.Diagnostics.Stopwatch.GetElapsedTime(_lastCommandAt) < _settings.PassivateAfter) return;
+            Timers.Cancel(IdleCheck.Key);
+            Context.Parent.Tell(new Passivate(StopEntity.Instance));
         });
+    }
+
+    /// <summary>How often idleness is looked at: a quarter of <paramref name="passivateAfter"/> (so an idle entity goes
+    /// within 1.25 times it), at least every 10 ms; null when passivation is off (zero or infinite).</summary>
+    internal static TimeSpan? IdleCheckEvery(TimeSpan passivateAfter) =>
+        passivateAfter <= TimeSpan.Zero || passivateAfter == Timeout.InfiniteTimeSpan || passivateAfter >= TimeSpan.FromDays(3650)
+            ? null
+            : TimeSpan.FromTicks(Math.Max(passivateAfter.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks));
+
+    /// <summary>The periodic look at whether the entity is idle.</summary>
+    private sealed class IdleCheck
+    {
+        public const string Key = "idle";
+        public static readonly IdleCheck Instance = new();
     }
 
     public override string PersistenceId { get; }
@@ -98,6 +125,7 @@ public sealed class ConversationActor : EntityActor
 
     private void Handle(IConversationCommand command)
     {
+        _lastCommandAt = System.Diagnostics.Stopwatch.GetTimestamp();
         if (_inFlight is { } flight && command is IAdvisoryRead)
         {
             // Not behind the write in flight nor the commands queued for the next one: answered now from the state the

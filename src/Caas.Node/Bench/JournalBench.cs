@@ -133,7 +133,7 @@ public static class JournalBench
             var region = await app.Services.GetRequiredService<IRequiredActor<ConversationRegion>>().GetAsync(ct);
             var timeout = TimeSpan.FromSeconds(30);
             var ids = Enumerable.Range(0, c).Select(i => $"bench-{i}").ToArray();
-            Console.WriteLine($"caas bench store={kind} conversations={c} {load.Describe()} warmup={load.Warmup.TotalSeconds:0}s " +
+            Console.WriteLine($"caas bench store={kind} conversations={c} {load.Describe()} warmup={load.Warmup.TotalSeconds:0}s settle<={load.Settle.TotalSeconds:0}s " +
                               $"duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} roles={string.Join(',', options.Roles)} (node, load and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, options.Postgres, ct);
             await BenchEnvironment.WaitForStartUpAsync(app.Services, Console.Out, ct);

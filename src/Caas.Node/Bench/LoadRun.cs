@@ -12,8 +12,18 @@ namespace Caas.Node.Bench;
 /// <param name="Duration">The measured phase ends at this time or at <paramref name="Messages"/>, whichever comes first.</param>
 /// <param name="InFlight">Closed loop: requests awaited at once.</param>
 /// <param name="Rate">Open loop: messages offered per second on a fixed schedule (null: closed loop).</param>
-public sealed record LoadSettings(TimeSpan Warmup, TimeSpan Duration, long Messages, int InFlight, double? Rate)
+/// <param name="Settle">After <paramref name="Warmup"/>, the warm-up goes on in windows of <see cref="SettleWindow"/> while the
+/// JIT compiler still spends more than <see cref="SettledShare"/> of a core in them, at most this much longer (zero: no
+/// settling). On two busy cores the tiered JIT recompiles the hot path for tens of seconds after the load starts; a node
+/// that has run for hours has long finished, so the phase measures that node, not a JIT at work.</param>
+public sealed record LoadSettings(TimeSpan Warmup, TimeSpan Duration, long Messages, int InFlight, double? Rate, TimeSpan Settle = default)
 {
+    /// <summary>The window the JIT's work is measured over while settling.</summary>
+    public static readonly TimeSpan SettleWindow = TimeSpan.FromSeconds(5);
+
+    /// <summary>Settled: the JIT compiled for less than this share of one core over the last window.</summary>
+    public const double SettledShare = 0.02;
+
     /// <summary>Open-loop requests outstanding at once before the schedule waits (a bound on memory; waiting still counts as latency).</summary>
     public const int MaxOutstanding = 100_000;
 
@@ -28,6 +38,9 @@ public sealed class LoadOptions
     public Option<TimeSpan> Warmup { get; } = DurationOption("--warmup", "Warm-up before measuring (10s, 500ms, 2m).", TimeSpan.FromSeconds(10));
     public Option<TimeSpan> Duration { get; } = DurationOption("--duration", "Measured phase: at most this long (it also ends at --messages).", TimeSpan.FromSeconds(60));
     public Option<long> Messages { get; } = new("--messages") { Description = "Measured phase: at most this many messages.", DefaultValueFactory = _ => 300_000 };
+    public Option<TimeSpan> Settle { get; } = DurationOption("--settle",
+        "After --warmup, go on warming up in 5 s windows while the JIT compiles for over 2% of a core, at most this much longer (0s: off).",
+        TimeSpan.FromSeconds(60));
     public Option<double?> Rate { get; } = new("--rate") { Description = "Open loop: offer R msgs/s on a fixed schedule and report latency at that rate (default: closed loop)." };
     public Option<int> InFlight { get; }
 
@@ -43,6 +56,7 @@ public sealed class LoadOptions
     public void AddTo(Command command)
     {
         command.Options.Add(Warmup);
+        command.Options.Add(Settle);
         command.Options.Add(Duration);
         command.Options.Add(Messages);
         command.Options.Add(Rate);
@@ -50,7 +64,8 @@ public sealed class LoadOptions
     }
 
     public LoadSettings Read(ParseResult parse) =>
-        new(parse.GetValue(Warmup), parse.GetValue(Duration), parse.GetValue(Messages), parse.GetValue(InFlight), parse.GetValue(Rate));
+        new(parse.GetValue(Warmup), parse.GetValue(Duration), parse.GetValue(Messages), parse.GetValue(InFlight), parse.GetValue(Rate),
+            parse.GetValue(Settle));
 
     private static Option<TimeSpan> DurationOption(string name, string description, TimeSpan fallback) => new(name)
     {
@@ -134,21 +149,37 @@ public static class LoadRun
     /// <summary>Sends message number <c>n</c>; answers whether it was acknowledged.</summary>
     public delegate Task<bool> Send(long n, CancellationToken ct);
 
+    /// <summary>Seconds the node's JIT compiler has spent compiling since it started (null: not known).</summary>
+    public delegate Task<double?> JitClock(CancellationToken ct);
+
+    /// <summary>This process's JIT (the node and the load generator when they share the process).</summary>
+    public static readonly JitClock InProcessJit = _ => Task.FromResult<double?>(System.Runtime.JitInfo.GetCompilationTime().TotalSeconds);
+
     /// <param name="nodeCpu">The node's CPU time so far when the node is another process (<c>caas bench-rest</c>); its use
     /// over the phase is printed as a <c>node_cpu:</c> line beside this process's <c>cpu:</c>.</param>
+    /// <param name="jit">The node's JIT compilation time (default: this process's): the warm-up settles on it and the phase
+    /// prints a <c>jit:</c> line with what it compiled.</param>
     public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
-        Func<TimeSpan>? nodeCpu = null)
+        Func<TimeSpan>? nodeCpu = null, JitClock? jit = null)
     {
+        jit ??= InProcessJit;
         var next = 0L;
         if (s.Warmup > TimeSpan.Zero)
         {
             var warm = await ClosedAsync(s with { Duration = s.Warmup, Messages = long.MaxValue }, send, () => next++, new LatencyHistogram(), ct);
             log.WriteLine($"warm-up: {warm.Acked} acked, {warm.Failed} failed in {warm.Seconds:F1} s");
+            if (s.Settle > TimeSpan.Zero)
+                await SettleAsync(s.Settle, async window =>
+                {
+                    var more = await ClosedAsync(s with { Duration = window, Messages = long.MaxValue }, send, () => next++, new LatencyHistogram(), ct);
+                    return (more.Acked, more.Failed);
+                }, jit, log, ct);
         }
         var rss = new RssSampler(rssMb);
         var gc = GcWindow.Start();
         var cpu = Environment.CpuUsage.TotalTime;
         var nodeCpuAtStart = nodeCpu?.Invoke();
+        var jitAtStart = await jit(ct);
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
@@ -160,7 +191,48 @@ public static class LoadRun
         log.WriteLine(CpuLine("cpu", used, seconds, acked));
         if (nodeCpu is not null && nodeCpuAtStart is { } nodeStart)
             log.WriteLine(CpuLine("node_cpu", (nodeCpu() - nodeStart).TotalSeconds, seconds, acked));
+        if (jitAtStart is { } jitStart && await jit(ct) is { } jitEnd)
+            log.WriteLine(FormattableString.Invariant(
+                $"jit: compile_s={jitEnd - jitStart:F2} ({(seconds > 0 ? (jitEnd - jitStart) / seconds * 100 : 0):F1}% of one core over the phase)"));
         return new LoadResult(acked, failed, seconds, histogram, start, middle, end);
+    }
+
+    /// <summary>
+    /// Goes on warming up (<paramref name="warm"/> runs the load for a window and answers what it acknowledged) in windows
+    /// of <see cref="LoadSettings.SettleWindow"/> until the JIT compiled for less than <see cref="LoadSettings.SettledShare"/>
+    /// of one core over the last one, or <paramref name="limit"/> has passed; prints a <c>jit settle:</c> line either way.
+    /// </summary>
+    public static async Task SettleAsync(TimeSpan limit, Func<TimeSpan, Task<(long Acked, long Failed)>> warm, JitClock jit, TextWriter log,
+        CancellationToken ct, TimeSpan? window = null)
+    {
+        var full = window ?? LoadSettings.SettleWindow;
+        if (await jit(ct) is not { } before)
+        {
+            log.WriteLine("jit settle: the node's JIT time is not known; no settling");
+            return;
+        }
+        var clock = Stopwatch.StartNew();
+        long acked = 0, failed = 0;
+        while (true)
+        {
+            var left = limit - clock.Elapsed;
+            var windowClock = Stopwatch.StartNew();
+            var (a, f) = await warm(full < left ? full : left);
+            acked += a;
+            failed += f;
+            var seconds = windowClock.Elapsed.TotalSeconds;
+            var after = await jit(ct) ?? before;
+            var share = seconds > 0 ? (after - before) / seconds : 0;
+            var settled = share < LoadSettings.SettledShare && seconds >= full.TotalSeconds * 0.9;
+            if (settled || clock.Elapsed >= limit - TimeSpan.FromMilliseconds(1) || ct.IsCancellationRequested)
+            {
+                log.WriteLine(FormattableString.Invariant(
+                    $"jit settle: {(settled ? "settled" : "not settled")} after {clock.Elapsed.TotalSeconds:F1} s more warm-up ({acked} acked, {failed} failed); ") +
+                    FormattableString.Invariant($"the JIT compiled {after - before:F2} s in the last {seconds:F1} s ({share * 100:F1}% of one core)"));
+                return;
+            }
+            before = after;
+        }
     }
 
     private static string CpuLine(string name, double used, double seconds, long acked) => FormattableString.Invariant(

@@ -101,7 +101,7 @@ public static class PipelineBench
             });
             Console.WriteLine($"caas bench-pipeline mode={mode} conversations={conversationCount} store={(postgres is null ? "sqlite" : "postgres")} " +
                               $"{(mode == "bulk" ? load.Describe() : load.Rate is { } r ? $"produced at {r:0}/s" : "produced as a burst")} " +
-                              $"warmup={load.Warmup.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
+                              $"warmup={load.Warmup.TotalSeconds:0}s settle<={load.Settle.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
                               "(producer, node and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
             await BenchEnvironment.WaitForStartUpAsync(app.Services, Console.Out, ct);
@@ -130,7 +130,7 @@ public static class PipelineBench
     private static IngestMessage Message(string[] ids, long n, string run) =>
         new(Tenant, ids[n % ids.Length], "alice", $"{run}-{n}", new MessageContent("text", $"message {n}"), IngestSource.Bulk);
 
-    private static Task<LoadResult> BulkAsync(IMessageIngest ingest, string[] ids, LoadSettings load, CancellationToken ct)
+    private static Task<LoadResult> BulkAsync(IMessageIngest ingest, string[] ids, LoadSettings load, CancellationToken ct, TextWriter? log = null)
     {
         var run = Guid.NewGuid().ToString("N")[..8];
         return LoadRun.RunAsync(load, async (n, token) =>
@@ -146,7 +146,7 @@ public static class PipelineBench
                 }
                 return outcome is Persisted;
             }
-        }, BenchEnvironment.SelfRssMb, Console.Out, ct);
+        }, BenchEnvironment.SelfRssMb, log ?? Console.Out, ct);
     }
 
     /// <summary>
@@ -212,6 +212,13 @@ public static class PipelineBench
             var warm = await BulkAsync(ingest, ids, load with { Duration = load.Warmup, Messages = long.MaxValue, Rate = null, Warmup = TimeSpan.Zero,
                 InFlight = 1_000 }, ct);
             Console.WriteLine($"warm-up: {warm.Acked} acked, {warm.Failed} failed in {warm.Seconds:F1} s (through the ingest)");
+            if (load.Settle > TimeSpan.Zero)
+                await LoadRun.SettleAsync(load.Settle, async window =>
+                {
+                    var more = await BulkAsync(ingest, ids, load with { Duration = window, Messages = long.MaxValue, Rate = null, Warmup = TimeSpan.Zero,
+                        InFlight = 1_000 }, ct, TextWriter.Null);
+                    return (more.Acked, more.Failed);
+                }, LoadRun.InProcessJit, Console.Out, ct);
         }
 
         var scheduled = new ConcurrentDictionary<string, long>();

@@ -57,6 +57,18 @@ public static class RestBench
         return command;
     }
 
+    /// <summary>The node's JIT compilation time so far, from the runtime's meter on its <c>/metrics</c> (null when absent).</summary>
+    internal static async Task<double?> NodeJitSecondsAsync(HttpClient http, CancellationToken ct)
+    {
+        const string name = "system_runtime_dotnet_jit_compilation_time ";
+        var text = await http.GetStringAsync("/metrics", ct);
+        foreach (var line in text.AsSpan().EnumerateLines())
+            if (line.StartsWith(name, StringComparison.Ordinal)
+                && double.TryParse(line[name.Length..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+                return seconds;
+        return null;
+    }
+
     private static async Task<int> RunAsync(string kind, string? postgres, int senderCount, int clientCount, LoadSettings load, CancellationToken ct)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-rest-" + Guid.NewGuid().ToString("N"));
@@ -69,7 +81,7 @@ public static class RestBench
             using var setup = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(60) };
             await SocketBench.WaitUntilLiveAsync(setup, node, ct);
             Console.WriteLine($"caas bench-rest node pid={node.Id} at {baseAddress} store={kind} senders={senderCount} clients={clientCount} {load.Describe()} " +
-                              $"warmup={load.Warmup.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
+                              $"warmup={load.Warmup.TotalSeconds:0}s settle<={load.Settle.TotalSeconds:0}s duration<={load.Duration.TotalSeconds:0}s messages<={load.Messages} " +
                               "(clients, node and database share the cores)");
             await BenchEnvironment.PrintAsync(Console.Out, postgres, ct);
             Console.WriteLine("the node runs `caas run` with the same caas.runtimeconfig.json, so the same GC mode");
@@ -123,7 +135,7 @@ public static class RestBench
             {
                 node.Refresh();
                 return node.TotalProcessorTime;
-            });
+            }, jit: t => NodeJitSecondsAsync(setup, t));
             result.Print(Console.Out, "rest");
             if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
             Console.WriteLine(result.Summary());
