@@ -66,7 +66,7 @@ public sealed partial class BenchCommandTests
     [GeneratedRegex(@"^acked_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+$")]
     private static partial Regex RestLastLine();
 
-    [GeneratedRegex(@"^mode=bulk msgs_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+ enrichment_lag_zero_s=(\d+\.\d enrichment_deferred=\d+ enrichment_caught_up=-?\d+ enrichment_catchup_per_s=-?\d+|none|timeout)$")]
+    [GeneratedRegex(@"^mode=bulk msgs_per_s=\d+ p50_ms=[\d.]+ p99_ms=[\d.]+ max_ms=[\d.]+ rss_mb=\d+ enrichment_lag_zero_s=(\d+\.\d enrichment_deferred=\d+ enrichment_caught_up=-?\d+ enrichment_catchup_per_s=-?\d+|timeout)$")]
     private static partial Regex BulkLastLine();
 
     [GeneratedRegex(@"^replay_events_per_s=\d+ rebuild_events_per_s=\d+ search_reindex_s=\d+(\.\d+)? recovery_ms=\d+ recovery_events_per_s=\d+$")]
