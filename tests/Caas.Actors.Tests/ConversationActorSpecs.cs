@@ -133,13 +133,13 @@ public abstract class ConversationActorSpecs(string kind) : JournalSpec(kind)
     [Fact]
     public void Commands_keep_an_entity_from_passivating_until_they_stop()
     {
-        // Reads every 100 ms against a passivate-after of 3 s: a spurious passivation would need a 3 s gap between two.
-        var settings = Settings(passivateAfter: TimeSpan.FromSeconds(3));
+        // Reads every 100 ms against a passivate-after of 5 s: a spurious passivation would need a 5 s gap between two.
+        var settings = Settings(passivateAfter: TimeSpan.FromSeconds(5));
         var props = ConversationActor.PropsFor(Ids.EntityId(Tenant, "c3b"), settings);
         var parent = Sys.ActorOf(Props.Create(() => new ParentProbe(props, TestActor)));
         parent.Tell(new CreateConversation(Tenant, "c3b", "alice", ConversationTypes.Channel, "News", []), TestActor);
         ExpectMsg<ConversationReply>(Wait);
-        var busyUntil = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        var busyUntil = DateTime.UtcNow + TimeSpan.FromSeconds(6);
         while (DateTime.UtcNow < busyUntil)
         {
             parent.Tell(new GetConversation(Tenant, "c3b", "alice"), TestActor);
