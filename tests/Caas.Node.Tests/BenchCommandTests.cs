@@ -277,6 +277,10 @@ public sealed partial class BenchCommandTests
         Assert.Matches(@"(?m)^cpu: process_s=\d+\.\d .*\n^node_cpu: process_s=\d+\.\d \(\d+% of \d+ cores\) us_per_acked=\d+$", result.Stdout.Replace("\r", ""));
         // The node's JIT over the phase, read from its /metrics.
         Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
+        // What the node's enrichers did over the whole run: the sends counted, skips by enricher and reason, if any.
+        var enrichment = Regex.Match(result.Stdout, @"(?m)^enrichment: sent=(\d+) \(warm-up included\) deferred=\d+ skipped (none|(\S+:\S+=\d+ ?)+)\r?$");
+        Assert.True(enrichment.Success, result.Stdout);
+        Assert.True(long.Parse(enrichment.Groups[1].Value) > 0);
         Assert.Matches(RestLastLine(), result.LastLine);
     }
 

@@ -48,6 +48,62 @@ public sealed class MessageGraphTests
         hanging.Release();
     }
 
+    private static async Task<JsonElement> LatestEnrichmentAsync(HttpClient client, string conversation) =>
+        JsonDocument.Parse(await client.GetStringAsync($"/v1/messages/conversations/{conversation}?limit=1")).RootElement
+            .GetProperty("items")[0].GetProperty("enrichment");
+
+    [Fact]
+    public async Task Messages_cut_at_their_budget_by_a_stall_do_not_switch_the_enricher_off()
+    {
+        // Five messages at once find the enricher stalled; each stops waiting at its budget (the enricher stops too, as
+        // asked). Counted as failures, five in a row would open its breaker (three allowed) for ten minutes. The
+        // breaker's own timeout is far past the budget, so its verdict on a run cut at 1 s cannot race it.
+        var stalling = new StallingEnricher(stalls: 5);
+        await using var node = await PipelineNode.StartAsync(
+            "caas.pipeline.enrich-budget = 1s\ncaas.pipeline.breaker-call-timeout = 30s\ncaas.pipeline.breaker-max-failures = 3\n" +
+            "caas.pipeline.breaker-reset = 10m", stalling);
+        using var alice = node.Client("t-stall", "alice");
+        var id = await CreateGroupAsync(alice);
+
+        var stalled = await Task.WhenAll(Enumerable.Range(0, 5).Select(i =>
+            node.Ingest.SubmitAsync(new IngestMessage("t-stall", id, "alice", $"s{i}", new MessageContent("text", "hello"), IngestSource.Rest))));
+        Assert.All(stalled, o => Assert.IsType<Persisted>(o));
+        Assert.Contains("stalls", (await LatestEnrichmentAsync(alice, id)).GetProperty("degraded").EnumerateArray().Select(e => e.GetString()));
+
+        Assert.IsType<Persisted>(await node.Ingest.SubmitAsync(new IngestMessage("t-stall", id, "alice", "after", new MessageContent("text", "hello"),
+            IngestSource.Rest)));
+        var after = await LatestEnrichmentAsync(alice, id);
+        Assert.Equal(6, stalling.Calls);
+        Assert.DoesNotContain("stalls", after.GetProperty("degraded").EnumerateArray().Select(e => e.GetString()));
+        Assert.True(after.GetProperty("results").EnumerateArray().Single(r => r.GetProperty("name").GetString() == "stalls")
+            .GetProperty("data").GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
+    public async Task An_enricher_that_ignores_its_budget_and_hangs_still_opens_its_breaker()
+    {
+        // Messages stop waiting at 200 ms; the breaker counts a call still running after 1 s as failed.
+        var hanging = new HangingEnricher();
+        await using var node = await PipelineNode.StartAsync(
+            "caas.pipeline.enrich-budget = 200ms\ncaas.pipeline.breaker-call-timeout = 1s\ncaas.pipeline.breaker-max-failures = 3\ncaas.pipeline.breaker-reset = 10m",
+            hanging);
+        using var alice = node.Client("t-hang", "alice");
+        var id = await CreateGroupAsync(alice);
+
+        // Message after message until one is stored without calling it (its breaker open): three hung calls are enough.
+        var skipped = false;
+        for (var i = 0; i < 60 && !skipped; i++)
+        {
+            var before = Volatile.Read(ref hanging.Calls);
+            Assert.IsType<Persisted>(await node.Ingest.SubmitAsync(new IngestMessage("t-hang", id, "alice", $"h{i}", new MessageContent("text", "hello"),
+                IngestSource.Rest)));
+            skipped = Volatile.Read(ref hanging.Calls) == before;
+        }
+        Assert.True(skipped, $"the hanging enricher was still called after {hanging.Calls} calls");
+        Assert.Contains("hangs", (await LatestEnrichmentAsync(alice, id)).GetProperty("degraded").EnumerateArray().Select(e => e.GetString()));
+        hanging.Release();
+    }
+
     [Fact]
     public async Task Each_conversation_is_fifo_and_gap_free_while_many_run_at_once()
     {

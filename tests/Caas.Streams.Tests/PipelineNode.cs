@@ -87,8 +87,12 @@ public sealed class HangingEnricher : IEnricher
     /// <summary>Calls that have returned; none does before <see cref="Release"/>.</summary>
     public int Returned;
 
+    /// <summary>Calls made.</summary>
+    public int Calls;
+
     public async ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
     {
+        Interlocked.Increment(ref Calls);
         // Ignores cancellation on purpose, and never returns while the test looks: the stage must stop waiting on its own.
         await _released.Task;
         Interlocked.Increment(ref Returned);
@@ -108,5 +112,22 @@ public sealed class ThrowingEnricher : IEnricher
     {
         Interlocked.Increment(ref Calls);
         throw new InvalidOperationException("this enricher always fails");
+    }
+}
+
+/// <summary>
+/// Its first <c>stalls</c> calls wait until their token is cancelled (they stop at the budget, as asked: a stall of the
+/// machine, not a broken enricher); later calls answer at once.
+/// </summary>
+public sealed class StallingEnricher(int stalls) : IEnricher
+{
+    public int Calls;
+    public string Name => "stalls";
+    public string Version => "1";
+
+    public async ValueTask<EnrichmentResult> EnrichAsync(EnrichmentInput input, CancellationToken ct)
+    {
+        if (Interlocked.Increment(ref Calls) <= stalls) await Task.Delay(Timeout.Infinite, ct);
+        return EnrichmentResult.From(this, new { ok = true });
     }
 }

@@ -69,6 +69,28 @@ public static class RestBench
         return null;
     }
 
+    /// <summary>
+    /// The node's enrichment outcomes since it started (warm-up included), from its <c>/metrics</c>: messages stored
+    /// deferred, and each enricher's skips by reason. A run whose enrichers were skipped measured less work per
+    /// message, so the line says so.
+    /// </summary>
+    internal static async Task<string> NodeEnrichmentAsync(HttpClient http, long sent, CancellationToken ct)
+    {
+        var text = await http.GetStringAsync("/metrics", ct);
+        double deferred = 0;
+        var skipped = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("caas_enrichment_deferred_total ", StringComparison.Ordinal))
+                deferred = double.Parse(line["caas_enrichment_deferred_total ".Length..], System.Globalization.CultureInfo.InvariantCulture);
+            else if (line.StartsWith("caas_enrichment_degraded_total{", StringComparison.Ordinal)
+                     && System.Text.RegularExpressions.Regex.Match(line, "enricher=\"([^\"]+)\",why=\"([^\"]+)\"} (\\S+)") is { Success: true } m)
+                skipped[$"{m.Groups[1].Value}:{m.Groups[2].Value}"] = double.Parse(m.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var skips = skipped.Count == 0 ? "none" : string.Join(" ", skipped.Select(kv => $"{kv.Key}={kv.Value:0}"));
+        return $"enrichment: sent={sent} (warm-up included) deferred={deferred:0} skipped {skips}";
+    }
+
     private static async Task<int> RunAsync(string kind, string? postgres, int senderCount, int clientCount, LoadSettings load, CancellationToken ct)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "caas-bench-rest-" + Guid.NewGuid().ToString("N"));
@@ -121,8 +143,10 @@ public static class RestBench
             }
             var run = Guid.NewGuid().ToString("N")[..8];
             var refused = new System.Collections.Concurrent.ConcurrentDictionary<HttpStatusCode, long>();
+            long sent = 0;
             var result = await LoadRun.RunAsync(load, async (n, token) =>
             {
+                Interlocked.Increment(ref sent);
                 var sender = (int)(n % senderCount);
                 var body = $"{{\"conversation_id\":\"{conversations[sender]}\",\"message_id\":\"{run}-{n}\",\"content\":{{\"type\":\"text\",\"text\":\"benchmark message {n}\"}}}}";
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
@@ -137,6 +161,7 @@ public static class RestBench
                 return node.TotalProcessorTime;
             }, jit: t => NodeJitSecondsAsync(setup, t));
             result.Print(Console.Out, "rest");
+            Console.WriteLine(await NodeEnrichmentAsync(setup, Interlocked.Read(ref sent), ct));
             if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
             Console.WriteLine(result.Summary());
             return result.Failed == 0 ? 0 : 1;

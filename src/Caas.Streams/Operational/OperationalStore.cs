@@ -24,7 +24,14 @@ public sealed class OperationalStore : IAsyncDisposable
         IsPostgres = storage.IsPostgres;
         _connectionString = storage.OperationalConnectionString;
         _connections = new StoreConnections(_connectionString, IsPostgres, breaker ?? new StoreBreaker());
+        GroupCommit = IsPostgres ? null : new SqliteGroupCommit(OpenAsync, WriteTurnAsync, "operational");
     }
+
+    /// <summary>
+    /// SQLite: the file's group commit, which the message-id claims and records share (one commit for the writes that
+    /// wait together); null on PostgreSQL, whose server commits concurrent transactions together itself.
+    /// </summary>
+    public SqliteGroupCommit? GroupCommit { get; }
 
     private readonly string _connectionString;
 

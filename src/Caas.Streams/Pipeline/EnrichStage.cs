@@ -27,7 +27,9 @@ public sealed class EnrichStage
         _budget = settings.EnrichBudget;
         _enrichers = enrichers.Where(e => !e.NeedsAttachment).Select(e =>
         {
-            var breaker = new CircuitBreaker(scheduler, settings.BreakerMaxFailures, settings.EnrichBudget, settings.BreakerReset);
+            // Well past the budget, so a run that stops at its budget when asked is judged before the breaker's timeout.
+            var callTimeout = settings.BreakerCallTimeout > 2 * settings.EnrichBudget ? settings.BreakerCallTimeout : 2 * settings.EnrichBudget;
+            var breaker = new CircuitBreaker(scheduler, settings.BreakerMaxFailures, callTimeout, settings.BreakerReset);
             var name = e.Name;
             breaker.OnOpen(() => BreakerOpen.WithLabels(name).Set(1));
             breaker.OnClose(() => BreakerOpen.WithLabels(name).Set(0));
@@ -62,36 +64,69 @@ public sealed class EnrichStage
         EnrichmentInput input, CancellationToken budget)
     {
         if (breaker.IsOpen) return (enricher.Name, null, "breaker_open");
+        // The breaker judges the enricher, not this message's wait. The enricher runs with the message's budget as its
+        // token (its work stops there when it honours it); this message stops waiting at the budget either way. The
+        // breaker sees the whole run: a failure is an exception, or a run still going after its call timeout (a hang);
+        // stopping at the budget when asked is not a failure. So a stall of the whole machine (a GC pause, the disk),
+        // which cuts every message in flight at its budget at once, cannot open every breaker and switch enrichment
+        // off for breaker-reset, as it did when each cut-off counted.
+        Task<EnrichmentResult>? run = null;
+        Task<bool> judged;
         try
         {
-            // The enricher may ignore cancellation: WaitAsync stops waiting for it at the budget either way.
-            var result = await breaker.WithCircuitBreaker(ct =>
+            // (The breaker's own token ends at its call timeout, after the budget: the enricher gets the budget.)
+            judged = breaker.WithCircuitBreaker(_ =>
             {
-                var both = CancellationTokenSource.CreateLinkedTokenSource(ct, budget);
-                return enricher.EnrichAsync(input, both.Token).AsTask().WaitAsync(both.Token).ContinueWith(t =>
-                {
-                    both.Dispose();
-                    return t;
-                }, TaskScheduler.Default).Unwrap();
+                run = Start(enricher, input, budget);
+                return Judge(run, budget);
             });
-            var data = JsonSerializer.SerializeToElement(result.Payload, result.Payload.GetType(), EnrichmentJson.Options);
-            return (enricher.Name, new EnricherOutput(result.Enricher, result.Version, data), null);
-        }
-        catch (OperationCanceledException)
-        {
-            return (enricher.Name, null, "over_budget");
-        }
-        catch (TimeoutException)
-        {
-            return (enricher.Name, null, "over_budget");
         }
         catch (OpenCircuitException)
         {
-            return (enricher.Name, null, "breaker_open");
+            return (enricher.Name, null, "breaker_open"); // half-open: another message's call is the one trial
+        }
+        // Observed here: this message may stop waiting before the breaker's verdict.
+        _ = judged.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (run is null) return (enricher.Name, null, "breaker_open"); // opened meanwhile: not called
+        try
+        {
+            var result = await run.WaitAsync(budget);
+            var data = JsonSerializer.SerializeToElement(result.Payload, result.Payload.GetType(), EnrichmentJson.Options);
+            return (enricher.Name, new EnricherOutput(result.Enricher, result.Version, data), null);
+        }
+        catch (OperationCanceledException) when (budget.IsCancellationRequested)
+        {
+            return (enricher.Name, null, "over_budget");
         }
         catch (Exception)
         {
             return (enricher.Name, null, "failed");
         }
+    }
+
+    private static Task<EnrichmentResult> Start(IEnricher enricher, EnrichmentInput input, CancellationToken budget)
+    {
+        try
+        {
+            return enricher.EnrichAsync(input, budget).AsTask();
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<EnrichmentResult>(e);
+        }
+    }
+
+    // What the breaker is told about a run: success when it answered or stopped at the budget it was given.
+    private static async Task<bool> Judge(Task<EnrichmentResult> run, CancellationToken budget)
+    {
+        try
+        {
+            await run;
+        }
+        catch (OperationCanceledException) when (budget.IsCancellationRequested)
+        {
+        }
+        return true;
     }
 }

@@ -62,10 +62,11 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         for (var i = 0; i < requests.Count; i++) first.TryAdd((requests[i].TenantId, requests[i].MessageId), i);
         var claimants = first.OrderBy(f => f.Key.Item1, StringComparer.Ordinal).ThenBy(f => f.Key.Item2, StringComparer.Ordinal)
             .Select(f => f.Value).ToList();
-        await using var c = await store.OpenAsync(ct);
+        // SQLite: no connection of this call's own; its statements go into the file's next group commit.
+        await using var c = store.IsPostgres ? await store.OpenAsync(ct) : null;
         var fresh = store.IsPostgres
-            ? await ClaimOnPostgresAsync(c, requests, claimants, now, ct)
-            : await ClaimOnSqliteAsync(c, requests, claimants, now, ct);
+            ? await ClaimOnPostgresAsync(c!, requests, claimants, now, ct)
+            : await ClaimOnSqliteAsync(requests, claimants, now, ct);
         var taken = new List<int>();
         for (var i = 0; i < requests.Count; i++)
         {
@@ -94,32 +95,33 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         return claimants.Where(i => claimed.Contains((requests[i].TenantId, requests[i].MessageId))).ToHashSet();
     }
 
-    private async Task<HashSet<int>> ClaimOnSqliteAsync(System.Data.Common.DbConnection c, IReadOnlyList<ClaimRequest> requests,
-        List<int> claimants, long now, CancellationToken ct)
+    private async Task<HashSet<int>> ClaimOnSqliteAsync(IReadOnlyList<ClaimRequest> requests, List<int> claimants, long now,
+        CancellationToken ct)
     {
-        var fresh = new HashSet<int>();
-        using var turn = await store.WriteTurnAsync(ct);
-        await using var tx = await c.BeginTransactionAsync(ct);
-        using (var insert = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
-                   "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (?1, ?2, ?3, ?4) " +
-                   "ON CONFLICT (tenant_id, message_id) DO NOTHING"))
+        var fresh = await store.GroupCommit!.RunAsync((connection, _) =>
+        {
+            var taken = new HashSet<int>();
+            using var insert = SqliteStatement.Prepare(connection,
+                "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at) VALUES (?1, ?2, ?3, ?4) " +
+                "ON CONFLICT (tenant_id, message_id) DO NOTHING");
             foreach (var i in claimants)
                 if (insert.Bind(1, requests[i].TenantId).Bind(2, requests[i].MessageId).Bind(3, requests[i].ConversationId).Bind(4, now).Run() == 1)
-                    fresh.Add(i);
-        await tx.CommitAsync(ct);
+                    taken.Add(i);
+            return taken;
+        }, ct);
         Interlocked.Increment(ref _commits);
         return fresh;
     }
 
     /// <summary>The claims on ids already taken, renewing the pending ones of the same conversation.</summary>
-    private async Task<Dictionary<(string, string), MessageIdClaim>> LookUpAndRenewAsync(System.Data.Common.DbConnection c,
+    private async Task<Dictionary<(string, string), MessageIdClaim>> LookUpAndRenewAsync(System.Data.Common.DbConnection? c,
         List<ClaimRequest> taken, long now, CancellationToken ct)
     {
         Interlocked.Increment(ref _lookups);
         var found = new Dictionary<(string, string), MessageIdClaim>();
         if (store.IsPostgres)
         {
-            await using var cmd = ReadModelWriter.Command(c, null,
+            await using var cmd = ReadModelWriter.Command(c!, null,
                 "WITH u AS (SELECT * FROM unnest(@t::text[], @m::text[], @c::text[]) AS u(t, m, c)), " +
                 "renewed AS (UPDATE message_id_claims SET claimed_at = @now FROM u WHERE message_id_claims.tenant_id = u.t " +
                 "AND message_id_claims.message_id = u.m AND message_id_claims.conversation_id = u.c AND message_id_claims.seq IS NULL) " +
@@ -130,26 +132,27 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
             await ReadAllAsync(cmd, found, ct);
             return found;
         }
-        using var turn = await store.WriteTurnAsync(ct);
-        await using var tx = await c.BeginTransactionAsync(ct);
-        await using var renew = ReadModelWriter.Command(c, tx,
-            "UPDATE message_id_claims SET claimed_at = @now WHERE tenant_id = @t AND message_id = @m AND conversation_id = @c AND seq IS NULL",
-            ("t", ""), ("m", ""), ("c", ""), ("now", now));
-        await using var select = ReadModelWriter.Command(c, tx,
-            "SELECT tenant_id, message_id, conversation_id, seq, sender_id, created_at FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
-            ("t", ""), ("m", ""));
-        foreach (var r in taken)
+        return await store.GroupCommit!.RunAsync((connection, tx) =>
         {
-            renew.Parameters["t"].Value = r.TenantId;
-            renew.Parameters["m"].Value = r.MessageId;
-            renew.Parameters["c"].Value = r.ConversationId;
-            await renew.ExecuteNonQueryAsync(ct);
-            select.Parameters["t"].Value = r.TenantId;
-            select.Parameters["m"].Value = r.MessageId;
-            await ReadAllAsync(select, found, ct);
-        }
-        await tx.CommitAsync(ct);
-        return found;
+            using var renew = ReadModelWriter.Command(connection, tx,
+                "UPDATE message_id_claims SET claimed_at = @now WHERE tenant_id = @t AND message_id = @m AND conversation_id = @c AND seq IS NULL",
+                ("t", ""), ("m", ""), ("c", ""), ("now", now));
+            using var select = ReadModelWriter.Command(connection, tx,
+                "SELECT tenant_id, message_id, conversation_id, seq, sender_id, created_at FROM message_id_claims WHERE tenant_id = @t AND message_id = @m",
+                ("t", ""), ("m", ""));
+            foreach (var r in taken)
+            {
+                renew.Parameters["t"].Value = r.TenantId;
+                renew.Parameters["m"].Value = r.MessageId;
+                renew.Parameters["c"].Value = r.ConversationId;
+                renew.ExecuteNonQuery();
+                select.Parameters["t"].Value = r.TenantId;
+                select.Parameters["m"].Value = r.MessageId;
+                using var reader = select.ExecuteReader();
+                while (reader.Read()) Add(reader, found);
+            }
+            return found;
+        }, ct);
     }
 
     /// <summary>The claim on an id, if any (a read: it claims nothing).</summary>
@@ -189,9 +192,9 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         const string Upsert = "ON CONFLICT (tenant_id, message_id) DO UPDATE SET seq = excluded.seq, sender_id = excluded.sender_id, " +
                               "created_at = excluded.created_at WHERE message_id_claims.conversation_id = excluded.conversation_id";
         var recorded = new HashSet<(string, string)>();
-        await using var c = await store.OpenAsync(ct);
         if (store.IsPostgres)
         {
+            await using var c = await store.OpenAsync(ct);
             await using var cmd = ReadModelWriter.Command(c, null,
                 "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
                 "SELECT u.t, u.m, u.c, @now, u.s, u.u, u.a " +
@@ -206,16 +209,19 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         }
         else
         {
-            using var turn = await store.WriteTurnAsync(ct);
-            await using var tx = await c.BeginTransactionAsync(ct);
-            using (var upsert = SqliteStatement.Prepare((Microsoft.Data.Sqlite.SqliteConnection)c,
-                       "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
-                       $"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {Upsert}"))
+            // In the file's next group commit, with whatever claims and records wait beside it.
+            recorded = await store.GroupCommit!.RunAsync((connection, _) =>
+            {
+                var done = new HashSet<(string, string)>();
+                using var upsert = SqliteStatement.Prepare(connection,
+                    "INSERT INTO message_id_claims (tenant_id, message_id, conversation_id, claimed_at, seq, sender_id, created_at) " +
+                    $"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) {Upsert}");
                 foreach (var r in rows)
                     if (upsert.Bind(1, r.TenantId).Bind(2, r.MessageId).Bind(3, r.ConversationId).Bind(4, now).Bind(5, r.Seq).Bind(6, r.SenderId)
                             .Bind(7, r.CreatedAt.ToUnixTimeMilliseconds()).Run() > 0)
-                        recorded.Add((r.TenantId, r.MessageId));
-            await tx.CommitAsync(ct);
+                        done.Add((r.TenantId, r.MessageId));
+                return done;
+            }, ct);
         }
         Interlocked.Increment(ref _commits);
         for (var i = 0; i < records.Count; i++) results[i] = recorded.Contains((records[i].TenantId, records[i].MessageId));
@@ -260,12 +266,14 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
         CancellationToken ct)
     {
         await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            into[(reader.GetString(0), reader.GetString(1))] = new MessageIdClaim(reader.GetString(2),
-                reader.IsDBNull(3) ? null : reader.GetInt64(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4),
-                reader.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)));
+        while (await reader.ReadAsync(ct)) Add(reader, into);
     }
+
+    private static void Add(System.Data.Common.DbDataReader reader, Dictionary<(string, string), MessageIdClaim> into) =>
+        into[(reader.GetString(0), reader.GetString(1))] = new MessageIdClaim(reader.GetString(2),
+            reader.IsDBNull(3) ? null : reader.GetInt64(3),
+            reader.IsDBNull(4) ? null : reader.GetString(4),
+            reader.IsDBNull(5) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)));
 }
 
 /// <summary>One message's claim on its id, for <see cref="MessageIdClaims.ClaimManyAsync"/>.</summary>

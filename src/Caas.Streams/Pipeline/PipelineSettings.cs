@@ -49,6 +49,13 @@ public sealed record PipelineSettings(
     /// <summary>Below this many messages inside the graph no interactive message is refused for the expected wait.</summary>
     public int InteractiveShedMinInGraph { get; init; } = 256;
 
+    /// <summary>
+    /// How long an enricher's circuit breaker lets one call run before counting it as a failure (at least twice
+    /// <see cref="EnrichBudget"/>). A message stops waiting at its budget; the breaker judges the enricher by whether it
+    /// throws or hangs past this, not by one message's wait (README: "Enrichers' breakers judge the enricher").
+    /// </summary>
+    public TimeSpan BreakerCallTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
     public static PipelineSettings Default { get; } = new(10_000, 64, 512, 32, 2_048, 512, 4, TimeSpan.FromSeconds(5),
         TimeSpan.FromMilliseconds(50), 5, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 200_000, 64L * 1024 * 1024,
         TimeSpan.FromMinutes(10));
@@ -72,6 +79,7 @@ public sealed record PipelineSettings(
             SealParallelism = Math.Max(1, c.GetInt("seal-parallelism", d.SealParallelism)),
             InteractiveWaitBudget = c.GetTimeSpan("interactive-wait-budget", d.InteractiveWaitBudget),
             InteractiveShedMinInGraph = c.GetInt("interactive-shed-min-in-graph", d.InteractiveShedMinInGraph),
+            BreakerCallTimeout = c.GetTimeSpan("breaker-call-timeout", d.BreakerCallTimeout),
         };
     }
 }
