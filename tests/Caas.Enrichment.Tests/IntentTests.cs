@@ -111,4 +111,33 @@ public class IntentTests(SmallIntentModel small) : IClassFixture<SmallIntentMode
         Assert.Equal(new LabelledText("Where is my card, again?", "card_arrival"), LabelledTextFile.Read(Path.Combine(dir, "b.csv"))[0]);
         Assert.Equal(["positive", "negative", "neutral"], LabelledTextFile.Read(Path.Combine(dir, "c.tsv")).Select(e => e.Label));
     }
+
+    [Fact]
+    public void The_ranked_alternatives_are_what_a_stable_descending_sort_gives_ties_and_nan_included()
+    {
+        var model = small.Model;
+        var intents = model.Intents.Count;
+        var random = new Random(7);
+        for (var round = 0; round < 500; round++)
+        {
+            // Few distinct values, so ties are common; some NaN.
+            var scores = Enumerable.Range(0, intents).Select(_ => random.Next(10) switch
+            {
+                0 => float.NaN,
+                var v => v / 10f,
+            }).ToArray();
+            foreach (var count in new[] { 0, 1, 3, 5, intents, intents + 4 })
+            {
+                var expected = scores.Select((s, i) => new IntentScore(model.Intents[i], s)).OrderByDescending(s => s.Confidence).Take(count).ToList();
+                Assert.Equal(expected, model.Ranked(scores, count));
+            }
+        }
+        // And the model's own answers, as Predict returns them.
+        foreach (var text in small.Validation.Take(50).Select(e => e.Text))
+        {
+            var scores = model.Scores(text);
+            var expected = scores.Select((s, i) => new IntentScore(model.Intents[i], s)).OrderByDescending(s => s.Confidence).Take(3).ToList();
+            Assert.Equal(expected, model.Predict(new string(text.AsSpan())).Alternatives);
+        }
+    }
 }

@@ -305,6 +305,8 @@ public sealed partial class BenchCommandTests
     {
         var result = await CaasAsync(["bench-pipeline", "--mode", "bulk", "--conversations", "5", "--in-flight", "16", .. Tiny]);
         Assert.True(result.ExitCode == 0, result.All);
+        // Enricher runs skipped over the run (inline and deferred), by enricher and reason, if any.
+        Assert.Matches(@"(?m)^enrichment: skipped (none|(\S+:\S+=\d+ ?)+)\r?$", result.Stdout);
         Assert.Matches(BulkLastLine(), result.LastLine);
     }
 

@@ -244,12 +244,34 @@ public sealed class IntentModel
         var top = _labels.Length == 0 ? OutOfScope : _labels[best];
         var confidence = scores.Length == 0 ? 0f : scores[best];
         var intent = confidence < Info.Options.OutOfScopeThreshold ? OutOfScope : top;
-        var ranked = scores
-            .Select((s, i) => new IntentScore(_labels[i], s))
-            .OrderByDescending(s => s.Confidence)
-            .Take(alternatives)
-            .ToList();
-        return new IntentPrediction(intent, confidence, top, ranked);
+        return new IntentPrediction(intent, confidence, top, Ranked(scores, alternatives));
+    }
+
+    /// <summary>
+    /// The <paramref name="count"/> highest scores, highest first, ties in intent order: what a stable sort of every
+    /// score, descending, then taking the first <paramref name="count"/>, gives (NaN last), without sorting 151 scores and
+    /// allocating a record for each per message (about 10 µs of the intent enricher's 50 µs on CLINC150 texts).
+    /// </summary>
+    internal List<IntentScore> Ranked(float[] scores, int count)
+    {
+        var ranked = new List<IntentScore>(Math.Max(0, Math.Min(count, scores.Length)));
+        if (count <= 0) return ranked;
+        Span<int> best = stackalloc int[Math.Min(count, scores.Length)];
+        var kept = 0;
+        var order = Comparer<float>.Default;
+        for (var i = 0; i < scores.Length; i++)
+        {
+            // The first place whose score this one beats (strictly: an equal score stays behind, as in a stable sort).
+            var at = kept;
+            while (at > 0 && order.Compare(scores[i], scores[best[at - 1]]) > 0) at--;
+            if (at >= best.Length) continue;
+            var last = Math.Min(kept, best.Length - 1);
+            for (var j = last; j > at; j--) best[j] = best[j - 1];
+            best[at] = i;
+            if (kept < best.Length) kept++;
+        }
+        for (var j = 0; j < kept; j++) ranked.Add(new IntentScore(_labels[best[j]], scores[best[j]]));
+        return ranked;
     }
 
     /// <summary>Scores many texts in one pass (evaluation); much faster than one prediction engine call each.</summary>

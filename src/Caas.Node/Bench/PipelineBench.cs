@@ -111,6 +111,11 @@ public static class PipelineBench
                 var result = await BulkAsync(ingest, ids, load, ct);
                 result.Print(Console.Out, "bulk");
                 var lagZero = await EnrichmentLagZeroAsync(TimeSpan.FromMinutes(10), ct);
+                // Enricher runs skipped in the whole run (inline and deferred; warm-up included): a catch-up that skipped
+                // enrichers did less work per message.
+                var skips = EnrichStage.Skips().OrderBy(s => s.Enricher, StringComparer.Ordinal).ThenBy(s => s.Why, StringComparer.Ordinal)
+                    .Select(s => FormattableString.Invariant($"{s.Enricher}:{s.Why}={s.Count:0}")).ToList();
+                Console.WriteLine("enrichment: skipped " + (skips.Count == 0 ? "none" : string.Join(" ", skips)));
                 last = $"mode=bulk {result.Summary("msgs_per_s")} enrichment_lag_zero_s={lagZero}";
                 return result.Failed == 0 ? 0 : 1;
             }

@@ -39,6 +39,10 @@ public sealed class EnrichStage
 
     public IReadOnlyList<string> Names => _enrichers.Select(e => e.Enricher.Name).ToList();
 
+    /// <summary>This process's skipped enricher runs so far, by enricher and reason (<c>caas_enrichment_degraded_total</c>).</summary>
+    public static IEnumerable<(string Enricher, string Why, double Count)> Skips() =>
+        Degraded.GetAllLabelValues().Select(labels => (labels[0], labels[1], Degraded.WithLabels(labels).Value));
+
     public async Task<MessageEnrichment?> EnrichAsync(IngestMessage m, string timeZone, string phoneRegion, DateTimeOffset? at = null)
     {
         if (_enrichers.Length == 0 || m.Content.Text is null) return null;
