@@ -27,7 +27,10 @@ public sealed class MessageIdClaims(OperationalStore store, TimeProvider? clock 
     private long _commits;
     private long _lookups;
 
-    /// <summary>Commits of new claims and of records: one per batch, however many ids it carries (lookups apart).</summary>
+    /// <summary>
+    /// Batches of new claims and of records written, one statement each however many ids it carries (lookups apart); on
+    /// SQLite batches that wait together share one commit (<see cref="OperationalStore.GroupCommit"/>).
+    /// </summary>
     public long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>Lookups of ids that were already claimed (a batch of fresh ids needs none).</summary>
