@@ -755,9 +755,12 @@ main() {
 
   # The test run gets its own process group (set -m), so a signal to this script reaches all of it through
   # on_signal, even when it is not sent to the terminal's whole group. tee -i leaves the pipe open until the end.
+  # The test hosts' temporary files (SQLite directories, trained models, media) go under this run's folder, which
+  # goes when the run ends, not into /tmp for good (the build itself keeps the usual TMPDIR).
+  mkdir -p "$RUN_TMP/tmp"
   set -m
   {
-    dotnet test Caas.sln -c Release \
+    dotnet test Caas.sln -c Release -e TMPDIR="$RUN_TMP/tmp" \
       --logger "console;verbosity=minimal" \
       --blame-hang-timeout "${CAAS_TEST_HANG_TIMEOUT:-10m}" --blame-hang-dump-type none \
       --results-directory "$results" \

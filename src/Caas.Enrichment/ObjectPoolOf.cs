@@ -10,4 +10,7 @@ internal sealed class ObjectPoolOf<T>(Func<T> create) where T : class
     public T Rent() => _items.TryTake(out var item) ? item : create();
 
     public void Return(T item) => _items.Add(item);
+
+    /// <summary>Items waiting in the pool (not rented now).</summary>
+    public int Count => _items.Count;
 }

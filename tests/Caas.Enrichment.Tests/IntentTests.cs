@@ -57,6 +57,31 @@ public class IntentTests(SmallIntentModel small) : IClassFixture<SmallIntentMode
     }
 
     [Fact]
+    public void A_loaded_model_is_warmed_up_with_an_engine_per_concurrent_caller_that_predictions_then_reuse()
+    {
+        var dir = TestData.NewTempDirectory();
+        small.Model.Save(dir);
+        var loaded = IntentModel.Load(dir);
+        Assert.Equal(0, loaded.PooledEngines);
+        loaded.WarmUp(3);
+        Assert.Equal(3, loaded.PooledEngines);
+        foreach (var example in small.Validation.Take(10))
+            Assert.Equal(small.Model.Predict(example.Text).Intent, loaded.Predict(example.Text).Intent);
+        Assert.Equal(3, loaded.PooledEngines); // one caller at a time took a warm engine and gave it back
+    }
+
+    [Fact]
+    public async Task The_shipped_model_is_ready_only_once_it_is_warm()
+    {
+        var models = TestData.NewTempDirectory();
+        small.Model.Save(Path.Combine(models, "intent"));
+        var shipped = ShippedIntentModel.Start(new EnrichmentOptions { ModelDirectory = models }, (_, _) => { });
+        for (var i = 0; i < 1200 && shipped.State != ShippedIntentModel.Ready; i++) await Task.Delay(100);
+        Assert.Equal(ShippedIntentModel.Ready, shipped.State);
+        Assert.Equal(Environment.ProcessorCount, shipped.Model!.PooledEngines);
+    }
+
+    [Fact]
     public void The_linear_head_scores_what_ml_nets_own_scorer_scores_before_and_after_save_and_load()
     {
         var dir = TestData.NewTempDirectory();

@@ -116,4 +116,127 @@ public sealed class SqliteGroupCommitTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => dropped);
         Assert.Equal(["kept"], await KeysAsync(store));
     }
+
+    /// <summary>
+    /// A write that holds the group's drain inside its transaction until released: writes handed in meanwhile all wait
+    /// for the next transaction, so the test knows which writes share one.
+    /// </summary>
+    private static (Task<int> Held, Action Release) Hold(SqliteGroupCommit group)
+    {
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new ManualResetEventSlim();
+        var held = group.RunAsync((_, _) =>
+        {
+            running.TrySetResult();
+            release.Wait(TimeSpan.FromMinutes(2));
+            return 0;
+        });
+        running.Task.Wait(TimeSpan.FromMinutes(2));
+        return (held, release.Set);
+    }
+
+    [Fact]
+    public async Task A_transaction_that_cannot_commit_fails_every_write_it_carried_and_stores_none()
+    {
+        // A real commit failure: a deferred foreign key is checked by SQLite at COMMIT, after every write's savepoint
+        // was released, so the whole transaction is refused.
+        var file = Path.Combine(Path.GetTempPath(), $"caas-group-commit-{Guid.NewGuid():N}.db");
+        var cs = new SqliteConnectionStringBuilder { DataSource = file, ForeignKeys = true, Pooling = false }.ToString();
+        try
+        {
+            await using (var setup = new SqliteConnection(cs))
+            {
+                await setup.OpenAsync();
+                await using var create = setup.CreateCommand();
+                create.CommandText = """
+                    CREATE TABLE parent (k TEXT PRIMARY KEY);
+                    CREATE TABLE group_commit_test (k TEXT PRIMARY KEY,
+                        parent TEXT REFERENCES parent (k) DEFERRABLE INITIALLY DEFERRED);
+                    INSERT INTO parent (k) VALUES ('p');
+                    """;
+                await create.ExecuteNonQueryAsync();
+            }
+            var group = new SqliteGroupCommit(async ct =>
+            {
+                var c = new SqliteConnection(cs);
+                await c.OpenAsync(ct);
+                return c;
+            }, _ => ValueTask.FromResult<IDisposable>(new Nothing()), "group-commit-test");
+
+            Func<SqliteConnection, SqliteTransaction, int> Child(string key, string parent) => (connection, tx) =>
+            {
+                using var cmd = connection.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = "INSERT INTO group_commit_test (k, parent) VALUES (@k, @p)";
+                cmd.Parameters.AddWithValue("@k", key);
+                cmd.Parameters.AddWithValue("@p", parent);
+                return cmd.ExecuteNonQuery();
+            };
+
+            // Three writes wait together behind a held one, so they share the next transaction; the second names a
+            // parent that does not exist.
+            var (held, release) = Hold(group);
+            var first = group.RunAsync(Child("a", "p"));
+            var orphan = group.RunAsync(Child("b", "missing"));
+            var third = group.RunAsync(Child("c", "p"));
+            release();
+            Assert.Equal(0, await held);
+            var (commits, writes) = (group.CommitCount, group.WriteCount);
+
+            foreach (var write in new[] { first, orphan, third })
+                Assert.Contains("FOREIGN KEY", (await Assert.ThrowsAsync<SqliteException>(() => write)).Message);
+            Assert.Equal((commits, writes), (group.CommitCount, group.WriteCount));
+
+            // The file is usable afterwards: the next write commits.
+            Assert.Equal(1, await group.RunAsync(Child("d", "p")));
+            Assert.Equal(commits + 1, group.CommitCount);
+            await using var read = new SqliteConnection(cs);
+            await read.OpenAsync();
+            await using var cmd = read.CreateCommand();
+            cmd.CommandText = "SELECT group_concat(k) FROM group_commit_test";
+            Assert.Equal("d", await cmd.ExecuteScalarAsync());
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+            foreach (var f in new[] { file, file + "-wal", file + "-shm", file + "-journal" }) File.Delete(f);
+        }
+    }
+
+    [Fact]
+    public async Task A_transaction_that_cannot_begin_fails_every_write_it_carried_and_the_next_one_goes_on()
+    {
+        await using var store = await StoreAsync();
+        var broken = false;
+        // While "broken", a transaction's connection cannot be opened (a file in a folder that does not exist).
+        var group = new SqliteGroupCommit(async ct =>
+        {
+            if (!Volatile.Read(ref broken)) return await store.OpenAsync(ct);
+            var nowhere = new SqliteConnection($"Data Source={Path.Combine(Path.GetTempPath(), $"caas-missing-{Guid.NewGuid():N}", "x.db")};Mode=ReadWrite");
+            await nowhere.OpenAsync(ct);
+            return nowhere;
+        }, ct => store.WriteTurnAsync(ct), "group-commit-test");
+
+        var (held, release) = Hold(group);
+        var a = group.RunAsync(Insert("a"));
+        var b = group.RunAsync(Insert("b"));
+        Volatile.Write(ref broken, true);
+        release();
+        Assert.Equal(0, await held);
+        var commits = group.CommitCount;
+        await Assert.ThrowsAsync<SqliteException>(() => a);
+        await Assert.ThrowsAsync<SqliteException>(() => b);
+        Assert.Equal(commits, group.CommitCount);
+
+        Volatile.Write(ref broken, false);
+        Assert.Equal(1, await group.RunAsync(Insert("c")));
+        Assert.Equal(["c"], await KeysAsync(store));
+    }
+
+    private sealed class Nothing : IDisposable
+    {
+        public void Dispose()
+        {
+        }
+    }
 }

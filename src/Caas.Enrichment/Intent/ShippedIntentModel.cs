@@ -61,7 +61,9 @@ public sealed class ShippedIntentModel
         {
             try
             {
-                Volatile.Write(ref _model, work());
+                var model = work();
+                model.WarmUp(Environment.ProcessorCount);
+                Volatile.Write(ref _model, model);
                 _state = Ready;
                 log(done, null);
             }

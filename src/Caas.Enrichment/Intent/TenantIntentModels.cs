@@ -68,7 +68,9 @@ public sealed class TenantIntentModels
         Announce(tenant, live);
         var stored = await _store.LoadAsync(tenant, live.Version, ct).ConfigureAwait(false)
             ?? throw new InvalidDataException($"version {live.Version} of tenant {tenant} is not ready");
-        Publish(tenant, live, IntentModel.FromBytes(stored.Model, stored.InfoJson));
+        var model = IntentModel.FromBytes(stored.Model, stored.InfoJson);
+        model.WarmUp(Environment.ProcessorCount);
+        Publish(tenant, live, model);
     }
 
     /// <summary>Checks the database now and waits for it (tests, and the first message after start-up if wanted).</summary>
@@ -116,6 +118,7 @@ public sealed class TenantIntentModels
                 var stored = await _store.LoadAsync(tenant, live.Version).ConfigureAwait(false);
                 if (stored is not { } s) throw new InvalidDataException($"version {live.Version} of tenant {tenant} is not ready");
                 var model = IntentModel.FromBytes(s.Model, s.InfoJson);
+                model.WarmUp(Environment.ProcessorCount);
                 Publish(tenant, live, model);
                 _loadFailedAt.TryRemove(tenant, out _);
             }

@@ -84,11 +84,19 @@ public static class RestBench
             if (line.StartsWith("caas_enrichment_deferred_total ", StringComparison.Ordinal))
                 deferred = double.Parse(line["caas_enrichment_deferred_total ".Length..], System.Globalization.CultureInfo.InvariantCulture);
             else if (line.StartsWith("caas_enrichment_degraded_total{", StringComparison.Ordinal)
-                     && System.Text.RegularExpressions.Regex.Match(line, "enricher=\"([^\"]+)\",why=\"([^\"]+)\"} (\\S+)") is { Success: true } m)
-                skipped[$"{m.Groups[1].Value}:{m.Groups[2].Value}"] = double.Parse(m.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture);
+                     && Label(line, "enricher") is { } enricher && Label(line, "why") is { } why
+                     && line.LastIndexOf("} ", StringComparison.Ordinal) is > 0 and var end)
+                skipped[$"{enricher}:{why}"] = double.Parse(line[(end + 2)..], System.Globalization.CultureInfo.InvariantCulture);
         }
         var skips = skipped.Count == 0 ? "none" : string.Join(" ", skipped.Select(kv => $"{kv.Key}={kv.Value:0}"));
         return $"enrichment: sent={sent} (warm-up included) deferred={deferred:0} skipped {skips}";
+    }
+
+    // A label's value in one exposition line, wherever the exporter puts it among the labels.
+    private static string? Label(string line, string name)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(line, $"[{{,]{name}=\"([^\"]*)\"");
+        return m.Success ? m.Groups[1].Value : null;
     }
 
     private static async Task<int> RunAsync(string kind, string? postgres, int senderCount, int clientCount, LoadSettings load, CancellationToken ct)

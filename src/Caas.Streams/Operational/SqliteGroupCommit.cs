@@ -111,7 +111,8 @@ public sealed class SqliteGroupCommit(Func<CancellationToken, Task<System.Data.C
                     }
                 }
             }
-            if (ran.Count > 0) await tx.CommitAsync();
+            if (ran.Count == 0) return; // every write failed alone: nothing to commit (the transaction rolls back)
+            await tx.CommitAsync();
         }
         catch (Exception e)
         {
