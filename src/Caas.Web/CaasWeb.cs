@@ -27,6 +27,7 @@ public static class CaasWeb
 {
     public static IServiceCollection AddCaasWeb(this IServiceCollection services, JwtSettings jwt, EdgeSettings edge, RequestLimits limits)
     {
+        MeterFilter.Apply(); // before the first scrape starts the meter adapter
         if (edge.CorsOrigins.Length == 0) edge = edge with { CorsOrigins = EdgeSettings.ParseOrigins(Environment.GetEnvironmentVariable("CAAS_CORS_ORIGINS")) };
         services.AddSingleton(edge);
         // Read from the registered settings when the policy is first needed, so a host may replace them.

@@ -98,6 +98,22 @@ public sealed class AuthTests(NodeFixture node) : IClassFixture<NodeFixture>
         Assert.True(doc.GetProperty("paths").TryGetProperty("/v1/messages", out _));
         var metrics = await anonymous.GetStringAsync("/metrics");
         Assert.Contains("http_requests_received_total", metrics);
+        // .NET's per-request instruments are not republished (MeterFilter); the runtime's observable ones are.
+        Assert.Contains("system_runtime_dotnet_gc_collections", metrics);
+        Assert.DoesNotContain("microsoft_aspnetcore_routing_", metrics);
+        Assert.DoesNotContain("microsoft_aspnetcore_hosting_", metrics);
+    }
+
+    [Fact]
+    public void Only_instruments_that_cost_nothing_per_request_are_republished()
+    {
+        using var routing = new System.Diagnostics.Metrics.Meter("Microsoft.AspNetCore.Routing");
+        using var kestrel = new System.Diagnostics.Metrics.Meter("Microsoft.AspNetCore.Server.Kestrel");
+        using var hosting = new System.Diagnostics.Metrics.Meter("Microsoft.AspNetCore.Hosting");
+        Assert.False(Caas.Web.Edge.MeterFilter.Publishes(routing.CreateCounter<long>("aspnetcore.routing.match_attempts")));
+        Assert.False(Caas.Web.Edge.MeterFilter.Publishes(hosting.CreateHistogram<double>("http.server.request.duration")));
+        Assert.True(Caas.Web.Edge.MeterFilter.Publishes(hosting.CreateObservableGauge("observed", () => 1)));
+        Assert.True(Caas.Web.Edge.MeterFilter.Publishes(kestrel.CreateUpDownCounter<long>("kestrel.active_connections")));
     }
 
     [Fact]
