@@ -275,6 +275,8 @@ public sealed partial class BenchCommandTests
         Assert.Matches(RssLine(), result.Stdout);
         // The node is a child process: its own CPU over the phase, apart from the load generator's.
         Assert.Matches(@"(?m)^cpu: process_s=\d+\.\d .*\n^node_cpu: process_s=\d+\.\d \(\d+% of \d+ cores\) us_per_acked=\d+$", result.Stdout.Replace("\r", ""));
+        // The node's allocations over the phase, read from its /metrics.
+        Assert.Matches(@"(?m)^node_gc: allocated_mb=\d+ kb_per_acked=\d+\.\d$", result.Stdout.Replace("\r", ""));
         // The node's JIT over the phase, read from its /metrics.
         Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
         // What the node's enrichers did over the whole run: the sends counted, skips by enricher and reason, if any.

@@ -159,8 +159,10 @@ public static class LoadRun
     /// over the phase is printed as a <c>node_cpu:</c> line beside this process's <c>cpu:</c>.</param>
     /// <param name="jit">The node's JIT compilation time (default: this process's): the warm-up settles on it and the phase
     /// prints a <c>jit:</c> line with what it compiled.</param>
+    /// <param name="nodeAllocated">Bytes the node has allocated so far when it is another process: the phase prints a
+    /// <c>node_gc:</c> line with what it allocated and how much a message (a figure far steadier than a rate here).</param>
     public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
-        Func<TimeSpan>? nodeCpu = null, JitClock? jit = null)
+        Func<TimeSpan>? nodeCpu = null, JitClock? jit = null, Func<CancellationToken, Task<double?>>? nodeAllocated = null)
     {
         jit ??= InProcessJit;
         var next = 0L;
@@ -180,6 +182,7 @@ public static class LoadRun
         var cpu = Environment.CpuUsage.TotalTime;
         var nodeCpuAtStart = nodeCpu?.Invoke();
         var jitAtStart = await jit(ct);
+        var allocatedAtStart = nodeAllocated is null ? null : await nodeAllocated(ct);
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
@@ -191,6 +194,9 @@ public static class LoadRun
         log.WriteLine(CpuLine("cpu", used, seconds, acked));
         if (nodeCpu is not null && nodeCpuAtStart is { } nodeStart)
             log.WriteLine(CpuLine("node_cpu", (nodeCpu() - nodeStart).TotalSeconds, seconds, acked));
+        if (allocatedAtStart is { } allocatedStart && await nodeAllocated!(ct) is { } allocatedEnd)
+            log.WriteLine(FormattableString.Invariant(
+                $"node_gc: allocated_mb={(allocatedEnd - allocatedStart) / (1024 * 1024):F0} kb_per_acked={(acked > 0 ? (allocatedEnd - allocatedStart) / 1024 / acked : 0):F1}"));
         if (jitAtStart is { } jitStart && await jit(ct) is { } jitEnd)
             log.WriteLine(FormattableString.Invariant(
                 $"jit: compile_s={jitEnd - jitStart:F2} ({(seconds > 0 ? (jitEnd - jitStart) / seconds * 100 : 0):F1}% of one core over the phase)"));

@@ -58,9 +58,15 @@ public static class RestBench
     }
 
     /// <summary>The node's JIT compilation time so far, from the runtime's meter on its <c>/metrics</c> (null when absent).</summary>
-    internal static async Task<double?> NodeJitSecondsAsync(HttpClient http, CancellationToken ct)
+    internal static Task<double?> NodeJitSecondsAsync(HttpClient http, CancellationToken ct) =>
+        NodeRuntimeValueAsync(http, "system_runtime_dotnet_jit_compilation_time ", ct);
+
+    /// <summary>Bytes the node has allocated on its managed heap so far, from the runtime's meter (null when absent).</summary>
+    internal static Task<double?> NodeAllocatedBytesAsync(HttpClient http, CancellationToken ct) =>
+        NodeRuntimeValueAsync(http, "system_runtime_dotnet_gc_heap_total_allocated ", ct);
+
+    private static async Task<double?> NodeRuntimeValueAsync(HttpClient http, string name, CancellationToken ct)
     {
-        const string name = "system_runtime_dotnet_jit_compilation_time ";
         var text = await http.GetStringAsync("/metrics", ct);
         foreach (var line in text.AsSpan().EnumerateLines())
             if (line.StartsWith(name, StringComparison.Ordinal)
@@ -167,7 +173,7 @@ public static class RestBench
             {
                 node.Refresh();
                 return node.TotalProcessorTime;
-            }, jit: t => NodeJitSecondsAsync(setup, t));
+            }, jit: t => NodeJitSecondsAsync(setup, t), nodeAllocated: t => NodeAllocatedBytesAsync(setup, t));
             result.Print(Console.Out, "rest");
             Console.WriteLine(await NodeEnrichmentAsync(setup, Interlocked.Read(ref sent), ct));
             if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
