@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Caas.Web.Auth;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -80,6 +81,25 @@ public sealed class AuthTests(NodeFixture node) : IClassFixture<NodeFixture>
         using var byQuery = node.WithToken(null);
         using var negotiateByQuery = await byQuery.PostAsync($"/hubs/chat/negotiate?negotiateVersion=1&access_token={Uri.EscapeDataString(token)}", null);
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, negotiateByQuery.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_node_answers_a_clients_repeated_token_from_memory_and_still_refuses_a_bad_one()
+    {
+        var handler = node.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerOptions>>()
+            .Get(Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerDefaults.AuthenticationScheme).TokenHandlers.OfType<ValidatedTokens>().Single();
+        using var carol = node.Client("acme", "carol");
+        Assert.Equal(200, (await carol.ApiGet("/v1/conversations")).Status);
+        var hits = handler.Hits;
+        var (status, created) = await carol.ApiPost("/v1/conversations", new { type = "group", title = "remembered", members = new[] { "dave" } });
+        Assert.Equal(201, status);
+        Assert.True(handler.Hits > hits);
+        Assert.Equal("carol", created.GetProperty("members").EnumerateArray().First(m => m.GetProperty("role").GetString() == "owner")
+            .GetProperty("user_id").GetString());
+
+        // A token of the same claims signed with another secret is refused, remembered or not.
+        using var forged = node.WithToken(ValidatedTokensTests.Token("carol", DateTime.UtcNow.AddHours(1), secret: NodeFixture.Secret + "-forged"));
+        Assert.Equal(401, (await forged.ApiGet("/v1/conversations")).Status);
     }
 
     [Fact]

@@ -75,12 +75,17 @@ public sealed record JwtSettings(string? Secret, string? PublicKeyPem, string? I
 
 public static class JwtSetup
 {
+    /// <summary>How many validated tokens a node remembers (<see cref="ValidatedTokens"/>).</summary>
+    public const int RememberedTokens = 20_000;
+
     public static IServiceCollection AddCaasAuthentication(this IServiceCollection services, JwtSettings settings)
     {
         var keys = settings.VerificationKeys();
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
         {
             o.MapInboundClaims = false;
+            o.TokenHandlers.Clear();
+            o.TokenHandlers.Add(new ValidatedTokens(new JsonWebTokenHandler { MapInboundClaims = false }, RememberedTokens));
             o.TokenValidationParameters = new TokenValidationParameters
             {
                 IssuerSigningKeys = keys.Select(k => k.Key).ToArray(),
