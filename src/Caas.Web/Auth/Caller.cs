@@ -15,10 +15,26 @@ public sealed record Caller(string UserId, string TenantId, IReadOnlySet<string>
 
     public static Caller? From(ClaimsPrincipal principal)
     {
+        if (principal is CallerPrincipal { Caller: var known }) return known;
+        return Read(principal);
+    }
+
+    internal static Caller? Read(ClaimsPrincipal principal)
+    {
         var sub = principal.FindFirstValue("sub");
         var tenant = principal.FindFirstValue("tenant_id");
         if (!Ids.IsValid(sub) || !Ids.IsValid(tenant)) return null;
         var roles = principal.FindAll("roles").Select(c => c.Value).ToHashSet(StringComparer.Ordinal);
         return new Caller(sub!, tenant!, roles);
     }
+}
+
+/// <summary>
+/// The principal a validated bearer token becomes (<see cref="JwtSetup"/>): its claims and the <see cref="Caller"/> read
+/// from them once, since the rate limiter, the request log, the v1 filter and each endpoint all ask who is calling
+/// (reading it from the claims each time was about 3% of what a REST request allocated).
+/// </summary>
+public sealed class CallerPrincipal(IEnumerable<ClaimsIdentity> identities, Caller caller) : ClaimsPrincipal(identities)
+{
+    public Caller Caller { get; } = caller;
 }

@@ -114,9 +114,9 @@ public static class JwtSetup
                 // not (missing, control characters) is refused here, so REST and the hub's negotiate agree on it.
                 OnTokenValidated = ctx =>
                 {
-                    if (ctx.Principal is null || Caller.From(ctx.Principal) is null)
+                    if (ctx.Principal is null || Caller.Read(ctx.Principal) is not { } caller)
                         ctx.Fail("The token's sub and tenant_id must be valid ids.");
-                    else ctx.Principal = Detached(ctx.Principal);
+                    else ctx.Principal = Detached(ctx.Principal, caller);
                     return Task.CompletedTask;
                 },
                 OnChallenge = async ctx =>
@@ -139,6 +139,6 @@ public static class JwtSetup
     /// token behind them: the handler's identity keeps the whole token (its text, header and payload maps), and a hub
     /// connection holds its principal for as long as it is open, so every idle connection held its token twice over.
     /// </summary>
-    internal static ClaimsPrincipal Detached(ClaimsPrincipal principal) => new(principal.Identities.Select(i =>
-        new CaseSensitiveClaimsIdentity(i.Claims, i.AuthenticationType, i.NameClaimType, i.RoleClaimType)));
+    internal static ClaimsPrincipal Detached(ClaimsPrincipal principal, Caller caller) => new CallerPrincipal(principal.Identities.Select(i =>
+        new CaseSensitiveClaimsIdentity(i.Claims, i.AuthenticationType, i.NameClaimType, i.RoleClaimType)), caller);
 }
