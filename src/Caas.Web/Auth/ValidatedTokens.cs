@@ -45,6 +45,7 @@ public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvid
         var result = await inner.ValidateTokenAsync(token, validationParameters).ConfigureAwait(false);
         if (result.IsValid && result.SecurityToken is { ValidTo: var validTo } && validTo > now)
         {
+            _ = result.ClaimsIdentity; // built now (it is made on first read), before other requests can share the result
             if (_valid.Count >= capacity) MakeRoom(now);
             _valid[token] = (result, validTo);
         }
