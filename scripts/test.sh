@@ -756,8 +756,11 @@ main() {
   # The test run gets its own process group (set -m), so a signal to this script reaches all of it through
   # on_signal, even when it is not sent to the terminal's whole group. tee -i leaves the pipe open until the end.
   # The test hosts' temporary files (SQLite directories, trained models, media) go under this run's folder, which
-  # goes when the run ends, not into /tmp for good (the build itself keeps the usual TMPDIR).
+  # goes when the run ends, not into /tmp for good (the build itself keeps the usual TMPDIR). Like /tmp, every user
+  # may write there: tests start throwaway servers as their own users (postgres initdb runs as postgres).
   mkdir -p "$RUN_TMP/tmp"
+  chmod 755 "$RUN_TMP"
+  chmod 1777 "$RUN_TMP/tmp"
   set -m
   {
     dotnet test Caas.sln -c Release -e TMPDIR="$RUN_TMP/tmp" \
