@@ -6,8 +6,8 @@ namespace Caas.Web.Auth;
 /// <summary>
 /// A token handler that remembers the tokens it has validated until they expire, so a client that sends the same
 /// bearer token on every request pays for its parsing, signature check and claims once, not once a request (JWT
-/// validation was about 3% of the REST node's CPU and a tenth of what it allocated a message; README: "Validated
-/// tokens remembered").
+/// validation was about 3% of the REST node's CPU; remembering cut what a message allocates by about 6%, 79 to 74 KB;
+/// README: "validated tokens remembered").
 /// </summary>
 /// <remarks>
 /// Keyed by the token's exact text: any other text (another signature, a changed claim) is validated in full. Only a
