@@ -20,12 +20,26 @@ public static class TestData
         new ConversationContextEnricher(new Context.ConversationContextTracker(), null),
     ];
 
+    /// <summary>A new empty folder under this test run's own temporary folder, which is removed when the run ends.</summary>
     public static string NewTempDirectory()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "caas-enrich-test-" + Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(RunFolder.Value, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }
+
+    private static readonly Lazy<string> RunFolder = new(() =>
+    {
+        var root = Path.Combine(Path.GetTempPath(), "caas-enrich-test-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); }
+            catch (IOException) { } // a tool still holding a file: the folder stays, as before
+            catch (UnauthorizedAccessException) { }
+        };
+        return root;
+    });
 
     /// <summary>Runs a tool the tests need (convert, qpdf) and fails the test with its stderr if it fails.</summary>
     public static void Run(string tool, params string[] args)

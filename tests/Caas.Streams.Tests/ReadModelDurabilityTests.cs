@@ -51,6 +51,43 @@ public sealed class ReadModelDurabilityTests
             Assert.Equal(1_000, await PragmaAsync(connection, "wal_autocheckpoint"));
     }
 
+    [Fact]
+    public async Task A_pooled_SQLite_connection_keeps_its_settings_and_is_not_configured_again_on_each_open()
+    {
+        var storage = TestDatabases.Storage("sqlite");
+        await using var readModel = new ReadModelStore(storage);
+        await readModel.EnsureSchemaAsync();
+
+        SQLitePCL.sqlite3 handle;
+        await using (var first = (Microsoft.Data.Sqlite.SqliteConnection)await readModel.OpenAsync())
+        {
+            handle = first.Handle!;
+            Assert.Equal(SqliteWaits.BusyTimeoutMs, await PragmaAsync(first, "busy_timeout"));
+            Assert.Equal(1, await PragmaAsync(first, "synchronous"));
+            await using var change = first.CreateCommand();
+            change.CommandText = "PRAGMA busy_timeout = 1234";
+            await change.ExecuteNonQueryAsync();
+        }
+
+        // Back from the pool: the same SQLite connection, its settings as it left them (not set again).
+        await using (var again = (Microsoft.Data.Sqlite.SqliteConnection)await readModel.OpenAsync())
+        {
+            Assert.Same(handle, again.Handle);
+            Assert.Equal(1234, await PragmaAsync(again, "busy_timeout"));
+            Assert.Equal(1, await PragmaAsync(again, "synchronous"));
+            Microsoft.Data.Sqlite.SqliteConnection.ClearPool(again); // closed, not pooled, once disposed
+        }
+
+        // A connection SQLite opens anew is configured.
+        await using (var fresh = (Microsoft.Data.Sqlite.SqliteConnection)await readModel.OpenAsync())
+        {
+            Assert.NotSame(handle, fresh.Handle);
+            Assert.Equal(SqliteWaits.BusyTimeoutMs, await PragmaAsync(fresh, "busy_timeout"));
+            Assert.Equal(1, await PragmaAsync(fresh, "synchronous"));
+            Assert.Equal(SqliteWaits.ProjectionWalAutocheckpointPages, await PragmaAsync(fresh, "wal_autocheckpoint"));
+        }
+    }
+
     private static async Task<long> PragmaAsync(DbConnection connection, string pragma)
     {
         await using var cmd = connection.CreateCommand();

@@ -91,4 +91,27 @@ public sealed class ValidatedTokensTests
             Assert.InRange(tokens.Count, 1, 3);
         }
     }
+
+    [Fact]
+    public async Task A_full_memory_where_a_few_tokens_expire_at_a_time_is_not_swept_on_every_new_token()
+    {
+        // Twenty live tokens, one expiring each minute; then a new token each minute. Dropping only the expired one
+        // would leave the memory full again at once, and every new token would read every entry.
+        var start = DateTime.UtcNow;
+        var clock = new Clock(new DateTimeOffset(start, TimeSpan.Zero));
+        var tokens = new ValidatedTokens(new JsonWebTokenHandler { MapInboundClaims = false }, 20, clock);
+        for (var i = 0; i < 20; i++)
+            Assert.True((await tokens.ValidateTokenAsync(Token($"early{i}", start.AddMinutes(i + 1)), Parameters())).IsValid);
+        Assert.Equal(20, tokens.Count);
+        Assert.Equal(0, tokens.Sweeps);
+
+        for (var i = 0; i < 40; i++)
+        {
+            clock.Now = new DateTimeOffset(start.AddMinutes(i + 1).AddSeconds(1), TimeSpan.Zero);
+            Assert.True((await tokens.ValidateTokenAsync(Token($"late{i}", start.AddHours(2)), Parameters())).IsValid);
+            Assert.InRange(tokens.Count, 1, 20);
+        }
+        // A sweep that frees less than a quarter of the room empties it: at most one sweep per five new tokens.
+        Assert.InRange(tokens.Sweeps, 1, 40 / 5);
+    }
 }

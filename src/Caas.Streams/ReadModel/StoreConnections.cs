@@ -118,11 +118,33 @@ public static class SqliteWaits
     /// <param name="flushEachCommit">False for a file of projections only: <c>synchronous = NORMAL</c> (in WAL mode a
     /// commit is not flushed; checkpoints are), instead of SQLite's default FULL.</param>
     /// <param name="projectionsOnly">A file of projections only: a checkpoint every <see cref="ProjectionWalAutocheckpointPages"/> pages.</param>
+    /// <remarks>
+    /// The settings belong to SQLite's connection, which Microsoft.Data.Sqlite's pool keeps open and hands out again, so
+    /// they are set once per connection SQLite opened (remembered by its handle), not on every open from the pool: the
+    /// statements had been parsed and run for every claim, record and projection batch.
+    /// </remarks>
     public static void WaitInSqlite(SqliteConnection connection, bool flushEachCommit = true, bool projectionsOnly = false)
     {
+        var settings = Settings(flushEachCommit, projectionsOnly);
+        var handle = connection.Handle;
+        if (handle is not null && Configured.TryGetValue(handle, out var done) && ReferenceEquals(done, settings)) return;
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = $"PRAGMA busy_timeout = {BusyTimeoutMs}; PRAGMA mmap_size = {MmapBytes}" + (flushEachCommit ? "" : "; PRAGMA synchronous = NORMAL") +
-                             (projectionsOnly ? $"; PRAGMA wal_autocheckpoint = {ProjectionWalAutocheckpointPages}" : "");
+        pragma.CommandText = settings;
         pragma.ExecuteNonQuery();
+        if (handle is not null) Configured.AddOrUpdate(handle, settings);
     }
+
+    /// <summary>The settings last applied to each open SQLite connection (its handle outlives a return to the pool).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, string> Configured = new();
+
+    private static readonly string[] Variants =
+    [
+        Pragmas(false, false), Pragmas(false, true), Pragmas(true, false), Pragmas(true, true),
+    ];
+
+    private static string Settings(bool flushEachCommit, bool projectionsOnly) => Variants[(flushEachCommit ? 2 : 0) + (projectionsOnly ? 1 : 0)];
+
+    private static string Pragmas(bool flushEachCommit, bool projectionsOnly) =>
+        $"PRAGMA busy_timeout = {BusyTimeoutMs}; PRAGMA mmap_size = {MmapBytes}" + (flushEachCommit ? "" : "; PRAGMA synchronous = NORMAL") +
+        (projectionsOnly ? $"; PRAGMA wal_autocheckpoint = {ProjectionWalAutocheckpointPages}" : "");
 }

@@ -16,7 +16,8 @@ namespace Caas.Web.Auth;
 /// validation settings are fixed for the life of the process, and CAAS keeps no revocation list. The result's identity
 /// is shared between requests; the bearer events replace the principal with a copy of their own
 /// (<see cref="JwtSetup"/>), and nothing changes the shared one. At most <paramref name="capacity"/> tokens: when full,
-/// the expired ones go, and if none had expired, all go.
+/// the expired ones go, and if that frees less than a quarter of the room, all go, so a memory full of live tokens with
+/// a few expiring all the time is not swept on every new token (each sweep reads every entry).
 /// </remarks>
 public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvider? time = null) : TokenHandler
 {
@@ -29,6 +30,11 @@ public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvid
 
     /// <summary>Tokens remembered now.</summary>
     public int Count => _valid.Count;
+
+    /// <summary>Times the memory was full and was swept (each reads every entry).</summary>
+    public long Sweeps => Interlocked.Read(ref _sweeps);
+
+    private long _sweeps;
 
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
@@ -65,8 +71,9 @@ public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvid
 
     private void MakeRoom(DateTime now)
     {
+        Interlocked.Increment(ref _sweeps);
         foreach (var (token, entry) in _valid)
             if (entry.ValidTo <= now) _valid.TryRemove(token, out _);
-        if (_valid.Count >= capacity) _valid.Clear();
+        if (_valid.Count > capacity - Math.Max(1, capacity / 4)) _valid.Clear();
     }
 }
