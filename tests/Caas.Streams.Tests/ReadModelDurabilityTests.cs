@@ -57,6 +57,10 @@ public sealed class ReadModelDurabilityTests
         var storage = TestDatabases.Storage("sqlite");
         await using var readModel = new ReadModelStore(storage);
         await readModel.EnsureSchemaAsync();
+        // An empty pool for this file (the schema's connections closed), so the next open's connection is the one
+        // the pool hands back after it.
+        await using (var seed = (Microsoft.Data.Sqlite.SqliteConnection)await readModel.OpenAsync())
+            Microsoft.Data.Sqlite.SqliteConnection.ClearPool(seed);
 
         SQLitePCL.sqlite3 handle;
         await using (var first = (Microsoft.Data.Sqlite.SqliteConnection)await readModel.OpenAsync())
