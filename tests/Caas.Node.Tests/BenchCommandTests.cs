@@ -277,6 +277,11 @@ public sealed partial class BenchCommandTests
         Assert.Matches(@"(?m)^cpu: process_s=\d+\.\d .*\n^node_cpu: process_s=\d+\.\d \(\d+% of \d+ cores\) us_per_acked=\d+$", result.Stdout.Replace("\r", ""));
         // The node's allocations over the phase, read from its /metrics.
         Assert.Matches(@"(?m)^node_gc: allocated_mb=\d+ kb_per_acked=\d+\.\d$", result.Stdout.Replace("\r", ""));
+        // The node's own timing of the phase's posts, read from its /metrics (the last ones may be counted just after
+        // the client has its answer, so only "some" is certain).
+        var nodeLatency = Regex.Match(result.Stdout, @"(?m)^node_latency: requests=(\d+) p50_ms(<=|>)[\d.]+ p99_ms(<=|>)[\d.]+ \(");
+        Assert.True(nodeLatency.Success, result.Stdout);
+        Assert.True(long.Parse(nodeLatency.Groups[1].Value) > 0, nodeLatency.Value);
         // The node's JIT over the phase, read from its /metrics.
         Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
         // What the node's enrichers did over the whole run: the sends counted, skips by enricher and reason, if any.

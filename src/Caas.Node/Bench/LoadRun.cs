@@ -161,8 +161,11 @@ public static class LoadRun
     /// prints a <c>jit:</c> line with what it compiled.</param>
     /// <param name="nodeAllocated">Bytes the node has allocated so far when it is another process: the phase prints a
     /// <c>node_gc:</c> line with what it allocated and how much a message (a figure far steadier than a rate here).</param>
+    /// <param name="nodeWindow">Opens a window on the node's own figures at the phase's start; what it answers, called at the
+    /// phase's end, is a line to print (null: nothing).</param>
     public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
-        Func<TimeSpan>? nodeCpu = null, JitClock? jit = null, Func<CancellationToken, Task<double?>>? nodeAllocated = null)
+        Func<TimeSpan>? nodeCpu = null, JitClock? jit = null, Func<CancellationToken, Task<double?>>? nodeAllocated = null,
+        Func<CancellationToken, Task<Func<CancellationToken, Task<string?>>>>? nodeWindow = null)
     {
         jit ??= InProcessJit;
         var next = 0L;
@@ -183,6 +186,7 @@ public static class LoadRun
         var nodeCpuAtStart = nodeCpu?.Invoke();
         var jitAtStart = await jit(ct);
         var allocatedAtStart = nodeAllocated is null ? null : await nodeAllocated(ct);
+        var window = nodeWindow is null ? null : await nodeWindow(ct);
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
             ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
@@ -197,6 +201,7 @@ public static class LoadRun
         if (allocatedAtStart is { } allocatedStart && await nodeAllocated!(ct) is { } allocatedEnd)
             log.WriteLine(FormattableString.Invariant(
                 $"node_gc: allocated_mb={(allocatedEnd - allocatedStart) / (1024 * 1024):F0} kb_per_acked={(acked > 0 ? (allocatedEnd - allocatedStart) / 1024 / acked : 0):F1}"));
+        if (window is not null && await window(ct) is { } nodeLine) log.WriteLine(nodeLine);
         if (jitAtStart is { } jitStart && await jit(ct) is { } jitEnd)
             log.WriteLine(FormattableString.Invariant(
                 $"jit: compile_s={jitEnd - jitStart:F2} ({(seconds > 0 ? (jitEnd - jitStart) / seconds * 100 : 0):F1}% of one core over the phase)"));

@@ -98,6 +98,48 @@ public static class RestBench
         return $"enrichment: sent={sent} (warm-up included) deferred={deferred:0} skipped {skips}";
     }
 
+    /// <summary>
+    /// The node's own histogram of <c>POST /v1/messages</c> (prometheus-net's <c>http_request_duration_seconds</c>, every
+    /// status): requests so far at or under each upper bound in seconds; null when the node exports none yet.
+    /// </summary>
+    internal static async Task<SortedDictionary<double, double>?> NodeMessageDurationsAsync(HttpClient http, CancellationToken ct)
+    {
+        var text = await http.GetStringAsync("/metrics", ct);
+        var buckets = new SortedDictionary<double, double>();
+        foreach (var line in text.Split('\n'))
+        {
+            if (!line.StartsWith("http_request_duration_seconds_bucket{", StringComparison.Ordinal) || Label(line, "method") != "POST"
+                || Label(line, "endpoint")?.TrimEnd('/') != "/v1/messages" || Label(line, "le") is not { } le
+                || line.LastIndexOf("} ", StringComparison.Ordinal) is not (> 0 and var end))
+                continue;
+            var bound = le == "+Inf" ? double.PositiveInfinity : double.Parse(le, System.Globalization.CultureInfo.InvariantCulture);
+            buckets[bound] = buckets.GetValueOrDefault(bound) + double.Parse(line[(end + 2)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return buckets.Count == 0 ? null : buckets;
+    }
+
+    /// <summary>
+    /// The <c>node_latency:</c> line: the requests the node timed itself between two snapshots of its histogram and the
+    /// bounds under which half and 99% of them finished. It leaves out what the client's figure adds: the client's own
+    /// scheduling and the loopback (both sharing the cores with the node here).
+    /// </summary>
+    internal static string? NodeLatencyLine(SortedDictionary<double, double>? start, SortedDictionary<double, double>? end)
+    {
+        if (end is null) return null;
+        var window = end.Select(b => (Bound: b.Key, Count: b.Value - (start?.GetValueOrDefault(b.Key) ?? 0))).ToList();
+        var total = window.Count == 0 ? 0 : window[^1].Count;
+        if (total <= 0) return null;
+        string At(double q)
+        {
+            var bound = window.First(b => b.Count >= q * total).Bound;
+            return double.IsPositiveInfinity(bound)
+                ? ">" + (window.Count > 1 ? (window[^2].Bound * 1000).ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) : "0")
+                : "<=" + (bound * 1000).ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return FormattableString.Invariant(
+            $"node_latency: requests={total:0} p50_ms{At(0.5)} p99_ms{At(0.99)} (the node's own POST /v1/messages histogram, bucket bounds; without the client and the loopback)");
+    }
+
     // A label's value in one exposition line, wherever the exporter puts it among the labels.
     private static string? Label(string line, string name)
     {
@@ -173,7 +215,12 @@ public static class RestBench
             {
                 node.Refresh();
                 return node.TotalProcessorTime;
-            }, jit: t => NodeJitSecondsAsync(setup, t), nodeAllocated: t => NodeAllocatedBytesAsync(setup, t));
+            }, jit: t => NodeJitSecondsAsync(setup, t), nodeAllocated: t => NodeAllocatedBytesAsync(setup, t),
+                nodeWindow: async t =>
+                {
+                    var start = await NodeMessageDurationsAsync(setup, t);
+                    return async t2 => NodeLatencyLine(start, await NodeMessageDurationsAsync(setup, t2));
+                });
             result.Print(Console.Out, "rest");
             Console.WriteLine(await NodeEnrichmentAsync(setup, Interlocked.Read(ref sent), ct));
             if (!refused.IsEmpty) Console.WriteLine("refused by status: " + string.Join(", ", refused.Select(kv => $"{(int)kv.Key}={kv.Value}")));
