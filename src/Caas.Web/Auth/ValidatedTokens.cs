@@ -24,6 +24,7 @@ public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvid
     private readonly ConcurrentDictionary<string, (TokenValidationResult Result, DateTime ValidTo)> _valid = new(StringComparer.Ordinal);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private long _hits;
+    private long _sweeps;
 
     /// <summary>Validations answered from memory so far.</summary>
     public long Hits => Interlocked.Read(ref _hits);
@@ -33,8 +34,6 @@ public sealed class ValidatedTokens(TokenHandler inner, int capacity, TimeProvid
 
     /// <summary>Times the memory was full and was swept (each reads every entry).</summary>
     public long Sweeps => Interlocked.Read(ref _sweeps);
-
-    private long _sweeps;
 
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
