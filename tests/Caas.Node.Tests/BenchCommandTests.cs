@@ -234,7 +234,17 @@ public sealed partial class BenchCommandTests
         Assert.Matches(@"(?m)^jit: compile_s=\d+\.\d\d \(\d+\.\d% of one core over the phase\)$", result.Stdout.Replace("\r", ""));
         var settle = Regex.Match(result.Stdout,
             @"(?m)^jit settle: (settled|not settled) after (\d+\.\d) s more warm-up \(\d+ acked, \d+ failed\); the JIT compiled \d+\.\d\d s in the last (\d+\.\d) s \((\d+\.\d)% of one core\)\r?$");
-        if (loop == "open") Assert.False(settle.Success, result.Stdout);
+        if (loop == "open")
+        {
+            Assert.False(settle.Success, result.Stdout);
+            // The warm-up's closed loop is followed by its seconds at the offered rate (as long as the warm-up here),
+            // and the phase names its slowest seconds.
+            var cool = Regex.Match(result.Stdout, @"(?m)^rate warm-up: \d+ acked, \d+ failed in (\d+\.\d) s at 50/s; latency p50 \d+\.\d ms, p99 \d+\.\d ms, max \d+\.\d ms \(not counted\)\r?$");
+            Assert.True(cool.Success, result.Stdout);
+            Assert.True(result.Stdout.IndexOf("warm-up: ", StringComparison.Ordinal) < cool.Index);
+            Assert.True(double.Parse(cool.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 1.0, cool.Value);
+            Assert.Matches(@"(?m)^slowest seconds: t=\d+s max \d+ ms", result.Stdout);
+        }
         else
         {
             Assert.True(settle.Success, result.Stdout);

@@ -163,6 +163,9 @@ public static class LoadRun
     /// <c>node_gc:</c> line with what it allocated and how much a message (a figure far steadier than a rate here).</param>
     /// <param name="nodeWindow">Opens a window on the node's own figures at the phase's start; what it answers, called at the
     /// phase's end, is a line to print (null: nothing).</param>
+    /// <summary>How long an open-loop phase's warm-up goes on at the offered rate after its closed-loop part (at most the warm-up).</summary>
+    public static readonly TimeSpan RateWarmup = TimeSpan.FromSeconds(10);
+
     public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
         Func<TimeSpan>? nodeCpu = null, JitClock? jit = null, Func<CancellationToken, Task<double?>>? nodeAllocated = null,
         Func<CancellationToken, Task<Func<CancellationToken, Task<string?>>>>? nodeWindow = null)
@@ -179,6 +182,18 @@ public static class LoadRun
                     var more = await ClosedAsync(s with { Duration = window, Messages = long.MaxValue }, send, () => next++, new LatencyHistogram(), ct);
                     return (more.Acked, more.Failed);
                 }, jit, log, ct);
+            // The warm-up runs closed-loop, at the node's full rate: an open-loop phase right after it would begin with
+            // that burst's backlog (projections behind, a GC's debt) and time it as the offered rate's. A few seconds
+            // at the offered rate first let the node settle to that rate; their figures are printed, not counted.
+            if (s.Rate is { } offered)
+            {
+                var cool = new LatencyHistogram();
+                var length = TimeSpan.FromTicks(Math.Min(s.Warmup.Ticks, RateWarmup.Ticks));
+                var (coolAcked, coolFailed, coolSeconds) = await OpenAsync(s with { Duration = length, Messages = long.MaxValue }, offered, send,
+                    () => next++, cool, ct);
+                log.WriteLine(FormattableString.Invariant(
+                    $"rate warm-up: {coolAcked} acked, {coolFailed} failed in {coolSeconds:F1} s at {offered:0.#}/s; latency p50 {cool.Percentile(0.50):F1} ms, p99 {cool.Percentile(0.99):F1} ms, max {cool.MaxMs:F1} ms (not counted)"));
+            }
         }
         var rss = new RssSampler(rssMb);
         var gc = GcWindow.Start();
@@ -189,7 +204,7 @@ public static class LoadRun
         var window = nodeWindow is null ? null : await nodeWindow(ct);
         var histogram = new LatencyHistogram();
         var (acked, failed, seconds) = s.Rate is { } rate
-            ? await OpenAsync(s, rate, send, () => next++, histogram, ct)
+            ? await OpenAsync(s, rate, send, () => next++, histogram, ct, log)
             : await ClosedAsync(s, send, () => next++, histogram, ct);
         var (start, middle, end) = rss.Stop(seconds);
         log.WriteLine(gc.Summary(seconds));
@@ -279,9 +294,11 @@ public static class LoadRun
     }
 
     private static async Task<(long Acked, long Failed, double Seconds)> OpenAsync(LoadSettings s, double rate, Send send, Func<long> number,
-        LatencyHistogram histogram, CancellationToken ct)
+        LatencyHistogram histogram, CancellationToken ct, TextWriter? slowest = null)
     {
         long acked = 0, failed = 0, sent = 0;
+        // The slowest latency of each second of the phase (by the time a message was due), to tell one stall from a spread.
+        var worst = new long[(int)Math.Min(s.Duration.TotalSeconds, 86_400) + 2];
         using var outstanding = new SemaphoreSlim(LoadSettings.MaxOutstanding);
         var tasks = new List<Task>();
         var t0 = Stopwatch.GetTimestamp();
@@ -302,7 +319,14 @@ public static class LoadRun
                     {
                         if (await SafeSend(send, n, ct))
                         {
-                            histogram.Record(Stopwatch.GetElapsedTime(scheduled));
+                            var latency = Stopwatch.GetElapsedTime(scheduled);
+                            histogram.Record(latency);
+                            var second = (int)Math.Min(worst.Length - 1, Stopwatch.GetElapsedTime(t0, scheduled).TotalSeconds);
+                            long seen;
+                            while (latency.Ticks > (seen = Interlocked.Read(ref worst[second]))
+                                   && Interlocked.CompareExchange(ref worst[second], latency.Ticks, seen) != seen)
+                            {
+                            }
                             Interlocked.Increment(ref acked);
                         }
                         else Interlocked.Increment(ref failed);
@@ -317,6 +341,9 @@ public static class LoadRun
             await Task.Delay(1, ct);
         }
         await Task.WhenAll(tasks);
+        slowest?.WriteLine("slowest seconds: " + string.Join(", ", worst.Select((ticks, second) => (ticks, second)).OrderByDescending(w => w.ticks).Take(5)
+            .Select(w => FormattableString.Invariant($"t={w.second}s max {TimeSpan.FromTicks(w.ticks).TotalMilliseconds:F0} ms"))) +
+            " (the phase's seconds whose latest message was latest, by the time it was due)");
         return (acked, failed, clock.Elapsed.TotalSeconds);
     }
 
