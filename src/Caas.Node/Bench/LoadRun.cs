@@ -155,6 +155,9 @@ public static class LoadRun
     /// <summary>This process's JIT (the node and the load generator when they share the process).</summary>
     public static readonly JitClock InProcessJit = _ => Task.FromResult<double?>(System.Runtime.JitInfo.GetCompilationTime().TotalSeconds);
 
+    /// <summary>How long an open-loop phase's warm-up goes on at the offered rate after its closed-loop part (at most the warm-up).</summary>
+    public static readonly TimeSpan RateWarmup = TimeSpan.FromSeconds(10);
+
     /// <param name="nodeCpu">The node's CPU time so far when the node is another process (<c>caas bench-rest</c>); its use
     /// over the phase is printed as a <c>node_cpu:</c> line beside this process's <c>cpu:</c>.</param>
     /// <param name="jit">The node's JIT compilation time (default: this process's): the warm-up settles on it and the phase
@@ -163,9 +166,6 @@ public static class LoadRun
     /// <c>node_gc:</c> line with what it allocated and how much a message (a figure far steadier than a rate here).</param>
     /// <param name="nodeWindow">Opens a window on the node's own figures at the phase's start; what it answers, called at the
     /// phase's end, is a line to print (null: nothing).</param>
-    /// <summary>How long an open-loop phase's warm-up goes on at the offered rate after its closed-loop part (at most the warm-up).</summary>
-    public static readonly TimeSpan RateWarmup = TimeSpan.FromSeconds(10);
-
     public static async Task<LoadResult> RunAsync(LoadSettings s, Send send, Func<double> rssMb, TextWriter log, CancellationToken ct,
         Func<TimeSpan>? nodeCpu = null, JitClock? jit = null, Func<CancellationToken, Task<double?>>? nodeAllocated = null,
         Func<CancellationToken, Task<Func<CancellationToken, Task<string?>>>>? nodeWindow = null)
@@ -343,7 +343,7 @@ public static class LoadRun
         await Task.WhenAll(tasks);
         slowest?.WriteLine("slowest seconds: " + string.Join(", ", worst.Select((ticks, second) => (ticks, second)).OrderByDescending(w => w.ticks).Take(5)
             .Select(w => FormattableString.Invariant($"t={w.second}s max {TimeSpan.FromTicks(w.ticks).TotalMilliseconds:F0} ms"))) +
-            " (the phase's seconds whose latest message was latest, by the time it was due)");
+            " (the phase's seconds with the slowest messages, by the time each was due)");
         return (acked, failed, clock.Elapsed.TotalSeconds);
     }
 

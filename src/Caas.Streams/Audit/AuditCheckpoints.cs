@@ -49,7 +49,7 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         await using var cmd = c.CreateCommand();
         cmd.CommandText = $"CREATE TABLE IF NOT EXISTS {Table} (n BIGINT PRIMARY KEY, kind VARCHAR(16) NOT NULL, persistence_id VARCHAR(255) NOT NULL, " +
                           "seq BIGINT NOT NULL, digest VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL, prev_mac VARCHAR(64) NOT NULL, mac VARCHAR(64) NOT NULL)";
-await cmd.ExecuteNonQueryAsync(ct);
+        await cmd.ExecuteNonQueryAsync(ct);
         // A run looks up, for each entity written since the last one, what was signed for it.
         cmd.CommandText = $"CREATE INDEX IF NOT EXISTS {Table}_entity ON {Table} (persistence_id, kind, seq)";
         await cmd.ExecuteNonQueryAsync(ct);
@@ -92,8 +92,8 @@ await cmd.ExecuteNonQueryAsync(ct);
         await EnsureTableAsync(c, storage.IsPostgres, ct);
         // What to sign is read in a read transaction: on SQLite a plain BEGIN IMMEDIATE here held the journal's write
         // lock while every checkpoint so far was loaded and the new heads read and hashed, and the journal's writer (every
-        // message's persist) waited that out: a stall of about 150 ms every 30 s at 300 msgs/s (README). The write lock is
-        // taken only for the inserts below, and only when there is something to sign.
+        // message's persist) waited that out: 1.7-2.2 s a run once the table held 1,000,000 links (README). The write
+        // lock is taken only for the inserts below, and only when there is something to sign.
         var read = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: true) : await c.BeginTransactionAsync(ct);
         await using var readScope = read;
         var tx = read;
