@@ -322,11 +322,7 @@ public static class LoadRun
                             var latency = Stopwatch.GetElapsedTime(scheduled);
                             histogram.Record(latency);
                             var second = (int)Math.Min(worst.Length - 1, Stopwatch.GetElapsedTime(t0, scheduled).TotalSeconds);
-                            long seen;
-                            while (latency.Ticks > (seen = Interlocked.Read(ref worst[second]))
-                                   && Interlocked.CompareExchange(ref worst[second], latency.Ticks, seen) != seen)
-                            {
-                            }
+                            LatencyHistogram.RaiseTo(ref worst[second], latency.Ticks);
                             Interlocked.Increment(ref acked);
                         }
                         else Interlocked.Increment(ref failed);
@@ -413,8 +409,14 @@ public sealed class LatencyHistogram
     {
         var us = Math.Max(0, (long)(latency.Ticks / (TimeSpan.TicksPerMillisecond / 1000.0)));
         Interlocked.Increment(ref _counts[Math.Min(Index(us), _counts.Length - 1)]);
+        RaiseTo(ref _maxMicros, us);
+    }
+
+    /// <summary>Sets <paramref name="target"/> to <paramref name="value"/> if that is larger, from any thread.</summary>
+    internal static void RaiseTo(ref long target, long value)
+    {
         long seen;
-        while (us > (seen = Interlocked.Read(ref _maxMicros)) && Interlocked.CompareExchange(ref _maxMicros, us, seen) != seen)
+        while (value > (seen = Interlocked.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
         {
         }
     }

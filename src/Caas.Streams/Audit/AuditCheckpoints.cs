@@ -94,15 +94,13 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         // lock while every checkpoint so far was loaded and the new heads read and hashed, and the journal's writer (every
         // message's persist) waited that out: 1.7-2.2 s a run once the table held 1,000,000 links (README). The write
         // lock is taken only for the inserts below, and only when there is something to sign.
-        var read = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: true) : await c.BeginTransactionAsync(ct);
-        await using var readScope = read;
-        var tx = read;
+        await using var read = c is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: true) : await c.BeginTransactionAsync(ct);
         // The chain's last link. Runs used to load every checkpoint signed so far, a table that grows by one row per entity
         // written every interval; what was signed is now looked up per head (below) through the table's index.
         var (n, prevMac) = (0L, string.Empty);
         await using (var last = c.CreateCommand())
         {
-            last.Transaction = tx;
+            last.Transaction = read;
             last.CommandText = $"SELECT n, mac FROM {Table} ORDER BY n DESC LIMIT 1";
             await using var r = await last.ExecuteReaderAsync(ct);
             if (await r.ReadAsync(ct)) (n, prevMac) = (r.GetInt64(0), r.GetString(1));
@@ -113,7 +111,7 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         long journalMax = _journalSeen;
         await using (var cmd = c.CreateCommand())
         {
-            cmd.Transaction = tx;
+            cmd.Transaction = read;
             // The head row of every entity written to since the last run (all of them on the first run: the genesis).
             cmd.CommandText = "SELECT j.persistence_id, j.sequence_number, j.message, h.o, " +
                               $"CASE WHEN EXISTS (SELECT 1 FROM {Table} a WHERE a.persistence_id = j.persistence_id AND a.kind = '{JournalKind}' " +
@@ -134,7 +132,7 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         if (await JournalDb.TableExistsAsync(c, storage.IsPostgres, "snapshot", ct))
         {
             await using var cmd = c.CreateCommand();
-            cmd.Transaction = tx;
+            cmd.Transaction = read;
             cmd.CommandText = "SELECT s.persistence_id, s.sequence_number, s.snapshot, s.created, " +
                               $"CASE WHEN EXISTS (SELECT 1 FROM {Table} a WHERE a.persistence_id = s.persistence_id AND a.kind = '{SnapshotKind}' " +
                               "AND a.seq = s.sequence_number) THEN 1 ELSE 0 END FROM snapshot s WHERE s.created > @since";
@@ -156,7 +154,7 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         // The links are computed before the write lock is taken, so the lock covers only the inserts.
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var links = new List<(long N, string Kind, string Pid, long Seq, string Digest, string PrevMac, string Mac)>(pending.Count);
-        var (chainFrom, link, linkMac) = (n, n, prevMac);
+        var (link, linkMac) = (n, prevMac);
         foreach (var (kind, pid, seq, digest) in pending)
         {
             link++;
@@ -166,18 +164,17 @@ public sealed class AuditCheckpoints(StorageOptions storage, AuditKey key)
         }
         var held = System.Diagnostics.Stopwatch.StartNew();
         await using var write = await c.BeginTransactionAsync(ct);
-        tx = write;
         // Another run may have signed between the read and the write lock: its chain is the one to extend, so this run
         // signs nothing and the next one starts over from what it read (nothing is marked seen).
         await using (var last = c.CreateCommand())
         {
-            last.Transaction = tx;
+            last.Transaction = write;
             last.CommandText = $"SELECT COALESCE(MAX(n), 0) FROM {Table}";
-            if (Convert.ToInt64(await last.ExecuteScalarAsync(ct)) != chainFrom) return 0;
+            if (Convert.ToInt64(await last.ExecuteScalarAsync(ct)) != n) return 0;
         }
         await using (var insert = c.CreateCommand())
         {
-            insert.Transaction = tx;
+            insert.Transaction = write;
             insert.CommandText = $"INSERT INTO {Table} (n, kind, persistence_id, seq, digest, created_at, prev_mac, mac) VALUES (@n, @k, @p, @s, @d, @at, @prev, @mac)";
             var pn = JournalDb.Parameter(insert, "@n", 0L);
             var pk = JournalDb.Parameter(insert, "@k", "");
