@@ -242,7 +242,7 @@ public static class NodeHost
             gateway.TenantSettingsAsync,
             new MessageIdClaims(operational),
             sp.GetRequiredService<ReadModelQueries>(),
-            new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), system.Scheduler, settings),
+            new EnrichStage(sp.GetServices<Caas.Enrichment.IEnricher>(), settings),
             DedupeWindow.Of(system),
             settings,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Caas.Pipeline"))

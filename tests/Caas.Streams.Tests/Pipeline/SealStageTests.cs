@@ -68,7 +68,7 @@ public sealed class SealStageTests() : Akka.TestKit.Xunit2.TestKit(StreamTests.C
         var settings = PipelineSettings.Default with { SealParallelism = parallelism };
         // Only the seal stage runs here: what the other stages use is not touched.
         return new PipelineStages(ActorRefs.Nobody, ActorRefs.Nobody, (_, _) => Task.FromResult(Caas.Actors.Tenants.TenantSettingsState.Default),
-            null!, null!, new EnrichStage([], Sys.Scheduler, settings), DedupeWindow.Of(Sys), settings, NullLogger.Instance)
+            null!, null!, new EnrichStage([], settings), DedupeWindow.Of(Sys), settings, NullLogger.Instance)
         {
             Rates = null!,
             Vault = vault,
