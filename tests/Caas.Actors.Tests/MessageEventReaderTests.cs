@@ -23,7 +23,7 @@ public sealed class MessageEventReaderTests
         var meta = new EventMeta("tenant-" + Pick(), Pick(), at,
             random.Next(3) == 0 ? null : Convert.ToHexString(Guid.NewGuid().ToByteArray()),
             random.Next(4) == 0 ? null : Convert.ToHexString(Guid.NewGuid().ToByteArray()));
-        var data = Convert.ToBase64String(Encoding.UTF8.GetBytes(Pick() + new string('x', random.Next(0, 300))));
+        var data = Encoding.UTF8.GetBytes(Pick() + new string('x', random.Next(0, 300)));
         var sealedContent = new SealedContent("dk_" + n, data)
         {
             V = random.Next(2) == 0 ? 0 : SealedContent.Current,
@@ -98,6 +98,20 @@ public sealed class MessageEventReaderTests
             """{"meta":{"tenant_id":"t","actor_id":"a","occurred_at":"2026-12-04T10:00:00+00:00"},"seq":1,"message_id":"m","reaction":"x","sealed":{"key_id":"k","data":"ZA=="}}"""u8));
     }
 
+    [Fact]
+    public void Sealed_data_that_is_not_base64_reads_as_no_bytes_by_both_readers_and_the_rest_of_the_event_as_it_is()
+    {
+        var json = """{"meta":{"tenant_id":"t","actor_id":"a","occurred_at":"2026-12-04T10:00:00+00:00"},"seq":1,"message_id":"m","sealed":{"key_id":"k","data":"not base64!","v":2,"conversation_id":"c"}}"""u8.ToArray();
+        Assert.True(MessageEventReader.TryRead(json, out var direct));
+        var general = General(json);
+        Assert.Empty(direct.Sealed!.Data);
+        Assert.Equal(general, direct);
+        Assert.Equal(("k", 2, "c", "m"), (direct.Sealed.KeyId, direct.Sealed.V, direct.Sealed.ConversationId, direct.MessageId));
+        // and valid data, escaped or not, is its bytes
+        Assert.True(MessageEventReader.TryRead("""{"meta":{"tenant_id":"t","actor_id":"a","occurred_at":"2026-12-04T10:00:00+00:00"},"seq":1,"message_id":"m","sealed":{"key_id":"k","data":"\u002B/8="}}"""u8, out var escaped));
+        Assert.Equal(new byte[] { 0xfb, 0xff }, escaped.Sealed!.Data);
+    }
+
     [Theory]
     // Plaintext content (a node without a vault), an enrichment, an unknown or repeated property, a null, a number as a
     // string, a bad time, trailing content, a cut-off row.
@@ -170,12 +184,12 @@ public sealed class MessageEventReaderTests
         var at = new DateTimeOffset(2026, 12, 6, 10, 0, 0, TimeSpan.FromHours(2));
         var open = new MessagePosted(new EventMeta("t<1>", "a&'b`", at, "k1:" + new string('0', 64)), 3, "m+1", new MessageContent("text", "never stored"))
         {
-            Sealed = new SealedContent("dk_1", "ab+/cd+ef==") { V = SealedContent.Current, ConversationId = "c+1" },
+            Sealed = new SealedContent("dk_1", Convert.FromBase64String("ab+/cd+efg+h")) { V = SealedContent.Current, ConversationId = "c+1" },
         };
         var chained = HashChain.Seal(open, open.Meta.PrevHash, CaasSerializer.StoredBytes);
         var stored = CaasSerializer.StoredBytes(chained);
         var text = Encoding.UTF8.GetString(stored);
-        Assert.Contains("\"ab+/cd+ef==\"", text);
+        Assert.Contains("\"ab+/cd+efg+h\"", text);
         Assert.Contains("\"a&'b`\"", text);
         Assert.Contains("\"t<1>\"", text);
         Assert.DoesNotContain("\\u00", text);

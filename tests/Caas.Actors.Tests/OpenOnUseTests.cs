@@ -32,13 +32,13 @@ public sealed class OpenOnUseTests : IDisposable
             RandomNumberGenerator.Fill(output.AsSpan(0, 12));
             using var aes = new AesGcm(key, 16);
             aes.Encrypt(output.AsSpan(0, 12), plaintext, output.AsSpan(12, plaintext.Length), output.AsSpan(12 + plaintext.Length), associatedData);
-            return new SealedContent(keyId, Convert.ToBase64String(output));
+            return new SealedContent(keyId, output);
         }
 
         public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
         {
             Interlocked.Increment(ref Opens);
-            var data = Convert.FromBase64String(sealedContent.Data);
+            var data = sealedContent.Data;
             var plain = new byte[data.Length - 28];
             using var aes = new AesGcm(_keys[sealedContent.KeyId], 16);
             aes.Decrypt(data.AsSpan(0, 12), data.AsSpan(12, plain.Length), data.AsSpan(12 + plain.Length), plain, associatedData);

@@ -43,15 +43,17 @@ public sealed class ContentVaultTests : IAsyncLifetime
         Assert.Equal(sealedAlice.KeyId, again.KeyId);
         Assert.NotEqual(sealedAlice.Data, again.Data); // a fresh nonce every time
         Assert.NotEqual(sealedAlice.KeyId, sealedBob.KeyId);
-        Assert.DoesNotContain("415 555 0100", Encoding.UTF8.GetString(Convert.FromBase64String(sealedAlice.Data)));
+        Assert.DoesNotContain("415 555 0100", Encoding.UTF8.GetString(sealedAlice.Data));
         Assert.Equal(plain, vault.Open("acme", sealedAlice, Aad("m-1")));
 
         // Moved onto another message, flipped, or read as another tenant: refused, never silently wrong.
         Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice, Aad("m-2")));
-        var bytes = Convert.FromBase64String(sealedAlice.Data);
+        var bytes = sealedAlice.Data.ToArray();
         bytes[^1] ^= 1;
-        Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice with { Data = Convert.ToBase64String(bytes) }, Aad("m-1")));
+        Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice with { Data = bytes }, Aad("m-1")));
         Assert.Equal("tampered", Assert.Throws<SealedContentUnreadableException>(() => vault.Open("other", sealedAlice, Aad("m-1"))).Reason);
+        // Data that was not base64 in storage reads as no bytes: tampered, not an empty message.
+        Assert.Equal("tampered", Assert.Throws<SealedContentUnreadableException>(() => vault.Open("acme", sealedAlice with { Data = [] }, Aad("m-1"))).Reason);
     }
 
     [Fact]

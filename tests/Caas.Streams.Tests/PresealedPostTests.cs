@@ -131,14 +131,14 @@ public sealed class PresealedPostTests : IAsyncLifetime
         var stored = await StoredAsync();
         var post = stored[1].GetProperty("sealed");
         Assert.Equal(presealed.KeyId, post.GetProperty("key_id").GetString());
-        Assert.Equal(presealed.Data, post.GetProperty("data").GetString());
+        Assert.Equal(Convert.ToBase64String(presealed.Data), post.GetProperty("data").GetString());
         Assert.Equal(SealedContent.Current, post.GetProperty("v").GetInt32());
         Assert.Equal("c-1", post.GetProperty("conversation_id").GetString());
         Assert.DoesNotContain("415 555 0100", stored[1].GetRawText());
         Assert.Equal(Names(stored[2]), Names(stored[1]));
         Assert.Equal(Names(stored[2].GetProperty("sealed")), Names(post));
-        Assert.Equal(presealedEnrichment.Data, stored[4].GetProperty("sealed").GetProperty("data").GetString());
-        Assert.NotEqual(elsewhere.Data, stored[5].GetProperty("sealed").GetProperty("data").GetString());
+        Assert.Equal(Convert.ToBase64String(presealedEnrichment.Data), stored[4].GetProperty("sealed").GetProperty("data").GetString());
+        Assert.NotEqual(Convert.ToBase64String(elsewhere.Data), stored[5].GetProperty("sealed").GetProperty("data").GetString());
         Assert.Equal("c-1", stored[5].GetProperty("sealed").GetProperty("conversation_id").GetString());
 
         // The chain holds over the stored bytes; a fresh node recovers and reads them, opened only on use.

@@ -9,20 +9,45 @@ namespace Caas.Actors.Privacy;
 
 /// <summary>
 /// Message content as the journal stores it: AES-256-GCM ciphertext under the author's data key
-/// (<see cref="KeyId"/>). <see cref="Data"/> is base64 of nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes). Destroying
+/// (<see cref="KeyId"/>). <see cref="Data"/> is nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes), base64 in JSON. Destroying
 /// the key (GDPR erasure) leaves these bytes, and with them the hash chain, untouched but unreadable.
 /// <see cref="V"/> is the format of the associated data: absent (1) bound tenant, author and message id; 2 binds
 /// tenant, <see cref="ConversationId"/>, author, message id, event type and edit number (<see cref="ContentSealing.Aad"/>).
 /// </summary>
-public sealed record SealedContent(string KeyId, string Data)
+public sealed record SealedContent(
+    string KeyId,
+    [property: System.Text.Json.Serialization.JsonConverter(typeof(SealedBytesConverter))] byte[] Data)
 {
     public const int Current = 2;
+
+    // By value: the bytes, not the array.
+    public bool Equals(SealedContent? other) =>
+        other is not null && KeyId == other.KeyId && V == other.V && ConversationId == other.ConversationId && Data.AsSpan().SequenceEqual(other.Data);
+
+    public override int GetHashCode() => HashCode.Combine(KeyId, V, ConversationId, Data.Length);
 
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public int V { get; init; }
 
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? ConversationId { get; init; }
+}
+
+/// <summary>
+/// <see cref="SealedContent.Data"/> in JSON: base64, as always stored. A value that is not base64 (altered in storage)
+/// reads as no bytes, which no key opens (<c>tampered</c>, the content unreadable), instead of failing the whole event.
+/// </summary>
+public sealed class SealedBytesConverter : System.Text.Json.Serialization.JsonConverter<byte[]>
+{
+    public override byte[] Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.String
+            ? Read(ref reader)
+            : throw new JsonException("Sealed content's data is not a string.");
+
+    /// <summary>The current string token's bytes (escapes undone), or none when it is not base64.</summary>
+    public static byte[] Read(ref Utf8JsonReader reader) => reader.TryGetBytesFromBase64(out var bytes) ? bytes! : [];
+
+    public override void Write(Utf8JsonWriter writer, byte[] value, JsonSerializerOptions options) => writer.WriteBase64StringValue(value);
 }
 
 /// <summary>Sealed content that cannot be opened although its key was not destroyed: the key is missing, or the bytes or their binding were altered.</summary>

@@ -194,7 +194,8 @@ internal static class MessageEventReader
     {
         sealedContent = null;
         if (reader.TokenType != JsonTokenType.StartObject) return false;
-        string? keyId = null, data = null, conversationId = null;
+        string? keyId = null, conversationId = null;
+        byte[]? data = null;
         var recent = _recent ??= new Recent();
         var v = 0;
         var seenV = false;
@@ -202,7 +203,11 @@ internal static class MessageEventReader
         {
             if (reader.TokenType != JsonTokenType.PropertyName) return false;
             if (reader.ValueTextEquals("key_id"u8)) { if (keyId is not null || !TryReadString(ref reader, recent.KeyId, out keyId)) return false; }
-            else if (reader.ValueTextEquals("data"u8)) { if (data is not null || !TryReadString(ref reader, out data)) return false; }
+            else if (reader.ValueTextEquals("data"u8))
+            {
+                if (data is not null || !reader.Read() || reader.TokenType != JsonTokenType.String) return false;
+                data = SealedBytesConverter.Read(ref reader);
+            }
             else if (reader.ValueTextEquals("conversation_id"u8))
             {
                 if (conversationId is not null || !TryReadString(ref reader, recent.ConversationId, out conversationId)) return false;

@@ -158,7 +158,7 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         var aes = CipherOf(key.Key);
         lock (aes)
             aes.Encrypt(nonce, plaintext, output.AsSpan(NonceSize, plaintext.Length), output.AsSpan(NonceSize + plaintext.Length), associatedData);
-        return new SealedContent(key.KeyId, Convert.ToBase64String(output));
+        return new SealedContent(key.KeyId, output);
     }
 
     public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
@@ -175,7 +175,7 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
         if (known.Key is null) return null;
         try
         {
-            var data = Convert.FromBase64String(sealedContent.Data);
+            var data = sealedContent.Data;
             if (data.Length < NonceSize + TagSize) throw new CryptographicException("Sealed content is too short.");
             var plain = new byte[data.Length - NonceSize - TagSize];
             var aes = CipherOf(known.Key);
@@ -183,7 +183,7 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
                 aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize, plain.Length), data.AsSpan(NonceSize + plain.Length), plain, associatedData);
             return plain;
         }
-        catch (Exception e) when (e is CryptographicException or FormatException)
+        catch (CryptographicException)
         {
             throw Unopenable("tampered", sealedContent, tenantId,
                 $"Content sealed under {sealedContent.KeyId} does not open: altered, or moved from another message, conversation or event");
