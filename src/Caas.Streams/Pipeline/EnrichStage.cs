@@ -159,12 +159,9 @@ public sealed class EnrichStage
             var left = _callTimeout - _time.GetElapsedTime(started);
             if (left > TimeSpan.Zero) await run.WaitAsync(left, _time);
         }
-        catch (TimeoutException) when (!run.IsCompleted)
-        {
-        }
         catch (Exception)
         {
-            // the run ended: judged below
+            // the call timeout, or the run's own end: either way judged from the run below
         }
         if (!run.IsCompleted)
         {
