@@ -1,4 +1,3 @@
-using Akka.Actor;
 using Caas.Enrichment;
 using Caas.Enrichment.Attachments;
 using Caas.Streams.Media;
@@ -26,6 +25,6 @@ internal static class NodeAttachmentEnrichers
         ];
         // Above the enrichers' own limits (OCR's and the recogniser's timeouts): the breaker only catches a hung call.
         var callTimeout = (o.OcrTimeout > o.Speech.Timeout ? o.OcrTimeout : o.Speech.Timeout) + TimeSpan.FromMinutes(1);
-        return new AttachmentEnrichment(enrichers, store, o.MaxAttachmentBytes, callTimeout, sp.GetRequiredService<ActorSystem>().Scheduler, settings);
+        return new AttachmentEnrichment(enrichers, store, o.MaxAttachmentBytes, callTimeout, settings);
     }
 }

@@ -1,8 +1,6 @@
 using System.Collections.Immutable;
 using System.Text;
 using System.Text.Json;
-using Akka.Actor;
-using Akka.Pattern;
 using Caas.Actors.Conversations;
 using Caas.Enrichment;
 using Caas.Enrichment.Attachments;
@@ -16,8 +14,11 @@ namespace Caas.Streams.Pipeline;
 /// attachment message, run by the enrichment projection, never on the acknowledgement path. The file's bytes come from
 /// the <see cref="IMediaStore"/>, at most <c>maxBytes</c> of them: a larger file is never loaded, each enricher answers
 /// its refusal (<see cref="ExtractionErrors.TooLarge"/>). A file that is gone (deleted, erased) gets "not applicable"
-/// (<see cref="Missing"/>) from each. Each enricher sits behind its own circuit breaker with a call timeout above the
-/// enrichers' own limits (OCR and speech time themselves out), so a slow or broken tool degrades, never stalls.
+/// (<see cref="Missing"/>) from each. Each enricher sits behind its own circuit breaker (<see cref="EnricherBreaker"/>,
+/// as the text enrichers do) with a call timeout above the enrichers' own limits (OCR and speech time themselves out),
+/// so a slow or broken tool degrades, never stalls: a call that throws or is still running at the call timeout is a
+/// failure; after <c>breaker-max-failures</c> in a row the enricher is skipped (<c>breaker_open</c>) for
+/// <c>breaker-reset</c>, then one trial call decides. A stop asked by the caller (shutdown) is no failure.
 /// </summary>
 public sealed class AttachmentEnrichment
 {
@@ -27,20 +28,31 @@ public sealed class AttachmentEnrichment
     private static readonly Counter Degraded = Metrics.CreateCounter("caas_enrichment_attachment_degraded_total",
         "Attachment messages that went on without an attachment enricher's result.", "enricher", "why");
 
-    private readonly (IEnricher Enricher, CircuitBreaker Breaker)[] _enrichers;
+    private readonly (IEnricher Enricher, EnricherBreaker Breaker)[] _enrichers;
     private readonly IMediaStore _store;
     private readonly long _maxBytes;
+    private readonly TimeSpan _callTimeout;
+    private readonly TimeProvider _time;
 
-    public AttachmentEnrichment(IEnumerable<IEnricher> enrichers, IMediaStore store, long maxBytes, TimeSpan callTimeout, IScheduler scheduler,
-        PipelineSettings settings)
+    public AttachmentEnrichment(IEnumerable<IEnricher> enrichers, IMediaStore store, long maxBytes, TimeSpan callTimeout,
+        PipelineSettings settings, TimeProvider? time = null)
     {
         _store = store;
         _maxBytes = maxBytes;
-        _enrichers = enrichers.Where(e => e.NeedsAttachment)
-            .Select(e => (e, new CircuitBreaker(scheduler, settings.BreakerMaxFailures, callTimeout, settings.BreakerReset))).ToArray();
+        _callTimeout = callTimeout;
+        _time = time ?? TimeProvider.System;
+        _enrichers = enrichers.Where(e => e.NeedsAttachment).Select(e =>
+        {
+            var name = e.Name;
+            return (e, new EnricherBreaker(settings.BreakerMaxFailures, settings.BreakerReset, _time,
+                onOpen: () => EnrichStage.BreakerOpen.WithLabels(name).Set(1), onClose: () => EnrichStage.BreakerOpen.WithLabels(name).Set(0)));
+        }).ToArray();
     }
 
     public bool Any => _enrichers.Length > 0;
+
+    /// <summary>Whether the named enricher's breaker refuses calls now (open, or half-open with its trial out).</summary>
+    public bool IsBreakerOpen(string enricher) => _enrichers.Any(e => e.Enricher.Name == enricher && e.Breaker.IsOpen);
 
     /// <summary>The attachment enrichers' outputs and degraded names, and the text they took out of the file (empty when none).</summary>
     public async Task<(ImmutableArray<EnricherOutput> Results, ImmutableArray<string> Degraded, string Text)> EnrichAsync(string tenantId,
@@ -67,28 +79,42 @@ public sealed class AttachmentEnrichment
             {
                 var input = new EnrichmentInput(tenantId, conversationId, senderId, "", postedAt,
                     Attachment: new Attachment(bytes, attachment.Media?.ContentType ?? "application/octet-stream", attachment.Media?.FileName));
-                try
+                if (!breaker.TryEnter(out var trial))
                 {
-                    if (breaker.IsOpen) throw new OpenCircuitException("open");
-                    var result = await breaker.WithCircuitBreaker(token => enricher.EnrichAsync(input, token).AsTask().WaitAsync(token));
-                    payload = result.Payload;
-                    results.Add(Output(result.Enricher, result.Version, payload));
-                    if (payload is AttachmentTextPayload { Extracted: { Ok: true, Text: { Length: > 0 } found } })
-                        text.Append(text.Length > 0 ? "\n" : "").Append(found.Trim());
-                    continue;
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-                {
-                    var why = e switch
-                    {
-                        OpenCircuitException => "breaker_open",
-                        TimeoutException or OperationCanceledException => "over_budget",
-                        _ => "failed",
-                    };
                     degraded.Add(enricher.Name);
-                    Degraded.WithLabels(enricher.Name, why).Inc();
+                    Degraded.WithLabels(enricher.Name, "breaker_open").Inc();
                     continue;
                 }
+                EnrichmentResult result;
+                using (var limit = new CancellationTokenSource(_callTimeout, _time))
+                using (var call = CancellationTokenSource.CreateLinkedTokenSource(ct, limit.Token))
+                {
+                    try
+                    {
+                        // Not awaited past the call timeout even when the enricher ignores its token.
+                        result = await enricher.EnrichAsync(input, call.Token).AsTask().WaitAsync(call.Token);
+                        breaker.Succeeded(trial);
+                    }
+                    catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                    {
+                        // Stopped by the caller (shutdown): no verdict on the enricher; its trial, if this was one, is open again.
+                        if (trial) breaker.Failed(trial);
+                        throw;
+                    }
+                    catch (Exception e)
+                    {
+                        breaker.Failed(trial);
+                        var why = e is OperationCanceledException or TimeoutException ? "over_budget" : "failed";
+                        degraded.Add(enricher.Name);
+                        Degraded.WithLabels(enricher.Name, why).Inc();
+                        continue;
+                    }
+                }
+                payload = result.Payload;
+                results.Add(Output(result.Enricher, result.Version, payload));
+                if (payload is AttachmentTextPayload { Extracted: { Ok: true, Text: { Length: > 0 } found } })
+                    text.Append(text.Length > 0 ? "\n" : "").Append(found.Trim());
+                continue;
             }
             results.Add(Output(enricher.Name, enricher.Version, payload));
         }

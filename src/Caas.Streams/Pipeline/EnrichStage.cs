@@ -16,7 +16,8 @@ public sealed class EnrichStage
         "Messages that went on without an enricher's result.", "enricher", "why");
     private static readonly Gauge Late = Metrics.CreateGauge("caas_enrichment_late_runs",
         "Enricher runs still going after their message went on at its budget, until they end or reach the call timeout.");
-    private static readonly Gauge BreakerOpen = Metrics.CreateGauge("caas_enrichment_breaker_open",
+    /// <summary>Shared with the attachment enrichers' breakers (<see cref="AttachmentEnrichment"/>).</summary>
+    internal static readonly Gauge BreakerOpen = Metrics.CreateGauge("caas_enrichment_breaker_open",
         "1 while an enricher's circuit breaker is open.", "enricher");
 
     private readonly (IEnricher Enricher, EnricherBreaker Breaker)[] _enrichers;
