@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Collections.Immutable;
 using System.Text.Json.Serialization;
 using Caas.Actors.Common;
@@ -50,29 +51,47 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
     private MessageContent _content = Content;
     private MessageEnrichment? _enrichment = Enrichment;
     // A sealed event as read from the journal opens on first use of its content, not when it is read: the entity's
-    // recovery never reads content, so it decrypts nothing (ContentSealing.OpenOnUse).
-    private Lazy<(MessageContent Content, MessageEnrichment? Enrichment)>? _opening;
+    // recovery never reads content, so it decrypts nothing (ContentSealing.OpenOnUse). No closure or Lazy per event:
+    // the event as it was read (a copy made with `with` still opens what was read), the vault to open it with, and the
+    // opened body once some reader has opened it.
+    private MessagePosted? _readAs;
+    private IContentVault? _vault;
+    private Opened? _opened;
+
+    private sealed record Opened(MessageContent Content, MessageEnrichment? Enrichment);
 
     public MessageContent Content
     {
-        get => _opening is { } o ? o.Value.Content : _content;
+        get => _readAs is { } read ? Open(read).Content : _content;
         init
         {
             _enrichment = Enrichment;
             _content = value;
-            _opening = null;
+            _readAs = null;
         }
     }
 
     public MessageEnrichment? Enrichment
     {
-        get => _opening is { } o ? o.Value.Enrichment : _enrichment;
+        get => _readAs is { } read ? Open(read).Enrichment : _enrichment;
         init
         {
             _content = Content;
             _enrichment = value;
-            _opening = null;
+            _readAs = null;
         }
+    }
+
+    /// <summary>
+    /// The opened body: the first reader opens it, and the first answer stored is everyone's; a failure (a key that
+    /// could not be loaded) is not kept, so the next read tries again.
+    /// </summary>
+    private Opened Open(MessagePosted read)
+    {
+        if (Volatile.Read(ref _opened) is { } done) return done;
+        var (content, enrichment) = ContentSealing.OpenPosted(read, _vault);
+        var mine = new Opened(content, enrichment);
+        return Interlocked.CompareExchange(ref _opened, mine, null) ?? mine;
     }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -87,9 +106,16 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool EnrichmentDeferred { get; init; }
 
-    /// <summary>This event with its content and enrichment coming from <paramref name="open"/> on first use.</summary>
-    internal MessagePosted OpeningOnUse(Func<(MessageContent, MessageEnrichment?)> open) =>
-        new MessagePosted(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+    /// <summary>
+    /// Sets this event, just read and not yet seen by anything else, to take its content and enrichment from
+    /// <see cref="Sealed"/> on first use, opened with <paramref name="vault"/>.
+    /// </summary>
+    internal void OpenOnUse(IContentVault? vault)
+    {
+        _vault = vault;
+        _opened = null;
+        _readAs = this;
+    }
 
     public bool Equals(MessagePosted? other) =>
         other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Content == other.Content &&
@@ -107,24 +133,37 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
 public sealed record MessageEnriched(EventMeta Meta, long Seq, string MessageId, MessageEnrichment? Enrichment) : IConversationEvent, ISealable
 {
     private MessageEnrichment? _enrichment = Enrichment;
-    private Lazy<MessageEnrichment?>? _opening;
+    // Opened on first use, like MessagePosted's.
+    private MessageEnriched? _readAs;
+    private IContentVault? _vault;
+    private StrongBox<MessageEnrichment?>? _opened;
 
     public MessageEnrichment? Enrichment
     {
-        get => _opening is { } o ? o.Value : _enrichment;
+        get
+        {
+            if (_readAs is not { } read) return _enrichment;
+            if (Volatile.Read(ref _opened) is { } done) return done.Value;
+            var mine = new StrongBox<MessageEnrichment?>(ContentSealing.OpenEnriched(read, _vault));
+            return (Interlocked.CompareExchange(ref _opened, mine, null) ?? mine).Value;
+        }
         init
         {
             _enrichment = value;
-            _opening = null;
+            _readAs = null;
         }
     }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SealedContent? Sealed { get; init; }
 
-    /// <summary>This event with its enrichment coming from <paramref name="open"/> on first use.</summary>
-    internal MessageEnriched OpeningOnUse(Func<MessageEnrichment?> open) =>
-        new MessageEnriched(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+    /// <summary>Sets this event, just read, to take its enrichment from <see cref="Sealed"/> on first use (see <see cref="MessagePosted"/>).</summary>
+    internal void OpenOnUse(IContentVault? vault)
+    {
+        _vault = vault;
+        _opened = null;
+        _readAs = this;
+    }
 
     public bool Equals(MessageEnriched? other) =>
         other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Enrichment == other.Enrichment &&
@@ -148,21 +187,33 @@ public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, M
 {
     private MessageContent _content = Content;
     // Opened on first use, like MessagePosted's.
-    private Lazy<MessageContent>? _opening;
+    private MessageEdited? _readAs;
+    private IContentVault? _vault;
+    private MessageContent? _opened;
 
     public MessageContent Content
     {
-        get => _opening?.Value ?? _content;
+        get
+        {
+            if (_readAs is not { } read) return _content;
+            if (Volatile.Read(ref _opened) is { } done) return done;
+            var mine = ContentSealing.OpenEdited(read, _vault);
+            return Interlocked.CompareExchange(ref _opened, mine, null) ?? mine;
+        }
         init
         {
             _content = value;
-            _opening = null;
+            _readAs = null;
         }
     }
 
-    /// <summary>This event with its content coming from <paramref name="open"/> on first use.</summary>
-    internal MessageEdited OpeningOnUse(Func<MessageContent> open) =>
-        new MessageEdited(this) { _opening = new(open, LazyThreadSafetyMode.PublicationOnly) };
+    /// <summary>Sets this event, just read, to take its content from <see cref="Sealed"/> on first use (see <see cref="MessagePosted"/>).</summary>
+    internal void OpenOnUse(IContentVault? vault)
+    {
+        _vault = vault;
+        _opened = null;
+        _readAs = this;
+    }
 
     public bool Equals(MessageEdited? other) =>
         other is not null && Meta == other.Meta && Seq == other.Seq && MessageId == other.MessageId && Content == other.Content &&

@@ -174,18 +174,36 @@ public static class ContentSealing
     };
 
     /// <summary>
-    /// The event as <see cref="Open"/> would give it, but opened only when its content (or enrichment) is first read:
-    /// what reads only the rest (the entity's recovery, the stored form sent on <c>chat.events</c>) decrypts nothing,
-    /// and what reads the content opens it once per event. A key that cannot be loaded (the database is down) throws
-    /// to the reader and is tried again on the next read.
+    /// Sets an event just read (nothing else has it yet) to open as <see cref="Open"/> would, but only when its content
+    /// (or enrichment) is first read, and returns it: what reads only the rest (the entity's recovery, the stored form
+    /// sent on <c>chat.events</c>) decrypts nothing, and what reads the content opens it once per event. A key that
+    /// cannot be loaded (the database is down) throws to the reader and is tried again on the next read.
     /// </summary>
-    public static object OpenOnUse(object e, IContentVault? vault) => e switch
+    public static object OpenOnUse(object e, IContentVault? vault)
     {
-        MessagePosted { Sealed: { } s } p => p.OpeningOnUse(() => OpenBody(p.Meta.TenantId, s, AadOf(p, s), vault)),
-        MessageEdited { Sealed: { } s } m => m.OpeningOnUse(() => OpenBody(m.Meta.TenantId, s, AadOf(m, s), vault).Item1),
-        MessageEnriched { Sealed: { } s } x => x.OpeningOnUse(() => OpenBody(x.Meta.TenantId, s, Aad(x, s.ConversationId ?? string.Empty), vault).Item2),
-        _ => e,
-    };
+        switch (e)
+        {
+            case MessagePosted { Sealed: not null } p:
+                p.OpenOnUse(vault);
+                break;
+            case MessageEdited { Sealed: not null } m:
+                m.OpenOnUse(vault);
+                break;
+            case MessageEnriched { Sealed: not null } x:
+                x.OpenOnUse(vault);
+                break;
+        }
+        return e;
+    }
+
+    internal static (MessageContent, MessageEnrichment?) OpenPosted(MessagePosted p, IContentVault? vault) =>
+        OpenBody(p.Meta.TenantId, p.Sealed!, AadOf(p, p.Sealed!), vault);
+
+    internal static MessageContent OpenEdited(MessageEdited m, IContentVault? vault) =>
+        OpenBody(m.Meta.TenantId, m.Sealed!, AadOf(m, m.Sealed!), vault).Item1;
+
+    internal static MessageEnrichment? OpenEnriched(MessageEnriched x, IContentVault? vault) =>
+        OpenBody(x.Meta.TenantId, x.Sealed!, Aad(x, x.Sealed!.ConversationId ?? string.Empty), vault).Item2;
 
     /// <summary>
     /// The opened event as read from <paramref name="conversationId"/>'s journal: content sealed (format 2) for another
