@@ -23,6 +23,8 @@ public sealed class OpenOnUseTests : IDisposable
     {
         private readonly Dictionary<string, byte[]> _keys = [];
         public int Opens;
+        /// <summary>Opens to fail, as a key store that cannot be reached fails them.</summary>
+        public int Failing;
 
         public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
         {
@@ -38,6 +40,7 @@ public sealed class OpenOnUseTests : IDisposable
         public byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData)
         {
             Interlocked.Increment(ref Opens);
+            if (Failing > 0 && Interlocked.Decrement(ref Failing) >= 0) throw new InvalidOperationException("the key store is down");
             var data = sealedContent.Data;
             var plain = new byte[data.Length - 28];
             using var aes = new AesGcm(_keys[sealedContent.KeyId], 16);
@@ -97,6 +100,35 @@ public sealed class OpenOnUseTests : IDisposable
         // Two reads of one stored event are equal (records compare their opened content).
         var plain = (MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 2, "m-2", new MessageContent("text", "again")), _vault, "c-1");
         Assert.Equal(RoundTrip(plain), RoundTrip(plain));
+    }
+
+    [Fact]
+    public void A_failed_open_is_not_kept_the_next_read_opens_and_every_reader_then_sees_the_same_content()
+    {
+        var posted = (MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 1, "m-1", new MessageContent("text", "secret")), _vault, "c-1");
+        var edited = (MessageEdited)ContentSealing.Seal(new MessageEdited(Meta, 1, "m-1", new MessageContent("text", "edited")) { Edit = 1 }, _vault, "c-1");
+        var readPost = RoundTrip(posted);
+        var readEdit = RoundTrip(edited);
+
+        _vault.Failing = 2;
+        Assert.Throws<InvalidOperationException>(() => readPost.Content);
+        Assert.Throws<InvalidOperationException>(() => readEdit.Content);
+        Assert.Equal(2, _vault.Opens);
+        Assert.Equal("secret", readPost.Content.Text);
+        Assert.Equal("edited", readEdit.Content.Text);
+        Assert.Equal(4, _vault.Opens);
+
+        // Read from many threads at once: one content for all (whichever open was stored first).
+        var again = RoundTrip(posted);
+        var seen = new MessageContent[16];
+        Parallel.For(0, seen.Length, i => seen[i] = again.Content);
+        Assert.All(seen, c => Assert.Same(seen[0], c));
+        Assert.Equal("secret", seen[0].Text);
+        // A copy made before the first read opens what was read; one made after shares what was opened.
+        var before = RoundTrip(posted);
+        var copy = before with { Seq = 9 };
+        Assert.Equal("secret", copy.Content.Text);
+        Assert.Same(again.Content, (again with { Seq = 9 }).Content);
     }
 
     [Fact]
