@@ -177,9 +177,10 @@ public static class ContentSealing
     /// Sets an event just read (nothing else has it yet) to open as <see cref="Open"/> would, but only when its content
     /// (or enrichment) is first read, and returns it: what reads only the rest (the entity's recovery, the stored form
     /// sent on <c>chat.events</c>) decrypts nothing, and what reads the content opens it once per event. A key that
-    /// cannot be loaded (the database is down) throws to the reader and is tried again on the next read.
+    /// cannot be loaded (the database is down) throws to the reader and is tried again on the next read. Internal: it
+    /// changes the event it is given, so only the serializer, which holds the event it has just made, calls it.
     /// </summary>
-    public static object OpenOnUse(object e, IContentVault? vault)
+    internal static object OpenOnUse(object e, IContentVault? vault)
     {
         switch (e)
         {
