@@ -47,9 +47,28 @@ export class CaasNode {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Starts the node (again on the same port and data after a stop) and waits until /health/ready answers 200. */
+  /**
+   * Starts the node (again on the same port and data after a stop) and waits until /health/ready answers 200. A first
+   * start whose port was taken before the node bound it (freePort() closes its probe first, and another process may
+   * get the port in between) starts again on another port, at most three times.
+   */
   async start() {
-    this.port ||= await freePort();
+    const first = !this.port;
+    for (let attempt = 1; ; attempt++) {
+      this.port ||= await freePort();
+      try {
+        await this.startOnce();
+        return;
+      } catch (e) {
+        const taken = /address already in use|Failed to bind/i.test(this.log.join(""));
+        if (!first || !taken || attempt === 3) throw e;
+        this.port = 0;
+        this.log = [];
+      }
+    }
+  }
+
+  async startOnce() {
     const child = spawn("dotnet", [nodeDll, "run"], {
       env: {
         ...process.env,
