@@ -23,6 +23,8 @@
 #   CAAS_TEST_S3_ENDPOINT     use this S3 server (with CAAS_TEST_S3_ACCESS_KEY/_SECRET_KEY) instead of starting radosgw
 #   CAAS_TEST_REDIS           use this Redis (host:port) instead of starting one
 #   CAAS_TEST_TURN_SERVERS    use these TURN servers (with CAAS_TEST_TURN_SECRET, _REALM, _HOME) instead of starting coturn
+#                             (any of these four set to `none`: start no such server and leave the variable unset, for a
+#                             run that needs none, like scripts/bench-postgres.sh; tests that need one then fail)
 #   CAAS_TEST_SDK=1|0         run the SDK's tests (clients/js) even with extra arguments (a --filter run skips them) / never
 #
 # Exported for the tests: CAAS_TEST_POSTGRES, and CAAS_TEST_POSTGRES_URL (the same server as a libpq URI, for psql);
@@ -233,7 +235,16 @@ kafka_reap_orphans() {
   done
 }
 
+# Is a service turned off (its CAAS_TEST_* variable `none`)? Then says so and unsets the variable.
+service_off() {
+  local var="$1" what="$2"
+  [ "${!var:-}" = none ] || return 1
+  log "no $what started ($var=none)"
+  unset "$var"
+}
+
 start_kafka() {
+  if service_off CAAS_TEST_KAFKA "Kafka broker"; then return 0; fi
   if [ -n "${CAAS_TEST_KAFKA:-}" ]; then
     log "using the Kafka broker in CAAS_TEST_KAFKA"
     return 0
@@ -391,6 +402,7 @@ turn_reap_orphans() {
 }
 
 start_coturn() {
+  if service_off CAAS_TEST_TURN_SERVERS "TURN server"; then return 0; fi
   if [ -n "${CAAS_TEST_TURN_SERVERS:-}" ]; then
     log "using the TURN servers in CAAS_TEST_TURN_SERVERS"
     return 0
@@ -497,6 +509,7 @@ s3_reap_orphans() {
 }
 
 start_s3() {
+  if service_off CAAS_TEST_S3_ENDPOINT "S3 server"; then return 0; fi
   if [ -n "${CAAS_TEST_S3_ENDPOINT:-}" ]; then
     log "using the S3 server in CAAS_TEST_S3_ENDPOINT"
     return 0
@@ -620,6 +633,7 @@ redis_reap_orphans() {
 }
 
 start_redis() {
+  if service_off CAAS_TEST_REDIS "Redis"; then return 0; fi
   if [ -n "${CAAS_TEST_REDIS:-}" ]; then
     log "using the Redis in CAAS_TEST_REDIS"
     return 0

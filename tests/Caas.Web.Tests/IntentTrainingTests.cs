@@ -21,6 +21,13 @@ public sealed class IntentTrainingTests(NodeFixture node) : IClassFixture<NodeFi
             "is it sunny in {0}", "do i need an umbrella in {0}", "temperature in {0} right now", "is it cold outside in {0}"],
     };
 
+    /// <summary>
+    /// How long a wait for training or a refresh may take before the test calls it stuck. Not a speed claim (training a
+    /// model of this size takes seconds, the other node refreshes every 3 s): a bound that only a hang can reach, even on
+    /// a 2-core machine running every suite at once. Speed is measured by the benches.
+    /// </summary>
+    internal static readonly TimeSpan Patience = TimeSpan.FromMinutes(5);
+
     private static readonly string[] Fillers = ["paris", "tokyo", "berlin", "cheese", "pepperoni", "mushroom", "boston", "large"];
 
     private static IEnumerable<(string Text, string Intent)> Examples(string suffix = "") =>
@@ -54,7 +61,7 @@ public sealed class IntentTrainingTests(NodeFixture node) : IClassFixture<NodeFi
             var state = row.Str("status");
             Assert.NotEqual("failed", state);
             if (state == "ready") return row;
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"version {version} not ready after 60 s: {row}");
+            Assert.True(watch.Elapsed < Patience, $"version {version} not ready after {Patience}: {row}");
             await Task.Delay(200);
         }
     }
@@ -244,7 +251,7 @@ public sealed class IntentTrainingTwoNodeTests(Xunit.Abstractions.ITestOutputHel
         {
             var intent = await IntentOnAsync(client, conversation, text);
             if (intent.TryGetProperty("model", out var m) && m.GetString() == model) return intent;
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"no answer from {model} within 20 s: {intent}");
+            Assert.True(watch.Elapsed < IntentTrainingTests.Patience, $"no answer from {model} within {IntentTrainingTests.Patience}: {intent}");
             await Task.Delay(500);
         }
     }
@@ -267,12 +274,12 @@ public sealed class IntentTrainingTwoNodeTests(Xunit.Abstractions.ITestOutputHel
         while ((await admin.ApiGet("/v1/admin/intents/models")).Body.GetProperty("items").EnumerateArray()
                .Single(i => i.GetProperty("version").GetInt32() == version).Str("status") != "ready")
         {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"v{version} not ready within 60 s");
+            Assert.True(watch.Elapsed < IntentTrainingTests.Patience, $"v{version} not ready within {IntentTrainingTests.Patience}");
             await Task.Delay(200);
         }
     }
 
-    [Fact(Timeout = 120_000)]
+    [Fact(Timeout = 1_800_000)] // four waits of at most Patience each; only a hang comes near it
     public async Task A_version_trained_on_one_node_goes_live_on_the_other_without_a_restart()
     {
         using var admin = Client(0, "root", "admin");

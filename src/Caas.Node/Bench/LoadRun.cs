@@ -261,7 +261,7 @@ public static class LoadRun
         }
     }
 
-    private static string CpuLine(string name, double used, double seconds, long acked) => FormattableString.Invariant(
+    internal static string CpuLine(string name, double used, double seconds, long acked) => FormattableString.Invariant(
         $"{name}: process_s={used:F1} ({(seconds > 0 ? used / seconds / Environment.ProcessorCount * 100 : 0):F0}% of {Environment.ProcessorCount} cores) us_per_acked={(acked > 0 ? used * 1e6 / acked : 0):F0}");
 
     private static async Task<(long Acked, long Failed, double Seconds)> ClosedAsync(LoadSettings s, Send send, Func<long> number,

@@ -203,8 +203,9 @@ public static class PipelineBench
         // the consumer is assigned and running before the burst.
         if (load.Warmup > TimeSpan.Zero)
         {
+            // Its own phase figures (gc, cpu, jit) are not printed: the Kafka phase's are, below.
             var warm = await BulkAsync(ingest, ids, load with { Duration = load.Warmup, Messages = long.MaxValue, Rate = null, Warmup = TimeSpan.Zero,
-                InFlight = 1_000 }, ct);
+                InFlight = 1_000 }, ct, TextWriter.Null);
             Console.WriteLine($"warm-up: {warm.Acked} acked, {warm.Failed} failed in {warm.Seconds:F1} s (through the ingest)");
             if (load.Settle > TimeSpan.Zero)
                 await LoadRun.SettleAsync(load.Settle, async window =>
@@ -278,6 +279,9 @@ public static class PipelineBench
             })
             : Task.CompletedTask;
         var rss = new RssSampler(BenchEnvironment.SelfRssMb);
+        var gc = GcWindow.Start();
+        var cpuAtStart = Environment.CpuUsage.TotalTime;
+        var jitAtStart = System.Runtime.JitInfo.GetCompilationTime().TotalSeconds;
         var clock = Stopwatch.StartNew();
         var t0 = Stopwatch.GetTimestamp();
         long produced = 0;
@@ -315,6 +319,12 @@ public static class PipelineBench
         while (Interlocked.Read(ref persisted) + Interlocked.Read(ref rejected) < produced && DateTime.UtcNow < until) await Task.Delay(20, ct);
         var seconds = (Interlocked.Read(ref lastPersistedAt) - t0) / (double)Stopwatch.Frequency;
         var (rssStart, rssMiddle, rssEnd) = rss.Stop(seconds);
+        // The phase's figures, from the burst's first record to the last one persisted (producer, node and database's
+        // client in this process; the lag probe's polls after the last record count too).
+        Console.WriteLine(gc.Summary(seconds));
+        Console.WriteLine(LoadRun.CpuLine("cpu", (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds, seconds, Interlocked.Read(ref persisted)));
+        var jitSeconds = System.Runtime.JitInfo.GetCompilationTime().TotalSeconds - jitAtStart;
+        Console.WriteLine(FormattableString.Invariant($"jit: compile_s={jitSeconds:F2} ({(seconds > 0 ? jitSeconds / seconds * 100 : 0):F1}% of one core over the phase)"));
         sampling.Cancel();
         await sampler;
         await control.StopAsync();

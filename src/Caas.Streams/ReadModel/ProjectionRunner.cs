@@ -87,28 +87,41 @@ public static class ProjectionRunner
     }
 
     /// <summary>
-    /// Events tagged <paramref name="tag"/> after <paramref name="offset"/>, live: on SQLite from the node's
-    /// <see cref="SqliteTagFeed"/> (unless <c>caas.projections.feed = plugin</c>), else from the plugin's read journal.
+    /// Events tagged <paramref name="tag"/> after <paramref name="offset"/>, live: from the node's own
+    /// <see cref="JournalTagFeed"/> (SQLite or PostgreSQL; unless <c>caas.projections.feed = plugin</c>), else from the
+    /// plugin's read journal.
     /// </summary>
     public static Source<EventEnvelope, NotUsed> EventsByTag(ActorSystem system, string tag, long offset) =>
         TagFeed(system) is { } feed
             ? feed.EventsByTag(tag, offset)
             : ReadJournal(system).EventsByTag(tag, Akka.Persistence.Query.Offset.Sequence(offset));
 
-    private static readonly ConditionalWeakTable<ActorSystem, StrongBox<SqliteTagFeed?>> Feeds = new();
+    private static readonly ConditionalWeakTable<ActorSystem, StrongBox<JournalTagFeed?>> Feeds = new();
 
-    /// <summary>The node's direct SQLite tag feed; null on PostgreSQL or when configured off.</summary>
-    public static SqliteTagFeed? TagFeed(ActorSystem system) => Feeds.GetValue(system, s =>
+    /// <summary>The node's direct tag feed on its journal's database; null when configured off (or another database).</summary>
+    public static JournalTagFeed? TagFeed(ActorSystem system) => Feeds.GetValue(system, s =>
     {
         var config = s.Settings.Config;
         var query = config.GetConfig("akka.persistence.query.journal.sql");
-        var sqlite = query is not null && query.GetString("provider-name", "").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+        var provider = query?.GetString("provider-name", "") ?? "";
         var direct = !string.Equals(config.GetString("caas.projections.feed", "direct"), "plugin", StringComparison.OrdinalIgnoreCase);
-        return new StrongBox<SqliteTagFeed?>(sqlite && direct
-            ? new SqliteTagFeed((ExtendedActorSystem)s, query!.GetString("connection-string"),
-                query.GetTimeSpan("refresh-interval", TimeSpan.FromMilliseconds(100)), query.GetInt("max-buffer-size", 2000),
-                tagSeparator: config.GetString("akka.persistence.journal.caas.tag-separator", ";"))
-            : null);
+        var separator = config.GetString("akka.persistence.journal.caas.tag-separator", ";");
+        JournalTagFeed? feed = null;
+        if (direct && provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase))
+            feed = new SqliteTagFeed((ExtendedActorSystem)s, query!.GetString("connection-string"),
+                query.GetTimeSpan("refresh-interval", TimeSpan.FromMilliseconds(100)), query.GetInt("max-buffer-size", 2000), tagSeparator: separator);
+        else if (direct && provider.StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase))
+        {
+            // A gap is waited for as long as the plugin's sequence actor waits (query-delay x max-tries).
+            var gapWait = query!.GetTimeSpan("journal-sequence-retrieval.query-delay", TimeSpan.FromMilliseconds(100)) *
+                          Math.Max(1, query.GetInt("journal-sequence-retrieval.max-tries", 20));
+            var postgres = new PostgresTagFeed((ExtendedActorSystem)s, query.GetString("connection-string"),
+                query.GetTimeSpan("refresh-interval", TimeSpan.FromMilliseconds(100)), gapWait, query.GetInt("max-buffer-size", 2000),
+                tagSeparator: separator);
+            s.RegisterOnTermination(() => postgres.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5)));
+            feed = postgres;
+        }
+        return new StrongBox<JournalTagFeed?>(feed);
     }).Value;
 
     /// <summary>The read journal, created on first use (and again after a failed creation).</summary>
