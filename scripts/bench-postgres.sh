@@ -42,8 +42,8 @@ fi
 CAAS_DLL="$ROOT/src/Caas.Node/bin/Release/net10.0/caas.dll"
 [ -f "$CAAS_DLL" ] || { echo "bench-postgres.sh: $CAAS_DLL not found (dotnet build src/Caas.Node -c Release)" >&2; exit 1; }
 
-# No Kafka unless asked, and never the servers no bench uses (S3, TURN, Redis): on 2 cores a Ceph cluster idling beside
-# the bench is load the figures should not carry. test.sh starts none of a service whose variable is `none`.
+# No Kafka unless asked, and never the servers no bench uses (S3, TURN, Redis; their start-up and memory are nothing the
+# figures need). test.sh starts none of a service whose variable is `none`.
 [ -n "$kafka" ] || export CAAS_TEST_KAFKA="${CAAS_TEST_KAFKA:-none}"
 export CAAS_TEST_S3_ENDPOINT=none CAAS_TEST_TURN_SERVERS=none CAAS_TEST_REDIS=none
 export CAAS_TEST_PG_DURABILITY=default CAAS_DLL kafka
