@@ -76,6 +76,9 @@ public sealed record RecordingEventRecord(
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The record as UTF-8 JSON, the bytes <see cref="ToJson"/> would encode to.</summary>
+    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 }
 
 /// <summary>
@@ -128,7 +131,7 @@ public sealed class RecordingEventsProjection : ReceiveActor
 
     private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> list) =>
         Task.FromResult<IReadOnlyList<KafkaPublisher.OutboundRecord>>(list.Select(RecordingEventRecord.From).OfType<RecordingEventRecord>()
-            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
+            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToUtf8Json(),
                 new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
             .ToList());
 

@@ -46,6 +46,9 @@ public sealed record ChatEventRecord(
 
     public string ToJson() => JsonSerializer.Serialize(this, CaasSerializer.Json);
 
+    /// <summary>The record as UTF-8 JSON, the bytes <see cref="ToJson"/> would encode to.</summary>
+    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, CaasSerializer.Json);
+
     /// <summary>A stable partition for <paramref name="key"/> (FNV-1a; the same on every node and run).</summary>
     public static int PartitionFor(string key, int partitions)
     {

@@ -68,7 +68,7 @@ public sealed class ChatEventsProjection : ReceiveActor
 
     private static Task<IReadOnlyList<KafkaPublisher.OutboundRecord>> Records(IReadOnlyList<EventEnvelope> batch) =>
         Task.FromResult<IReadOnlyList<KafkaPublisher.OutboundRecord>>([.. batch.Select(ChatEventRecord.From).OfType<ChatEventRecord>()
-            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
+            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToUtf8Json(),
                 new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type, ["seq"] = r.Seq.ToString() }))]);
 
     protected override void PostStop()

@@ -21,7 +21,7 @@ public sealed class KafkaPublisher : IDisposable
 {
     private readonly KafkaSettings _settings;
     private readonly ILogger _logger;
-    private readonly IProducer<string, string> _producer;
+    private readonly IProducer<string, byte[]> _producer;
     private readonly ConcurrentDictionary<string, int> _partitions = new();
     // Guards the handle: calls into librdkafka hold it for reading, Dispose takes it for writing.
     private readonly ReaderWriterLockSlim _handle = new();
@@ -35,13 +35,14 @@ public sealed class KafkaPublisher : IDisposable
         var config = settings.ProducerConfig();
         // A batch that cannot be delivered fails in seconds, so the breaker sees the outage (and the offset holds).
         config.MessageTimeoutMs = 10_000;
-        _producer = new ProducerBuilder<string, string>(config)
+        _producer = new ProducerBuilder<string, byte[]>(config)
             .SetErrorHandler((_, e) => _logger.LogDebug("Kafka producer: {Reason}", e.Reason))
             .SetLogHandler((_, _) => { })
             .Build();
     }
 
-    public sealed record OutboundRecord(string Key, string PartitionKey, string Value, IReadOnlyDictionary<string, string>? Headers = null);
+    /// <param name="Value">The record's value as sent: UTF-8 JSON, written once by the serializer (not a string encoded again).</param>
+    public sealed record OutboundRecord(string Key, string PartitionKey, byte[] Value, IReadOnlyDictionary<string, string>? Headers = null);
 
     /// <summary>Publishes every record; throws when any of them was not acknowledged.</summary>
     public async Task PublishAsync(string topic, IReadOnlyList<OutboundRecord> records)
@@ -67,14 +68,14 @@ public sealed class KafkaPublisher : IDisposable
         Error? failure = null;
         foreach (var r in records)
         {
-            var message = new Message<string, string> { Key = r.Key, Value = r.Value };
+            var message = new Message<string, byte[]> { Key = r.Key, Value = r.Value };
             if (_settings.Headers && r.Headers is { Count: > 0 })
             {
                 message.Headers = new Headers();
                 foreach (var (k, v) in r.Headers) message.Headers.Add(k, Encoding.UTF8.GetBytes(v));
             }
             var tp = new TopicPartition(topic, ChatEventRecord.PartitionFor(r.PartitionKey, partitions));
-            void Report(DeliveryReport<string, string> report)
+            void Report(DeliveryReport<string, byte[]> report)
             {
                 if (report.Error.IsError) failure ??= report.Error;
                 if (Interlocked.Decrement(ref left) == 0)
@@ -90,7 +91,7 @@ public sealed class KafkaPublisher : IDisposable
                     ProduceGuarded(tp, message, Report);
                     break;
                 }
-                catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
                 {
                     await Task.Delay(10);
                 }
@@ -98,7 +99,7 @@ public sealed class KafkaPublisher : IDisposable
         }
     }
 
-    private void ProduceGuarded(TopicPartition tp, Message<string, string> message, Action<DeliveryReport<string, string>> report)
+    private void ProduceGuarded(TopicPartition tp, Message<string, byte[]> message, Action<DeliveryReport<string, byte[]>> report)
     {
         _handle.EnterReadLock();
         try
@@ -129,7 +130,7 @@ public sealed class KafkaPublisher : IDisposable
     /// <summary>Publishes a dead letter to the dead-letter topic, keyed by its id.</summary>
     public Task PublishDeadLetterAsync(DeadLetter letter) => PublishAsync(_settings.DeadLetterTopic,
     [
-        new OutboundRecord(letter.Id, letter.TenantId ?? letter.Id, JsonSerializer.Serialize(letter, CaasSerializer.Json),
+        new OutboundRecord(letter.Id, letter.TenantId ?? letter.Id, JsonSerializer.SerializeToUtf8Bytes(letter, CaasSerializer.Json),
             new Dictionary<string, string> { ["code"] = letter.Code, ["source"] = letter.Source }),
     ]);
 

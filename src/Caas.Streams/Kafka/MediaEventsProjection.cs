@@ -54,6 +54,9 @@ public sealed record MediaEventRecord(
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The record as UTF-8 JSON, the bytes <see cref="ToJson"/> would encode to.</summary>
+    public byte[] ToUtf8Json() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
 }
 
 /// <summary>
@@ -118,7 +121,7 @@ public sealed class MediaEventsProjection : ReceiveActor
             if (events.Select(x => x.Event).OfType<MediaUploaded>().FirstOrDefault() is { } found) uploads[e.PersistenceId] = found.File;
         }
         return batch.Select(e => MediaEventRecord.From(e, pid => uploads.GetValueOrDefault(pid))).OfType<MediaEventRecord>()
-            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToJson(),
+            .Select(r => new KafkaPublisher.OutboundRecord(r.Key, r.PartitionKey, r.ToUtf8Json(),
                 new Dictionary<string, string> { ["tenant_id"] = r.TenantId, ["type"] = r.Type }))
             .ToList();
     }

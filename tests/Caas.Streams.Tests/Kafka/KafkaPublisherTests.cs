@@ -19,7 +19,7 @@ public sealed class KafkaPublisherTests
         await KafkaTestBroker.CreateTopicsAsync(2, settings.EventsTopic);
         var publisher = new KafkaPublisher(settings, NullLogger.Instance);
         var records = Enumerable.Range(0, 200)
-            .Select(n => new KafkaPublisher.OutboundRecord($"k{n}", $"c{n % 7}", $"{{\"n\":{n}}}"))
+            .Select(n => new KafkaPublisher.OutboundRecord($"k{n}", $"c{n % 7}", System.Text.Encoding.UTF8.GetBytes($"{{\"n\":{n}}}")))
             .ToList();
         await publisher.PublishAsync(settings.EventsTopic, records);
         var published = new int[4];
