@@ -25,6 +25,16 @@ public sealed class OpenOnUseTests : IDisposable
         public int Opens;
         /// <summary>Opens to fail, as a key store that cannot be reached fails them.</summary>
         public int Failing;
+        private long _erasures;
+
+        public long Erasures => Interlocked.Read(ref _erasures);
+
+        /// <summary>Destroys the user's key, as an erasure does (its sealed content then opens to nothing).</summary>
+        public void Destroy(string tenantId, string userId)
+        {
+            _keys[tenantId + "/" + userId] = [];
+            Interlocked.Increment(ref _erasures);
+        }
 
         public SealedContent Seal(string tenantId, string userId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
         {
@@ -41,6 +51,7 @@ public sealed class OpenOnUseTests : IDisposable
         {
             Interlocked.Increment(ref Opens);
             if (Failing > 0 && Interlocked.Decrement(ref Failing) >= 0) throw new InvalidOperationException("the key store is down");
+            if (_keys[sealedContent.KeyId].Length == 0) return null;
             var data = sealedContent.Data;
             var plain = new byte[data.Length - 28];
             using var aes = new AesGcm(_keys[sealedContent.KeyId], 16);
@@ -150,5 +161,33 @@ public sealed class OpenOnUseTests : IDisposable
         Assert.Equal(1, _vault.Opens);
         // bound to its conversation: the same ciphertext read as another conversation's opens to nothing
         Assert.Null(((MessageEnriched)ContentSealing.InConversation(RoundTrip(enriched), "c-2")).Enrichment);
+    }
+
+    [Fact]
+    public void Content_opened_before_its_author_was_erased_reads_as_erased_afterwards_from_the_same_event()
+    {
+        // A projection's feed keeps the events it read and hands them to other readers later (a rebuild after an
+        // erasure among them): what an event opened before the erasure must not be what it answers after it.
+        var enrichment = new MessageEnrichment([new EnricherOutput("entities", "1", System.Text.Json.JsonSerializer.SerializeToElement(new { email = "a@example.com" }))], []);
+        var posted = RoundTrip((MessagePosted)ContentSealing.Seal(new MessagePosted(Meta, 1, "m-1", new MessageContent("text", "secret"), enrichment), _vault, "c-1"));
+        var edited = RoundTrip((MessageEdited)ContentSealing.Seal(new MessageEdited(Meta, 2, "m-1", new MessageContent("text", "edited")) { Edit = 1 }, _vault, "c-1"));
+        var enriched = RoundTrip((MessageEnriched)ContentSealing.Seal(new MessageEnriched(Meta, 3, "m-1", enrichment), _vault, "c-1"));
+        Assert.Equal("secret", posted.Content.Text);
+        Assert.Equal("edited", edited.Content.Text);
+        Assert.NotNull(enriched.Enrichment);
+        var opens = _vault.Opens;
+        // Read again with nothing erased: answered from what was opened.
+        Assert.Equal("secret", posted.Content.Text);
+        Assert.Equal(opens, _vault.Opens);
+
+        _vault.Destroy("acme", "alice");
+        Assert.Equal(ContentSealing.Erased, posted.Content);
+        Assert.Null(posted.Enrichment);
+        Assert.Equal(ContentSealing.Erased, edited.Content);
+        Assert.Null(enriched.Enrichment);
+        // Opened again once, then kept until the next erasure.
+        var after = _vault.Opens;
+        Assert.Equal(ContentSealing.Erased, posted.Content);
+        Assert.Equal(after, _vault.Opens);
     }
 }

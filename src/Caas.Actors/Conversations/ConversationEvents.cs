@@ -58,7 +58,7 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
     private IContentVault? _vault;
     private Opened? _opened;
 
-    private sealed record Opened(MessageContent Content, MessageEnrichment? Enrichment);
+    private sealed record Opened(MessageContent Content, MessageEnrichment? Enrichment, long Erasures);
 
     public MessageContent Content
     {
@@ -84,14 +84,17 @@ public sealed record MessagePosted(EventMeta Meta, long Seq, string MessageId, M
 
     /// <summary>
     /// The opened body: the first reader opens it, and the first answer stored is everyone's; a failure (a key that
-    /// could not be loaded) is not kept, so the next read tries again.
+    /// could not be loaded) is not kept, so the next read tries again. A body opened before the vault forgot a destroyed
+    /// key is opened again (<see cref="IContentVault.Erasures"/>), so an erased author's content does not outlive the
+    /// erasure in an event held in memory.
     /// </summary>
     private Opened Open(MessagePosted read)
     {
-        if (Volatile.Read(ref _opened) is { } done) return done;
+        var erasures = _vault?.Erasures ?? 0;
+        var done = Volatile.Read(ref _opened);
+        if (done is not null && done.Erasures == erasures) return done;
         var (content, enrichment) = ContentSealing.OpenPosted(read, _vault);
-        var mine = new Opened(content, enrichment);
-        return Interlocked.CompareExchange(ref _opened, mine, null) ?? mine;
+        return ContentSealing.Publish(ref _opened, done, new Opened(content, enrichment, erasures), o => o.Erasures);
     }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -136,16 +139,20 @@ public sealed record MessageEnriched(EventMeta Meta, long Seq, string MessageId,
     // Opened on first use, like MessagePosted's.
     private MessageEnriched? _readAs;
     private IContentVault? _vault;
-    private StrongBox<MessageEnrichment?>? _opened;
+    private OpenedEnrichment? _opened;
+
+    private sealed record OpenedEnrichment(MessageEnrichment? Value, long Erasures);
 
     public MessageEnrichment? Enrichment
     {
         get
         {
             if (_readAs is not { } read) return _enrichment;
-            if (Volatile.Read(ref _opened) is { } done) return done.Value;
-            var mine = new StrongBox<MessageEnrichment?>(ContentSealing.OpenEnriched(read, _vault));
-            return (Interlocked.CompareExchange(ref _opened, mine, null) ?? mine).Value;
+            var erasures = _vault?.Erasures ?? 0;
+            var done = Volatile.Read(ref _opened);
+            if (done is not null && done.Erasures == erasures) return done.Value;
+            return ContentSealing.Publish(ref _opened, done, new OpenedEnrichment(ContentSealing.OpenEnriched(read, _vault), erasures),
+                o => o.Erasures).Value;
         }
         init
         {
@@ -189,16 +196,20 @@ public sealed record MessageEdited(EventMeta Meta, long Seq, string MessageId, M
     // Opened on first use, like MessagePosted's.
     private MessageEdited? _readAs;
     private IContentVault? _vault;
-    private MessageContent? _opened;
+    private OpenedContent? _opened;
+
+    private sealed record OpenedContent(MessageContent Value, long Erasures);
 
     public MessageContent Content
     {
         get
         {
             if (_readAs is not { } read) return _content;
-            if (Volatile.Read(ref _opened) is { } done) return done;
-            var mine = ContentSealing.OpenEdited(read, _vault);
-            return Interlocked.CompareExchange(ref _opened, mine, null) ?? mine;
+            var erasures = _vault?.Erasures ?? 0;
+            var done = Volatile.Read(ref _opened);
+            if (done is not null && done.Erasures == erasures) return done.Value;
+            return ContentSealing.Publish(ref _opened, done, new OpenedContent(ContentSealing.OpenEdited(read, _vault), erasures),
+                o => o.Erasures).Value;
         }
         init
         {

@@ -87,6 +87,14 @@ public interface IContentVault
     /// bytes that do not open under it, throw <see cref="SealedContentUnreadableException"/>: never read as erased.
     /// </summary>
     byte[]? Open(string tenantId, SealedContent sealedContent, ReadOnlySpan<byte> associatedData);
+
+    /// <summary>
+    /// How many times this vault has forgotten destroyed keys (an erasure here or on another node). A body opened while
+    /// the count was lower may be one that can no longer be opened: events that keep what they opened open again when
+    /// the count has moved, so an event held in memory (a projection's feed keeps the events it read) never answers with
+    /// the content of a user erased since. A vault that destroys nothing answers 0.
+    /// </summary>
+    long Erasures => 0;
 }
 
 /// <summary>Hands the node's vault to its entities and its serializer (an actor-system setup, so tests may run many).</summary>
@@ -195,6 +203,18 @@ public static class ContentSealing
                 break;
         }
         return e;
+    }
+
+    /// <summary>
+    /// Stores <paramref name="mine"/> as an event's opened body in place of <paramref name="seen"/> (none, or one opened
+    /// before the vault's erasure count moved) and answers the body every reader shares: the first stored for the count,
+    /// or <paramref name="mine"/> when the stored one is older than it.
+    /// </summary>
+    internal static T Publish<T>(ref T? slot, T? seen, T mine, Func<T, long> erasures) where T : class
+    {
+        var prior = Interlocked.CompareExchange(ref slot, mine, seen);
+        if (ReferenceEquals(prior, seen)) return mine;
+        return erasures(prior!) >= erasures(mine) ? prior! : mine;
     }
 
     internal static (MessageContent, MessageEnrichment?) OpenPosted(MessagePosted p, IContentVault? vault) =>

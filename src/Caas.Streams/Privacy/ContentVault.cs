@@ -230,7 +230,13 @@ public sealed class ContentVault(OperationalStore store, MasterKey master) : ICo
     {
         _active.TryRemove((tenantId, userId), out _);
         foreach (var id in keyIds) _known[id] = new KnownKey(tenantId, null, DateTime.UtcNow);
+        // Counted after the keys are gone: a body opened before this (with a key now destroyed) is opened again.
+        Interlocked.Increment(ref _erasures);
     }
+
+    /// <inheritdoc />
+    public long Erasures => Interlocked.Read(ref _erasures);
+    private long _erasures;
 
     // The sync and async key loads share their statements and bookkeeping; they differ only in how they wait.
     private ActiveKey LoadOrCreate(string tenantId, string userId)
