@@ -71,7 +71,7 @@ public sealed class PostgresTagFeed : JournalTagFeed, IAsyncDisposable
         await using (var reader = await cmd.ExecuteReaderAsync())
         {
             var buffer = new byte[4096];
-            string? lastPid = null, lastManifest = null, lastTags = null;
+            string? lastTags = null;
             string[] lastSplit = [];
             while (await reader.ReadAsync())
             {
@@ -84,12 +84,10 @@ public sealed class PostgresTagFeed : JournalTagFeed, IAsyncDisposable
                 }
                 to = ordering;
                 if (!reader.GetBoolean(1)) continue;
-                // Consecutive rows mostly repeat an entity, its manifest and its tags: those strings are reused.
                 var pid = reader.GetString(2);
-                if (pid == lastPid) pid = lastPid; else lastPid = pid;
-                string? manifest = reader.IsDBNull(6) ? null : reader.GetString(6);
-                if (manifest is not null) { if (manifest == lastManifest) manifest = lastManifest; else lastManifest = manifest; }
+                var manifest = reader.IsDBNull(6) ? null : reader.GetString(6);
                 int? identifier = reader.IsDBNull(7) ? null : reader.GetInt32(7);
+                // Consecutive rows mostly carry the same tags: they are split once for all of them.
                 var tags = reader.IsDBNull(8) ? null : reader.GetString(8);
                 if (tags != lastTags) (lastTags, lastSplit) = (tags, _codec.SplitTags(tags));
                 var length = (int)reader.GetBytes(5, 0, null, 0, 0);
